@@ -1,0 +1,141 @@
+package gatehouse
+
+// Reason is the stable code a decision carries. Codes never change meaning;
+// tests and clients compare codes, never messages.
+type Reason string
+
+// Reason codes, in the decision order of DESIGN.md.
+const (
+	// ReasonGranted: allowed through roles, bundles or direct grants.
+	ReasonGranted Reason = "granted"
+	// ReasonSuperuser: allowed because the subject is a superuser.
+	ReasonSuperuser Reason = "superuser"
+	// ReasonInvalidRequest: the request is malformed (empty subject or permission, bad arguments).
+	ReasonInvalidRequest Reason = "invalid_request"
+	// ReasonUnknownSubject: no user or agent with that id.
+	ReasonUnknownSubject Reason = "unknown_subject"
+	// ReasonUnknownTenant: no tenant with that id.
+	ReasonUnknownTenant Reason = "unknown_tenant"
+	// ReasonUnknownPermission: the permission (or tool) is not in the policy.
+	ReasonUnknownPermission Reason = "unknown_permission"
+	// ReasonTenantNotVisible: the subject may not see the tenant.
+	ReasonTenantNotVisible Reason = "tenant_not_visible"
+	// ReasonPermissionMissing: no role, bundle or grant gives the permission.
+	ReasonPermissionMissing Reason = "permission_missing"
+	// ReasonConditionFailed: the permission is given only under a condition
+	// that evaluated to false or failed to evaluate.
+	ReasonConditionFailed Reason = "condition_failed"
+	// ReasonPlanRequired: the permission needs a feature outside the
+	// effective plan; Decision.Plan names the lowest plan that has it.
+	ReasonPlanRequired Reason = "plan_required"
+	// ReasonActionDisabled: the tenant's action policy disables the action.
+	ReasonActionDisabled Reason = "action_disabled"
+	// ReasonLimitExceeded: the action exceeds a configured limit.
+	ReasonLimitExceeded Reason = "limit_exceeded"
+	// ReasonConfirmationRequired: allowed once a human confirms.
+	ReasonConfirmationRequired Reason = "confirmation_required"
+	// ReasonInternalError: the decision could not be made; always a deny.
+	ReasonInternalError Reason = "internal_error"
+)
+
+// Reasons lists every reason code, for catalogs and tests.
+var Reasons = []Reason{ReasonGranted, ReasonSuperuser, ReasonInvalidRequest,
+	ReasonUnknownSubject, ReasonUnknownTenant, ReasonUnknownPermission,
+	ReasonTenantNotVisible, ReasonPermissionMissing, ReasonConditionFailed,
+	ReasonPlanRequired, ReasonActionDisabled, ReasonLimitExceeded,
+	ReasonConfirmationRequired, ReasonInternalError}
+
+// Resource is what a request is about, in AuthZEN's shape.
+type Resource struct {
+	Type       string         `json:"type,omitempty"`
+	ID         string         `json:"id,omitempty"`
+	Properties map[string]any `json:"properties,omitempty"`
+}
+
+// Request asks whether Subject may use Permission in Tenant. When Subject is
+// an agent and OnBehalfOf names a user, both must be allowed.
+type Request struct {
+	Subject SubjectRef `json:"subject"`
+	// SubjectProperties are request-supplied subject attributes; attributes
+	// stored in the policy win over them when both name a key.
+	SubjectProperties map[string]any `json:"subject_properties,omitempty"`
+	OnBehalfOf        SubjectRef     `json:"on_behalf_of,omitzero"`
+	Permission        string         `json:"permission"`
+	ActionProperties  map[string]any `json:"action_properties,omitempty"`
+	// Tenant is empty for a tenant-independent question.
+	Tenant   string         `json:"tenant,omitempty"`
+	Resource Resource       `json:"resource,omitzero"`
+	Context  map[string]any `json:"context,omitempty"`
+}
+
+// Decision is the answer to a Request. Denials carry the first rule that
+// denied; plan_required carries the feature and the lowest plan that has it.
+type Decision struct {
+	Allowed bool   `json:"allowed"`
+	Reason  Reason `json:"reason"`
+	// Subject is who was denied when an agent acts for a user (the agent or
+	// the user); zero when allowed or when only one subject was asked.
+	Subject SubjectRef `json:"denied_subject,omitzero"`
+	Feature string     `json:"feature,omitempty"`
+	Plan    string     `json:"plan,omitempty"`
+	// Version is the policy version of the snapshot that decided.
+	Version int64 `json:"version"`
+}
+
+// Explanation is a decision with the path that granted it or the rule that
+// denied it, for humans and admin screens.
+type Explanation struct {
+	Decision
+	Steps []ExplainStep `json:"steps"`
+}
+
+// ExplainStep is one rule of the decision order and what it found.
+type ExplainStep struct {
+	// Rule is one of: request, subject, tenant, visibility, superuser,
+	// permission, condition, plan.
+	Rule string `json:"rule"`
+	// Outcome is pass, fail or skip.
+	Outcome string `json:"outcome"`
+	// Subject is the subject the step was evaluated for.
+	Subject SubjectRef `json:"subject,omitzero"`
+	Detail  string     `json:"detail,omitempty"`
+	// Path is how the permission was reached, e.g. role "Agent Supervisor"
+	// (tenant acme) → bundle "Use Loan Analysis Tool" → use_ai_loan_tool.
+	Path []string `json:"path,omitempty"`
+}
+
+// Effective is everything a subject may do in a tenant, in one answer: what
+// a frontend needs to show, hide or lock its features.
+type Effective struct {
+	Subject   SubjectRef `json:"subject"`
+	Tenant    string     `json:"tenant,omitempty"`
+	Superuser bool       `json:"superuser"`
+	// Plan is the effective plan and Features everything it includes.
+	Plan     string   `json:"plan,omitempty"`
+	Features []string `json:"features,omitempty"`
+	// Permissions are held and usable, sorted.
+	Permissions []string `json:"permissions"`
+	// Locked are held but need a higher plan.
+	Locked []LockedPermission `json:"locked,omitempty"`
+	// Tools lists every tool with its decision.
+	Tools []ToolAccess `json:"tools"`
+	// Flags are the tools' capability flags (seed 000's canUseLoanTool).
+	Flags   map[string]bool `json:"flags"`
+	Version int64           `json:"version"`
+}
+
+// LockedPermission is a held permission that the effective plan does not include.
+type LockedPermission struct {
+	Permission string `json:"permission"`
+	Feature    string `json:"feature"`
+	Plan       string `json:"plan"`
+}
+
+// ToolAccess is one tool's decision for a subject in a tenant.
+type ToolAccess struct {
+	Tool    string `json:"tool"`
+	Flag    string `json:"flag,omitempty"`
+	Allowed bool   `json:"allowed"`
+	Reason  Reason `json:"reason"`
+	Plan    string `json:"plan,omitempty"`
+}

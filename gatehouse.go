@@ -1,0 +1,162 @@
+// Package gatehouse holds the domain of the Gatehouse permission and guardrail
+// service: subjects, the policy model, decisions with stable reason codes,
+// sentinel errors and the small interfaces the store, audit log and clock
+// implement. It imports nothing beyond the standard library; every other
+// package of the module is a view onto these types.
+package gatehouse
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Sentinel errors. Every error returned by a Gatehouse package wraps at most
+// one of these, so surfaces can map it to a stable code with ErrorCode and
+// callers can test it with errors.Is.
+var (
+	// ErrInvalid reports malformed input: a bad policy document, an empty
+	// email, an unknown reference. Nothing was changed.
+	ErrInvalid = errors.New("invalid input")
+	// ErrNotFound reports that a named user, agent, tenant or object does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict reports that the stored policy changed between read and
+	// write (optimistic concurrency); the caller may retry from a fresh read.
+	ErrConflict = errors.New("conflict: policy changed concurrently")
+	// ErrLastSuperuser reports a change that would leave the store without a
+	// superuser while it had one. Promote another user first.
+	ErrLastSuperuser = errors.New("cannot remove the last superuser")
+	// ErrUnavailable reports that the store cannot be reached or is locked by
+	// another process; retrying later may succeed. Nothing was changed.
+	ErrUnavailable = errors.New("store unavailable")
+	// ErrCorrupt reports a store whose contents cannot be read: not a
+	// database, a damaged file, or a broken audit chain.
+	ErrCorrupt = errors.New("store corrupt")
+	// ErrSchemaTooNew reports a database migrated by a newer Gatehouse.
+	ErrSchemaTooNew = errors.New("database schema is newer than this binary")
+)
+
+// Stable error codes as surfaces (CLI, HTTP) report them.
+const (
+	CodeInvalid       = "invalid"
+	CodeNotFound      = "not_found"
+	CodeConflict      = "conflict"
+	CodeLastSuperuser = "last_superuser"
+	CodeUnavailable   = "unavailable"
+	CodeCorrupt       = "corrupt"
+	CodeSchemaTooNew  = "schema_too_new"
+	CodeInternal      = "internal"
+)
+
+// ErrorCode maps err to its stable code; errors that wrap no sentinel are
+// CodeInternal.
+func ErrorCode(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrInvalid):
+		return CodeInvalid
+	case errors.Is(err, ErrNotFound):
+		return CodeNotFound
+	case errors.Is(err, ErrConflict):
+		return CodeConflict
+	case errors.Is(err, ErrLastSuperuser):
+		return CodeLastSuperuser
+	case errors.Is(err, ErrUnavailable):
+		return CodeUnavailable
+	case errors.Is(err, ErrCorrupt):
+		return CodeCorrupt
+	case errors.Is(err, ErrSchemaTooNew):
+		return CodeSchemaTooNew
+	}
+	return CodeInternal
+}
+
+// Invalidf returns an error wrapping ErrInvalid with a formatted message.
+func Invalidf(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrInvalid)
+}
+
+// NotFoundf returns an error wrapping ErrNotFound with a formatted message.
+func NotFoundf(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrNotFound)
+}
+
+// SubjectType says who asks: a human user or an agent (service identity).
+type SubjectType string
+
+// Subject types.
+const (
+	SubjectUser  SubjectType = "user"
+	SubjectAgent SubjectType = "agent"
+)
+
+// SubjectRef names a subject: a user by email (case-insensitive) or an agent
+// by id. The zero value names nobody.
+type SubjectRef struct {
+	Type SubjectType `json:"type"`
+	ID   string      `json:"id"`
+}
+
+// User returns a reference to the user with email.
+func User(email string) SubjectRef { return SubjectRef{Type: SubjectUser, ID: email} }
+
+// AgentRef returns a reference to the agent with id.
+func AgentRef(id string) SubjectRef { return SubjectRef{Type: SubjectAgent, ID: id} }
+
+// IsZero reports whether s names nobody.
+func (s SubjectRef) IsZero() bool { return s.Type == "" && s.ID == "" }
+
+// String formats s as "user:EMAIL" or "agent:ID".
+func (s SubjectRef) String() string {
+	if s.IsZero() {
+		return ""
+	}
+	return string(s.Type) + ":" + s.ID
+}
+
+// ParseSubject parses "user:EMAIL", "agent:ID" or a bare email (a user).
+// It returns ErrInvalid for an empty id or an unknown type.
+func ParseSubject(s string) (SubjectRef, error) {
+	s = strings.TrimSpace(s)
+	typ, id, found := strings.Cut(s, ":")
+	if !found {
+		if strings.Contains(s, "@") {
+			return SubjectRef{Type: SubjectUser, ID: NormalizeEmail(s)}, nil
+		}
+		return SubjectRef{}, Invalidf("subject %q: want user:EMAIL or agent:ID", s)
+	}
+	id = strings.TrimSpace(id)
+	switch SubjectType(typ) {
+	case SubjectUser:
+		id = NormalizeEmail(id)
+		if id == "" {
+			return SubjectRef{}, Invalidf("subject %q: empty email", s)
+		}
+	case SubjectAgent:
+		if id == "" {
+			return SubjectRef{}, Invalidf("subject %q: empty agent id", s)
+		}
+	default:
+		return SubjectRef{}, Invalidf("subject %q: unknown type %q, want user or agent", s, typ)
+	}
+	return SubjectRef{Type: SubjectType(typ), ID: id}, nil
+}
+
+// NormalizeEmail trims and lower-cases an email; emails compare
+// case-insensitively everywhere in Gatehouse.
+func NormalizeEmail(email string) string {
+	return strings.ToLower(strings.TrimSpace(email))
+}
+
+// Clock tells the time; tests inject a fake one.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+// Now returns the current time.
+func (SystemClock) Now() time.Time { return time.Now() }

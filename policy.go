@@ -1,0 +1,373 @@
+package gatehouse
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+)
+
+// Policy is the whole declarative state Gatehouse decides from: the RBAC
+// model, tenants, plans, subjects, tools and agent action types. The policy
+// document (package policy) is its YAML/JSON form; the store persists it as
+// Objects; the engine compiles it into an immutable snapshot.
+//
+// Names and ids are case-sensitive except user emails, which are stored
+// normalized (see NormalizeEmail).
+type Policy struct {
+	Settings    Settings     `json:"settings,omitzero"`
+	Permissions []Permission `json:"permissions,omitempty"`
+	Bundles     []Bundle     `json:"bundles,omitempty"`
+	Categories  []Category   `json:"categories,omitempty"`
+	Roles       []Role       `json:"roles,omitempty"`
+	// Plans are ordered from the lowest tier to the highest; each tier
+	// includes the features of every tier below it.
+	Plans   []Plan       `json:"plans,omitempty"`
+	Tenants []Tenant     `json:"tenants,omitempty"`
+	Users   []UserEntry  `json:"users,omitempty"`
+	Agents  []Agent      `json:"agents,omitempty"`
+	Tools   []Tool       `json:"tools,omitempty"`
+	Actions []ActionType `json:"actions,omitempty"`
+}
+
+// Settings are the policy-wide options.
+type Settings struct {
+	// DefaultTenants are visible to users who have no tenant list of their own.
+	DefaultTenants []string `json:"default_tenants,omitempty"`
+	// AccessPermission is the surface permission every tool call needs
+	// besides the tool's own (seed 000's access_ai_chat); empty means none.
+	AccessPermission string `json:"access_permission,omitempty"`
+	// AdminPermission lets a subject administer Gatehouse within the tenants
+	// its grant covers (seed 000's manage_ai_tools); superusers always may.
+	AdminPermission string `json:"admin_permission,omitempty"`
+}
+
+// Permission is the smallest named right, e.g. access_ai_chat or chat.view.
+type Permission struct {
+	Name        string `json:"name"`
+	Title       string `json:"title,omitempty"`
+	Description string `json:"description,omitempty"`
+	// Module is set for permissions synced from a module's rbac.json; a
+	// re-import replaces exactly the permissions of its module.
+	Module string `json:"module,omitempty"`
+	// Feature, when set, must be in the effective plan for the permission
+	// to be usable (see Plan).
+	Feature string `json:"feature,omitempty"`
+}
+
+// Bundle is a named set of permissions granted together (seed 000's action).
+type Bundle struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Permissions []string `json:"permissions,omitempty"`
+}
+
+// Category groups bundles for display and admin screens; it grants nothing.
+type Category struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Bundles     []string `json:"bundles,omitempty"`
+}
+
+// Role is a named set of bundles and permissions, assigned to subjects.
+type Role struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Bundles     []string `json:"bundles,omitempty"`
+	Permissions []string `json:"permissions,omitempty"`
+}
+
+// Plan is one tier; Features lists what this tier adds to the tiers below.
+type Plan struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Features    []string `json:"features,omitempty"`
+}
+
+// Tenant is a customer unit data belongs to (organization, client, store).
+// Tenants form a forest through Parent.
+type Tenant struct {
+	ID     string `json:"id"`
+	Name   string `json:"name,omitempty"`
+	Parent string `json:"parent,omitempty"`
+	// Plan applies to this tenant and every descendant without its own.
+	Plan       string         `json:"plan,omitempty"`
+	Attributes map[string]any `json:"attributes,omitempty"`
+}
+
+// Assignment binds a role to a subject, globally or, with Tenant set, for
+// that tenant and its whole subtree. A non-empty Condition is a CEL
+// expression that must evaluate to true for the assignment to apply.
+type Assignment struct {
+	Role      string `json:"role"`
+	Tenant    string `json:"tenant,omitempty"`
+	Condition string `json:"condition,omitempty"`
+}
+
+// Grant gives one permission directly to a subject, scoped and conditioned
+// like an Assignment.
+type Grant struct {
+	Permission string `json:"permission"`
+	Tenant     string `json:"tenant,omitempty"`
+	Condition  string `json:"condition,omitempty"`
+}
+
+// UserEntry is a human user known to Gatehouse, keyed by normalized email.
+type UserEntry struct {
+	Email string `json:"email"`
+	Name  string `json:"name,omitempty"`
+	// Superuser bypasses RBAC, plans and tenant visibility, never agent
+	// action policies and limits.
+	Superuser bool `json:"superuser,omitempty"`
+	// Tenants is the exact set of tenants the user may see. Nil means the
+	// policy's default tenants; an empty, non-nil list means none.
+	Tenants []string     `json:"tenants,omitzero"`
+	Roles   []Assignment `json:"roles,omitempty"`
+	Grants  []Grant      `json:"grants,omitempty"`
+	// Plan is the user's own plan (B2C); a tenant plan takes precedence.
+	Plan       string         `json:"plan,omitempty"`
+	Attributes map[string]any `json:"attributes,omitempty"`
+}
+
+// Agent is a service identity that calls tools, usually acting for a user.
+type Agent struct {
+	ID          string `json:"id"`
+	Name        string `json:"name,omitempty"`
+	Description string `json:"description,omitempty"`
+	// Tenants follows the same rule as UserEntry.Tenants.
+	Tenants    []string       `json:"tenants,omitzero"`
+	Roles      []Assignment   `json:"roles,omitempty"`
+	Grants     []Grant        `json:"grants,omitempty"`
+	Attributes map[string]any `json:"attributes,omitempty"`
+}
+
+// Tool is something an AI may call. Calling it needs Permission (and the
+// policy's AccessPermission); Action, when set, names the agent action type
+// whose tenant policy also applies. Flag names the capability flag a
+// frontend reads (seed 000's canUseLoanTool).
+type Tool struct {
+	Name        string `json:"name"`
+	Title       string `json:"title,omitempty"`
+	Description string `json:"description,omitempty"`
+	Permission  string `json:"permission"`
+	Action      string `json:"action,omitempty"`
+	Flag        string `json:"flag,omitempty"`
+}
+
+// ActionType is a side-effecting operation an agent may perform on a
+// tenant's behalf, such as process_refund. Labels and Descriptions are keyed
+// by locale (de, en, es, fr, it, zh).
+type ActionType struct {
+	Name         string            `json:"name"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	Descriptions map[string]string `json:"descriptions,omitempty"`
+	// Default is the policy of a tenant that has none of its own.
+	Default ActionPolicy `json:"default"`
+}
+
+// ActionPolicy says whether an agent may perform an action in a tenant and
+// whether a human must confirm it first.
+type ActionPolicy struct {
+	Enabled              bool `json:"enabled"`
+	RequiresConfirmation bool `json:"requires_confirmation"`
+}
+
+// Kind names one kind of policy object.
+type Kind string
+
+// Object kinds, in the order a policy document lists them.
+const (
+	KindSettings   Kind = "settings"
+	KindPermission Kind = "permission"
+	KindBundle     Kind = "bundle"
+	KindCategory   Kind = "category"
+	KindRole       Kind = "role"
+	KindPlan       Kind = "plan"
+	KindTenant     Kind = "tenant"
+	KindUser       Kind = "user"
+	KindAgent      Kind = "agent"
+	KindTool       Kind = "tool"
+	KindAction     Kind = "action"
+)
+
+// Kinds lists every object kind in document order.
+var Kinds = []Kind{KindSettings, KindPermission, KindBundle, KindCategory, KindRole,
+	KindPlan, KindTenant, KindUser, KindAgent, KindTool, KindAction}
+
+// settingsID is the id of the single settings object.
+const settingsID = "settings"
+
+// Object is one policy object as the store persists it: the canonical JSON
+// of one permission, role, user, … keyed by kind and id. Pos orders objects
+// whose order is meaningful (plans, lowest tier first) and is 0 otherwise.
+type Object struct {
+	Kind Kind            `json:"kind"`
+	ID   string          `json:"id"`
+	Pos  int             `json:"pos,omitempty"`
+	Body json.RawMessage `json:"body"`
+}
+
+// Objects returns the policy as objects sorted by kind (document order) and
+// then by Pos and id. The empty settings object is omitted.
+func (p *Policy) Objects() ([]Object, error) {
+	var out []Object
+	add := func(kind Kind, id string, pos int, v any) error {
+		body, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("encode %s %q: %w", kind, id, err)
+		}
+		out = append(out, Object{Kind: kind, ID: id, Pos: pos, Body: body})
+		return nil
+	}
+	var err error
+	if !p.Settings.isZero() {
+		err = add(KindSettings, settingsID, 0, p.Settings)
+	}
+	for i := 0; err == nil && i < len(p.Permissions); i++ {
+		err = add(KindPermission, p.Permissions[i].Name, 0, p.Permissions[i])
+	}
+	for i := 0; err == nil && i < len(p.Bundles); i++ {
+		err = add(KindBundle, p.Bundles[i].Name, 0, p.Bundles[i])
+	}
+	for i := 0; err == nil && i < len(p.Categories); i++ {
+		err = add(KindCategory, p.Categories[i].Name, 0, p.Categories[i])
+	}
+	for i := 0; err == nil && i < len(p.Roles); i++ {
+		err = add(KindRole, p.Roles[i].Name, 0, p.Roles[i])
+	}
+	for i := 0; err == nil && i < len(p.Plans); i++ {
+		err = add(KindPlan, p.Plans[i].Name, i, p.Plans[i])
+	}
+	for i := 0; err == nil && i < len(p.Tenants); i++ {
+		err = add(KindTenant, p.Tenants[i].ID, 0, p.Tenants[i])
+	}
+	for i := 0; err == nil && i < len(p.Users); i++ {
+		err = add(KindUser, p.Users[i].Email, 0, p.Users[i])
+	}
+	for i := 0; err == nil && i < len(p.Agents); i++ {
+		err = add(KindAgent, p.Agents[i].ID, 0, p.Agents[i])
+	}
+	for i := 0; err == nil && i < len(p.Tools); i++ {
+		err = add(KindTool, p.Tools[i].Name, 0, p.Tools[i])
+	}
+	for i := 0; err == nil && i < len(p.Actions); i++ {
+		err = add(KindAction, p.Actions[i].Name, 0, p.Actions[i])
+	}
+	if err != nil {
+		return nil, err
+	}
+	SortObjects(out)
+	return out, nil
+}
+
+// SortObjects sorts objects by kind in document order, then Pos, then id.
+func SortObjects(objs []Object) {
+	rank := make(map[Kind]int, len(Kinds))
+	for i, k := range Kinds {
+		rank[k] = i
+	}
+	sort.SliceStable(objs, func(i, j int) bool {
+		a, b := objs[i], objs[j]
+		if rank[a.Kind] != rank[b.Kind] {
+			return rank[a.Kind] < rank[b.Kind]
+		}
+		if a.Pos != b.Pos {
+			return a.Pos < b.Pos
+		}
+		return a.ID < b.ID
+	})
+}
+
+// PolicyFromObjects rebuilds a policy from stored objects in any order. An
+// object of an unknown kind or with an undecodable body is ErrCorrupt.
+func PolicyFromObjects(objs []Object) (*Policy, error) {
+	sorted := append([]Object(nil), objs...)
+	SortObjects(sorted)
+	p := &Policy{}
+	for _, o := range sorted {
+		var err error
+		switch o.Kind {
+		case KindSettings:
+			err = json.Unmarshal(o.Body, &p.Settings)
+		case KindPermission:
+			err = appendDecoded(o.Body, &p.Permissions)
+		case KindBundle:
+			err = appendDecoded(o.Body, &p.Bundles)
+		case KindCategory:
+			err = appendDecoded(o.Body, &p.Categories)
+		case KindRole:
+			err = appendDecoded(o.Body, &p.Roles)
+		case KindPlan:
+			err = appendDecoded(o.Body, &p.Plans)
+		case KindTenant:
+			err = appendDecoded(o.Body, &p.Tenants)
+		case KindUser:
+			err = appendDecoded(o.Body, &p.Users)
+		case KindAgent:
+			err = appendDecoded(o.Body, &p.Agents)
+		case KindTool:
+			err = appendDecoded(o.Body, &p.Tools)
+		case KindAction:
+			err = appendDecoded(o.Body, &p.Actions)
+		default:
+			err = fmt.Errorf("unknown kind")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("decode %s %q: %v: %w", o.Kind, o.ID, err, ErrCorrupt)
+		}
+	}
+	return p, nil
+}
+
+func appendDecoded[T any](body []byte, dst *[]T) error {
+	var v T
+	if err := json.Unmarshal(body, &v); err != nil {
+		return err
+	}
+	*dst = append(*dst, v)
+	return nil
+}
+
+// Clone returns a deep copy of p, made through its canonical encoding.
+func (p *Policy) Clone() (*Policy, error) {
+	objs, err := p.Objects()
+	if err != nil {
+		return nil, err
+	}
+	return PolicyFromObjects(objs)
+}
+
+func (s Settings) isZero() bool {
+	return len(s.DefaultTenants) == 0 && s.AccessPermission == "" && s.AdminPermission == ""
+}
+
+// User returns the user with the normalized email, or nil.
+func (p *Policy) User(email string) *UserEntry {
+	email = NormalizeEmail(email)
+	for i := range p.Users {
+		if p.Users[i].Email == email {
+			return &p.Users[i]
+		}
+	}
+	return nil
+}
+
+// Tenant returns the tenant with id, or nil.
+func (p *Policy) Tenant(id string) *Tenant {
+	for i := range p.Tenants {
+		if p.Tenants[i].ID == id {
+			return &p.Tenants[i]
+		}
+	}
+	return nil
+}
+
+// Superusers returns the emails of all superusers.
+func (p *Policy) Superusers() []string {
+	var out []string
+	for _, u := range p.Users {
+		if u.Superuser {
+			out = append(out, u.Email)
+		}
+	}
+	return out
+}

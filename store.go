@@ -1,0 +1,113 @@
+package gatehouse
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Op says what a Change does to one object.
+type Op string
+
+// Change operations.
+const (
+	OpCreate Op = "create"
+	OpUpdate Op = "update"
+	OpDelete Op = "delete"
+)
+
+// Change is one object's before and after. Before is nil on create, After is
+// nil on delete. Pos is the object's position after the change (see Object).
+type Change struct {
+	Kind   Kind            `json:"kind"`
+	ID     string          `json:"id"`
+	Pos    int             `json:"pos,omitempty"`
+	Before json.RawMessage `json:"before,omitempty"`
+	After  json.RawMessage `json:"after,omitempty"`
+}
+
+// Op returns what the change does.
+func (c Change) Op() Op {
+	switch {
+	case c.Before == nil:
+		return OpCreate
+	case c.After == nil:
+		return OpDelete
+	}
+	return OpUpdate
+}
+
+// AuditEvent is one decision or one change, hash-chained to its predecessor.
+// The store assigns Seq, PrevHash and Hash when it appends the event; the
+// caller sets everything else. Times are truncated to microseconds so every
+// store keeps them exactly.
+type AuditEvent struct {
+	Seq  int64     `json:"seq"`
+	Time time.Time `json:"time"`
+	// Actor is who caused the event: "user:EMAIL", "agent:ID", "cli:USER", "system".
+	Actor string `json:"actor"`
+	// Action is what happened, e.g. "policy.create", "user.promote", "decision".
+	Action string `json:"action"`
+	// Target is the object concerned, "KIND/ID".
+	Target string          `json:"target,omitempty"`
+	Before json.RawMessage `json:"before,omitempty"`
+	After  json.RawMessage `json:"after,omitempty"`
+	// Detail holds action-specific data (a decision's request and reason).
+	Detail   json.RawMessage `json:"detail,omitempty"`
+	PrevHash string          `json:"prev_hash"`
+	Hash     string          `json:"hash"`
+}
+
+// AuditFilter selects audit events; zero fields match everything.
+type AuditFilter struct {
+	// AfterSeq returns only events with Seq > AfterSeq (cursor pagination).
+	AfterSeq int64
+	Actor    string
+	Action   string
+	// TargetPrefix matches events whose Target starts with it.
+	TargetPrefix string
+	Since, Until time.Time
+	// Limit caps the number of events; 0 means the store's default (100).
+	Limit int
+}
+
+// AuditHead is the newest event's sequence number and hash; Seq 0 means the
+// log is empty.
+type AuditHead struct {
+	Seq  int64  `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// PolicyStore persists the policy as objects under a version that every
+// commit bumps.
+type PolicyStore interface {
+	// LoadPolicy returns every stored object and the policy version. An
+	// empty store returns no objects at version 0.
+	LoadPolicy(ctx context.Context) ([]Object, int64, error)
+	// PolicyVersion returns the current policy version.
+	PolicyVersion(ctx context.Context) (int64, error)
+	// CommitPolicy writes changes and appends events in one transaction and
+	// returns the new version (base+1). It returns ErrConflict, changing
+	// nothing, if the stored version is not base, and ErrInvalid for a change
+	// whose Before does not match the stored object.
+	CommitPolicy(ctx context.Context, base int64, changes []Change, events []AuditEvent) (int64, error)
+}
+
+// AuditLog is the append-only, hash-chained audit trail.
+type AuditLog interface {
+	// AppendAudit appends events in order in one transaction, assigning Seq,
+	// PrevHash and Hash; it fills those fields in events.
+	AppendAudit(ctx context.Context, events []AuditEvent) error
+	// ListAudit returns events matching f in Seq order.
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+	// AuditHead returns the newest event's Seq and Hash as the store recorded
+	// them when appending; a verifier compares the chain's end against it.
+	AuditHead(ctx context.Context) (AuditHead, error)
+}
+
+// Store is everything a Gatehouse deployment persists.
+type Store interface {
+	PolicyStore
+	AuditLog
+	Close() error
+}
