@@ -1,0 +1,640 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/locale"
+	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/service"
+)
+
+// options holds every command's flags; each command registers the ones it uses.
+type options struct {
+	file        string
+	output      string
+	format      string
+	dryRun      bool
+	jsonOut     bool
+	explain     bool
+	subject     string
+	onBehalfOf  string
+	permission  string
+	tool        string
+	tenant      string
+	context     string
+	resource    string
+	module      string
+	permissions string
+	actions     string
+	categories  string
+	name        string
+	parent      string
+	plan        string
+	actor       string
+	action      string
+	target      string
+	after       int64
+	limit       int
+	none        bool
+	useDefault  bool
+	root        bool
+}
+
+type command struct {
+	name    string
+	usage   string
+	summary string
+	// store says whether the command needs the store opened.
+	store            bool
+	minArgs, maxArgs int
+	flags            func(fs *flag.FlagSet, o *options)
+	run              func(ctx context.Context, m *Main) error
+}
+
+var commands = []command{
+	{
+		name: "apply", usage: "-f FILE [--dry-run] [--json]", store: true, maxArgs: 0,
+		summary: "sync a policy document (YAML or JSON) into the store; sections the file omits stay as they are",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.file, "f", "", "policy file (- for stdin)")
+			fs.BoolVar(&o.dryRun, "dry-run", false, "print the changes without applying them")
+			fs.BoolVar(&o.jsonOut, "json", false, "print the changes as JSON")
+		},
+		run: runApply,
+	},
+	{
+		name: "export", usage: "[-o FILE] [--format yaml|json]", store: true, maxArgs: 0,
+		summary: "write the stored policy as a document that apply accepts",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.output, "o", "", "output file (default stdout)")
+			fs.StringVar(&o.format, "format", "yaml", "yaml or json")
+		},
+		run: runExport,
+	},
+	{
+		name: "import seed000", usage: "[--permissions FILE] [--actions FILE] [--categories FILE] [--dry-run]", store: true, maxArgs: 0,
+		summary: "import permissions.json, actions.json (as bundles) and category.json",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.permissions, "permissions", "", "permissions.json")
+			fs.StringVar(&o.actions, "actions", "", "actions.json")
+			fs.StringVar(&o.categories, "categories", "", "category.json")
+			fs.BoolVar(&o.dryRun, "dry-run", false, "print the changes without applying them")
+			fs.BoolVar(&o.jsonOut, "json", false, "print the changes as JSON")
+		},
+		run: runImportSeed000,
+	},
+	{
+		name: "import rbac", usage: "--module NAME FILE [--dry-run]", store: true, minArgs: 1, maxArgs: 1,
+		summary: "sync a module's rbac.json: its permissions and default role assignments",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.module, "module", "", "module name (default: the file's directory name)")
+			fs.BoolVar(&o.dryRun, "dry-run", false, "print the changes without applying them")
+			fs.BoolVar(&o.jsonOut, "json", false, "print the changes as JSON")
+		},
+		run: runImportRBAC,
+	},
+	{
+		name: "check", store: true, maxArgs: 0,
+		usage:   "--subject user:EMAIL|agent:ID (--permission NAME | --tool NAME) [--tenant ID] [--on-behalf-of user:EMAIL] [--context JSON] [--resource JSON] [--explain] [--json]",
+		summary: "decide whether a subject may use a permission or tool; exit 0 allowed, 3 denied",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.subject, "subject", "", "user:EMAIL or agent:ID")
+			fs.StringVar(&o.onBehalfOf, "on-behalf-of", "", "user:EMAIL an agent acts for")
+			fs.StringVar(&o.permission, "permission", "", "permission name")
+			fs.StringVar(&o.tool, "tool", "", "tool name (checks the access permission and the tool's permission)")
+			fs.StringVar(&o.tenant, "tenant", "", "tenant id")
+			fs.StringVar(&o.context, "context", "", "request context as a JSON object (visible to conditions as context)")
+			fs.StringVar(&o.resource, "resource", "", `resource as JSON: {"type":…,"id":…,"properties":{…}}`)
+			fs.BoolVar(&o.explain, "explain", false, "show the path that granted or the rule that denied")
+			fs.BoolVar(&o.jsonOut, "json", false, "print the decision as JSON")
+		},
+		run: runCheck,
+	},
+	{
+		name: "effective", usage: "--subject user:EMAIL|agent:ID [--tenant ID] [--json]", store: true, maxArgs: 0,
+		summary: "list a subject's permissions, locked features and tool flags in a tenant",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.subject, "subject", "", "user:EMAIL or agent:ID")
+			fs.StringVar(&o.tenant, "tenant", "", "tenant id")
+			fs.BoolVar(&o.jsonOut, "json", false, "print as JSON")
+		},
+		run: runEffective,
+	},
+	{
+		name: "audit verify", usage: "", store: true, maxArgs: 0,
+		summary: "verify the audit hash chain; names the first bad event",
+		run:     runAuditVerify,
+	},
+	{
+		name: "audit list", usage: "[--actor A] [--action A] [--target PREFIX] [--after SEQ] [--limit N] [--json]", store: true, maxArgs: 0,
+		summary: "list audit events, oldest first; --after pages on",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.actor, "actor-filter", "", "only events by this actor")
+			fs.StringVar(&o.action, "action", "", "only events of this action, e.g. user.promote")
+			fs.StringVar(&o.target, "target", "", "only events whose target starts with this, e.g. user/")
+			fs.Int64Var(&o.after, "after", 0, "only events after this sequence number")
+			fs.IntVar(&o.limit, "limit", 100, "at most this many events")
+			fs.BoolVar(&o.jsonOut, "json", false, "print as JSON lines")
+		},
+		run: runAuditList,
+	},
+	{
+		name: "user show", usage: "EMAIL [--json]", store: true, minArgs: 1, maxArgs: 1,
+		summary: "show a user: roles, grants, superuser, visible tenants",
+		flags:   jsonFlag,
+		run:     runUserShow,
+	},
+	{
+		name: "user list", usage: "[--json]", store: true, maxArgs: 0,
+		summary: "list the users the policy names",
+		flags:   jsonFlag,
+		run:     runUserList,
+	},
+	{
+		name: "user grant", usage: "EMAIL TENANT[,TENANT…] | EMAIL --none | EMAIL --default", store: true, minArgs: 1, maxArgs: 2,
+		summary: "set exactly which tenants a user may see",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.BoolVar(&o.none, "none", false, "the user sees no tenant")
+			fs.BoolVar(&o.useDefault, "default", false, "the user sees the default tenants again")
+		},
+		run: runUserGrant,
+	},
+	{
+		name: "user promote", usage: "EMAIL", store: true, minArgs: 1, maxArgs: 1,
+		summary: "make a user a superuser",
+		run: func(ctx context.Context, m *Main) error {
+			return m.printResult(m.svc.Promote(ctx, m.Config.Actor, m.args[0]))
+		},
+	},
+	{
+		name: "user demote", usage: "EMAIL", store: true, minArgs: 1, maxArgs: 1,
+		summary: "take superuser away (refused for the last superuser)",
+		run: func(ctx context.Context, m *Main) error {
+			return m.printResult(m.svc.Demote(ctx, m.Config.Actor, m.args[0]))
+		},
+	},
+	{
+		name: "tenant create", usage: "ID [--name NAME] [--parent ID] [--plan PLAN]", store: true, minArgs: 1, maxArgs: 1,
+		summary: "create a tenant",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.name, "name", "", "display name")
+			fs.StringVar(&o.parent, "parent", "", "parent tenant id")
+			fs.StringVar(&o.plan, "plan", "", "plan of the tenant and its subtree")
+		},
+		run: func(ctx context.Context, m *Main) error {
+			t := gatehouse.Tenant{ID: m.args[0], Name: m.opts.name, Parent: m.opts.parent, Plan: m.opts.plan}
+			return m.printResult(m.svc.CreateTenant(ctx, m.Config.Actor, t))
+		},
+	},
+	{
+		name: "tenant move", usage: "ID --parent ID|--root", store: true, minArgs: 1, maxArgs: 1,
+		summary: "move a tenant under another parent, or to the root",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.parent, "parent", "", "new parent tenant id")
+			fs.BoolVar(&o.root, "root", false, "make the tenant a root")
+		},
+		run: func(ctx context.Context, m *Main) error {
+			if (m.opts.parent == "") == !m.opts.root {
+				return usageErrorf("give exactly one of --parent or --root")
+			}
+			return m.printResult(m.svc.MoveTenant(ctx, m.Config.Actor, m.args[0], m.opts.parent))
+		},
+	},
+	{
+		name: "tenant list", usage: "[--json]", store: true, maxArgs: 0,
+		summary: "list tenants as a tree",
+		flags:   jsonFlag,
+		run:     runTenantList,
+	},
+	{
+		name: "migrate", usage: "", store: true, maxArgs: 0,
+		summary: "create or upgrade the database schema",
+		run: func(ctx context.Context, m *Main) error {
+			cur, latest, err := m.store.SchemaVersion(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(m.Stdout, "schema version %d (latest %d)\n", cur, latest)
+			return nil
+		},
+	},
+}
+
+func jsonFlag(fs *flag.FlagSet, o *options) { fs.BoolVar(&o.jsonOut, "json", false, "print as JSON") }
+
+func readInput(m *Main, path string) ([]byte, error) {
+	if path == "-" {
+		b, err := readAll(m.Stdin)
+		if err != nil {
+			return nil, fmt.Errorf("read stdin: %w", err)
+		}
+		return b, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	return b, nil
+}
+
+func runApply(ctx context.Context, m *Main) error {
+	if m.opts.file == "" {
+		return usageErrorf("-f FILE is required")
+	}
+	data, err := readInput(m, m.opts.file)
+	if err != nil {
+		return err
+	}
+	name := m.opts.file
+	if name == "-" {
+		name = "stdin"
+	}
+	doc, err := policy.Parse(name, data)
+	if err != nil {
+		return err
+	}
+	return m.printResult(m.svc.Apply(ctx, m.Config.Actor, doc, m.opts.dryRun))
+}
+
+func runExport(ctx context.Context, m *Main) error {
+	if m.opts.format != "yaml" && m.opts.format != "json" {
+		return usageErrorf("--format %q: want yaml or json", m.opts.format)
+	}
+	p, _, err := m.svc.Policy(ctx)
+	if err != nil {
+		return err
+	}
+	out, err := policy.Marshal(p, m.opts.format)
+	if err != nil {
+		return err
+	}
+	if m.opts.output == "" {
+		_, err = m.Stdout.Write(out)
+		return err
+	}
+	return os.WriteFile(m.opts.output, out, 0o644)
+}
+
+func runImportSeed000(ctx context.Context, m *Main) error {
+	if m.opts.permissions == "" && m.opts.actions == "" && m.opts.categories == "" {
+		return usageErrorf("give at least one of --permissions, --actions, --categories")
+	}
+	var files [3][]byte
+	for i, path := range []string{m.opts.permissions, m.opts.actions, m.opts.categories} {
+		if path == "" {
+			continue
+		}
+		b, err := readInput(m, path)
+		if err != nil {
+			return err
+		}
+		files[i] = b
+	}
+	return m.printResult(m.svc.ImportSeed000(ctx, m.Config.Actor, files[0], files[1], files[2], m.opts.dryRun))
+}
+
+func runImportRBAC(ctx context.Context, m *Main) error {
+	path := m.args[0]
+	module := m.opts.module
+	if module == "" {
+		dir := strings.TrimSuffix(path, "/rbac.json")
+		if dir == path {
+			return usageErrorf("--module is required when the file is not MODULE/rbac.json")
+		}
+		module = dir[strings.LastIndex(dir, "/")+1:]
+	}
+	data, err := readInput(m, path)
+	if err != nil {
+		return err
+	}
+	return m.printResult(m.svc.ImportModuleRBAC(ctx, m.Config.Actor, module, data, m.opts.dryRun))
+}
+
+// printResult prints what a change did, or returns its error.
+func (m *Main) printResult(res service.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	if m.opts.jsonOut {
+		return writeJSON(m, res)
+	}
+	fmt.Fprint(m.Stdout, policy.FormatDiff(res.Changes))
+	switch {
+	case res.DryRun:
+		fmt.Fprintf(m.Stdout, "dry run: %d change(s) not applied (policy version %d)\n", len(res.Changes), res.Version)
+	case len(res.Changes) == 0:
+		fmt.Fprintf(m.Stdout, "policy unchanged (version %d)\n", res.Version)
+	default:
+		fmt.Fprintf(m.Stdout, "applied %d change(s); policy version %d\n", len(res.Changes), res.Version)
+	}
+	return nil
+}
+
+// checkOutput is check's JSON answer.
+type checkOutput struct {
+	Allowed    bool                    `json:"allowed"`
+	Reason     gatehouse.Reason        `json:"reason"`
+	Message    string                  `json:"message"`
+	Subject    string                  `json:"subject"`
+	OnBehalfOf string                  `json:"on_behalf_of,omitempty"`
+	Permission string                  `json:"permission,omitempty"`
+	Tool       string                  `json:"tool,omitempty"`
+	Tenant     string                  `json:"tenant,omitempty"`
+	Denied     string                  `json:"denied_subject,omitempty"`
+	Feature    string                  `json:"feature,omitempty"`
+	Plan       string                  `json:"plan,omitempty"`
+	Version    int64                   `json:"version"`
+	Steps      []gatehouse.ExplainStep `json:"steps,omitempty"`
+}
+
+func runCheck(ctx context.Context, m *Main) error {
+	o := m.opts
+	if o.subject == "" {
+		return usageErrorf("--subject is required")
+	}
+	if (o.permission == "") == (o.tool == "") {
+		return usageErrorf("give exactly one of --permission or --tool")
+	}
+	subject, err := gatehouse.ParseSubject(o.subject)
+	if err != nil {
+		return usageErrorf("--subject: %v", err)
+	}
+	req := &gatehouse.Request{Subject: subject, Permission: o.permission, Tenant: o.tenant}
+	if o.onBehalfOf != "" {
+		if req.OnBehalfOf, err = gatehouse.ParseSubject(o.onBehalfOf); err != nil {
+			return usageErrorf("--on-behalf-of: %v", err)
+		}
+	}
+	if o.context != "" {
+		if err := decodeObject(o.context, &req.Context); err != nil {
+			return usageErrorf("--context: %v", err)
+		}
+	}
+	if o.resource != "" {
+		if err := decodeObject(o.resource, &req.Resource); err != nil {
+			return usageErrorf("--resource: %v", err)
+		}
+	}
+	var ex gatehouse.Explanation
+	switch {
+	case o.tool != "" && o.explain:
+		ex = m.svc.Snapshot().ExplainTool(req, o.tool)
+	case o.tool != "":
+		ex.Decision = m.svc.CheckTool(req, o.tool)
+	case o.explain:
+		ex = m.svc.Explain(req)
+	default:
+		ex.Decision = m.svc.Check(req)
+	}
+	d := ex.Decision
+	name := o.permission
+	if o.tool != "" {
+		name = o.tool
+	}
+	msg := m.catalog.Reason(m.lang(), d, locale.Args{Subject: subject.String(), Permission: name, Tenant: o.tenant})
+	out := checkOutput{
+		Allowed: d.Allowed, Reason: d.Reason, Message: msg, Subject: subject.String(),
+		OnBehalfOf: req.OnBehalfOf.String(), Permission: o.permission, Tool: o.tool, Tenant: o.tenant,
+		Denied: d.Subject.String(), Feature: d.Feature, Plan: d.Plan, Version: d.Version, Steps: ex.Steps,
+	}
+	if o.jsonOut {
+		if err := writeJSON(m, out); err != nil {
+			return err
+		}
+	} else {
+		verdict := "DENIED"
+		if d.Allowed {
+			verdict = "ALLOWED"
+		}
+		fmt.Fprintf(m.Stdout, "%s (%s) %s\n", verdict, d.Reason, msg)
+		if o.explain {
+			w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+			for i, s := range ex.Steps {
+				detail := s.Detail
+				if len(s.Path) > 0 {
+					detail = strings.TrimSpace(detail + " " + strings.Join(s.Path, " → "))
+				}
+				fmt.Fprintf(w, "  %d.\t%s\t%s\t%s\t%s\n", i+1, s.Rule, s.Outcome, s.Subject, detail)
+			}
+			w.Flush()
+			fmt.Fprintf(m.Stdout, "policy version %d\n", d.Version)
+		}
+	}
+	if !d.Allowed {
+		return errDenied
+	}
+	return nil
+}
+
+func decodeObject(s string, v any) error {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("not a JSON object: %v", err)
+	}
+	if dec.More() {
+		return fmt.Errorf("trailing data after the JSON object")
+	}
+	return nil
+}
+
+func runEffective(ctx context.Context, m *Main) error {
+	if m.opts.subject == "" {
+		return usageErrorf("--subject is required")
+	}
+	subject, err := gatehouse.ParseSubject(m.opts.subject)
+	if err != nil {
+		return usageErrorf("--subject: %v", err)
+	}
+	eff, err := m.svc.Effective(subject, m.opts.tenant)
+	if err != nil {
+		return err
+	}
+	if m.opts.jsonOut {
+		return writeJSON(m, eff)
+	}
+	fmt.Fprintf(m.Stdout, "subject     %s\n", eff.Subject)
+	if eff.Tenant != "" {
+		fmt.Fprintf(m.Stdout, "tenant      %s\n", eff.Tenant)
+	}
+	fmt.Fprintf(m.Stdout, "superuser   %t\nplan        %s\npermissions %s\n", eff.Superuser, eff.Plan, strings.Join(eff.Permissions, ", "))
+	for _, l := range eff.Locked {
+		fmt.Fprintf(m.Stdout, "locked      %s (feature %s, plan %s)\n", l.Permission, l.Feature, l.Plan)
+	}
+	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	for _, t := range eff.Tools {
+		fmt.Fprintf(w, "tool\t%s\t%s\t%s\n", t.Tool, map[bool]string{true: "allowed", false: "denied"}[t.Allowed], t.Reason)
+	}
+	return w.Flush()
+}
+
+func runAuditVerify(ctx context.Context, m *Main) error {
+	rep, err := m.svc.VerifyAudit(ctx)
+	if err != nil {
+		return fmt.Errorf("audit chain broken: %w", err)
+	}
+	fmt.Fprintf(m.Stdout, "audit chain ok: %d events, head %d %s\n", rep.Events, rep.Head.Seq, rep.Head.Hash)
+	return nil
+}
+
+func runAuditList(ctx context.Context, m *Main) error {
+	o := m.opts
+	if o.limit <= 0 {
+		return usageErrorf("--limit must be positive")
+	}
+	events, err := m.svc.ListAudit(ctx, gatehouse.AuditFilter{
+		AfterSeq: o.after, Actor: o.actor, Action: o.action, TargetPrefix: o.target, Limit: o.limit,
+	})
+	if err != nil {
+		return err
+	}
+	if o.jsonOut {
+		enc := json.NewEncoder(m.Stdout)
+		for _, e := range events {
+			if err := enc.Encode(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	for _, e := range events {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Format(time.RFC3339), e.Actor, e.Action, e.Target)
+	}
+	return w.Flush()
+}
+
+func runUserShow(ctx context.Context, m *Main) error {
+	v, err := m.svc.User(ctx, m.args[0])
+	if err != nil {
+		return err
+	}
+	if m.opts.jsonOut {
+		return writeJSON(m, v)
+	}
+	fmt.Fprintf(m.Stdout, "email       %s\n", v.Email)
+	if !v.Known {
+		fmt.Fprintln(m.Stdout, "            (not in the policy)")
+	}
+	fmt.Fprintf(m.Stdout, "superuser   %t\n", v.Superuser)
+	visible := strings.Join(v.VisibleTenants, ", ")
+	if v.DefaultTenants && !v.Superuser {
+		visible += " (default tenants)"
+	}
+	fmt.Fprintf(m.Stdout, "tenants     %s\n", visible)
+	for _, a := range v.Roles {
+		fmt.Fprintf(m.Stdout, "role        %s%s\n", a.Role, scope(a.Tenant, a.Condition))
+	}
+	for _, g := range v.Grants {
+		fmt.Fprintf(m.Stdout, "grant       %s%s\n", g.Permission, scope(g.Tenant, g.Condition))
+	}
+	if v.Plan != "" {
+		fmt.Fprintf(m.Stdout, "plan        %s\n", v.Plan)
+	}
+	return nil
+}
+
+func scope(tenant, condition string) string {
+	s := ""
+	if tenant != "" {
+		s += " in " + tenant
+	}
+	if condition != "" {
+		s += " if " + condition
+	}
+	return s
+}
+
+func runUserList(ctx context.Context, m *Main) error {
+	users, err := m.svc.Users(ctx)
+	if err != nil {
+		return err
+	}
+	if m.opts.jsonOut {
+		return writeJSON(m, users)
+	}
+	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	for _, u := range users {
+		tenants := "(default)"
+		if u.Tenants != nil {
+			tenants = strings.Join(u.Tenants, ",")
+		}
+		su := ""
+		if u.Superuser {
+			su = "superuser"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\n", u.Email, su, tenants)
+	}
+	return w.Flush()
+}
+
+func runUserGrant(ctx context.Context, m *Main) error {
+	none, def := m.opts.none, m.opts.useDefault
+	email := m.args[0]
+	switch {
+	case none && def, (none || def) && len(m.args) == 2, !none && !def && len(m.args) != 2:
+		return usageErrorf("give TENANT[,TENANT…], --none or --default")
+	case def:
+		return m.printResult(m.svc.ResetUserTenants(ctx, m.Config.Actor, email))
+	case none:
+		return m.printResult(m.svc.SetUserTenants(ctx, m.Config.Actor, email, nil))
+	}
+	var tenants []string
+	for _, t := range strings.Split(m.args[1], ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			tenants = append(tenants, t)
+		}
+	}
+	if len(tenants) == 0 {
+		return usageErrorf("no tenant given; use --none to grant none")
+	}
+	return m.printResult(m.svc.SetUserTenants(ctx, m.Config.Actor, email, tenants))
+}
+
+func runTenantList(ctx context.Context, m *Main) error {
+	tenants, err := m.svc.Tenants(ctx)
+	if err != nil {
+		return err
+	}
+	if m.opts.jsonOut {
+		return writeJSON(m, tenants)
+	}
+	children := map[string][]gatehouse.Tenant{}
+	for _, t := range tenants {
+		children[t.Parent] = append(children[t.Parent], t)
+	}
+	var walk func(parent string, depth int)
+	walk = func(parent string, depth int) {
+		kids := children[parent]
+		slices.SortFunc(kids, func(a, b gatehouse.Tenant) int { return strings.Compare(a.ID, b.ID) })
+		for _, t := range kids {
+			line := strings.Repeat("  ", depth) + t.ID
+			if t.Name != "" {
+				line += "  " + t.Name
+			}
+			if t.Plan != "" {
+				line += "  [plan " + t.Plan + "]"
+			}
+			fmt.Fprintln(m.Stdout, line)
+			walk(t.ID, depth+1)
+		}
+	}
+	walk("", 0)
+	return nil
+}
+
+func writeJSON(m *Main, v any) error {
+	enc := json.NewEncoder(m.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,339 @@
+// Package service is the one layer every surface (CLI, HTTP, chat and MCP
+// gateways) calls. It keeps the compiled snapshot current, answers decisions
+// from it, and turns every administrative operation into a validated policy
+// change that the store commits together with its audit events.
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/engine"
+	"github.com/gatehouse/gatehouse/policy"
+)
+
+// Config configures a Service.
+type Config struct {
+	// BootstrapSuperuser, when set, is made a superuser if the stored policy
+	// has none (a fresh store), so someone can administer it.
+	BootstrapSuperuser string
+	Clock              gatehouse.Clock
+	Logger             *slog.Logger
+	// MaxRetries bounds how often a change is recomputed after another
+	// writer committed first.
+	MaxRetries int
+}
+
+// DefaultConfig returns the configuration used when a field is left zero.
+func DefaultConfig() Config {
+	return Config{Clock: gatehouse.SystemClock{}, Logger: slog.New(slog.DiscardHandler), MaxRetries: 5}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.BootstrapSuperuser != "" {
+		if _, err := gatehouse.ParseSubject("user:" + c.BootstrapSuperuser); err != nil {
+			return fmt.Errorf("bootstrap superuser: %w", err)
+		}
+	}
+	if c.MaxRetries < 0 {
+		return gatehouse.Invalidf("max retries %d is negative", c.MaxRetries)
+	}
+	return nil
+}
+
+// Service decides from an in-memory snapshot and changes the policy through
+// the store. It is safe for concurrent use.
+type Service struct {
+	store gatehouse.Store
+	cfg   Config
+	snap  engine.Holder
+	// mu serializes this process's writers; writers in other processes are
+	// caught by the store's version check and retried.
+	mu sync.Mutex
+}
+
+// Open loads and compiles the stored policy and bootstraps a superuser if
+// configured and none exists.
+func Open(ctx context.Context, store gatehouse.Store, cfg Config) (*Service, error) {
+	def := DefaultConfig()
+	if cfg.Clock == nil {
+		cfg.Clock = def.Clock
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = def.Logger
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = def.MaxRetries
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Service{store: store, cfg: cfg}
+	p, _, err := s.reload(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.BootstrapSuperuser != "" && len(p.Superusers()) == 0 {
+		email := gatehouse.NormalizeEmail(cfg.BootstrapSuperuser)
+		if _, err := s.Update(ctx, "system", "user.bootstrap", func(p *gatehouse.Policy) error {
+			return promote(p, email)
+		}); err != nil {
+			return nil, fmt.Errorf("bootstrap superuser %s: %w", email, err)
+		}
+		cfg.Logger.Info("bootstrapped superuser", "email", email)
+	}
+	return s, nil
+}
+
+// Snapshot returns the current compiled policy; it never returns nil after Open.
+func (s *Service) Snapshot() *engine.Snapshot { return s.snap.Load() }
+
+// Check decides req from the current snapshot.
+func (s *Service) Check(req *gatehouse.Request) gatehouse.Decision { return s.Snapshot().Check(req) }
+
+// CheckTool decides whether req's subject may call tool.
+func (s *Service) CheckTool(req *gatehouse.Request, tool string) gatehouse.Decision {
+	return s.Snapshot().CheckTool(req, tool)
+}
+
+// Explain decides req and says why.
+func (s *Service) Explain(req *gatehouse.Request) gatehouse.Explanation {
+	return s.Snapshot().Explain(req)
+}
+
+// Effective returns everything subject may do in tenant.
+func (s *Service) Effective(subject gatehouse.SubjectRef, tenant string) (gatehouse.Effective, error) {
+	return s.Snapshot().Effective(subject, tenant)
+}
+
+// Reload rebuilds the snapshot if the stored policy version moved (another
+// process wrote). It reports whether it swapped.
+func (s *Service) Reload(ctx context.Context) (bool, error) {
+	v, err := s.store.PolicyVersion(ctx)
+	if err != nil {
+		return false, err
+	}
+	if cur := s.snap.Load(); cur != nil && cur.Version() == v {
+		return false, nil
+	}
+	_, _, err = s.reload(ctx)
+	return err == nil, err
+}
+
+func (s *Service) reload(ctx context.Context) (*gatehouse.Policy, int64, error) {
+	p, v, err := s.load(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	snap, err := engine.Compile(p, v)
+	if err != nil {
+		return nil, 0, fmt.Errorf("compile stored policy version %d: %w", v, err)
+	}
+	s.snap.Store(snap)
+	return p, v, nil
+}
+
+func (s *Service) load(ctx context.Context) (*gatehouse.Policy, int64, error) {
+	objs, v, err := s.store.LoadPolicy(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("load policy: %w", err)
+	}
+	p, err := gatehouse.PolicyFromObjects(objs)
+	if err != nil {
+		return nil, 0, err
+	}
+	return p, v, nil
+}
+
+// Policy returns the stored policy and its version.
+func (s *Service) Policy(ctx context.Context) (*gatehouse.Policy, int64, error) {
+	return s.load(ctx)
+}
+
+// Result is what a change did.
+type Result struct {
+	Changes []gatehouse.Change `json:"changes"`
+	// Version is the policy version after the change (unchanged when there
+	// were no changes or on a dry run).
+	Version int64 `json:"version"`
+	DryRun  bool  `json:"dry_run,omitempty"`
+}
+
+// Update is the one write path: it runs fn on a copy of the stored policy,
+// normalizes and validates the result, refuses to remove the last
+// superuser, compiles it, and commits the difference with one audit event
+// per changed object, all or nothing. action names the operation in the
+// audit trail ("policy.apply", "user.promote", …). fn may run more than
+// once if another writer commits first, so it must depend only on p.
+func (s *Service) Update(ctx context.Context, actor, action string, fn func(p *gatehouse.Policy) error) (Result, error) {
+	return s.update(ctx, actor, action, false, fn)
+}
+
+// DryRun computes what Update would change without committing.
+func (s *Service) DryRun(ctx context.Context, fn func(p *gatehouse.Policy) error) (Result, error) {
+	return s.update(ctx, "", "", true, fn)
+}
+
+func (s *Service) update(ctx context.Context, actor, action string, dryRun bool, fn func(p *gatehouse.Policy) error) (Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		res, snap, err := s.tryUpdate(ctx, actor, action, dryRun, fn)
+		if errors.Is(err, gatehouse.ErrConflict) && attempt < s.cfg.MaxRetries {
+			s.cfg.Logger.Debug("policy changed concurrently, retrying", "action", action, "attempt", attempt+1)
+			continue
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		if snap != nil {
+			s.snap.Store(snap)
+		}
+		return res, nil
+	}
+}
+
+func (s *Service) tryUpdate(ctx context.Context, actor, action string, dryRun bool, fn func(p *gatehouse.Policy) error) (Result, *engine.Snapshot, error) {
+	before, base, err := s.load(ctx)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	after, err := before.Clone()
+	if err != nil {
+		return Result{}, nil, err
+	}
+	if err := fn(after); err != nil {
+		return Result{}, nil, err
+	}
+	policy.Normalize(after)
+	if problems := policy.Validate(after); len(problems) > 0 {
+		return Result{}, nil, &policy.Error{Problems: problems}
+	}
+	if len(before.Superusers()) > 0 && len(after.Superusers()) == 0 {
+		return Result{}, nil, fmt.Errorf("%w: promote another user first", gatehouse.ErrLastSuperuser)
+	}
+	changes, err := policy.Diff(before, after)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	res := Result{Changes: changes, Version: base, DryRun: dryRun}
+	if len(changes) == 0 || dryRun {
+		// Compile anyway so a dry run reports what a commit would refuse.
+		if _, err := engine.Compile(after, base+1); err != nil {
+			return Result{}, nil, err
+		}
+		return res, nil, nil
+	}
+	snap, err := engine.Compile(after, base+1)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	events, err := s.changeEvents(actor, action, base+1, changes)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	v, err := s.store.CommitPolicy(ctx, base, changes, events)
+	if err != nil {
+		return Result{}, nil, fmt.Errorf("%s: %w", action, err)
+	}
+	if v != base+1 {
+		// Another writer's version got in between; rebuild from the store.
+		if snap, err = s.compileStored(ctx); err != nil {
+			return Result{}, nil, err
+		}
+	}
+	res.Version = v
+	return res, snap, nil
+}
+
+func (s *Service) compileStored(ctx context.Context) (*engine.Snapshot, error) {
+	p, v, err := s.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return engine.Compile(p, v)
+}
+
+// changeEvent details a change in the audit trail.
+type changeEvent struct {
+	Op      gatehouse.Op `json:"op"`
+	Version int64        `json:"version"`
+}
+
+func (s *Service) changeEvents(actor, action string, version int64, changes []gatehouse.Change) ([]gatehouse.AuditEvent, error) {
+	now := s.cfg.Clock.Now()
+	events := make([]gatehouse.AuditEvent, 0, len(changes))
+	for _, c := range changes {
+		detail, err := json.Marshal(changeEvent{Op: c.Op(), Version: version})
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, gatehouse.AuditEvent{
+			Time:   now,
+			Actor:  actor,
+			Action: action,
+			Target: string(c.Kind) + "/" + c.ID,
+			Before: c.Before,
+			After:  c.After,
+			Detail: detail,
+		})
+	}
+	return events, nil
+}
+
+// Apply syncs a policy document into the store: sections present in the
+// document replace the stored ones exactly, absent sections stay as they are.
+// Applying the same document twice changes nothing the second time.
+func (s *Service) Apply(ctx context.Context, actor string, doc *policy.Document, dryRun bool) (Result, error) {
+	fn := func(p *gatehouse.Policy) error {
+		merged := policy.Merge(p, doc)
+		*p = *merged
+		return nil
+	}
+	if dryRun {
+		return s.DryRun(ctx, fn)
+	}
+	return s.Update(ctx, actor, "policy.apply", fn)
+}
+
+// ImportSeed000 upserts seed 000's permissions, actions (as bundles) and
+// categories; any of the three may be nil.
+func (s *Service) ImportSeed000(ctx context.Context, actor string, permissions, actions, categories []byte, dryRun bool) (Result, error) {
+	fn := func(p *gatehouse.Policy) error {
+		return policy.ImportSeed000(p, permissions, actions, categories)
+	}
+	if dryRun {
+		return s.DryRun(ctx, fn)
+	}
+	return s.Update(ctx, actor, "policy.import", fn)
+}
+
+// ImportModuleRBAC syncs a module's rbac.json (seed 002): the module's
+// permissions and default role assignments, leaving other modules alone.
+func (s *Service) ImportModuleRBAC(ctx context.Context, actor, module string, data []byte, dryRun bool) (Result, error) {
+	fn := func(p *gatehouse.Policy) error {
+		return policy.ImportModuleRBAC(p, module, data)
+	}
+	if dryRun {
+		return s.DryRun(ctx, fn)
+	}
+	return s.Update(ctx, actor, "policy.import", fn)
+}
+
+// VerifyAudit checks the whole audit chain.
+func (s *Service) VerifyAudit(ctx context.Context) (audit.Report, error) {
+	return audit.Verify(ctx, s.store)
+}
+
+// ListAudit returns audit events matching f.
+func (s *Service) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gatehouse.AuditEvent, error) {
+	return s.store.ListAudit(ctx, f)
+}
+
