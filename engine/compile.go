@@ -1,0 +1,634 @@
+package engine
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// Compile checks p and compiles it into an immutable snapshot at version.
+// Every reference must resolve: an unknown permission, bundle, role, plan,
+// feature, tenant, tool action or parent, a duplicate name, a tenant cycle
+// or a condition that is not valid boolean CEL returns an error wrapping
+// gatehouse.ErrInvalid. The policy package reports the same problems with
+// line numbers; Compile is defence in depth and never panics. The snapshot
+// keeps no reference to p.
+func Compile(p *gatehouse.Policy, version int64) (snap *Snapshot, err error) {
+	if p == nil {
+		return nil, gatehouse.Invalidf("compile policy version %d: no policy", version)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			snap, err = nil, fmt.Errorf("compile policy version %d: internal error: %v", version, r)
+		}
+	}()
+	c := &compiler{p: p, s: &Snapshot{version: version, access: -1}}
+	for _, step := range []func() error{
+		c.permissions, c.plans, c.permissionFeatures, c.bundles, c.categories,
+		c.roles, c.tenants, c.settings, c.tools, c.users, c.agents,
+	} {
+		if err := step(); err != nil {
+			return nil, fmt.Errorf("compile policy version %d: %w", version, err)
+		}
+	}
+	c.s.sets.seal()
+	return c.s, nil
+}
+
+// compiler holds what Compile needs besides the snapshot it builds.
+type compiler struct {
+	p *gatehouse.Policy
+	s *Snapshot
+
+	bundleIdx  map[string]int32
+	roleIdx    map[string]int32
+	planIdx    map[string]int32
+	featureIdx map[string]int32
+	condIdx    map[string]int32
+	// visible interns tenant lists so subjects with the same list share it.
+	visible map[uint64][][]int32
+
+	// Scratch space reused across subjects.
+	bits      []uint64
+	scoped    []source
+	tenantBuf []int32
+}
+
+// checkName rejects empty names and names with surrounding spaces, which
+// requests could never reach because lookups trim.
+func checkName(kind, name string) error {
+	if name == "" {
+		return gatehouse.Invalidf("%s with an empty name", kind)
+	}
+	if strings.TrimSpace(name) != name {
+		return gatehouse.Invalidf("%s %q: name has surrounding spaces", kind, name)
+	}
+	return nil
+}
+
+func (c *compiler) permissions() error {
+	s := c.s
+	s.permIdx = make(map[string]int32, len(c.p.Permissions))
+	s.perms = make([]permInfo, 0, len(c.p.Permissions))
+	for _, pm := range c.p.Permissions {
+		if err := checkName("permission", pm.Name); err != nil {
+			return err
+		}
+		if _, dup := s.permIdx[pm.Name]; dup {
+			return gatehouse.Invalidf("permission %q is declared twice", pm.Name)
+		}
+		s.permIdx[pm.Name] = int32(len(s.perms))
+		s.perms = append(s.perms, permInfo{name: pm.Name, feature: -1})
+	}
+	s.permsByName = sortedIndices(len(s.perms), func(i int32) string { return s.perms[i].name })
+	s.sets = newSetTable(len(s.perms))
+	c.bits = make([]uint64, s.sets.words)
+	return nil
+}
+
+func (c *compiler) plans() error {
+	s := c.s
+	c.planIdx = make(map[string]int32, len(c.p.Plans))
+	c.featureIdx = make(map[string]int32)
+	for i, pl := range c.p.Plans {
+		if err := checkName("plan", pl.Name); err != nil {
+			return err
+		}
+		if _, dup := c.planIdx[pl.Name]; dup {
+			return gatehouse.Invalidf("plan %q is declared twice", pl.Name)
+		}
+		c.planIdx[pl.Name] = int32(i)
+		s.plans = append(s.plans, pl.Name)
+		for _, f := range pl.Features {
+			if err := checkName(fmt.Sprintf("plan %q: feature", pl.Name), f); err != nil {
+				return err
+			}
+			// Plans are cumulative, so a feature's first plan is its lowest.
+			if _, seen := c.featureIdx[f]; !seen {
+				c.featureIdx[f] = int32(len(s.features))
+				s.features = append(s.features, featureInfo{name: f, minPlan: int32(i)})
+			}
+		}
+	}
+	s.featuresByName = sortedIndices(len(s.features), func(i int32) string { return s.features[i].name })
+	return nil
+}
+
+func (c *compiler) permissionFeatures() error {
+	for i, pm := range c.p.Permissions {
+		if pm.Feature == "" {
+			continue
+		}
+		f, ok := c.featureIdx[pm.Feature]
+		if !ok {
+			return gatehouse.Invalidf("permission %q: feature %q is in no plan", pm.Name, pm.Feature)
+		}
+		c.s.perms[i].feature = f
+	}
+	return nil
+}
+
+// permList resolves permission names.
+func (c *compiler) permList(owner string, names []string) ([]int32, error) {
+	out := make([]int32, 0, len(names))
+	for _, n := range names {
+		p, ok := c.s.permIdx[n]
+		if !ok {
+			return nil, gatehouse.Invalidf("%s: unknown permission %q", owner, n)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func (c *compiler) bundles() error {
+	s := c.s
+	c.bundleIdx = make(map[string]int32, len(c.p.Bundles))
+	for _, b := range c.p.Bundles {
+		if err := checkName("bundle", b.Name); err != nil {
+			return err
+		}
+		if _, dup := c.bundleIdx[b.Name]; dup {
+			return gatehouse.Invalidf("bundle %q is declared twice", b.Name)
+		}
+		perms, err := c.permList(fmt.Sprintf("bundle %q", b.Name), b.Permissions)
+		if err != nil {
+			return err
+		}
+		c.bundleIdx[b.Name] = int32(len(s.bundles))
+		s.bundles = append(s.bundles, bundleInfo{name: b.Name, perms: perms})
+	}
+	return nil
+}
+
+// categories grant nothing, but their bundles must exist.
+func (c *compiler) categories() error {
+	seen := make(map[string]bool, len(c.p.Categories))
+	for _, cat := range c.p.Categories {
+		if err := checkName("category", cat.Name); err != nil {
+			return err
+		}
+		if seen[cat.Name] {
+			return gatehouse.Invalidf("category %q is declared twice", cat.Name)
+		}
+		seen[cat.Name] = true
+		for _, b := range cat.Bundles {
+			if _, ok := c.bundleIdx[b]; !ok {
+				return gatehouse.Invalidf("category %q: unknown bundle %q", cat.Name, b)
+			}
+		}
+	}
+	return nil
+}
+
+func (c *compiler) roles() error {
+	s := c.s
+	c.roleIdx = make(map[string]int32, len(c.p.Roles))
+	for _, r := range c.p.Roles {
+		if err := checkName("role", r.Name); err != nil {
+			return err
+		}
+		if _, dup := c.roleIdx[r.Name]; dup {
+			return gatehouse.Invalidf("role %q is declared twice", r.Name)
+		}
+		owner := fmt.Sprintf("role %q", r.Name)
+		perms, err := c.permList(owner, r.Permissions)
+		if err != nil {
+			return err
+		}
+		clearWords(c.bits)
+		for _, p := range perms {
+			setBit(c.bits, p)
+		}
+		bundles := make([]int32, 0, len(r.Bundles))
+		for _, name := range r.Bundles {
+			b, ok := c.bundleIdx[name]
+			if !ok {
+				return gatehouse.Invalidf("%s: unknown bundle %q", owner, name)
+			}
+			bundles = append(bundles, b)
+			for _, p := range s.bundles[b].perms {
+				setBit(c.bits, p)
+			}
+		}
+		c.roleIdx[r.Name] = int32(len(s.roles))
+		s.roles = append(s.roles, roleInfo{name: r.Name, set: s.sets.intern(c.bits), bundles: bundles, perms: perms})
+	}
+	return nil
+}
+
+// tenants numbers the tenant forest depth-first (Euler tour) so that a
+// subtree test is two comparisons, and resolves each tenant's nearest plan.
+func (c *compiler) tenants() error {
+	s := c.s
+	n := len(c.p.Tenants)
+	s.tenantIdx = make(map[string]int32, n)
+	s.tenants = make([]tenantInfo, n)
+	for i, t := range c.p.Tenants {
+		if err := checkName("tenant", t.ID); err != nil {
+			return err
+		}
+		if _, dup := s.tenantIdx[t.ID]; dup {
+			return gatehouse.Invalidf("tenant %q is declared twice", t.ID)
+		}
+		s.tenantIdx[t.ID] = int32(i)
+	}
+	parent := make([]int32, n)
+	own := make([]int32, n)
+	nchild := make([]int32, n+1)
+	for i, t := range c.p.Tenants {
+		parent[i], own[i] = -1, -1
+		if t.Parent != "" {
+			pi, ok := s.tenantIdx[t.Parent]
+			if !ok {
+				return gatehouse.Invalidf("tenant %q: unknown parent %q", t.ID, t.Parent)
+			}
+			parent[i] = pi
+			nchild[pi+1]++
+		}
+		if t.Plan != "" {
+			pl, ok := c.planIdx[t.Plan]
+			if !ok {
+				return gatehouse.Invalidf("tenant %q: unknown plan %q", t.ID, t.Plan)
+			}
+			own[i] = pl
+		}
+		s.tenants[i] = tenantInfo{id: t.ID, in: -1, out: -1, plan: -1, attrs: cloneMap(t.Attributes)}
+	}
+	// children of t are child[start[t]:start[t+1]], in policy order.
+	start := nchild
+	for i := 1; i <= n; i++ {
+		start[i] += start[i-1]
+	}
+	child := make([]int32, start[n])
+	fill := slices.Clone(start[:n])
+	for i := range n {
+		if pi := parent[i]; pi >= 0 {
+			child[fill[pi]] = int32(i)
+			fill[pi]++
+		}
+	}
+	type frame struct{ t, next int32 }
+	var stack []frame
+	visited := int32(0)
+	for root := range n {
+		if parent[root] >= 0 {
+			continue
+		}
+		stack = append(stack[:0], frame{t: int32(root), next: start[root]})
+		s.enterTenant(int32(root), -1, own, &visited)
+		for len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			if top.next == start[top.t+1] {
+				s.tenants[top.t].out = visited - 1
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			ch := child[top.next]
+			top.next++
+			s.enterTenant(ch, top.t, own, &visited)
+			stack = append(stack, frame{t: ch, next: start[ch]})
+		}
+	}
+	if int(visited) < n {
+		// Only tenants on or below a parent cycle are unreachable from a root.
+		for i := range n {
+			if s.tenants[i].in < 0 {
+				return gatehouse.Invalidf("tenant %q: its parent chain forms a cycle", c.p.Tenants[i].ID)
+			}
+		}
+	}
+	s.tenantNames = make([]string, n)
+	for i, t := range s.tenants {
+		s.tenantNames[i] = t.id
+	}
+	slices.Sort(s.tenantNames)
+	return nil
+}
+
+// enterTenant numbers t on entry and inherits its parent's plan.
+func (s *Snapshot) enterTenant(t, parent int32, own []int32, visited *int32) {
+	ti := &s.tenants[t]
+	ti.in = *visited
+	*visited++
+	ti.plan = own[t]
+	if ti.plan < 0 && parent >= 0 {
+		ti.plan = s.tenants[parent].plan
+	}
+}
+
+func (c *compiler) settings() error {
+	s := c.s
+	set := c.p.Settings
+	vis, err := c.tenantList("settings: default_tenants", set.DefaultTenants)
+	if err != nil {
+		return err
+	}
+	s.defaultVisible = vis
+	if set.AccessPermission != "" {
+		p, ok := s.permIdx[set.AccessPermission]
+		if !ok {
+			return gatehouse.Invalidf("settings: unknown access_permission %q", set.AccessPermission)
+		}
+		s.access = p
+	}
+	if set.AdminPermission != "" {
+		if _, ok := s.permIdx[set.AdminPermission]; !ok {
+			return gatehouse.Invalidf("settings: unknown admin_permission %q", set.AdminPermission)
+		}
+	}
+	return nil
+}
+
+func (c *compiler) tools() error {
+	s := c.s
+	actions := make(map[string]bool, len(c.p.Actions))
+	for _, a := range c.p.Actions {
+		if err := checkName("action", a.Name); err != nil {
+			return err
+		}
+		if actions[a.Name] {
+			return gatehouse.Invalidf("action %q is declared twice", a.Name)
+		}
+		actions[a.Name] = true
+	}
+	s.toolIdx = make(map[string]int32, len(c.p.Tools))
+	s.tools = make([]toolInfo, 0, len(c.p.Tools))
+	for _, t := range c.p.Tools {
+		if err := checkName("tool", t.Name); err != nil {
+			return err
+		}
+		if _, dup := s.toolIdx[t.Name]; dup {
+			return gatehouse.Invalidf("tool %q is declared twice", t.Name)
+		}
+		p, ok := s.permIdx[t.Permission]
+		if !ok {
+			return gatehouse.Invalidf("tool %q: unknown permission %q", t.Name, t.Permission)
+		}
+		if t.Action != "" && !actions[t.Action] {
+			return gatehouse.Invalidf("tool %q: unknown action %q", t.Name, t.Action)
+		}
+		s.toolIdx[t.Name] = -1
+		s.tools = append(s.tools, toolInfo{name: t.Name, flag: t.Flag, perm: p})
+	}
+	slices.SortFunc(s.tools, func(a, b toolInfo) int { return strings.Compare(a.name, b.name) })
+	for i, t := range s.tools {
+		s.toolIdx[t.name] = int32(i)
+	}
+	return nil
+}
+
+func (c *compiler) users() error {
+	s := c.s
+	s.userIdx = make(map[string]int32, len(c.p.Users))
+	s.subjects = make([]subject, 0, len(c.p.Users)+len(c.p.Agents))
+	for _, u := range c.p.Users {
+		email := gatehouse.NormalizeEmail(u.Email)
+		if email == "" {
+			return gatehouse.Invalidf("user with an empty email")
+		}
+		if _, dup := s.userIdx[email]; dup {
+			return gatehouse.Invalidf("user %q is declared twice", email)
+		}
+		sub := subject{ref: gatehouse.User(email), superuser: u.Superuser, plan: -1, attrs: cloneMap(u.Attributes)}
+		if u.Plan != "" {
+			pl, ok := c.planIdx[u.Plan]
+			if !ok {
+				return gatehouse.Invalidf("user %q: unknown plan %q", email, u.Plan)
+			}
+			sub.plan = pl
+		}
+		if err := c.subject(&sub, u.Tenants, u.Roles, u.Grants); err != nil {
+			return fmt.Errorf("user %q: %w", email, err)
+		}
+		s.userIdx[email] = int32(len(s.subjects))
+		s.subjects = append(s.subjects, sub)
+	}
+	return nil
+}
+
+func (c *compiler) agents() error {
+	s := c.s
+	s.agentIdx = make(map[string]int32, len(c.p.Agents))
+	for _, a := range c.p.Agents {
+		if err := checkName("agent", a.ID); err != nil {
+			return err
+		}
+		if _, dup := s.agentIdx[a.ID]; dup {
+			return gatehouse.Invalidf("agent %q is declared twice", a.ID)
+		}
+		sub := subject{ref: gatehouse.AgentRef(a.ID), plan: -1, attrs: cloneMap(a.Attributes)}
+		if err := c.subject(&sub, a.Tenants, a.Roles, a.Grants); err != nil {
+			return fmt.Errorf("agent %q: %w", a.ID, err)
+		}
+		s.agentIdx[a.ID] = int32(len(s.subjects))
+		s.subjects = append(s.subjects, sub)
+	}
+	return nil
+}
+
+// subject compiles a subject's visibility, sources and permission sets.
+func (c *compiler) subject(sub *subject, tenants []string, roles []gatehouse.Assignment, grants []gatehouse.Grant) error {
+	s := c.s
+	if tenants == nil {
+		sub.visible = s.defaultVisible
+	} else {
+		vis, err := c.tenantList("tenants", tenants)
+		if err != nil {
+			return err
+		}
+		sub.visible = vis
+	}
+
+	sources := make([]source, 0, len(roles)+len(grants))
+	nconds := 0
+	for _, a := range roles {
+		r, ok := c.roleIdx[a.Role]
+		if !ok {
+			return gatehouse.Invalidf("unknown role %q", a.Role)
+		}
+		src, err := c.source(sourceRole, r, a.Tenant, a.Condition)
+		if err != nil {
+			return fmt.Errorf("role %q: %w", a.Role, err)
+		}
+		sources = append(sources, src)
+	}
+	for _, g := range grants {
+		p, ok := s.permIdx[g.Permission]
+		if !ok {
+			return gatehouse.Invalidf("grant of unknown permission %q", g.Permission)
+		}
+		src, err := c.source(sourceGrant, p, g.Tenant, g.Condition)
+		if err != nil {
+			return fmt.Errorf("grant %q: %w", g.Permission, err)
+		}
+		sources = append(sources, src)
+	}
+	// Unconditional sources first, each group in policy order.
+	slices.SortStableFunc(sources, func(a, b source) int {
+		return cmp.Compare(min(a.cond, 0), min(b.cond, 0))
+	})
+	for _, src := range sources {
+		if src.cond >= 0 {
+			nconds++
+		}
+	}
+	sub.sources = sources
+	sub.conds = sources[len(sources)-nconds:]
+	uncond := sources[:len(sources)-nconds]
+
+	clearWords(c.bits)
+	c.scoped = c.scoped[:0]
+	for _, src := range uncond {
+		if src.tenant >= 0 {
+			c.scoped = append(c.scoped, src)
+			continue
+		}
+		c.addSource(src)
+	}
+	sub.global = s.sets.intern(c.bits)
+	global := s.sets.set(sub.global)
+
+	slices.SortStableFunc(c.scoped, func(a, b source) int { return cmp.Compare(a.tenant, b.tenant) })
+	var scoped []scopedSet
+	for i := 0; i < len(c.scoped); {
+		t := c.scoped[i].tenant
+		clearWords(c.bits)
+		for ; i < len(c.scoped) && c.scoped[i].tenant == t; i++ {
+			c.addSource(c.scoped[i])
+		}
+		// Permissions held globally need no scoped entry.
+		extra := false
+		for k, w := range c.bits {
+			c.bits[k] = w &^ global[k]
+			extra = extra || c.bits[k] != 0
+		}
+		if extra {
+			ti := &s.tenants[t]
+			scoped = append(scoped, scopedSet{lo: ti.in, hi: ti.out, set: s.sets.intern(c.bits)})
+		}
+	}
+	sub.scoped = slices.Clip(scoped)
+	return nil
+}
+
+// addSource adds the permissions src gives to c.bits.
+func (c *compiler) addSource(src source) {
+	if src.kind == sourceGrant {
+		setBit(c.bits, src.ref)
+		return
+	}
+	c.s.sets.orInto(c.bits, c.s.roles[src.ref].set)
+}
+
+// source resolves an assignment's or grant's scope and condition.
+func (c *compiler) source(kind sourceKind, ref int32, tenant, cond string) (source, error) {
+	src := source{kind: kind, ref: ref, tenant: -1, cond: -1}
+	if tenant != "" {
+		t, ok := c.s.tenantIdx[tenant]
+		if !ok {
+			return src, gatehouse.Invalidf("unknown tenant %q", tenant)
+		}
+		src.tenant = t
+	}
+	if cond != "" {
+		ci, err := c.condition(cond)
+		if err != nil {
+			return src, err
+		}
+		src.cond = ci
+	}
+	return src, nil
+}
+
+// condition compiles expr once per distinct text.
+func (c *compiler) condition(expr string) (int32, error) {
+	if i, ok := c.condIdx[expr]; ok {
+		return i, nil
+	}
+	prg, err := compileCondition(expr)
+	if err != nil {
+		return -1, err
+	}
+	if c.condIdx == nil {
+		c.condIdx = make(map[string]int32)
+	}
+	i := int32(len(c.s.conds))
+	c.condIdx[expr] = i
+	c.s.conds = append(c.s.conds, condition{expr: expr, prg: prg})
+	return i, nil
+}
+
+// tenantList resolves tenant ids to sorted, distinct indices, shared with
+// every earlier identical list. A nil or empty list gives nil.
+func (c *compiler) tenantList(owner string, ids []string) ([]int32, error) {
+	c.tenantBuf = c.tenantBuf[:0]
+	for _, id := range ids {
+		t, ok := c.s.tenantIdx[id]
+		if !ok {
+			return nil, gatehouse.Invalidf("%s: unknown tenant %q", owner, id)
+		}
+		c.tenantBuf = append(c.tenantBuf, t)
+	}
+	if len(c.tenantBuf) == 0 {
+		return nil, nil
+	}
+	slices.Sort(c.tenantBuf)
+	list := slices.Compact(c.tenantBuf)
+	h := uint64(14695981039346656037)
+	for _, t := range list {
+		h ^= uint64(t)
+		h *= 1099511628211
+	}
+	if c.visible == nil {
+		c.visible = make(map[uint64][][]int32)
+	}
+	for _, prev := range c.visible[h] {
+		if slices.Equal(prev, list) {
+			return prev, nil
+		}
+	}
+	list = slices.Clone(list)
+	c.visible[h] = append(c.visible[h], list)
+	return list, nil
+}
+
+// sortedIndices returns 0..n-1 ordered by name.
+func sortedIndices(n int, name func(int32) string) []int32 {
+	out := make([]int32, n)
+	for i := range out {
+		out[i] = int32(i)
+	}
+	slices.SortFunc(out, func(a, b int32) int { return strings.Compare(name(a), name(b)) })
+	return out
+}
+
+// cloneMap deep-copies JSON-shaped attributes so the snapshot never shares
+// a map with the policy it was compiled from.
+func cloneMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = cloneValue(v)
+	}
+	return out
+}
+
+func cloneValue(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		return cloneMap(v)
+	case []any:
+		out := make([]any, len(v))
+		for i := range v {
+			out[i] = cloneValue(v[i])
+		}
+		return out
+	}
+	return v
+}

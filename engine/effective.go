@@ -1,0 +1,139 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// errNoSnapshot is returned by methods called on a nil snapshot.
+var errNoSnapshot = errors.New("engine: no policy snapshot is loaded")
+
+// Effective returns everything subject may do in tenant ("" for a
+// tenant-less answer): each permission and tool decided as Check and
+// CheckTool would decide a request without resource, context or properties.
+// It returns an error wrapping gatehouse.ErrNotFound for an unknown subject
+// or tenant and gatehouse.ErrInvalid for a malformed subject.
+func (s *Snapshot) Effective(subject gatehouse.SubjectRef, tenant string) (e gatehouse.Effective, err error) {
+	if s == nil {
+		return gatehouse.Effective{}, errNoSnapshot
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			e, err = gatehouse.Effective{}, fmt.Errorf("effective %s: internal error: %v", subject, r)
+		}
+	}()
+	if strings.TrimSpace(subject.ID) == "" {
+		return gatehouse.Effective{}, gatehouse.Invalidf("effective: empty subject id")
+	}
+	var si int32
+	var ok bool
+	switch subject.Type {
+	case gatehouse.SubjectUser:
+		si, ok = s.lookupUser(subject.ID)
+	case gatehouse.SubjectAgent:
+		si, ok = s.agentIdx[strings.TrimSpace(subject.ID)]
+	default:
+		return gatehouse.Effective{}, gatehouse.Invalidf("effective: subject type %q is not user or agent", subject.Type)
+	}
+	if !ok {
+		return gatehouse.Effective{}, gatehouse.NotFoundf("%s %q", subject.Type, subject.ID)
+	}
+	sub := &s.subjects[si]
+	q := query{subs: [2]int32{si}, nsubs: 1, tenant: -1, pos: -1}
+	req := gatehouse.Request{Subject: sub.ref}
+	if tenant = strings.TrimSpace(tenant); tenant != "" {
+		t, ok := s.tenantIdx[tenant]
+		if !ok {
+			return gatehouse.Effective{}, gatehouse.NotFoundf("tenant %q", tenant)
+		}
+		q.tenant, q.pos = t, s.tenants[t].in
+		req.Tenant = tenant
+	}
+	q.req = &req
+	human := int32(-1)
+	if sub.ref.Type == gatehouse.SubjectUser {
+		human = si
+	}
+	q.plan = s.effectivePlan(q.tenant, human)
+
+	e = gatehouse.Effective{
+		Subject:     sub.ref,
+		Tenant:      tenant,
+		Superuser:   sub.superuser,
+		Permissions: []string{},
+		Tools:       make([]gatehouse.ToolAccess, 0, len(s.tools)),
+		Flags:       make(map[string]bool),
+		Version:     s.version,
+	}
+	if q.plan >= 0 {
+		e.Plan = s.plans[q.plan]
+		for _, f := range s.featuresByName {
+			if s.features[f].minPlan <= q.plan {
+				e.Features = append(e.Features, s.features[f].name)
+			}
+		}
+	}
+	for _, p := range s.permsByName {
+		q.perms[0], q.nperms = p, 1
+		req.Permission = s.perms[p].name
+		switch v := s.evalSubject(&q, 0, nil); v.reason {
+		case gatehouse.ReasonGranted, gatehouse.ReasonSuperuser:
+			e.Permissions = append(e.Permissions, s.perms[p].name)
+		case gatehouse.ReasonPlanRequired:
+			e.Locked = append(e.Locked, gatehouse.LockedPermission{Permission: s.perms[p].name, Feature: v.feature, Plan: v.plan})
+		}
+	}
+	for _, t := range s.tools {
+		q.nperms = 0
+		if s.access >= 0 && s.access != t.perm {
+			q.perms[0], q.nperms = s.access, 1
+		}
+		q.perms[q.nperms] = t.perm
+		q.nperms++
+		req.Permission = s.perms[t.perm].name
+		v := s.evalSubject(&q, 0, nil)
+		ta := gatehouse.ToolAccess{Tool: t.name, Flag: t.flag, Allowed: allows(v.reason), Reason: v.reason, Plan: v.plan}
+		e.Tools = append(e.Tools, ta)
+		if t.flag != "" {
+			// Tools sharing a flag: the flag is on if any of them is allowed.
+			e.Flags[t.flag] = e.Flags[t.flag] || ta.Allowed
+		}
+	}
+	return e, nil
+}
+
+// VisibleTenants returns the tenant ids the user with email may see, sorted
+// (seed 003): every tenant for a superuser, exactly the user's own list if
+// it has one, else settings.default_tenants — also for an email the policy
+// does not know. A blank email sees nothing (nil).
+func (s *Snapshot) VisibleTenants(email string) []string {
+	if s == nil || strings.TrimSpace(email) == "" {
+		return nil
+	}
+	visible := s.defaultVisible
+	if u, ok := s.lookupUser(email); ok {
+		if s.subjects[u].superuser {
+			return slices.Clone(s.tenantNames)
+		}
+		visible = s.subjects[u].visible
+	}
+	out := make([]string, len(visible))
+	for i, t := range visible {
+		out[i] = s.tenants[t].id
+	}
+	slices.Sort(out)
+	return out
+}
+
+// IsSuperuser reports whether email names a superuser, case-insensitively.
+func (s *Snapshot) IsSuperuser(email string) bool {
+	if s == nil {
+		return false
+	}
+	u, ok := s.lookupUser(email)
+	return ok && s.subjects[u].superuser
+}

@@ -1,0 +1,209 @@
+package engine
+
+import (
+	"slices"
+	"sync/atomic"
+
+	"cel.dev/cel-go/cel"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// Snapshot is a compiled, immutable policy. Every id of the policy is
+// interned to an int32 index at Compile; permission sets are bitsets shared
+// between subjects that hold the same set. A Snapshot is safe for
+// concurrent use and never changes after Compile.
+type Snapshot struct {
+	version int64
+	sets    *setTable
+
+	perms   []permInfo
+	permIdx map[string]int32
+	// permsByName lists permission indices sorted by name.
+	permsByName []int32
+
+	bundles []bundleInfo
+	roles   []roleInfo
+
+	plans    []string
+	features []featureInfo
+	// featuresByName lists feature indices sorted by name.
+	featuresByName []int32
+
+	tenants   []tenantInfo
+	tenantIdx map[string]int32
+	// tenantNames lists every tenant id, sorted.
+	tenantNames []string
+	// defaultVisible is settings.default_tenants as sorted tenant indices,
+	// shared by every subject without a tenant list of its own.
+	defaultVisible []int32
+
+	subjects []subject
+	userIdx  map[string]int32
+	agentIdx map[string]int32
+
+	// tools are sorted by name.
+	tools   []toolInfo
+	toolIdx map[string]int32
+	// access is settings.access_permission, or -1.
+	access int32
+
+	conds []condition
+}
+
+type permInfo struct {
+	name string
+	// feature is the index of the required feature, or -1.
+	feature int32
+}
+
+type bundleInfo struct {
+	name  string
+	perms []int32
+}
+
+type roleInfo struct {
+	name string
+	// set holds the role's permissions and those of its bundles.
+	set     int32
+	bundles []int32
+	perms   []int32
+}
+
+type featureInfo struct {
+	name string
+	// minPlan is the lowest plan that includes the feature; plans are
+	// cumulative, so plan p includes it iff minPlan <= p.
+	minPlan int32
+}
+
+type tenantInfo struct {
+	id string
+	// in and out number the tenant in a depth-first walk of the tenant
+	// forest: t is in the subtree of a iff a.in <= t.in && t.in <= a.out.
+	in, out int32
+	// plan is the plan of the nearest ancestor-or-self with one, or -1.
+	plan  int32
+	attrs map[string]any
+}
+
+type toolInfo struct {
+	name string
+	flag string
+	perm int32
+}
+
+// subject is a compiled user or agent.
+type subject struct {
+	ref       gatehouse.SubjectRef
+	superuser bool
+	// plan is a user's own plan, or -1.
+	plan int32
+	// global is the set of permissions held everywhere without condition.
+	global int32
+	// scoped are the unconditional permission sets per scope tenant.
+	scoped []scopedSet
+	// sources are the subject's assignments and grants, unconditional ones
+	// first, each group in policy order; conds is the conditional tail.
+	sources []source
+	conds   []source
+	// visible are the tenant indices the subject may see, sorted.
+	visible []int32
+	attrs   map[string]any
+}
+
+// scopedSet is a permission set that applies in the subtree whose Euler
+// numbers span [lo, hi].
+type scopedSet struct {
+	lo, hi int32
+	set    int32
+}
+
+type sourceKind uint8
+
+const (
+	sourceRole sourceKind = iota
+	sourceGrant
+)
+
+// source is one role assignment or direct grant.
+type source struct {
+	kind sourceKind
+	// ref is a role index or, for a grant, a permission index.
+	ref int32
+	// tenant is the scope tenant, or -1 for global.
+	tenant int32
+	// cond is a condition index, or -1.
+	cond int32
+}
+
+type condition struct {
+	expr string
+	prg  cel.Program
+}
+
+// Version returns the policy version the snapshot was compiled from; 0 for
+// a nil snapshot.
+func (s *Snapshot) Version() int64 {
+	if s == nil {
+		return 0
+	}
+	return s.version
+}
+
+// Holder holds the current snapshot of an instance. Readers Load without
+// locking; a rebuild Stores a new snapshot. The zero value holds nil.
+type Holder struct {
+	p atomic.Pointer[Snapshot]
+}
+
+// Load returns the current snapshot, or nil if none was stored.
+func (h *Holder) Load() *Snapshot { return h.p.Load() }
+
+// Store makes s the current snapshot.
+func (h *Holder) Store(s *Snapshot) { h.p.Store(s) }
+
+// applies reports whether a source scoped to tenant index scope covers the
+// tenant with Euler number pos (-1 for a tenant-less request).
+func (s *Snapshot) applies(scope, pos int32) bool {
+	if scope < 0 {
+		return true
+	}
+	if pos < 0 {
+		return false
+	}
+	t := &s.tenants[scope]
+	return t.in <= pos && pos <= t.out
+}
+
+// gives reports whether src gives permission p.
+func (s *Snapshot) gives(src source, p int32) bool {
+	if src.kind == sourceGrant {
+		return src.ref == p
+	}
+	return s.sets.has(s.roles[src.ref].set, p)
+}
+
+// holds reports whether sub holds p unconditionally in the tenant with Euler
+// number pos (-1 for a tenant-less request).
+func (s *Snapshot) holds(sub *subject, p, pos int32) bool {
+	if s.sets.has(sub.global, p) {
+		return true
+	}
+	if pos < 0 {
+		return false
+	}
+	for i := range sub.scoped {
+		e := &sub.scoped[i]
+		if e.lo <= pos && pos <= e.hi && s.sets.has(e.set, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// sees reports whether sub may see tenant t.
+func (sub *subject) sees(t int32) bool {
+	_, found := slices.BinarySearch(sub.visible, t)
+	return found
+}
