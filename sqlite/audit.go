@@ -1,0 +1,206 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/audit"
+)
+
+// ListAudit limits.
+const (
+	DefaultAuditLimit = 100
+	MaxAuditLimit     = 10000
+)
+
+// AppendAudit appends events in order in one transaction, chained to the
+// recorded head. An event without a time gets the store clock's. It returns
+// ErrInvalid, appending nothing, if any event fails audit.Validate; on
+// success it fills in each event's Seq, Time, PrevHash and Hash as stored.
+func (db *DB) AppendAudit(ctx context.Context, events []gatehouse.AuditEvent) error {
+	sealed, err := db.prepareEvents(events)
+	if err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	if len(sealed) == 0 {
+		return nil
+	}
+	err = db.writeTx(ctx, "append audit", func(tx *sql.Tx) error {
+		return appendEvents(ctx, tx, sealed)
+	})
+	if err != nil {
+		return err
+	}
+	copy(events, sealed)
+	return nil
+}
+
+// prepareEvents returns validated copies of events, so the caller's slice
+// changes only once they are committed.
+func (db *DB) prepareEvents(events []gatehouse.AuditEvent) ([]gatehouse.AuditEvent, error) {
+	out := slices.Clone(events)
+	now := db.clock.Now()
+	for i := range out {
+		if out[i].Time.IsZero() {
+			out[i].Time = now
+		}
+		if err := audit.Validate(out[i]); err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+// appendEvents seals events against the recorded head, inserts them and
+// moves the head, inside tx.
+func appendEvents(ctx context.Context, tx *sql.Tx, events []gatehouse.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	head, err := auditHead(ctx, tx)
+	if err != nil {
+		return err
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_events
+		(seq, time, actor, action, target, before, after, detail, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for i := range events {
+		e := &events[i]
+		audit.Seal(head, e)
+		_, err := stmt.ExecContext(ctx, e.Seq, e.Time.UnixMicro(), e.Actor, e.Action, e.Target,
+			rawText(e.Before), rawText(e.After), rawText(e.Detail), e.PrevHash, e.Hash)
+		var se *msqlite.Error
+		if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
+			return fmt.Errorf("audit event %d is already stored, beyond the recorded head %d: %w",
+				e.Seq, head.Seq, gatehouse.ErrCorrupt)
+		}
+		if err != nil {
+			return err
+		}
+		head = gatehouse.AuditHead{Seq: e.Seq, Hash: e.Hash}
+	}
+	if err := setMeta(ctx, tx, "audit_head_seq", head.Seq); err != nil {
+		return err
+	}
+	return setMeta(ctx, tx, "audit_head_hash", head.Hash)
+}
+
+// rawText stores raw JSON as TEXT, byte for byte, and absent JSON as NULL.
+func rawText(raw json.RawMessage) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	return string(raw)
+}
+
+// ListAudit returns the events matching f in Seq order: Since is inclusive,
+// Until exclusive, and Limit is DefaultAuditLimit when 0 and at most
+// MaxAuditLimit. A negative Limit is ErrInvalid.
+func (db *DB) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gatehouse.AuditEvent, error) {
+	limit := f.Limit
+	switch {
+	case limit < 0:
+		return nil, gatehouse.Invalidf("list audit: negative limit %d", limit)
+	case limit == 0:
+		limit = DefaultAuditLimit
+	case limit > MaxAuditLimit:
+		limit = MaxAuditLimit
+	}
+	conds := []string{"seq > ?"}
+	args := []any{f.AfterSeq}
+	if f.Actor != "" {
+		conds = append(conds, "actor = ?")
+		args = append(args, f.Actor)
+	}
+	if f.Action != "" {
+		conds = append(conds, "action = ?")
+		args = append(args, f.Action)
+	}
+	if f.TargetPrefix != "" {
+		// instr, unlike LIKE, is case-sensitive and has no wildcards.
+		conds = append(conds, "instr(target, ?) = 1")
+		args = append(args, f.TargetPrefix)
+	}
+	if !f.Since.IsZero() {
+		conds = append(conds, "time >= ?")
+		args = append(args, ceilMicro(f.Since))
+	}
+	if !f.Until.IsZero() {
+		conds = append(conds, "time < ?")
+		args = append(args, ceilMicro(f.Until))
+	}
+	args = append(args, limit)
+	query := `SELECT seq, time, actor, action, target, before, after, detail, prev_hash, hash
+		FROM audit_events WHERE ` + strings.Join(conds, " AND ") + ` ORDER BY seq LIMIT ?`
+
+	rows, err := db.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, db.wrap("list audit", ctxErr(ctx, err))
+	}
+	defer rows.Close()
+	var out []gatehouse.AuditEvent
+	for rows.Next() {
+		var (
+			e                     gatehouse.AuditEvent
+			micros                int64
+			before, after, detail []byte
+		)
+		if err := rows.Scan(&e.Seq, &micros, &e.Actor, &e.Action, &e.Target,
+			&before, &after, &detail, &e.PrevHash, &e.Hash); err != nil {
+			return nil, db.wrap("list audit", ctxErr(ctx, err))
+		}
+		e.Time = time.UnixMicro(micros).UTC()
+		e.Before, e.After, e.Detail = before, after, detail
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.wrap("list audit", ctxErr(ctx, err))
+	}
+	return out, nil
+}
+
+// ceilMicro returns the first whole microsecond at or after t, so that
+// comparing stored microseconds with it agrees with comparing times.
+func ceilMicro(t time.Time) int64 {
+	us := t.UnixMicro()
+	if t.Nanosecond()%1000 != 0 {
+		us++
+	}
+	return us
+}
+
+// AuditHead returns the head recorded by the last append.
+func (db *DB) AuditHead(ctx context.Context) (gatehouse.AuditHead, error) {
+	var head gatehouse.AuditHead
+	err := db.readTx(ctx, "audit head", func(tx *sql.Tx) error {
+		var err error
+		head, err = auditHead(ctx, tx)
+		return err
+	})
+	return head, err
+}
+
+func auditHead(ctx context.Context, tx *sql.Tx) (gatehouse.AuditHead, error) {
+	var head gatehouse.AuditHead
+	if err := readMeta(ctx, tx, "audit_head_seq", &head.Seq); err != nil {
+		return gatehouse.AuditHead{}, err
+	}
+	if err := readMeta(ctx, tx, "audit_head_hash", &head.Hash); err != nil {
+		return gatehouse.AuditHead{}, err
+	}
+	return head, nil
+}

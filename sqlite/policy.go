@@ -1,0 +1,165 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// LoadPolicy returns every stored object, sorted as gatehouse.SortObjects
+// sorts them, and the policy version, from one consistent snapshot.
+func (db *DB) LoadPolicy(ctx context.Context) ([]gatehouse.Object, int64, error) {
+	var (
+		objs    []gatehouse.Object
+		version int64
+	)
+	err := db.readTx(ctx, "load policy", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT kind, id, pos, body FROM policy_objects`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var o gatehouse.Object
+			var body []byte
+			if err := rows.Scan(&o.Kind, &o.ID, &o.Pos, &body); err != nil {
+				return err
+			}
+			o.Body = body
+			objs = append(objs, o)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return readMeta(ctx, tx, "policy_version", &version)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	gatehouse.SortObjects(objs)
+	return objs, version, nil
+}
+
+// PolicyVersion returns the current policy version.
+func (db *DB) PolicyVersion(ctx context.Context) (int64, error) {
+	var version int64
+	err := db.readTx(ctx, "policy version", func(tx *sql.Tx) error {
+		return readMeta(ctx, tx, "policy_version", &version)
+	})
+	return version, err
+}
+
+// CommitPolicy applies changes in order and appends events in one
+// transaction, and returns the new version: base+1, or base when changes is
+// empty (events alone do not make a new policy). It returns ErrConflict if
+// the stored version is not base, and ErrInvalid for a malformed change or
+// event or a change whose Before is not byte for byte the stored body (nil:
+// the object must not exist); either way nothing is written. On success the
+// events' Seq, Time, PrevHash and Hash are filled in as stored.
+func (db *DB) CommitPolicy(ctx context.Context, base int64, changes []gatehouse.Change, events []gatehouse.AuditEvent) (int64, error) {
+	for _, c := range changes {
+		if err := validateChange(c); err != nil {
+			return 0, fmt.Errorf("commit policy: %w", err)
+		}
+	}
+	sealed, err := db.prepareEvents(events)
+	if err != nil {
+		return 0, fmt.Errorf("commit policy: %w", err)
+	}
+	version := base
+	err = db.writeTx(ctx, "commit policy", func(tx *sql.Tx) error {
+		var current int64
+		if err := readMeta(ctx, tx, "policy_version", &current); err != nil {
+			return err
+		}
+		if current != base {
+			return fmt.Errorf("base version %d, stored version %d: %w", base, current, gatehouse.ErrConflict)
+		}
+		for _, c := range changes {
+			if err := applyChange(ctx, tx, c); err != nil {
+				return err
+			}
+		}
+		if err := appendEvents(ctx, tx, sealed); err != nil {
+			return err
+		}
+		if len(changes) == 0 {
+			return nil
+		}
+		version = base + 1
+		return setMeta(ctx, tx, "policy_version", version)
+	})
+	if err != nil {
+		return 0, err
+	}
+	copy(events, sealed)
+	return version, nil
+}
+
+// validateChange rejects a change no store can apply.
+func validateChange(c gatehouse.Change) error {
+	switch {
+	case !slices.Contains(gatehouse.Kinds, c.Kind):
+		return gatehouse.Invalidf("change %s/%s: unknown kind %q", c.Kind, c.ID, c.Kind)
+	case c.ID == "" || !utf8.ValidString(c.ID) || strings.IndexByte(c.ID, 0) >= 0:
+		return gatehouse.Invalidf("change %s/%q: id must be non-empty UTF-8 text", c.Kind, c.ID)
+	case c.Before == nil && c.After == nil:
+		return gatehouse.Invalidf("change %s/%s: neither before nor after", c.Kind, c.ID)
+	case c.After != nil && (!json.Valid(c.After) || !utf8.Valid(c.After)):
+		return gatehouse.Invalidf("change %s/%s: after is not valid UTF-8 JSON", c.Kind, c.ID)
+	}
+	return nil
+}
+
+// applyChange checks c.Before against the stored body and writes c.After.
+func applyChange(ctx context.Context, tx *sql.Tx, c gatehouse.Change) error {
+	var stored []byte
+	err := tx.QueryRowContext(ctx, `SELECT body FROM policy_objects WHERE kind = ? AND id = ?`,
+		string(c.Kind), c.ID).Scan(&stored)
+	exists := err == nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	switch {
+	case c.Before == nil && exists:
+		return gatehouse.Invalidf("create %s/%s: already exists", c.Kind, c.ID)
+	case c.Before != nil && !exists:
+		return gatehouse.Invalidf("%s %s/%s: does not exist", c.Op(), c.Kind, c.ID)
+	case c.Before != nil && !bytes.Equal(stored, c.Before):
+		return gatehouse.Invalidf("%s %s/%s: before does not match the stored object", c.Op(), c.Kind, c.ID)
+	}
+	if c.After == nil {
+		_, err = tx.ExecContext(ctx, `DELETE FROM policy_objects WHERE kind = ? AND id = ?`, string(c.Kind), c.ID)
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `
+		INSERT INTO policy_objects (kind, id, pos, body) VALUES (?, ?, ?, ?)
+		ON CONFLICT (kind, id) DO UPDATE SET pos = excluded.pos, body = excluded.body`,
+		string(c.Kind), c.ID, c.Pos, string(c.After))
+	return err
+}
+
+// readMeta scans the meta value of key into dst.
+func readMeta(ctx context.Context, tx *sql.Tx, key string, dst any) error {
+	err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(dst)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("meta %s missing: %w", key, gatehouse.ErrCorrupt)
+	}
+	if err != nil {
+		return fmt.Errorf("read meta %s: %w", key, err)
+	}
+	return nil
+}
+
+func setMeta(ctx context.Context, tx *sql.Tx, key string, value any) error {
+	_, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = ?`, value, key)
+	return err
+}

@@ -1,0 +1,214 @@
+// Package sqlite implements gatehouse.Store on an embedded SQLite database
+// (modernc.org/sqlite, pure Go) in WAL mode.
+//
+// Writes go through one connection whose transactions begin with BEGIN
+// IMMEDIATE, so they serialize inside the process and take SQLite's write
+// lock up front across processes; a lock held elsewhere for longer than the
+// busy timeout is gatehouse.ErrUnavailable. Reads use a separate pool of
+// read-only connections and, thanks to WAL, never wait for a writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"time"
+
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// DefaultBusyTimeout is how long a write waits for a lock held by another
+// connection before it fails with gatehouse.ErrUnavailable.
+const DefaultBusyTimeout = 5 * time.Second
+
+// Option configures Open.
+type Option func(*config)
+
+type config struct {
+	clock       gatehouse.Clock
+	busyTimeout time.Duration
+}
+
+// WithClock sets the clock that times audit events appended without a time;
+// the default is the wall clock.
+func WithClock(c gatehouse.Clock) Option {
+	return func(cfg *config) { cfg.clock = c }
+}
+
+// WithBusyTimeout sets how long a statement waits for a lock held by another
+// connection; the default is DefaultBusyTimeout.
+func WithBusyTimeout(d time.Duration) Option {
+	return func(cfg *config) { cfg.busyTimeout = d }
+}
+
+// DB is a Gatehouse store in one SQLite database file. It is safe for
+// concurrent use.
+type DB struct {
+	path  string
+	clock gatehouse.Clock
+	// write has a single connection; its transactions begin IMMEDIATE.
+	write *sql.DB
+	// read connections are query-only.
+	read *sql.DB
+}
+
+var _ gatehouse.Store = (*DB)(nil)
+
+// Open opens the database at path, creating the file if its directory
+// exists, and migrates it to the latest schema. It fails without creating
+// anything if the directory does not exist; with an error wrapping
+// gatehouse.ErrCorrupt if the file is not a SQLite database, is damaged or
+// belongs to another application; with gatehouse.ErrSchemaTooNew if a newer
+// Gatehouse migrated it; and with gatehouse.ErrUnavailable if another
+// process holds its lock beyond the busy timeout.
+func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
+	cfg := config{clock: gatehouse.SystemClock{}, busyTimeout: DefaultBusyTimeout}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if path == "" {
+		return nil, gatehouse.Invalidf("sqlite: open: empty path")
+	}
+	if cfg.busyTimeout < 0 {
+		return nil, gatehouse.Invalidf("sqlite %s: open: negative busy timeout %v", path, cfg.busyTimeout)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: open: %w", path, err)
+	}
+	// SQLite would report a missing directory only as "unable to open";
+	// checking first names the cause.
+	if _, err := os.Stat(filepath.Dir(abs)); err != nil {
+		return nil, fmt.Errorf("sqlite %s: open: %w", path, err)
+	}
+	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("sqlite %s: open: is a directory", path)
+	}
+
+	db := &DB{path: path, clock: cfg.clock}
+	busy := strconv.FormatInt(cfg.busyTimeout.Milliseconds(), 10)
+	db.write, err = sql.Open("sqlite", dsn(abs, url.Values{
+		"_busy_timeout": {busy},
+		"_foreign_keys": {"on"},
+		"_journal_mode": {"WAL"},
+		"_synchronous":  {"NORMAL"},
+		"_txlock":       {"immediate"},
+	}))
+	if err != nil {
+		return nil, db.wrap("open", err)
+	}
+	db.write.SetMaxOpenConns(1)
+	db.write.SetMaxIdleConns(1)
+	db.write.SetConnMaxLifetime(0)
+	db.write.SetConnMaxIdleTime(0)
+	if err := db.write.PingContext(ctx); err != nil {
+		db.write.Close()
+		return nil, db.wrap("open", err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.write.Close()
+		return nil, err
+	}
+	db.read, err = sql.Open("sqlite", dsn(abs, url.Values{
+		"_busy_timeout": {busy},
+		"_query_only":   {"on"},
+	}))
+	if err != nil {
+		db.write.Close()
+		return nil, db.wrap("open", err)
+	}
+	db.read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
+	if err := db.read.PingContext(ctx); err != nil {
+		db.read.Close()
+		db.write.Close()
+		return nil, db.wrap("open", err)
+	}
+	return db, nil
+}
+
+// dsn builds a file: URI, so that a path holding '?' or '#' stays a path.
+func dsn(abs string, q url.Values) string {
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	if u.Path[0] != '/' {
+		// A Windows path, C:/…, needs a leading slash in a URI.
+		u.Path = "/" + u.Path
+	}
+	return u.String()
+}
+
+// Path returns the database file's path as given to Open.
+func (db *DB) Path() string { return db.path }
+
+// Close closes the database.
+func (db *DB) Close() error {
+	if err := errors.Join(db.read.Close(), db.write.Close()); err != nil {
+		return fmt.Errorf("sqlite %s: close: %w", db.path, err)
+	}
+	return nil
+}
+
+// wrap adds the operation and path to err and maps SQLite's lock and
+// corruption errors to the gatehouse sentinels; errors that already carry a
+// sentinel or a context error keep it.
+func (db *DB) wrap(op string, err error) error {
+	var se *msqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return fmt.Errorf("sqlite %s: %s: database is locked by another process (%v): %w",
+				db.path, op, se, gatehouse.ErrUnavailable)
+		case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
+			return fmt.Errorf("sqlite %s: %s: %v: %w", db.path, op, se, gatehouse.ErrCorrupt)
+		}
+	}
+	return fmt.Errorf("sqlite %s: %s: %w", db.path, op, err)
+}
+
+// writeTx runs fn in a write transaction, begun IMMEDIATE, and commits if fn
+// succeeds; any error rolls everything back.
+func (db *DB) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return db.wrap(op, ctxErr(ctx, err))
+	}
+	if err := fn(tx); err != nil {
+		// Rollback's own error adds nothing: the transaction is void either way.
+		_ = tx.Rollback()
+		return db.wrap(op, ctxErr(ctx, err))
+	}
+	if err := tx.Commit(); err != nil {
+		return db.wrap(op, ctxErr(ctx, err))
+	}
+	return nil
+}
+
+// readTx runs fn in a read transaction: one consistent snapshot.
+func (db *DB) readTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return db.wrap(op, ctxErr(ctx, err))
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return db.wrap(op, ctxErr(ctx, err))
+	}
+	return nil
+}
+
+// ctxErr prefers the context's error when the context ended, since the
+// driver reports an interrupted statement in its own words.
+func ctxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w (%v)", cerr, err)
+	}
+	return err
+}
