@@ -32,24 +32,44 @@ import (
 // reports them as edited.
 func Canonical(e gatehouse.AuditEvent) []byte {
 	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	// HTML characters stay unescaped so the encoding is easy to reproduce
+	// outside Go.
+	enc.SetEscapeHTML(false)
+	str := func(s string) {
+		// Encoding a string cannot fail; Encode appends a newline, dropped here.
+		_ = enc.Encode(s)
+		b.Truncate(b.Len() - 1)
+	}
+	raw := func(r json.RawMessage) {
+		if len(r) == 0 {
+			b.WriteString("null")
+			return
+		}
+		n := b.Len()
+		if err := json.Compact(&b, r); err != nil {
+			b.Truncate(n)
+			str(string(r))
+		}
+	}
 	b.WriteString(`{"seq":`)
 	b.WriteString(strconv.FormatInt(e.Seq, 10))
 	b.WriteString(`,"time":`)
-	writeString(&b, canonicalTime(e.Time).Format(time.RFC3339Nano))
+	str(canonicalTime(e.Time).Format(time.RFC3339Nano))
 	b.WriteString(`,"actor":`)
-	writeString(&b, e.Actor)
+	str(e.Actor)
 	b.WriteString(`,"action":`)
-	writeString(&b, e.Action)
+	str(e.Action)
 	b.WriteString(`,"target":`)
-	writeString(&b, e.Target)
+	str(e.Target)
 	b.WriteString(`,"before":`)
-	writeRaw(&b, e.Before)
+	raw(e.Before)
 	b.WriteString(`,"after":`)
-	writeRaw(&b, e.After)
+	raw(e.After)
 	b.WriteString(`,"detail":`)
-	writeRaw(&b, e.Detail)
+	raw(e.Detail)
 	b.WriteString(`,"prev_hash":`)
-	writeString(&b, e.PrevHash)
+	str(e.PrevHash)
 	b.WriteByte('}')
 	return b.Bytes()
 }
@@ -71,8 +91,9 @@ func Seal(prev gatehouse.AuditHead, e *gatehouse.AuditEvent) {
 }
 
 // Validate reports, wrapping gatehouse.ErrInvalid, an event a store must not
-// append: no time, actor or action; a string that is not valid UTF-8 or holds
-// a NUL byte; or a before, after or detail that is not valid UTF-8 JSON.
+// append: no time, actor or action; a time outside the years 1 to 9999 (what
+// RFC 3339 and every store can hold); a string that is not valid UTF-8 or
+// holds a NUL byte; or a before, after or detail that is not valid UTF-8 JSON.
 // Every store runs it, so every store accepts the same events.
 func Validate(e gatehouse.AuditEvent) error {
 	switch {
@@ -82,6 +103,8 @@ func Validate(e gatehouse.AuditEvent) error {
 		return gatehouse.Invalidf("audit event: no actor")
 	case e.Action == "":
 		return gatehouse.Invalidf("audit event: no action")
+	case e.Time.UTC().Year() < 1 || e.Time.UTC().Year() > 9999:
+		return gatehouse.Invalidf("audit event: time %v outside the years 1 to 9999", e.Time)
 	}
 	for _, f := range []struct{ name, s string }{{"actor", e.Actor}, {"action", e.Action}, {"target", e.Target}} {
 		if !utf8.ValidString(f.s) || strings.IndexByte(f.s, 0) >= 0 {
@@ -101,28 +124,6 @@ func Validate(e gatehouse.AuditEvent) error {
 
 func canonicalTime(t time.Time) time.Time {
 	return t.Truncate(time.Microsecond).UTC()
-}
-
-// writeString writes s as a JSON string. HTML characters stay unescaped so
-// the encoding is easy to reproduce outside Go.
-func writeString(b *bytes.Buffer, s string) {
-	enc := json.NewEncoder(b)
-	enc.SetEscapeHTML(false)
-	// Encoding a string cannot fail; Encode appends a newline, dropped here.
-	_ = enc.Encode(s)
-	b.Truncate(b.Len() - 1)
-}
-
-func writeRaw(b *bytes.Buffer, raw json.RawMessage) {
-	if len(raw) == 0 {
-		b.WriteString("null")
-		return
-	}
-	n := b.Len()
-	if err := json.Compact(b, raw); err != nil {
-		b.Truncate(n)
-		writeString(b, string(raw))
-	}
 }
 
 // Chain error reasons; stable, like reason codes.

@@ -103,6 +103,12 @@ func TestValidate(t *testing.T) {
 			e.Target, e.Before, e.After, e.Detail = "role/x", json.RawMessage(`{}`), json.RawMessage(` null `), json.RawMessage(`"ü"`)
 		}, true},
 		{"zero time", func(e *gatehouse.AuditEvent) { e.Time = time.Time{} }, false},
+		{"year 9999", func(e *gatehouse.AuditEvent) { e.Time = time.Date(9999, 12, 31, 23, 0, 0, 0, time.UTC) }, true},
+		{"year 10000", func(e *gatehouse.AuditEvent) { e.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, false},
+		{"year 10000 in UTC only", func(e *gatehouse.AuditEvent) {
+			e.Time = time.Date(9999, 12, 31, 23, 0, 0, 0, time.FixedZone("W", -2*3600))
+		}, false},
+		{"before year 1", func(e *gatehouse.AuditEvent) { e.Time = time.Date(0, 12, 31, 0, 0, 0, 0, time.UTC) }, false},
 		{"no actor", func(e *gatehouse.AuditEvent) { e.Actor = "" }, false},
 		{"no action", func(e *gatehouse.AuditEvent) { e.Action = "" }, false},
 		{"bad utf-8 target", func(e *gatehouse.AuditEvent) { e.Target = "\xff" }, false},

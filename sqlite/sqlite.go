@@ -107,9 +107,6 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		return nil, db.wrap("open", err)
 	}
 	db.write.SetMaxOpenConns(1)
-	db.write.SetMaxIdleConns(1)
-	db.write.SetConnMaxLifetime(0)
-	db.write.SetConnMaxIdleTime(0)
 	if err := db.write.PingContext(ctx); err != nil {
 		db.write.Close()
 		return nil, db.wrap("open", err)
@@ -144,9 +141,6 @@ func dsn(abs string, q url.Values) string {
 	}
 	return u.String()
 }
-
-// Path returns the database file's path as given to Open.
-func (db *DB) Path() string { return db.path }
 
 // Close closes the database.
 func (db *DB) Close() error {

@@ -123,6 +123,28 @@ func TestOpenNewFile(t *testing.T) {
 	}
 }
 
+func TestOpenOddPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a b?c#d%20e ü")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "g?.db")
+	db := open(t, path)
+	if _, err := db.CommitPolicy(t.Context(), 0, []gatehouse.Change{{Kind: gatehouse.KindRole, ID: "r", After: json.RawMessage(`{"name":"r"}`)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 1 || entries[0].Name() != "g?.db" {
+		t.Fatalf("directory holds %v, %v; want only g?.db", entries, err)
+	}
+	if v, err := openClosed(t, path).PolicyVersion(t.Context()); err != nil || v != 1 {
+		t.Errorf("PolicyVersion() after reopening = %d, %v; want 1", v, err)
+	}
+}
+
 func TestOpenMissingDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "missing")
 	path := filepath.Join(dir, "g.db")
