@@ -66,8 +66,10 @@ type AuditFilter struct {
 	Action   string
 	// TargetPrefix matches events whose Target starts with it.
 	TargetPrefix string
+	// Since is inclusive, Until exclusive.
 	Since, Until time.Time
-	// Limit caps the number of events; 0 means the store's default (100).
+	// Limit caps the number of events: 0 means 100, more than 10000 is
+	// capped at 10000, negative is ErrInvalid.
 	Limit int
 }
 
@@ -87,16 +89,21 @@ type PolicyStore interface {
 	// PolicyVersion returns the current policy version.
 	PolicyVersion(ctx context.Context) (int64, error)
 	// CommitPolicy writes changes and appends events in one transaction and
-	// returns the new version (base+1). It returns ErrConflict, changing
-	// nothing, if the stored version is not base, and ErrInvalid for a change
-	// whose Before does not match the stored object.
+	// returns the new version: base+1, or base when changes is empty. It
+	// returns ErrConflict, changing nothing, if the stored version is not
+	// base; ErrInvalid for a change whose Before does not match the stored
+	// object, an unknown kind, an empty id, invalid JSON, or an invalid
+	// event. After a successful commit it fills Seq, PrevHash, Hash (and a
+	// zero Time, from the store's clock) into events, as AppendAudit does.
 	CommitPolicy(ctx context.Context, base int64, changes []Change, events []AuditEvent) (int64, error)
 }
 
 // AuditLog is the append-only, hash-chained audit trail.
 type AuditLog interface {
 	// AppendAudit appends events in order in one transaction, assigning Seq,
-	// PrevHash and Hash; it fills those fields in events.
+	// PrevHash and Hash; it fills those fields in events after the commit.
+	// An event without time, actor or action, or with invalid JSON, is
+	// ErrInvalid (see audit.Validate).
 	AppendAudit(ctx context.Context, events []AuditEvent) error
 	// ListAudit returns events matching f in Seq order.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
