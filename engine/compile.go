@@ -49,7 +49,7 @@ type compiler struct {
 	featureIdx map[string]int32
 	condIdx    map[string]int32
 	// visible interns tenant lists so subjects with the same list share it.
-	visible map[uint64][][]int32
+	visible map[uint64][]span
 
 	// Scratch space reused across subjects.
 	bits      []uint64
@@ -385,6 +385,7 @@ func (c *compiler) users() error {
 	s := c.s
 	s.userIdx = make(map[string]int32, len(c.p.Users))
 	s.subjects = make([]subject, 0, len(c.p.Users)+len(c.p.Agents))
+	s.hot = make([]subjectHot, 0, len(c.p.Users)+len(c.p.Agents))
 	for _, u := range c.p.Users {
 		email := gatehouse.NormalizeEmail(u.Email)
 		if email == "" {
@@ -393,19 +394,21 @@ func (c *compiler) users() error {
 		if _, dup := s.userIdx[email]; dup {
 			return gatehouse.Invalidf("user %q is declared twice", email)
 		}
-		sub := subject{ref: gatehouse.User(email), superuser: u.Superuser, plan: -1, attrs: cloneMap(u.Attributes)}
+		sub := subject{ref: gatehouse.User(email), attrs: cloneMap(u.Attributes)}
+		h := subjectHot{superuser: u.Superuser, plan: -1}
 		if u.Plan != "" {
 			pl, ok := c.planIdx[u.Plan]
 			if !ok {
 				return gatehouse.Invalidf("user %q: unknown plan %q", email, u.Plan)
 			}
-			sub.plan = pl
+			h.plan = pl
 		}
-		if err := c.subject(&sub, u.Tenants, u.Roles, u.Grants); err != nil {
+		if err := c.subject(&sub, &h, u.Tenants, u.Roles, u.Grants); err != nil {
 			return fmt.Errorf("user %q: %w", email, err)
 		}
 		s.userIdx[email] = int32(len(s.subjects))
 		s.subjects = append(s.subjects, sub)
+		s.hot = append(s.hot, h)
 	}
 	return nil
 }
@@ -420,27 +423,29 @@ func (c *compiler) agents() error {
 		if _, dup := s.agentIdx[a.ID]; dup {
 			return gatehouse.Invalidf("agent %q is declared twice", a.ID)
 		}
-		sub := subject{ref: gatehouse.AgentRef(a.ID), plan: -1, attrs: cloneMap(a.Attributes)}
-		if err := c.subject(&sub, a.Tenants, a.Roles, a.Grants); err != nil {
+		sub := subject{ref: gatehouse.AgentRef(a.ID), attrs: cloneMap(a.Attributes)}
+		h := subjectHot{plan: -1}
+		if err := c.subject(&sub, &h, a.Tenants, a.Roles, a.Grants); err != nil {
 			return fmt.Errorf("agent %q: %w", a.ID, err)
 		}
 		s.agentIdx[a.ID] = int32(len(s.subjects))
 		s.subjects = append(s.subjects, sub)
+		s.hot = append(s.hot, h)
 	}
 	return nil
 }
 
 // subject compiles a subject's visibility, sources and permission sets.
-func (c *compiler) subject(sub *subject, tenants []string, roles []gatehouse.Assignment, grants []gatehouse.Grant) error {
+func (c *compiler) subject(sub *subject, h *subjectHot, tenants []string, roles []gatehouse.Assignment, grants []gatehouse.Grant) error {
 	s := c.s
 	if tenants == nil {
-		sub.visible = s.defaultVisible
+		h.visible = s.defaultVisible
 	} else {
 		vis, err := c.tenantList("tenants", tenants)
 		if err != nil {
 			return err
 		}
-		sub.visible = vis
+		h.visible = vis
 	}
 
 	sources := make([]source, 0, len(roles)+len(grants))
@@ -478,6 +483,7 @@ func (c *compiler) subject(sub *subject, tenants []string, roles []gatehouse.Ass
 	}
 	sub.sources = sources
 	sub.conds = sources[len(sources)-nconds:]
+	h.hasConds = nconds > 0
 	uncond := sources[:len(sources)-nconds]
 
 	clearWords(c.bits)
@@ -489,11 +495,11 @@ func (c *compiler) subject(sub *subject, tenants []string, roles []gatehouse.Ass
 		}
 		c.addSource(src)
 	}
-	sub.global = s.sets.intern(c.bits)
-	global := s.sets.set(sub.global)
+	h.global = s.sets.intern(c.bits)
+	global := s.sets.set(h.global)
 
 	slices.SortStableFunc(c.scoped, func(a, b source) int { return cmp.Compare(a.tenant, b.tenant) })
-	var scoped []scopedSet
+	h.scoped.off = int32(len(s.scopedPool))
 	for i := 0; i < len(c.scoped); {
 		t := c.scoped[i].tenant
 		clearWords(c.bits)
@@ -508,10 +514,10 @@ func (c *compiler) subject(sub *subject, tenants []string, roles []gatehouse.Ass
 		}
 		if extra {
 			ti := &s.tenants[t]
-			scoped = append(scoped, scopedSet{lo: ti.in, hi: ti.out, set: s.sets.intern(c.bits)})
+			s.scopedPool = append(s.scopedPool, scopedSet{lo: ti.in, hi: ti.out, set: s.sets.intern(c.bits)})
 		}
 	}
-	sub.scoped = slices.Clip(scoped)
+	h.scoped.n = int32(len(s.scopedPool)) - h.scoped.off
 	return nil
 }
 
@@ -562,19 +568,16 @@ func (c *compiler) condition(expr string) (int32, error) {
 	return i, nil
 }
 
-// tenantList resolves tenant ids to sorted, distinct indices, shared with
-// every earlier identical list. A nil or empty list gives nil.
-func (c *compiler) tenantList(owner string, ids []string) ([]int32, error) {
+// tenantList resolves tenant ids to sorted, distinct indices in the
+// snapshot's visPool, sharing the span of an earlier identical list.
+func (c *compiler) tenantList(owner string, ids []string) (span, error) {
 	c.tenantBuf = c.tenantBuf[:0]
 	for _, id := range ids {
 		t, ok := c.s.tenantIdx[id]
 		if !ok {
-			return nil, gatehouse.Invalidf("%s: unknown tenant %q", owner, id)
+			return span{}, gatehouse.Invalidf("%s: unknown tenant %q", owner, id)
 		}
 		c.tenantBuf = append(c.tenantBuf, t)
-	}
-	if len(c.tenantBuf) == 0 {
-		return nil, nil
 	}
 	slices.Sort(c.tenantBuf)
 	list := slices.Compact(c.tenantBuf)
@@ -584,16 +587,17 @@ func (c *compiler) tenantList(owner string, ids []string) ([]int32, error) {
 		h *= 1099511628211
 	}
 	if c.visible == nil {
-		c.visible = make(map[uint64][][]int32)
+		c.visible = make(map[uint64][]span)
 	}
 	for _, prev := range c.visible[h] {
-		if slices.Equal(prev, list) {
+		if slices.Equal(c.s.visible(prev), list) {
 			return prev, nil
 		}
 	}
-	list = slices.Clone(list)
-	c.visible[h] = append(c.visible[h], list)
-	return list, nil
+	v := span{off: int32(len(c.s.visPool)), n: int32(len(list))}
+	c.s.visPool = append(c.s.visPool, list...)
+	c.visible[h] = append(c.visible[h], v)
+	return v, nil
 }
 
 // sortedIndices returns 0..n-1 ordered by name.

@@ -41,13 +41,6 @@ type query struct {
 	plan int32
 }
 
-// verdict is one subject's outcome.
-type verdict struct {
-	reason  gatehouse.Reason
-	feature string
-	plan    string
-}
-
 func allows(r gatehouse.Reason) bool {
 	return r == gatehouse.ReasonGranted || r == gatehouse.ReasonSuperuser
 }
@@ -59,7 +52,9 @@ func (s *Snapshot) Check(req *gatehouse.Request) (d gatehouse.Decision) {
 		return gatehouse.Decision{Reason: gatehouse.ReasonInternalError}
 	}
 	defer s.recoverDecision(&d)
-	return s.decide(req, "", false, nil)
+	d.Version = s.version
+	s.decide(&d, req, "", false, nil)
+	return d
 }
 
 // CheckTool decides whether req's subject may call tool in req.Tenant;
@@ -70,7 +65,9 @@ func (s *Snapshot) CheckTool(req *gatehouse.Request, tool string) (d gatehouse.D
 		return gatehouse.Decision{Reason: gatehouse.ReasonInternalError}
 	}
 	defer s.recoverDecision(&d)
-	return s.decide(req, tool, true, nil)
+	d.Version = s.version
+	s.decide(&d, req, tool, true, nil)
+	return d
 }
 
 // Explain decides req like Check and records each rule it applied.
@@ -95,7 +92,8 @@ func (s *Snapshot) explain(req *gatehouse.Request, tool string, isTool bool) (e 
 			e = gatehouse.Explanation{Decision: s.deny(gatehouse.ReasonInternalError), Steps: tr.steps}
 		}
 	}()
-	d := s.decide(req, tool, isTool, tr)
+	d := gatehouse.Decision{Version: s.version}
+	s.decide(&d, req, tool, isTool, tr)
 	return gatehouse.Explanation{Decision: d, Steps: tr.steps}
 }
 
@@ -111,67 +109,77 @@ func (s *Snapshot) deny(r gatehouse.Reason) gatehouse.Decision {
 	return gatehouse.Decision{Reason: r, Version: s.version}
 }
 
-// decide is the one decision function behind Check, CheckTool and Explain;
-// tr is nil on the hot path.
-func (s *Snapshot) decide(req *gatehouse.Request, tool string, isTool bool, tr *tracer) gatehouse.Decision {
-	q, d, ok := s.resolve(req, tool, isTool, tr)
-	if !ok {
-		return d
+// decide is the one decision function behind Check, CheckTool and Explain.
+// It fills d, whose Version the caller has set; tr is nil on the hot path.
+func (s *Snapshot) decide(d *gatehouse.Decision, req *gatehouse.Request, tool string, isTool bool, tr *tracer) {
+	var q query
+	if s.resolve(&q, d, req, tool, isTool, tr) {
+		s.evaluate(&q, d, tr)
 	}
-	return s.evaluate(&q, tr)
 }
 
 // resolve is step 1: the request is well-formed and names a known subject
-// (and user acted for), permission or tool, and tenant.
-func (s *Snapshot) resolve(req *gatehouse.Request, tool string, isTool bool, tr *tracer) (query, gatehouse.Decision, bool) {
-	q := query{req: req, tenant: -1, pos: -1, plan: -1}
+// (and user acted for), permission or tool, and tenant. It fills q, or sets
+// d's reason and returns false.
+func (s *Snapshot) resolve(q *query, d *gatehouse.Decision, req *gatehouse.Request, tool string, isTool bool, tr *tracer) bool {
+	q.req, q.tenant, q.pos, q.plan = req, -1, -1, -1
 	if req == nil {
 		if tr != nil {
 			tr.add(ruleRequest, outcomeFail, gatehouse.SubjectRef{}, "the request is missing", nil)
 		}
-		return q, s.deny(gatehouse.ReasonInvalidRequest), false
+		d.Reason = gatehouse.ReasonInvalidRequest
+		return false
 	}
 	name := req.Permission
 	if isTool {
 		name = tool
 	}
-	name = strings.TrimSpace(name)
-	if problem := malformed(req, name, isTool); problem != "" {
+	subID := trimSpace(req.Subject.ID)
+	oboID := trimSpace(req.OnBehalfOf.ID)
+	name = trimSpace(name)
+	tenant := trimSpace(req.Tenant)
+	if problem := malformed(req, subID, oboID, name, tenant, isTool); problem != "" {
 		if tr != nil {
 			tr.add(ruleRequest, outcomeFail, gatehouse.SubjectRef{}, problem, nil)
 		}
-		return q, s.deny(gatehouse.ReasonInvalidRequest), false
+		d.Reason = gatehouse.ReasonInvalidRequest
+		return false
 	}
 	if tr != nil {
 		tr.add(ruleRequest, outcomePass, gatehouse.SubjectRef{}, "the request is well-formed", nil)
 	}
 
 	human := int32(-1)
-	if !req.OnBehalfOf.IsZero() {
-		u, ok := s.lookupUser(req.OnBehalfOf.ID)
+	if req.OnBehalfOf.Type != "" {
+		u, ok := s.lookupTrimmedUser(oboID)
 		if !ok {
 			if tr != nil {
 				tr.add(ruleSubject, outcomeFail, req.OnBehalfOf, "no user with this email is in the policy", nil)
 			}
-			d := s.deny(gatehouse.ReasonUnknownSubject)
-			d.Subject = req.OnBehalfOf
-			return q, d, false
+			d.Reason, d.Subject = gatehouse.ReasonUnknownSubject, req.OnBehalfOf
+			return false
 		}
 		if tr != nil {
 			tr.add(ruleSubject, outcomePass, s.subjects[u].ref, "the user acted for is known", nil)
 		}
 		q.subs[0], q.nsubs, human = u, 1, u
 	}
-	si, ok := s.lookupSubject(req.Subject)
+	var si int32
+	var ok bool
+	if req.Subject.Type == gatehouse.SubjectUser {
+		si, ok = s.lookupTrimmedUser(subID)
+	} else {
+		si, ok = s.agentIdx[subID]
+	}
 	if !ok {
 		if tr != nil {
 			tr.add(ruleSubject, outcomeFail, req.Subject, fmt.Sprintf("no %s with this id is in the policy", req.Subject.Type), nil)
 		}
-		d := s.deny(gatehouse.ReasonUnknownSubject)
+		d.Reason = gatehouse.ReasonUnknownSubject
 		if q.nsubs > 0 {
 			d.Subject = req.Subject
 		}
-		return q, d, false
+		return false
 	}
 	if tr != nil {
 		tr.add(ruleSubject, outcomePass, s.subjects[si].ref, fmt.Sprintf("the %s is known", req.Subject.Type), nil)
@@ -188,7 +196,8 @@ func (s *Snapshot) resolve(req *gatehouse.Request, tool string, isTool bool, tr 
 			if tr != nil {
 				tr.add(rulePermission, outcomeFail, gatehouse.SubjectRef{}, fmt.Sprintf("tool %q is not in the policy", name), nil)
 			}
-			return q, s.deny(gatehouse.ReasonUnknownPermission), false
+			d.Reason = gatehouse.ReasonUnknownPermission
+			return false
 		}
 		p := s.tools[ti].perm
 		if s.access >= 0 && s.access != p {
@@ -203,18 +212,20 @@ func (s *Snapshot) resolve(req *gatehouse.Request, tool string, isTool bool, tr 
 			if tr != nil {
 				tr.add(rulePermission, outcomeFail, gatehouse.SubjectRef{}, fmt.Sprintf("permission %q is not declared", name), nil)
 			}
-			return q, s.deny(gatehouse.ReasonUnknownPermission), false
+			d.Reason = gatehouse.ReasonUnknownPermission
+			return false
 		}
 		q.perms[0], q.nperms = p, 1
 	}
 
-	if req.Tenant != "" {
-		t, ok := s.tenantIdx[strings.TrimSpace(req.Tenant)]
+	if tenant != "" {
+		t, ok := s.tenantIdx[tenant]
 		if !ok {
 			if tr != nil {
-				tr.add(ruleTenant, outcomeFail, gatehouse.SubjectRef{}, fmt.Sprintf("tenant %q is not in the policy", req.Tenant), nil)
+				tr.add(ruleTenant, outcomeFail, gatehouse.SubjectRef{}, fmt.Sprintf("tenant %q is not in the policy", tenant), nil)
 			}
-			return q, s.deny(gatehouse.ReasonUnknownTenant), false
+			d.Reason = gatehouse.ReasonUnknownTenant
+			return false
 		}
 		q.tenant, q.pos = t, s.tenants[t].in
 		if tr != nil {
@@ -224,18 +235,18 @@ func (s *Snapshot) resolve(req *gatehouse.Request, tool string, isTool bool, tr 
 		tr.add(ruleTenant, outcomeSkip, gatehouse.SubjectRef{}, "the request names no tenant", nil)
 	}
 	q.plan = s.effectivePlan(q.tenant, human)
-	return q, gatehouse.Decision{}, true
+	return true
 }
 
 // malformed returns what is wrong with req, or "" if it is well-formed.
-// name is the trimmed permission or tool.
-func malformed(req *gatehouse.Request, name string, isTool bool) string {
+// The ids, name (permission or tool) and tenant are req's, trimmed.
+func malformed(req *gatehouse.Request, subID, oboID, name, tenant string, isTool bool) string {
 	switch req.Subject.Type {
 	case gatehouse.SubjectUser, gatehouse.SubjectAgent:
 	default:
 		return "the subject type must be user or agent"
 	}
-	if strings.TrimSpace(req.Subject.ID) == "" {
+	if subID == "" {
 		return "the subject id is empty"
 	}
 	if !req.OnBehalfOf.IsZero() {
@@ -245,7 +256,7 @@ func malformed(req *gatehouse.Request, name string, isTool bool) string {
 		if req.OnBehalfOf.Type != gatehouse.SubjectUser {
 			return "on_behalf_of must be a user"
 		}
-		if strings.TrimSpace(req.OnBehalfOf.ID) == "" {
+		if oboID == "" {
 			return "the on_behalf_of email is empty"
 		}
 	}
@@ -255,47 +266,60 @@ func malformed(req *gatehouse.Request, name string, isTool bool) string {
 		}
 		return "the permission is empty"
 	}
-	if req.Tenant != "" && strings.TrimSpace(req.Tenant) == "" {
+	if req.Tenant != "" && tenant == "" {
 		return "the tenant is blank"
 	}
 	return ""
 }
 
 // evaluate runs steps 2–5 for each subject in order; the first denial wins.
-func (s *Snapshot) evaluate(q *query, tr *tracer) gatehouse.Decision {
+func (s *Snapshot) evaluate(q *query, d *gatehouse.Decision, tr *tracer) {
 	reason := gatehouse.ReasonGranted
 	for i := 0; i < q.nsubs; i++ {
-		v := s.evalSubject(q, i, tr)
-		if !allows(v.reason) {
-			d := gatehouse.Decision{Reason: v.reason, Feature: v.feature, Plan: v.plan, Version: s.version}
+		r, feature := s.evalSubject(q, i, tr)
+		if !allows(r) {
+			d.Reason = r
 			if q.nsubs > 1 {
 				d.Subject = s.subjects[q.subs[i]].ref
 			}
-			return d
+			if feature >= 0 {
+				d.Feature, d.Plan = s.featurePlan(feature)
+			}
+			return
 		}
-		reason = v.reason
+		reason = r
 	}
-	return gatehouse.Decision{Allowed: true, Reason: reason, Version: s.version}
+	d.Allowed, d.Reason = true, reason
+}
+
+// featurePlan returns feature f's name and the lowest plan that has it.
+func (s *Snapshot) featurePlan(f int32) (feature, plan string) {
+	ft := &s.features[f]
+	if ft.minPlan >= 0 {
+		plan = s.plans[ft.minPlan]
+	}
+	return ft.name, plan
 }
 
 // evalSubject runs superuser, visibility, permission and plan for subject i.
-func (s *Snapshot) evalSubject(q *query, i int, tr *tracer) verdict {
-	sub := &s.subjects[q.subs[i]]
-	if sub.superuser {
+// For plan_required it also returns the missing feature, else -1.
+func (s *Snapshot) evalSubject(q *query, i int, tr *tracer) (gatehouse.Reason, int32) {
+	h, sub := &s.hot[q.subs[i]], &s.subjects[q.subs[i]]
+	if h.superuser {
 		if tr != nil {
 			tr.add(ruleSuperuser, outcomePass, sub.ref, "a superuser bypasses visibility, roles and plans", nil)
 		}
-		return verdict{reason: gatehouse.ReasonSuperuser}
+		return gatehouse.ReasonSuperuser, -1
 	}
 	if tr != nil {
 		tr.add(ruleSuperuser, outcomeSkip, sub.ref, fmt.Sprintf("the %s is not a superuser", sub.ref.Type), nil)
 	}
 	if q.tenant >= 0 {
-		if !sub.sees(q.tenant) {
+		if !s.sees(h, q.tenant) {
 			if tr != nil {
 				tr.add(ruleVisibility, outcomeFail, sub.ref, fmt.Sprintf("tenant %q is not among the tenants the %s may see", s.tenants[q.tenant].id, sub.ref.Type), nil)
 			}
-			return verdict{reason: gatehouse.ReasonTenantNotVisible}
+			return gatehouse.ReasonTenantNotVisible, -1
 		}
 		if tr != nil {
 			tr.add(ruleVisibility, outcomePass, sub.ref, fmt.Sprintf("the %s may see tenant %q", sub.ref.Type, s.tenants[q.tenant].id), nil)
@@ -304,33 +328,36 @@ func (s *Snapshot) evalSubject(q *query, i int, tr *tracer) verdict {
 		tr.add(ruleVisibility, outcomeSkip, sub.ref, "the request names no tenant", nil)
 	}
 	for k := 0; k < q.nperms; k++ {
-		if v := s.evalPermission(q, i, sub, q.perms[k], tr); v.reason != gatehouse.ReasonGranted {
-			return v
+		if r, feature := s.evalPermission(q, i, h, sub, q.perms[k], tr); r != gatehouse.ReasonGranted {
+			return r, feature
 		}
 	}
-	return verdict{reason: gatehouse.ReasonGranted}
+	return gatehouse.ReasonGranted, -1
 }
 
 // evalPermission checks that sub holds p (unconditionally, else through a
 // condition) and that the effective plan includes p's feature.
-func (s *Snapshot) evalPermission(q *query, i int, sub *subject, p int32, tr *tracer) verdict {
-	if s.holds(sub, p, q.pos) {
+func (s *Snapshot) evalPermission(q *query, i int, h *subjectHot, sub *subject, p int32, tr *tracer) (gatehouse.Reason, int32) {
+	if s.holds(h, p, q.pos) {
 		if tr != nil {
 			s.tracePermission(q, sub, p, tr)
 		}
 	} else {
-		granted, tried := s.evalConditions(q, i, sub, p, tr)
+		granted, tried := false, false
+		if h.hasConds {
+			granted, tried = s.evalConditions(q, i, sub, p, tr)
+		}
 		if !granted {
 			if tried {
 				if tr != nil {
 					tr.add(rulePermission, outcomeFail, sub.ref, fmt.Sprintf("permission %q is given only under conditions that did not hold", s.perms[p].name), nil)
 				}
-				return verdict{reason: gatehouse.ReasonConditionFailed}
+				return gatehouse.ReasonConditionFailed, -1
 			}
 			if tr != nil {
 				tr.add(rulePermission, outcomeFail, sub.ref, fmt.Sprintf("no role, bundle or grant gives permission %q%s", s.perms[p].name, s.inTenant(q.tenant)), nil)
 			}
-			return verdict{reason: gatehouse.ReasonPermissionMissing}
+			return gatehouse.ReasonPermissionMissing, -1
 		}
 	}
 	f := s.perms[p].feature
@@ -338,31 +365,18 @@ func (s *Snapshot) evalPermission(q *query, i int, sub *subject, p int32, tr *tr
 		if tr != nil {
 			tr.add(rulePlan, outcomeSkip, sub.ref, fmt.Sprintf("permission %q needs no feature", s.perms[p].name), nil)
 		}
-		return verdict{reason: gatehouse.ReasonGranted}
+		return gatehouse.ReasonGranted, -1
 	}
-	lowest := s.features[f].minPlan
-	if q.plan >= 0 && lowest >= 0 && lowest <= q.plan {
+	if lowest := s.features[f].minPlan; q.plan >= 0 && lowest >= 0 && lowest <= q.plan {
 		if tr != nil {
 			tr.add(rulePlan, outcomePass, sub.ref, fmt.Sprintf("plan %q includes feature %q", s.plans[q.plan], s.features[f].name), nil)
 		}
-		return verdict{reason: gatehouse.ReasonGranted}
-	}
-	v := verdict{reason: gatehouse.ReasonPlanRequired, feature: s.features[f].name}
-	if lowest >= 0 {
-		v.plan = s.plans[lowest]
+		return gatehouse.ReasonGranted, -1
 	}
 	if tr != nil {
-		have := "no plan"
-		if q.plan >= 0 {
-			have = fmt.Sprintf("plan %q", s.plans[q.plan])
-		}
-		want := "no plan includes it"
-		if v.plan != "" {
-			want = fmt.Sprintf("the lowest plan that includes it is %q", v.plan)
-		}
-		tr.add(rulePlan, outcomeFail, sub.ref, fmt.Sprintf("permission %q needs feature %q, which %s does not include; %s", s.perms[p].name, v.feature, have, want), nil)
+		s.tracePlanRequired(q, sub, p, f, tr)
 	}
-	return v
+	return gatehouse.ReasonPlanRequired, f
 }
 
 // evalConditions tries every conditional source of sub that would give p in
@@ -380,19 +394,9 @@ func (s *Snapshot) evalConditions(q *query, i int, sub *subject, p int32, tr *tr
 		c := &s.conds[src.cond]
 		ok, err := evalCondition(c.prg, vars)
 		if tr != nil {
-			switch {
-			case err != nil:
-				tr.add(ruleCondition, outcomeFail, sub.ref, fmt.Sprintf("condition %s failed to evaluate: %v", c.expr, err), s.sourcePath(src, p))
-			case ok:
-				tr.add(ruleCondition, outcomePass, sub.ref, fmt.Sprintf("condition %s is true", c.expr), s.sourcePath(src, p))
-			default:
-				tr.add(ruleCondition, outcomeFail, sub.ref, fmt.Sprintf("condition %s is false", c.expr), s.sourcePath(src, p))
-			}
+			s.traceCondition(sub, src, p, ok, err, tr)
 		}
 		if ok {
-			if tr != nil {
-				tr.add(rulePermission, outcomePass, sub.ref, fmt.Sprintf("permission %q is given under a condition that holds", s.perms[p].name), s.sourcePath(src, p))
-			}
 			return true, true
 		}
 	}
@@ -408,7 +412,7 @@ func (s *Snapshot) effectivePlan(tenant, human int32) int32 {
 		}
 	}
 	if human >= 0 {
-		if p := s.subjects[human].plan; p >= 0 {
+		if p := s.hot[human].plan; p >= 0 {
 			return p
 		}
 	}
@@ -418,21 +422,26 @@ func (s *Snapshot) effectivePlan(tenant, human int32) int32 {
 	return -1
 }
 
-func (s *Snapshot) lookupSubject(ref gatehouse.SubjectRef) (int32, bool) {
-	if ref.Type == gatehouse.SubjectUser {
-		return s.lookupUser(ref.ID)
+// trimSpace is strings.TrimSpace with a fast path for the usual string that
+// starts and ends with a printable ASCII byte.
+func trimSpace(s string) string {
+	if s == "" || (' ' < s[0] && s[0] < utf8.RuneSelf && ' ' < s[len(s)-1] && s[len(s)-1] < utf8.RuneSelf) {
+		return s
 	}
-	i, ok := s.agentIdx[strings.TrimSpace(ref.ID)]
-	return i, ok
+	return strings.TrimSpace(s)
 }
 
 // maxStackEmail is the longest email lower-cased on the stack.
 const maxStackEmail = 128
 
-// lookupUser finds a user by email, trimmed and case-insensitively, without
-// allocating for ASCII emails of up to maxStackEmail bytes.
+// lookupUser finds a user by email, trimmed and case-insensitively.
 func (s *Snapshot) lookupUser(email string) (int32, bool) {
-	email = strings.TrimSpace(email)
+	return s.lookupTrimmedUser(trimSpace(email))
+}
+
+// lookupTrimmedUser finds a user by a trimmed email, case-insensitively,
+// without allocating for ASCII emails of up to maxStackEmail bytes.
+func (s *Snapshot) lookupTrimmedUser(email string) (int32, bool) {
 	upper := false
 	for i := 0; i < len(email); i++ {
 		c := email[i]

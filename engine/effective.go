@@ -63,7 +63,7 @@ func (s *Snapshot) Effective(subject gatehouse.SubjectRef, tenant string) (e gat
 	e = gatehouse.Effective{
 		Subject:     sub.ref,
 		Tenant:      tenant,
-		Superuser:   sub.superuser,
+		Superuser:   s.hot[si].superuser,
 		Permissions: []string{},
 		Tools:       make([]gatehouse.ToolAccess, 0, len(s.tools)),
 		Flags:       make(map[string]bool),
@@ -80,11 +80,12 @@ func (s *Snapshot) Effective(subject gatehouse.SubjectRef, tenant string) (e gat
 	for _, p := range s.permsByName {
 		q.perms[0], q.nperms = p, 1
 		req.Permission = s.perms[p].name
-		switch v := s.evalSubject(&q, 0, nil); v.reason {
+		switch r, f := s.evalSubject(&q, 0, nil); r {
 		case gatehouse.ReasonGranted, gatehouse.ReasonSuperuser:
 			e.Permissions = append(e.Permissions, s.perms[p].name)
 		case gatehouse.ReasonPlanRequired:
-			e.Locked = append(e.Locked, gatehouse.LockedPermission{Permission: s.perms[p].name, Feature: v.feature, Plan: v.plan})
+			feature, plan := s.featurePlan(f)
+			e.Locked = append(e.Locked, gatehouse.LockedPermission{Permission: s.perms[p].name, Feature: feature, Plan: plan})
 		}
 	}
 	for _, t := range s.tools {
@@ -95,8 +96,11 @@ func (s *Snapshot) Effective(subject gatehouse.SubjectRef, tenant string) (e gat
 		q.perms[q.nperms] = t.perm
 		q.nperms++
 		req.Permission = s.perms[t.perm].name
-		v := s.evalSubject(&q, 0, nil)
-		ta := gatehouse.ToolAccess{Tool: t.name, Flag: t.flag, Allowed: allows(v.reason), Reason: v.reason, Plan: v.plan}
+		r, f := s.evalSubject(&q, 0, nil)
+		ta := gatehouse.ToolAccess{Tool: t.name, Flag: t.flag, Allowed: allows(r), Reason: r}
+		if f >= 0 {
+			_, ta.Plan = s.featurePlan(f)
+		}
 		e.Tools = append(e.Tools, ta)
 		if t.flag != "" {
 			// Tools sharing a flag: the flag is on if any of them is allowed.
@@ -116,13 +120,14 @@ func (s *Snapshot) VisibleTenants(email string) []string {
 	}
 	visible := s.defaultVisible
 	if u, ok := s.lookupUser(email); ok {
-		if s.subjects[u].superuser {
+		if s.hot[u].superuser {
 			return slices.Clone(s.tenantNames)
 		}
-		visible = s.subjects[u].visible
+		visible = s.hot[u].visible
 	}
-	out := make([]string, len(visible))
-	for i, t := range visible {
+	ids := s.visible(visible)
+	out := make([]string, len(ids))
+	for i, t := range ids {
 		out[i] = s.tenants[t].id
 	}
 	slices.Sort(out)
@@ -135,5 +140,5 @@ func (s *Snapshot) IsSuperuser(email string) bool {
 		return false
 	}
 	u, ok := s.lookupUser(email)
-	return ok && s.subjects[u].superuser
+	return ok && s.hot[u].superuser
 }

@@ -76,3 +76,32 @@ func (s *Snapshot) inTenant(t int32) string {
 	}
 	return fmt.Sprintf(" in tenant %q", s.tenants[t].id)
 }
+
+// traceCondition records one condition's outcome.
+func (s *Snapshot) traceCondition(sub *subject, src source, p int32, ok bool, err error, tr *tracer) {
+	c := &s.conds[src.cond]
+	path := s.sourcePath(src, p)
+	switch {
+	case err != nil:
+		tr.add(ruleCondition, outcomeFail, sub.ref, fmt.Sprintf("condition %s failed to evaluate: %v", c.expr, err), path)
+	case ok:
+		tr.add(ruleCondition, outcomePass, sub.ref, fmt.Sprintf("condition %s is true", c.expr), path)
+		tr.add(rulePermission, outcomePass, sub.ref, fmt.Sprintf("permission %q is given under a condition that holds", s.perms[p].name), path)
+	default:
+		tr.add(ruleCondition, outcomeFail, sub.ref, fmt.Sprintf("condition %s is false", c.expr), path)
+	}
+}
+
+// tracePlanRequired records that the effective plan lacks p's feature f.
+func (s *Snapshot) tracePlanRequired(q *query, sub *subject, p, f int32, tr *tracer) {
+	feature, lowest := s.featurePlan(f)
+	have := "no plan"
+	if q.plan >= 0 {
+		have = fmt.Sprintf("plan %q", s.plans[q.plan])
+	}
+	want := "no plan includes it"
+	if lowest != "" {
+		want = fmt.Sprintf("the lowest plan that includes it is %q", lowest)
+	}
+	tr.add(rulePlan, outcomeFail, sub.ref, fmt.Sprintf("permission %q needs feature %q, which %s does not include; %s", s.perms[p].name, feature, have, want), nil)
+}

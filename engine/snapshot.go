@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"slices"
 	"sync/atomic"
 
 	"cel.dev/cel-go/cel"
@@ -34,13 +33,17 @@ type Snapshot struct {
 	tenantIdx map[string]int32
 	// tenantNames lists every tenant id, sorted.
 	tenantNames []string
-	// defaultVisible is settings.default_tenants as sorted tenant indices,
-	// shared by every subject without a tenant list of its own.
-	defaultVisible []int32
+	// defaultVisible spans settings.default_tenants in visPool, shared by
+	// every subject without a tenant list of its own.
+	defaultVisible span
 
-	subjects []subject
-	userIdx  map[string]int32
-	agentIdx map[string]int32
+	// hot and subjects are indexed alike: users first, then agents.
+	hot        []subjectHot
+	subjects   []subject
+	visPool    []int32
+	scopedPool []scopedSet
+	userIdx    map[string]int32
+	agentIdx   map[string]int32
 
 	// tools are sorted by name.
 	tools   []toolInfo
@@ -93,22 +96,35 @@ type toolInfo struct {
 	perm int32
 }
 
-// subject is a compiled user or agent.
-type subject struct {
-	ref       gatehouse.SubjectRef
+// subjectHot is what Check reads about a subject for every request, kept
+// apart from the rest (subject) so that a check touches one small record.
+type subjectHot struct {
 	superuser bool
+	// hasConds reports whether the subject has conditional sources.
+	hasConds bool
 	// plan is a user's own plan, or -1.
 	plan int32
 	// global is the set of permissions held everywhere without condition.
 	global int32
-	// scoped are the unconditional permission sets per scope tenant.
-	scoped []scopedSet
+	// visible spans the sorted tenant indices the subject may see in
+	// Snapshot.visPool; subjects with equal lists share one span.
+	visible span
+	// scoped spans the subject's unconditional scoped sets in
+	// Snapshot.scopedPool.
+	scoped span
+}
+
+// span is a slice of a pool: pool[off : off+n].
+type span struct{ off, n int32 }
+
+// subject is the rest of a compiled user or agent: what explanations,
+// conditions and Effective need.
+type subject struct {
+	ref gatehouse.SubjectRef
 	// sources are the subject's assignments and grants, unconditional ones
 	// first, each group in policy order; conds is the conditional tail.
 	sources []source
 	conds   []source
-	// visible are the tenant indices the subject may see, sorted.
-	visible []int32
 	attrs   map[string]any
 }
 
@@ -184,17 +200,16 @@ func (s *Snapshot) gives(src source, p int32) bool {
 	return s.sets.has(s.roles[src.ref].set, p)
 }
 
-// holds reports whether sub holds p unconditionally in the tenant with Euler
+// holds reports whether h holds p unconditionally in the tenant with Euler
 // number pos (-1 for a tenant-less request).
-func (s *Snapshot) holds(sub *subject, p, pos int32) bool {
-	if s.sets.has(sub.global, p) {
+func (s *Snapshot) holds(h *subjectHot, p, pos int32) bool {
+	if s.sets.has(h.global, p) {
 		return true
 	}
 	if pos < 0 {
 		return false
 	}
-	for i := range sub.scoped {
-		e := &sub.scoped[i]
+	for _, e := range s.scopedPool[h.scoped.off : h.scoped.off+h.scoped.n] {
 		if e.lo <= pos && pos <= e.hi && s.sets.has(e.set, p) {
 			return true
 		}
@@ -202,8 +217,24 @@ func (s *Snapshot) holds(sub *subject, p, pos int32) bool {
 	return false
 }
 
-// sees reports whether sub may see tenant t.
-func (sub *subject) sees(t int32) bool {
-	_, found := slices.BinarySearch(sub.visible, t)
-	return found
+// visible returns the sorted tenant indices of a visibility span.
+func (s *Snapshot) visible(v span) []int32 { return s.visPool[v.off : v.off+v.n] }
+
+// sees reports whether h may see tenant t. The search is branch-free (the
+// compiler emits conditional moves): visibility lists are short, and a
+// mispredicted branch costs more than the comparisons.
+func (s *Snapshot) sees(h *subjectHot, t int32) bool {
+	a := s.visible(h.visible)
+	if len(a) == 0 {
+		return false
+	}
+	base, n := 0, len(a)
+	for n > 1 {
+		half := n / 2
+		if a[base+half] <= t {
+			base += half
+		}
+		n -= half
+	}
+	return a[base] == t
 }
