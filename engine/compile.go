@@ -35,6 +35,9 @@ func Compile(p *gatehouse.Policy, version int64) (snap *Snapshot, err error) {
 		}
 	}
 	c.s.sets.seal()
+	// Pools grew by appending; keep only what they hold.
+	c.s.scopedPool = slices.Clone(c.s.scopedPool)
+	c.s.visPool = slices.Clone(c.s.visPool)
 	return c.s, nil
 }
 
