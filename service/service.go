@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/gatehouse/gatehouse"
@@ -37,7 +38,7 @@ func DefaultConfig() Config {
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
-	if c.BootstrapSuperuser != "" {
+	if strings.TrimSpace(c.BootstrapSuperuser) != "" {
 		if _, err := gatehouse.ParseSubject("user:" + c.BootstrapSuperuser); err != nil {
 			return fmt.Errorf("bootstrap superuser: %w", err)
 		}
@@ -80,7 +81,7 @@ func Open(ctx context.Context, store gatehouse.Store, cfg Config) (*Service, err
 	if err != nil {
 		return nil, err
 	}
-	if cfg.BootstrapSuperuser != "" && len(p.Superusers()) == 0 {
+	if strings.TrimSpace(cfg.BootstrapSuperuser) != "" && len(p.Superusers()) == 0 {
 		email := gatehouse.NormalizeEmail(cfg.BootstrapSuperuser)
 		if _, err := s.Update(ctx, "system", "user.bootstrap", func(p *gatehouse.Policy) error {
 			return promote(p, email)
@@ -294,6 +295,10 @@ func (s *Service) changeEvents(actor, action string, version int64, changes []ga
 func (s *Service) Apply(ctx context.Context, actor string, doc *policy.Document, dryRun bool) (Result, error) {
 	fn := func(p *gatehouse.Policy) error {
 		merged := policy.Merge(p, doc)
+		// Check here, not only in Update, so problems get the file's lines.
+		if problems := policy.Validate(merged); len(problems) > 0 {
+			return doc.Locate(problems)
+		}
 		*p = *merged
 		return nil
 	}

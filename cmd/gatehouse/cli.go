@@ -220,6 +220,10 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) open(ctx context.Context) error {
 	store, err := sqlite.Open(ctx, m.Config.dbPath())
 	if err != nil {
+		if gatehouse.ErrorCode(err) == gatehouse.CodeInternal {
+			// A missing directory or an unreadable file: the store cannot be used.
+			return fmt.Errorf("open %s: %v: %w", m.Config.dbPath(), err, gatehouse.ErrUnavailable)
+		}
 		return fmt.Errorf("open %s: %w", m.Config.dbPath(), err)
 	}
 	m.store = store

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const examplePolicy = "../../examples/ai-assistant/policy.yaml"
+
+type runResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// run executes one command line in-process against db.
+func run(t *testing.T, db string, args ...string) runResult {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"GATEHOUSE_DB": db, "USER": "tester", "LANG": "C"}
+	m := NewMain(func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr)
+	err := m.ParseFlags(args)
+	if err == nil {
+		err = m.Run(context.Background())
+	}
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
+	code := m.report(err)
+	return runResult{code, stdout.String(), stderr.String()}
+}
+
+func newDB(t *testing.T) string {
+	t.Helper()
+	db := filepath.Join(t.TempDir(), "gatehouse.db")
+	if r := run(t, db, "apply", "-f", examplePolicy); r.code != 0 {
+		t.Fatalf("apply example: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	return db
+}
+
+func TestCheckExitCodesAndReasons(t *testing.T) {
+	db := newDB(t)
+	tests := []struct {
+		args   []string
+		code   int
+		reason string
+	}{
+		{[]string{"--subject", "user:sara@acme.example", "--tool", "analyze_loan", "--tenant", "acme"}, 0, "granted"},
+		{[]string{"--subject", "user:carl@acme.example", "--tool", "analyze_loan", "--tenant", "acme-berlin"}, 3, "permission_missing"},
+		{[]string{"--subject", "user:gina@globex.example", "--tool", "detect_fraud", "--tenant", "globex"}, 3, "plan_required"},
+		{[]string{"--subject", "user:gus@example.org", "--permission", "chat.view"}, 3, "permission_missing"},
+		{[]string{"--subject", "user:admin@example.com", "--permission", "chat.view"}, 0, "superuser"},
+		{[]string{"--subject", "user:nobody@example.com", "--permission", "chat.view"}, 3, "unknown_subject"},
+		{[]string{"--subject", "user:sara@acme.example", "--tool", "analyze_loan", "--tenant", "globex"}, 3, "tenant_not_visible"},
+		{[]string{"--subject", "user:carl@acme.example", "--tool", "generate_report", "--tenant", "acme-berlin", "--context", `{"report_kind":"weekly"}`}, 3, "condition_failed"},
+		{[]string{"--subject", "agent:support-bot", "--on-behalf-of", "user:olga@acme.example", "--tool", "process_refund", "--tenant", "acme-berlin"}, 0, "granted"},
+	}
+	for _, tt := range tests {
+		args := append([]string{"check", "--json"}, tt.args...)
+		r := run(t, db, args...)
+		if r.code != tt.code {
+			t.Errorf("gatehouse %s: exit %d, want %d\n%s", strings.Join(args, " "), r.code, tt.code, r.stderr)
+			continue
+		}
+		var out struct {
+			Allowed bool   `json:"allowed"`
+			Reason  string `json:"reason"`
+			Message string `json:"message"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+			t.Errorf("gatehouse %s: output is not JSON: %v\n%s", strings.Join(args, " "), err, r.stdout)
+			continue
+		}
+		if out.Reason != tt.reason || out.Allowed != (tt.code == 0) || out.Message == "" {
+			t.Errorf("gatehouse %s = %+v, want reason %s", strings.Join(args, " "), out, tt.reason)
+		}
+	}
+}
+
+func TestUsageAndInputErrorsExit2(t *testing.T) {
+	db := newDB(t)
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "broken.yaml")
+	if err := os.WriteFile(broken, []byte("roles: [{name: r, bundles: [missing]}]\nbundles: []\nbogus: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	garbage := filepath.Join(dir, "garbage.db")
+	if err := os.WriteFile(garbage, bytes.Repeat([]byte("not a database "), 500), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		db     string
+		args   []string
+		stderr string // a fragment the error must name
+	}{
+		{"no command", db, []string{"frobnicate"}, "unknown command"},
+		{"check without subject", db, []string{"check", "--permission", "x"}, "--subject"},
+		{"check with both", db, []string{"check", "--subject", "user:a@b.c", "--permission", "x", "--tool", "y"}, "exactly one"},
+		{"bad subject", db, []string{"check", "--subject", "robot:x", "--permission", "x"}, "unknown type"},
+		{"empty email", db, []string{"check", "--subject", "user:", "--permission", "x"}, "empty email"},
+		{"bad context", db, []string{"check", "--subject", "user:a@b.c", "--permission", "x", "--context", "[1"}, "--context"},
+		{"missing file", db, []string{"apply", "-f", filepath.Join(dir, "nope.yaml")}, "nope.yaml"},
+		{"invalid policy: unknown reference", db, []string{"apply", "-f", broken}, "broken.yaml:1:29: roles[0].bundles[0]: unknown bundle \"missing\""},
+		{"invalid policy: unknown key", db, []string{"apply", "-f", broken}, "broken.yaml:3:1: bogus: unknown key"},
+		{"unknown tenant grant", db, []string{"user", "grant", "carl@acme.example", "acme,atlantis"}, "atlantis"},
+		{"last superuser", db, []string{"user", "demote", "admin@example.com"}, "last superuser"},
+		{"corrupt database", garbage, []string{"user", "list"}, "garbage.db"},
+		{"missing database dir", filepath.Join(dir, "no", "such", "dir.db"), []string{"user", "list"}, "dir.db"},
+		{"tenant cycle", db, []string{"tenant", "move", "acme", "--parent", "acme-berlin"}, "cycle"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := run(t, db, "export")
+			r := run(t, tt.db, tt.args...)
+			if r.code != 2 {
+				t.Fatalf("gatehouse %s: exit %d, want 2\nstdout: %s\nstderr: %s", strings.Join(tt.args, " "), r.code, r.stdout, r.stderr)
+			}
+			if !strings.Contains(r.stderr, tt.stderr) {
+				t.Errorf("stderr %q does not mention %q", r.stderr, tt.stderr)
+			}
+			if after := run(t, db, "export"); after.stdout != before.stdout {
+				t.Error("a failed command changed the store")
+			}
+		})
+	}
+}
+
+func TestApplyIdempotentAndExportRoundTrip(t *testing.T) {
+	db := newDB(t)
+	if r := run(t, db, "apply", "-f", examplePolicy); r.code != 0 || !strings.Contains(r.stdout, "policy unchanged") {
+		t.Fatalf("second apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	exported := filepath.Join(t.TempDir(), "export.yaml")
+	if r := run(t, db, "export", "-o", exported); r.code != 0 {
+		t.Fatalf("export: exit %d %s", r.code, r.stderr)
+	}
+	if r := run(t, db, "apply", "-f", exported); r.code != 0 || !strings.Contains(r.stdout, "policy unchanged") {
+		t.Fatalf("apply(export): exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, db, "audit", "verify"); r.code != 0 || !strings.Contains(r.stdout, "audit chain ok") {
+		t.Fatalf("audit verify: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// Golden outputs for what a person reads.
+func TestGoldenOutputs(t *testing.T) {
+	db := newDB(t)
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"check_explain_granted", []string{"check", "--subject", "user:sara@acme.example", "--tool", "analyze_loan", "--tenant", "acme-berlin", "--explain"}},
+		{"check_explain_plan", []string{"check", "--subject", "user:gina@globex.example", "--tool", "detect_fraud", "--tenant", "globex", "--explain"}},
+		{"check_de", []string{"check", "--subject", "user:carl@acme.example", "--tool", "analyze_loan", "--tenant", "acme-berlin", "--lang", "de"}},
+		{"check_zh", []string{"check", "--subject", "user:gina@globex.example", "--tool", "detect_fraud", "--tenant", "globex", "--lang", "zh"}},
+		{"effective", []string{"effective", "--subject", "user:carl@acme.example", "--tenant", "acme-berlin"}},
+		{"user_show_unknown", []string{"user", "show", "Nobody@Example.com"}},
+		{"tenant_list", []string{"tenant", "list"}},
+		{"user_grant", []string{"user", "grant", "carl@acme.example", "acme-milan,acme-berlin"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := run(t, db, tt.args...)
+			got := r.stdout + r.stderr
+			path := filepath.Join("testdata", tt.name+".golden")
+			if *update {
+				if err := os.MkdirAll("testdata", 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create)", err)
+			}
+			if got != string(want) {
+				t.Errorf("gatehouse %s output differs from %s:\n--- got\n%s\n--- want\n%s", strings.Join(tt.args, " "), path, got, want)
+			}
+		})
+	}
+}
+
+func TestAuditListAfterChanges(t *testing.T) {
+	db := newDB(t)
+	if r := run(t, db, "user", "promote", "sara@acme.example", "--actor", "cli:alice"); r.code != 0 {
+		t.Fatalf("promote: %d %s", r.code, r.stderr)
+	}
+	r := run(t, db, "audit", "list", "--action", "user.promote", "--json")
+	if r.code != 0 {
+		t.Fatalf("audit list: %d %s", r.code, r.stderr)
+	}
+	var e struct {
+		Actor  string          `json:"actor"`
+		Target string          `json:"target"`
+		Before json.RawMessage `json:"before"`
+		After  json.RawMessage `json:"after"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &e); err != nil {
+		t.Fatalf("audit list --json: %v\n%s", err, r.stdout)
+	}
+	if e.Actor != "cli:alice" || e.Target != "user/sara@acme.example" || !strings.Contains(string(e.After), `"superuser":true`) {
+		t.Errorf("promote event = %+v", e)
+	}
+}

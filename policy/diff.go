@@ -1,0 +1,117 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+type objectKey struct {
+	kind gatehouse.Kind
+	id   string
+}
+
+// Diff returns the object changes that turn before into after, in document
+// order (kind, then tier or id). Objects whose body and position are equal
+// do not change.
+func Diff(before, after *gatehouse.Policy) ([]gatehouse.Change, error) {
+	bobjs, err := before.Objects()
+	if err != nil {
+		return nil, err
+	}
+	aobjs, err := after.Objects()
+	if err != nil {
+		return nil, err
+	}
+	old := make(map[objectKey]gatehouse.Object, len(bobjs))
+	for _, o := range bobjs {
+		old[objectKey{o.Kind, o.ID}] = o
+	}
+	var changes []gatehouse.Change
+	for _, o := range aobjs {
+		k := objectKey{o.Kind, o.ID}
+		prev, ok := old[k]
+		delete(old, k)
+		switch {
+		case !ok:
+			changes = append(changes, gatehouse.Change{Kind: o.Kind, ID: o.ID, Pos: o.Pos, After: o.Body})
+		case prev.Pos != o.Pos || !bytes.Equal(prev.Body, o.Body):
+			changes = append(changes, gatehouse.Change{Kind: o.Kind, ID: o.ID, Pos: o.Pos, Before: prev.Body, After: o.Body})
+		}
+	}
+	for _, o := range bobjs {
+		if _, gone := old[objectKey{o.Kind, o.ID}]; gone {
+			changes = append(changes, gatehouse.Change{Kind: o.Kind, ID: o.ID, Pos: o.Pos, Before: o.Body})
+		}
+	}
+	rank := make(map[gatehouse.Kind]int, len(gatehouse.Kinds))
+	for i, k := range gatehouse.Kinds {
+		rank[k] = i
+	}
+	sort.SliceStable(changes, func(i, j int) bool {
+		a, b := changes[i], changes[j]
+		if rank[a.Kind] != rank[b.Kind] {
+			return rank[a.Kind] < rank[b.Kind]
+		}
+		if a.Pos != b.Pos {
+			return a.Pos < b.Pos
+		}
+		return a.ID < b.ID
+	})
+	return changes, nil
+}
+
+// FormatDiff renders changes for people: "+ kind id" for a new object,
+// "- kind id" for a removed one and "~ kind id" with one line per changed
+// field for an update.
+func FormatDiff(changes []gatehouse.Change) string {
+	if len(changes) == 0 {
+		return "no changes\n"
+	}
+	var b strings.Builder
+	for _, c := range changes {
+		sign := map[gatehouse.Op]string{gatehouse.OpCreate: "+", gatehouse.OpDelete: "-", gatehouse.OpUpdate: "~"}[c.Op()]
+		fmt.Fprintf(&b, "%s %s %s\n", sign, c.Kind, c.ID)
+		if c.Op() != gatehouse.OpUpdate {
+			continue
+		}
+		var before, after map[string]json.RawMessage
+		if json.Unmarshal(c.Before, &before) != nil || json.Unmarshal(c.After, &after) != nil {
+			continue
+		}
+		keys := make([]string, 0, len(before)+len(after))
+		for k := range before {
+			keys = append(keys, k)
+		}
+		for k := range after {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range slices.Compact(keys) {
+			if bytes.Equal(before[k], after[k]) {
+				continue
+			}
+			fmt.Fprintf(&b, "    %s: %s → %s\n", k, showValue(before[k]), showValue(after[k]))
+		}
+		if bytes.Equal(c.Before, c.After) {
+			fmt.Fprintf(&b, "    position → %d\n", c.Pos)
+		}
+	}
+	return b.String()
+}
+
+func showValue(raw json.RawMessage) string {
+	if raw == nil {
+		return "(none)"
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) != nil {
+		return string(raw)
+	}
+	return buf.String()
+}

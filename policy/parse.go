@@ -1,0 +1,165 @@
+// Package policy reads and writes the policy document — gatehouse.Policy as
+// YAML or JSON — and validates it, reporting every problem with its file,
+// line and path. It also diffs policies into object changes, merges a
+// partial document over a stored policy, and imports the seed formats.
+package policy
+
+import (
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// maxDocument bounds the size of a document.
+const maxDocument = 64 << 20
+
+// sectionKeys maps each object kind to its top-level key.
+var sectionKeys = map[gatehouse.Kind]string{
+	gatehouse.KindSettings:   "settings",
+	gatehouse.KindPermission: "permissions",
+	gatehouse.KindBundle:     "bundles",
+	gatehouse.KindCategory:   "categories",
+	gatehouse.KindRole:       "roles",
+	gatehouse.KindPlan:       "plans",
+	gatehouse.KindTenant:     "tenants",
+	gatehouse.KindUser:       "users",
+	gatehouse.KindAgent:      "agents",
+	gatehouse.KindTool:       "tools",
+	gatehouse.KindAction:     "actions",
+}
+
+// Document is a parsed, normalized and valid policy document.
+type Document struct {
+	Policy *gatehouse.Policy
+	File   string
+	// sections holds the top-level keys the document contains.
+	sections map[string]bool
+	pos      positions
+}
+
+// Has reports whether the document contains kind's section, even if empty.
+func (d *Document) Has(kind gatehouse.Kind) bool { return d.sections[sectionKeys[kind]] }
+
+// Parse reads a YAML or JSON policy document named file, normalizes it
+// (see Normalize) and validates it. All problems are reported at once as an
+// *Error sorted by line.
+func Parse(file string, data []byte) (*Document, error) {
+	if len(data) > maxDocument {
+		return nil, &Error{Problems: []Problem{{File: file, Message: fmt.Sprintf("document larger than %d bytes", maxDocument)}}}
+	}
+	p := &gatehouse.Policy{}
+	pos, problems := decodeDocument(file, data, p)
+	if pos == nil {
+		return nil, sortedError(problems)
+	}
+	Normalize(p)
+	d := &Document{Policy: p, File: file, sections: map[string]bool{}, pos: pos}
+	for path := range pos {
+		if topLevel[path] {
+			d.sections[path] = true
+		}
+	}
+	// References into sections the document omits are checked after Merge.
+	absent := map[gatehouse.Kind]bool{}
+	for kind := range sectionKeys {
+		absent[kind] = !d.Has(kind)
+	}
+	if more := validate(p, absent); len(more) > 0 || len(problems) > 0 {
+		return nil, d.Locate(append(problems, more...))
+	}
+	return d, nil
+}
+
+// Locate places problems found in a policy built from this document (such
+// as Merge's result) at their lines in the document and returns them as an
+// *Error; problems in sections the document omits keep only their path.
+func (d *Document) Locate(problems []Problem) *Error {
+	for i := range problems {
+		if problems[i].Line == 0 && d.sections[sectionOf(problems[i].Path)] {
+			pos := d.pos.locate(problems[i].Path)
+			problems[i].File, problems[i].Line, problems[i].Column = d.File, pos.line, pos.column
+		}
+	}
+	return sortedError(problems)
+}
+
+func sectionOf(path string) string {
+	for i, r := range path {
+		if r == '.' || r == '[' {
+			return path[:i]
+		}
+	}
+	return path
+}
+
+var topLevel = func() map[string]bool {
+	m := map[string]bool{}
+	for _, k := range sectionKeys {
+		m[k] = true
+	}
+	return m
+}()
+
+// ParseFile reads and parses the document at path.
+func ParseFile(path string) (*Document, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	return Parse(path, data)
+}
+
+func sortedError(problems []Problem) *Error {
+	sort.SliceStable(problems, func(i, j int) bool {
+		a, b := problems[i], problems[j]
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Column < b.Column
+	})
+	return &Error{Problems: problems}
+}
+
+// Merge returns d's policy with every section d omits taken from current, so
+// a document without `users:` leaves the stored users alone while a present
+// but empty section deletes everything in it.
+func Merge(current *gatehouse.Policy, d *Document) *gatehouse.Policy {
+	out := *d.Policy
+	keep := func(kind gatehouse.Kind) bool { return !d.Has(kind) }
+	if keep(gatehouse.KindSettings) {
+		out.Settings = current.Settings
+	}
+	if keep(gatehouse.KindPermission) {
+		out.Permissions = current.Permissions
+	}
+	if keep(gatehouse.KindBundle) {
+		out.Bundles = current.Bundles
+	}
+	if keep(gatehouse.KindCategory) {
+		out.Categories = current.Categories
+	}
+	if keep(gatehouse.KindRole) {
+		out.Roles = current.Roles
+	}
+	if keep(gatehouse.KindPlan) {
+		out.Plans = current.Plans
+	}
+	if keep(gatehouse.KindTenant) {
+		out.Tenants = current.Tenants
+	}
+	if keep(gatehouse.KindUser) {
+		out.Users = current.Users
+	}
+	if keep(gatehouse.KindAgent) {
+		out.Agents = current.Agents
+	}
+	if keep(gatehouse.KindTool) {
+		out.Tools = current.Tools
+	}
+	if keep(gatehouse.KindAction) {
+		out.Actions = current.Actions
+	}
+	return &out
+}

@@ -1,0 +1,291 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// maxName bounds names and ids.
+const maxName = 256
+
+// locales are the languages action labels and descriptions may use.
+var locales = map[string]bool{"de": true, "en": true, "es": true, "fr": true, "it": true, "zh": true}
+
+// Normalize trims names and ids and normalizes emails in place, so that
+// " Alice@X.com" and "alice@x.com" are one user everywhere.
+func Normalize(p *gatehouse.Policy) {
+	trim := func(ss []string) {
+		for i := range ss {
+			ss[i] = strings.TrimSpace(ss[i])
+		}
+	}
+	trim(p.Settings.DefaultTenants)
+	p.Settings.AccessPermission = strings.TrimSpace(p.Settings.AccessPermission)
+	p.Settings.AdminPermission = strings.TrimSpace(p.Settings.AdminPermission)
+	for i := range p.Permissions {
+		x := &p.Permissions[i]
+		x.Name, x.Module, x.Feature = strings.TrimSpace(x.Name), strings.TrimSpace(x.Module), strings.TrimSpace(x.Feature)
+	}
+	for i := range p.Bundles {
+		p.Bundles[i].Name = strings.TrimSpace(p.Bundles[i].Name)
+		trim(p.Bundles[i].Permissions)
+	}
+	for i := range p.Categories {
+		p.Categories[i].Name = strings.TrimSpace(p.Categories[i].Name)
+		trim(p.Categories[i].Bundles)
+	}
+	for i := range p.Roles {
+		p.Roles[i].Name = strings.TrimSpace(p.Roles[i].Name)
+		trim(p.Roles[i].Bundles)
+		trim(p.Roles[i].Permissions)
+	}
+	for i := range p.Plans {
+		p.Plans[i].Name = strings.TrimSpace(p.Plans[i].Name)
+		trim(p.Plans[i].Features)
+	}
+	for i := range p.Tenants {
+		x := &p.Tenants[i]
+		x.ID, x.Parent, x.Plan = strings.TrimSpace(x.ID), strings.TrimSpace(x.Parent), strings.TrimSpace(x.Plan)
+	}
+	subject := func(tenants []string, roles []gatehouse.Assignment, grants []gatehouse.Grant) {
+		trim(tenants)
+		for i := range roles {
+			roles[i].Role, roles[i].Tenant = strings.TrimSpace(roles[i].Role), strings.TrimSpace(roles[i].Tenant)
+			roles[i].Condition = strings.TrimSpace(roles[i].Condition)
+		}
+		for i := range grants {
+			grants[i].Permission, grants[i].Tenant = strings.TrimSpace(grants[i].Permission), strings.TrimSpace(grants[i].Tenant)
+			grants[i].Condition = strings.TrimSpace(grants[i].Condition)
+		}
+	}
+	for i := range p.Users {
+		x := &p.Users[i]
+		x.Email, x.Plan = gatehouse.NormalizeEmail(x.Email), strings.TrimSpace(x.Plan)
+		subject(x.Tenants, x.Roles, x.Grants)
+	}
+	for i := range p.Agents {
+		x := &p.Agents[i]
+		x.ID = strings.TrimSpace(x.ID)
+		subject(x.Tenants, x.Roles, x.Grants)
+	}
+	for i := range p.Tools {
+		x := &p.Tools[i]
+		x.Name, x.Permission, x.Action, x.Flag = strings.TrimSpace(x.Name), strings.TrimSpace(x.Permission), strings.TrimSpace(x.Action), strings.TrimSpace(x.Flag)
+	}
+	for i := range p.Actions {
+		p.Actions[i].Name = strings.TrimSpace(p.Actions[i].Name)
+	}
+}
+
+// Validate reports every problem of a complete policy, each with its path.
+func Validate(p *gatehouse.Policy) []Problem { return validate(p, nil) }
+
+type validator struct {
+	absent   map[gatehouse.Kind]bool
+	problems []Problem
+	names    map[gatehouse.Kind]map[string]bool
+	features map[string]string // feature → plan
+}
+
+func (v *validator) addf(path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// validate checks p; references into kinds marked absent are not checked
+// (a partial document is checked again after Merge).
+func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool) []Problem {
+	v := &validator{absent: absent, names: map[gatehouse.Kind]map[string]bool{}, features: map[string]string{}}
+	v.declare(gatehouse.KindPermission, "permissions", len(p.Permissions), func(i int) string { return p.Permissions[i].Name }, "name")
+	v.declare(gatehouse.KindBundle, "bundles", len(p.Bundles), func(i int) string { return p.Bundles[i].Name }, "name")
+	v.declare(gatehouse.KindCategory, "categories", len(p.Categories), func(i int) string { return p.Categories[i].Name }, "name")
+	v.declare(gatehouse.KindRole, "roles", len(p.Roles), func(i int) string { return p.Roles[i].Name }, "name")
+	v.declare(gatehouse.KindPlan, "plans", len(p.Plans), func(i int) string { return p.Plans[i].Name }, "name")
+	v.declare(gatehouse.KindTenant, "tenants", len(p.Tenants), func(i int) string { return p.Tenants[i].ID }, "id")
+	v.declare(gatehouse.KindUser, "users", len(p.Users), func(i int) string { return p.Users[i].Email }, "email")
+	v.declare(gatehouse.KindAgent, "agents", len(p.Agents), func(i int) string { return p.Agents[i].ID }, "id")
+	v.declare(gatehouse.KindTool, "tools", len(p.Tools), func(i int) string { return p.Tools[i].Name }, "name")
+	v.declare(gatehouse.KindAction, "actions", len(p.Actions), func(i int) string { return p.Actions[i].Name }, "name")
+
+	for i, pl := range p.Plans {
+		for j, f := range pl.Features {
+			path := fmt.Sprintf("plans[%d].features[%d]", i, j)
+			switch other, dup := v.features[f]; {
+			case f == "":
+				v.addf(path, "empty feature name")
+			case dup:
+				v.addf(path, "feature %q is already offered by plan %q; plans are cumulative, list it once", f, other)
+			default:
+				v.features[f] = pl.Name
+			}
+		}
+	}
+	s := p.Settings
+	v.refs("settings.default_tenants", gatehouse.KindTenant, s.DefaultTenants)
+	v.ref("settings.access_permission", gatehouse.KindPermission, s.AccessPermission, true)
+	v.ref("settings.admin_permission", gatehouse.KindPermission, s.AdminPermission, true)
+	for i, x := range p.Permissions {
+		if x.Feature != "" && !v.absent[gatehouse.KindPlan] && v.features[x.Feature] == "" {
+			v.addf(fmt.Sprintf("permissions[%d].feature", i), "feature %q is not offered by any plan", x.Feature)
+		}
+	}
+	for i, x := range p.Bundles {
+		v.refs(fmt.Sprintf("bundles[%d].permissions", i), gatehouse.KindPermission, x.Permissions)
+	}
+	for i, x := range p.Categories {
+		v.refs(fmt.Sprintf("categories[%d].bundles", i), gatehouse.KindBundle, x.Bundles)
+	}
+	for i, x := range p.Roles {
+		v.refs(fmt.Sprintf("roles[%d].bundles", i), gatehouse.KindBundle, x.Bundles)
+		v.refs(fmt.Sprintf("roles[%d].permissions", i), gatehouse.KindPermission, x.Permissions)
+	}
+	for i, x := range p.Tenants {
+		v.ref(fmt.Sprintf("tenants[%d].parent", i), gatehouse.KindTenant, x.Parent, true)
+		v.ref(fmt.Sprintf("tenants[%d].plan", i), gatehouse.KindPlan, x.Plan, true)
+		if x.Parent != "" && x.Parent == x.ID {
+			v.addf(fmt.Sprintf("tenants[%d].parent", i), "tenant %q is its own parent", x.ID)
+		}
+	}
+	v.tenantCycles(p.Tenants)
+	for i, x := range p.Users {
+		path := fmt.Sprintf("users[%d]", i)
+		if x.Email != "" && !looksLikeEmail(x.Email) {
+			v.addf(path+".email", "%q is not an email address", x.Email)
+		}
+		v.ref(path+".plan", gatehouse.KindPlan, x.Plan, true)
+		v.subject(path, x.Tenants, x.Roles, x.Grants)
+	}
+	for i, x := range p.Agents {
+		v.subject(fmt.Sprintf("agents[%d]", i), x.Tenants, x.Roles, x.Grants)
+	}
+	flags := map[string]string{}
+	for i, x := range p.Tools {
+		path := fmt.Sprintf("tools[%d]", i)
+		v.ref(path+".permission", gatehouse.KindPermission, x.Permission, false)
+		v.ref(path+".action", gatehouse.KindAction, x.Action, true)
+		if x.Flag != "" {
+			if other, dup := flags[x.Flag]; dup {
+				v.addf(path+".flag", "flag %q is already used by tool %q", x.Flag, other)
+			}
+			flags[x.Flag] = x.Name
+		}
+	}
+	for i, x := range p.Actions {
+		for _, m := range []struct {
+			key string
+			val map[string]string
+		}{{"labels", x.Labels}, {"descriptions", x.Descriptions}} {
+			for lang := range m.val {
+				if !locales[lang] {
+					v.addf(fmt.Sprintf("actions[%d].%s.%s", i, m.key, lang), "unknown locale %q; use de, en, es, fr, it or zh", lang)
+				}
+			}
+		}
+	}
+	return v.problems
+}
+
+// declare records the names of one kind, reporting empty, malformed and
+// duplicate ones.
+func (v *validator) declare(kind gatehouse.Kind, section string, n int, name func(int) string, field string) {
+	seen := make(map[string]bool, n)
+	for i := range n {
+		path := fmt.Sprintf("%s[%d].%s", section, i, field)
+		id := name(i)
+		switch {
+		case id == "":
+			v.addf(path, "%s is required", field)
+		case len(id) > maxName:
+			v.addf(path, "%s is longer than %d bytes", field, maxName)
+		case strings.IndexFunc(id, unicode.IsControl) >= 0:
+			v.addf(path, "%s %q contains control characters", field, id)
+		case seen[id]:
+			v.addf(path, "duplicate %s %q", kind, id)
+		}
+		seen[id] = true
+	}
+	v.names[kind] = seen
+}
+
+// ref checks that name refers to a declared object of kind.
+func (v *validator) ref(path string, kind gatehouse.Kind, name string, optional bool) {
+	switch {
+	case name == "" && optional:
+	case name == "":
+		v.addf(path, "%s is required", kind)
+	case v.absent[kind]:
+	case !v.names[kind][name]:
+		v.addf(path, "unknown %s %q", kind, name)
+	}
+}
+
+func (v *validator) refs(path string, kind gatehouse.Kind, names []string) {
+	for i, n := range names {
+		v.ref(fmt.Sprintf("%s[%d]", path, i), kind, n, false)
+	}
+}
+
+func (v *validator) subject(path string, tenants []string, roles []gatehouse.Assignment, grants []gatehouse.Grant) {
+	v.refs(path+".tenants", gatehouse.KindTenant, tenants)
+	for i, a := range roles {
+		v.ref(fmt.Sprintf("%s.roles[%d].role", path, i), gatehouse.KindRole, a.Role, false)
+		v.ref(fmt.Sprintf("%s.roles[%d].tenant", path, i), gatehouse.KindTenant, a.Tenant, true)
+	}
+	for i, g := range grants {
+		v.ref(fmt.Sprintf("%s.grants[%d].permission", path, i), gatehouse.KindPermission, g.Permission, false)
+		v.ref(fmt.Sprintf("%s.grants[%d].tenant", path, i), gatehouse.KindTenant, g.Tenant, true)
+	}
+}
+
+// tenantCycles reports each cycle in the tenant tree once, naming it.
+func (v *validator) tenantCycles(tenants []gatehouse.Tenant) {
+	index := make(map[string]int, len(tenants))
+	for i, t := range tenants {
+		if _, dup := index[t.ID]; !dup {
+			index[t.ID] = i
+		}
+	}
+	const (
+		unvisited = iota
+		active
+		done
+	)
+	state := make([]int, len(tenants))
+	for start := range tenants {
+		var chain []int
+		i := start
+		for i >= 0 && state[i] == unvisited {
+			state[i] = active
+			chain = append(chain, i)
+			next, ok := index[tenants[i].Parent]
+			if !ok || tenants[i].Parent == tenants[i].ID {
+				next = -1
+			}
+			i = next
+		}
+		if i >= 0 && state[i] == active {
+			// The cycle is the chain from i's first appearance on.
+			k := 0
+			for chain[k] != i {
+				k++
+			}
+			names := make([]string, 0, len(chain)-k+1)
+			for _, c := range chain[k:] {
+				names = append(names, tenants[c].ID)
+			}
+			names = append(names, tenants[i].ID)
+			v.addf(fmt.Sprintf("tenants[%d].parent", i), "cycle in the tenant tree: %s", strings.Join(names, " → "))
+		}
+		for _, c := range chain {
+			state[c] = done
+		}
+	}
+}
+
+func looksLikeEmail(s string) bool {
+	local, domain, ok := strings.Cut(s, "@")
+	return ok && local != "" && domain != "" && !strings.Contains(domain, "@") &&
+		strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) < 0
+}
