@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -64,6 +65,10 @@ func decodeDocument(file string, data []byte, v any) (positions, []Problem) {
 	if !utf8.Valid(data) {
 		return nil, []Problem{{File: file, Message: "not valid UTF-8"}}
 	}
+	if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') && !json.Valid(data) {
+		// Looks like JSON: hold it to JSON's stricter grammar.
+		return nil, []Problem{jsonProblem(file, data)}
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, []Problem{syntaxProblem(file, err)}
@@ -87,6 +92,21 @@ func decodeDocument(file string, data []byte, v any) (positions, []Problem) {
 		return d.pos, append(d.problems, Problem{File: file, Line: 1, Message: err.Error()})
 	}
 	return d.pos, d.problems
+}
+
+func jsonProblem(file string, data []byte) Problem {
+	var v any
+	err := json.Unmarshal(data, &v)
+	p := Problem{File: file, Message: "invalid JSON"}
+	if err != nil {
+		p.Message = err.Error()
+	}
+	if se, ok := err.(*json.SyntaxError); ok {
+		before := data[:min(int(se.Offset), len(data))]
+		p.Line = bytes.Count(before, []byte("\n")) + 1
+		p.Column = len(before) - bytes.LastIndexByte(before, '\n')
+	}
+	return p
 }
 
 func syntaxProblem(file string, err error) Problem {
@@ -157,6 +177,10 @@ func (d *decoder) convert(n *yaml.Node, t reflect.Type, path string, depth int) 
 				d.fail(k, path, "a key must be a plain string")
 				continue
 			}
+			if _, dup := out[k.Value]; dup {
+				d.fail(k, joinPath(path, k.Value), "duplicate key %q", k.Value)
+				continue
+			}
 			out[k.Value] = d.convert(val, t.Elem(), joinPath(path, k.Value), depth+1)
 		}
 		return out
@@ -196,6 +220,10 @@ func (d *decoder) object(n *yaml.Node, t reflect.Type, path string, depth int) a
 	out := make(map[string]any, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
+		if _, dup := out[k.Value]; dup {
+			d.fail(k, joinPath(path, k.Value), "duplicate key %q", k.Value)
+			continue
+		}
 		ft, ok := fields[k.Value]
 		if k.Kind != yaml.ScalarNode || !ok {
 			d.fail(k, joinPath(path, k.Value), "unknown key %q%s", k.Value, suggest(k.Value, fields))
