@@ -1,0 +1,130 @@
+package gatehouse_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseSubject(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    gatehouse.SubjectRef
+		wantErr bool
+	}{
+		{"user:Alice@Example.com", gatehouse.User("alice@example.com"), false},
+		{" bob@example.com ", gatehouse.User("bob@example.com"), false},
+		{"agent:support-bot", gatehouse.AgentRef("support-bot"), false},
+		{"agent:Bot", gatehouse.AgentRef("Bot"), false},
+		{"user:", gatehouse.SubjectRef{}, true},
+		{"user:   ", gatehouse.SubjectRef{}, true},
+		{"agent:", gatehouse.SubjectRef{}, true},
+		{"robot:x", gatehouse.SubjectRef{}, true},
+		{"alice", gatehouse.SubjectRef{}, true},
+		{"", gatehouse.SubjectRef{}, true},
+	}
+	for _, tt := range tests {
+		got, err := gatehouse.ParseSubject(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("ParseSubject(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+		if err != nil && !errors.Is(err, gatehouse.ErrInvalid) {
+			t.Errorf("ParseSubject(%q) error %v does not wrap ErrInvalid", tt.in, err)
+		}
+	}
+	if s := gatehouse.User("a@b.c").String(); s != "user:a@b.c" {
+		t.Errorf("String() = %q", s)
+	}
+	if s := (gatehouse.SubjectRef{}).String(); s != "" {
+		t.Errorf("zero String() = %q, want empty", s)
+	}
+}
+
+func TestErrorCode(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{nil, ""},
+		{fmt.Errorf("x: %w", gatehouse.ErrInvalid), gatehouse.CodeInvalid},
+		{gatehouse.NotFoundf("user %q", "a"), gatehouse.CodeNotFound},
+		{fmt.Errorf("commit: %w", gatehouse.ErrConflict), gatehouse.CodeConflict},
+		{gatehouse.ErrLastSuperuser, gatehouse.CodeLastSuperuser},
+		{gatehouse.ErrUnavailable, gatehouse.CodeUnavailable},
+		{gatehouse.ErrCorrupt, gatehouse.CodeCorrupt},
+		{gatehouse.ErrSchemaTooNew, gatehouse.CodeSchemaTooNew},
+		{errors.New("boom"), gatehouse.CodeInternal},
+	}
+	for _, tt := range tests {
+		if got := gatehouse.ErrorCode(tt.err); got != tt.want {
+			t.Errorf("ErrorCode(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}
+
+// Objects and PolicyFromObjects are inverse, keep plan order and keep nil
+// (default) tenant lists apart from empty ones.
+func TestObjectsRoundTrip(t *testing.T) {
+	p := &gatehouse.Policy{
+		Settings:    gatehouse.Settings{DefaultTenants: []string{"general"}},
+		Permissions: []gatehouse.Permission{{Name: "b"}, {Name: "a", Feature: "f"}},
+		Plans:       []gatehouse.Plan{{Name: "free"}, {Name: "pro", Features: []string{"f"}}, {Name: "basic"}},
+		Tenants:     []gatehouse.Tenant{{ID: "general"}, {ID: "org", Attributes: map[string]any{"tier": "gold"}}},
+		Users: []gatehouse.UserEntry{
+			{Email: "none@x.io", Tenants: []string{}},
+			{Email: "default@x.io"},
+		},
+	}
+	objs, err := p.Objects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := gatehouse.PolicyFromObjects(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []string{back.Plans[0].Name, back.Plans[1].Name, back.Plans[2].Name}; !cmp.Equal(got, []string{"free", "pro", "basic"}) {
+		t.Errorf("plan order = %v, want tier order", got)
+	}
+	if back.Permissions[0].Name != "a" {
+		t.Errorf("permissions not sorted by name: %+v", back.Permissions)
+	}
+	if u := back.User("NONE@x.io"); u == nil || u.Tenants == nil || len(u.Tenants) != 0 {
+		t.Errorf("explicit empty tenant list lost: %+v", u)
+	}
+	if u := back.User("default@x.io"); u == nil || u.Tenants != nil {
+		t.Errorf("default tenant list became explicit: %+v", u)
+	}
+	if _, err := gatehouse.PolicyFromObjects([]gatehouse.Object{{Kind: "widget", ID: "x", Body: []byte("{}")}}); !errors.Is(err, gatehouse.ErrCorrupt) {
+		t.Errorf("unknown kind: %v, want ErrCorrupt", err)
+	}
+	if _, err := gatehouse.PolicyFromObjects([]gatehouse.Object{{Kind: gatehouse.KindRole, ID: "x", Body: []byte("{")}}); !errors.Is(err, gatehouse.ErrCorrupt) {
+		t.Errorf("bad body: %v, want ErrCorrupt", err)
+	}
+	clone, err := p.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clone.Tenants[1].Attributes["tier"] = "lead"
+	if p.Tenants[1].Attributes["tier"] != "gold" {
+		t.Error("Clone shares attribute maps with the original")
+	}
+}
+
+func TestChangeOp(t *testing.T) {
+	for _, tt := range []struct {
+		c    gatehouse.Change
+		want gatehouse.Op
+	}{
+		{gatehouse.Change{After: []byte("{}")}, gatehouse.OpCreate},
+		{gatehouse.Change{Before: []byte("{}")}, gatehouse.OpDelete},
+		{gatehouse.Change{Before: []byte("{}"), After: []byte("{}")}, gatehouse.OpUpdate},
+	} {
+		if got := tt.c.Op(); got != tt.want {
+			t.Errorf("Op(%+v) = %s, want %s", tt.c, got, tt.want)
+		}
+	}
+}
