@@ -327,7 +327,9 @@ func (m *Main) printResult(res service.Result, err error) error {
 	if m.opts.jsonOut {
 		return writeJSON(m, res)
 	}
-	fmt.Fprint(m.Stdout, policy.FormatDiff(res.Changes))
+	if len(res.Changes) > 0 {
+		fmt.Fprint(m.Stdout, policy.FormatDiff(res.Changes))
+	}
 	switch {
 	case res.DryRun:
 		fmt.Fprintf(m.Stdout, "dry run: %d change(s) not applied (policy version %d)\n", len(res.Changes), res.Version)
