@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse/gatehouse"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -212,5 +216,33 @@ func TestAuditListAfterChanges(t *testing.T) {
 	}
 	if e.Actor != "cli:alice" || e.Target != "user/sara@acme.example" || !strings.Contains(string(e.After), `"superuser":true`) {
 		t.Errorf("promote event = %+v", e)
+	}
+}
+
+// Store and input failures exit 2, unexpected ones 1, denials 3.
+func TestExitStatusByErrorCode(t *testing.T) {
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{errHelp, 0},
+		{errDenied, 3},
+		{usageErrorf("bad flag"), 2},
+		{fmt.Errorf("open: %w", gatehouse.ErrUnavailable), 2},
+		{fmt.Errorf("open: %w", gatehouse.ErrCorrupt), 2},
+		{fmt.Errorf("open: %w", gatehouse.ErrSchemaTooNew), 2},
+		{gatehouse.Invalidf("policy"), 2},
+		{gatehouse.NotFoundf("tenant"), 2},
+		{gatehouse.ErrLastSuperuser, 2},
+		{gatehouse.ErrConflict, 2},
+		{errors.New("boom"), 1},
+	}
+	for _, tt := range tests {
+		var stderr bytes.Buffer
+		m := NewMain(func(string) string { return "" }, strings.NewReader(""), &bytes.Buffer{}, &stderr)
+		if got := m.report(tt.err); got != tt.want {
+			t.Errorf("report(%v) = %d, want %d", tt.err, got, tt.want)
+		}
 	}
 }
