@@ -341,4 +341,3 @@ func (s *Service) VerifyAudit(ctx context.Context) (audit.Report, error) {
 func (s *Service) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gatehouse.AuditEvent, error) {
 	return s.store.ListAudit(ctx, f)
 }
-

@@ -190,4 +190,3 @@ func promote(p *gatehouse.Policy, email string) error {
 	ensureUser(p, email).Superuser = true
 	return nil
 }
-
