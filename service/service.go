@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
@@ -33,7 +35,7 @@ type Config struct {
 
 // DefaultConfig returns the configuration used when a field is left zero.
 func DefaultConfig() Config {
-	return Config{Clock: gatehouse.SystemClock{}, Logger: slog.New(slog.DiscardHandler), MaxRetries: 5}
+	return Config{Clock: gatehouse.SystemClock{}, Logger: slog.New(slog.DiscardHandler), MaxRetries: 10}
 }
 
 // Validate reports a configuration that cannot work.
@@ -189,6 +191,12 @@ func (s *Service) update(ctx context.Context, actor, action string, dryRun bool,
 		res, snap, err := s.tryUpdate(ctx, actor, action, dryRun, fn)
 		if errors.Is(err, gatehouse.ErrConflict) && attempt < s.cfg.MaxRetries {
 			s.cfg.Logger.Debug("policy changed concurrently, retrying", "action", action, "attempt", attempt+1)
+			// Jittered backoff so competing processes stop colliding.
+			select {
+			case <-ctx.Done():
+				return Result{}, ctx.Err()
+			case <-time.After(time.Duration(1+rand.IntN(4*(attempt+1))) * time.Millisecond):
+			}
 			continue
 		}
 		if err != nil {
