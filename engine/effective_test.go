@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/engine"
 )
 
 func TestEffective(t *testing.T) {
@@ -249,5 +250,28 @@ func TestIsSuperuser(t *testing.T) {
 		if got := s.IsSuperuser(tc.email); got != tc.want {
 			t.Errorf("IsSuperuser(%q) = %v, want %v", tc.email, got, tc.want)
 		}
+	}
+}
+
+// TestEffectiveSharedFlag: a flag shared by several tools is on if any of
+// them is allowed.
+func TestEffectiveSharedFlag(t *testing.T) {
+	s, err := engine.Compile(&gatehouse.Policy{
+		Permissions: []gatehouse.Permission{{Name: "a"}, {Name: "b"}},
+		Users:       []gatehouse.UserEntry{{Email: "u@example.com", Grants: []gatehouse.Grant{{Permission: "b"}}}},
+		Tools: []gatehouse.Tool{
+			{Name: "tool-a", Permission: "a", Flag: "canAnalyze"},
+			{Name: "tool-b", Permission: "b", Flag: "canAnalyze"},
+		},
+	}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.Effective(user("u@example.com"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.Flags["canAnalyze"] {
+		t.Errorf("Effective(u).Flags = %v, want canAnalyze on", e.Flags)
 	}
 }
