@@ -145,3 +145,33 @@ func FuzzCompile(f *testing.F) {
 		}
 	})
 }
+
+// TestConditionCostLimit: a condition that would run too long fails instead.
+func TestConditionCostLimit(t *testing.T) {
+	s, err := engine.Compile(&gatehouse.Policy{
+		Permissions: []gatehouse.Permission{{Name: "p"}},
+		Users: []gatehouse.UserEntry{{Email: "u@example.com", Grants: []gatehouse.Grant{{
+			Permission: "p",
+			Condition:  "context.items.all(x, context.items.all(y, x + y >= 0))",
+		}}}},
+	}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := make([]any, 2000)
+	for i := range items {
+		items[i] = i
+	}
+	for _, tc := range []struct {
+		items []any
+		want  gatehouse.Reason
+	}{
+		{items[:3], granted},
+		{items, condFailed},
+	} {
+		req := &gatehouse.Request{Subject: user("u@example.com"), Permission: "p", Context: ctx("items", tc.items)}
+		if d := s.Check(req); d.Reason != tc.want {
+			t.Errorf("Check with %d items = %s, want %s", len(tc.items), d.Reason, tc.want)
+		}
+	}
+}

@@ -31,8 +31,9 @@
 // subject it denied in Decision.Subject. Only an agent may act for a user.
 //
 // Check and CheckTool do not allocate unless a condition must be evaluated.
-// Explain makes the same decision through the same code with a tracer that
-// records each rule.
+// Explain and ExplainTool make the same decisions through the same code with
+// a tracer that records each rule. Effective answers every permission and
+// tool at once, as Check would for a request without resource or context.
 //
 // # Conditions
 //
@@ -59,8 +60,9 @@
 //	tenant    {id, properties}         the request's tenant and its stored
 //	                                   Attributes; id is "" without a tenant
 //
-// Absent maps are empty, never null. Numbers compare across int, uint and
-// double (context.amount < 100 holds for a JSON 99.5). Examples:
+// Absent maps are empty, never null. Values are what encoding/json decodes
+// into any, or Go values CEL can convert; numbers compare across int, uint
+// and double (context.amount < 100 holds for a JSON 99.5). Examples:
 //
 //	resource.properties.ownerID == subject.id
 //	context.amount < 100
