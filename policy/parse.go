@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/gatehouse/gatehouse"
 )
@@ -66,10 +67,30 @@ func Parse(file string, data []byte) (*Document, error) {
 	for kind := range sectionKeys {
 		absent[kind] = !d.Has(kind)
 	}
-	if more := validate(p, absent); len(more) > 0 || len(problems) > 0 {
+	if more := shadow(validate(p, absent, pos), problems); len(more) > 0 || len(problems) > 0 {
 		return nil, d.Locate(append(problems, more...))
 	}
 	return d, nil
+}
+
+// shadow drops the problems found at or below the path of a decoding
+// problem: a value that could not be decoded is reported once, not again as
+// missing or unknown.
+func shadow(problems, decoding []Problem) []Problem {
+	out := problems[:0]
+	for _, p := range problems {
+		shadowed := false
+		for _, dp := range decoding {
+			if dp.Path == "" || p.Path == dp.Path || strings.HasPrefix(p.Path, dp.Path+".") || strings.HasPrefix(p.Path, dp.Path+"[") {
+				shadowed = true
+				break
+			}
+		}
+		if !shadowed {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Locate places problems found in a policy built from this document (such
@@ -120,46 +141,4 @@ func sortedError(problems []Problem) *Error {
 		return a.Column < b.Column
 	})
 	return &Error{Problems: problems}
-}
-
-// Merge returns d's policy with every section d omits taken from current, so
-// a document without `users:` leaves the stored users alone while a present
-// but empty section deletes everything in it.
-func Merge(current *gatehouse.Policy, d *Document) *gatehouse.Policy {
-	out := *d.Policy
-	keep := func(kind gatehouse.Kind) bool { return !d.Has(kind) }
-	if keep(gatehouse.KindSettings) {
-		out.Settings = current.Settings
-	}
-	if keep(gatehouse.KindPermission) {
-		out.Permissions = current.Permissions
-	}
-	if keep(gatehouse.KindBundle) {
-		out.Bundles = current.Bundles
-	}
-	if keep(gatehouse.KindCategory) {
-		out.Categories = current.Categories
-	}
-	if keep(gatehouse.KindRole) {
-		out.Roles = current.Roles
-	}
-	if keep(gatehouse.KindPlan) {
-		out.Plans = current.Plans
-	}
-	if keep(gatehouse.KindTenant) {
-		out.Tenants = current.Tenants
-	}
-	if keep(gatehouse.KindUser) {
-		out.Users = current.Users
-	}
-	if keep(gatehouse.KindAgent) {
-		out.Agents = current.Agents
-	}
-	if keep(gatehouse.KindTool) {
-		out.Tools = current.Tools
-	}
-	if keep(gatehouse.KindAction) {
-		out.Actions = current.Actions
-	}
-	return &out
 }

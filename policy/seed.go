@@ -165,6 +165,8 @@ func checkSeedPermissions(dst *gatehouse.Policy, perms []seedPermission, pos pos
 		switch first, dup := seen[p.API]; {
 		case p.API == "":
 			problems = append(problems, Problem{Path: path, Message: "empty api"})
+		case badName("api", p.API) != "":
+			problems = append(problems, Problem{Path: path, Message: badName("api", p.API)})
 		case dup:
 			problems = append(problems, Problem{Path: path, Message: fmt.Sprintf("duplicate api %q%s", p.API, firstAt(pos, first))})
 		case modules[p.API] != "":
@@ -186,6 +188,8 @@ func checkSeedActions(acts []seedAction, known map[string]bool, pos positions) [
 		switch first, dup := seen[a.Name]; {
 		case a.Name == "":
 			problems = append(problems, Problem{Path: path, Message: "empty name"})
+		case badName("name", a.Name) != "":
+			problems = append(problems, Problem{Path: path, Message: badName("name", a.Name)})
 		case dup:
 			problems = append(problems, Problem{Path: path, Message: fmt.Sprintf("duplicate action %q%s", a.Name, firstAt(pos, first))})
 		default:
@@ -206,6 +210,8 @@ func checkSeedCategories(cats []seedCategory, known map[string]bool, pos positio
 		switch first, dup := seen[c.Name]; {
 		case c.Name == "":
 			problems = append(problems, Problem{Path: path, Message: "empty name"})
+		case badName("name", c.Name) != "":
+			problems = append(problems, Problem{Path: path, Message: badName("name", c.Name)})
 		case dup:
 			problems = append(problems, Problem{Path: path, Message: fmt.Sprintf("duplicate category %q%s", c.Name, firstAt(pos, first))})
 		default:
@@ -261,6 +267,8 @@ func ImportModuleRBAC(dst *gatehouse.Policy, module string, data []byte) error {
 	module = strings.TrimSpace(module)
 	if module == "" {
 		problems = append(problems, Problem{File: rbacFile, Line: 1, Column: 1, Message: "empty module name"})
+	} else if msg := badName("module", module); msg != "" {
+		problems = append(problems, Problem{File: rbacFile, Line: 1, Column: 1, Message: msg})
 	}
 	if len(data) > maxDocument {
 		problems = append(problems, Problem{File: rbacFile, Message: fmt.Sprintf("document larger than %d bytes", maxDocument)})
@@ -315,6 +323,8 @@ func checkRBAC(dst *gatehouse.Policy, module string, doc rbacDocument, pos posit
 		switch {
 		case name == "":
 			addf(path, "empty permission name")
+		case badName("permission", name) != "":
+			addf(path, "%s", badName("permission", name))
 		case listed[name]:
 			addf(path, "permission %q is listed twice", name)
 		case exists && p.Module == "":
@@ -328,6 +338,10 @@ func checkRBAC(dst *gatehouse.Policy, module string, doc rbacDocument, pos posit
 	for _, role := range sortedKeys(doc.Assignments) {
 		if role == "" {
 			addf("assignments", "empty role name")
+			continue
+		}
+		if msg := badName("role", role); msg != "" {
+			addf("assignments."+role, "%s", msg)
 			continue
 		}
 		seen := make(map[string]bool)

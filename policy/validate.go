@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
 )
@@ -80,14 +81,26 @@ func Normalize(p *gatehouse.Policy) {
 	}
 }
 
-// Validate reports every problem of a complete policy, each with its path.
-func Validate(p *gatehouse.Policy) []Problem { return validate(p, nil) }
+// Validate reports every problem of a complete policy, each with its path
+// and without a line; it is for policies built in code, such as a CLI
+// mutation or an import, after Normalize.
+func Validate(p *gatehouse.Policy) []Problem { return validate(p, nil, nil) }
 
 type validator struct {
 	absent   map[gatehouse.Kind]bool
+	pos      positions
 	problems []Problem
 	names    map[gatehouse.Kind]map[string]bool
 	features map[string]string // feature → plan
+}
+
+// where names the place of path in messages: its line when the policy came
+// from a document, else the path itself.
+func (v *validator) where(path string) string {
+	if v.pos != nil {
+		return fmt.Sprintf("line %d", v.pos.locate(path).line)
+	}
+	return path
 }
 
 func (v *validator) addf(path, format string, args ...any) {
@@ -95,16 +108,17 @@ func (v *validator) addf(path, format string, args ...any) {
 }
 
 // validate checks p; references into kinds marked absent are not checked
-// (a partial document is checked again after Merge).
-func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool) []Problem {
-	v := &validator{absent: absent, names: map[gatehouse.Kind]map[string]bool{}, features: map[string]string{}}
+// (a partial document is checked again after Merge). pos, when not nil,
+// locates the values of the document p was decoded from.
+func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions) []Problem {
+	v := &validator{absent: absent, pos: pos, names: map[gatehouse.Kind]map[string]bool{}, features: map[string]string{}}
 	v.declare(gatehouse.KindPermission, "permissions", len(p.Permissions), func(i int) string { return p.Permissions[i].Name }, "name")
 	v.declare(gatehouse.KindBundle, "bundles", len(p.Bundles), func(i int) string { return p.Bundles[i].Name }, "name")
 	v.declare(gatehouse.KindCategory, "categories", len(p.Categories), func(i int) string { return p.Categories[i].Name }, "name")
 	v.declare(gatehouse.KindRole, "roles", len(p.Roles), func(i int) string { return p.Roles[i].Name }, "name")
 	v.declare(gatehouse.KindPlan, "plans", len(p.Plans), func(i int) string { return p.Plans[i].Name }, "name")
 	v.declare(gatehouse.KindTenant, "tenants", len(p.Tenants), func(i int) string { return p.Tenants[i].ID }, "id")
-	v.declare(gatehouse.KindUser, "users", len(p.Users), func(i int) string { return p.Users[i].Email }, "email")
+	v.declare(gatehouse.KindUser, "users", len(p.Users), func(i int) string { return gatehouse.NormalizeEmail(p.Users[i].Email) }, "email")
 	v.declare(gatehouse.KindAgent, "agents", len(p.Agents), func(i int) string { return p.Agents[i].ID }, "id")
 	v.declare(gatehouse.KindTool, "tools", len(p.Tools), func(i int) string { return p.Tools[i].Name }, "name")
 	v.declare(gatehouse.KindAction, "actions", len(p.Actions), func(i int) string { return p.Actions[i].Name }, "name")
@@ -115,6 +129,8 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool) []Problem {
 			switch other, dup := v.features[f]; {
 			case f == "":
 				v.addf(path, "empty feature name")
+			case badName("feature", f) != "":
+				v.addf(path, "%s", badName("feature", f))
 			case dup:
 				v.addf(path, "feature %q is already offered by plan %q; plans are cumulative, list it once", f, other)
 			default:
@@ -151,8 +167,8 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool) []Problem {
 	v.tenantCycles(p.Tenants)
 	for i, x := range p.Users {
 		path := fmt.Sprintf("users[%d]", i)
-		if x.Email != "" && !looksLikeEmail(x.Email) {
-			v.addf(path+".email", "%q is not an email address", x.Email)
+		if email := gatehouse.NormalizeEmail(x.Email); email != "" && badName("email", email) == "" && !looksLikeEmail(email) {
+			v.addf(path+".email", "%q is not an email address", email)
 		}
 		v.ref(path+".plan", gatehouse.KindPlan, x.Plan, true)
 		v.subject(path, x.Tenants, x.Roles, x.Grants)
@@ -165,10 +181,14 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool) []Problem {
 		path := fmt.Sprintf("tools[%d]", i)
 		v.ref(path+".permission", gatehouse.KindPermission, x.Permission, false)
 		v.ref(path+".action", gatehouse.KindAction, x.Action, true)
-		if x.Flag != "" {
-			if other, dup := flags[x.Flag]; dup {
-				v.addf(path+".flag", "flag %q is already used by tool %q", x.Flag, other)
-			}
+		if x.Flag == "" {
+			continue
+		}
+		if msg := badName("flag", x.Flag); msg != "" {
+			v.addf(path+".flag", "%s", msg)
+		} else if other, dup := flags[x.Flag]; dup {
+			v.addf(path+".flag", "flag %q is already used by tool %q", x.Flag, other)
+		} else {
 			flags[x.Flag] = x.Name
 		}
 	}
@@ -177,7 +197,7 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool) []Problem {
 			key string
 			val map[string]string
 		}{{"labels", x.Labels}, {"descriptions", x.Descriptions}} {
-			for lang := range m.val {
+			for _, lang := range sortedKeys(m.val) {
 				if !locales[lang] {
 					v.addf(fmt.Sprintf("actions[%d].%s.%s", i, m.key, lang), "unknown locale %q; use de, en, es, fr, it or zh", lang)
 				}
@@ -191,22 +211,38 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool) []Problem {
 // duplicate ones.
 func (v *validator) declare(kind gatehouse.Kind, section string, n int, name func(int) string, field string) {
 	seen := make(map[string]bool, n)
+	first := make(map[string]string, n)
 	for i := range n {
 		path := fmt.Sprintf("%s[%d].%s", section, i, field)
 		id := name(i)
-		switch {
-		case id == "":
-			v.addf(path, "%s is required", field)
-		case len(id) > maxName:
-			v.addf(path, "%s is longer than %d bytes", field, maxName)
-		case strings.IndexFunc(id, unicode.IsControl) >= 0:
-			v.addf(path, "%s %q contains control characters", field, id)
-		case seen[id]:
-			v.addf(path, "duplicate %s %q", kind, id)
-		}
 		seen[id] = true
+		if msg := badName(field, id); msg != "" {
+			v.addf(path, "%s", msg)
+		} else if f, dup := first[id]; dup {
+			v.addf(path, "duplicate %s %q (first at %s)", kind, id, v.where(f))
+		} else {
+			first[id] = path
+		}
 	}
 	v.names[kind] = seen
+}
+
+// badName says what is wrong with a name or id, or returns "". Names are
+// compared exactly, so surrounding spaces would make a name unreachable.
+func badName(field, name string) string {
+	switch {
+	case name == "":
+		return field + " is required"
+	case len(name) > maxName:
+		return fmt.Sprintf("%s is longer than %d bytes", field, maxName)
+	case !utf8.ValidString(name):
+		return fmt.Sprintf("%s %q is not valid UTF-8", field, name)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return fmt.Sprintf("%s %q contains control characters", field, name)
+	case strings.TrimSpace(name) != name:
+		return fmt.Sprintf("%s %q has surrounding spaces", field, name)
+	}
+	return ""
 }
 
 // ref checks that name refers to a declared object of kind.
@@ -284,8 +320,10 @@ func (v *validator) tenantCycles(tenants []gatehouse.Tenant) {
 	}
 }
 
+// looksLikeEmail reports whether s has one @ between a non-empty local part
+// and domain, and no spaces.
 func looksLikeEmail(s string) bool {
 	local, domain, ok := strings.Cut(s, "@")
 	return ok && local != "" && domain != "" && !strings.Contains(domain, "@") &&
-		strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) < 0
+		strings.IndexFunc(s, unicode.IsSpace) < 0
 }

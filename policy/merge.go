@@ -1,0 +1,106 @@
+package policy
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// Merge returns d's policy with every section d omits taken from current, so
+// a document without `users:` leaves the stored users alone while a present
+// but empty section deletes everything in it. A nil current is an empty
+// policy. The result shares no memory with current or d, so normalizing or
+// importing into it changes neither.
+func Merge(current *gatehouse.Policy, d *Document) *gatehouse.Policy {
+	if current == nil {
+		current = &gatehouse.Policy{}
+	}
+	out := &gatehouse.Policy{}
+	if d.Policy != nil {
+		*out = *d.Policy
+	}
+	keep := func(kind gatehouse.Kind) bool { return !d.Has(kind) }
+	if keep(gatehouse.KindSettings) {
+		out.Settings = current.Settings
+	}
+	if keep(gatehouse.KindPermission) {
+		out.Permissions = current.Permissions
+	}
+	if keep(gatehouse.KindBundle) {
+		out.Bundles = current.Bundles
+	}
+	if keep(gatehouse.KindCategory) {
+		out.Categories = current.Categories
+	}
+	if keep(gatehouse.KindRole) {
+		out.Roles = current.Roles
+	}
+	if keep(gatehouse.KindPlan) {
+		out.Plans = current.Plans
+	}
+	if keep(gatehouse.KindTenant) {
+		out.Tenants = current.Tenants
+	}
+	if keep(gatehouse.KindUser) {
+		out.Users = current.Users
+	}
+	if keep(gatehouse.KindAgent) {
+		out.Agents = current.Agents
+	}
+	if keep(gatehouse.KindTool) {
+		out.Tools = current.Tools
+	}
+	if keep(gatehouse.KindAction) {
+		out.Actions = current.Actions
+	}
+	return deepCopy(out)
+}
+
+// deepCopy copies every list and map of p; attribute values, which nothing
+// in Gatehouse mutates, are shared.
+func deepCopy(p *gatehouse.Policy) *gatehouse.Policy {
+	out := *p
+	out.Settings.DefaultTenants = slices.Clone(p.Settings.DefaultTenants)
+	out.Permissions = slices.Clone(p.Permissions)
+	out.Bundles = slices.Clone(p.Bundles)
+	for i := range out.Bundles {
+		out.Bundles[i].Permissions = slices.Clone(out.Bundles[i].Permissions)
+	}
+	out.Categories = slices.Clone(p.Categories)
+	for i := range out.Categories {
+		out.Categories[i].Bundles = slices.Clone(out.Categories[i].Bundles)
+	}
+	out.Roles = slices.Clone(p.Roles)
+	for i := range out.Roles {
+		r := &out.Roles[i]
+		r.Bundles, r.Permissions = slices.Clone(r.Bundles), slices.Clone(r.Permissions)
+	}
+	out.Plans = slices.Clone(p.Plans)
+	for i := range out.Plans {
+		out.Plans[i].Features = slices.Clone(out.Plans[i].Features)
+	}
+	out.Tenants = slices.Clone(p.Tenants)
+	for i := range out.Tenants {
+		out.Tenants[i].Attributes = maps.Clone(out.Tenants[i].Attributes)
+	}
+	out.Users = slices.Clone(p.Users)
+	for i := range out.Users {
+		u := &out.Users[i]
+		u.Tenants, u.Roles, u.Grants = slices.Clone(u.Tenants), slices.Clone(u.Roles), slices.Clone(u.Grants)
+		u.Attributes = maps.Clone(u.Attributes)
+	}
+	out.Agents = slices.Clone(p.Agents)
+	for i := range out.Agents {
+		a := &out.Agents[i]
+		a.Tenants, a.Roles, a.Grants = slices.Clone(a.Tenants), slices.Clone(a.Roles), slices.Clone(a.Grants)
+		a.Attributes = maps.Clone(a.Attributes)
+	}
+	out.Tools = slices.Clone(p.Tools)
+	out.Actions = slices.Clone(p.Actions)
+	for i := range out.Actions {
+		a := &out.Actions[i]
+		a.Labels, a.Descriptions = maps.Clone(a.Labels), maps.Clone(a.Descriptions)
+	}
+	return &out
+}
