@@ -1,0 +1,191 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/google/go-cmp/cmp"
+)
+
+// problems returns Parse's problems as "line:col: path: message" lines.
+func problems(t *testing.T, file, src string) []string {
+	t.Helper()
+	_, err := Parse(file, []byte(src))
+	if err == nil {
+		return nil
+	}
+	var perr *Error
+	if !errors.As(err, &perr) || !errors.Is(err, gatehouse.ErrInvalid) {
+		t.Fatalf("Parse(%q) = %v, want *Error wrapping ErrInvalid", src, err)
+	}
+	out := make([]string, len(perr.Problems))
+	for i, p := range perr.Problems {
+		p.File = ""
+		out[i] = fmt.Sprintf("%d:%d: %s", p.Line, p.Column, strings.TrimPrefix(p.String(), fmt.Sprintf("line %d: ", p.Line)))
+	}
+	return out
+}
+
+func TestParseShapes(t *testing.T) {
+	tests := []struct {
+		name, file, src string
+		want            []string
+	}{
+		{"number for a string", "p.yaml", "tenants: [{id: 2024}]\n",
+			[]string{`1:16: tenants[0].id: want a string, got number 2024 (quote it: "2024")`}},
+		{"list for a string", "p.yaml", "tenants:\n  - id: [a]\n",
+			[]string{`2:9: tenants[0].id: want a string, got a list`}},
+		{"string for a bool", "p.json", `{"users": [{"email": "a@b.io", "superuser": "true"}]}`,
+			[]string{`1:45: users[0].superuser: want true or false, got "true"`}},
+		{"duplicate key names the first", "p.yaml", "tenants:\n  - id: a\n    id: b\n",
+			[]string{`3:5: tenants[0].id: duplicate key "id" (first at line 2)`}},
+		{"duplicate key in JSON", "p.json", "{\"tenants\": [],\n \"tenants\": []}",
+			[]string{`2:2: tenants: duplicate key "tenants" (first at line 1)`}},
+		{"merge key", "p.yaml", "base: &b {id: a}\ntenants: [{<<: *b}]\n",
+			[]string{`1:1: base: unknown key "base"`, `2:12: tenants[0]: merge keys (<<) are not supported`}},
+		{"second document", "p.yaml", "tenants: [{id: a}]\n---\ntenants: [{id: b}]\n",
+			[]string{`3:0: more than one YAML document; a policy is one document`}},
+		{"JSON syntax", "p.json", "{\n  \"tenants\": [{\"id\": \"a\"},]\n}\n",
+			[]string{`2:27: invalid character ']' looking for beginning of value`}},
+		{"JSON cut short", "p.json", "{\"tenants\": [",
+			[]string{`1:14: unexpected end of JSON input`}},
+		{"JSON trailing value", "p.json", "{}\n{}\n",
+			[]string{`2:1: unexpected data after the top-level value`}},
+		{"not UTF-8", "p.yaml", "tenants:\n  - id: a\xffb\n",
+			[]string{`2:10: not valid UTF-8`}},
+		{"infinite attribute", "p.yaml", "tenants: [{id: a, attributes: {x: .inf}}]\n",
+			[]string{`1:35: tenants[0].attributes.x: number .inf cannot be represented in JSON`}},
+		// A value that failed to decode is reported once, not again as missing.
+		{"no echo of decoding problems", "p.yaml", "tenants: [{id: {x: 1}}]\n",
+			[]string{`1:16: tenants[0].id: want a string, got a mapping`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, problems(t, tt.file, tt.src)); diff != "" {
+				t.Errorf("Parse(%s, %q) problems (-want +got):\n%s", tt.file, tt.src, diff)
+			}
+		})
+	}
+}
+
+// JSON documents decode exactly as encoding/json reads them, including what
+// YAML would refuse or read differently.
+func TestParseJSON(t *testing.T) {
+	d := mustParse(t, "p.json", `{"users": [{"email": "a@b.io", "name": "\ud83d\ude00 \u00e9",
+		"attributes": {"big": 123456789012345678901234567890, "neg": -0.0, "ok": true, "none": null, "list": [1, "x"]}}]}`)
+	u := d.Policy.Users[0]
+	if u.Name != "😀 é" {
+		t.Errorf("name = %q, want the decoded escapes", u.Name)
+	}
+	want := map[string]any{"big": 1.2345678901234568e+29, "neg": 0.0, "ok": true, "none": nil, "list": []any{1.0, "x"}}
+	if diff := cmp.Diff(want, u.Attributes); diff != "" {
+		t.Errorf("attributes (-want +got):\n%s", diff)
+	}
+}
+
+// YAML numbers in attributes become the float64 a JSON decoder would give,
+// so a policy read from a file equals the same policy read from the store.
+func TestParseYAMLAttributes(t *testing.T) {
+	d := mustParse(t, "p.yaml", "tenants: [{id: a, attributes: {hex: 0x1F, under: 1_000, neg: -0.0, date: 2024-01-01, f: 1.5}}]\n")
+	want := map[string]any{"hex": 31.0, "under": 1000.0, "neg": 0.0, "date": "2024-01-01", "f": 1.5}
+	if diff := cmp.Diff(want, d.Policy.Tenants[0].Attributes); diff != "" {
+		t.Errorf("attributes (-want +got):\n%s", diff)
+	}
+}
+
+// Aliases that expand a small document into a huge one are stopped early.
+func TestParseAliasBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("users:\n- email: a@b.io\n  attributes:\n    a0: &a0 [1,2,3,4,5,6,7,8,9]\n")
+	for i := 1; i <= 9; i++ {
+		fmt.Fprintf(&b, "    a%d: &a%d [%s]\n", i, i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d,", i-1), 9), ","))
+	}
+	start := time.Now()
+	got := problems(t, "bomb.yaml", b.String())
+	if len(got) != 1 || !strings.Contains(got[0], "too many values") {
+		t.Errorf("Parse(alias bomb) = %q, want one problem about too many values", got)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Parse(alias bomb) took %v", d)
+	}
+	// Aliases within the budget are fine.
+	d := mustParse(t, "p.yaml", "tenants: [{id: a}, {id: b}]\nsettings: {default_tenants: &d [a, b]}\nusers: [{email: x@y.io, tenants: *d}]\n")
+	if got := d.Policy.Users[0].Tenants; len(got) != 2 {
+		t.Errorf("aliased tenants = %q, want [a b]", got)
+	}
+}
+
+func TestParseEmptyDocuments(t *testing.T) {
+	for _, src := range []string{"", "# nothing\n", "~\n", "{}", "  \n"} {
+		d, err := Parse("p.yaml", []byte(src))
+		if err != nil {
+			t.Errorf("Parse(%q) = %v, want an empty document", src, err)
+			continue
+		}
+		for _, k := range gatehouse.Kinds {
+			if d.Has(k) {
+				t.Errorf("Parse(%q).Has(%s) = true", src, k)
+			}
+		}
+	}
+	d := mustParse(t, "p.yaml", "users:\nroles: []\n")
+	if !d.Has(gatehouse.KindUser) || !d.Has(gatehouse.KindRole) || d.Has(gatehouse.KindTenant) {
+		t.Errorf("Has: users %v roles %v tenants %v, want true true false", d.Has(gatehouse.KindUser), d.Has(gatehouse.KindRole), d.Has(gatehouse.KindTenant))
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		p    gatehouse.Policy
+		want []string
+	}{
+		{"emails compare normalized", gatehouse.Policy{Users: []gatehouse.UserEntry{{Email: "Ann@X.io"}, {Email: " ann@x.io"}}},
+			[]string{`users[1].email: duplicate user "ann@x.io" (first at users[0].email)`}},
+		{"email shape", gatehouse.Policy{Users: []gatehouse.UserEntry{{Email: "a@b@c"}, {Email: "@x.io"}, {Email: "a b@x.io"}}},
+			[]string{`users[0].email: "a@b@c" is not an email address`, `users[1].email: "@x.io" is not an email address`, `users[2].email: "a b@x.io" is not an email address`}},
+		{"names the engine could not reach", gatehouse.Policy{Permissions: []gatehouse.Permission{{Name: " p"}, {Name: "a\tb"}, {Name: "\xff"}}},
+			[]string{`permissions[0].name: name " p" has surrounding spaces`, `permissions[1].name: name "a\tb" contains control characters`, `permissions[2].name: name "\xff" is not valid UTF-8`}},
+		{"required references", gatehouse.Policy{Tools: []gatehouse.Tool{{Name: "t"}}, Agents: []gatehouse.Agent{{ID: "a", Roles: []gatehouse.Assignment{{}}, Grants: []gatehouse.Grant{{}}}}},
+			[]string{`agents[0].roles[0].role: role is required`, `agents[0].grants[0].permission: permission is required`, `tools[0].permission: permission is required`}},
+		{"locales in order", gatehouse.Policy{Actions: []gatehouse.ActionType{{Name: "x", Labels: map[string]string{"pt": "", "en": "", "nl": ""}}}},
+			[]string{`actions[0].labels.nl: unknown locale "nl"; use de, en, es, fr, it or zh`, `actions[0].labels.pt: unknown locale "pt"; use de, en, es, fr, it or zh`}},
+		{"flag with a control character", gatehouse.Policy{Permissions: []gatehouse.Permission{{Name: "p"}}, Tools: []gatehouse.Tool{{Name: "t", Permission: "p", Flag: "can\x00"}}},
+			[]string{`tools[0].flag: flag "can\x00" contains control characters`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, p := range Validate(&tt.p) {
+				got = append(got, p.String())
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Validate(%+v) (-want +got):\n%s", tt.p, diff)
+			}
+		})
+	}
+}
+
+// Merge's result shares nothing with its inputs, so normalizing or
+// importing into it (as the service does) cannot change the document.
+func TestMergeCopies(t *testing.T) {
+	doc := mustParse(t, "d.yaml", "roles: [{name: r, permissions: [p]}]\n")
+	current := &gatehouse.Policy{Users: []gatehouse.UserEntry{{Email: "a@b.io", Tenants: []string{}}}}
+	merged := Merge(nil, doc)
+	if len(merged.Roles) != 1 || merged.Users != nil {
+		t.Fatalf("Merge(nil, doc) = %+v", merged)
+	}
+	merged = Merge(current, doc)
+	merged.Roles[0].Permissions[0] = "changed"
+	merged.Users[0].Tenants = append(merged.Users[0].Tenants, "x")
+	if doc.Policy.Roles[0].Permissions[0] != "p" || len(current.Users[0].Tenants) != 0 {
+		t.Errorf("Merge's result shares memory with its inputs")
+	}
+	if merged := Merge(current, doc); merged.Users[0].Tenants == nil {
+		t.Errorf("Merge turned tenants: [] into nil")
+	}
+}
