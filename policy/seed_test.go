@@ -491,6 +491,18 @@ func TestImportModuleRBACErrors(t *testing.T) {
 			wantLine: 1, wantSubstr: "empty module name",
 		},
 		{
+			name:     "module not UTF-8",
+			module:   "r\x8eports",
+			data:     `{"permissions": ["chat.view"]}`,
+			wantLine: 1, wantSubstr: "not valid UTF-8",
+		},
+		{
+			name:     "module with control characters",
+			module:   "chat\nx",
+			data:     `{"permissions": ["chat.view"]}`,
+			wantLine: 1, wantSubstr: "control characters",
+		},
+		{
 			name:     "malformed JSON",
 			data:     "{\n  \"permissions\": [\"chat.view\",]\n}",
 			wantLine: 2, wantSubstr: "invalid character",
