@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/gatehouse/gatehouse"
 	"go.yaml.in/yaml/v3"
@@ -21,40 +22,50 @@ func Marshal(p *gatehouse.Policy, format string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	js, err := json.MarshalIndent(canonical, "", "  ")
-	if err != nil {
+	var js bytes.Buffer
+	enc := json.NewEncoder(&js)
+	// Conditions compare with < and >; keep them readable.
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(canonical); err != nil {
 		return nil, fmt.Errorf("encode policy: %w", err)
 	}
 	switch format {
 	case "json":
-		return append(js, '\n'), nil
+		return js.Bytes(), nil
 	case "yaml":
 	default:
 		return nil, gatehouse.Invalidf("unknown format %q, want yaml or json", format)
 	}
-	// JSON is YAML: re-encode the node tree in block style, keeping field order.
-	var root yaml.Node
-	if err := yaml.Unmarshal(js, &root); err != nil {
-		return nil, fmt.Errorf("convert policy to YAML: %w", err)
+	// Re-encode the JSON's node tree in block style, keeping field order.
+	root, problem := jsonTree("", js.Bytes())
+	if problem != nil {
+		return nil, fmt.Errorf("convert policy to YAML: %s", problem.Message)
 	}
-	plain(&root)
+	quoteYAML11(root)
 	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&root); err != nil {
+	ye := yaml.NewEncoder(&buf)
+	ye.SetIndent(2)
+	if err := ye.Encode(root); err != nil {
 		return nil, fmt.Errorf("encode policy: %w", err)
 	}
-	if err := enc.Close(); err != nil {
+	if err := ye.Close(); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
 }
 
-// plain drops JSON's quoting and flow style; the encoder quotes again
-// wherever a plain scalar would read as something else.
-func plain(n *yaml.Node) {
-	n.Style = 0
+// yaml11Words are plain strings in YAML 1.2 but booleans to YAML 1.1
+// readers such as PyYAML.
+var yaml11Words = map[string]bool{"y": true, "n": true, "yes": true, "no": true, "on": true, "off": true}
+
+// quoteYAML11 double-quotes the strings a YAML 1.1 reader would take for
+// booleans, so exports read the same in every tool.
+func quoteYAML11(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && n.Tag == tagStr && yaml11Words[strings.ToLower(n.Value)] {
+		n.Style = yaml.DoubleQuotedStyle
+	}
 	for _, c := range n.Content {
-		plain(c)
+		quoteYAML11(c)
 	}
 }
