@@ -252,8 +252,9 @@ func checkRefs(path, what string, names []string, known map[string]bool) []Probl
 //     created with Module set, ones no longer listed are deleted and removed
 //     from every bundle, role and user or agent grant;
 //   - every role named in assignments (created if missing) holds exactly the
-//     listed permissions of the module, after its other permissions, in file
-//     order; roles not named only lose the deleted permissions.
+//     assigned permissions of the module: those it held keep their place,
+//     the others are appended in file order, so a re-import reorders
+//     nothing; roles not named only lose the deleted permissions.
 //
 // Permissions of other modules and without a module are never changed.
 // Every problem is reported at once as an *Error located in "rbac.json":
@@ -384,7 +385,7 @@ func syncModule(dst *gatehouse.Policy, module string, doc rbacDocument) {
 		listed[name] = true
 	}
 	// owned holds the module's permissions before and after the sync; a
-	// named role's module permissions are replaced by its assignment.
+	// named role's permissions among them become its assignment.
 	owned := make(map[string]bool, len(doc.Permissions))
 	removed := make(map[string]bool)
 	present := make(map[string]bool, len(dst.Permissions))
@@ -428,7 +429,7 @@ func syncModule(dst *gatehouse.Policy, module string, doc rbacDocument) {
 			i = len(dst.Roles) - 1
 		}
 		r := &dst.Roles[i]
-		r.Permissions = append(without(r.Permissions, owned), doc.Assignments[name]...)
+		r.Permissions = assign(r.Permissions, owned, doc.Assignments[name])
 	}
 }
 
@@ -439,6 +440,32 @@ func roleIndex(p *gatehouse.Policy, name string) int {
 		}
 	}
 	return -1
+}
+
+// assign returns names holding, of the owned names, exactly assigned: the
+// ones names holds keep their place, the others are appended in order.
+func assign(names []string, owned map[string]bool, assigned []string) []string {
+	want := make(map[string]bool, len(assigned))
+	for _, n := range assigned {
+		want[n] = true
+	}
+	var out []string
+	held := make(map[string]bool, len(assigned))
+	for _, n := range names {
+		if owned[n] {
+			if !want[n] || held[n] {
+				continue
+			}
+			held[n] = true
+		}
+		out = append(out, n)
+	}
+	for _, n := range assigned {
+		if !held[n] {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // without returns a new list of the names not in drop; nil if none remain.

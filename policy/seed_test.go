@@ -380,11 +380,12 @@ func TestImportModuleRBACSync(t *testing.T) {
 		t.Errorf("len(permissions) = %d, want 26", got)
 	}
 	wantRoles := []gatehouse.Role{
-		// The role that existed keeps its bundles and non-module permissions.
-		{Name: "user", Bundles: []string{"Access AI Chat"}, Permissions: []string{"fetch_loan", "reports.view", "chat.view"}},
+		// The role that existed keeps its bundles and non-module permissions;
+		// permissions a role keeps keep their place, new ones come last.
+		{Name: "user", Bundles: []string{"Access AI Chat"}, Permissions: []string{"fetch_loan", "chat.view", "reports.view"}},
 		{Name: "guest"},
-		{Name: "organization", Permissions: []string{"reports.view", "reports.export", "chat.view", "chat.write", "chat.export"}},
-		{Name: "super", Permissions: []string{"reports.view", "reports.export", "chat.view", "chat.write", "chat.export"}},
+		{Name: "organization", Permissions: []string{"chat.view", "chat.write", "reports.view", "reports.export", "chat.export"}},
+		{Name: "super", Permissions: []string{"chat.view", "chat.write", "reports.view", "reports.export", "chat.export"}},
 	}
 	if diff := cmp.Diff(wantRoles, p.Roles); diff != "" {
 		t.Errorf("roles (-want +got):\n%s", diff)
@@ -429,7 +430,7 @@ func TestImportModuleRBACRemove(t *testing.T) {
 	wantRoles := map[string][]string{
 		"super":        {"chat.view", "reports.view", "reports.export"},
 		"organization": {"chat.view", "reports.view", "reports.export"},
-		"user":         {"reports.view", "chat.view"},
+		"user":         {"chat.view", "reports.view"},
 		"guest":        nil,
 		"auditor":      {"reports.view"},
 	}
@@ -603,6 +604,9 @@ func checkImport(t *testing.T, base *gatehouse.Policy, importFn func(p *gatehous
 			t.Fatalf("failed import changed the policy (-before +after):\n%s", diff)
 		}
 		return
+	}
+	if problems := Validate(p); len(problems) > 0 {
+		t.Fatalf("imported policy does not validate: %v", problems)
 	}
 	after := objects(t, p)
 	back, err := gatehouse.PolicyFromObjects(after)
