@@ -224,23 +224,34 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := Parse("fuzz.yaml", data)
 		if err != nil {
-			if !errors.Is(err, gatehouse.ErrInvalid) {
-				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			var perr *Error
+			if !errors.As(err, &perr) || len(perr.Problems) == 0 || !errors.Is(err, gatehouse.ErrInvalid) {
+				t.Fatalf("Parse error %#v is not an *Error with problems wrapping ErrInvalid", err)
 			}
 			return
 		}
-		out, err := Marshal(d.Policy, "yaml")
-		if err != nil {
-			t.Fatalf("Marshal of a parsed policy: %v", err)
-		}
-		back, err := Parse("again.yaml", out)
-		if err != nil {
-			// Sections the document omits are unchecked, so a partial
-			// document may be valid where its export alone is not.
-			return
-		}
-		if changes, _ := Diff(d.Policy, back.Policy); len(changes) != 0 {
-			t.Fatalf("round trip changed the policy:\n%s\nexport:\n%s", FormatDiff(changes), out)
+		// A complete policy must export and parse back unchanged. A partial
+		// one is valid only against the sections it holds, and its export
+		// holds the same sections, so it decodes back unchanged.
+		complete := len(Validate(d.Policy)) == 0
+		for _, format := range []string{"yaml", "json"} {
+			out, err := Marshal(d.Policy, format)
+			if err != nil {
+				t.Fatalf("Marshal(parsed policy, %s) = %v", format, err)
+			}
+			back := &gatehouse.Policy{}
+			if complete {
+				doc, err := Parse("again."+format, out)
+				if err != nil {
+					t.Fatalf("Parse(Marshal(valid policy, %s)) = %v\nexport:\n%s", format, err, out)
+				}
+				back = doc.Policy
+			} else if _, problems := decodeDocument("again."+format, out, back); len(problems) > 0 {
+				t.Fatalf("export (%s) does not decode: %v\nexport:\n%s", format, problems, out)
+			}
+			if changes, err := Diff(d.Policy, back); err != nil || len(changes) != 0 {
+				t.Fatalf("%s round trip changed the policy (%v):\n%s\nexport:\n%s", format, err, FormatDiff(changes), out)
+			}
 		}
 	})
 }
