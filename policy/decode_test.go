@@ -189,3 +189,21 @@ func TestMergeCopies(t *testing.T) {
 		t.Errorf("Merge turned tenants: [] into nil")
 	}
 }
+
+func TestDiffEdgeCases(t *testing.T) {
+	p := &gatehouse.Policy{Settings: gatehouse.Settings{AccessPermission: "a"}, Permissions: []gatehouse.Permission{{Name: "a"}}}
+	changes, err := Diff(nil, p)
+	if err != nil || len(changes) != 2 {
+		t.Fatalf("Diff(nil, p) = %v, %v; want two creates", changes, err)
+	}
+	if got, want := FormatDiff(changes), "+ settings\n+ permission a\n"; got != want {
+		t.Errorf("FormatDiff = %q, want %q", got, want)
+	}
+	if changes, err := Diff(p, nil); err != nil || len(changes) != 2 || changes[0].Op() != gatehouse.OpDelete {
+		t.Errorf("Diff(p, nil) = %v, %v; want two deletes", changes, err)
+	}
+	dup := &gatehouse.Policy{Plans: []gatehouse.Plan{{Name: "free"}, {Name: "pro"}, {Name: "free"}}}
+	if _, err := Diff(nil, dup); !errors.Is(err, gatehouse.ErrInvalid) {
+		t.Errorf("Diff(nil, duplicate plans) = %v, want ErrInvalid", err)
+	}
+}

@@ -18,13 +18,14 @@ type objectKey struct {
 
 // Diff returns the object changes that turn before into after, in document
 // order (kind, then tier or id). Objects whose body and position are equal
-// do not change.
+// do not change; a nil policy is empty. Two objects of one kind with the
+// same id in either policy are ErrInvalid: Validate reports them first.
 func Diff(before, after *gatehouse.Policy) ([]gatehouse.Change, error) {
-	bobjs, err := before.Objects()
+	bobjs, err := uniqueObjects(before)
 	if err != nil {
 		return nil, err
 	}
-	aobjs, err := after.Objects()
+	aobjs, err := uniqueObjects(after)
 	if err != nil {
 		return nil, err
 	}
@@ -66,6 +67,26 @@ func Diff(before, after *gatehouse.Policy) ([]gatehouse.Change, error) {
 	return changes, nil
 }
 
+// uniqueObjects returns p's objects, refusing two with one kind and id.
+func uniqueObjects(p *gatehouse.Policy) ([]gatehouse.Object, error) {
+	if p == nil {
+		return nil, nil
+	}
+	objs, err := p.Objects()
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[objectKey]bool, len(objs))
+	for _, o := range objs {
+		k := objectKey{o.Kind, o.ID}
+		if seen[k] {
+			return nil, gatehouse.Invalidf("diff: duplicate %s %q", o.Kind, o.ID)
+		}
+		seen[k] = true
+	}
+	return objs, nil
+}
+
 // FormatDiff renders changes for people: "+ kind id" for a new object,
 // "- kind id" for a removed one and "~ kind id" with one line per changed
 // field for an update.
@@ -76,7 +97,11 @@ func FormatDiff(changes []gatehouse.Change) string {
 	var b strings.Builder
 	for _, c := range changes {
 		sign := map[gatehouse.Op]string{gatehouse.OpCreate: "+", gatehouse.OpDelete: "-", gatehouse.OpUpdate: "~"}[c.Op()]
-		fmt.Fprintf(&b, "%s %s %s\n", sign, c.Kind, c.ID)
+		if c.Kind == gatehouse.KindSettings {
+			fmt.Fprintf(&b, "%s settings\n", sign)
+		} else {
+			fmt.Fprintf(&b, "%s %s %s\n", sign, c.Kind, c.ID)
+		}
 		if c.Op() != gatehouse.OpUpdate {
 			continue
 		}
@@ -99,7 +124,8 @@ func FormatDiff(changes []gatehouse.Change) string {
 			fmt.Fprintf(&b, "    %s: %s → %s\n", k, showValue(before[k]), showValue(after[k]))
 		}
 		if bytes.Equal(c.Before, c.After) {
-			fmt.Fprintf(&b, "    position → %d\n", c.Pos)
+			// Only a plan's tier can change without its body.
+			fmt.Fprintf(&b, "    now tier %d\n", c.Pos+1)
 		}
 	}
 	return b.String()
