@@ -10,9 +10,26 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Marshal writes p as a document in format "yaml" or "json". The output is
-// deterministic — objects sorted by id within a section, plans in tier order
-// — and parses back to an equal policy.
+// fullDocument is gatehouse.Policy with every section always written, so an
+// export applied to another store replaces all of it (see Merge).
+type fullDocument struct {
+	Settings    gatehouse.Settings     `json:"settings"`
+	Permissions []gatehouse.Permission `json:"permissions"`
+	Bundles     []gatehouse.Bundle     `json:"bundles"`
+	Categories  []gatehouse.Category   `json:"categories"`
+	Roles       []gatehouse.Role       `json:"roles"`
+	Plans       []gatehouse.Plan       `json:"plans"`
+	Tenants     []gatehouse.Tenant     `json:"tenants"`
+	Users       []gatehouse.UserEntry  `json:"users"`
+	Agents      []gatehouse.Agent      `json:"agents"`
+	Tools       []gatehouse.Tool       `json:"tools"`
+	Actions     []gatehouse.ActionType `json:"actions"`
+}
+
+// Marshal writes p as a complete document in format "yaml" or "json": every
+// section is present, empty ones as [], so applying the export anywhere
+// reproduces p exactly. The output is deterministic — objects sorted by id
+// within a section, plans in tier order — and parses back to an equal policy.
 func Marshal(p *gatehouse.Policy, format string) ([]byte, error) {
 	objs, err := p.Objects()
 	if err != nil {
@@ -27,7 +44,7 @@ func Marshal(p *gatehouse.Policy, format string) ([]byte, error) {
 	// Conditions compare with < and >; keep them readable.
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(canonical); err != nil {
+	if err := enc.Encode(full(canonical)); err != nil {
 		return nil, fmt.Errorf("encode policy: %w", err)
 	}
 	switch format {
@@ -68,4 +85,26 @@ func quoteYAML11(n *yaml.Node) {
 	for _, c := range n.Content {
 		quoteYAML11(c)
 	}
+}
+
+func full(p *gatehouse.Policy) fullDocument {
+	d := fullDocument(*p)
+	d.Permissions = nonNil(d.Permissions)
+	d.Bundles = nonNil(d.Bundles)
+	d.Categories = nonNil(d.Categories)
+	d.Roles = nonNil(d.Roles)
+	d.Plans = nonNil(d.Plans)
+	d.Tenants = nonNil(d.Tenants)
+	d.Users = nonNil(d.Users)
+	d.Agents = nonNil(d.Agents)
+	d.Tools = nonNil(d.Tools)
+	d.Actions = nonNil(d.Actions)
+	return d
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }

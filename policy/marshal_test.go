@@ -63,3 +63,30 @@ func TestMarshalEmpty(t *testing.T) {
 		}
 	}
 }
+
+// An export is a complete document: applied over any stored policy it
+// reproduces the exported one, empty sections included.
+func TestMarshalIsComplete(t *testing.T) {
+	stored := &gatehouse.Policy{
+		Permissions: []gatehouse.Permission{{Name: "p"}},
+		Users:       []gatehouse.UserEntry{{Email: "a@x.io"}},
+	}
+	exported := &gatehouse.Policy{Permissions: []gatehouse.Permission{{Name: "q"}}}
+	for _, format := range []string{"yaml", "json"} {
+		out, err := Marshal(exported, format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := Parse("export."+format, out)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", format, err, out)
+		}
+		changes, err := Diff(exported, Merge(stored, doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(changes) != 0 {
+			t.Errorf("%s export applied over another policy left:\n%s", format, FormatDiff(changes))
+		}
+	}
+}
