@@ -3,6 +3,8 @@ package gatehouse_test
 import (
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
@@ -126,5 +128,22 @@ func TestChangeOp(t *testing.T) {
 		if got := tt.c.Op(); got != tt.want {
 			t.Errorf("Op(%+v) = %s, want %s", tt.c, got, tt.want)
 		}
+	}
+}
+
+// Every kind's Section is a top-level key of the document, in Kinds order.
+func TestKindSectionsMatchPolicyFields(t *testing.T) {
+	typ := reflect.TypeOf(gatehouse.Policy{})
+	if typ.NumField() != len(gatehouse.Kinds) {
+		t.Fatalf("Policy has %d sections, Kinds %d", typ.NumField(), len(gatehouse.Kinds))
+	}
+	for i, k := range gatehouse.Kinds {
+		tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		if k.Section() != tag || k.Rank() != i {
+			t.Errorf("kind %s: section %q rank %d, want %q rank %d", k, k.Section(), k.Rank(), tag, i)
+		}
+	}
+	if gatehouse.Kind("widget").Rank() != len(gatehouse.Kinds) {
+		t.Error("unknown kind does not sort last")
 	}
 }

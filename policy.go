@@ -193,6 +193,27 @@ const (
 var Kinds = []Kind{KindSettings, KindPermission, KindBundle, KindCategory, KindRole,
 	KindPlan, KindTenant, KindUser, KindAgent, KindTool, KindAction}
 
+// Rank is the kind's place in document order; unknown kinds sort last.
+func (k Kind) Rank() int {
+	for i, kind := range Kinds {
+		if kind == k {
+			return i
+		}
+	}
+	return len(Kinds)
+}
+
+// Section is the kind's top-level key in a policy document ("roles").
+func (k Kind) Section() string {
+	switch k {
+	case KindSettings:
+		return "settings"
+	case KindCategory:
+		return "categories"
+	}
+	return string(k) + "s"
+}
+
 // settingsID is the id of the single settings object.
 const settingsID = "settings"
 
@@ -261,20 +282,26 @@ func (p *Policy) Objects() ([]Object, error) {
 
 // SortObjects sorts objects by kind in document order, then Pos, then id.
 func SortObjects(objs []Object) {
-	rank := make(map[Kind]int, len(Kinds))
-	for i, k := range Kinds {
-		rank[k] = i
-	}
 	sort.SliceStable(objs, func(i, j int) bool {
-		a, b := objs[i], objs[j]
-		if rank[a.Kind] != rank[b.Kind] {
-			return rank[a.Kind] < rank[b.Kind]
-		}
-		if a.Pos != b.Pos {
-			return a.Pos < b.Pos
-		}
-		return a.ID < b.ID
+		return objectLess(objs[i].Kind, objs[i].Pos, objs[i].ID, objs[j].Kind, objs[j].Pos, objs[j].ID)
 	})
+}
+
+// SortChanges sorts changes in the order SortObjects gives their objects.
+func SortChanges(changes []Change) {
+	sort.SliceStable(changes, func(i, j int) bool {
+		return objectLess(changes[i].Kind, changes[i].Pos, changes[i].ID, changes[j].Kind, changes[j].Pos, changes[j].ID)
+	})
+}
+
+func objectLess(ak Kind, apos int, aid string, bk Kind, bpos int, bid string) bool {
+	if ar, br := ak.Rank(), bk.Rank(); ar != br {
+		return ar < br
+	}
+	if apos != bpos {
+		return apos < bpos
+	}
+	return aid < bid
 }
 
 // PolicyFromObjects rebuilds a policy from stored objects in any order. An

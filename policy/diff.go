@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
@@ -50,20 +49,7 @@ func Diff(before, after *gatehouse.Policy) ([]gatehouse.Change, error) {
 			changes = append(changes, gatehouse.Change{Kind: o.Kind, ID: o.ID, Pos: o.Pos, Before: o.Body})
 		}
 	}
-	rank := make(map[gatehouse.Kind]int, len(gatehouse.Kinds))
-	for i, k := range gatehouse.Kinds {
-		rank[k] = i
-	}
-	sort.SliceStable(changes, func(i, j int) bool {
-		a, b := changes[i], changes[j]
-		if rank[a.Kind] != rank[b.Kind] {
-			return rank[a.Kind] < rank[b.Kind]
-		}
-		if a.Pos != b.Pos {
-			return a.Pos < b.Pos
-		}
-		return a.ID < b.ID
-	})
+	gatehouse.SortChanges(changes)
 	return changes, nil
 }
 

@@ -16,21 +16,6 @@ import (
 // maxDocument bounds the size of a document.
 const maxDocument = 64 << 20
 
-// sectionKeys maps each object kind to its top-level key.
-var sectionKeys = map[gatehouse.Kind]string{
-	gatehouse.KindSettings:   "settings",
-	gatehouse.KindPermission: "permissions",
-	gatehouse.KindBundle:     "bundles",
-	gatehouse.KindCategory:   "categories",
-	gatehouse.KindRole:       "roles",
-	gatehouse.KindPlan:       "plans",
-	gatehouse.KindTenant:     "tenants",
-	gatehouse.KindUser:       "users",
-	gatehouse.KindAgent:      "agents",
-	gatehouse.KindTool:       "tools",
-	gatehouse.KindAction:     "actions",
-}
-
 // Document is a parsed, normalized and valid policy document.
 type Document struct {
 	Policy *gatehouse.Policy
@@ -41,7 +26,7 @@ type Document struct {
 }
 
 // Has reports whether the document contains kind's section, even if empty.
-func (d *Document) Has(kind gatehouse.Kind) bool { return d.sections[sectionKeys[kind]] }
+func (d *Document) Has(kind gatehouse.Kind) bool { return d.sections[kind.Section()] }
 
 // Parse reads a YAML or JSON policy document named file, normalizes it
 // (see Normalize) and validates it. All problems are reported at once as an
@@ -64,7 +49,7 @@ func Parse(file string, data []byte) (*Document, error) {
 	}
 	// References into sections the document omits are checked after Merge.
 	absent := map[gatehouse.Kind]bool{}
-	for kind := range sectionKeys {
+	for _, kind := range gatehouse.Kinds {
 		absent[kind] = !d.Has(kind)
 	}
 	if more := shadow(validate(p, absent, pos), problems); len(more) > 0 || len(problems) > 0 {
@@ -117,8 +102,8 @@ func sectionOf(path string) string {
 
 var topLevel = func() map[string]bool {
 	m := map[string]bool{}
-	for _, k := range sectionKeys {
-		m[k] = true
+	for _, k := range gatehouse.Kinds {
+		m[k.Section()] = true
 	}
 	return m
 }()
