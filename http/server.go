@@ -1,0 +1,253 @@
+// Package http serves Gatehouse over HTTP: the OpenID AuthZEN Authorization
+// API 1.0 (access evaluation and evaluations, PDP metadata), a native REST
+// subset under /api/v1, health and readiness probes, bearer JWT
+// authentication, and one table from error codes to statuses. Every handler
+// calls the service layer; messages are localized by Accept-Language.
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/locale"
+	"github.com/gatehouse/gatehouse/service"
+)
+
+// AuthZEN authentication modes (Config.AuthZENAuth).
+const (
+	AuthJWT  = "jwt"
+	AuthNone = "none"
+)
+
+// MinJWTSecret is the shortest HS256 secret Validate accepts, in bytes.
+const MinJWTSecret = 32
+
+// Config configures a Server; flags and environment map onto it.
+type Config struct {
+	// Addr is the TCP address Open listens on, e.g. 127.0.0.1:8080.
+	Addr              string
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	// ShutdownTimeout bounds how long Close waits for requests in flight.
+	ShutdownTimeout time.Duration
+	// MaxBodyBytes bounds a request body; larger bodies are answered 413.
+	MaxBodyBytes int64
+	// MaxEvaluations bounds the evaluations of one AuthZEN batch.
+	MaxEvaluations int
+
+	// JWTSecret verifies HS256 bearer tokens; at least MinJWTSecret bytes.
+	JWTSecret []byte
+	// JWTIssuer and JWTAudience, when set, must match the token's iss and aud.
+	JWTIssuer   string
+	JWTAudience string
+	// AuthZENAuth is AuthJWT (the AuthZEN endpoints need a bearer token) or
+	// AuthNone (they are open; for a PDP reachable only by trusted PEPs).
+	AuthZENAuth string
+
+	// BaseURL, when set, is the PDP identifier the metadata document
+	// publishes; otherwise it is derived from each request's scheme and Host.
+	BaseURL string
+
+	Logger  *slog.Logger
+	Catalog *locale.Catalog
+	Clock   gatehouse.Clock
+}
+
+// DefaultConfig returns a configuration without a JWT secret or catalog,
+// which the caller must supply.
+func DefaultConfig() Config {
+	return Config{
+		Addr:              "127.0.0.1:8080",
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ShutdownTimeout:   10 * time.Second,
+		MaxBodyBytes:      1 << 20,
+		MaxEvaluations:    1000,
+		AuthZENAuth:       AuthJWT,
+		Logger:            slog.New(slog.DiscardHandler),
+		Clock:             gatehouse.SystemClock{},
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.Addr == "":
+		return gatehouse.Invalidf("http: address is empty")
+	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 || c.ShutdownTimeout <= 0:
+		return gatehouse.Invalidf("http: timeouts must be positive")
+	case c.MaxBodyBytes <= 0:
+		return gatehouse.Invalidf("http: max body bytes %d is not positive", c.MaxBodyBytes)
+	case c.MaxEvaluations <= 0:
+		return gatehouse.Invalidf("http: max evaluations %d is not positive", c.MaxEvaluations)
+	case len(c.JWTSecret) < MinJWTSecret:
+		return gatehouse.Invalidf("http: the JWT secret has %d bytes, want at least %d", len(c.JWTSecret), MinJWTSecret)
+	case c.AuthZENAuth != AuthJWT && c.AuthZENAuth != AuthNone:
+		return gatehouse.Invalidf("http: AuthZEN authentication %q: want %s or %s", c.AuthZENAuth, AuthJWT, AuthNone)
+	case c.Logger == nil:
+		return gatehouse.Invalidf("http: logger is nil")
+	case c.Catalog == nil:
+		return gatehouse.Invalidf("http: message catalog is nil")
+	case c.Clock == nil:
+		return gatehouse.Invalidf("http: clock is nil")
+	}
+	if c.BaseURL != "" {
+		u, err := url.Parse(c.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return gatehouse.Invalidf("http: base URL %q: want an absolute http(s) URL without query or fragment", c.BaseURL)
+		}
+	}
+	return nil
+}
+
+// Server serves the HTTP API. NewServer builds it, Open listens and serves,
+// Close shuts it down; Handler serves without a listener (httptest).
+type Server struct {
+	svc     *service.Service
+	cfg     Config
+	handler http.Handler
+
+	ln     net.Listener
+	server *http.Server
+	done   chan struct{}
+}
+
+// NewServer returns a server for svc. cfg should pass Validate; Open
+// reports it if it does not.
+func NewServer(svc *service.Service, cfg Config) *Server {
+	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
+	s := &Server{svc: svc, cfg: cfg}
+	s.handler = s.routes()
+	return s
+}
+
+// Handler returns the server's handler with all middleware.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Open validates the configuration, listens on Config.Addr and serves in
+// the background until Close.
+func (s *Server) Open(ctx context.Context) error {
+	if err := s.cfg.Validate(); err != nil {
+		return err
+	}
+	if s.cfg.AuthZENAuth == AuthNone {
+		s.cfg.Logger.Warn("the AuthZEN endpoints accept requests without authentication (--authzen-auth=none)")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	s.server = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	s.done = make(chan struct{})
+	go func() {
+		defer close(s.done)
+		if err := s.server.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.cfg.Logger.Error("http server stopped", "err", err)
+		}
+	}()
+	s.cfg.Logger.Info("http server listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// URL returns the base URL of the open listener, e.g. http://127.0.0.1:8080.
+func (s *Server) URL() string {
+	if s.ln == nil {
+		return ""
+	}
+	return "http://" + s.ln.Addr().String()
+}
+
+// Close stops accepting connections and waits up to ShutdownTimeout for
+// requests in flight, then closes what remains.
+func (s *Server) Close() error {
+	if s.server == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := s.server.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(fmt.Errorf("shut down http server: %w", err), s.server.Close())
+	}
+	<-s.done
+	s.server = nil
+	return err
+}
+
+// routes builds the mux and wraps it in the middleware every request passes:
+// request id, request log, panic recovery.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	s.route(mux, http.MethodPost, "/access/v1/evaluation", s.authzen(s.handleEvaluation))
+	s.route(mux, http.MethodPost, "/access/v1/evaluations", s.authzen(s.handleEvaluations))
+	s.route(mux, http.MethodGet, "/.well-known/authzen-configuration", http.HandlerFunc(s.handleMetadata))
+	s.route(mux, http.MethodPost, "/api/v1/check", s.authenticated(s.handleCheck))
+	s.route(mux, http.MethodPost, "/api/v1/explain", s.authenticated(s.handleExplain))
+	s.route(mux, http.MethodGet, "/api/v1/me/effective", s.authenticated(s.handleEffective))
+	s.route(mux, http.MethodGet, "/api/v1/policy", s.authenticated(s.handlePolicy))
+	s.route(mux, http.MethodGet, "/healthz", http.HandlerFunc(s.handleHealth))
+	s.route(mux, http.MethodGet, "/readyz", http.HandlerFunc(s.handleReady))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &Error{Code: gatehouse.CodeNotFound, Err: fmt.Errorf("no route for %s", r.URL.Path)})
+	})
+	return s.withRequestID(s.withLog(s.withRecover(mux)))
+}
+
+// route registers h for method on path and answers other methods on path
+// with the table's 405 and an Allow header.
+func (s *Server) route(mux *http.ServeMux, method, path string, h http.Handler) {
+	mux.Handle(method+" "+path, h)
+	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		allow := method
+		if method == http.MethodGet {
+			allow += ", " + http.MethodHead
+		}
+		w.Header().Set("Allow", allow)
+		s.writeError(w, r, &Error{Code: CodeMethodNotAllowed, Err: fmt.Errorf("%s %s", r.Method, path)})
+	})
+}
+
+// text localizes a catalog message.
+func (s *Server) text(lang, id string, data any) string {
+	return s.cfg.Catalog.Text(lang, id, data)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// handleReady answers 200 when the store answers and a snapshot is loaded.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.svc.Reload(r.Context()); err != nil {
+		s.writeError(w, r, &Error{Code: gatehouse.CodeUnavailable, Err: fmt.Errorf("readiness: %w", err)})
+		return
+	}
+	snap := s.svc.Snapshot()
+	if snap == nil {
+		s.writeError(w, r, &Error{Code: gatehouse.CodeUnavailable, Err: errors.New("readiness: no policy snapshot is loaded")})
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"status": "ready", "version": snap.Version()})
+}
