@@ -1,0 +1,205 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/audit"
+)
+
+// ListAudit limits.
+const (
+	DefaultAuditLimit = 100
+	MaxAuditLimit     = 10000
+)
+
+// AppendAudit appends events in order in one transaction, chained to the
+// recorded head. An event without a time gets the store clock's. It returns
+// ErrInvalid, appending nothing, if any event fails audit.Validate; on
+// success it fills in each event's Seq, Time, PrevHash and Hash as stored.
+func (db *DB) AppendAudit(ctx context.Context, events []gatehouse.AuditEvent) error {
+	sealed, err := db.prepareEvents(events)
+	if err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	if len(sealed) == 0 {
+		return nil
+	}
+	err = db.writeTx(ctx, "append audit", []string{keyHeadSeq, keyHeadHash}, func(tx pgx.Tx, meta metaValues) error {
+		var batch pgx.Batch
+		if err := queueEvents(&batch, meta, sealed); err != nil {
+			return err
+		}
+		return sendBatch(ctx, tx, &batch)
+	})
+	if err != nil {
+		return err
+	}
+	copy(events, sealed)
+	return nil
+}
+
+// prepareEvents returns validated copies of events, so the caller's slice
+// changes only once they are committed.
+func (db *DB) prepareEvents(events []gatehouse.AuditEvent) ([]gatehouse.AuditEvent, error) {
+	out := slices.Clone(events)
+	now := db.clock.Now()
+	for i := range out {
+		if out[i].Time.IsZero() {
+			out[i].Time = now
+		}
+		if err := audit.Validate(out[i]); err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+// queueEvents seals events against the head recorded in meta, whose rows
+// the transaction has locked, and queues their insert and the head's move.
+func queueEvents(batch *pgx.Batch, meta metaValues, events []gatehouse.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	head, err := meta.head()
+	if err != nil {
+		return err
+	}
+	var (
+		n                      = len(events)
+		seqs                   = make([]int64, n)
+		times                  = make([]time.Time, n)
+		actors, actions        = make([]string, n), make([]string, n)
+		targets, prevs, hashes = make([]string, n), make([]string, n), make([]string, n)
+		befores, afters        = make([]*string, n), make([]*string, n)
+		details                = make([]*string, n)
+	)
+	for i := range events {
+		e := &events[i]
+		audit.Seal(head, e)
+		head = gatehouse.AuditHead{Seq: e.Seq, Hash: e.Hash}
+		seqs[i], times[i], actors[i], actions[i], targets[i] = e.Seq, e.Time, e.Actor, e.Action, e.Target
+		befores[i], afters[i], details[i] = rawText(e.Before), rawText(e.After), rawText(e.Detail)
+		prevs[i], hashes[i] = e.PrevHash, e.Hash
+	}
+	batch.Queue(`INSERT INTO audit_events (seq, time, actor, action, target, before, after, detail, prev_hash, hash)
+		SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+			$6::text[], $7::text[], $8::text[], $9::text[], $10::text[])`,
+		seqs, times, actors, actions, targets, befores, afters, details, prevs, hashes)
+	batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, strconv.FormatInt(head.Seq, 10), keyHeadSeq)
+	batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, head.Hash, keyHeadHash)
+	return nil
+}
+
+// rawText stores raw JSON as text, byte for byte, and absent JSON as NULL.
+func rawText(raw json.RawMessage) *string {
+	if len(raw) == 0 {
+		return nil
+	}
+	s := string(raw)
+	return &s
+}
+
+// ListAudit returns the events matching f in Seq order: Since is inclusive,
+// Until exclusive, and Limit is DefaultAuditLimit when 0 and at most
+// MaxAuditLimit. A negative Limit is ErrInvalid.
+func (db *DB) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gatehouse.AuditEvent, error) {
+	limit := f.Limit
+	switch {
+	case limit < 0:
+		return nil, gatehouse.Invalidf("list audit: negative limit %d", limit)
+	case limit == 0:
+		limit = DefaultAuditLimit
+	case limit > MaxAuditLimit:
+		limit = MaxAuditLimit
+	}
+	args := []any{f.AfterSeq}
+	conds := []string{"seq > $1"}
+	where := func(cond string, arg any) {
+		args = append(args, arg)
+		conds = append(conds, fmt.Sprintf(cond, len(args)))
+	}
+	if f.Actor != "" {
+		where("actor = $%d", f.Actor)
+	}
+	if f.Action != "" {
+		where("action = $%d", f.Action)
+	}
+	if f.TargetPrefix != "" {
+		// starts_with, unlike LIKE, has no wildcards.
+		where("starts_with(target, $%d)", f.TargetPrefix)
+	}
+	if !f.Since.IsZero() {
+		where("time >= $%d", ceilMicro(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where("time < $%d", ceilMicro(f.Until))
+	}
+	args = append(args, limit)
+	query := `SELECT seq, time, actor, action, target, before, after, detail, prev_hash, hash
+		FROM audit_events WHERE ` + strings.Join(conds, " AND ") + ` ORDER BY seq LIMIT $` + strconv.Itoa(len(args))
+
+	var out []gatehouse.AuditEvent
+	err := db.readTx(ctx, "list audit", func(tx pgx.Tx) error {
+		out = out[:0]
+		rows, err := tx.Query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		var e gatehouse.AuditEvent
+		_, err = pgx.ForEachRow(rows, []any{&e.Seq, &e.Time, &e.Actor, &e.Action, &e.Target,
+			&e.Before, &e.After, &e.Detail, &e.PrevHash, &e.Hash}, func() error {
+			e.Time = e.Time.UTC()
+			out = append(out, e)
+			e.Before, e.After, e.Detail = nil, nil, nil
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ceilMicro returns the first whole microsecond at or after t, since
+// PostgreSQL keeps microseconds and pgx drops the nanoseconds of a
+// parameter: comparing stored times with it agrees with comparing times.
+func ceilMicro(t time.Time) time.Time {
+	c := t.Truncate(time.Microsecond)
+	if c.Before(t) {
+		c = c.Add(time.Microsecond)
+	}
+	return c
+}
+
+// AuditHead returns the head recorded by the last append.
+func (db *DB) AuditHead(ctx context.Context) (gatehouse.AuditHead, error) {
+	var head gatehouse.AuditHead
+	err := db.readTx(ctx, "audit head", func(tx pgx.Tx) error {
+		meta, err := readMeta(ctx, tx, keyHeadSeq, keyHeadHash)
+		if err != nil {
+			return err
+		}
+		head, err = meta.head()
+		return err
+	})
+	return head, err
+}
+
+// isDuplicateEvent reports an insert of an event whose seq is stored
+// already: the recorded head is behind the log.
+func isDuplicateEvent(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" && pe.TableName == "audit_events"
+}

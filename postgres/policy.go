@@ -1,0 +1,244 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// NotifyChannel is the PostgreSQL notification channel on which every
+// committed policy change is announced, with the payload "VERSION:SCHEMA":
+// the new policy version and the schema of the store.
+const NotifyChannel = "gatehouse_policy"
+
+// LoadPolicy returns every stored object, sorted as gatehouse.SortObjects
+// sorts them, and the policy version, from one consistent snapshot.
+func (db *DB) LoadPolicy(ctx context.Context) ([]gatehouse.Object, int64, error) {
+	var (
+		objs    []gatehouse.Object
+		version int64
+	)
+	err := db.readTx(ctx, "load policy", func(tx pgx.Tx) error {
+		objs = objs[:0]
+		rows, err := tx.Query(ctx, `SELECT kind, id, pos, body FROM policy_objects`)
+		if err != nil {
+			return err
+		}
+		var o gatehouse.Object
+		_, err = pgx.ForEachRow(rows, []any{&o.Kind, &o.ID, &o.Pos, &o.Body}, func() error {
+			objs = append(objs, o)
+			// Scanning into the same slice again would share its array.
+			o.Body = nil
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		meta, err := readMeta(ctx, tx, keyVersion)
+		if err != nil {
+			return err
+		}
+		version, err = meta.int(keyVersion)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	gatehouse.SortObjects(objs)
+	return objs, version, nil
+}
+
+// PolicyVersion returns the current policy version.
+func (db *DB) PolicyVersion(ctx context.Context) (int64, error) {
+	var version int64
+	err := db.readTx(ctx, "policy version", func(tx pgx.Tx) error {
+		meta, err := readMeta(ctx, tx, keyVersion)
+		if err != nil {
+			return err
+		}
+		version, err = meta.int(keyVersion)
+		return err
+	})
+	return version, err
+}
+
+// CommitPolicy applies changes in order and appends events in one
+// transaction, and returns the new version: base+1, or base when changes is
+// empty (events alone do not make a new policy). It returns ErrConflict if
+// the stored version is not base, and ErrInvalid for a malformed change or
+// event or a change whose Before is not byte for byte the stored body (nil:
+// the object must not exist); either way nothing is written. On success the
+// events' Seq, Time, PrevHash and Hash are filled in as stored, and a new
+// version is announced on NotifyChannel.
+func (db *DB) CommitPolicy(ctx context.Context, base int64, changes []gatehouse.Change, events []gatehouse.AuditEvent) (int64, error) {
+	for _, c := range changes {
+		if err := validateChange(c); err != nil {
+			return 0, fmt.Errorf("commit policy: %w", err)
+		}
+	}
+	sealed, err := db.prepareEvents(events)
+	if err != nil {
+		return 0, fmt.Errorf("commit policy: %w", err)
+	}
+	keys := []string{keyVersion}
+	if len(sealed) > 0 {
+		keys = append(keys, keyHeadSeq, keyHeadHash)
+	}
+	var version int64
+	err = db.writeTx(ctx, "commit policy", keys, func(tx pgx.Tx, meta metaValues) error {
+		current, err := meta.int(keyVersion)
+		if err != nil {
+			return err
+		}
+		if current != base {
+			return fmt.Errorf("base version %d, stored version %d: %w", base, current, gatehouse.ErrConflict)
+		}
+		version = base
+		var batch pgx.Batch
+		if len(changes) > 0 {
+			if err := queueChanges(ctx, tx, &batch, changes); err != nil {
+				return err
+			}
+			version = base + 1
+			batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, strconv.FormatInt(version, 10), keyVersion)
+			// Delivered to listeners when, and only if, the transaction commits.
+			batch.Queue(`SELECT pg_notify($1, $2)`, NotifyChannel, notifyPayload(version, db.schema))
+		}
+		if err := queueEvents(&batch, meta, sealed); err != nil {
+			return err
+		}
+		return sendBatch(ctx, tx, &batch)
+	})
+	if err != nil {
+		return 0, err
+	}
+	copy(events, sealed)
+	return version, nil
+}
+
+// notifyPayload announces version of the store in schema.
+func notifyPayload(version int64, schema string) string {
+	return strconv.FormatInt(version, 10) + ":" + schema
+}
+
+// validateChange rejects a change no store can apply.
+func validateChange(c gatehouse.Change) error {
+	switch {
+	case !slices.Contains(gatehouse.Kinds, c.Kind):
+		return gatehouse.Invalidf("change %s/%s: unknown kind %q", c.Kind, c.ID, c.Kind)
+	case c.ID == "" || !utf8.ValidString(c.ID) || strings.IndexByte(c.ID, 0) >= 0:
+		return gatehouse.Invalidf("change %s/%q: id must be non-empty UTF-8 text", c.Kind, c.ID)
+	case c.Before == nil && c.After == nil:
+		return gatehouse.Invalidf("change %s/%s: neither before nor after", c.Kind, c.ID)
+	case c.After != nil && (!json.Valid(c.After) || !utf8.Valid(c.After)):
+		return gatehouse.Invalidf("change %s/%s: after is not valid UTF-8 JSON", c.Kind, c.ID)
+	}
+	return nil
+}
+
+type objectKey struct {
+	kind gatehouse.Kind
+	id   string
+}
+
+// queueChanges checks each change's Before against the stored body, as it
+// stands after the changes before it, and queues the writes that leave
+// every object as the last change to it says, one statement per kind of
+// write.
+func queueChanges(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, changes []gatehouse.Change) error {
+	var (
+		order     []objectKey
+		last      = map[objectKey]gatehouse.Change{}
+		kinds     []string
+		ids       []string
+		current   = map[objectKey][]byte{}
+		upsertPos []int64
+		bodies    []string
+	)
+	for _, c := range changes {
+		k := objectKey{c.Kind, c.ID}
+		if _, seen := last[k]; !seen {
+			order = append(order, k)
+			kinds = append(kinds, string(c.Kind))
+			ids = append(ids, c.ID)
+		}
+		last[k] = c
+	}
+	rows, err := tx.Query(ctx, `SELECT o.kind, o.id, o.body FROM policy_objects o
+		JOIN unnest($1::text[], $2::text[]) AS k (kind, id) USING (kind, id)`, kinds, ids)
+	if err != nil {
+		return err
+	}
+	var (
+		kind, id string
+		body     []byte
+	)
+	_, err = pgx.ForEachRow(rows, []any{&kind, &id, &body}, func() error {
+		current[objectKey{gatehouse.Kind(kind), id}] = body
+		body = nil
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		k := objectKey{c.Kind, c.ID}
+		stored, exists := current[k]
+		switch {
+		case c.Before == nil && exists:
+			return gatehouse.Invalidf("create %s/%s: already exists", c.Kind, c.ID)
+		case c.Before != nil && !exists:
+			return gatehouse.Invalidf("%s %s/%s: does not exist", c.Op(), c.Kind, c.ID)
+		case c.Before != nil && !bytes.Equal(stored, c.Before):
+			return gatehouse.Invalidf("%s %s/%s: before does not match the stored object", c.Op(), c.Kind, c.ID)
+		}
+		if c.After == nil {
+			delete(current, k)
+		} else {
+			current[k] = c.After
+		}
+	}
+	kinds, ids = kinds[:0], ids[:0]
+	var delKinds, delIDs []string
+	for _, k := range order {
+		c := last[k]
+		if c.After == nil {
+			delKinds, delIDs = append(delKinds, string(k.kind)), append(delIDs, k.id)
+			continue
+		}
+		kinds, ids = append(kinds, string(k.kind)), append(ids, k.id)
+		upsertPos, bodies = append(upsertPos, int64(c.Pos)), append(bodies, string(c.After))
+	}
+	if len(delKinds) > 0 {
+		batch.Queue(`DELETE FROM policy_objects o USING unnest($1::text[], $2::text[]) AS k (kind, id)
+			WHERE o.kind = k.kind AND o.id = k.id`, delKinds, delIDs)
+	}
+	if len(kinds) > 0 {
+		batch.Queue(`INSERT INTO policy_objects (kind, id, pos, body)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
+			ON CONFLICT (kind, id) DO UPDATE SET pos = excluded.pos, body = excluded.body`,
+			kinds, ids, upsertPos, bodies)
+	}
+	return nil
+}
+
+// sendBatch runs the queued statements in one round trip.
+func sendBatch(ctx context.Context, tx pgx.Tx, batch *pgx.Batch) error {
+	if batch.Len() == 0 {
+		return nil
+	}
+	err := tx.SendBatch(ctx, batch).Close()
+	if isDuplicateEvent(err) {
+		return fmt.Errorf("audit events beyond the recorded head are already stored (%v): %w", err, gatehouse.ErrCorrupt)
+	}
+	return err
+}
