@@ -201,7 +201,7 @@ func (db *DB) wrap(ctx context.Context, op string, err error) error {
 		return fmt.Errorf("%s: %w (%v)", prefix, cerr, err)
 	}
 	for _, s := range []error{gatehouse.ErrInvalid, gatehouse.ErrConflict, gatehouse.ErrUnavailable,
-		gatehouse.ErrCorrupt, gatehouse.ErrSchemaTooNew, context.Canceled, context.DeadlineExceeded} {
+		gatehouse.ErrCorrupt, gatehouse.ErrSchemaTooNew} {
 		if errors.Is(err, s) {
 			return fmt.Errorf("%s: %w", prefix, err)
 		}
