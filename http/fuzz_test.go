@@ -1,0 +1,53 @@
+package http_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	gatehttp "github.com/gatehouse/gatehouse/http"
+)
+
+// FuzzEvaluationRequest feeds arbitrary bodies to both AuthZEN endpoints:
+// the decoder never panics, the answer is a decision (200) or a bad request
+// (400), never a 500, and a 200 is always a decision document.
+func FuzzEvaluationRequest(f *testing.F) {
+	for _, seed := range []string{
+		saraLoan,
+		`{"subject": {"type": "agent", "id": "support-bot", "properties": {"on_behalf_of": "user:olga@acme.example"}}, "action": {"name": "process_refund"}, "resource": {"type": "tool", "id": "process_refund", "properties": {"tenant": "acme-berlin"}}, "context": {"amount": 12.5}}`,
+		`{"subject": {"type": "user", "id": "sara@acme.example"}, "action": {"name": "read"}, "options": {"evaluations_semantic": "deny_on_first_deny"}, "evaluations": [{"resource": {"type": "document", "id": "1"}}, {"resource": {"type": "tenant", "id": "acme"}, "action": {"name": "analyze_loan"}}]}`,
+		`{"evaluations": [null, 1, "x", {}]}`,
+		`{"subject": null, "action": [], "resource": {"type": 1, "id": {}}, "context": "c"}`,
+		`{"subject": {"type": "user", "id": "\u0000"}, "action": {"name": "\ud800"}, "resource": {"type": "tenant", "id": ""}}`,
+		`[[[[[[[[[[]]]]]]]]]]`,
+		``,
+		`{`,
+	} {
+		f.Add([]byte(seed))
+	}
+	svc, _ := newService(f, examplePolicy)
+	cfg := testConfig(f)
+	cfg.AuthZENAuth = gatehttp.AuthNone
+	cfg.MaxEvaluations = 50
+	h := gatehttp.NewServer(svc, cfg).Handler()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, path := range []string{"/access/v1/evaluation", "/access/v1/evaluations"} {
+			req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(string(body)))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			switch rec.Code {
+			case http.StatusOK:
+				var doc map[string]json.RawMessage
+				if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil || (doc["decision"] == nil && doc["evaluations"] == nil) {
+					t.Fatalf("%s %q: 200 without a decision: %s", path, body, rec.Body)
+				}
+			case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+			default:
+				t.Fatalf("%s %q: status %d: %s", path, body, rec.Code, rec.Body)
+			}
+		}
+	})
+}
