@@ -235,16 +235,21 @@ func TestConnectionLost(t *testing.T) {
 	verify(t, db, 4)
 }
 
-// commitCutter is a TCP proxy to the test server that, when armed, breaks
-// the connection that sends the next COMMIT: before passing it on, or after
-// the server has answered it without passing the answer back.
-type commitCutter struct {
+// faultProxy is a TCP proxy to the test server that breaks connections on
+// demand: when armed, the connection that sends the next COMMIT, before
+// passing it on or after the server has answered it without passing the
+// answer back; when down, every connection.
+type faultProxy struct {
 	ln     net.Listener
 	target string
 	// armed is cutNone, cutBefore or cutAfter.
 	armed atomic.Int32
-	// cut is told when a connection was broken.
+	// cut is told when a connection was broken at a COMMIT.
 	cut chan struct{}
+
+	mu    sync.Mutex
+	down  bool
+	conns map[net.Conn]bool
 }
 
 const (
@@ -253,16 +258,28 @@ const (
 	cutAfter
 )
 
-func newCommitCutter(t *testing.T, target string) *commitCutter {
+// newFaultProxy starts a proxy to the server of dsn and returns it and dsn
+// pointed at it.
+func newFaultProxy(t *testing.T, dsn string) (*faultProxy, string) {
 	t.Helper()
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &commitCutter{ln: ln, target: target, cut: make(chan struct{}, 1)}
+	proxied := strings.Replace(dsn, target, ln.Addr().String(), 1)
+	if proxied == dsn {
+		t.Fatalf("test setup: cannot point %s at a proxy", dsn)
+	}
+	p := &faultProxy{ln: ln, target: target, cut: make(chan struct{}, 1), conns: map[net.Conn]bool{}}
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		ln.Close()
+		p.setDown(true)
 		wg.Wait()
 	})
 	wg.Go(func() {
@@ -274,11 +291,36 @@ func newCommitCutter(t *testing.T, target string) *commitCutter {
 			wg.Go(func() { p.serve(client) })
 		}
 	})
-	return p
+	return p, proxied
 }
 
-func (p *commitCutter) serve(client net.Conn) {
+// setDown makes the server unreachable through p, breaking every connection
+// and refusing new ones, or reachable again.
+func (p *faultProxy) setDown(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+	if down {
+		for c := range p.conns {
+			c.Close()
+		}
+	}
+}
+
+func (p *faultProxy) serve(client net.Conn) {
 	defer client.Close()
+	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		return
+	}
+	p.conns[client] = true
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.conns, client)
+		p.mu.Unlock()
+	}()
 	server, err := net.Dial("tcp", p.target)
 	if err != nil {
 		return
@@ -353,17 +395,8 @@ func (p *commitCutter) serve(client net.Conn) {
 
 func TestConnectionLostDuringCommit(t *testing.T) {
 	t.Parallel()
-	dsn := newSchema(t)
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newCommitCutter(t, net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)))
-	proxied := strings.Replace(dsn, net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)), proxy.ln.Addr().String(), 1)
-	if proxied == dsn {
-		t.Fatalf("test setup: cannot point %s at the proxy", dsn)
-	}
-	db := openClosed(t, proxied)
+	proxy, dsn := newFaultProxy(t, newSchema(t))
+	db := openClosed(t, dsn)
 
 	tests := []struct {
 		name string
@@ -402,6 +435,38 @@ func TestConnectionLostDuringCommit(t *testing.T) {
 		t.Errorf("PolicyVersion() = %d, %v; want %d", v, err, len(tests))
 	}
 	verify(t, db, seq)
+}
+
+func TestServerDown(t *testing.T) {
+	t.Parallel()
+	proxy, dsn := newFaultProxy(t, newSchema(t))
+	db := openClosed(t, dsn)
+	if _, err := db.CommitPolicy(t.Context(), 0, []gatehouse.Change{role("a")}, []gatehouse.AuditEvent{decision(1)}); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, db)
+
+	proxy.setDown(true)
+	_, err := db.CommitPolicy(t.Context(), 1, []gatehouse.Change{role("b")}, []gatehouse.AuditEvent{decision(2)})
+	if !errors.Is(err, gatehouse.ErrUnavailable) {
+		t.Errorf("CommitPolicy(server down) = %v, want ErrUnavailable", err)
+	}
+	if err := db.AppendAudit(t.Context(), []gatehouse.AuditEvent{decision(3)}); !errors.Is(err, gatehouse.ErrUnavailable) {
+		t.Errorf("AppendAudit(server down) = %v, want ErrUnavailable", err)
+	}
+	if _, _, err := db.LoadPolicy(t.Context()); !errors.Is(err, gatehouse.ErrUnavailable) {
+		t.Errorf("LoadPolicy(server down) = %v, want ErrUnavailable", err)
+	}
+
+	// Back up: the store reconnects by itself, and nothing was half-written.
+	proxy.setDown(false)
+	if diff := cmp.Diff(before, snapshot(t, db)); diff != "" {
+		t.Errorf("calls while the server was down changed the store (-before +after):\n%s", diff)
+	}
+	if v, err := db.CommitPolicy(t.Context(), 1, []gatehouse.Change{role("b")}, []gatehouse.AuditEvent{decision(2)}); err != nil || v != 2 {
+		t.Errorf("CommitPolicy() once the server is back = %d, %v; want version 2", v, err)
+	}
+	verify(t, db, 2)
 }
 
 func TestTwoProcesses(t *testing.T) {

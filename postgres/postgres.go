@@ -17,7 +17,8 @@
 //
 // The DSN chooses the schema: search_path=NAME, a runtime parameter in
 // either DSN form, keeps several deployments, or tests, apart in one
-// database.
+// database. It may also size the pool (pool_max_conns, by default the
+// larger of 4 and the number of CPUs) and set any other server parameter.
 package postgres
 
 import (
@@ -81,7 +82,7 @@ func WithConnectTimeout(d time.Duration) Option {
 
 // WithLockTimeout sets how long a statement waits for a lock held by another
 // transaction, overriding the DSN's lock_timeout; the default is
-// DefaultLockTimeout.
+// DefaultLockTimeout, and 0 waits as long as it takes.
 func WithLockTimeout(d time.Duration) Option {
 	return func(cfg *config) { cfg.lockTimeout = d }
 }
@@ -304,9 +305,11 @@ func (db *DB) attempt(ctx context.Context, opts pgx.TxOptions, keys []string, fn
 		err = fn(tx, meta)
 	}
 	if err != nil {
+		// Judged before the rollback, which may fail on its own.
+		lost := isLost(err)
 		// Rollback's own error adds nothing: the transaction is void either way.
 		_ = tx.Rollback(ctx)
-		return isLost(err), err
+		return lost, err
 	}
 	err = tx.Commit(ctx)
 	if err != nil && opts.AccessMode == pgx.ReadOnly {
