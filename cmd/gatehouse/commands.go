@@ -47,6 +47,15 @@ type options struct {
 	none        bool
 	useDefault  bool
 	root        bool
+	// serve and demo
+	addr        string
+	jwtSecret   string
+	jwtIssuer   string
+	jwtAudience string
+	authzenAuth string
+	baseURL     string
+	reloadEvery time.Duration
+	dir         string
 }
 
 type command struct {
@@ -214,6 +223,19 @@ var commands = []command{
 		summary: "list tenants as a tree",
 		flags:   jsonFlag,
 		run:     runTenantList,
+	},
+	{
+		name: "serve", store: true, maxArgs: 0,
+		usage:   "--jwt-secret SECRET [--addr HOST:PORT] [--authzen-auth jwt|none] [--base-url URL] [--jwt-issuer ISS] [--jwt-audience AUD]",
+		summary: "serve the AuthZEN 1.0 and /api/v1 HTTP API until interrupted",
+		flags:   serveFlags,
+		run:     runServe,
+	},
+	{
+		name: "demo", usage: "[--dir DIR] [--addr HOST:PORT]", maxArgs: 0,
+		summary: "serve the example policy with demo users and print ready-to-paste curl commands",
+		flags:   demoFlags,
+		run:     runDemo,
 	},
 	{
 		name: "migrate", usage: "", store: true, maxArgs: 0,

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/examples"
+	gatehttp "github.com/gatehouse/gatehouse/http"
+	"github.com/gatehouse/gatehouse/policy"
+)
+
+// demoTokenTTL is how long the demo's bearer tokens stay valid.
+const demoTokenTTL = 24 * time.Hour
+
+// demoUsers get a token each; Var is the shell variable that holds it.
+var demoUsers = []struct{ Var, Email, Who string }{
+	{"SARA", "sara@acme.example", "supervisor at ACME (loan, fraud and customer insight tools in acme and its stores)"},
+	{"CARL", "carl@acme.example", "customer service at the ACME Berlin store"},
+	{"GINA", "gina@globex.example", "supervisor at Globex Bank, on the free plan"},
+	{"ADMIN", "admin@example.com", "superuser"},
+}
+
+// demoCall is one request the demo prints as a curl command.
+type demoCall struct {
+	Title  string
+	Path   string
+	Token  string // the shell variable of the bearer token; "" sends none
+	Header string // one extra header, "Name: value"
+	// Body, when set, is POSTed as JSON; without a body the call is a GET.
+	Body string
+}
+
+var demoCalls = []demoCall{
+	{Title: "AuthZEN evaluation, allowed: Sara may use loan analysis in tenant acme",
+		Path: "/access/v1/evaluation", Token: "SARA",
+		Body: `{"subject":{"type":"user","id":"sara@acme.example"},"action":{"name":"analyze_loan"},"resource":{"type":"tenant","id":"acme"}}`},
+	{Title: `AuthZEN evaluation, denied (still HTTP 200): Carl has no loan analysis; the reason is in "context"`,
+		Path: "/access/v1/evaluation", Token: "CARL",
+		Body: `{"subject":{"type":"user","id":"carl@acme.example"},"action":{"name":"analyze_loan"},"resource":{"type":"tenant","id":"acme-berlin"}}`},
+	{Title: "AuthZEN batch for Gina: allowed, plan_required (upgrade to pro), tenant_not_visible",
+		Path: "/access/v1/evaluations", Token: "GINA",
+		Body: `{"subject":{"type":"user","id":"gina@globex.example"},"resource":{"type":"tenant","id":"globex"},"evaluations":[{"action":{"name":"analyze_loan"}},{"action":{"name":"detect_fraud"}},{"action":{"name":"analyze_loan"},"resource":{"type":"tenant","id":"acme"}}]}`},
+	{Title: "An agent acting for a user: the support bot may refund for Carl only if Carl may (he may not)",
+		Path: "/access/v1/evaluation", Token: "ADMIN",
+		Body: `{"subject":{"type":"agent","id":"support-bot","properties":{"on_behalf_of":"user:carl@acme.example"}},"action":{"name":"process_refund"},"resource":{"type":"tenant","id":"acme-berlin"}}`},
+	{Title: "Everything Sara may do in acme: permissions, locked features and the frontend's tool flags",
+		Path: "/api/v1/me/effective?tenant=acme", Token: "SARA"},
+	{Title: "Native check with the path that decided it, in German",
+		Path: "/api/v1/explain", Token: "GINA", Header: "Accept-Language: de",
+		Body: `{"tool":"detect_fraud","tenant":"globex"}`},
+	{Title: "The AuthZEN metadata document (no token needed)",
+		Path: "/.well-known/authzen-configuration"},
+	{Title: "The whole policy as YAML (administrators only)",
+		Path: "/api/v1/policy", Token: "ADMIN"},
+}
+
+func demoFlags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.dir, "dir", "demo", "directory of the demo database (created if missing)")
+	fs.StringVar(&o.addr, "addr", defaultAddr, "address to listen on")
+	fs.DurationVar(&o.reloadEvery, "reload-interval", 2*time.Second, "how often to pick up policy changes made by other processes")
+}
+
+// runDemo applies the example policy to a SQLite database in --dir, mints
+// tokens for the demo users with a fresh secret, serves, and prints what to
+// try until interrupted.
+func runDemo(ctx context.Context, m *Main) error {
+	if err := os.MkdirAll(m.opts.dir, 0o755); err != nil {
+		return usageErrorf("--dir: %v", err)
+	}
+	m.Config.DB = filepath.Join(m.opts.dir, "gatehouse.db")
+	if err := m.open(ctx); err != nil {
+		return err
+	}
+	doc, err := policy.Parse(examples.AIAssistantPolicyFile, examples.AIAssistantPolicy())
+	if err != nil {
+		return err
+	}
+	res, err := m.svc.Apply(ctx, m.Config.Actor, doc, false)
+	if err != nil {
+		return err
+	}
+	cfg := m.httpConfig()
+	// A fresh secret per run: tokens from an earlier run stop working.
+	cfg.JWTSecret = []byte(rand.Text() + rand.Text())
+	tokens := make(map[string]string, len(demoUsers))
+	for _, u := range demoUsers {
+		if tokens[u.Var], err = gatehttp.IssueToken(cfg, "user:"+u.Email, demoTokenTTL); err != nil {
+			return err
+		}
+	}
+	return m.serve(ctx, cfg, func(url string) {
+		printDemo(m.Stdout, url, m.Config.dbPath(), res.Version, tokens)
+	})
+}
+
+func printDemo(w io.Writer, url, db string, version int64, tokens map[string]string) {
+	fmt.Fprintf(w, "Gatehouse demo: %s applied to %s (policy version %d)\n\n", examples.AIAssistantPolicyFile, db, version)
+	fmt.Fprintf(w, "  server     %s\n  metadata   %s/.well-known/authzen-configuration\n  health     %s/healthz, %s/readyz\n\n", url, url, url, url)
+	fmt.Fprintf(w, "Bearer tokens for the demo users, valid for %.0f hours (paste into a shell):\n\n", demoTokenTTL.Hours())
+	for _, u := range demoUsers {
+		fmt.Fprintf(w, "# %s: %s\nexport %s='%s'\n", u.Email, u.Who, u.Var, tokens[u.Var])
+	}
+	fmt.Fprintln(w, "\nThen try:")
+	for i, c := range demoCalls {
+		fmt.Fprintf(w, "\n# %d. %s\n%s\n", i+1, c.Title, c.curl(url))
+	}
+	fmt.Fprintf(w, "\nChange the policy from another terminal; the server picks the change up within seconds,\n")
+	fmt.Fprintf(w, "and command 2 then answers \"decision\": true with reason superuser:\n")
+	fmt.Fprintf(w, "  go run ./cmd/gatehouse user promote carl@acme.example --db %s\n", db)
+	fmt.Fprintln(w, "\nRequest logs follow on stderr. Press Ctrl-C to stop.")
+}
+
+// curl formats c as one shell line; the token stays a shell variable so the
+// line is short and works after the export lines above it.
+func (c demoCall) curl(base string) string {
+	var b strings.Builder
+	b.WriteString("curl -sS")
+	b.WriteString(" '" + base + c.Path + "'")
+	if c.Token != "" {
+		b.WriteString(` -H "Authorization: Bearer $` + c.Token + `"`)
+	}
+	if c.Header != "" {
+		b.WriteString(" -H '" + c.Header + "'")
+	}
+	if c.Body != "" {
+		b.WriteString(" -H 'Content-Type: application/json' -d '" + c.Body + "'")
+	}
+	return b.String()
+}

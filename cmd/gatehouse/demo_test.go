@@ -1,0 +1,255 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/locale"
+)
+
+// shellWords splits a line as sh would for the quoting the demo prints:
+// single quotes are literal, double quotes and bare words expand $VAR.
+func shellWords(t *testing.T, line string, env map[string]string) []string {
+	t.Helper()
+	expand := regexp.MustCompile(`\$([A-Z_]+)`)
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; c {
+		case ' ':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case '\'', '"':
+			end := strings.IndexByte(line[i+1:], c)
+			if end < 0 {
+				t.Fatalf("unterminated %c in %s", c, line)
+			}
+			s := line[i+1 : i+1+end]
+			if c == '"' {
+				s = expand.ReplaceAllStringFunc(s, func(v string) string { return env[v[1:]] })
+			}
+			cur.WriteString(s)
+			inWord = true
+			i += end + 1
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words
+}
+
+// curlRequest turns the words of a printed curl command into a request.
+func curlRequest(t *testing.T, words []string) *http.Request {
+	t.Helper()
+	if words[0] != "curl" {
+		t.Fatalf("not a curl command: %q", words)
+	}
+	var url, body string
+	header := http.Header{}
+	for i := 1; i < len(words); i++ {
+		switch w := words[i]; {
+		case w == "-sS":
+		case w == "-H":
+			i++
+			k, v, _ := strings.Cut(words[i], ":")
+			header.Set(k, strings.TrimSpace(v))
+		case w == "-d":
+			i++
+			body = words[i]
+		case strings.HasPrefix(w, "http://"):
+			url = w
+		default:
+			t.Fatalf("unexpected curl argument %q in %q", w, words)
+		}
+	}
+	method := http.MethodGet
+	if body != "" {
+		method = http.MethodPost
+	}
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = header
+	return req
+}
+
+// demoAnswer is any of the demo's JSON answers.
+type demoAnswer struct {
+	Decision *bool `json:"decision"`
+	Context  struct {
+		Reason        string `json:"reason"`
+		DeniedSubject string `json:"denied_subject"`
+	} `json:"context"`
+	Evaluations []struct {
+		Decision bool `json:"decision"`
+		Context  struct {
+			Reason string `json:"reason"`
+		} `json:"context"`
+	} `json:"evaluations"`
+	Allowed *bool                   `json:"allowed"`
+	Reason  string                  `json:"reason"`
+	Message string                  `json:"message"`
+	Steps   []gatehouse.ExplainStep `json:"steps"`
+	Flags   map[string]bool         `json:"flags"`
+	PDP     string                  `json:"policy_decision_point"`
+}
+
+// summarize reduces an answer to what the test compares: decisions and
+// reason codes, never messages.
+func summarize(status int, contentType string, body []byte) string {
+	if strings.HasPrefix(contentType, "application/yaml") {
+		return fmt.Sprintf("%d yaml users=%d", status, strings.Count(string(body), "- email:"))
+	}
+	var a demoAnswer
+	if err := json.Unmarshal(body, &a); err != nil {
+		return fmt.Sprintf("%d not JSON: %v", status, err)
+	}
+	switch {
+	case a.Decision != nil:
+		return fmt.Sprintf("%d %t %s %s", status, *a.Decision, a.Context.Reason, a.Context.DeniedSubject)
+	case a.Evaluations != nil:
+		var parts []string
+		for _, e := range a.Evaluations {
+			parts = append(parts, fmt.Sprintf("%t %s", e.Decision, e.Context.Reason))
+		}
+		return fmt.Sprintf("%d [%s]", status, strings.Join(parts, ", "))
+	case a.Allowed != nil:
+		return fmt.Sprintf("%d %t %s explained=%t", status, *a.Allowed, a.Reason, len(a.Steps) > 0)
+	case a.Flags != nil:
+		return fmt.Sprintf("%d canUseLoanTool=%t canUseReports=%t", status, a.Flags["canUseLoanTool"], a.Flags["canUseReports"])
+	case a.PDP != "":
+		return fmt.Sprintf("%d pdp=%s", status, a.PDP)
+	}
+	return fmt.Sprintf("%d %s", status, body)
+}
+
+// TestDemo starts the demo in-process and runs every curl command it
+// prints, as printed, against it.
+func TestDemo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	r := start(t, "unused.db", "demo", "--dir", dir, "--addr", "127.0.0.1:0", "--reload-interval", "20ms")
+	out := r.waitFor(t, "Press Ctrl-C")
+	base := regexp.MustCompile(`server\s+(http://\S+)`).FindStringSubmatch(out)[1]
+
+	env := map[string]string{}
+	var curls []string
+	for _, line := range strings.Split(out, "\n") {
+		if m := regexp.MustCompile(`^export ([A-Z]+)='([^']+)'$`).FindStringSubmatch(line); m != nil {
+			env[m[1]] = m[2]
+		}
+		if strings.HasPrefix(line, "curl ") {
+			curls = append(curls, line)
+		}
+	}
+	for _, u := range demoUsers {
+		if env[u.Var] == "" {
+			t.Errorf("the demo prints no token for %s", u.Email)
+		}
+	}
+	want := []string{
+		"200 true granted ",
+		"200 false permission_missing ",
+		"200 [true granted, false plan_required, false tenant_not_visible]",
+		"200 false permission_missing user:carl@acme.example",
+		"200 canUseLoanTool=true canUseReports=false",
+		"200 false plan_required explained=true",
+		"200 pdp=" + base,
+		"200 yaml users=7",
+	}
+	if len(curls) != len(want) {
+		t.Fatalf("the demo prints %d curl commands, want %d:\n%s", len(curls), len(want), out)
+	}
+	do := func(line string) (string, *http.Response, []byte) {
+		req := curlRequest(t, shellWords(t, line, env))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return summarize(res.StatusCode, res.Header.Get("Content-Type"), body), res, body
+	}
+	for i, line := range curls {
+		got, _, body := do(line)
+		if got != want[i] {
+			t.Errorf("command %d = %q, want %q\n%s\n%s", i+1, got, want[i], line, body)
+		}
+	}
+	// Command 6 asks in German.
+	_, _, body := do(curls[5])
+	var a demoAnswer
+	if err := json.Unmarshal(body, &a); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := locale.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if de := cat.Reason("de", gatehouse.Decision{Reason: gatehouse.ReasonPlanRequired, Plan: "pro"}, locale.Args{Permission: "detect_fraud"}); a.Message != de {
+		t.Errorf("command 6 message %q, want the German %q", a.Message, de)
+	}
+
+	// The change the demo suggests flips command 2 once the server reloads.
+	if !strings.Contains(out, "user promote carl@acme.example --db "+filepath.Join(dir, "gatehouse.db")) {
+		t.Errorf("the demo does not suggest the promotion it promises:\n%s", out)
+	}
+	if res := run(t, filepath.Join(dir, "gatehouse.db"), "user", "promote", "carl@acme.example"); res.code != 0 {
+		t.Fatalf("promote: %d %s", res.code, res.stderr)
+	}
+	eventually(t, "command 2 after promoting carl", func() string {
+		if got, _, _ := do(curls[1]); got != "200 true superuser " {
+			return got
+		}
+		return ""
+	})
+	if err := r.stop(t); err != nil {
+		t.Fatalf("demo returned %v after an interrupt", err)
+	}
+
+	// A second run reuses the database: the policy is re-applied and the
+	// secret is new, so the old tokens stop working.
+	r2 := start(t, "unused.db", "demo", "--dir", dir, "--addr", "127.0.0.1:0")
+	out2 := r2.waitFor(t, "Press Ctrl-C")
+	base2 := regexp.MustCompile(`server\s+(http://\S+)`).FindStringSubmatch(out2)[1]
+	if !strings.Contains(out2, "(policy version 3)") {
+		t.Errorf("the second run does not re-apply the example (demoting carl again):\n%s", out2)
+	}
+	if got, _, _ := do(strings.Replace(curls[0], base, base2, 1)); !strings.HasPrefix(got, "401 ") {
+		t.Errorf("an old token against the new run = %q, want 401", got)
+	}
+	if err := r2.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDemoBusyAddress(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	res := run(t, "unused.db", "demo", "--dir", filepath.Join(t.TempDir(), "demo"), "--addr", busy.Addr().String())
+	if res.code != exitUsage || !strings.Contains(res.stderr, busy.Addr().String()+" is already in use") || !strings.Contains(res.stderr, "--addr") {
+		t.Errorf("demo on a busy address: exit %d, stderr %q", res.code, res.stderr)
+	}
+}

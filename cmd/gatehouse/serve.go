@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	gatehttp "github.com/gatehouse/gatehouse/http"
+)
+
+// defaultAddr is where serve and demo listen unless told otherwise.
+const defaultAddr = "127.0.0.1:8080"
+
+func serveFlags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.addr, "addr", defaultAddr, "address to listen on")
+	fs.StringVar(&o.jwtSecret, "jwt-secret", "", "HS256 secret that signs bearer tokens, at least 32 bytes (env GATEHOUSE_JWT_SECRET)")
+	fs.StringVar(&o.jwtIssuer, "jwt-issuer", "", "required iss claim of bearer tokens, if set")
+	fs.StringVar(&o.jwtAudience, "jwt-audience", "", "required aud claim of bearer tokens, if set")
+	fs.StringVar(&o.authzenAuth, "authzen-auth", gatehttp.AuthJWT, "jwt: the AuthZEN endpoints need a bearer token; none: they are open (trusted networks only)")
+	fs.StringVar(&o.baseURL, "base-url", "", "public base URL in the AuthZEN metadata (default: the scheme and Host of each request)")
+	fs.DurationVar(&o.reloadEvery, "reload-interval", 2*time.Second, "how often to pick up policy changes made by other processes")
+}
+
+func runServe(ctx context.Context, m *Main) error {
+	o := m.opts
+	if o.jwtSecret == "" {
+		o.jwtSecret = os.Getenv("GATEHOUSE_JWT_SECRET")
+	}
+	if o.jwtSecret == "" {
+		return usageErrorf("--jwt-secret (or GATEHOUSE_JWT_SECRET) is required: at least %d bytes", gatehttp.MinJWTSecret)
+	}
+	cfg := m.httpConfig()
+	cfg.JWTSecret = []byte(o.jwtSecret)
+	cfg.JWTIssuer = o.jwtIssuer
+	cfg.JWTAudience = o.jwtAudience
+	cfg.AuthZENAuth = o.authzenAuth
+	cfg.BaseURL = o.baseURL
+	return m.serve(ctx, cfg, func(url string) {
+		fmt.Fprintf(m.Stdout, "gatehouse: serving %s (store %s); AuthZEN metadata at %s/.well-known/authzen-configuration\n",
+			url, m.Config.dbPath(), url)
+	})
+}
+
+// httpConfig is the server configuration both serve and demo start from.
+func (m *Main) httpConfig() gatehttp.Config {
+	cfg := gatehttp.DefaultConfig()
+	cfg.Addr = m.opts.addr
+	cfg.Catalog = m.catalog
+	cfg.Logger = slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return cfg
+}
+
+// serve runs the HTTP server on m's service until ctx is done, then shuts
+// it down gracefully. It calls ready with the server's URL once it listens.
+// Meanwhile it reloads the policy every --reload-interval, so changes made
+// by the CLI in another process take effect.
+func (m *Main) serve(ctx context.Context, cfg gatehttp.Config, ready func(url string)) error {
+	if m.opts.reloadEvery <= 0 {
+		return usageErrorf("--reload-interval must be positive")
+	}
+	srv := gatehttp.NewServer(m.svc, cfg)
+	if err := srv.Open(ctx); err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return usageErrorf("%s is already in use: stop the program listening there or pick another address with --addr", cfg.Addr)
+		}
+		if gatehouse.ErrorCode(err) == gatehouse.CodeInvalid {
+			return err
+		}
+		// A bad address or a port this user may not bind.
+		return usageErrorf("%v", err)
+	}
+	ready(srv.URL())
+	ticker := time.NewTicker(m.opts.reloadEvery)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			cfg.Logger.Info("shutting down")
+			return srv.Close()
+		case <-ticker.C:
+			swapped, err := m.svc.Reload(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				cfg.Logger.Warn("policy reload failed", "err", err)
+			case swapped:
+				cfg.Logger.Info("policy reloaded", "version", m.svc.Snapshot().Version())
+			}
+		}
+	}
+}
