@@ -34,11 +34,6 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	return body, nil
 }
 
-func (e *Error) wrap(err error) *Error {
-	e.Err = err
-	return e
-}
-
 // decodeStrict decodes body, one JSON object, into v, refusing unknown
 // fields and trailing data: the native API's rule. AuthZEN requests ignore
 // unknown fields instead (see parseObject).

@@ -80,6 +80,12 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
+// wrap records err as e's cause and returns e.
+func (e *Error) wrap(err error) *Error {
+	e.Err = err
+	return e
+}
+
 // invalid is a 400 with a specific message.
 func invalid(message string, data map[string]any) *Error {
 	return &Error{Code: gatehouse.CodeInvalid, Message: message, Data: data}
