@@ -63,6 +63,11 @@ func TestAuthZENSpecExamples(t *testing.T) {
 			"resource": {"type": "doc", "id": "d1", "properties": {"ownerID": "bob@example.com"}},
 			"action": {"name": "update", "properties": {"method": "PATCH"}},
 			"context": {"channel": "web"}}`, false, "condition_failed"},
+		{"action with properties, context with a schema", `{
+			"subject": {"type": "user", "id": "alice@example.com", "properties": {"department": "Sales"}},
+			"resource": {"type": "book", "id": "123"},
+			"action": {"name": "extend-loan", "properties": {"period": "2W"}},
+			"context": {"time": "1985-10-26T01:22-07:00", "schema": "https://schema.example.com/access-request.schema.json"}}`, false, "unknown_permission"},
 		{"unknown subject is a deny", `{
 			"subject": {"type": "user", "id": "mallory@example.com"},
 			"resource": {"type": "todo", "id": "1"},

@@ -32,7 +32,6 @@ type fixture struct {
 	t     *testing.T
 	url   string
 	cfg   gatehttp.Config
-	svc   *service.Service
 	store *sqlite.DB
 	cat   *locale.Catalog
 }
@@ -83,7 +82,7 @@ func newFixture(t *testing.T, policyFile string, configure func(*gatehttp.Config
 		t.Fatal(err)
 	}
 	url := newListener(t, gatehttp.NewServer(svc, cfg).Handler())
-	return &fixture{t: t, url: url, cfg: cfg, svc: svc, store: store, cat: cfg.Catalog}
+	return &fixture{t: t, url: url, cfg: cfg, store: store, cat: cfg.Catalog}
 }
 
 // token returns a valid bearer token for subject.
