@@ -20,6 +20,7 @@ import (
 )
 
 func TestStore(t *testing.T) {
+	t.Parallel()
 	dsn := pgtest.DSN(t)
 	storetest.Run(t, func(t *testing.T) gatehouse.Store {
 		return open(t, pgtest.NewSchema(t, dsn))
@@ -194,12 +195,18 @@ func TestOpenConnectTimeout(t *testing.T) {
 	}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			t.Cleanup(func() { c.Close() })
+			conns = append(conns, c)
 		}
 	}()
 	const timeout = 300 * time.Millisecond
