@@ -76,8 +76,12 @@ type Decision struct {
 	// Subject is who was denied when an agent acts for a user (the agent or
 	// the user); zero when allowed or when only one subject was asked.
 	Subject SubjectRef `json:"denied_subject,omitzero"`
-	Feature string     `json:"feature,omitempty"`
-	Plan    string     `json:"plan,omitempty"`
+	// Permission is the permission a denial is about: the one missing, whose
+	// condition failed or whose feature the plan lacks. For a tool it may be
+	// the access permission or the tool's own.
+	Permission string `json:"permission,omitempty"`
+	Feature    string `json:"feature,omitempty"`
+	Plan       string `json:"plan,omitempty"`
 	// Version is the policy version of the snapshot that decided.
 	Version int64 `json:"version"`
 }
@@ -138,4 +142,42 @@ type ToolAccess struct {
 	Allowed bool   `json:"allowed"`
 	Reason  Reason `json:"reason"`
 	Plan    string `json:"plan,omitempty"`
+}
+
+// Answer is a decision as the surfaces report it (CLI check --json,
+// /api/v1/check and /api/v1/explain): the question, the decision and its
+// localized message.
+type Answer struct {
+	Allowed    bool   `json:"allowed"`
+	Reason     Reason `json:"reason"`
+	Message    string `json:"message"`
+	Subject    string `json:"subject"`
+	OnBehalfOf string `json:"on_behalf_of,omitempty"`
+	Permission string `json:"permission,omitempty"`
+	Tool       string `json:"tool,omitempty"`
+	Tenant     string `json:"tenant,omitempty"`
+	// DeniedSubject and DeniedPermission say who lacked what.
+	DeniedSubject    string        `json:"denied_subject,omitempty"`
+	DeniedPermission string        `json:"denied_permission,omitempty"`
+	Feature          string        `json:"feature,omitempty"`
+	Plan             string        `json:"plan,omitempty"`
+	Version          int64         `json:"version"`
+	Steps            []ExplainStep `json:"steps,omitempty"`
+}
+
+// NewAnswer reports decision e of req, asked for permission req.Permission
+// or, when tool is set, for that tool.
+func NewAnswer(req *Request, tool string, e Explanation, message string) Answer {
+	a := Answer{
+		Allowed: e.Allowed, Reason: e.Reason, Message: message,
+		Subject: req.Subject.String(), OnBehalfOf: req.OnBehalfOf.String(), Tenant: req.Tenant,
+		DeniedSubject: e.Subject.String(), DeniedPermission: e.Permission,
+		Feature: e.Feature, Plan: e.Plan, Version: e.Version, Steps: e.Steps,
+	}
+	if tool != "" {
+		a.Tool = tool
+	} else {
+		a.Permission = req.Permission
+	}
+	return a
 }

@@ -38,6 +38,9 @@ func reqString(r *gatehouse.Request) string {
 type want struct {
 	reason  gatehouse.Reason
 	subject gatehouse.SubjectRef
+	// perm is the permission a denial names; TestCheck fills it in from
+	// the request.
+	perm    string
 	feature string
 	plan    string
 }
@@ -45,7 +48,7 @@ type want struct {
 func (w want) decision() gatehouse.Decision {
 	return gatehouse.Decision{
 		Allowed: w.reason == gatehouse.ReasonGranted || w.reason == gatehouse.ReasonSuperuser,
-		Reason:  w.reason, Subject: w.subject, Feature: w.feature, Plan: w.plan, Version: testVersion,
+		Reason:  w.reason, Subject: w.subject, Permission: w.perm, Feature: w.feature, Plan: w.plan, Version: testVersion,
 	}
 }
 
@@ -206,7 +209,12 @@ func TestCheck(t *testing.T) {
 	for _, tc := range checkCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			got := s.Check(tc.req)
-			if diff := cmp.Diff(tc.want.decision(), got); diff != "" {
+			want := tc.want.decision()
+			if want.Reason == missing || want.Reason == condFailed || want.Reason == planReq {
+				// A permission denial names the permission it is about.
+				want.Permission = tc.req.Permission
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("Check(%s) mismatch (-want +got):\n%s", reqString(tc.req), diff)
 			}
 			if e := s.Explain(tc.req); e.Decision != got {
@@ -252,12 +260,12 @@ func TestCheckTool(t *testing.T) {
 		{&gatehouse.Request{Subject: user("sara@acme.example"), Tenant: "acme"}, "analyze_loan", want{reason: granted}},
 		{&gatehouse.Request{Subject: user("sara@acme.example"), Tenant: "acme", Permission: "no.such"}, "analyze_loan", want{reason: granted}},
 		{&gatehouse.Request{Subject: user("sara@acme.example"), Tenant: "acme"}, "detect_fraud", want{reason: granted}},
-		{&gatehouse.Request{Subject: user("gina@globex.example"), Tenant: "globex"}, "detect_fraud", want{reason: planReq, feature: "advanced_analytics", plan: "pro"}},
-		{&gatehouse.Request{Subject: user("sara@acme.example"), Tenant: "acme"}, "refund", want{reason: missing}},
+		{&gatehouse.Request{Subject: user("gina@globex.example"), Tenant: "globex"}, "detect_fraud", want{reason: planReq, perm: "use_ai_fraud_detection", feature: "advanced_analytics", plan: "pro"}},
+		{&gatehouse.Request{Subject: user("sara@acme.example"), Tenant: "acme"}, "refund", want{reason: missing, perm: "orders.refund"}},
 		{&gatehouse.Request{Subject: user("sara@acme.example"), Tenant: "acme-berlin"}, "refund", want{reason: granted}},
 		// Holding the tool's permission is not enough without access_ai_chat.
-		{&gatehouse.Request{Subject: user("noaccess@example.org")}, "analyze_loan", want{reason: missing}},
-		{&gatehouse.Request{Subject: user("noaccess@example.org")}, "chat", want{reason: missing}},
+		{&gatehouse.Request{Subject: user("noaccess@example.org")}, "analyze_loan", want{reason: missing, perm: "access_ai_chat"}},
+		{&gatehouse.Request{Subject: user("noaccess@example.org")}, "chat", want{reason: missing, perm: "access_ai_chat"}},
 		{&gatehouse.Request{Subject: user("gus@example.org")}, "chat", want{reason: granted}},
 		{&gatehouse.Request{Subject: user("admin@example.com"), Tenant: "globex"}, "generate_report", want{reason: superuser}},
 		{&gatehouse.Request{Subject: agent("support-bot"), OnBehalfOf: user("carl@acme.example"), Tenant: "acme-berlin"}, "refund", want{reason: granted}},

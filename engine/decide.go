@@ -276,11 +276,14 @@ func malformed(req *gatehouse.Request, subID, oboID, name, tenant string, isTool
 func (s *Snapshot) evaluate(q *query, d *gatehouse.Decision, tr *tracer) {
 	reason := gatehouse.ReasonGranted
 	for i := 0; i < q.nsubs; i++ {
-		r, feature := s.evalSubject(q, i, tr)
+		r, perm, feature := s.evalSubject(q, i, tr)
 		if !allows(r) {
 			d.Reason = r
 			if q.nsubs > 1 {
 				d.Subject = s.subjects[q.subs[i]].ref
+			}
+			if perm >= 0 {
+				d.Permission = s.perms[perm].name
 			}
 			if feature >= 0 {
 				d.Feature, d.Plan = s.featurePlan(feature)
@@ -302,14 +305,15 @@ func (s *Snapshot) featurePlan(f int32) (feature, plan string) {
 }
 
 // evalSubject runs superuser, visibility, permission and plan for subject i.
-// For plan_required it also returns the missing feature, else -1.
-func (s *Snapshot) evalSubject(q *query, i int, tr *tracer) (gatehouse.Reason, int32) {
+// When a permission denies it also returns that permission, and for
+// plan_required the missing feature; -1 otherwise.
+func (s *Snapshot) evalSubject(q *query, i int, tr *tracer) (r gatehouse.Reason, perm, feature int32) {
 	h, sub := &s.hot[q.subs[i]], &s.subjects[q.subs[i]]
 	if h.superuser {
 		if tr != nil {
 			tr.add(ruleSuperuser, outcomePass, sub.ref, "a superuser bypasses visibility, roles and plans", nil)
 		}
-		return gatehouse.ReasonSuperuser, -1
+		return gatehouse.ReasonSuperuser, -1, -1
 	}
 	if tr != nil {
 		tr.add(ruleSuperuser, outcomeSkip, sub.ref, fmt.Sprintf("the %s is not a superuser", sub.ref.Type), nil)
@@ -319,7 +323,7 @@ func (s *Snapshot) evalSubject(q *query, i int, tr *tracer) (gatehouse.Reason, i
 			if tr != nil {
 				tr.add(ruleVisibility, outcomeFail, sub.ref, fmt.Sprintf("tenant %q is not among the tenants the %s may see", s.tenants[q.tenant].id, sub.ref.Type), nil)
 			}
-			return gatehouse.ReasonTenantNotVisible, -1
+			return gatehouse.ReasonTenantNotVisible, -1, -1
 		}
 		if tr != nil {
 			tr.add(ruleVisibility, outcomePass, sub.ref, fmt.Sprintf("the %s may see tenant %q", sub.ref.Type, s.tenants[q.tenant].id), nil)
@@ -329,10 +333,10 @@ func (s *Snapshot) evalSubject(q *query, i int, tr *tracer) (gatehouse.Reason, i
 	}
 	for k := 0; k < q.nperms; k++ {
 		if r, feature := s.evalPermission(q, i, h, sub, q.perms[k], tr); r != gatehouse.ReasonGranted {
-			return r, feature
+			return r, q.perms[k], feature
 		}
 	}
-	return gatehouse.ReasonGranted, -1
+	return gatehouse.ReasonGranted, -1, -1
 }
 
 // evalPermission checks that sub holds p (unconditionally, else through a

@@ -80,7 +80,7 @@ func (s *Snapshot) Effective(subject gatehouse.SubjectRef, tenant string) (e gat
 	for _, p := range s.permsByName {
 		q.perms[0], q.nperms = p, 1
 		req.Permission = s.perms[p].name
-		switch r, f := s.evalSubject(&q, 0, nil); r {
+		switch r, _, f := s.evalSubject(&q, 0, nil); r {
 		case gatehouse.ReasonGranted, gatehouse.ReasonSuperuser:
 			e.Permissions = append(e.Permissions, s.perms[p].name)
 		case gatehouse.ReasonPlanRequired:
@@ -96,7 +96,7 @@ func (s *Snapshot) Effective(subject gatehouse.SubjectRef, tenant string) (e gat
 		q.perms[q.nperms] = t.perm
 		q.nperms++
 		req.Permission = s.perms[t.perm].name
-		r, f := s.evalSubject(&q, 0, nil)
+		r, _, f := s.evalSubject(&q, 0, nil)
 		ta := gatehouse.ToolAccess{Tool: t.name, Flag: t.flag, Allowed: allows(r), Reason: r}
 		if f >= 0 {
 			_, ta.Plan = s.featurePlan(f)

@@ -23,24 +23,6 @@ type checkRequest struct {
 	ActionProperties  map[string]any     `json:"action_properties"`
 }
 
-// checkResponse is the answer of /api/v1/check and /api/v1/explain, the
-// same shape as the CLI's check --json.
-type checkResponse struct {
-	Allowed    bool                    `json:"allowed"`
-	Reason     gatehouse.Reason        `json:"reason"`
-	Message    string                  `json:"message"`
-	Subject    string                  `json:"subject"`
-	OnBehalfOf string                  `json:"on_behalf_of,omitempty"`
-	Permission string                  `json:"permission,omitempty"`
-	Tool       string                  `json:"tool,omitempty"`
-	Tenant     string                  `json:"tenant,omitempty"`
-	Denied     string                  `json:"denied_subject,omitempty"`
-	Feature    string                  `json:"feature,omitempty"`
-	Plan       string                  `json:"plan,omitempty"`
-	Version    int64                   `json:"version"`
-	Steps      []gatehouse.ExplainStep `json:"steps,omitempty"`
-}
-
 func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request)   { s.check(w, r, false) }
 func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) { s.check(w, r, true) }
 
@@ -70,28 +52,9 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, explain bool) {
 			return
 		}
 	}
-	var ex gatehouse.Explanation
-	switch {
-	case in.Tool != "" && explain:
-		ex = s.svc.Snapshot().ExplainTool(&req, in.Tool)
-	case in.Tool != "":
-		ex.Decision = s.svc.CheckTool(&req, in.Tool)
-	case explain:
-		ex = s.svc.Explain(&req)
-	default:
-		ex.Decision = s.svc.Check(&req)
-	}
-	d := ex.Decision
-	name := in.Permission
-	if in.Tool != "" {
-		name = in.Tool
-	}
-	msg := s.cfg.Catalog.Reason(language(r.Context()), d, locale.Args{Subject: req.Subject.String(), Permission: name, Tenant: req.Tenant})
-	s.writeJSON(w, r, http.StatusOK, checkResponse{
-		Allowed: d.Allowed, Reason: d.Reason, Message: msg, Subject: req.Subject.String(),
-		OnBehalfOf: req.OnBehalfOf.String(), Permission: in.Permission, Tool: in.Tool, Tenant: req.Tenant,
-		Denied: d.Subject.String(), Feature: d.Feature, Plan: d.Plan, Version: d.Version, Steps: ex.Steps,
-	})
+	ex := s.svc.Decide(&req, in.Tool, explain)
+	msg := s.cfg.Catalog.Reason(language(r.Context()), ex.Decision, locale.RequestArgs(&req, in.Tool))
+	s.writeJSON(w, r, http.StatusOK, gatehouse.NewAnswer(&req, in.Tool, ex, msg))
 }
 
 // request builds the Gatehouse request, the subject defaulting to caller.

@@ -22,6 +22,7 @@ type checkResponse struct {
 	Tool       string                  `json:"tool"`
 	Tenant     string                  `json:"tenant"`
 	Denied     string                  `json:"denied_subject"`
+	DeniedPerm string                  `json:"denied_permission"`
 	Feature    string                  `json:"feature"`
 	Plan       string                  `json:"plan"`
 	Version    int64                   `json:"version"`
@@ -66,6 +67,9 @@ func TestCheckAndExplain(t *testing.T) {
 				t.Errorf("%s: %s returned %d steps", tt.name, path, len(c.Steps))
 			}
 		}
+	}
+	if c := decodeInto[checkResponse](t, f.do(call{path: "/api/v1/check", token: carl, body: `{"tool": "analyze_loan", "tenant": "acme-berlin"}`})); c.DeniedPerm != "use_ai_loan_tool" {
+		t.Errorf("carl analyze_loan denied_permission = %q, want use_ai_loan_tool", c.DeniedPerm)
 	}
 	if c := decodeInto[checkResponse](t, f.do(call{path: "/api/v1/check", token: f.token("gina@globex.example"), body: `{"tool": "detect_fraud", "tenant": "globex"}`})); c.Plan != "pro" || c.Feature == "" {
 		t.Errorf("plan_required check = %+v, want plan pro and its feature", c)

@@ -235,6 +235,8 @@ type decisionContext struct {
 	Plan          string           `json:"plan,omitempty"`
 	Feature       string           `json:"feature,omitempty"`
 	DeniedSubject string           `json:"denied_subject,omitempty"`
+	// DeniedPermission is the permission a denial is about.
+	DeniedPermission string `json:"denied_permission,omitempty"`
 }
 
 func (s *Server) handleEvaluation(w http.ResponseWriter, r *http.Request) {
@@ -314,12 +316,13 @@ func (s *Server) evaluate(r *http.Request, ev *evaluation) (out decisionJSON) {
 
 func (s *Server) decisionJSON(lang string, d gatehouse.Decision, args locale.Args) decisionJSON {
 	return decisionJSON{Decision: d.Allowed, Context: decisionContext{
-		Reason:        d.Reason,
-		Message:       s.cfg.Catalog.Reason(lang, d, args),
-		Version:       d.Version,
-		Plan:          d.Plan,
-		Feature:       d.Feature,
-		DeniedSubject: d.Subject.String(),
+		Reason:           d.Reason,
+		Message:          s.cfg.Catalog.Reason(lang, d, args),
+		Version:          d.Version,
+		Plan:             d.Plan,
+		Feature:          d.Feature,
+		DeniedSubject:    d.Subject.String(),
+		DeniedPermission: d.Permission,
 	}}
 }
 

@@ -155,6 +155,7 @@ type decision struct {
 		Plan          string `json:"plan"`
 		Feature       string `json:"feature"`
 		DeniedSubject string `json:"denied_subject"`
+		DeniedPerm    string `json:"denied_permission"`
 	} `json:"context"`
 }
 

@@ -108,12 +108,28 @@ type Args struct {
 	Limit      string
 }
 
+// RequestArgs fills Args from what req asks: its subject, tenant, and
+// permission or, when tool is set, the tool.
+func RequestArgs(req *gatehouse.Request, tool string) Args {
+	a := Args{Subject: req.Subject.String(), Permission: req.Permission, Tenant: req.Tenant}
+	if tool != "" {
+		a.Permission = tool
+	}
+	return a
+}
+
 // Reason returns the message for a decision. Args supply what the decision
-// itself does not carry (the subject, permission and tenant asked about);
-// the decision's plan and feature fill in when Args leaves them empty.
+// itself does not carry (the subject, permission or tool and tenant asked
+// about); the decision's denied subject and missing permission take
+// precedence, and its plan and feature fill in when Args leaves them empty.
 func (c *Catalog) Reason(lang string, d gatehouse.Decision, a Args) string {
 	if !d.Subject.IsZero() {
 		a.Subject = d.Subject.String()
+	}
+	if d.Permission != "" && (d.Reason == gatehouse.ReasonPermissionMissing || d.Reason == gatehouse.ReasonConditionFailed) {
+		// Name what is missing: for a tool that is the access permission
+		// or the tool's own, not the tool.
+		a.Permission = d.Permission
 	}
 	if a.Plan == "" {
 		a.Plan = d.Plan

@@ -155,3 +155,13 @@ func TestErrorMessages(t *testing.T) {
 		t.Errorf("Text(unknown id) = %q, want the id", got)
 	}
 }
+
+// A denial names the permission that is missing, not the tool asked for.
+func TestReasonNamesMissingPermission(t *testing.T) {
+	c := newCatalog(t)
+	d := gatehouse.Decision{Reason: gatehouse.ReasonPermissionMissing, Permission: "use_ai_loan_tool"}
+	msg := c.Reason("en", d, Args{Subject: "user:carl@x.io", Permission: "analyze_loan"})
+	if !regexp.MustCompile(`use_ai_loan_tool`).MatchString(msg) || regexp.MustCompile(`analyze_loan`).MatchString(msg) {
+		t.Errorf("Reason = %q, want it to name use_ai_loan_tool", msg)
+	}
+}

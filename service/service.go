@@ -111,6 +111,21 @@ func (s *Service) Explain(req *gatehouse.Request) gatehouse.Explanation {
 	return s.Snapshot().Explain(req)
 }
 
+// Decide answers req for its permission or, when tool is set, for that
+// tool; with explain it also records the path that decided.
+func (s *Service) Decide(req *gatehouse.Request, tool string, explain bool) gatehouse.Explanation {
+	snap := s.Snapshot()
+	switch {
+	case tool != "" && explain:
+		return snap.ExplainTool(req, tool)
+	case tool != "":
+		return gatehouse.Explanation{Decision: snap.CheckTool(req, tool)}
+	case explain:
+		return snap.Explain(req)
+	}
+	return gatehouse.Explanation{Decision: snap.Check(req)}
+}
+
 // Effective returns everything subject may do in tenant.
 func (s *Service) Effective(subject gatehouse.SubjectRef, tenant string) (gatehouse.Effective, error) {
 	return s.Snapshot().Effective(subject, tenant)

@@ -363,23 +363,6 @@ func (m *Main) printResult(res service.Result, err error) error {
 	return nil
 }
 
-// checkOutput is check's JSON answer.
-type checkOutput struct {
-	Allowed    bool                    `json:"allowed"`
-	Reason     gatehouse.Reason        `json:"reason"`
-	Message    string                  `json:"message"`
-	Subject    string                  `json:"subject"`
-	OnBehalfOf string                  `json:"on_behalf_of,omitempty"`
-	Permission string                  `json:"permission,omitempty"`
-	Tool       string                  `json:"tool,omitempty"`
-	Tenant     string                  `json:"tenant,omitempty"`
-	Denied     string                  `json:"denied_subject,omitempty"`
-	Feature    string                  `json:"feature,omitempty"`
-	Plan       string                  `json:"plan,omitempty"`
-	Version    int64                   `json:"version"`
-	Steps      []gatehouse.ExplainStep `json:"steps,omitempty"`
-}
-
 func runCheck(ctx context.Context, m *Main) error {
 	o := m.opts
 	if o.subject == "" {
@@ -408,28 +391,10 @@ func runCheck(ctx context.Context, m *Main) error {
 			return usageErrorf("--resource: %v", err)
 		}
 	}
-	var ex gatehouse.Explanation
-	switch {
-	case o.tool != "" && o.explain:
-		ex = m.svc.Snapshot().ExplainTool(req, o.tool)
-	case o.tool != "":
-		ex.Decision = m.svc.CheckTool(req, o.tool)
-	case o.explain:
-		ex = m.svc.Explain(req)
-	default:
-		ex.Decision = m.svc.Check(req)
-	}
+	ex := m.svc.Decide(req, o.tool, o.explain)
 	d := ex.Decision
-	name := o.permission
-	if o.tool != "" {
-		name = o.tool
-	}
-	msg := m.catalog.Reason(m.lang(), d, locale.Args{Subject: subject.String(), Permission: name, Tenant: o.tenant})
-	out := checkOutput{
-		Allowed: d.Allowed, Reason: d.Reason, Message: msg, Subject: subject.String(),
-		OnBehalfOf: req.OnBehalfOf.String(), Permission: o.permission, Tool: o.tool, Tenant: o.tenant,
-		Denied: d.Subject.String(), Feature: d.Feature, Plan: d.Plan, Version: d.Version, Steps: ex.Steps,
-	}
+	msg := m.catalog.Reason(m.lang(), d, locale.RequestArgs(req, o.tool))
+	out := gatehouse.NewAnswer(req, o.tool, ex, msg)
 	if o.jsonOut {
 		if err := writeJSON(m, out); err != nil {
 			return err
