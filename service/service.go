@@ -134,6 +134,9 @@ func (s *Service) Effective(subject gatehouse.SubjectRef, tenant string) (gateho
 // Reload rebuilds the snapshot if the stored policy version moved (another
 // process wrote). It reports whether it swapped.
 func (s *Service) Reload(ctx context.Context) (bool, error) {
+	// Serialized with writers so an older snapshot never replaces a newer one.
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	v, err := s.store.PolicyVersion(ctx)
 	if err != nil {
 		return false, err

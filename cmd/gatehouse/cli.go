@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/locale"
+	"github.com/gatehouse/gatehouse/postgres"
 	"github.com/gatehouse/gatehouse/service"
 	"github.com/gatehouse/gatehouse/sqlite"
 )
@@ -27,7 +29,8 @@ const (
 
 // Config is what every command shares; flags and environment map onto it.
 type Config struct {
-	// DB is the store: a SQLite file path, optionally prefixed "sqlite:".
+	// DB is the store: a SQLite file path, optionally prefixed "sqlite:",
+	// or a postgres:// URL.
 	DB string
 	// Actor is recorded in the audit trail for every change.
 	Actor string
@@ -67,8 +70,8 @@ func (c Config) Validate() error {
 	if c.dbPath() == "" {
 		return usageErrorf("--db is empty")
 	}
-	if strings.Contains(c.DB, "://") {
-		return usageErrorf("--db %q: only SQLite paths are supported by this build", c.DB)
+	if strings.Contains(c.DB, "://") && !c.isPostgres() {
+		return usageErrorf("--db %s: want a SQLite path, sqlite:PATH, or postgres://…", c.storeName())
 	}
 	if strings.TrimSpace(c.Actor) == "" {
 		return usageErrorf("--actor is empty")
@@ -77,6 +80,29 @@ func (c Config) Validate() error {
 }
 
 func (c Config) dbPath() string { return strings.TrimPrefix(c.DB, "sqlite:") }
+
+// isPostgres reports whether DB names a PostgreSQL server.
+func (c Config) isPostgres() bool {
+	return strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://")
+}
+
+// storeName names the store for messages, without a password.
+func (c Config) storeName() string {
+	if !strings.Contains(c.DB, "://") {
+		return c.dbPath()
+	}
+	u, err := url.Parse(c.DB)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// store is what the CLI needs of either store.
+type store interface {
+	gatehouse.Store
+	SchemaVersion(ctx context.Context) (current, latest int, err error)
+}
 
 // Main is the program: ParseFlags picks a command, Run runs it, Close
 // releases the store. Tests run it in-process.
@@ -92,7 +118,7 @@ type Main struct {
 	args []string
 
 	catalog *locale.Catalog
-	store   *sqlite.DB
+	store   store
 	svc     *service.Service
 }
 
@@ -218,16 +244,22 @@ func (m *Main) Run(ctx context.Context) error {
 }
 
 func (m *Main) open(ctx context.Context) error {
-	store, err := sqlite.Open(ctx, m.Config.dbPath())
+	var st store
+	var err error
+	if m.Config.isPostgres() {
+		st, err = postgres.Open(ctx, m.Config.DB, postgres.WithLogger(m.Logger))
+	} else {
+		st, err = sqlite.Open(ctx, m.Config.dbPath())
+	}
 	if err != nil {
 		if gatehouse.ErrorCode(err) == gatehouse.CodeInternal {
 			// A missing directory or an unreadable file: the store cannot be used.
-			return fmt.Errorf("open %s: %v: %w", m.Config.dbPath(), err, gatehouse.ErrUnavailable)
+			return fmt.Errorf("open %s: %v: %w", m.Config.storeName(), err, gatehouse.ErrUnavailable)
 		}
-		return fmt.Errorf("open %s: %w", m.Config.dbPath(), err)
+		return fmt.Errorf("open %s: %w", m.Config.storeName(), err)
 	}
-	m.store = store
-	svc, err := service.Open(ctx, store, service.Config{
+	m.store = st
+	svc, err := service.Open(ctx, st, service.Config{
 		BootstrapSuperuser: m.Config.BootstrapSuperuser,
 		Logger:             m.Logger,
 	})

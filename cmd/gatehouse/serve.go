@@ -43,7 +43,7 @@ func runServe(ctx context.Context, m *Main) error {
 	cfg.BaseURL = o.baseURL
 	return m.serve(ctx, cfg, func(url string) {
 		fmt.Fprintf(m.Stdout, "gatehouse: serving %s (store %s); AuthZEN metadata at %s/.well-known/authzen-configuration\n",
-			url, m.Config.dbPath(), url)
+			url, m.Config.storeName(), url)
 	})
 }
 
@@ -76,21 +76,11 @@ func (m *Main) serve(ctx context.Context, cfg gatehttp.Config, ready func(url st
 		return usageErrorf("%v", err)
 	}
 	ready(srv.URL())
-	ticker := time.NewTicker(m.opts.reloadEvery)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			cfg.Logger.Info("shutting down")
-			return srv.Close()
-		case <-ticker.C:
-			swapped, err := m.svc.Reload(ctx)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				cfg.Logger.Warn("policy reload failed", "err", err)
-			case swapped:
-				cfg.Logger.Info("policy reloaded", "version", m.svc.Snapshot().Version())
-			}
-		}
-	}
+	// Follow changes other processes commit: PostgreSQL announces them,
+	// SQLite is polled every --reload-interval.
+	err := m.svc.Follow(ctx, m.opts.reloadEvery,
+		func(v int64) { cfg.Logger.Info("policy reloaded", "version", v) },
+		func(err error) { cfg.Logger.Warn("policy reload failed; deciding from the last snapshot", "err", err) })
+	cfg.Logger.Info("shutting down", "reason", err)
+	return srv.Close()
 }
