@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -227,4 +228,41 @@ func (v *Verifier) Finish(recorded gatehouse.AuditHead) error {
 		Detail: fmt.Sprintf("chain ends at event %d (%s), store recorded event %d (%s)",
 			v.head.Seq, v.head.Hash, recorded.Seq, recorded.Hash)}
 	return v.err
+}
+
+// ListAudit limits every store applies (see gatehouse.AuditFilter).
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 10000
+)
+
+// ListLimit turns an AuditFilter's Limit into the number of events to
+// return: DefaultListLimit for 0, at most MaxListLimit, ErrInvalid when
+// negative.
+func ListLimit(limit int) (int, error) {
+	switch {
+	case limit < 0:
+		return 0, gatehouse.Invalidf("list audit: negative limit %d", limit)
+	case limit == 0:
+		return DefaultListLimit, nil
+	case limit > MaxListLimit:
+		return MaxListLimit, nil
+	}
+	return limit, nil
+}
+
+// Prepare returns a copy of events ready for a store to seal: a missing time
+// becomes now, and every event must pass Validate (ErrInvalid naming the
+// event's index otherwise).
+func Prepare(events []gatehouse.AuditEvent, now time.Time) ([]gatehouse.AuditEvent, error) {
+	out := slices.Clone(events)
+	for i := range out {
+		if out[i].Time.IsZero() {
+			out[i].Time = now
+		}
+		if err := Validate(out[i]); err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+	}
+	return out, nil
 }

@@ -359,3 +359,15 @@ func TestVerifierSticky(t *testing.T) {
 		t.Errorf("Head() = %+v, want the last good event %+v", got, want)
 	}
 }
+
+func TestListLimit(t *testing.T) {
+	for _, tt := range []struct {
+		in, want int
+		err      bool
+	}{{0, DefaultListLimit, false}, {1, 1, false}, {MaxListLimit + 1, MaxListLimit, false}, {-1, 0, true}} {
+		got, err := ListLimit(tt.in)
+		if got != tt.want || (err != nil) != tt.err {
+			t.Errorf("ListLimit(%d) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}

@@ -4,14 +4,11 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/schema"
 )
 
 // migrationFiles are the schema migrations, NNNN_name.sql, numbered from 1
@@ -20,36 +17,6 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations returns the embedded migrations in order.
-func loadMigrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	// Glob returns names sorted, and the zero-padded numbers sort numerically.
-	ms := make([]migration, 0, len(names))
-	for i, name := range names {
-		base := strings.TrimSuffix(path.Base(name), ".sql")
-		num, label, _ := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if err != nil || v != i+1 || label == "" {
-			return nil, fmt.Errorf("migration %s: want NNNN_name.sql numbered %d", name, i+1)
-		}
-		body, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: label, sql: string(body)})
-	}
-	return ms, nil
-}
-
 // Migrate applies every migration the schema lacks, all in one transaction;
 // processes migrating the same schema at once take turns. It returns an
 // error wrapping gatehouse.ErrSchemaTooNew, changing nothing, if the schema
@@ -57,7 +24,7 @@ func loadMigrations() ([]migration, error) {
 // gatehouse.ErrCorrupt if the schema holds tables but was never migrated by
 // Gatehouse. Open calls it.
 func (db *DB) Migrate(ctx context.Context) error {
-	ms, err := loadMigrations()
+	ms, err := schema.Load(migrationFiles)
 	if err != nil {
 		return fmt.Errorf("postgres %s: migrate: %w", db.where, err)
 	}
@@ -97,13 +64,13 @@ func (db *DB) Migrate(ctx context.Context) error {
 		}
 		now := db.clock.Now()
 		for _, m := range ms[current:] {
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("migration %04d_%s: %w", m.version, m.name, err)
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migration %s: %w", m, err)
 			}
 			if _, err := tx.Exec(ctx,
 				`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-				m.version, m.name, now); err != nil {
-				return fmt.Errorf("migration %04d_%s: %w", m.version, m.name, err)
+				m.Version, m.Name, now); err != nil {
+				return fmt.Errorf("migration %s: %w", m, err)
 			}
 		}
 		return nil
@@ -113,7 +80,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 // SchemaVersion returns the schema's migration version and the latest this
 // binary knows.
 func (db *DB) SchemaVersion(ctx context.Context) (current, latest int, err error) {
-	ms, err := loadMigrations()
+	ms, err := schema.Load(migrationFiles)
 	if err != nil {
 		return 0, 0, fmt.Errorf("postgres %s: schema version: %w", db.where, err)
 	}

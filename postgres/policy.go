@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/audit"
 )
 
 // NotifyChannel is the PostgreSQL notification channel on which every
@@ -85,7 +86,7 @@ func (db *DB) CommitPolicy(ctx context.Context, base int64, changes []gatehouse.
 			return 0, fmt.Errorf("commit policy: %w", err)
 		}
 	}
-	sealed, err := db.prepareEvents(events)
+	sealed, err := audit.Prepare(events, db.clock.Now())
 	if err != nil {
 		return 0, fmt.Errorf("commit policy: %w", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -17,18 +16,12 @@ import (
 	"github.com/gatehouse/gatehouse/audit"
 )
 
-// ListAudit limits.
-const (
-	DefaultAuditLimit = 100
-	MaxAuditLimit     = 10000
-)
-
 // AppendAudit appends events in order in one transaction, chained to the
 // recorded head. An event without a time gets the store clock's. It returns
 // ErrInvalid, appending nothing, if any event fails audit.Validate; on
 // success it fills in each event's Seq, Time, PrevHash and Hash as stored.
 func (db *DB) AppendAudit(ctx context.Context, events []gatehouse.AuditEvent) error {
-	sealed, err := db.prepareEvents(events)
+	sealed, err := audit.Prepare(events, db.clock.Now())
 	if err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
@@ -46,20 +39,6 @@ func (db *DB) AppendAudit(ctx context.Context, events []gatehouse.AuditEvent) er
 }
 
 // prepareEvents returns validated copies of events, so the caller's slice
-// changes only once they are committed.
-func (db *DB) prepareEvents(events []gatehouse.AuditEvent) ([]gatehouse.AuditEvent, error) {
-	out := slices.Clone(events)
-	now := db.clock.Now()
-	for i := range out {
-		if out[i].Time.IsZero() {
-			out[i].Time = now
-		}
-		if err := audit.Validate(out[i]); err != nil {
-			return nil, fmt.Errorf("event %d: %w", i, err)
-		}
-	}
-	return out, nil
-}
 
 // appendEvents seals events against the recorded head, inserts them and
 // moves the head, inside tx.
@@ -108,17 +87,11 @@ func rawText(raw json.RawMessage) any {
 }
 
 // ListAudit returns the events matching f in Seq order: Since is inclusive,
-// Until exclusive, and Limit is DefaultAuditLimit when 0 and at most
-// MaxAuditLimit. A negative Limit is ErrInvalid.
+// Until exclusive, and Limit as audit.ListLimit takes it.
 func (db *DB) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gatehouse.AuditEvent, error) {
-	limit := f.Limit
-	switch {
-	case limit < 0:
-		return nil, gatehouse.Invalidf("list audit: negative limit %d", limit)
-	case limit == 0:
-		limit = DefaultAuditLimit
-	case limit > MaxAuditLimit:
-		limit = MaxAuditLimit
+	limit, err := audit.ListLimit(f.Limit)
+	if err != nil {
+		return nil, err
 	}
 	conds := []string{"seq > ?"}
 	args := []any{f.AfterSeq}

@@ -5,13 +5,10 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/schema"
 )
 
 // migrationFiles are the schema migrations, NNNN_name.sql, numbered from 1
@@ -20,43 +17,13 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations returns the embedded migrations in order.
-func loadMigrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	// Glob returns names sorted, and the zero-padded numbers sort numerically.
-	ms := make([]migration, 0, len(names))
-	for i, name := range names {
-		base := strings.TrimSuffix(path.Base(name), ".sql")
-		num, label, _ := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if err != nil || v != i+1 || label == "" {
-			return nil, fmt.Errorf("migration %s: want NNNN_name.sql numbered %d", name, i+1)
-		}
-		body, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: label, sql: string(body)})
-	}
-	return ms, nil
-}
-
 // Migrate applies every migration the database lacks, all in one
 // transaction. It returns an error wrapping gatehouse.ErrSchemaTooNew,
 // changing nothing, if the database has a migration this binary does not
 // know, and one wrapping gatehouse.ErrCorrupt if the database holds tables
 // but was never migrated by Gatehouse. Open calls it.
 func (db *DB) Migrate(ctx context.Context) error {
-	ms, err := loadMigrations()
+	ms, err := schema.Load(migrationFiles)
 	if err != nil {
 		return fmt.Errorf("sqlite %s: migrate: %w", db.path, err)
 	}
@@ -90,13 +57,13 @@ func (db *DB) Migrate(ctx context.Context) error {
 		}
 		now := db.clock.Now().UTC().Format(time.RFC3339Nano)
 		for _, m := range ms[current:] {
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-				return fmt.Errorf("migration %04d_%s: %w", m.version, m.name, err)
+			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migration %s: %w", m, err)
 			}
 			if _, err := tx.ExecContext(ctx,
 				`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-				m.version, m.name, now); err != nil {
-				return fmt.Errorf("migration %04d_%s: %w", m.version, m.name, err)
+				m.Version, m.Name, now); err != nil {
+				return fmt.Errorf("migration %s: %w", m, err)
 			}
 		}
 		return nil
@@ -106,7 +73,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 // SchemaVersion returns the database's migration version and the latest
 // this binary knows.
 func (db *DB) SchemaVersion(ctx context.Context) (current, latest int, err error) {
-	ms, err := loadMigrations()
+	ms, err := schema.Load(migrationFiles)
 	if err != nil {
 		return 0, 0, fmt.Errorf("sqlite %s: schema version: %w", db.path, err)
 	}

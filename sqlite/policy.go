@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/audit"
 )
 
 // LoadPolicy returns every stored object, sorted as gatehouse.SortObjects
@@ -70,7 +71,7 @@ func (db *DB) CommitPolicy(ctx context.Context, base int64, changes []gatehouse.
 			return 0, fmt.Errorf("commit policy: %w", err)
 		}
 	}
-	sealed, err := db.prepareEvents(events)
+	sealed, err := audit.Prepare(events, db.clock.Now())
 	if err != nil {
 		return 0, fmt.Errorf("commit policy: %w", err)
 	}
