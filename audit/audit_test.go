@@ -364,8 +364,8 @@ func TestListLimit(t *testing.T) {
 	for _, tt := range []struct {
 		in, want int
 		err      bool
-	}{{0, DefaultListLimit, false}, {1, 1, false}, {MaxListLimit + 1, MaxListLimit, false}, {-1, 0, true}} {
-		got, err := ListLimit(tt.in)
+	}{{0, audit.DefaultListLimit, false}, {1, 1, false}, {audit.MaxListLimit + 1, audit.MaxListLimit, false}, {-1, 0, true}} {
+		got, err := audit.ListLimit(tt.in)
 		if got != tt.want || (err != nil) != tt.err {
 			t.Errorf("ListLimit(%d) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.err)
 		}
