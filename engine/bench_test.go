@@ -16,11 +16,10 @@ import (
 const benchRequests = 1 << 14
 
 type benchFixture struct {
-	snap                    *engine.Snapshot
-	allowed, denied, mixed  []gatehouse.Request
-	upper, agentForUser     []gatehouse.Request
-	deniedReasons           map[gatehouse.Reason]int
-	users, grants, policies int
+	snap                   *engine.Snapshot
+	allowed, denied, mixed []gatehouse.Request
+	upper, agentForUser    []gatehouse.Request
+	deniedReasons          map[gatehouse.Reason]int
 }
 
 // loadBench compiles enginetest.DefaultConfig once per process and splits a
@@ -55,7 +54,7 @@ var loadBench = sync.OnceValues(func() (*benchFixture, error) {
 	return f, nil
 })
 
-func benchFixtureOrSkip(b *testing.B) *benchFixture {
+func mustLoadBench(b *testing.B) *benchFixture {
 	b.Helper()
 	f, err := loadBench()
 	if err != nil {
@@ -107,7 +106,7 @@ const hotRequests = 64
 // hotRequests requests; the cold ones through benchRequests requests spread
 // over all 10k users, so most of what a check reads comes from memory.
 func BenchmarkCheck(b *testing.B) {
-	f := benchFixtureOrSkip(b)
+	f := mustLoadBench(b)
 	mixes := []struct {
 		name string
 		reqs []gatehouse.Request
@@ -136,7 +135,7 @@ func BenchmarkCheck(b *testing.B) {
 }
 
 func BenchmarkCheckParallel(b *testing.B) {
-	f := benchFixtureOrSkip(b)
+	f := mustLoadBench(b)
 	var h engine.Holder
 	h.Store(f.snap)
 	b.ReportAllocs()
@@ -174,7 +173,7 @@ func BenchmarkCheckTool(b *testing.B) {
 }
 
 func BenchmarkExplain(b *testing.B) {
-	f := benchFixtureOrSkip(b)
+	f := mustLoadBench(b)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -186,7 +185,7 @@ func BenchmarkExplain(b *testing.B) {
 }
 
 func BenchmarkEffective(b *testing.B) {
-	f := benchFixtureOrSkip(b)
+	f := mustLoadBench(b)
 	req := f.allowed[0]
 	b.ReportAllocs()
 	for b.Loop() {
