@@ -147,3 +147,25 @@ func TestKindSectionsMatchPolicyFields(t *testing.T) {
 		t.Error("unknown kind does not sort last")
 	}
 }
+
+func TestChangeValidate(t *testing.T) {
+	body := []byte(`{"name":"x"}`)
+	tests := []struct {
+		c  gatehouse.Change
+		ok bool
+	}{
+		{gatehouse.Change{Kind: gatehouse.KindRole, ID: "x", After: body}, true},
+		{gatehouse.Change{Kind: gatehouse.KindRole, ID: "x", Before: body}, true},
+		{gatehouse.Change{Kind: "widget", ID: "x", After: body}, false},
+		{gatehouse.Change{Kind: gatehouse.KindRole, After: body}, false},
+		{gatehouse.Change{Kind: gatehouse.KindRole, ID: "a\x00b", After: body}, false},
+		{gatehouse.Change{Kind: gatehouse.KindRole, ID: "x"}, false},
+		{gatehouse.Change{Kind: gatehouse.KindRole, ID: "x", After: []byte("{")}, false},
+	}
+	for _, tt := range tests {
+		err := tt.c.Validate()
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, gatehouse.ErrInvalid)) {
+			t.Errorf("Validate(%+v) = %v, want ok %v", tt.c, err, tt.ok)
+		}
+	}
+}

@@ -3,7 +3,10 @@ package gatehouse
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Op says what a Change does to one object.
@@ -35,6 +38,23 @@ func (c Change) Op() Op {
 		return OpDelete
 	}
 	return OpUpdate
+}
+
+// Validate reports a change no store may write (ErrInvalid): an unknown
+// kind, an id that is empty or not UTF-8 text, neither Before nor After, or
+// an After that is not valid UTF-8 JSON.
+func (c Change) Validate() error {
+	switch {
+	case !slices.Contains(Kinds, c.Kind):
+		return Invalidf("change %s/%s: unknown kind %q", c.Kind, c.ID, c.Kind)
+	case c.ID == "" || !utf8.ValidString(c.ID) || strings.IndexByte(c.ID, 0) >= 0:
+		return Invalidf("change %s/%q: id must be non-empty UTF-8 text", c.Kind, c.ID)
+	case c.Before == nil && c.After == nil:
+		return Invalidf("change %s/%s: neither before nor after", c.Kind, c.ID)
+	case c.After != nil && (!json.Valid(c.After) || !utf8.Valid(c.After)):
+		return Invalidf("change %s/%s: after is not valid UTF-8 JSON", c.Kind, c.ID)
+	}
+	return nil
 }
 
 // AuditEvent is one decision or one change, hash-chained to its predecessor.

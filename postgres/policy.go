@@ -3,12 +3,8 @@ package postgres
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -82,7 +78,7 @@ func (db *DB) PolicyVersion(ctx context.Context) (int64, error) {
 // version is announced on NotifyChannel.
 func (db *DB) CommitPolicy(ctx context.Context, base int64, changes []gatehouse.Change, events []gatehouse.AuditEvent) (int64, error) {
 	for _, c := range changes {
-		if err := validateChange(c); err != nil {
+		if err := c.Validate(); err != nil {
 			return 0, fmt.Errorf("commit policy: %w", err)
 		}
 	}
@@ -129,21 +125,6 @@ func (db *DB) CommitPolicy(ctx context.Context, base int64, changes []gatehouse.
 // notifyPayload announces version of the store in schema.
 func notifyPayload(version int64, schema string) string {
 	return strconv.FormatInt(version, 10) + ":" + schema
-}
-
-// validateChange rejects a change no store can apply.
-func validateChange(c gatehouse.Change) error {
-	switch {
-	case !slices.Contains(gatehouse.Kinds, c.Kind):
-		return gatehouse.Invalidf("change %s/%s: unknown kind %q", c.Kind, c.ID, c.Kind)
-	case c.ID == "" || !utf8.ValidString(c.ID) || strings.IndexByte(c.ID, 0) >= 0:
-		return gatehouse.Invalidf("change %s/%q: id must be non-empty UTF-8 text", c.Kind, c.ID)
-	case c.Before == nil && c.After == nil:
-		return gatehouse.Invalidf("change %s/%s: neither before nor after", c.Kind, c.ID)
-	case c.After != nil && (!json.Valid(c.After) || !utf8.Valid(c.After)):
-		return gatehouse.Invalidf("change %s/%s: after is not valid UTF-8 JSON", c.Kind, c.ID)
-	}
-	return nil
 }
 
 type objectKey struct {

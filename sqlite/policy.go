@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
@@ -67,7 +63,7 @@ func (db *DB) PolicyVersion(ctx context.Context) (int64, error) {
 // events' Seq, Time, PrevHash and Hash are filled in as stored.
 func (db *DB) CommitPolicy(ctx context.Context, base int64, changes []gatehouse.Change, events []gatehouse.AuditEvent) (int64, error) {
 	for _, c := range changes {
-		if err := validateChange(c); err != nil {
+		if err := c.Validate(); err != nil {
 			return 0, fmt.Errorf("commit policy: %w", err)
 		}
 	}
@@ -103,21 +99,6 @@ func (db *DB) CommitPolicy(ctx context.Context, base int64, changes []gatehouse.
 	}
 	copy(events, sealed)
 	return version, nil
-}
-
-// validateChange rejects a change no store can apply.
-func validateChange(c gatehouse.Change) error {
-	switch {
-	case !slices.Contains(gatehouse.Kinds, c.Kind):
-		return gatehouse.Invalidf("change %s/%s: unknown kind %q", c.Kind, c.ID, c.Kind)
-	case c.ID == "" || !utf8.ValidString(c.ID) || strings.IndexByte(c.ID, 0) >= 0:
-		return gatehouse.Invalidf("change %s/%q: id must be non-empty UTF-8 text", c.Kind, c.ID)
-	case c.Before == nil && c.After == nil:
-		return gatehouse.Invalidf("change %s/%s: neither before nor after", c.Kind, c.ID)
-	case c.After != nil && (!json.Valid(c.After) || !utf8.Valid(c.After)):
-		return gatehouse.Invalidf("change %s/%s: after is not valid UTF-8 JSON", c.Kind, c.ID)
-	}
-	return nil
 }
 
 // applyChange checks c.Before against the stored body and writes c.After.
