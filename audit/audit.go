@@ -266,3 +266,19 @@ func Prepare(events []gatehouse.AuditEvent, now time.Time) ([]gatehouse.AuditEve
 	}
 	return out, nil
 }
+
+// PrepareCommit is what every store checks before CommitPolicy writes
+// anything: each change passes gatehouse.Change.Validate and the events pass
+// Prepare. It returns the prepared events.
+func PrepareCommit(changes []gatehouse.Change, events []gatehouse.AuditEvent, now time.Time) ([]gatehouse.AuditEvent, error) {
+	for _, c := range changes {
+		if err := c.Validate(); err != nil {
+			return nil, fmt.Errorf("commit policy: %w", err)
+		}
+	}
+	sealed, err := Prepare(events, now)
+	if err != nil {
+		return nil, fmt.Errorf("commit policy: %w", err)
+	}
+	return sealed, nil
+}

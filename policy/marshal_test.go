@@ -20,7 +20,7 @@ func TestMarshalSample(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Marshal(sample, %s) = %v", format, err)
 		}
-		golden(t, "sample."+format, string(out))
+		checkGolden(t, "sample."+format, string(out))
 
 		shuffled := deepCopy(doc.Policy)
 		r := rand.New(rand.NewPCG(1, 2))

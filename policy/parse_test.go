@@ -2,33 +2,18 @@ package policy
 
 import (
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
-func golden(t *testing.T, name, got string) {
+func checkGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s:\n--- got\n%s--- want\n%s", path, got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", "golden", name), got)
 }
 
 func mustParse(t *testing.T, name, src string) *Document {
@@ -55,7 +40,7 @@ func TestParseReportsEveryProblem(t *testing.T) {
 		}
 		b.WriteString(p.String() + "\n")
 	}
-	golden(t, "many.problems", b.String())
+	checkGolden(t, "many.problems", b.String())
 }
 
 func TestParseErrors(t *testing.T) {
@@ -202,7 +187,7 @@ users: [{email: a@x.io}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "diff.txt", FormatDiff(changes))
+	checkGolden(t, "diff.txt", FormatDiff(changes))
 	if again, _ := Diff(after, after); len(again) != 0 {
 		t.Errorf("Diff(p, p) = %v, want none", again)
 	}

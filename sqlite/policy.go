@@ -62,14 +62,9 @@ func (db *DB) PolicyVersion(ctx context.Context) (int64, error) {
 // the object must not exist); either way nothing is written. On success the
 // events' Seq, Time, PrevHash and Hash are filled in as stored.
 func (db *DB) CommitPolicy(ctx context.Context, base int64, changes []gatehouse.Change, events []gatehouse.AuditEvent) (int64, error) {
-	for _, c := range changes {
-		if err := c.Validate(); err != nil {
-			return 0, fmt.Errorf("commit policy: %w", err)
-		}
-	}
-	sealed, err := audit.Prepare(events, db.clock.Now())
+	sealed, err := audit.PrepareCommit(changes, events, db.clock.Now())
 	if err != nil {
-		return 0, fmt.Errorf("commit policy: %w", err)
+		return 0, err
 	}
 	version := base
 	err = db.writeTx(ctx, "commit policy", func(tx *sql.Tx) error {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,9 +12,8 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 const examplePolicy = "../../examples/ai-assistant/policy.yaml"
 
@@ -175,23 +173,7 @@ func TestGoldenOutputs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := run(t, db, tt.args...)
 			got := r.stdout + r.stderr
-			path := filepath.Join("testdata", tt.name+".golden")
-			if *update {
-				if err := os.MkdirAll("testdata", 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create)", err)
-			}
-			if got != string(want) {
-				t.Errorf("gatehouse %s output differs from %s:\n--- got\n%s\n--- want\n%s", strings.Join(tt.args, " "), path, got, want)
-			}
+			golden.Check(t, filepath.Join("testdata", tt.name+".golden"), got)
 		})
 	}
 }
