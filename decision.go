@@ -45,6 +45,14 @@ var Reasons = []Reason{ReasonGranted, ReasonSuperuser, ReasonInvalidRequest,
 	ReasonPlanRequired, ReasonActionDisabled, ReasonLimitExceeded,
 	ReasonConfirmationRequired, ReasonInternalError}
 
+// Resource types with a Gatehouse meaning. A request about a tenant is a
+// request in that tenant; a request about a tool is a tool call. Every
+// other type is the application's own (see ResourceEntry).
+const (
+	ResourceTypeTenant = "tenant"
+	ResourceTypeTool   = "tool"
+)
+
 // Resource is what a request is about, in AuthZEN's shape.
 type Resource struct {
 	Type       string         `json:"type,omitempty"`

@@ -27,6 +27,10 @@ type Policy struct {
 	Agents  []Agent      `json:"agents,omitempty"`
 	Tools   []Tool       `json:"tools,omitempty"`
 	Actions []ActionType `json:"actions,omitempty"`
+	// Resources are the application's own objects Gatehouse knows by type
+	// and id, so AuthZEN resource search can list them and conditions see
+	// their stored attributes.
+	Resources []ResourceEntry `json:"resources,omitempty"`
 }
 
 // Settings are the policy-wide options.
@@ -115,6 +119,10 @@ type Grant struct {
 type UserEntry struct {
 	Email string `json:"email"`
 	Name  string `json:"name,omitempty"`
+	// Aliases are other ids the user is known by, compared exactly: an
+	// identity provider's subject, an employee number, a short login. A
+	// request may name the user by any of them instead of the email.
+	Aliases []string `json:"aliases,omitempty"`
 	// Superuser bypasses RBAC, plans and tenant visibility, never agent
 	// action policies and limits.
 	Superuser bool `json:"superuser,omitempty"`
@@ -139,6 +147,23 @@ type Agent struct {
 	Grants     []Grant        `json:"grants,omitempty"`
 	Attributes map[string]any `json:"attributes,omitempty"`
 }
+
+// ResourceEntry is one of the application's objects, e.g. a record or a
+// document, known to Gatehouse by Type and ID. Tenant, when set, is the
+// tenant the resource belongs to: a decision about it is a decision in that
+// tenant unless the request names another. Attributes are what conditions
+// see as resource.properties when the request does not send them.
+type ResourceEntry struct {
+	Type       string         `json:"type"`
+	ID         string         `json:"id"`
+	Name       string         `json:"name,omitempty"`
+	Tenant     string         `json:"tenant,omitempty"`
+	Attributes map[string]any `json:"attributes,omitempty"`
+}
+
+// Key identifies a resource among all types: "type/id". Types never
+// contain a slash, so the key splits back unambiguously.
+func (r *ResourceEntry) Key() string { return r.Type + "/" + r.ID }
 
 // Tool is something an AI may call. Calling it needs Permission (and the
 // policy's AccessPermission); Action, when set, names the agent action type
@@ -187,11 +212,12 @@ const (
 	KindAgent      Kind = "agent"
 	KindTool       Kind = "tool"
 	KindAction     Kind = "action"
+	KindResource   Kind = "resource"
 )
 
 // Kinds lists every object kind in document order.
 var Kinds = []Kind{KindSettings, KindPermission, KindBundle, KindCategory, KindRole,
-	KindPlan, KindTenant, KindUser, KindAgent, KindTool, KindAction}
+	KindPlan, KindTenant, KindUser, KindAgent, KindTool, KindAction, KindResource}
 
 // Rank is the kind's place in document order; unknown kinds sort last.
 func (k Kind) Rank() int {
@@ -273,6 +299,9 @@ func (p *Policy) Objects() ([]Object, error) {
 	for i := 0; err == nil && i < len(p.Actions); i++ {
 		err = add(KindAction, p.Actions[i].Name, 0, p.Actions[i])
 	}
+	for i := 0; err == nil && i < len(p.Resources); i++ {
+		err = add(KindResource, p.Resources[i].Key(), 0, p.Resources[i])
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -335,6 +364,8 @@ func PolicyFromObjects(objs []Object) (*Policy, error) {
 			err = appendDecoded(o.Body, &p.Tools)
 		case KindAction:
 			err = appendDecoded(o.Body, &p.Actions)
+		case KindResource:
+			err = appendDecoded(o.Body, &p.Resources)
 		default:
 			err = fmt.Errorf("unknown kind")
 		}

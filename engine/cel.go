@@ -98,7 +98,7 @@ func (s *Snapshot) conditionVars(q *query, sub *subject, own bool, perm int32) m
 		"resource": map[string]any{
 			"type":       q.req.Resource.Type,
 			"id":         q.req.Resource.ID,
-			"properties": orEmpty(q.req.Resource.Properties),
+			"properties": s.resourceProperties(q),
 		},
 		"action": map[string]any{
 			"name":       s.perms[perm].name,
@@ -107,6 +107,24 @@ func (s *Snapshot) conditionVars(q *query, sub *subject, own bool, perm int32) m
 		"context": orEmpty(q.req.Context),
 		"tenant":  tenant,
 	}
+}
+
+// resourceProperties are the stored attributes of the request's resource
+// overlaid with the request's resource properties (the request wins: the
+// application that sends them owns its resources' data).
+func (s *Snapshot) resourceProperties(q *query) map[string]any {
+	if q.resource < 0 || len(s.resources[q.resource].attrs) == 0 {
+		return orEmpty(q.req.Resource.Properties)
+	}
+	stored := s.resources[q.resource].attrs
+	props := make(map[string]any, len(stored)+len(q.req.Resource.Properties))
+	for k, v := range stored {
+		props[k] = v
+	}
+	for k, v := range q.req.Resource.Properties {
+		props[k] = v
+	}
+	return props
 }
 
 func orEmpty(m map[string]any) map[string]any {

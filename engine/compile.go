@@ -28,7 +28,7 @@ func Compile(p *gatehouse.Policy, version int64) (snap *Snapshot, err error) {
 	c := &compiler{p: p, s: &Snapshot{version: version, access: -1}}
 	for _, step := range []func() error{
 		c.permissions, c.plans, c.permissionFeatures, c.bundles, c.categories,
-		c.roles, c.tenants, c.settings, c.tools, c.users, c.agents,
+		c.roles, c.tenants, c.settings, c.tools, c.users, c.aliases, c.agents, c.resources,
 	} {
 		if err := step(); err != nil {
 			return nil, fmt.Errorf("compile policy version %d: %w", version, err)
@@ -412,6 +412,68 @@ func (c *compiler) users() error {
 		s.userIdx[email] = int32(len(s.subjects))
 		s.subjects = append(s.subjects, sub)
 		s.hot = append(s.hot, h)
+	}
+	return nil
+}
+
+// aliases indexes the users' other ids. An alias that names a second user,
+// or is another user's email, is an error: one id must name one user.
+func (c *compiler) aliases() error {
+	s := c.s
+	s.aliasIdx = map[string]int32{}
+	for _, u := range c.p.Users {
+		si := s.userIdx[gatehouse.NormalizeEmail(u.Email)]
+		for _, a := range u.Aliases {
+			if err := checkName("alias", a); err != nil {
+				return fmt.Errorf("user %q: %w", u.Email, err)
+			}
+			other, dup := s.aliasIdx[a]
+			if !dup {
+				other, dup = s.userIdx[gatehouse.NormalizeEmail(a)]
+			}
+			if dup && other != si {
+				return gatehouse.Invalidf("alias %q names users %q and %q", a, s.subjects[other].ref.ID, s.subjects[si].ref.ID)
+			}
+			s.aliasIdx[a] = si
+			if s.subjects[si].alias == "" {
+				s.subjects[si].alias = a
+			}
+		}
+	}
+	return nil
+}
+
+// resources indexes the application's resources by type and id, keeping
+// their tenant and stored attributes.
+func (c *compiler) resources() error {
+	s := c.s
+	s.resourceIdx = map[string]map[string]int32{}
+	s.resources = make([]resourceInfo, 0, len(c.p.Resources))
+	for _, r := range c.p.Resources {
+		if err := checkName("resource type", r.Type); err != nil {
+			return err
+		}
+		if err := checkName("resource", r.ID); err != nil {
+			return err
+		}
+		byID := s.resourceIdx[r.Type]
+		if byID == nil {
+			byID = map[string]int32{}
+			s.resourceIdx[r.Type] = byID
+		}
+		if _, dup := byID[r.ID]; dup {
+			return gatehouse.Invalidf("resource %q of type %q is declared twice", r.ID, r.Type)
+		}
+		info := resourceInfo{typ: r.Type, id: r.ID, tenant: -1, attrs: cloneMap(r.Attributes)}
+		if r.Tenant != "" {
+			t, ok := s.tenantIdx[r.Tenant]
+			if !ok {
+				return gatehouse.Invalidf("resource %q of type %q: unknown tenant %q", r.ID, r.Type, r.Tenant)
+			}
+			info.tenant = t
+		}
+		byID[r.ID] = int32(len(s.resources))
+		s.resources = append(s.resources, info)
 	}
 	return nil
 }

@@ -58,6 +58,20 @@ func TestCompileErrors(t *testing.T) {
 		{"agent with unknown tenant", func(p *gatehouse.Policy) { p.Agents[0].Tenants = []string{"nowhere"} }},
 		{"agent with unknown role", func(p *gatehouse.Policy) { p.Agents[0].Roles[0].Role = "No Such" }},
 		{"agent with bad condition", func(p *gatehouse.Policy) { p.Agents[2].Grants[0].Condition = "subject." }},
+		{"empty alias", func(p *gatehouse.Policy) { p.Users[1].Aliases = []string{""} }},
+		{"alias of two users", func(p *gatehouse.Policy) {
+			p.Users[1].Aliases = []string{"x1"}
+			p.Users[2].Aliases = []string{"x1"}
+		}},
+		{"alias is another user's email", func(p *gatehouse.Policy) { p.Users[1].Aliases = []string{p.Users[2].Email} }},
+		{"empty resource type", func(p *gatehouse.Policy) { p.Resources = []gatehouse.ResourceEntry{{ID: "r"}} }},
+		{"empty resource id", func(p *gatehouse.Policy) { p.Resources = []gatehouse.ResourceEntry{{Type: "record"}} }},
+		{"duplicate resource", func(p *gatehouse.Policy) {
+			p.Resources = []gatehouse.ResourceEntry{{Type: "record", ID: "r"}, {Type: "record", ID: "r"}}
+		}},
+		{"resource in unknown tenant", func(p *gatehouse.Policy) {
+			p.Resources = []gatehouse.ResourceEntry{{Type: "record", ID: "r", Tenant: "nowhere"}}
+		}},
 	}
 	for _, tc := range tests {
 		p := testPolicy()

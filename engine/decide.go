@@ -39,6 +39,9 @@ type query struct {
 	tenant, pos int32
 	// plan is the effective plan index, -1 if the policy has no plans.
 	plan int32
+	// resource is the index of the request's resource among the policy's
+	// resources, or -1.
+	resource int32
 }
 
 func allows(r gatehouse.Reason) bool {
@@ -122,7 +125,7 @@ func (s *Snapshot) decide(d *gatehouse.Decision, req *gatehouse.Request, tool st
 // (and user acted for), permission or tool, and tenant. It fills q, or sets
 // d's reason and returns false.
 func (s *Snapshot) resolve(q *query, d *gatehouse.Decision, req *gatehouse.Request, tool string, isTool bool, tr *tracer) bool {
-	q.req, q.tenant, q.pos, q.plan = req, -1, -1, -1
+	q.req, q.tenant, q.pos, q.plan, q.resource = req, -1, -1, -1, -1
 	if req == nil {
 		if tr != nil {
 			tr.add(ruleRequest, outcomeFail, gatehouse.SubjectRef{}, "the request is missing", nil)
@@ -218,6 +221,14 @@ func (s *Snapshot) resolve(q *query, d *gatehouse.Decision, req *gatehouse.Reque
 		q.perms[0], q.nperms = p, 1
 	}
 
+	if r, ok := s.resourceIdx[req.Resource.Type][req.Resource.ID]; ok {
+		q.resource = r
+		// A resource that belongs to a tenant is decided in it unless the
+		// request names a tenant itself.
+		if t := s.resources[r].tenant; t >= 0 && tenant == "" {
+			tenant = s.tenants[t].id
+		}
+	}
 	if tenant != "" {
 		t, ok := s.tenantIdx[tenant]
 		if !ok {
@@ -443,9 +454,19 @@ func (s *Snapshot) lookupUser(email string) (int32, bool) {
 	return s.lookupTrimmedUser(trimSpace(email))
 }
 
-// lookupTrimmedUser finds a user by a trimmed email, case-insensitively,
-// without allocating for ASCII emails of up to maxStackEmail bytes.
-func (s *Snapshot) lookupTrimmedUser(email string) (int32, bool) {
+// lookupTrimmedUser finds a user by a trimmed id: the email,
+// case-insensitively, or else one of the user's aliases, exactly.
+func (s *Snapshot) lookupTrimmedUser(id string) (int32, bool) {
+	if i, ok := s.lookupEmail(id); ok {
+		return i, true
+	}
+	i, ok := s.aliasIdx[id]
+	return i, ok
+}
+
+// lookupEmail finds a user by a trimmed email, case-insensitively, without
+// allocating for ASCII emails of up to maxStackEmail bytes.
+func (s *Snapshot) lookupEmail(email string) (int32, bool) {
 	upper := false
 	for i := 0; i < len(email); i++ {
 		c := email[i]

@@ -26,6 +26,10 @@
 //     (inherited from the nearest ancestor), else the user's own, else the
 //     lowest plan.
 //
+// A user is named by email (case-insensitive) or by one of its aliases
+// (exact). A request about a declared resource that belongs to a tenant is
+// decided in that tenant unless the request names one.
+//
 // When an agent acts for a user (Request.OnBehalfOf), the user is decided
 // first and then the agent; both must be allowed, and a denial names the
 // subject it denied in Decision.Subject. Only an agent may act for a user.
@@ -53,7 +57,10 @@
 //	          SubjectProperties overlaid with the subject's stored Attributes
 //	          (stored wins). A user an agent acts for gets stored Attributes
 //	          only: request properties describe the request's subject.
-//	resource  {type, id, properties}   from Request.Resource
+//	resource  {type, id, properties}   from Request.Resource; for a
+//	          resource the policy declares (Policy.Resources), properties are
+//	          its stored Attributes overlaid with the request's properties
+//	          (the request wins: the application owns its resources' data)
 //	action    {name, properties}       name is the permission being decided;
 //	                                   properties are Request.ActionProperties
 //	context   Request.Context

@@ -43,7 +43,7 @@ func (s *Snapshot) Effective(subject gatehouse.SubjectRef, tenant string) (e gat
 		return gatehouse.Effective{}, gatehouse.NotFoundf("%s %q", subject.Type, subject.ID)
 	}
 	sub := &s.subjects[si]
-	q := query{subs: [2]int32{si}, nsubs: 1, tenant: -1, pos: -1}
+	q := query{subs: [2]int32{si}, nsubs: 1, tenant: -1, pos: -1, resource: -1}
 	req := gatehouse.Request{Subject: sub.ref}
 	if tenant = strings.TrimSpace(tenant); tenant != "" {
 		t, ok := s.tenantIdx[tenant]

@@ -44,6 +44,12 @@ type Snapshot struct {
 	scopedPool []scopedSet
 	userIdx    map[string]int32
 	agentIdx   map[string]int32
+	// aliasIdx finds users by their other ids, compared exactly.
+	aliasIdx map[string]int32
+
+	// resources are the application's resources, found by type, then id.
+	resources   []resourceInfo
+	resourceIdx map[string]map[string]int32
 
 	// tools are sorted by name.
 	tools   []toolInfo
@@ -90,6 +96,13 @@ type tenantInfo struct {
 	attrs map[string]any
 }
 
+type resourceInfo struct {
+	typ, id string
+	// tenant is the tenant index the resource belongs to, or -1.
+	tenant int32
+	attrs  map[string]any
+}
+
 type toolInfo struct {
 	name string
 	flag string
@@ -126,6 +139,8 @@ type subject struct {
 	sources []source
 	conds   []source
 	attrs   map[string]any
+	// alias is a user's first alias, "" without one.
+	alias string
 }
 
 // scopedSet is a permission set that applies in the subtree whose Euler

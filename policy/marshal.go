@@ -13,17 +13,18 @@ import (
 // fullDocument is gatehouse.Policy with every section always written, so an
 // export applied to another store replaces all of it (see Merge).
 type fullDocument struct {
-	Settings    gatehouse.Settings     `json:"settings"`
-	Permissions []gatehouse.Permission `json:"permissions"`
-	Bundles     []gatehouse.Bundle     `json:"bundles"`
-	Categories  []gatehouse.Category   `json:"categories"`
-	Roles       []gatehouse.Role       `json:"roles"`
-	Plans       []gatehouse.Plan       `json:"plans"`
-	Tenants     []gatehouse.Tenant     `json:"tenants"`
-	Users       []gatehouse.UserEntry  `json:"users"`
-	Agents      []gatehouse.Agent      `json:"agents"`
-	Tools       []gatehouse.Tool       `json:"tools"`
-	Actions     []gatehouse.ActionType `json:"actions"`
+	Settings    gatehouse.Settings        `json:"settings"`
+	Permissions []gatehouse.Permission    `json:"permissions"`
+	Bundles     []gatehouse.Bundle        `json:"bundles"`
+	Categories  []gatehouse.Category      `json:"categories"`
+	Roles       []gatehouse.Role          `json:"roles"`
+	Plans       []gatehouse.Plan          `json:"plans"`
+	Tenants     []gatehouse.Tenant        `json:"tenants"`
+	Users       []gatehouse.UserEntry     `json:"users"`
+	Agents      []gatehouse.Agent         `json:"agents"`
+	Tools       []gatehouse.Tool          `json:"tools"`
+	Actions     []gatehouse.ActionType    `json:"actions"`
+	Resources   []gatehouse.ResourceEntry `json:"resources"`
 }
 
 // Marshal writes p as a complete document in format "yaml" or "json": every
@@ -99,6 +100,7 @@ func full(p *gatehouse.Policy) fullDocument {
 	d.Agents = nonNil(d.Agents)
 	d.Tools = nonNil(d.Tools)
 	d.Actions = nonNil(d.Actions)
+	d.Resources = nonNil(d.Resources)
 	return d
 }
 

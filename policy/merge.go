@@ -54,6 +54,9 @@ func Merge(current *gatehouse.Policy, d *Document) *gatehouse.Policy {
 	if keep(gatehouse.KindAction) {
 		out.Actions = current.Actions
 	}
+	if keep(gatehouse.KindResource) {
+		out.Resources = current.Resources
+	}
 	return deepCopy(out)
 }
 
@@ -88,6 +91,7 @@ func deepCopy(p *gatehouse.Policy) *gatehouse.Policy {
 	for i := range out.Users {
 		u := &out.Users[i]
 		u.Tenants, u.Roles, u.Grants = slices.Clone(u.Tenants), slices.Clone(u.Roles), slices.Clone(u.Grants)
+		u.Aliases = slices.Clone(u.Aliases)
 		u.Attributes = maps.Clone(u.Attributes)
 	}
 	out.Agents = slices.Clone(p.Agents)
@@ -101,6 +105,10 @@ func deepCopy(p *gatehouse.Policy) *gatehouse.Policy {
 	for i := range out.Actions {
 		a := &out.Actions[i]
 		a.Labels, a.Descriptions = maps.Clone(a.Labels), maps.Clone(a.Descriptions)
+	}
+	out.Resources = slices.Clone(p.Resources)
+	for i := range out.Resources {
+		out.Resources[i].Attributes = maps.Clone(out.Resources[i].Attributes)
 	}
 	return &out
 }

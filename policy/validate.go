@@ -65,6 +65,7 @@ func Normalize(p *gatehouse.Policy) {
 	for i := range p.Users {
 		x := &p.Users[i]
 		x.Email, x.Plan = gatehouse.NormalizeEmail(x.Email), strings.TrimSpace(x.Plan)
+		trim(x.Aliases)
 		subject(x.Tenants, x.Roles, x.Grants)
 	}
 	for i := range p.Agents {
@@ -78,6 +79,10 @@ func Normalize(p *gatehouse.Policy) {
 	}
 	for i := range p.Actions {
 		p.Actions[i].Name = strings.TrimSpace(p.Actions[i].Name)
+	}
+	for i := range p.Resources {
+		x := &p.Resources[i]
+		x.Type, x.ID, x.Tenant = strings.TrimSpace(x.Type), strings.TrimSpace(x.ID), strings.TrimSpace(x.Tenant)
 	}
 }
 
@@ -173,9 +178,11 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions
 		v.ref(path+".plan", gatehouse.KindPlan, x.Plan, true)
 		v.subject(path, x.Tenants, x.Roles, x.Grants)
 	}
+	v.aliases(p.Users)
 	for i, x := range p.Agents {
 		v.subject(fmt.Sprintf("agents[%d]", i), x.Tenants, x.Roles, x.Grants)
 	}
+	v.resources(p.Resources)
 	flags := map[string]string{}
 	for i, x := range p.Tools {
 		path := fmt.Sprintf("tools[%d]", i)
@@ -274,6 +281,68 @@ func (v *validator) subject(path string, tenants []string, roles []gatehouse.Ass
 		v.ref(fmt.Sprintf("%s.grants[%d].tenant", path, i), gatehouse.KindTenant, g.Tenant, true)
 	}
 }
+
+// aliases reports malformed aliases and any id that would name two users:
+// an alias repeated, or equal to a user's email.
+func (v *validator) aliases(users []gatehouse.UserEntry) {
+	owner := make(map[string]string, len(users))
+	for _, u := range users {
+		owner[gatehouse.NormalizeEmail(u.Email)] = u.Email
+	}
+	for i, u := range users {
+		for j, a := range u.Aliases {
+			path := fmt.Sprintf("users[%d].aliases[%d]", i, j)
+			if msg := badName("alias", a); msg != "" {
+				v.addf(path, "%s", msg)
+				continue
+			}
+			if other, taken := owner[gatehouse.NormalizeEmail(a)]; taken && other != u.Email {
+				v.addf(path, "alias %q is the email of user %q", a, other)
+				continue
+			}
+			if other, taken := owner[a]; taken {
+				v.addf(path, "alias %q is already an id of user %q", a, other)
+				continue
+			}
+			owner[a] = u.Email
+		}
+	}
+}
+
+// resources checks each resource's type, id and tenant, and that no type
+// and id pair repeats. The types Gatehouse itself defines are not
+// declared here: tenants and tools have sections of their own.
+func (v *validator) resources(rs []gatehouse.ResourceEntry) {
+	first := make(map[string]string, len(rs))
+	for i, r := range rs {
+		path := fmt.Sprintf("resources[%d]", i)
+		bad := false
+		for _, f := range []struct{ field, val string }{{"type", r.Type}, {"id", r.ID}} {
+			if msg := badName(f.field, f.val); msg != "" {
+				v.addf(path+"."+f.field, "%s", msg)
+				bad = true
+			}
+		}
+		switch {
+		case bad:
+		case strings.Contains(r.Type, "/"):
+			v.addf(path+".type", "resource type %q contains a slash", r.Type)
+		case reservedResourceTypes[r.Type]:
+			v.addf(path+".type", "resource type %q is Gatehouse's own; declare %ss in their own section", r.Type, r.Type)
+		default:
+			if f, dup := first[r.Key()]; dup {
+				v.addf(path+".id", "duplicate resource %q of type %q (first at %s)", r.ID, r.Type, v.where(f))
+			} else {
+				first[r.Key()] = path + ".id"
+			}
+		}
+		v.ref(path+".tenant", gatehouse.KindTenant, r.Tenant, true)
+	}
+}
+
+// reservedResourceTypes are the resource types whose objects the policy
+// declares elsewhere.
+var reservedResourceTypes = map[string]bool{gatehouse.ResourceTypeTenant: true, gatehouse.ResourceTypeTool: true}
 
 // tenantCycles reports each cycle in the tenant tree once, naming it.
 func (v *validator) tenantCycles(tenants []gatehouse.Tenant) {
