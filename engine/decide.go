@@ -221,14 +221,6 @@ func (s *Snapshot) resolve(q *query, d *gatehouse.Decision, req *gatehouse.Reque
 		q.perms[0], q.nperms = p, 1
 	}
 
-	if r, ok := s.resourceIdx[req.Resource.Type][req.Resource.ID]; ok {
-		q.resource = r
-		// A resource that belongs to a tenant is decided in it unless the
-		// request names a tenant itself.
-		if t := s.resources[r].tenant; t >= 0 && tenant == "" {
-			tenant = s.tenants[t].id
-		}
-	}
 	if tenant != "" {
 		t, ok := s.tenantIdx[tenant]
 		if !ok {
@@ -242,11 +234,62 @@ func (s *Snapshot) resolve(q *query, d *gatehouse.Decision, req *gatehouse.Reque
 		if tr != nil {
 			tr.add(ruleTenant, outcomePass, gatehouse.SubjectRef{}, fmt.Sprintf("tenant %q is known", s.tenants[t].id), nil)
 		}
-	} else if tr != nil {
+	}
+	if !s.resolveResource(q, d, tr) {
+		return false
+	}
+	if q.tenant < 0 && tr != nil {
 		tr.add(ruleTenant, outcomeSkip, gatehouse.SubjectRef{}, "the request names no tenant", nil)
 	}
 	q.plan = s.effectivePlan(q.tenant, human)
 	return true
+}
+
+// resolveResource finds the request's resource among the policy's. A
+// resource that belongs to a tenant is decided in that tenant; a request
+// that names a tenant must name that one or an ancestor of it, else it is
+// invalid: it asks about data outside the tenant it speaks for.
+func (s *Snapshot) resolveResource(q *query, d *gatehouse.Decision, tr *tracer) bool {
+	r, ok := s.resourceIdx[q.req.Resource.Type][q.req.Resource.ID]
+	if !ok {
+		return true
+	}
+	q.resource = r
+	rt := s.resources[r].tenant
+	if rt < 0 {
+		return true
+	}
+	if q.tenant >= 0 && !s.within(rt, q.tenant) {
+		if tr != nil {
+			tr.add(ruleTenant, outcomeFail, gatehouse.SubjectRef{}, fmt.Sprintf("%s %q belongs to tenant %q, outside the request's tenant %q",
+				q.req.Resource.Type, q.req.Resource.ID, s.tenants[rt].id, s.tenants[q.tenant].id), nil)
+		}
+		d.Reason = gatehouse.ReasonInvalidRequest
+		return false
+	}
+	if tr != nil {
+		tr.add(ruleTenant, outcomePass, gatehouse.SubjectRef{}, fmt.Sprintf("%s %q belongs to tenant %q; the request is decided there",
+			q.req.Resource.Type, q.req.Resource.ID, s.tenants[rt].id), nil)
+	}
+	q.tenant, q.pos = rt, s.tenants[rt].in
+	return true
+}
+
+// within reports whether tenant t is root or in root's subtree.
+func (s *Snapshot) within(t, root int32) bool {
+	a, b := &s.tenants[root], &s.tenants[t]
+	return a.in <= b.in && b.in <= a.out
+}
+
+// TenantWithin reports whether tenant is root or one of its descendants;
+// false when either is unknown.
+func (s *Snapshot) TenantWithin(tenant, root string) bool {
+	if s == nil {
+		return false
+	}
+	t, ok := s.tenantIdx[tenant]
+	r, rok := s.tenantIdx[root]
+	return ok && rok && s.within(t, r)
 }
 
 // malformed returns what is wrong with req, or "" if it is well-formed.

@@ -19,7 +19,7 @@ func recordsPolicy() *gatehouse.Policy {
 			{Name: "reader", Permissions: []string{"read"}},
 			{Name: "writer", Permissions: []string{"write"}},
 		},
-		Tenants: []gatehouse.Tenant{{ID: "acme"}, {ID: "globex"}},
+		Tenants: []gatehouse.Tenant{{ID: "acme"}, {ID: "acme-berlin", Parent: "acme"}, {ID: "globex"}},
 		Users: []gatehouse.UserEntry{
 			{
 				Email: "alice@example.com", Aliases: []string{"alice", "idp|1"}, Tenants: []string{"acme"},
@@ -33,6 +33,7 @@ func recordsPolicy() *gatehouse.Policy {
 			{Type: "record", ID: "r2", Tenant: "acme", Attributes: map[string]any{"status": "archived"}},
 			{Type: "record", ID: "r1", Tenant: "acme", Attributes: map[string]any{"status": "active"}},
 			{Type: "record", ID: "g1", Tenant: "globex"},
+			{Type: "record", ID: "r3", Tenant: "acme-berlin"},
 			{Type: "doc", ID: "d1"},
 		},
 	}
@@ -62,8 +63,12 @@ func TestAliasesAndResources(t *testing.T) {
 			Resource: rec("r9", map[string]any{"status": "archived"})}, condFailed},
 		{"resource tenant applies", gatehouse.Request{Subject: gatehouse.User("bob@example.com"), Permission: "read", Resource: rec("r1", nil)}, notVisible},
 		{"resource in a visible tenant", gatehouse.Request{Subject: gatehouse.User("bob@example.com"), Permission: "read", Resource: rec("g1", nil)}, granted},
-		{"request tenant wins over the resource's", gatehouse.Request{Subject: gatehouse.User("bob@example.com"), Permission: "read",
-			Tenant: "globex", Resource: rec("r1", nil)}, granted},
+		{"a request naming another tenant is invalid", gatehouse.Request{Subject: gatehouse.User("bob@example.com"), Permission: "read",
+			Tenant: "globex", Resource: rec("r1", nil)}, invalid},
+		{"a request may name the resource's ancestor", gatehouse.Request{Subject: gatehouse.User("alice"), Permission: "read",
+			Tenant: "acme", Resource: rec("r3", nil)}, notVisible},
+		{"the resource's own tenant", gatehouse.Request{Subject: gatehouse.User("alice"), Permission: "read",
+			Tenant: "acme", Resource: rec("r1", nil)}, granted},
 		{"same id, other type has no tenant", gatehouse.Request{Subject: gatehouse.User("bob@example.com"), Permission: "read",
 			Resource: gatehouse.Resource{Type: "doc", ID: "r1"}}, granted},
 	}
@@ -89,9 +94,9 @@ func TestSearchListings(t *testing.T) {
 		{"users", snap.SubjectIDs(gatehouse.SubjectUser), []string{"alice@example.com", "bob@example.com"}},
 		{"agents", snap.SubjectIDs(gatehouse.SubjectAgent), []string{"bot"}},
 		{"unknown subject type", snap.SubjectIDs("spaceship"), nil},
-		{"records", snap.ResourceIDs("record"), []string{"g1", "r1", "r2"}},
+		{"records", snap.ResourceIDs("record"), []string{"g1", "r1", "r2", "r3"}},
 		{"docs", snap.ResourceIDs("doc"), []string{"d1"}},
-		{"tenants", snap.ResourceIDs(gatehouse.ResourceTypeTenant), []string{"acme", "globex"}},
+		{"tenants", snap.ResourceIDs(gatehouse.ResourceTypeTenant), []string{"acme", "acme-berlin", "globex"}},
 		{"tools", snap.ResourceIDs(gatehouse.ResourceTypeTool), []string{"read", "summarize"}},
 		{"unknown resource type", snap.ResourceIDs("spaceship"), nil},
 		{"actions", snap.ActionNames(), []string{"read", "summarize", "write"}},
@@ -103,8 +108,19 @@ func TestSearchListings(t *testing.T) {
 			t.Errorf("%s (-want +got):\n%s", tc.name, diff)
 		}
 	}
+	for _, tc := range []struct {
+		tenant, root string
+		want         bool
+	}{
+		{"acme-berlin", "acme", true}, {"acme", "acme", true}, {"acme", "acme-berlin", false},
+		{"globex", "acme", false}, {"nowhere", "acme", false}, {"acme", "nowhere", false},
+	} {
+		if got := snap.TenantWithin(tc.tenant, tc.root); got != tc.want {
+			t.Errorf("TenantWithin(%q, %q) = %v, want %v", tc.tenant, tc.root, got, tc.want)
+		}
+	}
 	var nilSnap *engine.Snapshot
-	if nilSnap.SubjectIDs(gatehouse.SubjectUser) != nil || nilSnap.ResourceIDs("record") != nil || nilSnap.ActionNames() != nil || nilSnap.UserID("a") != "a" {
+	if nilSnap.SubjectIDs(gatehouse.SubjectUser) != nil || nilSnap.ResourceIDs("record") != nil || nilSnap.ActionNames() != nil || nilSnap.UserID("a") != "a" || nilSnap.TenantWithin("a", "a") {
 		t.Error("a nil snapshot lists something")
 	}
 }
