@@ -69,6 +69,12 @@ func ErrorCode(err error) string {
 		return CodeCorrupt
 	case errors.Is(err, ErrSchemaTooNew):
 		return CodeSchemaTooNew
+	case errors.Is(err, ErrIllegalTransition):
+		return CodeIllegalTransition
+	case errors.Is(err, ErrActionExpired):
+		return CodeActionExpired
+	case errors.Is(err, ErrNotApprover):
+		return CodeNotApprover
 	}
 	return CodeInternal
 }

@@ -96,6 +96,9 @@ type Tenant struct {
 	// Plan applies to this tenant and every descendant without its own.
 	Plan       string         `json:"plan,omitempty"`
 	Attributes map[string]any `json:"attributes,omitempty"`
+	// Actions are the tenant's own action settings by action type; what a
+	// tenant does not set it inherits (see ActionSetting).
+	Actions map[string]ActionSetting `json:"actions,omitempty"`
 }
 
 // Assignment binds a role to a subject, globally or, with Tenant set, for
@@ -176,6 +179,12 @@ type Tool struct {
 	Permission  string `json:"permission"`
 	Action      string `json:"action,omitempty"`
 	Flag        string `json:"flag,omitempty"`
+	// Amount, Percentage and Currency locate the action's figures in the
+	// tool's arguments, e.g. "args.refund.amount"; without Currency the
+	// amount is in the currency of the action's limits.
+	Amount     string `json:"amount,omitempty"`
+	Percentage string `json:"percentage,omitempty"`
+	Currency   string `json:"currency,omitempty"`
 }
 
 // ActionType is a side-effecting operation an agent may perform on a
@@ -187,13 +196,17 @@ type ActionType struct {
 	Descriptions map[string]string `json:"descriptions,omitempty"`
 	// Default is the policy of a tenant that has none of its own.
 	Default ActionPolicy `json:"default"`
+	// Approver, when set, is the permission whose holders in a tenant may
+	// confirm the action there besides the customer it is for.
+	Approver string `json:"approver_permission,omitempty"`
 }
 
-// ActionPolicy says whether an agent may perform an action in a tenant and
-// whether a human must confirm it first.
+// ActionPolicy says whether an agent may perform an action in a tenant,
+// whether a human must confirm it first, and within which limits.
 type ActionPolicy struct {
-	Enabled              bool `json:"enabled"`
-	RequiresConfirmation bool `json:"requires_confirmation"`
+	Enabled              bool          `json:"enabled"`
+	RequiresConfirmation bool          `json:"requires_confirmation"`
+	Limits               *ActionLimits `json:"limits,omitempty"`
 }
 
 // Kind names one kind of policy object.

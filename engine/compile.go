@@ -28,7 +28,7 @@ func Compile(p *gatehouse.Policy, version int64) (snap *Snapshot, err error) {
 	c := &compiler{p: p, s: &Snapshot{version: version, access: -1}}
 	for _, step := range []func() error{
 		c.permissions, c.plans, c.permissionFeatures, c.bundles, c.categories,
-		c.roles, c.tenants, c.settings, c.tools, c.users, c.aliases, c.agents, c.resources,
+		c.roles, c.tenants, c.settings, c.tools, c.actions, c.users, c.aliases, c.agents, c.resources,
 	} {
 		if err := step(); err != nil {
 			return nil, fmt.Errorf("compile policy version %d: %w", version, err)

@@ -58,6 +58,9 @@ type Snapshot struct {
 	access int32
 
 	conds []condition
+
+	// actions are the agent action types and their policies per tenant.
+	actions actionTable
 }
 
 type permInfo struct {

@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gatehouse/gatehouse"
 )
 
 // Documents are decoded from a yaml.Node tree: YAML directly, JSON through
@@ -334,9 +336,19 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 		v.SetZero()
 		return
 	}
+	if v.Type() == decimalType {
+		d.decimal(n, v, path)
+		return
+	}
 	switch v.Kind() {
 	case reflect.String:
 		d.str(n, v, path)
+	case reflect.Int64:
+		d.integer(n, v, path)
+	case reflect.Pointer:
+		e := reflect.New(v.Type().Elem())
+		d.decode(n, e.Elem(), path, depth)
+		v.Set(e)
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != tagBool {
 			d.fail(n, path, "want true or false, got %s", describe(n))
@@ -402,6 +414,35 @@ func (d *decoder) str(n *yaml.Node, v reflect.Value, path string) {
 		}
 	}
 	d.fail(n, path, "want a string, got %s", describe(n))
+}
+
+// decimalType is written as a number or a string and kept as the text
+// written, so "49.90" stays exact; validation parses it.
+var decimalType = reflect.TypeFor[gatehouse.Decimal]()
+
+func (d *decoder) decimal(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.ScalarNode {
+		switch n.ShortTag() {
+		case tagInt, tagFloat, tagStr:
+			v.SetString(n.Value)
+			return
+		}
+	}
+	d.fail(n, path, "want a decimal number, got %s", describe(n))
+}
+
+// integer sets an int64 from a YAML or JSON integer.
+func (d *decoder) integer(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != tagInt {
+		d.fail(n, path, "want a whole number, got %s", describe(n))
+		return
+	}
+	i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
+	if err != nil {
+		d.fail(n, path, "number %s is not a 64-bit whole number", n.Value)
+		return
+	}
+	v.SetInt(i)
 }
 
 // pairs calls fn for each entry of a mapping after rejecting non-scalar,

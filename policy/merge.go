@@ -86,6 +86,7 @@ func deepCopy(p *gatehouse.Policy) *gatehouse.Policy {
 	out.Tenants = slices.Clone(p.Tenants)
 	for i := range out.Tenants {
 		out.Tenants[i].Attributes = maps.Clone(out.Tenants[i].Attributes)
+		out.Tenants[i].Actions = cloneSettings(out.Tenants[i].Actions)
 	}
 	out.Users = slices.Clone(p.Users)
 	for i := range out.Users {
@@ -105,10 +106,41 @@ func deepCopy(p *gatehouse.Policy) *gatehouse.Policy {
 	for i := range out.Actions {
 		a := &out.Actions[i]
 		a.Labels, a.Descriptions = maps.Clone(a.Labels), maps.Clone(a.Descriptions)
+		a.Default.Limits = cloneLimits(a.Default.Limits)
 	}
 	out.Resources = slices.Clone(p.Resources)
 	for i := range out.Resources {
 		out.Resources[i].Attributes = maps.Clone(out.Resources[i].Attributes)
 	}
 	return &out
+}
+
+// cloneSettings deep-copies a tenant's action settings.
+func cloneSettings(m map[string]gatehouse.ActionSetting) map[string]gatehouse.ActionSetting {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]gatehouse.ActionSetting, len(m))
+	for name, set := range m {
+		if set.Enabled != nil {
+			set.Enabled = new(*set.Enabled)
+		}
+		if set.RequiresConfirmation != nil {
+			set.RequiresConfirmation = new(*set.RequiresConfirmation)
+		}
+		set.Limits = cloneLimits(set.Limits)
+		out[name] = set
+	}
+	return out
+}
+
+func cloneLimits(l *gatehouse.ActionLimits) *gatehouse.ActionLimits {
+	if l == nil {
+		return nil
+	}
+	c := *l
+	if c.MaxCount != nil {
+		c.MaxCount = new(*c.MaxCount)
+	}
+	return &c
 }

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/money"
 )
 
 // maxName bounds names and ids.
@@ -79,11 +80,44 @@ func Normalize(p *gatehouse.Policy) {
 	}
 	for i := range p.Actions {
 		p.Actions[i].Name = strings.TrimSpace(p.Actions[i].Name)
+		p.Actions[i].Approver = strings.TrimSpace(p.Actions[i].Approver)
+		normalizeLimits(p.Actions[i].Default.Limits)
+	}
+	for i := range p.Tools {
+		x := &p.Tools[i]
+		x.Amount, x.Percentage, x.Currency = strings.TrimSpace(x.Amount), strings.TrimSpace(x.Percentage), strings.TrimSpace(x.Currency)
+	}
+	for i := range p.Tenants {
+		normalizeActions(&p.Tenants[i])
 	}
 	for i := range p.Resources {
 		x := &p.Resources[i]
 		x.Type, x.ID, x.Tenant = strings.TrimSpace(x.Type), strings.TrimSpace(x.ID), strings.TrimSpace(x.Tenant)
 	}
+}
+
+// normalizeActions trims a tenant's action names and its limits' text.
+func normalizeActions(t *gatehouse.Tenant) {
+	if t.Actions == nil {
+		return
+	}
+	out := make(map[string]gatehouse.ActionSetting, len(t.Actions))
+	for name, set := range t.Actions {
+		normalizeLimits(set.Limits)
+		out[strings.TrimSpace(name)] = set
+	}
+	t.Actions = out
+}
+
+func normalizeLimits(l *gatehouse.ActionLimits) {
+	if l == nil {
+		return
+	}
+	l.Currency, l.Window = strings.TrimSpace(l.Currency), strings.TrimSpace(l.Window)
+	trim := func(d *gatehouse.Decimal) { *d = gatehouse.Decimal(strings.TrimSpace(string(*d))) }
+	trim(&l.MaxAmount)
+	trim(&l.MaxPercentage)
+	trim(&l.MaxTotalAmount)
 }
 
 // Validate reports every problem of a complete policy, each with its path
@@ -199,7 +233,28 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions
 			flags[x.Flag] = x.Name
 		}
 	}
+	for i, x := range p.Tenants {
+		for _, name := range sortedKeys(x.Actions) {
+			path := fmt.Sprintf("tenants[%d].actions.%s", i, name)
+			v.ref(path, gatehouse.KindAction, name, false)
+			v.limits(path+".limits", x.Actions[name].Limits)
+		}
+	}
+	for i, x := range p.Tools {
+		path := fmt.Sprintf("tools[%d]", i)
+		for _, arg := range []struct{ key, val string }{{"amount", x.Amount}, {"percentage", x.Percentage}, {"currency", x.Currency}} {
+			switch {
+			case arg.val == "":
+			case x.Action == "":
+				v.addf(path+"."+arg.key, "%s maps an argument of an agent action; the tool has no action", arg.key)
+			case !validArgPath(arg.val):
+				v.addf(path+"."+arg.key, "%q is not an argument path such as args.refund.amount", arg.val)
+			}
+		}
+	}
 	for i, x := range p.Actions {
+		v.ref(fmt.Sprintf("actions[%d].approver_permission", i), gatehouse.KindPermission, x.Approver, true)
+		v.limits(fmt.Sprintf("actions[%d].default.limits", i), x.Default.Limits)
 		for _, m := range []struct {
 			key string
 			val map[string]string
@@ -212,6 +267,32 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions
 		}
 	}
 	return v.problems
+}
+
+// limits reports the problems of an action policy's limits.
+func (v *validator) limits(path string, l *gatehouse.ActionLimits) {
+	if l == nil {
+		return
+	}
+	_, problems := money.Limits(*l)
+	for _, p := range problems {
+		v.addf(path+"."+p.Field, "%s", p.Message)
+	}
+}
+
+// validArgPath reports whether s is "args" followed by one or more
+// non-empty dot-separated keys.
+func validArgPath(s string) bool {
+	rest, ok := strings.CutPrefix(s, "args.")
+	if !ok {
+		return false
+	}
+	for _, key := range strings.Split(rest, ".") {
+		if key == "" || strings.TrimSpace(key) != key {
+			return false
+		}
+	}
+	return true
 }
 
 // declare records the names of one kind, reporting empty, malformed and

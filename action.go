@@ -1,0 +1,295 @@
+package gatehouse
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Agent actions (seed 004): the policy document declares action types with
+// defaults, tenants override them per action, tools map their arguments to
+// an amount or percentage, and every allowed action is stored as an
+// ActionRecord that reserves capacity in its limits' windows and moves
+// through the confirmation lifecycle.
+
+// Decimal is a decimal number as the policy document writes it ("100",
+// "49.99"): text, never a float. Package money parses it exactly.
+type Decimal string
+
+// ActionLimits are the limits of an action policy as the document writes
+// them. Amounts are in Currency (ISO 4217); MaxPercentage is a percentage
+// (0–100); Window is a duration such as "24h" over which at most MaxCount
+// actions and at most MaxTotalAmount in total may be reserved. Zero values
+// mean no such limit.
+type ActionLimits struct {
+	Currency       string  `json:"currency,omitempty"`
+	MaxAmount      Decimal `json:"max_amount,omitempty"`
+	MaxPercentage  Decimal `json:"max_percentage,omitempty"`
+	Window         string  `json:"window,omitempty"`
+	MaxCount       *int64  `json:"max_count,omitempty"`
+	MaxTotalAmount Decimal `json:"max_total_amount,omitempty"`
+}
+
+// ActionSetting is a tenant's own setting for one action type. A nil field
+// is inherited from the nearest ancestor tenant that sets it, else from the
+// action type's default. Limits are inherited as a whole: a tenant that sets
+// limits replaces its ancestors' (an empty object removes them).
+type ActionSetting struct {
+	Enabled              *bool         `json:"enabled,omitempty"`
+	RequiresConfirmation *bool         `json:"requires_confirmation,omitempty"`
+	Limits               *ActionLimits `json:"limits,omitempty"`
+}
+
+// Limits are action limits in exact integers: amounts in minor units of
+// Currency, MaxPercentage in hundredths of a percent. Zero means no limit.
+type Limits struct {
+	Currency       string        `json:"currency,omitempty"`
+	MaxAmount      int64         `json:"max_amount,omitempty"`
+	MaxPercentage  int64         `json:"max_percentage,omitempty"`
+	Window         time.Duration `json:"window,omitempty"`
+	MaxCount       int64         `json:"max_count,omitempty"`
+	MaxTotalAmount int64         `json:"max_total_amount,omitempty"`
+}
+
+// NeedsAmount reports whether deciding against l needs the action's amount.
+func (l Limits) NeedsAmount() bool { return l.MaxAmount > 0 || l.MaxTotalAmount > 0 }
+
+// Windowed reports whether l limits a rolling window.
+func (l Limits) Windowed() bool { return l.Window > 0 && (l.MaxCount > 0 || l.MaxTotalAmount > 0) }
+
+// SourceDefault is the provenance of a value taken from the action type's
+// default; a value set by a tenant has the provenance "tenant:ID".
+const SourceDefault = "default"
+
+// TenantSource is the provenance of a value set by tenant id.
+func TenantSource(id string) string { return "tenant:" + id }
+
+// EffectiveAction is the action policy that applies to one action in one
+// tenant, each part with its provenance: SourceDefault or "tenant:ID".
+type EffectiveAction struct {
+	Action                   string        `json:"action"`
+	Tenant                   string        `json:"tenant"`
+	Enabled                  bool          `json:"enabled"`
+	EnabledFrom              string        `json:"enabled_from"`
+	RequiresConfirmation     bool          `json:"requires_confirmation"`
+	RequiresConfirmationFrom string        `json:"requires_confirmation_from"`
+	Limits                   *ActionLimits `json:"limits,omitempty"`
+	LimitsFrom               string        `json:"limits_from,omitempty"`
+	// Exact is Limits in exact integers.
+	Exact Limits `json:"-"`
+	// Approver is the permission whose holders in the tenant may confirm
+	// the action besides the customer; empty when only the customer may.
+	Approver string `json:"approver_permission,omitempty"`
+}
+
+// ActionStatus is where an action record is in its lifecycle:
+// pending → confirmed → executed | failed; pending → cancelled | expired.
+// An action that needs no confirmation starts confirmed.
+type ActionStatus string
+
+// Action statuses.
+const (
+	ActionPending   ActionStatus = "pending"
+	ActionConfirmed ActionStatus = "confirmed"
+	ActionExecuted  ActionStatus = "executed"
+	ActionFailed    ActionStatus = "failed"
+	ActionCancelled ActionStatus = "cancelled"
+	ActionExpired   ActionStatus = "expired"
+)
+
+// ActionStatuses lists every status.
+var ActionStatuses = []ActionStatus{ActionPending, ActionConfirmed, ActionExecuted,
+	ActionFailed, ActionCancelled, ActionExpired}
+
+// CanBecome reports whether a record in status s may move to status to.
+func (s ActionStatus) CanBecome(to ActionStatus) bool {
+	switch s {
+	case ActionPending:
+		return to == ActionConfirmed || to == ActionCancelled || to == ActionExpired
+	case ActionConfirmed:
+		return to == ActionExecuted || to == ActionFailed
+	}
+	return false
+}
+
+// Holds reports whether a record in status s holds capacity in its limits'
+// windows: pending, confirmed and executed actions do; failed, cancelled
+// and expired ones released theirs.
+func (s ActionStatus) Holds() bool {
+	return s == ActionPending || s == ActionConfirmed || s == ActionExecuted
+}
+
+// ActionRecord is one allowed agent action as stored (seed 004's
+// action_audit): the request, the decision that allowed it, the capacity it
+// reserved and its lifecycle. Times are UTC, truncated to microseconds.
+type ActionRecord struct {
+	ID string `json:"id"`
+	// Seq orders records by creation; ListActions pages on it.
+	Seq        int64  `json:"seq"`
+	Tenant     string `json:"tenant"`
+	Action     string `json:"action"`
+	Tool       string `json:"tool"`
+	Subject    string `json:"subject"`
+	OnBehalfOf string `json:"on_behalf_of,omitempty"`
+	// IdempotencyKey is unique per Subject; Fingerprint identifies the
+	// request it was first used for.
+	IdempotencyKey string          `json:"idempotency_key,omitempty"`
+	Fingerprint    string          `json:"fingerprint,omitempty"`
+	Args           json.RawMessage `json:"args,omitempty"`
+	// Amount is in minor units of Currency; Currency is empty when the
+	// action has no amount. Percentage is in hundredths of a percent.
+	Amount               int64        `json:"amount_minor,omitempty"`
+	Currency             string       `json:"currency,omitempty"`
+	Percentage           int64        `json:"percentage_bp,omitempty"`
+	RequiresConfirmation bool         `json:"requires_confirmation"`
+	Reason               Reason       `json:"reason"`
+	PolicyVersion        int64        `json:"policy_version"`
+	Status               ActionStatus `json:"status"`
+	CreatedAt            time.Time    `json:"created_at"`
+	// ExpiresAt is when a pending action expires.
+	ExpiresAt    time.Time `json:"expires_at,omitzero"`
+	ConfirmedAt  time.Time `json:"customer_confirmed_at,omitzero"`
+	ConfirmedBy  string    `json:"confirmed_by,omitempty"`
+	ExecutedAt   time.Time `json:"executed_at,omitzero"`
+	ErrorMessage string    `json:"error_message,omitempty"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	UpdatedBy    string    `json:"updated_by"`
+}
+
+// StatusAt returns the record's status at now: a pending record whose
+// expiry has passed is expired even if no transition recorded it.
+func (r *ActionRecord) StatusAt(now time.Time) ActionStatus {
+	if r.Status == ActionPending && !now.Before(r.ExpiresAt) {
+		return ActionExpired
+	}
+	return r.Status
+}
+
+// ActionFilter selects action records; zero fields match everything.
+type ActionFilter struct {
+	// Now decides which pending records count as expired; required.
+	Now      time.Time
+	Tenant   string
+	Action   string
+	Status   ActionStatus
+	Subject  string
+	AfterSeq int64
+	// Since is inclusive, Until exclusive, on CreatedAt.
+	Since, Until time.Time
+	// Limit caps the number of records as AuditFilter.Limit does.
+	Limit int
+}
+
+// Reservation asks a store to record an allowed action if its window
+// limits leave room for it.
+type Reservation struct {
+	// Record is stored as given; the store assigns Seq.
+	Record ActionRecord
+	// Window, MaxCount and MaxTotalAmount are the limits to enforce over
+	// the records of the same tenant and action created within Window
+	// before Record.CreatedAt whose status holds capacity; zero: none.
+	Window         time.Duration
+	MaxCount       int64
+	MaxTotalAmount int64
+}
+
+// Limit names, as limit_exceeded reports them.
+const (
+	LimitMaxAmount      = "max_amount"
+	LimitMaxPercentage  = "max_percentage"
+	LimitMaxCount       = "max_count"
+	LimitMaxTotalAmount = "max_total_amount"
+)
+
+// ReserveResult is what ReserveAction did.
+type ReserveResult struct {
+	// Record is the stored record: the new one, or the one stored earlier
+	// under the same idempotency key (Replayed).
+	Record   ActionRecord
+	Replayed bool
+	// Exceeded names the window limit that refused the reservation
+	// (LimitMaxCount or LimitMaxTotalAmount); empty when it was stored.
+	Exceeded string
+	// Count and Total are the window's usage before this action.
+	Count, Total int64
+}
+
+// Transition asks a store to move an action record to another status.
+type Transition struct {
+	ID    string
+	To    ActionStatus
+	Actor string
+	Time  time.Time
+	// ErrorMessage is recorded when To is failed.
+	ErrorMessage string
+}
+
+// ActionEvent returns the audit event of an action record's creation or
+// transition: Before and After are the record as it was and is; before is
+// nil for a creation.
+func ActionEvent(before *ActionRecord, after ActionRecord, actor string, at time.Time) (AuditEvent, error) {
+	e := AuditEvent{Time: at, Actor: actor, Action: "action." + string(after.Status), Target: "action/" + after.ID}
+	if before == nil {
+		e.Action = "action.authorize"
+	} else {
+		b, err := json.Marshal(before)
+		if err != nil {
+			return AuditEvent{}, fmt.Errorf("encode action %s: %w", after.ID, err)
+		}
+		e.Before = b
+	}
+	a, err := json.Marshal(after)
+	if err != nil {
+		return AuditEvent{}, fmt.Errorf("encode action %s: %w", after.ID, err)
+	}
+	e.After = a
+	return e, nil
+}
+
+// ApplyTransition returns r moved by t, or ErrActionExpired if r was
+// pending and expired at t.Time, or ErrIllegalTransition. Stores call it
+// inside the transaction that writes the result.
+func ApplyTransition(r ActionRecord, t Transition) (ActionRecord, error) {
+	at := t.Time.UTC().Truncate(time.Microsecond)
+	from := r.StatusAt(at)
+	if from == ActionExpired && r.Status == ActionPending && t.To != ActionExpired {
+		return r, fmt.Errorf("action %s expired at %s: %w", r.ID, r.ExpiresAt.Format(time.RFC3339), ErrActionExpired)
+	}
+	if t.To == ActionExpired && from != ActionExpired {
+		return r, fmt.Errorf("action %s is %s until %s: %w", r.ID, from, r.ExpiresAt.Format(time.RFC3339), ErrIllegalTransition)
+	}
+	if !r.Status.CanBecome(t.To) {
+		return r, fmt.Errorf("action %s is %s and cannot become %s: %w", r.ID, from, t.To, ErrIllegalTransition)
+	}
+	r.Status, r.UpdatedAt, r.UpdatedBy = t.To, at, t.Actor
+	switch t.To {
+	case ActionConfirmed:
+		r.ConfirmedAt, r.ConfirmedBy = at, t.Actor
+	case ActionExecuted:
+		r.ExecutedAt = at
+	case ActionFailed:
+		r.ErrorMessage = t.ErrorMessage
+	}
+	return r, nil
+}
+
+// Errors of the action lifecycle.
+var (
+	// ErrIllegalTransition reports a transition the lifecycle does not
+	// allow, such as executing a pending action or confirming twice.
+	ErrIllegalTransition = errors.New("illegal action transition")
+	// ErrActionExpired reports a transition of a pending action whose
+	// confirmation window has passed; the action is expired.
+	ErrActionExpired = errors.New("action expired")
+	// ErrNotApprover reports a confirmation or other transition by someone
+	// the policy does not let make it.
+	ErrNotApprover = errors.New("not allowed to decide this action")
+)
+
+// Stable codes of the action lifecycle errors (see ErrorCode).
+const (
+	CodeIllegalTransition = "illegal_transition"
+	CodeActionExpired     = "action_expired"
+	CodeNotApprover       = "not_approver"
+)

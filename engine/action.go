@@ -1,0 +1,254 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/money"
+)
+
+// actionTable holds the agent action types and, for every tenant and
+// action, the effective action policy and where each part comes from.
+type actionTable struct {
+	// types are sorted by name.
+	types []actionInfo
+	idx   map[string]int32
+	// eff[t*len(types)+a] is action a's policy in tenant t.
+	eff []resolvedAction
+	// limits are every distinct limits object, defaults and tenants'.
+	limits []compiledLimits
+	// tools[i] is what s.tools[i] performs.
+	tools []ToolAction
+}
+
+type actionInfo struct {
+	name     string
+	approver string
+	labels   map[string]string
+	// def is the type's default.
+	def resolvedAction
+}
+
+type compiledLimits struct {
+	doc   gatehouse.ActionLimits
+	exact gatehouse.Limits
+}
+
+// resolvedAction is an action policy with its provenance: a tenant index,
+// or -1 for the action type's default.
+type resolvedAction struct {
+	enabled, confirm                     bool
+	enabledFrom, confirmFrom, limitsFrom int32
+	// limits indexes actionTable.limits, or -1 for none.
+	limits int32
+}
+
+// ToolAction is the agent action a tool performs and where the action's
+// figures are in the tool's arguments: paths such as "args.refund.amount",
+// empty when the tool does not map that figure.
+type ToolAction struct {
+	Tool       string
+	Action     string
+	Amount     string
+	Percentage string
+	Currency   string
+}
+
+// actions compiles action types, tool argument mappings and each tenant's
+// effective action policies. Tenants are resolved in depth-first order, so
+// a parent is always resolved before its children.
+func (c *compiler) actions() error {
+	s, at := c.s, &c.s.actions
+	for _, a := range c.p.Actions {
+		info := actionInfo{name: a.Name, approver: a.Approver, labels: cloneStrings(a.Labels)}
+		if a.Approver != "" {
+			if _, ok := s.permIdx[a.Approver]; !ok {
+				return gatehouse.Invalidf("action %q: unknown approver_permission %q", a.Name, a.Approver)
+			}
+		}
+		lim, err := at.addLimits(a.Default.Limits)
+		if err != nil {
+			return fmt.Errorf("action %q: default: %w", a.Name, err)
+		}
+		info.def = resolvedAction{enabled: a.Default.Enabled, confirm: a.Default.RequiresConfirmation,
+			enabledFrom: -1, confirmFrom: -1, limitsFrom: -1, limits: lim}
+		at.types = append(at.types, info)
+	}
+	slices.SortFunc(at.types, func(a, b actionInfo) int { return strings.Compare(a.name, b.name) })
+	at.idx = make(map[string]int32, len(at.types))
+	for i, a := range at.types {
+		at.idx[a.name] = int32(i)
+	}
+
+	at.tools = make([]ToolAction, len(s.tools))
+	byName := make(map[string]*gatehouse.Tool, len(c.p.Tools))
+	for i := range c.p.Tools {
+		byName[c.p.Tools[i].Name] = &c.p.Tools[i]
+	}
+	for i, ti := range s.tools {
+		t := byName[ti.name]
+		at.tools[i] = ToolAction{Tool: t.Name, Action: t.Action, Amount: t.Amount, Percentage: t.Percentage, Currency: t.Currency}
+	}
+
+	n, na := len(s.tenants), len(at.types)
+	at.eff = make([]resolvedAction, n*na)
+	order := make([]int32, n)
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return int(s.tenants[a].in - s.tenants[b].in) })
+	for _, t := range order {
+		tn := &c.p.Tenants[t]
+		parent := int32(-1)
+		if tn.Parent != "" {
+			parent = s.tenantIdx[tn.Parent]
+		}
+		for name := range tn.Actions {
+			if _, ok := at.idx[name]; !ok {
+				return gatehouse.Invalidf("tenant %q: unknown action %q", tn.ID, name)
+			}
+		}
+		for a := range at.types {
+			r := at.types[a].def
+			if parent >= 0 {
+				r = at.eff[int(parent)*na+a]
+			}
+			if set, ok := tn.Actions[at.types[a].name]; ok {
+				if set.Enabled != nil {
+					r.enabled, r.enabledFrom = *set.Enabled, t
+				}
+				if set.RequiresConfirmation != nil {
+					r.confirm, r.confirmFrom = *set.RequiresConfirmation, t
+				}
+				if set.Limits != nil {
+					lim, err := at.addLimits(set.Limits)
+					if err != nil {
+						return fmt.Errorf("tenant %q: action %q: %w", tn.ID, at.types[a].name, err)
+					}
+					r.limits, r.limitsFrom = lim, t
+				}
+			}
+			at.eff[int(t)*na+a] = r
+		}
+	}
+	return nil
+}
+
+// addLimits compiles l into the table and returns its index, -1 for nil.
+func (at *actionTable) addLimits(l *gatehouse.ActionLimits) (int32, error) {
+	if l == nil {
+		return -1, nil
+	}
+	exact, problems := money.Limits(*l)
+	if len(problems) > 0 {
+		return -1, gatehouse.Invalidf("limits: %s: %s", problems[0].Field, problems[0].Message)
+	}
+	at.limits = append(at.limits, compiledLimits{doc: *l, exact: exact})
+	return int32(len(at.limits) - 1), nil
+}
+
+func cloneStrings(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// ActionPolicy returns the effective policy of action in tenant, each part
+// with its provenance. An unknown tenant or action is gatehouse.ErrNotFound.
+func (s *Snapshot) ActionPolicy(tenant, action string) (gatehouse.EffectiveAction, error) {
+	if s == nil {
+		return gatehouse.EffectiveAction{}, errNoSnapshot
+	}
+	t, ok := s.tenantIdx[strings.TrimSpace(tenant)]
+	if !ok {
+		return gatehouse.EffectiveAction{}, gatehouse.NotFoundf("tenant %q", tenant)
+	}
+	a, ok := s.actions.idx[strings.TrimSpace(action)]
+	if !ok {
+		return gatehouse.EffectiveAction{}, gatehouse.NotFoundf("action %q", action)
+	}
+	return s.effectiveAction(t, a), nil
+}
+
+// ActionPolicies returns the effective policy of every action type in
+// tenant, sorted by action; an unknown tenant is gatehouse.ErrNotFound.
+func (s *Snapshot) ActionPolicies(tenant string) ([]gatehouse.EffectiveAction, error) {
+	if s == nil {
+		return nil, errNoSnapshot
+	}
+	t, ok := s.tenantIdx[strings.TrimSpace(tenant)]
+	if !ok {
+		return nil, gatehouse.NotFoundf("tenant %q", tenant)
+	}
+	out := make([]gatehouse.EffectiveAction, len(s.actions.types))
+	for a := range s.actions.types {
+		out[a] = s.effectiveAction(t, int32(a))
+	}
+	return out, nil
+}
+
+func (s *Snapshot) effectiveAction(t, a int32) gatehouse.EffectiveAction {
+	at := &s.actions
+	r := at.eff[int(t)*len(at.types)+int(a)]
+	from := func(i int32) string {
+		if i < 0 {
+			return gatehouse.SourceDefault
+		}
+		return gatehouse.TenantSource(s.tenants[i].id)
+	}
+	e := gatehouse.EffectiveAction{
+		Action: at.types[a].name, Tenant: s.tenants[t].id,
+		Enabled: r.enabled, EnabledFrom: from(r.enabledFrom),
+		RequiresConfirmation: r.confirm, RequiresConfirmationFrom: from(r.confirmFrom),
+		Approver: at.types[a].approver,
+	}
+	if r.limits >= 0 {
+		l := at.limits[r.limits]
+		doc := l.doc
+		if doc.MaxCount != nil {
+			doc.MaxCount = new(*doc.MaxCount)
+		}
+		e.Limits, e.LimitsFrom, e.Exact = &doc, from(r.limitsFrom), l.exact
+	}
+	return e
+}
+
+// ToolAction returns what tool performs; false for an unknown tool. A tool
+// without an agent action has an empty Action.
+func (s *Snapshot) ToolAction(tool string) (ToolAction, bool) {
+	if s == nil {
+		return ToolAction{}, false
+	}
+	i, ok := s.toolIdx[strings.TrimSpace(tool)]
+	if !ok {
+		return ToolAction{}, false
+	}
+	return s.actions.tools[i], true
+}
+
+// ActionLabel returns action's label in lang, else in English, else the
+// action's name.
+func (s *Snapshot) ActionLabel(action, lang string) string {
+	if s == nil {
+		return action
+	}
+	a, ok := s.actions.idx[action]
+	if !ok {
+		return action
+	}
+	labels := s.actions.types[a].labels
+	if l := labels[lang]; l != "" {
+		return l
+	}
+	if l := labels["en"]; l != "" {
+		return l
+	}
+	return action
+}

@@ -1,0 +1,144 @@
+package engine
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+func actionPolicy() *gatehouse.Policy {
+	fifty := int64(50)
+	return &gatehouse.Policy{
+		Permissions: []gatehouse.Permission{{Name: "payments.refund"}, {Name: "orders.lookup"}},
+		Tenants: []gatehouse.Tenant{
+			{ID: "acme", Actions: map[string]gatehouse.ActionSetting{
+				"process_refund": {Enabled: new(true), Limits: &gatehouse.ActionLimits{
+					Currency: "EUR", MaxAmount: "100", Window: "24h", MaxCount: &fifty}},
+			}},
+			{ID: "acme-berlin", Parent: "acme", Actions: map[string]gatehouse.ActionSetting{
+				"process_refund": {RequiresConfirmation: new(false), Limits: &gatehouse.ActionLimits{}},
+			}},
+			{ID: "acme-berlin-mitte", Parent: "acme-berlin"},
+			{ID: "acme-milan", Parent: "acme"},
+			{ID: "globex"},
+		},
+		Tools: []gatehouse.Tool{
+			{Name: "refund", Permission: "payments.refund", Action: "process_refund", Amount: "args.amount"},
+			{Name: "lookup", Permission: "orders.lookup"},
+		},
+		Actions: []gatehouse.ActionType{
+			{Name: "process_refund", Default: gatehouse.ActionPolicy{RequiresConfirmation: true},
+				Approver: "payments.refund", Labels: map[string]string{"en": "Process refunds", "de": "Erstattungen"}},
+			{Name: "lookup_order", Default: gatehouse.ActionPolicy{Enabled: true}},
+		},
+	}
+}
+
+// A store without a setting inherits its organization's; a store's own
+// setting wins for the parts it sets; a tenant outside any override gets
+// the action type's default. Every part names where it came from.
+func TestActionPolicyInheritance(t *testing.T) {
+	snap, err := Compile(actionPolicy(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme := gatehouse.TenantSource("acme")
+	berlin := gatehouse.TenantSource("acme-berlin")
+	def := gatehouse.SourceDefault
+	tests := []struct {
+		tenant                   string
+		enabled, confirm         bool
+		enabledFrom, confirmFrom string
+		limitsFrom               string
+		maxAmount, maxCount      int64
+		window                   time.Duration
+	}{
+		{"globex", false, true, def, def, "", 0, 0, 0},
+		{"acme", true, true, acme, def, acme, 10000, 50, 24 * time.Hour},
+		{"acme-milan", true, true, acme, def, acme, 10000, 50, 24 * time.Hour},
+		{"acme-berlin", true, false, acme, berlin, berlin, 0, 0, 0},
+		{"acme-berlin-mitte", true, false, acme, berlin, berlin, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		e, err := snap.ActionPolicy(tt.tenant, "process_refund")
+		if err != nil {
+			t.Fatalf("ActionPolicy(%s) = %v", tt.tenant, err)
+		}
+		if e.Enabled != tt.enabled || e.EnabledFrom != tt.enabledFrom ||
+			e.RequiresConfirmation != tt.confirm || e.RequiresConfirmationFrom != tt.confirmFrom ||
+			e.LimitsFrom != tt.limitsFrom || e.Exact.MaxAmount != tt.maxAmount ||
+			e.Exact.MaxCount != tt.maxCount || e.Exact.Window != tt.window {
+			t.Errorf("ActionPolicy(%s, process_refund) = %+v", tt.tenant, e)
+		}
+		if e.Tenant != tt.tenant || e.Action != "process_refund" || e.Approver != "payments.refund" {
+			t.Errorf("ActionPolicy(%s) names %s/%s approver %q", tt.tenant, e.Tenant, e.Action, e.Approver)
+		}
+	}
+	all, err := snap.ActionPolicies("acme")
+	if err != nil || len(all) != 2 || all[0].Action != "lookup_order" || !all[0].Enabled || all[1].Action != "process_refund" {
+		t.Errorf("ActionPolicies(acme) = %+v, %v; want lookup_order then process_refund", all, err)
+	}
+	// The effective limits are a copy: changing them changes no snapshot.
+	e, _ := snap.ActionPolicy("acme", "process_refund")
+	*e.Limits.MaxCount = 1
+	if again, _ := snap.ActionPolicy("acme", "process_refund"); *again.Limits.MaxCount != 50 {
+		t.Errorf("ActionPolicy returned limits shared with the snapshot")
+	}
+	for _, q := range [][2]string{{"nowhere", "process_refund"}, {"acme", "launch_rocket"}} {
+		if _, err := snap.ActionPolicy(q[0], q[1]); !errors.Is(err, gatehouse.ErrNotFound) {
+			t.Errorf("ActionPolicy(%s, %s) = %v, want ErrNotFound", q[0], q[1], err)
+		}
+	}
+	if _, err := snap.ActionPolicies("nowhere"); !errors.Is(err, gatehouse.ErrNotFound) {
+		t.Errorf("ActionPolicies(nowhere) = %v, want ErrNotFound", err)
+	}
+}
+
+func TestToolAction(t *testing.T) {
+	snap, err := Compile(actionPolicy(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ta, ok := snap.ToolAction("refund"); !ok || ta.Action != "process_refund" || ta.Amount != "args.amount" {
+		t.Errorf("ToolAction(refund) = %+v, %v", ta, ok)
+	}
+	if ta, ok := snap.ToolAction("lookup"); !ok || ta.Action != "" {
+		t.Errorf("ToolAction(lookup) = %+v, %v; want a tool without action", ta, ok)
+	}
+	if _, ok := snap.ToolAction("nope"); ok {
+		t.Errorf("ToolAction(nope) found a tool")
+	}
+	for lang, want := range map[string]string{"de": "Erstattungen", "fr": "Process refunds"} {
+		if got := snap.ActionLabel("process_refund", lang); got != want {
+			t.Errorf("ActionLabel(process_refund, %s) = %q, want %q", lang, got, want)
+		}
+	}
+	if got := snap.ActionLabel("lookup_order", "de"); got != "lookup_order" {
+		t.Errorf("ActionLabel without labels = %q, want the name", got)
+	}
+}
+
+// Compile refuses what validation refuses, as defence in depth.
+func TestCompileActionErrors(t *testing.T) {
+	tests := map[string]func(p *gatehouse.Policy){
+		"unknown action in tenant": func(p *gatehouse.Policy) {
+			p.Tenants[4].Actions = map[string]gatehouse.ActionSetting{"launch_rocket": {}}
+		},
+		"bad tenant limits": func(p *gatehouse.Policy) {
+			p.Tenants[4].Actions = map[string]gatehouse.ActionSetting{"process_refund": {Limits: &gatehouse.ActionLimits{MaxAmount: "5"}}}
+		},
+		"bad default limits": func(p *gatehouse.Policy) {
+			p.Actions[0].Default.Limits = &gatehouse.ActionLimits{Window: "-1h", MaxCount: new(int64(1))}
+		},
+		"unknown approver": func(p *gatehouse.Policy) { p.Actions[0].Approver = "nope" },
+	}
+	for name, mutate := range tests {
+		p := actionPolicy()
+		mutate(p)
+		if _, err := Compile(p, 1); !errors.Is(err, gatehouse.ErrInvalid) {
+			t.Errorf("%s: Compile = %v, want ErrInvalid", name, err)
+		}
+	}
+}
