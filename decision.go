@@ -18,6 +18,9 @@ const (
 	ReasonUnknownTenant Reason = "unknown_tenant"
 	// ReasonUnknownPermission: the permission (or tool) is not in the policy.
 	ReasonUnknownPermission Reason = "unknown_permission"
+	// ReasonUnknownResource: the policy declares resources of the request's
+	// resource type, and none with that id.
+	ReasonUnknownResource Reason = "unknown_resource"
 	// ReasonTenantNotVisible: the subject may not see the tenant.
 	ReasonTenantNotVisible Reason = "tenant_not_visible"
 	// ReasonPermissionMissing: no role, bundle or grant gives the permission.
@@ -40,7 +43,7 @@ const (
 
 // Reasons lists every reason code, for catalogs and tests.
 var Reasons = []Reason{ReasonGranted, ReasonSuperuser, ReasonInvalidRequest,
-	ReasonUnknownSubject, ReasonUnknownTenant, ReasonUnknownPermission,
+	ReasonUnknownSubject, ReasonUnknownTenant, ReasonUnknownPermission, ReasonUnknownResource,
 	ReasonTenantNotVisible, ReasonPermissionMissing, ReasonConditionFailed,
 	ReasonPlanRequired, ReasonActionDisabled, ReasonLimitExceeded,
 	ReasonConfirmationRequired, ReasonInternalError}
@@ -103,8 +106,8 @@ type Explanation struct {
 
 // ExplainStep is one rule of the decision order and what it found.
 type ExplainStep struct {
-	// Rule is one of: request, subject, tenant, visibility, superuser,
-	// permission, condition, plan.
+	// Rule is one of: request, subject, tenant, resource, visibility,
+	// superuser, permission, condition, plan.
 	Rule string `json:"rule"`
 	// Outcome is pass, fail or skip.
 	Outcome string `json:"outcome"`

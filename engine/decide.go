@@ -13,6 +13,7 @@ const (
 	ruleRequest    = "request"
 	ruleSubject    = "subject"
 	ruleTenant     = "tenant"
+	ruleResource   = "resource"
 	ruleVisibility = "visibility"
 	ruleSuperuser  = "superuser"
 	rulePermission = "permission"
@@ -246,13 +247,24 @@ func (s *Snapshot) resolve(q *query, d *gatehouse.Decision, req *gatehouse.Reque
 }
 
 // resolveResource finds the request's resource among the policy's. A
-// resource that belongs to a tenant is decided in that tenant; a request
+// resource type the policy declares is closed: an id it does not declare is
+// unknown_resource. Other types are the application's alone. A resource
+// that belongs to a tenant is decided in that tenant; a request
 // that names a tenant must name that one or an ancestor of it, else it is
 // invalid: it asks about data outside the tenant it speaks for.
 func (s *Snapshot) resolveResource(q *query, d *gatehouse.Decision, tr *tracer) bool {
-	r, ok := s.resourceIdx[q.req.Resource.Type][q.req.Resource.ID]
-	if !ok {
+	byID, declared := s.resourceIdx[q.req.Resource.Type]
+	if !declared {
 		return true
+	}
+	r, ok := byID[q.req.Resource.ID]
+	if !ok {
+		// The policy lists every resource of a type it declares.
+		if tr != nil {
+			tr.add(ruleResource, outcomeFail, gatehouse.SubjectRef{}, fmt.Sprintf("the policy declares no %s %q", q.req.Resource.Type, q.req.Resource.ID), nil)
+		}
+		d.Reason = gatehouse.ReasonUnknownResource
+		return false
 	}
 	q.resource = r
 	rt := s.resources[r].tenant

@@ -59,8 +59,10 @@ func TestAliasesAndResources(t *testing.T) {
 		{"stored attributes decide", gatehouse.Request{Subject: gatehouse.User("alice"), Permission: "write", Resource: rec("r2", nil)}, condFailed},
 		{"request properties win for resources", gatehouse.Request{Subject: gatehouse.User("alice"), Permission: "write",
 			Resource: rec("r2", map[string]any{"status": "active"})}, granted},
-		{"unregistered resource uses the request's properties", gatehouse.Request{Subject: gatehouse.User("alice"), Permission: "write",
-			Resource: rec("r9", map[string]any{"status": "archived"})}, condFailed},
+		{"an undeclared id of a declared type is unknown", gatehouse.Request{Subject: gatehouse.User("alice"), Permission: "write",
+			Resource: rec("r9", map[string]any{"status": "active"})}, gatehouse.ReasonUnknownResource},
+		{"an undeclared type is the application's", gatehouse.Request{Subject: gatehouse.User("alice"), Permission: "write",
+			Resource: gatehouse.Resource{Type: "memo", ID: "m1", Properties: map[string]any{"status": "archived"}}}, condFailed},
 		{"resource tenant applies", gatehouse.Request{Subject: gatehouse.User("bob@example.com"), Permission: "read", Resource: rec("r1", nil)}, notVisible},
 		{"resource in a visible tenant", gatehouse.Request{Subject: gatehouse.User("bob@example.com"), Permission: "read", Resource: rec("g1", nil)}, granted},
 		{"a request naming another tenant is invalid", gatehouse.Request{Subject: gatehouse.User("bob@example.com"), Permission: "read",
@@ -70,7 +72,7 @@ func TestAliasesAndResources(t *testing.T) {
 		{"the resource's own tenant", gatehouse.Request{Subject: gatehouse.User("alice"), Permission: "read",
 			Tenant: "acme", Resource: rec("r1", nil)}, granted},
 		{"same id, other type has no tenant", gatehouse.Request{Subject: gatehouse.User("bob@example.com"), Permission: "read",
-			Resource: gatehouse.Resource{Type: "doc", ID: "r1"}}, granted},
+			Resource: gatehouse.Resource{Type: "memo", ID: "r1"}}, granted},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

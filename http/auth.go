@@ -1,6 +1,7 @@
 package http
 
 import (
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -98,13 +99,37 @@ func (s *Server) authenticated(next http.HandlerFunc) http.Handler {
 	})
 }
 
-// authzen guards the AuthZEN endpoints: authenticated unless
-// Config.AuthZENAuth is AuthNone.
+// authzen guards the AuthZEN endpoints as Config.AuthZENAuth says: a bearer
+// JWT, one of the shared tokens, or nothing.
 func (s *Server) authzen(next http.HandlerFunc) http.Handler {
-	if s.cfg.AuthZENAuth == AuthNone {
+	switch s.cfg.AuthZENAuth {
+	case AuthNone:
 		return next
+	case AuthToken:
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !s.sharedToken(r) {
+				s.writeError(w, r, &Error{Code: CodeUnauthorized, Err: errors.New("no valid AuthZEN bearer token")})
+				return
+			}
+			next(w, r)
+		})
 	}
 	return s.authenticated(next)
+}
+
+// sharedToken reports whether r carries one of Config.AuthZENTokens as its
+// bearer token, comparing in constant time.
+func (s *Server) sharedToken(r *http.Request) bool {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	token = strings.TrimSpace(token)
+	match := 0
+	for _, t := range s.cfg.AuthZENTokens {
+		match |= subtle.ConstantTimeCompare([]byte(token), []byte(t))
+	}
+	return match == 1
 }
 
 // requireAdmin returns nil if caller administers Gatehouse: a superuser, or

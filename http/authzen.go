@@ -2,11 +2,14 @@ package http
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/engine"
 	"github.com/gatehouse/gatehouse/locale"
 )
 
@@ -15,13 +18,6 @@ const (
 	SemanticExecuteAll          = "execute_all"
 	SemanticDenyOnFirstDeny     = "deny_on_first_deny"
 	SemanticPermitOnFirstPermit = "permit_on_first_permit"
-)
-
-// AuthZEN resource types with a Gatehouse meaning; any other type is the
-// application's own and reaches conditions as resource.type.
-const (
-	ResourceTool   = "tool"
-	ResourceTenant = "tenant"
 )
 
 // entity is an AuthZEN subject or resource.
@@ -36,12 +32,15 @@ type action struct {
 	props map[string]any
 }
 
-// evaluation is one access evaluation request, its entities resolved.
+// evaluation is one access evaluation request, its entities resolved. err
+// is set instead for an item of a batch that is malformed: the batch goes
+// on and that item is a deny (certification scenario C.3.4.1).
 type evaluation struct {
 	subject  entity
 	action   action
 	resource entity
 	context  map[string]any
+	err      error
 }
 
 // parts are the entities one JSON object supplies; nil means absent.
@@ -58,10 +57,10 @@ type parts struct {
 func parseParts(m map[string]json.RawMessage, prefix string) (parts, error) {
 	var p parts
 	var err error
-	if p.subject, err = parseEntity(m["subject"], prefix+"subject"); err != nil {
+	if p.subject, err = parseEntity(m["subject"], prefix+"subject", true); err != nil {
 		return parts{}, err
 	}
-	if p.resource, err = parseEntity(m["resource"], prefix+"resource"); err != nil {
+	if p.resource, err = parseEntity(m["resource"], prefix+"resource", true); err != nil {
 		return parts{}, err
 	}
 	act, err := parseObject(m["action"], prefix+"action")
@@ -83,9 +82,10 @@ func parseParts(m map[string]json.RawMessage, prefix string) (parts, error) {
 	return p, nil
 }
 
-// parseEntity reads a subject or resource: type and id required strings,
-// properties an optional object. Absent is nil.
-func parseEntity(raw json.RawMessage, path string) (*entity, error) {
+// parseEntity reads a subject or resource: type a required string, id a
+// string required when needID (a search's target may omit it, and its id is
+// ignored), properties an optional object. Absent is nil.
+func parseEntity(raw json.RawMessage, path string, needID bool) (*entity, error) {
 	m, err := parseObject(raw, path)
 	if err != nil || m == nil {
 		return nil, err
@@ -94,8 +94,12 @@ func parseEntity(raw json.RawMessage, path string) (*entity, error) {
 	if e.typ, err = requiredString(m, "type", path+".type"); err != nil {
 		return nil, err
 	}
-	if e.id, err = requiredString(m, "id", path+".id"); err != nil {
-		return nil, err
+	if needID {
+		if e.id, err = requiredString(m, "id", path+".id"); err != nil {
+			return nil, err
+		}
+	} else if raw := m["id"]; !isNull(raw) && first(raw) != '"' {
+		return nil, wrongType(path+".id", "string")
 	}
 	if e.props, err = parseAny(m["properties"], path+".properties"); err != nil {
 		return nil, err
@@ -129,10 +133,14 @@ func (p parts) complete(defaults parts, prefix string) (evaluation, error) {
 	return evaluation{subject: *p.subject, action: *p.action, resource: *p.resource, context: p.context}, nil
 }
 
-// topObject parses a request body, which must be one JSON object.
+// topObject parses a request body, which must be one well-formed JSON
+// object (see checkJSON).
 func topObject(body []byte) (map[string]json.RawMessage, error) {
 	if first(body) != '{' {
 		return nil, invalid("error.bad_json", nil).wrap(fmt.Errorf("body is not a JSON object"))
+	}
+	if err := checkJSON(body); err != nil {
+		return nil, err
 	}
 	return parseObject(body, "")
 }
@@ -202,23 +210,30 @@ func parseBatch(body []byte, maxEvaluations int) (batch, error) {
 	}
 	b.evals = make([]evaluation, len(items))
 	for i, raw := range items {
-		prefix := fmt.Sprintf("evaluations[%d]", i)
-		m, err := parseObject(raw, prefix)
-		if err != nil {
-			return batch{}, err
-		}
-		if m == nil {
-			return batch{}, wrongType(prefix, "object")
-		}
-		p, err := parseParts(m, prefix+".")
-		if err != nil {
-			return batch{}, err
-		}
-		if b.evals[i], err = p.complete(defaults, prefix+"."); err != nil {
-			return batch{}, err
-		}
+		b.evals[i] = parseItem(raw, defaults, fmt.Sprintf("evaluations[%d]", i))
 	}
 	return b, nil
+}
+
+// parseItem parses one evaluation of a batch over the defaults. A
+// malformed item becomes an evaluation carrying its error.
+func parseItem(raw json.RawMessage, defaults parts, prefix string) evaluation {
+	m, err := parseObject(raw, prefix)
+	if err == nil && m == nil {
+		err = wrongType(prefix, "object")
+	}
+	if err != nil {
+		return evaluation{err: err}
+	}
+	p, err := parseParts(m, prefix+".")
+	if err != nil {
+		return evaluation{err: err}
+	}
+	ev, err := p.complete(defaults, prefix+".")
+	if err != nil {
+		return evaluation{err: err}
+	}
+	return ev
 }
 
 // decisionJSON is an AuthZEN decision. Context always carries the reason
@@ -237,10 +252,12 @@ type decisionContext struct {
 	DeniedSubject string           `json:"denied_subject,omitempty"`
 	// DeniedPermission is the permission a denial is about.
 	DeniedPermission string `json:"denied_permission,omitempty"`
+	// Error says what is wrong with a malformed item of a batch.
+	Error *errorDetail `json:"error,omitempty"`
 }
 
 func (s *Server) handleEvaluation(w http.ResponseWriter, r *http.Request) {
-	body, err := s.readBody(w, r)
+	body, scope, err := s.authzenRequest(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -250,11 +267,11 @@ func (s *Server) handleEvaluation(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, s.evaluate(r, &ev))
+	s.writeJSON(w, r, http.StatusOK, s.evaluate(r, s.svc.Snapshot(), scope, &ev))
 }
 
 func (s *Server) handleEvaluations(w http.ResponseWriter, r *http.Request) {
-	body, err := s.readBody(w, r)
+	body, scope, err := s.authzenRequest(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -264,13 +281,15 @@ func (s *Server) handleEvaluations(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// One snapshot decides the whole batch.
+	snap := s.svc.Snapshot()
 	if b.single {
-		s.writeJSON(w, r, http.StatusOK, s.evaluate(r, &b.evals[0]))
+		s.writeJSON(w, r, http.StatusOK, s.evaluate(r, snap, scope, &b.evals[0]))
 		return
 	}
 	results := make([]decisionJSON, 0, len(b.evals))
 	for i := range b.evals {
-		d := s.evaluate(r, &b.evals[i])
+		d := s.evaluate(r, snap, scope, &b.evals[i])
 		results = append(results, d)
 		// Short-circuits return the results up to and including the deciding one.
 		if (b.semantic == SemanticDenyOnFirstDeny && !d.Decision) || (b.semantic == SemanticPermitOnFirstPermit && d.Decision) {
@@ -282,10 +301,41 @@ func (s *Server) handleEvaluations(w http.ResponseWriter, r *http.Request) {
 	}{results})
 }
 
-// evaluate decides one evaluation. It never fails: a request Gatehouse
-// cannot map is a deny with invalid_request, and an internal failure is a
-// deny with internal_error.
-func (s *Server) evaluate(r *http.Request, ev *evaluation) (out decisionJSON) {
+// authzenRequest reads the body of an AuthZEN request and the tenant its
+// base URL is scoped to ("" for the root one). AuthZEN answers a body that
+// is not declared JSON with 400, as its certification requires, where the
+// native API answers 415.
+func (s *Server) authzenRequest(w http.ResponseWriter, r *http.Request) (body []byte, scope string, err error) {
+	if scope, err = s.scope(r); err != nil {
+		return nil, "", err
+	}
+	body, err = s.readBody(w, r)
+	var e *Error
+	if errors.As(err, &e) && e.Code == CodeUnsupportedMediaType {
+		return nil, "", invalid("error."+CodeUnsupportedMediaType, nil).wrap(e.Err)
+	}
+	return body, scope, err
+}
+
+// scope returns the tenant of a tenant-scoped PDP base URL such as
+// https://pdp.example.com/acme, whose endpoints are /acme/access/v1/…: its
+// requests are decided within that tenant's subtree. An unknown tenant is
+// not found.
+func (s *Server) scope(r *http.Request) (string, error) {
+	tenant := r.PathValue("tenant")
+	if tenant == "" {
+		return "", nil
+	}
+	if !s.svc.Snapshot().TenantWithin(tenant, tenant) {
+		return "", &Error{Code: gatehouse.CodeNotFound, Err: fmt.Errorf("tenant %q", tenant)}
+	}
+	return tenant, nil
+}
+
+// evaluate decides one evaluation on snap. It never fails: a request
+// Gatehouse cannot map is a deny with invalid_request, and an internal
+// failure is a deny with internal_error.
+func (s *Server) evaluate(r *http.Request, snap *engine.Snapshot, scope string, ev *evaluation) (out decisionJSON) {
 	lang := language(r.Context())
 	defer func() {
 		if v := recover(); v != nil {
@@ -293,25 +343,46 @@ func (s *Server) evaluate(r *http.Request, ev *evaluation) (out decisionJSON) {
 			out = s.decisionJSON(lang, gatehouse.Decision{Reason: gatehouse.ReasonInternalError}, locale.Args{})
 		}
 	}()
-	req, tool, ok := toRequest(ev)
-	args := locale.Args{Subject: req.Subject.String(), Permission: ev.action.name, Tenant: req.Tenant}
-	if !ok {
-		d := gatehouse.Decision{Reason: gatehouse.ReasonInvalidRequest, Version: s.svc.Snapshot().Version()}
-		return s.decisionJSON(lang, d, args)
+	if ev.err != nil {
+		out = s.decisionJSON(lang, gatehouse.Decision{Reason: gatehouse.ReasonInvalidRequest, Version: snap.Version()}, locale.Args{})
+		e := &Error{Code: gatehouse.CodeInvalid}
+		errors.As(ev.err, &e)
+		out.Context.Error = &errorDetail{Code: e.Code, Message: s.text(lang, e.messageID(), e.Data)}
+		return out
 	}
-	var d gatehouse.Decision
+	d, args := decide(snap, scope, ev)
+	return s.decisionJSON(lang, d, args)
+}
+
+// decide maps an evaluation onto a Gatehouse request and decides it on
+// snap: action.name names a tool if the policy has one of that name, else a
+// permission; a resource of type tool is a call of that tool.
+func decide(snap *engine.Snapshot, scope string, ev *evaluation) (gatehouse.Decision, locale.Args) {
+	req, tool, ok := toRequest(ev)
+	args := locale.Args{Subject: req.Subject.String(), Permission: ev.action.name, Tenant: req.Tenant,
+		Resource: ev.resource.id, ResourceType: ev.resource.typ}
+	if ok && scope != "" {
+		// A scoped PDP decides within its tenant's subtree only.
+		switch {
+		case req.Tenant == "":
+			req.Tenant = scope
+		case !snap.TenantWithin(req.Tenant, scope):
+			ok = false
+		}
+		args.Tenant = req.Tenant
+	}
+	if !ok {
+		return gatehouse.Decision{Reason: gatehouse.ReasonInvalidRequest, Version: snap.Version()}, args
+	}
 	if tool != "" {
 		args.Permission = tool
-		d = s.svc.CheckTool(&req, tool)
-	} else {
-		// action.name names a tool if the policy has one of that name,
-		// else a permission.
-		d = s.svc.CheckTool(&req, ev.action.name)
-		if d.Reason == gatehouse.ReasonUnknownPermission {
-			d = s.svc.Check(&req)
-		}
+		return snap.CheckTool(&req, tool), args
 	}
-	return s.decisionJSON(lang, d, args)
+	d := snap.CheckTool(&req, ev.action.name)
+	if d.Reason == gatehouse.ReasonUnknownPermission {
+		d = snap.Check(&req)
+	}
+	return d, args
 }
 
 func (s *Server) decisionJSON(lang string, d gatehouse.Decision, args locale.Args) decisionJSON {
@@ -327,13 +398,13 @@ func (s *Server) decisionJSON(lang string, d gatehouse.Decision, args locale.Arg
 }
 
 // toRequest maps an AuthZEN evaluation onto a Gatehouse request (see
-// docs/http.md). tool is set for a resource of type tool. ok is false for a
-// request Gatehouse cannot answer: an unknown subject type, a malformed
+// docs/authzen.md). tool is set for a resource of type tool. ok is false for
+// a request Gatehouse cannot answer: an unknown subject type, a malformed
 // on_behalf_of, or a tenant that is not a string.
 func toRequest(ev *evaluation) (req gatehouse.Request, tool string, ok bool) {
 	switch gatehouse.SubjectType(ev.subject.typ) {
 	case gatehouse.SubjectUser:
-		req.Subject = gatehouse.User(gatehouse.NormalizeEmail(ev.subject.id))
+		req.Subject = gatehouse.User(strings.TrimSpace(ev.subject.id))
 	case gatehouse.SubjectAgent:
 		req.Subject = gatehouse.AgentRef(ev.subject.id)
 	default:
@@ -355,11 +426,11 @@ func toRequest(ev *evaluation) (req gatehouse.Request, tool string, ok bool) {
 	req.ActionProperties = ev.action.props
 	req.Resource = gatehouse.Resource{Type: ev.resource.typ, ID: ev.resource.id, Properties: ev.resource.props}
 	req.Context = ev.context
-	if ev.resource.typ == ResourceTenant {
+	switch ev.resource.typ {
+	case gatehouse.ResourceTypeTenant:
 		req.Tenant = ev.resource.id
 		return req, "", true
-	}
-	if ev.resource.typ == ResourceTool {
+	case gatehouse.ResourceTypeTool:
 		tool = ev.resource.id
 	}
 	for _, m := range []map[string]any{ev.resource.props, ev.context} {
@@ -377,27 +448,42 @@ func toRequest(ev *evaluation) (req gatehouse.Request, tool string, ok bool) {
 	return req, tool, true
 }
 
-// metadata is the AuthZEN PDP metadata document. The search endpoints are
-// absent, which tells PEPs this PDP does not offer them.
+// metadata is the AuthZEN PDP metadata document.
 type metadata struct {
 	PolicyDecisionPoint       string `json:"policy_decision_point"`
 	AccessEvaluationEndpoint  string `json:"access_evaluation_endpoint"`
 	AccessEvaluationsEndpoint string `json:"access_evaluations_endpoint"`
+	SearchSubjectEndpoint     string `json:"search_subject_endpoint"`
+	SearchResourceEndpoint    string `json:"search_resource_endpoint"`
+	SearchActionEndpoint      string `json:"search_action_endpoint"`
 }
 
+// handleMetadata serves the metadata of the root PDP and, at
+// /.well-known/authzen-configuration/{tenant}, of a tenant-scoped one.
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
+	scope, err := s.scope(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	base := s.baseURL(r)
+	if scope != "" {
+		base += "/" + url.PathEscape(scope)
+	}
 	w.Header().Set("Cache-Control", "max-age=300")
 	s.writeJSON(w, r, http.StatusOK, metadata{
 		PolicyDecisionPoint:       base,
 		AccessEvaluationEndpoint:  base + "/access/v1/evaluation",
 		AccessEvaluationsEndpoint: base + "/access/v1/evaluations",
+		SearchSubjectEndpoint:     base + "/access/v1/search/subject",
+		SearchResourceEndpoint:    base + "/access/v1/search/resource",
+		SearchActionEndpoint:      base + "/access/v1/search/action",
 	})
 }
 
 // baseURL is Config.BaseURL, or the URL the request came in on: https when
-// the connection is TLS or a proxy says so in X-Forwarded-Proto, and the
-// Host header.
+// the connection is TLS or a proxy says so in X-Forwarded-Proto, the Host
+// header, and the path prefix a proxy announces in X-Forwarded-Prefix.
 func (s *Server) baseURL(r *http.Request) string {
 	if s.cfg.BaseURL != "" {
 		return s.cfg.BaseURL
@@ -411,5 +497,16 @@ func (s *Server) baseURL(r *http.Request) string {
 			scheme = p
 		}
 	}
-	return scheme + "://" + r.Host
+	return scheme + "://" + r.Host + forwardedPrefix(r)
+}
+
+// forwardedPrefix is X-Forwarded-Prefix as a clean path without a trailing
+// slash, "" when absent or not a plain absolute path.
+func forwardedPrefix(r *http.Request) string {
+	prefix, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Prefix"), ",")
+	prefix = strings.TrimRight(strings.TrimSpace(prefix), "/")
+	if prefix == "" || prefix[0] != '/' || strings.ContainsAny(prefix, "?#\\ ") || strings.Contains(prefix, "..") {
+		return ""
+	}
+	return prefix
 }

@@ -263,11 +263,12 @@ func TestAuthZENBadRequests(t *testing.T) {
 		{"array body", "evaluation", `[` + ok + `]`, "error.bad_json", ""},
 		{"null body", "evaluation", `null`, "error.bad_json", ""},
 		{"batch: evaluations an object", "evaluations", replace(`}}`, `}, "evaluations": {}}`), "error.field_not_array", "evaluations"},
-		{"batch: evaluation not an object", "evaluations", replace(`}}`, `}, "evaluations": [1]}`), "error.field_not_object", "evaluations[0]"},
-		{"batch: null evaluation", "evaluations", replace(`}}`, `}, "evaluations": [{}, null]}`), "error.field_not_object", "evaluations[1]"},
-		{"batch: no subject anywhere", "evaluations", `{"action": {"name": "can_read"}, "evaluations": [{"subject": {"type": "user", "id": "a@b.c"}, "resource": {"type": "t", "id": "1"}}, {"resource": {"type": "t", "id": "1"}}]}`, "error.missing_field", "evaluations[1].subject"},
-		{"batch: bad item field", "evaluations", replace(`}}`, `}, "evaluations": [{"action": {"name": 1}}]}`), "error.field_not_string", "evaluations[0].action.name"},
 		{"batch: too large", "evaluations", many, "error.too_many_evaluations", ""},
+		{"batch: malformed defaults", "evaluations", `{"subject": "alice", "evaluations": [{}]}`, "error.field_not_object", "subject"},
+		{"duplicate key", "evaluation", replace(`"id": "alice@example.com"`, `"id": "alice@example.com", "id": "bob@example.com"`), "error.duplicate_key", ""},
+		{"duplicate key deep inside", "evaluation", replace(`}}`, `}, "context": {"a": [{"k": 1, "k": 2}]}}`), "error.duplicate_key", ""},
+		{"not UTF-8", "evaluation", replace(`"alice@example.com"`, "\"al\xffice@example.com\""), "error.bad_json", ""},
+		{"nested too deep", "evaluation", replace(`}}`, `}, "context": {"a": `+strings.Repeat(`[`, 70)+strings.Repeat(`]`, 70)+`}}`), "error.too_deep", ""},
 		{"batch: unknown semantic", "evaluations", replace(`}}`, `}, "options": {"evaluations_semantic": "all"}, "evaluations": [{}]}`), "error.bad_semantic", ""},
 		{"batch: semantic not a string", "evaluations", replace(`}}`, `}, "options": {"evaluations_semantic": 1}, "evaluations": [{}]}`), "error.bad_semantic", ""},
 		{"batch: options not an object", "evaluations", replace(`}}`, `}, "options": 1}`), "error.field_not_object", "options"},
@@ -279,7 +280,14 @@ func TestAuthZENBadRequests(t *testing.T) {
 			continue
 		}
 		e := decodeInto[errorBody](t, r)
-		want := f.cat.Text("en", tt.message, map[string]any{"Field": tt.field, "Max": f.cfg.MaxEvaluations})
+		max := f.cfg.MaxEvaluations
+		if tt.message == "error.too_deep" {
+			max = 64
+		}
+		want := f.cat.Text("en", tt.message, map[string]any{"Field": tt.field, "Max": max, "Key": "id"})
+		if tt.name == "duplicate key deep inside" {
+			want = f.cat.Text("en", tt.message, map[string]any{"Key": "k"})
+		}
 		if e.Error.Code != "invalid" || e.Error.Message != want {
 			t.Errorf("%s: error %+v, want code invalid and message %q", tt.name, e.Error, want)
 		}

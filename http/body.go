@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"unicode/utf8"
 )
 
 // readBody returns r's body after checking that it is declared JSON (415)
@@ -60,6 +61,58 @@ func jsonError(err error) error {
 		return invalid("error.wrong_type", map[string]any{"Field": te.Field}).wrap(err)
 	}
 	return invalid("error.bad_json", nil).wrap(err)
+}
+
+// maxJSONDepth bounds how deeply a request body may nest objects and arrays.
+const maxJSONDepth = 64
+
+// checkJSON rejects what encoding/json would accept silently: bytes that
+// are not UTF-8, a key repeated within one object (which parsers resolve
+// differently, so a PEP and Gatehouse could read different requests), and
+// nesting deeper than maxJSONDepth. It also rejects malformed JSON.
+func checkJSON(body []byte) error {
+	if !utf8.Valid(body) {
+		return invalid("error.bad_json", nil).wrap(errors.New("body is not UTF-8"))
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	// keys holds, per open container, the keys seen (nil for an array);
+	// wantKey says whether the next token of the innermost object is a key.
+	var keys []map[string]bool
+	wantKey := false
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return invalid("error.bad_json", nil).wrap(err)
+		}
+		inObject := len(keys) > 0 && keys[len(keys)-1] != nil
+		if k, ok := tok.(string); ok && inObject && wantKey {
+			if keys[len(keys)-1][k] {
+				return invalid("error.duplicate_key", map[string]any{"Key": k}).wrap(fmt.Errorf("key %q repeated", k))
+			}
+			keys[len(keys)-1][k] = true
+			wantKey = false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if len(keys) == maxJSONDepth {
+				return invalid("error.too_deep", map[string]any{"Max": maxJSONDepth}).wrap(errors.New("nesting too deep"))
+			}
+			if tok == json.Delim('{') {
+				keys = append(keys, map[string]bool{})
+			} else {
+				keys = append(keys, nil)
+			}
+		case json.Delim('}'), json.Delim(']'):
+			keys = keys[:len(keys)-1]
+		}
+		// After a value inside an object, a key comes next.
+		wantKey = len(keys) > 0 && keys[len(keys)-1] != nil
+	}
 }
 
 // first returns the first byte of data that is not JSON whitespace, or 0.

@@ -80,6 +80,14 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
+// messageID is the catalog id of e's message.
+func (e *Error) messageID() string {
+	if e.Message != "" {
+		return e.Message
+	}
+	return "error." + e.Code
+}
+
 // wrap records err as e's cause and returns e.
 func (e *Error) wrap(err error) *Error {
 	e.Err = err
@@ -110,10 +118,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		e = &Error{Code: gatehouse.ErrorCode(err), Err: err}
 	}
 	status := StatusCode(e.Code)
-	msg := e.Message
-	if msg == "" {
-		msg = "error." + e.Code
-	}
+	msg := e.messageID()
 	level := slog.LevelDebug
 	if status >= http.StatusInternalServerError {
 		level = slog.LevelError

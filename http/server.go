@@ -7,6 +7,7 @@ package http
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,12 +24,16 @@ import (
 
 // AuthZEN authentication modes (Config.AuthZENAuth).
 const (
-	AuthJWT  = "jwt"
-	AuthNone = "none"
+	AuthJWT   = "jwt"
+	AuthToken = "token"
+	AuthNone  = "none"
 )
 
 // MinJWTSecret is the shortest HS256 secret Validate accepts, in bytes.
 const MinJWTSecret = 32
+
+// MinAuthZENToken is the shortest shared AuthZEN token Validate accepts.
+const MinAuthZENToken = 16
 
 // Config configures a Server; flags and environment map onto it.
 type Config struct {
@@ -50,9 +55,19 @@ type Config struct {
 	// JWTIssuer and JWTAudience, when set, must match the token's iss and aud.
 	JWTIssuer   string
 	JWTAudience string
-	// AuthZENAuth is AuthJWT (the AuthZEN endpoints need a bearer token) or
-	// AuthNone (they are open; for a PDP reachable only by trusted PEPs).
+	// AuthZENAuth is AuthJWT (the AuthZEN endpoints need a bearer JWT),
+	// AuthToken (they need one of AuthZENTokens as a bearer token, as
+	// interop harnesses send) or AuthNone (they are open; for a PDP
+	// reachable only by trusted PEPs).
 	AuthZENAuth string
+	// AuthZENTokens are the shared bearer tokens AuthToken accepts; more
+	// than one lets an operator rotate them.
+	AuthZENTokens []string
+
+	// TLSCertFile and TLSKeyFile, when set, make Open serve HTTPS with this
+	// PEM certificate (chain) and key.
+	TLSCertFile string
+	TLSKeyFile  string
 
 	// BaseURL, when set, is the PDP identifier the metadata document
 	// publishes; otherwise it is derived from each request's scheme and Host.
@@ -94,14 +109,23 @@ func (c Config) Validate() error {
 		return gatehouse.Invalidf("http: max evaluations %d is not positive", c.MaxEvaluations)
 	case len(c.JWTSecret) < MinJWTSecret:
 		return gatehouse.Invalidf("http: the JWT secret has %d bytes, want at least %d", len(c.JWTSecret), MinJWTSecret)
-	case c.AuthZENAuth != AuthJWT && c.AuthZENAuth != AuthNone:
-		return gatehouse.Invalidf("http: AuthZEN authentication %q: want %s or %s", c.AuthZENAuth, AuthJWT, AuthNone)
+	case c.AuthZENAuth != AuthJWT && c.AuthZENAuth != AuthToken && c.AuthZENAuth != AuthNone:
+		return gatehouse.Invalidf("http: AuthZEN authentication %q: want %s, %s or %s", c.AuthZENAuth, AuthJWT, AuthToken, AuthNone)
+	case c.AuthZENAuth == AuthToken && len(c.AuthZENTokens) == 0:
+		return gatehouse.Invalidf("http: AuthZEN authentication %s needs at least one token", AuthToken)
+	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
+		return gatehouse.Invalidf("http: TLS needs both a certificate and a key file")
 	case c.Logger == nil:
 		return gatehouse.Invalidf("http: logger is nil")
 	case c.Catalog == nil:
 		return gatehouse.Invalidf("http: message catalog is nil")
 	case c.Clock == nil:
 		return gatehouse.Invalidf("http: clock is nil")
+	}
+	for _, t := range c.AuthZENTokens {
+		if len(t) < MinAuthZENToken {
+			return gatehouse.Invalidf("http: an AuthZEN token has %d bytes, want at least %d", len(t), MinAuthZENToken)
+		}
 	}
 	if c.BaseURL != "" {
 		u, err := url.Parse(c.BaseURL)
@@ -145,6 +169,14 @@ func (s *Server) Open(ctx context.Context) error {
 	if s.cfg.AuthZENAuth == AuthNone {
 		s.cfg.Logger.Warn("the AuthZEN endpoints accept requests without authentication (--authzen-auth=none)")
 	}
+	var tlsConfig *tls.Config
+	if s.cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
+		if err != nil {
+			return gatehouse.Invalidf("http: TLS certificate %s and key %s: %v", s.cfg.TLSCertFile, s.cfg.TLSKeyFile, err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
@@ -152,6 +184,7 @@ func (s *Server) Open(ctx context.Context) error {
 	}
 	s.ln = ln
 	s.server = &http.Server{
+		TLSConfig:         tlsConfig,
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
@@ -163,7 +196,11 @@ func (s *Server) Open(ctx context.Context) error {
 	s.done = make(chan struct{})
 	go func() {
 		defer close(s.done)
-		if err := s.server.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		serve := s.server.Serve
+		if tlsConfig != nil {
+			serve = func(ln net.Listener) error { return s.server.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			s.cfg.Logger.Error("http server stopped", "err", err)
 		}
 	}()
@@ -171,10 +208,14 @@ func (s *Server) Open(ctx context.Context) error {
 	return nil
 }
 
-// URL returns the base URL of the open listener, e.g. http://127.0.0.1:8080.
+// URL returns the base URL of the open listener, e.g. http://127.0.0.1:8080,
+// or https://… when serving TLS.
 func (s *Server) URL() string {
 	if s.ln == nil {
 		return ""
+	}
+	if s.cfg.TLSCertFile != "" {
+		return "https://" + s.ln.Addr().String()
 	}
 	return "http://" + s.ln.Addr().String()
 }
@@ -200,9 +241,15 @@ func (s *Server) Close() error {
 // request id, request log, panic recovery.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	s.route(mux, http.MethodPost, "/access/v1/evaluation", s.authzen(s.handleEvaluation))
-	s.route(mux, http.MethodPost, "/access/v1/evaluations", s.authzen(s.handleEvaluations))
-	s.route(mux, http.MethodGet, "/.well-known/authzen-configuration", http.HandlerFunc(s.handleMetadata))
+	// AuthZEN at the root and, scoped to a tenant's subtree, under /{tenant}.
+	for _, prefix := range []string{"", "/{tenant}"} {
+		s.route(mux, http.MethodPost, prefix+"/access/v1/evaluation", s.authzen(s.handleEvaluation))
+		s.route(mux, http.MethodPost, prefix+"/access/v1/evaluations", s.authzen(s.handleEvaluations))
+		s.route(mux, http.MethodPost, prefix+"/access/v1/search/subject", s.authzen(s.handleSearch(searchSubject)))
+		s.route(mux, http.MethodPost, prefix+"/access/v1/search/resource", s.authzen(s.handleSearch(searchResource)))
+		s.route(mux, http.MethodPost, prefix+"/access/v1/search/action", s.authzen(s.handleSearch(searchAction)))
+		s.route(mux, http.MethodGet, "/.well-known/authzen-configuration"+prefix, http.HandlerFunc(s.handleMetadata))
+	}
 	s.route(mux, http.MethodPost, "/api/v1/check", s.authenticated(s.handleCheck))
 	s.route(mux, http.MethodPost, "/api/v1/explain", s.authenticated(s.handleExplain))
 	s.route(mux, http.MethodGet, "/api/v1/me/effective", s.authenticated(s.handleEffective))

@@ -26,15 +26,19 @@ func TestTransportErrors(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"text/plain", call{path: "/access/v1/evaluation", token: tok, body: saraLoan, header: map[string]string{"Content-Type": "text/plain"}}, 415, gatehttp.CodeUnsupportedMediaType},
+		// AuthZEN certification (C.2.4.3) wants 400 where the native API says 415.
+		{"AuthZEN text/plain", call{path: "/access/v1/evaluation", token: tok, body: saraLoan, header: map[string]string{"Content-Type": "text/plain"}}, 400, gatehouse.CodeInvalid},
+		{"AuthZEN form", call{path: "/access/v1/evaluations", token: tok, body: saraLoan, header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}}, 400, gatehouse.CodeInvalid},
+		{"AuthZEN search without content type", call{path: "/access/v1/search/action", token: tok, body: saraLoan, header: map[string]string{"Content-Type": ""}}, 400, gatehouse.CodeInvalid},
 		{"no content type", call{path: "/api/v1/check", token: tok, body: `{}`, header: map[string]string{"Content-Type": ""}}, 415, gatehttp.CodeUnsupportedMediaType},
-		{"form", call{path: "/access/v1/evaluations", token: tok, body: saraLoan, header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}}, 415, gatehttp.CodeUnsupportedMediaType},
+		{"text/plain", call{path: "/api/v1/check", token: tok, body: `{}`, header: map[string]string{"Content-Type": "text/plain"}}, 415, gatehttp.CodeUnsupportedMediaType},
 		{"oversize body", call{path: "/access/v1/evaluation", token: tok, body: oversize}, 413, gatehttp.CodePayloadTooLarge},
 		{"oversize batch", call{path: "/access/v1/evaluations", token: tok, body: oversize}, 413, gatehttp.CodePayloadTooLarge},
 		{"GET on a POST endpoint", call{method: http.MethodGet, path: "/access/v1/evaluation", token: tok}, 405, gatehttp.CodeMethodNotAllowed},
 		{"POST on a GET endpoint", call{path: "/healthz", body: `{}`}, 405, gatehttp.CodeMethodNotAllowed},
 		{"unknown path", call{method: http.MethodGet, path: "/access/v2/evaluation"}, 404, gatehouse.CodeNotFound},
-		{"search is not offered yet", call{path: "/access/v1/search/subject", token: tok, body: `{}`}, 404, gatehouse.CodeNotFound},
+		{"unknown tenant scope", call{path: "/atlantis/access/v1/evaluation", token: tok, body: saraLoan}, 404, gatehouse.CodeNotFound},
+		{"unknown tenant metadata", call{method: http.MethodGet, path: "/.well-known/authzen-configuration/atlantis"}, 404, gatehouse.CodeNotFound},
 	}
 	for _, tt := range tests {
 		r := f.do(tt.call)
@@ -135,40 +139,60 @@ func TestLocalizedMessages(t *testing.T) {
 
 func TestMetadata(t *testing.T) {
 	type doc struct {
-		PDP         string `json:"policy_decision_point"`
-		Evaluation  string `json:"access_evaluation_endpoint"`
-		Evaluations string `json:"access_evaluations_endpoint"`
+		PDP            string `json:"policy_decision_point"`
+		Evaluation     string `json:"access_evaluation_endpoint"`
+		Evaluations    string `json:"access_evaluations_endpoint"`
+		SearchSubject  string `json:"search_subject_endpoint"`
+		SearchResource string `json:"search_resource_endpoint"`
+		SearchAction   string `json:"search_action_endpoint"`
+	}
+	endpoints := func(base string) doc {
+		return doc{base, base + "/access/v1/evaluation", base + "/access/v1/evaluations",
+			base + "/access/v1/search/subject", base + "/access/v1/search/resource", base + "/access/v1/search/action"}
 	}
 	f := newFixture(t, examplePolicy, nil)
 	tests := []struct {
 		name   string
+		path   string
 		header map[string]string
 		want   string
 	}{
-		{"Host header", map[string]string{"Host": "pdp.example.com"}, "http://pdp.example.com"},
-		{"Host with port", map[string]string{"Host": "pdp.example.com:8443", "X-Forwarded-Proto": "https"}, "https://pdp.example.com:8443"},
-		{"proxy list", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Proto": "HTTPS, http"}, "https://pdp.example.com"},
-		{"bogus proto", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Proto": "gopher"}, "http://pdp.example.com"},
-		{"listener", nil, f.url},
+		{"Host header", "", map[string]string{"Host": "pdp.example.com"}, "http://pdp.example.com"},
+		{"Host with port", "", map[string]string{"Host": "pdp.example.com:8443", "X-Forwarded-Proto": "https"}, "https://pdp.example.com:8443"},
+		{"proxy list", "", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Proto": "HTTPS, http"}, "https://pdp.example.com"},
+		{"bogus proto", "", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Proto": "gopher"}, "http://pdp.example.com"},
+		{"proxy prefix", "", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Prefix": "/authz/"}, "http://pdp.example.com/authz"},
+		{"bogus prefix", "", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Prefix": "../x"}, "http://pdp.example.com"},
+		{"tenant scope", "/acme", map[string]string{"Host": "pdp.example.com"}, "http://pdp.example.com/acme"},
+		{"listener", "", nil, f.url},
 	}
 	for _, tt := range tests {
-		r := f.do(call{method: http.MethodGet, path: "/.well-known/authzen-configuration", header: tt.header})
+		r := f.do(call{method: http.MethodGet, path: "/.well-known/authzen-configuration" + tt.path, header: tt.header})
 		d := decodeInto[doc](t, r)
-		want := doc{tt.want, tt.want + "/access/v1/evaluation", tt.want + "/access/v1/evaluations"}
-		if r.status != http.StatusOK || d != want || r.header.Get("Content-Type") != "application/json" {
+		if want := endpoints(tt.want); r.status != http.StatusOK || d != want || r.header.Get("Content-Type") != "application/json" {
 			t.Errorf("%s: %d %+v, want %+v", tt.name, r.status, d, want)
 		}
 	}
 	fixed := newFixture(t, examplePolicy, func(c *gatehttp.Config) { c.BaseURL = "https://pdp.example.com/" })
 	d := decodeInto[doc](t, fixed.do(call{method: http.MethodGet, path: "/.well-known/authzen-configuration", header: map[string]string{"Host": "other.example"}}))
-	if d.PDP != "https://pdp.example.com" || d.Evaluations != "https://pdp.example.com/access/v1/evaluations" {
+	if d != endpoints("https://pdp.example.com") {
 		t.Errorf("with BaseURL: %+v", d)
 	}
-	// The advertised endpoint answers.
-	r := f.do(call{path: strings.TrimPrefix(decodeInto[doc](t, f.do(call{method: http.MethodGet, path: "/.well-known/authzen-configuration"})).Evaluation, f.url),
-		token: f.token("user:sara@acme.example"), body: saraLoan})
-	if r.status != http.StatusOK {
-		t.Errorf("advertised evaluation endpoint: %d", r.status)
+	// The advertised endpoints answer, at the root and scoped to a tenant.
+	tok := f.token("user:sara@acme.example")
+	for _, scope := range []string{"", "/acme"} {
+		d := decodeInto[doc](t, f.do(call{method: http.MethodGet, path: "/.well-known/authzen-configuration" + scope}))
+		for _, c := range []struct{ url, body string }{
+			{d.Evaluation, saraLoan},
+			{d.Evaluations, saraLoan},
+			{d.SearchSubject, `{"subject": {"type": "user"}, "action": {"name": "analyze_loan"}, "resource": {"type": "tenant", "id": "acme"}}`},
+			{d.SearchResource, `{"subject": {"type": "user", "id": "sara@acme.example"}, "action": {"name": "analyze_loan"}, "resource": {"type": "tenant"}}`},
+			{d.SearchAction, `{"subject": {"type": "user", "id": "sara@acme.example"}, "resource": {"type": "tenant", "id": "acme"}}`},
+		} {
+			if r := f.do(call{path: strings.TrimPrefix(c.url, f.url), token: tok, body: c.body}); r.status != http.StatusOK {
+				t.Errorf("advertised endpoint %s: %d %s", c.url, r.status, r.body)
+			}
+		}
 	}
 }
 

@@ -106,12 +106,16 @@ type Args struct {
 	Feature    string
 	Action     string
 	Limit      string
+	// Resource and ResourceType name the request's resource.
+	Resource     string
+	ResourceType string
 }
 
 // RequestArgs fills Args from what req asks: its subject, tenant, and
 // permission or, when tool is set, the tool.
 func RequestArgs(req *gatehouse.Request, tool string) Args {
-	a := Args{Subject: req.Subject.String(), Permission: req.Permission, Tenant: req.Tenant}
+	a := Args{Subject: req.Subject.String(), Permission: req.Permission, Tenant: req.Tenant,
+		Resource: req.Resource.ID, ResourceType: req.Resource.Type}
 	if tool != "" {
 		a.Permission = tool
 	}

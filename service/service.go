@@ -95,8 +95,14 @@ func Open(ctx context.Context, store gatehouse.Store, cfg Config) (*Service, err
 	return s, nil
 }
 
-// Snapshot returns the current compiled policy; it never returns nil after Open.
-func (s *Service) Snapshot() *engine.Snapshot { return s.snap.Load() }
+// Snapshot returns the current compiled policy; it never returns nil after
+// Open. A nil Service has none, and a nil snapshot denies everything.
+func (s *Service) Snapshot() *engine.Snapshot {
+	if s == nil {
+		return nil
+	}
+	return s.snap.Load()
+}
 
 // Check decides req from the current snapshot.
 func (s *Service) Check(req *gatehouse.Request) gatehouse.Decision { return s.Snapshot().Check(req) }
