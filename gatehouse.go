@@ -35,6 +35,9 @@ var (
 	ErrCorrupt = errors.New("store corrupt")
 	// ErrSchemaTooNew reports a database migrated by a newer Gatehouse.
 	ErrSchemaTooNew = errors.New("database schema is newer than this binary")
+	// ErrNotEmpty reports a restore into a store that already holds a
+	// policy or audit events. Nothing was changed.
+	ErrNotEmpty = errors.New("store is not empty")
 )
 
 // Stable error codes as surfaces (CLI, HTTP) report them.
@@ -46,6 +49,7 @@ const (
 	CodeUnavailable   = "unavailable"
 	CodeCorrupt       = "corrupt"
 	CodeSchemaTooNew  = "schema_too_new"
+	CodeNotEmpty      = "not_empty"
 	CodeInternal      = "internal"
 )
 
@@ -75,6 +79,8 @@ func ErrorCode(err error) string {
 		return CodeActionExpired
 	case errors.Is(err, ErrNotApprover):
 		return CodeNotApprover
+	case errors.Is(err, ErrNotEmpty):
+		return CodeNotEmpty
 	}
 	return CodeInternal
 }

@@ -58,6 +58,7 @@ func TestErrorCode(t *testing.T) {
 		{gatehouse.ErrUnavailable, gatehouse.CodeUnavailable},
 		{gatehouse.ErrCorrupt, gatehouse.CodeCorrupt},
 		{gatehouse.ErrSchemaTooNew, gatehouse.CodeSchemaTooNew},
+		{fmt.Errorf("restore: %w", gatehouse.ErrNotEmpty), gatehouse.CodeNotEmpty},
 		{errors.New("boom"), gatehouse.CodeInternal},
 	}
 	for _, tt := range tests {

@@ -3,6 +3,8 @@ package gatehouse
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"time"
@@ -137,4 +139,68 @@ type Store interface {
 	PolicyStore
 	AuditLog
 	Close() error
+}
+
+// Dump is a whole store as one consistent snapshot: what a backup holds and
+// a restore writes.
+type Dump struct {
+	// SchemaVersion is the migration version of the store dumped.
+	SchemaVersion int
+	// Version is the policy version and Objects the stored objects, sorted
+	// as SortObjects sorts them.
+	Version int64
+	Objects []Object
+	// Head is the recorded audit head. Events yields the audit events from
+	// seq 1 to Head.Seq in order, byte for byte as stored, and stops after
+	// the first error it yields.
+	Head   AuditHead
+	Events iter.Seq2[AuditEvent, error]
+}
+
+// Validate reports objects no store may restore (ErrInvalid): an object
+// that is not a valid create (see Change.Validate), two objects of the same
+// kind and id, a negative version, or objects at version 0, which no commit
+// leaves.
+func (d Dump) Validate() error {
+	if d.Version < 0 || (d.Version == 0 && len(d.Objects) > 0) {
+		return Invalidf("dump: %d objects at policy version %d", len(d.Objects), d.Version)
+	}
+	type key struct {
+		kind Kind
+		id   string
+	}
+	seen := make(map[key]bool, len(d.Objects))
+	for _, o := range d.Objects {
+		if err := (Change{Kind: o.Kind, ID: o.ID, Pos: o.Pos, After: o.Body}).Validate(); err != nil {
+			return fmt.Errorf("dump: %w", err)
+		}
+		k := key{o.Kind, o.ID}
+		if seen[k] {
+			return Invalidf("dump: object %s/%s appears twice", o.Kind, o.ID)
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+// Dumper reads a whole store for a backup.
+type Dumper interface {
+	// Dump calls fn with the whole store as one read transaction sees it;
+	// writers are not blocked. d.Events streams from that transaction and
+	// may be ranged over once, inside fn only. Dump returns fn's error.
+	Dump(ctx context.Context, fn func(d Dump) error) error
+}
+
+// Restorer fills an empty store from a Dump.
+type Restorer interface {
+	// Restore writes d's objects and policy version and the events
+	// d.Events yields, verbatim with their seqs and hashes, in one
+	// transaction, and records d.Head as the audit head; d.SchemaVersion
+	// is the caller's to check. It changes nothing and returns an error
+	// wrapping ErrNotEmpty if the store holds an object, an event or a
+	// policy version other than 0; ErrInvalid if d fails Validate; an
+	// *audit.ChainError (ErrCorrupt) at the first event that is invalid or
+	// does not chain, as audit.Verified checks them, or if the chain does
+	// not end at d.Head; and the error d.Events yields, if any.
+	Restore(ctx context.Context, d Dump) error
 }

@@ -371,3 +371,73 @@ func TestListLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestVerified(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name   string
+		edit   func(events []gatehouse.AuditEvent, head *gatehouse.AuditHead) []gatehouse.AuditEvent
+		srcErr bool // the source fails after the events
+		good   int
+		seq    int64
+		reason string
+	}{
+		{"whole chain", func(ev []gatehouse.AuditEvent, _ *gatehouse.AuditHead) []gatehouse.AuditEvent { return ev }, false, 5, 0, ""},
+		{"empty", func(_ []gatehouse.AuditEvent, h *gatehouse.AuditHead) []gatehouse.AuditEvent {
+			*h = gatehouse.AuditHead{}
+			return nil
+		}, false, 0, 0, ""},
+		{"edited", func(ev []gatehouse.AuditEvent, _ *gatehouse.AuditHead) []gatehouse.AuditEvent {
+			ev[2].Actor = "user:mallory"
+			return ev
+		}, false, 2, 3, audit.ReasonHashMismatch},
+		{"gap", func(ev []gatehouse.AuditEvent, _ *gatehouse.AuditHead) []gatehouse.AuditEvent {
+			return append(ev[:1], ev[2:]...)
+		}, false, 1, 2, audit.ReasonSeqGap},
+		{"truncated", func(ev []gatehouse.AuditEvent, _ *gatehouse.AuditHead) []gatehouse.AuditEvent { return ev[:3] }, false, 3, 4, audit.ReasonHeadMismatch},
+		{"source fails", func(ev []gatehouse.AuditEvent, _ *gatehouse.AuditHead) []gatehouse.AuditEvent { return ev[:2] }, true, 2, 0, ""},
+	}
+	for _, tt := range tests {
+		l := sealed(t, rand.New(rand.NewPCG(11, 12)), 5)
+		head := l.head
+		events := tt.edit(l.events, &head)
+		src := func(yield func(gatehouse.AuditEvent, error) bool) {
+			for _, e := range events {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if tt.srcErr {
+				yield(gatehouse.AuditEvent{}, boom)
+			}
+		}
+		var good int
+		var err error
+		for e, eerr := range audit.Verified(src, head) {
+			if eerr != nil {
+				err = eerr
+				break
+			}
+			if e.Seq != int64(good+1) {
+				t.Errorf("Verified(%s) yielded seq %d as event %d", tt.name, e.Seq, good+1)
+			}
+			good++
+		}
+		if good != tt.good {
+			t.Errorf("Verified(%s) yielded %d good events, want %d", tt.name, good, tt.good)
+		}
+		var ce *audit.ChainError
+		switch {
+		case tt.srcErr:
+			if !errors.Is(err, boom) {
+				t.Errorf("Verified(%s) = %v, want the source's error", tt.name, err)
+			}
+		case tt.reason == "":
+			if err != nil {
+				t.Errorf("Verified(%s) = %v, want no error", tt.name, err)
+			}
+		case !errors.As(err, &ce) || ce.Seq != tt.seq || ce.Reason != tt.reason:
+			t.Errorf("Verified(%s) = %v, want seq %d %s", tt.name, err, tt.seq, tt.reason)
+		}
+	}
+}

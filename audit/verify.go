@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"iter"
 
 	"github.com/gatehouse/gatehouse"
 )
@@ -57,5 +58,31 @@ func Verify(ctx context.Context, log gatehouse.AuditLog) (Report, error) {
 			return rep, v.Finish(recorded)
 		}
 		ahead = &recorded
+	}
+}
+
+// Verified yields the events of events while they verify as a chain from
+// seq 1 and checks that the chain ends at head. At the first bad event, or
+// a chain that ends elsewhere, it yields the *ChainError; an error from
+// events is yielded as it is. Either way it stops after the error. Stores
+// restoring a dump write what it yields, so a broken chain is never stored.
+func Verified(events iter.Seq2[gatehouse.AuditEvent, error], head gatehouse.AuditHead) iter.Seq2[gatehouse.AuditEvent, error] {
+	return func(yield func(gatehouse.AuditEvent, error) bool) {
+		v := NewVerifier()
+		for e, err := range events {
+			if err == nil {
+				err = v.Next(e)
+			}
+			if err != nil {
+				yield(gatehouse.AuditEvent{}, err)
+				return
+			}
+			if !yield(e, nil) {
+				return
+			}
+		}
+		if err := v.Finish(head); err != nil {
+			yield(gatehouse.AuditEvent{}, err)
+		}
 	}
 }

@@ -78,7 +78,7 @@ func TestEveryCodeHasMessage(t *testing.T) {
 	}
 	for _, code := range []string{gatehouse.CodeInvalid, gatehouse.CodeNotFound, gatehouse.CodeConflict,
 		gatehouse.CodeLastSuperuser, gatehouse.CodeUnavailable, gatehouse.CodeCorrupt,
-		gatehouse.CodeSchemaTooNew, gatehouse.CodeInternal} {
+		gatehouse.CodeSchemaTooNew, gatehouse.CodeNotEmpty, gatehouse.CodeInternal} {
 		if !slices.Contains(ids, "error."+code) {
 			t.Errorf("error code %q has no message", code)
 		}

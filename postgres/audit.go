@@ -42,8 +42,6 @@ func (db *DB) AppendAudit(ctx context.Context, events []gatehouse.AuditEvent) er
 	return nil
 }
 
-// prepareEvents returns validated copies of events, so the caller's slice
-
 // queueEvents seals events against the head recorded in meta, whose rows
 // the transaction has locked, and queues their insert and the head's move.
 func queueEvents(batch *pgx.Batch, meta metaValues, events []gatehouse.AuditEvent) error {
@@ -119,30 +117,36 @@ func (db *DB) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gatehou
 		where("time < $%d", ceilMicro(f.Until))
 	}
 	args = append(args, limit)
-	query := `SELECT seq, time, actor, action, target, before, after, detail, prev_hash, hash
-		FROM audit_events WHERE ` + strings.Join(conds, " AND ") + ` ORDER BY seq LIMIT $` + strconv.Itoa(len(args))
+	query := `SELECT ` + eventColumns + ` FROM audit_events WHERE ` +
+		strings.Join(conds, " AND ") + ` ORDER BY seq LIMIT $` + strconv.Itoa(len(args))
 
 	var out []gatehouse.AuditEvent
 	err = db.readTx(ctx, "list audit", func(tx pgx.Tx) error {
-		out = out[:0]
 		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {
 			return err
 		}
-		var e gatehouse.AuditEvent
-		_, err = pgx.ForEachRow(rows, []any{&e.Seq, &e.Time, &e.Actor, &e.Action, &e.Target,
-			&e.Before, &e.After, &e.Detail, &e.PrevHash, &e.Hash}, func() error {
-			e.Time = e.Time.UTC()
-			out = append(out, e)
-			e.Before, e.After, e.Detail = nil, nil, nil
-			return nil
-		})
+		out, err = pgx.CollectRows(rows, scanEvent)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// eventColumns are the columns scanEvent reads, in its order.
+const eventColumns = `seq, time, actor, action, target, before, after, detail, prev_hash, hash`
+
+// scanEvent reads the event at row.
+func scanEvent(row pgx.CollectableRow) (gatehouse.AuditEvent, error) {
+	var e gatehouse.AuditEvent
+	if err := row.Scan(&e.Seq, &e.Time, &e.Actor, &e.Action, &e.Target,
+		&e.Before, &e.After, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
+		return gatehouse.AuditEvent{}, err
+	}
+	e.Time = e.Time.UTC()
+	return e, nil
 }
 
 // ceilMicro returns the first whole microsecond at or after t, since

@@ -25,28 +25,41 @@ func (db *DB) LoadPolicy(ctx context.Context) ([]gatehouse.Object, int64, error)
 		version int64
 	)
 	err := db.readTx(ctx, "load policy", func(tx pgx.Tx) error {
-		objs = objs[:0]
-		rows, err := tx.Query(ctx, `SELECT kind, id, pos, body FROM policy_objects`)
-		if err != nil {
-			return err
-		}
-		var o gatehouse.Object
-		_, err = pgx.ForEachRow(rows, []any{&o.Kind, &o.ID, &o.Pos, &o.Body}, func() error {
-			objs = append(objs, o)
-			// Scanning into the same slice again would share its array.
-			o.Body = nil
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		meta, err := readMeta(ctx, tx, keyVersion)
-		if err != nil {
-			return err
-		}
-		version, err = meta.int(keyVersion)
+		var err error
+		objs, version, err = loadPolicy(ctx, tx)
 		return err
 	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return objs, version, nil
+}
+
+// loadPolicy reads every object, sorted as gatehouse.SortObjects sorts
+// them, and the policy version inside tx.
+func loadPolicy(ctx context.Context, tx pgx.Tx) ([]gatehouse.Object, int64, error) {
+	rows, err := tx.Query(ctx, `SELECT kind, id, pos, body FROM policy_objects`)
+	if err != nil {
+		return nil, 0, err
+	}
+	var (
+		objs []gatehouse.Object
+		o    gatehouse.Object
+	)
+	_, err = pgx.ForEachRow(rows, []any{&o.Kind, &o.ID, &o.Pos, &o.Body}, func() error {
+		objs = append(objs, o)
+		// Scanning into the same slice again would share its array.
+		o.Body = nil
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	meta, err := readMeta(ctx, tx, keyVersion)
+	if err != nil {
+		return nil, 0, err
+	}
+	version, err := meta.int(keyVersion)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -38,8 +38,6 @@ func (db *DB) AppendAudit(ctx context.Context, events []gatehouse.AuditEvent) er
 	return nil
 }
 
-// prepareEvents returns validated copies of events, so the caller's slice
-
 // appendEvents seals events against the recorded head, inserts them and
 // moves the head, inside tx.
 func appendEvents(ctx context.Context, tx *sql.Tx, events []gatehouse.AuditEvent) error {
@@ -50,18 +48,15 @@ func appendEvents(ctx context.Context, tx *sql.Tx, events []gatehouse.AuditEvent
 	if err != nil {
 		return err
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_events
-		(seq, time, actor, action, target, before, after, detail, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	insert, err := prepareInsertEvent(ctx, tx)
 	if err != nil {
 		return err
 	}
-	defer stmt.Close()
+	defer insert.Close()
 	for i := range events {
 		e := &events[i]
 		audit.Seal(head, e)
-		_, err := stmt.ExecContext(ctx, e.Seq, e.Time.UnixMicro(), e.Actor, e.Action, e.Target,
-			rawText(e.Before), rawText(e.After), rawText(e.Detail), e.PrevHash, e.Hash)
+		err := insertEvent(ctx, insert, *e)
 		var se *msqlite.Error
 		if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
 			return fmt.Errorf("audit event %d is already stored, beyond the recorded head %d: %w",
@@ -72,6 +67,26 @@ func appendEvents(ctx context.Context, tx *sql.Tx, events []gatehouse.AuditEvent
 		}
 		head = gatehouse.AuditHead{Seq: e.Seq, Hash: e.Hash}
 	}
+	return setHead(ctx, tx, head)
+}
+
+// prepareInsertEvent prepares the insert of one sealed event, for
+// insertEvent.
+func prepareInsertEvent(ctx context.Context, tx *sql.Tx) (*sql.Stmt, error) {
+	return tx.PrepareContext(ctx, `INSERT INTO audit_events
+		(seq, time, actor, action, target, before, after, detail, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+}
+
+// insertEvent stores e as it is, seq and hashes included.
+func insertEvent(ctx context.Context, insert *sql.Stmt, e gatehouse.AuditEvent) error {
+	_, err := insert.ExecContext(ctx, e.Seq, e.Time.UnixMicro(), e.Actor, e.Action, e.Target,
+		rawText(e.Before), rawText(e.After), rawText(e.Detail), e.PrevHash, e.Hash)
+	return err
+}
+
+// setHead records head as the audit head.
+func setHead(ctx context.Context, tx *sql.Tx, head gatehouse.AuditHead) error {
 	if err := setMeta(ctx, tx, "audit_head_seq", head.Seq); err != nil {
 		return err
 	}
@@ -117,8 +132,8 @@ func (db *DB) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gatehou
 		args = append(args, ceilMicro(f.Until))
 	}
 	args = append(args, limit)
-	query := `SELECT seq, time, actor, action, target, before, after, detail, prev_hash, hash
-		FROM audit_events WHERE ` + strings.Join(conds, " AND ") + ` ORDER BY seq LIMIT ?`
+	query := `SELECT ` + eventColumns + ` FROM audit_events WHERE ` +
+		strings.Join(conds, " AND ") + ` ORDER BY seq LIMIT ?`
 
 	rows, err := db.read.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -127,23 +142,35 @@ func (db *DB) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gatehou
 	defer rows.Close()
 	var out []gatehouse.AuditEvent
 	for rows.Next() {
-		var (
-			e                     gatehouse.AuditEvent
-			micros                int64
-			before, after, detail []byte
-		)
-		if err := rows.Scan(&e.Seq, &micros, &e.Actor, &e.Action, &e.Target,
-			&before, &after, &detail, &e.PrevHash, &e.Hash); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return nil, db.wrap("list audit", ctxErr(ctx, err))
 		}
-		e.Time = time.UnixMicro(micros).UTC()
-		e.Before, e.After, e.Detail = before, after, detail
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, db.wrap("list audit", ctxErr(ctx, err))
 	}
 	return out, nil
+}
+
+// eventColumns are the columns scanEvent reads, in its order.
+const eventColumns = `seq, time, actor, action, target, before, after, detail, prev_hash, hash`
+
+// scanEvent reads the event at rows' current row.
+func scanEvent(rows *sql.Rows) (gatehouse.AuditEvent, error) {
+	var (
+		e                     gatehouse.AuditEvent
+		micros                int64
+		before, after, detail []byte
+	)
+	if err := rows.Scan(&e.Seq, &micros, &e.Actor, &e.Action, &e.Target,
+		&before, &after, &detail, &e.PrevHash, &e.Hash); err != nil {
+		return gatehouse.AuditEvent{}, err
+	}
+	e.Time = time.UnixMicro(micros).UTC()
+	e.Before, e.After, e.Detail = before, after, detail
+	return e, nil
 }
 
 // ceilMicro returns the first whole microsecond at or after t, so that

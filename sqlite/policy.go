@@ -19,26 +19,39 @@ func (db *DB) LoadPolicy(ctx context.Context) ([]gatehouse.Object, int64, error)
 		version int64
 	)
 	err := db.readTx(ctx, "load policy", func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT kind, id, pos, body FROM policy_objects`)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var o gatehouse.Object
-			var body []byte
-			if err := rows.Scan(&o.Kind, &o.ID, &o.Pos, &body); err != nil {
-				return err
-			}
-			o.Body = body
-			objs = append(objs, o)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		return readMeta(ctx, tx, "policy_version", &version)
+		var err error
+		objs, version, err = loadPolicy(ctx, tx)
+		return err
 	})
 	if err != nil {
+		return nil, 0, err
+	}
+	return objs, version, nil
+}
+
+// loadPolicy reads every object, sorted as gatehouse.SortObjects sorts
+// them, and the policy version inside tx.
+func loadPolicy(ctx context.Context, tx *sql.Tx) ([]gatehouse.Object, int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT kind, id, pos, body FROM policy_objects`)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var objs []gatehouse.Object
+	for rows.Next() {
+		var o gatehouse.Object
+		var body []byte
+		if err := rows.Scan(&o.Kind, &o.ID, &o.Pos, &body); err != nil {
+			return nil, 0, err
+		}
+		o.Body = body
+		objs = append(objs, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	var version int64
+	if err := readMeta(ctx, tx, "policy_version", &version); err != nil {
 		return nil, 0, err
 	}
 	gatehouse.SortObjects(objs)

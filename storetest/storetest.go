@@ -29,6 +29,7 @@ var suites = []struct {
 }{
 	{"Policy", policyTests},
 	{"Audit", auditTests},
+	{"Backup", backupTests},
 }
 
 // Run runs the whole suite. open must return a fresh, empty store for each

@@ -1,0 +1,420 @@
+// Package backup writes a whole Gatehouse store — policy objects, policy
+// version and the audit trail with its hashes — to a portable archive, and
+// restores an archive into an empty store of either kind, so a deployment
+// moves between SQLite and PostgreSQL with its audit chain intact.
+//
+// An archive is JSON lines: a Header, then one line per policy object, then
+// one line per audit event in seq order. It streams both ways: neither
+// writing nor restoring holds the audit trail in memory. Raw JSON (object
+// bodies, the before, after and detail of events) is kept as a JSON string
+// of its exact bytes, since embedding it would reformat it.
+package backup
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/audit"
+)
+
+// Format and FormatVersion identify an archive; a reader refuses another
+// format or a newer version.
+const (
+	Format        = "gatehouse-backup"
+	FormatVersion = 1
+)
+
+// MaxLine bounds one line of an archive: the largest policy object or audit
+// event it can hold.
+const MaxLine = 64 << 20
+
+// Header is an archive's first line.
+type Header struct {
+	Format        string `json:"format"`
+	FormatVersion int    `json:"format_version"`
+	// SchemaVersion is the migration version of the store backed up; a
+	// binary that knows fewer migrations refuses the archive.
+	SchemaVersion int       `json:"schema_version"`
+	PolicyVersion int64     `json:"policy_version"`
+	CreatedAt     time.Time `json:"created_at"`
+	Counts        Counts    `json:"counts"`
+	// AuditHead is the last event's seq and hash: the chain must end there.
+	AuditHead gatehouse.AuditHead `json:"audit_head"`
+}
+
+// Counts says how many lines of each kind follow the header.
+type Counts struct {
+	Objects int   `json:"objects"`
+	Events  int64 `json:"events"`
+}
+
+// line is one line after the header: exactly one field is set.
+type line struct {
+	Object *objectLine `json:"object,omitempty"`
+	Event  *eventLine  `json:"event,omitempty"`
+}
+
+type objectLine struct {
+	Kind gatehouse.Kind `json:"kind"`
+	ID   string         `json:"id"`
+	Pos  int            `json:"pos"`
+	Body string         `json:"body"`
+}
+
+type eventLine struct {
+	Seq      int64     `json:"seq"`
+	Time     time.Time `json:"time"`
+	Actor    string    `json:"actor"`
+	Action   string    `json:"action"`
+	Target   string    `json:"target"`
+	Before   *string   `json:"before"`
+	After    *string   `json:"after"`
+	Detail   *string   `json:"detail"`
+	PrevHash string    `json:"prev_hash"`
+	Hash     string    `json:"hash"`
+}
+
+func rawString(raw json.RawMessage) *string {
+	if len(raw) == 0 {
+		return nil
+	}
+	s := string(raw)
+	return &s
+}
+
+func stringRaw(s *string) json.RawMessage {
+	if s == nil {
+		return nil
+	}
+	return json.RawMessage(*s)
+}
+
+func newEventLine(e gatehouse.AuditEvent) *eventLine {
+	return &eventLine{Seq: e.Seq, Time: e.Time, Actor: e.Actor, Action: e.Action, Target: e.Target,
+		Before: rawString(e.Before), After: rawString(e.After), Detail: rawString(e.Detail),
+		PrevHash: e.PrevHash, Hash: e.Hash}
+}
+
+func (l *eventLine) event() gatehouse.AuditEvent {
+	return gatehouse.AuditEvent{Seq: l.Seq, Time: l.Time, Actor: l.Actor, Action: l.Action, Target: l.Target,
+		Before: stringRaw(l.Before), After: stringRaw(l.After), Detail: stringRaw(l.Detail),
+		PrevHash: l.PrevHash, Hash: l.Hash}
+}
+
+// Write writes the whole of src to w as an archive created at createdAt,
+// from one consistent snapshot of src, and returns its header. It verifies
+// the audit chain as it goes and stops with the *audit.ChainError
+// (gatehouse.ErrCorrupt) of the first bad event: a broken chain is not
+// backed up, and the incomplete output is refused by Restore.
+func Write(ctx context.Context, w io.Writer, src gatehouse.Dumper, createdAt time.Time) (Header, error) {
+	var h Header
+	err := src.Dump(ctx, func(d gatehouse.Dump) error {
+		h = Header{
+			Format:        Format,
+			FormatVersion: FormatVersion,
+			SchemaVersion: d.SchemaVersion,
+			PolicyVersion: d.Version,
+			CreatedAt:     createdAt.UTC(),
+			Counts:        Counts{Objects: len(d.Objects), Events: d.Head.Seq},
+			AuditHead:     d.Head,
+		}
+		bw := bufio.NewWriter(w)
+		enc := json.NewEncoder(bw)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(h); err != nil {
+			return err
+		}
+		for _, o := range d.Objects {
+			if err := enc.Encode(line{Object: &objectLine{Kind: o.Kind, ID: o.ID, Pos: o.Pos, Body: string(o.Body)}}); err != nil {
+				return err
+			}
+		}
+		for e, err := range audit.Verified(d.Events, d.Head) {
+			if err != nil {
+				return err
+			}
+			if err := enc.Encode(line{Event: newEventLine(e)}); err != nil {
+				return err
+			}
+		}
+		return bw.Flush()
+	})
+	if err != nil {
+		return Header{}, fmt.Errorf("backup: %w", err)
+	}
+	return h, nil
+}
+
+// Reasons an archive is refused; stable, like reason codes.
+const (
+	// ReasonNotArchive: the first line is not a header of this format.
+	ReasonNotArchive = "not_archive"
+	// ReasonFormatVersion: the archive has a format version this binary
+	// does not read.
+	ReasonFormatVersion = "format_version"
+	// ReasonMalformed: a line that does not decode, or an object or event
+	// where the header's counts say the other belongs.
+	ReasonMalformed = "malformed"
+	// ReasonTruncated: the archive ends before the objects and events its
+	// header counts.
+	ReasonTruncated = "truncated"
+	// ReasonTrailing: more lines follow the events the header counts.
+	ReasonTrailing = "trailing"
+	// ReasonChain: an event breaks the audit chain; Err is the
+	// *audit.ChainError.
+	ReasonChain = "chain"
+)
+
+// ArchiveError names the first line at which an archive is refused. It
+// wraps Err and gatehouse.ErrCorrupt (truncated, trailing, chain) or
+// gatehouse.ErrInvalid (the others).
+type ArchiveError struct {
+	// Line is the 1-based line; for a truncated archive, the line that is
+	// missing.
+	Line int
+	// Reason is one of the Reason constants.
+	Reason string
+	Err    error
+}
+
+// Error names the line, the reason and what was found.
+func (e *ArchiveError) Error() string {
+	return fmt.Sprintf("archive line %d: %s: %v", e.Line, e.Reason, e.Err)
+}
+
+// Unwrap returns Err and the sentinel of the reason.
+func (e *ArchiveError) Unwrap() []error {
+	sentinel := gatehouse.ErrInvalid
+	switch e.Reason {
+	case ReasonTruncated, ReasonTrailing, ReasonChain:
+		sentinel = gatehouse.ErrCorrupt
+	}
+	return []error{e.Err, sentinel}
+}
+
+// Target is a store an archive is restored into.
+type Target interface {
+	gatehouse.Restorer
+	gatehouse.AuditLog
+	// SchemaVersion returns the store's migration version and the latest
+	// this binary knows.
+	SchemaVersion(ctx context.Context) (current, latest int, err error)
+}
+
+// Restore reads an archive from r and restores it into dst in one
+// transaction, then verifies dst's audit chain. dst must be empty
+// (gatehouse.ErrNotEmpty otherwise). Every event is verified against the
+// chain before it is written, and the transaction commits only if the whole
+// archive is as its header says, so a tampered, truncated or malformed
+// archive (an *ArchiveError naming the first bad line) or a failing store
+// leaves dst unchanged. An archive of a newer schema is
+// gatehouse.ErrSchemaTooNew. It returns the archive's header and the
+// report of verifying dst.
+func Restore(ctx context.Context, r io.Reader, dst Target) (Header, audit.Report, error) {
+	h, rep, err := restore(ctx, r, dst)
+	if err != nil {
+		return h, rep, fmt.Errorf("restore: %w", err)
+	}
+	return h, rep, nil
+}
+
+func restore(ctx context.Context, r io.Reader, dst Target) (Header, audit.Report, error) {
+	ar := newReader(r)
+	h, err := ar.header()
+	if err != nil {
+		return Header{}, audit.Report{}, err
+	}
+	_, latest, err := dst.SchemaVersion(ctx)
+	if err != nil {
+		return h, audit.Report{}, err
+	}
+	if h.SchemaVersion > latest {
+		return h, audit.Report{}, fmt.Errorf("archive of schema version %d, this binary knows up to %d: %w",
+			h.SchemaVersion, latest, gatehouse.ErrSchemaTooNew)
+	}
+	objs := make([]gatehouse.Object, 0, h.Counts.Objects)
+	for len(objs) < h.Counts.Objects {
+		l, err := ar.next(fmt.Sprintf("object %d of %d", len(objs)+1, h.Counts.Objects))
+		if err != nil {
+			return h, audit.Report{}, err
+		}
+		if l.Object == nil {
+			return h, audit.Report{}, ar.fail(ReasonMalformed, fmt.Errorf("expected object %d of %d", len(objs)+1, h.Counts.Objects))
+		}
+		o := l.Object
+		objs = append(objs, gatehouse.Object{Kind: o.Kind, ID: o.ID, Pos: o.Pos, Body: json.RawMessage(o.Body)})
+	}
+	err = dst.Restore(ctx, gatehouse.Dump{
+		SchemaVersion: h.SchemaVersion,
+		Version:       h.PolicyVersion,
+		Objects:       objs,
+		Head:          h.AuditHead,
+		Events:        ar.events(h),
+	})
+	if err != nil {
+		return h, audit.Report{}, err
+	}
+	rep, err := verifyRestored(ctx, dst, h.AuditHead)
+	return h, rep, err
+}
+
+// verifyRestored verifies dst's whole chain and that the archive's head is
+// in it.
+func verifyRestored(ctx context.Context, dst gatehouse.AuditLog, head gatehouse.AuditHead) (audit.Report, error) {
+	rep, err := audit.Verify(ctx, dst)
+	if err != nil {
+		return rep, fmt.Errorf("the restored audit chain does not verify: %w", err)
+	}
+	if head.Seq == 0 {
+		return rep, nil
+	}
+	got, err := dst.ListAudit(ctx, gatehouse.AuditFilter{AfterSeq: head.Seq - 1, Limit: 1})
+	if err != nil {
+		return rep, err
+	}
+	if len(got) != 1 || got[0].Seq != head.Seq || got[0].Hash != head.Hash {
+		return rep, fmt.Errorf("the restored store lacks the archive's last event %d (%s): %w",
+			head.Seq, head.Hash, gatehouse.ErrCorrupt)
+	}
+	return rep, nil
+}
+
+// reader reads an archive line by line.
+type reader struct {
+	sc   *bufio.Scanner
+	line int
+}
+
+func newReader(r io.Reader) *reader {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), MaxLine)
+	return &reader{sc: sc}
+}
+
+func (r *reader) fail(reason string, err error) error {
+	return &ArchiveError{Line: r.line, Reason: reason, Err: err}
+}
+
+// scan reads the next line; false at the end of the archive, with the
+// reader's error if it did not end cleanly.
+func (r *reader) scan() (bool, error) {
+	r.line++
+	if r.sc.Scan() {
+		return true, nil
+	}
+	err := r.sc.Err()
+	if errors.Is(err, bufio.ErrTooLong) {
+		return false, r.fail(ReasonMalformed, fmt.Errorf("line longer than %d bytes", MaxLine))
+	}
+	if err != nil {
+		return false, fmt.Errorf("read archive line %d: %w", r.line, err)
+	}
+	return false, nil
+}
+
+// decode decodes the current line into v, refusing unknown fields and
+// anything after the value.
+func (r *reader) decode(v any) error {
+	dec := json.NewDecoder(bytes.NewReader(r.sc.Bytes()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("more than one JSON value")
+	}
+	return nil
+}
+
+func (r *reader) header() (Header, error) {
+	ok, err := r.scan()
+	if err != nil {
+		return Header{}, err
+	}
+	if !ok {
+		return Header{}, r.fail(ReasonNotArchive, errors.New("empty input"))
+	}
+	var h Header
+	// Decoded leniently first: a newer format may add header fields.
+	if err := json.Unmarshal(r.sc.Bytes(), &h); err != nil || h.Format != Format {
+		return Header{}, r.fail(ReasonNotArchive, fmt.Errorf("the first line is not a %s header", Format))
+	}
+	if h.FormatVersion != FormatVersion {
+		return Header{}, r.fail(ReasonFormatVersion, fmt.Errorf("format version %d, this binary reads version %d",
+			h.FormatVersion, FormatVersion))
+	}
+	if err := r.decode(&h); err != nil {
+		return Header{}, r.fail(ReasonMalformed, err)
+	}
+	if h.Counts.Objects < 0 || h.Counts.Events != h.AuditHead.Seq {
+		return Header{}, r.fail(ReasonMalformed, fmt.Errorf("counts %d objects and %d events, audit head at seq %d",
+			h.Counts.Objects, h.Counts.Events, h.AuditHead.Seq))
+	}
+	return h, nil
+}
+
+// next reads and decodes the next line, which must hold what.
+func (r *reader) next(what string) (line, error) {
+	ok, err := r.scan()
+	if err != nil {
+		return line{}, err
+	}
+	if !ok {
+		return line{}, r.fail(ReasonTruncated, fmt.Errorf("the archive ends before %s", what))
+	}
+	var l line
+	if err := r.decode(&l); err != nil {
+		return line{}, r.fail(ReasonMalformed, err)
+	}
+	if (l.Object == nil) == (l.Event == nil) {
+		return line{}, r.fail(ReasonMalformed, errors.New(`want exactly one of "object" or "event"`))
+	}
+	return l, nil
+}
+
+// events yields the events that h counts, each verified against the chain
+// before it is yielded, then checks that the chain ends at h's head and
+// that nothing follows.
+func (r *reader) events(h Header) func(yield func(gatehouse.AuditEvent, error) bool) {
+	return func(yield func(gatehouse.AuditEvent, error) bool) {
+		v := audit.NewVerifier()
+		for n := int64(1); n <= h.Counts.Events; n++ {
+			l, err := r.next(fmt.Sprintf("event %d of %d", n, h.Counts.Events))
+			if err == nil && l.Event == nil {
+				err = r.fail(ReasonMalformed, fmt.Errorf("expected event %d of %d, found an object", n, h.Counts.Events))
+			}
+			var e gatehouse.AuditEvent
+			if err == nil {
+				e = l.Event.event()
+				if cerr := v.Next(e); cerr != nil {
+					err = r.fail(ReasonChain, cerr)
+				}
+			}
+			if err != nil {
+				yield(gatehouse.AuditEvent{}, err)
+				return
+			}
+			if !yield(e, nil) {
+				return
+			}
+		}
+		if err := v.Finish(h.AuditHead); err != nil {
+			yield(gatehouse.AuditEvent{}, &ArchiveError{Line: 1, Reason: ReasonChain, Err: err})
+			return
+		}
+		ok, err := r.scan()
+		if err == nil && ok {
+			err = r.fail(ReasonTrailing, fmt.Errorf("more lines after the %d events the header counts", h.Counts.Events))
+		}
+		if err != nil {
+			yield(gatehouse.AuditEvent{}, err)
+		}
+	}
+}

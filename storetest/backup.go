@@ -1,0 +1,383 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/backup"
+)
+
+var backupTests = []test{
+	{"DumpEmpty", testDumpEmpty},
+	{"DumpMatchesStore", testDumpMatchesStore},
+	{"DumpConsistent", testDumpConsistent},
+	{"RestoreRoundTrip", testRestoreRoundTrip},
+	{"RestoreNotEmpty", testRestoreNotEmpty},
+	{"RestoreRefused", testRestoreRefused},
+	{"RestoreRacesCommit", testRestoreRacesCommit},
+	{"ArchiveRoundTrip", testArchiveRoundTrip},
+}
+
+// backupStore is a store that backs up and restores; every store Gatehouse
+// ships is one.
+type backupStore interface {
+	gatehouse.Store
+	gatehouse.Dumper
+	gatehouse.Restorer
+	SchemaVersion(ctx context.Context) (current, latest int, err error)
+}
+
+func backupOf(t *testing.T, s gatehouse.Store) backupStore {
+	t.Helper()
+	b, ok := s.(backupStore)
+	if !ok {
+		t.Fatalf("%T does not implement gatehouse.Dumper, gatehouse.Restorer and SchemaVersion", s)
+	}
+	return b
+}
+
+// dumped is a gatehouse.Dump with its events collected.
+type dumped struct {
+	SchemaVersion int
+	Version       int64
+	Objects       []gatehouse.Object
+	Head          gatehouse.AuditHead
+	Events        []gatehouse.AuditEvent
+}
+
+// dump is what yields events from the slice.
+func (d dumped) dump() gatehouse.Dump {
+	return gatehouse.Dump{SchemaVersion: d.SchemaVersion, Version: d.Version, Objects: d.Objects, Head: d.Head,
+		Events: yieldAll(d.Events)}
+}
+
+// Dump makes dumped a gatehouse.Dumper.
+func (d dumped) Dump(_ context.Context, fn func(gatehouse.Dump) error) error { return fn(d.dump()) }
+
+func yieldAll(events []gatehouse.AuditEvent) iter.Seq2[gatehouse.AuditEvent, error] {
+	return func(yield func(gatehouse.AuditEvent, error) bool) {
+		for _, e := range events {
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
+}
+
+// dumpOf dumps s, collecting its events.
+func dumpOf(t *testing.T, s gatehouse.Store) dumped {
+	t.Helper()
+	var d dumped
+	err := backupOf(t, s).Dump(t.Context(), func(gd gatehouse.Dump) error {
+		d = dumped{SchemaVersion: gd.SchemaVersion, Version: gd.Version, Objects: gd.Objects, Head: gd.Head}
+		for e, err := range gd.Events {
+			if err != nil {
+				return err
+			}
+			d.Events = append(d.Events, e)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Dump() = %v", err)
+	}
+	return d
+}
+
+// sampleDump is a dump no store wrote: the sample policy at version 3 and
+// n sealed events whose raw JSON comes in every shape a store keeps byte
+// for byte, at the schema version of s.
+func sampleDump(t *testing.T, s gatehouse.Store, n int) dumped {
+	t.Helper()
+	current, _, err := backupOf(t, s).SchemaVersion(t.Context())
+	if err != nil {
+		t.Fatalf("SchemaVersion() = %v", err)
+	}
+	raws := []json.RawMessage{nil, json.RawMessage(`null`), json.RawMessage(" { \"a\" :\n\t1 } "),
+		json.RawMessage(`{"html":"<&>","text":"Rückerstattung — 退款","line":"\u2028"}`), json.RawMessage(`[1,2.50,"x"]`)}
+	d := dumped{SchemaVersion: current, Version: 3, Objects: objectsOf(t, samplePolicy())}
+	for i := range n {
+		e := gatehouse.AuditEvent{
+			Time:   time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC).Add(time.Duration(i) * 1001 * time.Microsecond),
+			Actor:  fmt.Sprintf("user:u%d@example.com", i%7),
+			Action: []string{"policy.apply", "decision", "user.promote"}[i%3],
+			Target: fmt.Sprintf("role/r%d", i%11),
+			Before: raws[i%len(raws)],
+			After:  raws[(i+1)%len(raws)],
+			Detail: raws[(i+2)%len(raws)],
+		}
+		audit.Seal(d.Head, &e)
+		d.Head = gatehouse.AuditHead{Seq: e.Seq, Hash: e.Hash}
+		d.Events = append(d.Events, e)
+	}
+	return d
+}
+
+func restore(t *testing.T, s gatehouse.Store, d dumped) {
+	t.Helper()
+	if err := backupOf(t, s).Restore(t.Context(), d.dump()); err != nil {
+		t.Fatalf("Restore(%d objects, %d events) = %v", len(d.Objects), len(d.Events), err)
+	}
+}
+
+func testDumpEmpty(t *testing.T, s gatehouse.Store) {
+	d := dumpOf(t, s)
+	if d.SchemaVersion < 1 || d.Version != 0 || len(d.Objects) != 0 || d.Head != (gatehouse.AuditHead{}) || len(d.Events) != 0 {
+		t.Errorf("Dump(empty store) = %+v, want schema version ≥ 1 and nothing else", d)
+	}
+}
+
+func testDumpMatchesStore(t *testing.T, s gatehouse.Store) {
+	objs := objectsOf(t, samplePolicy())
+	v := commit(t, s, 0, creates(objs), []gatehouse.AuditEvent{event("system", "policy.apply", "")})
+	appendEvents(t, s, gatehouse.AuditEvent{Time: time.Now(), Actor: "system", Action: "decision",
+		Detail: json.RawMessage(" {\"b\" : [ 1 ,2 ]}\n")})
+	st := snapshot(t, s)
+	current, _, err := backupOf(t, s).SchemaVersion(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := dumped{SchemaVersion: current, Version: v, Objects: st.Objects, Head: st.Head, Events: st.Events}
+	if diff := cmp.Diff(want, dumpOf(t, s)); diff != "" {
+		t.Errorf("Dump() (-store +dump):\n%s", diff)
+	}
+}
+
+// A dump is one snapshot: what commits while it streams is not in it.
+func testDumpConsistent(t *testing.T, s gatehouse.Store) {
+	setupTwo(t, s)
+	appendEvents(t, s, event("system", "decision", ""))
+	want := snapshot(t, s)
+	var got dumped
+	err := backupOf(t, s).Dump(t.Context(), func(d gatehouse.Dump) error {
+		commit(t, s, 1, []gatehouse.Change{{Kind: gatehouse.KindRole, ID: "late", After: json.RawMessage(`{"name":"late"}`)}},
+			[]gatehouse.AuditEvent{event("system", "policy.apply", "role/late")})
+		appendEvents(t, s, event("system", "decision", ""))
+		got = dumped{Version: d.Version, Objects: d.Objects, Head: d.Head}
+		for e, err := range d.Events {
+			if err != nil {
+				return err
+			}
+			got.Events = append(got.Events, e)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Dump() = %v", err)
+	}
+	if diff := cmp.Diff(dumped{Version: 1, Objects: want.Objects, Head: want.Head, Events: want.Events}, got); diff != "" {
+		t.Errorf("Dump() with writes while it ran (-before the writes +dump):\n%s", diff)
+	}
+	verify(t, s, 4)
+}
+
+func testRestoreRoundTrip(t *testing.T, s gatehouse.Store) {
+	// More events than one page of ListAudit or audit.Verify.
+	d := sampleDump(t, s, 1234)
+	restore(t, s, d)
+	if diff := cmp.Diff(d, dumpOf(t, s)); diff != "" {
+		t.Errorf("Dump() after Restore (-restored +dump):\n%s", diff)
+	}
+	wantPolicy(t, s, d.Objects, 3)
+	if head, err := s.AuditHead(t.Context()); err != nil || head != d.Head {
+		t.Errorf("AuditHead() = %+v, %v; want %+v", head, err, d.Head)
+	}
+	verify(t, s, 1234)
+	// The restored store goes on as any other.
+	events := []gatehouse.AuditEvent{event("system", "policy.apply", "role/next")}
+	if v := commit(t, s, 3, []gatehouse.Change{{Kind: gatehouse.KindRole, ID: "next", After: json.RawMessage(`{"name":"next"}`)}}, events); v != 4 {
+		t.Errorf("CommitPolicy(base 3) after Restore = version %d, want 4", v)
+	}
+	if events[0].Seq != 1235 || events[0].PrevHash != d.Head.Hash {
+		t.Errorf("event after Restore: seq %d prev %q; want 1235 chained to %q", events[0].Seq, events[0].PrevHash, d.Head.Hash)
+	}
+	verify(t, s, 1235)
+}
+
+// A store holding anything at all is refused, and left as it was.
+func testRestoreNotEmpty(t *testing.T, s gatehouse.Store) {
+	d := sampleDump(t, s, 3)
+	role := func(after json.RawMessage) gatehouse.Change {
+		return gatehouse.Change{Kind: gatehouse.KindRole, ID: "r", After: after}
+	}
+	steps := []struct {
+		name string
+		fill func()
+	}{
+		{"events only", func() { appendEvents(t, s, event("system", "decision", "")) }},
+		{"objects", func() { commit(t, s, 0, []gatehouse.Change{role(json.RawMessage(`{"name":"r"}`))}, nil) }},
+		{"no objects at version 2", func() {
+			c := role(nil)
+			c.Before = json.RawMessage(`{"name":"r"}`)
+			commit(t, s, 1, []gatehouse.Change{c}, nil)
+		}},
+	}
+	for _, step := range steps {
+		step.fill()
+		before := snapshot(t, s)
+		err := backupOf(t, s).Restore(t.Context(), d.dump())
+		wantErr(t, "Restore(store with "+step.name+")", err, gatehouse.ErrNotEmpty)
+		unchanged(t, s, before, "Restore(store with "+step.name+")")
+	}
+}
+
+var errSource = errors.New("source failed")
+
+// Whatever is wrong with a dump, or however the restore fails midway,
+// nothing is written: the store is still empty and restores afterwards.
+func testRestoreRefused(t *testing.T, s gatehouse.Store) {
+	good := sampleDump(t, s, 6)
+	edit := func(fn func(d *dumped)) dumped {
+		d := good
+		d.Objects = slices.Clone(good.Objects)
+		d.Events = slices.Clone(good.Events)
+		fn(&d)
+		return d
+	}
+	failAfter := func(n int, fail func() error) func(d *dumped) gatehouse.Dump {
+		return func(d *dumped) gatehouse.Dump {
+			gd := d.dump()
+			gd.Events = func(yield func(gatehouse.AuditEvent, error) bool) {
+				for i, e := range d.Events {
+					if i == n {
+						yield(gatehouse.AuditEvent{}, fail())
+						return
+					}
+					if !yield(e, nil) {
+						return
+					}
+				}
+			}
+			return gd
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	tests := []struct {
+		name string
+		d    dumped
+		// wrap, if set, turns the dump into what Restore gets.
+		wrap   func(d *dumped) gatehouse.Dump
+		ctx    context.Context
+		want   error
+		seq    int64
+		reason string
+	}{
+		{name: "duplicate object", d: edit(func(d *dumped) { d.Objects = append(d.Objects, d.Objects[1]) }), want: gatehouse.ErrInvalid},
+		{name: "unknown kind", d: edit(func(d *dumped) { d.Objects[0].Kind = "spell" }), want: gatehouse.ErrInvalid},
+		{name: "invalid body", d: edit(func(d *dumped) { d.Objects[2].Body = json.RawMessage(`{"name":`) }), want: gatehouse.ErrInvalid},
+		{name: "objects at version 0", d: edit(func(d *dumped) { d.Version = 0 }), want: gatehouse.ErrInvalid},
+		{name: "edited event", d: edit(func(d *dumped) { d.Events[3].Actor = "user:mallory@example.com" }),
+			want: gatehouse.ErrCorrupt, seq: 4, reason: audit.ReasonHashMismatch},
+		{name: "invalid event", d: edit(func(d *dumped) { d.Events[2].Action = "" }),
+			want: gatehouse.ErrCorrupt, seq: 3, reason: audit.ReasonHashMismatch},
+		{name: "missing event", d: edit(func(d *dumped) { d.Events = slices.Delete(d.Events, 2, 3) }),
+			want: gatehouse.ErrCorrupt, seq: 3, reason: audit.ReasonSeqGap},
+		{name: "truncated tail", d: edit(func(d *dumped) { d.Events = d.Events[:4] }),
+			want: gatehouse.ErrCorrupt, seq: 5, reason: audit.ReasonHeadMismatch},
+		{name: "head elsewhere", d: edit(func(d *dumped) { d.Head.Hash = d.Events[0].Hash }),
+			want: gatehouse.ErrCorrupt, seq: 6, reason: audit.ReasonHeadMismatch},
+		{name: "source fails midway", d: good, wrap: failAfter(4, func() error { return errSource }), want: errSource},
+		{name: "canceled midway", d: good, ctx: ctx, want: context.Canceled,
+			wrap: failAfter(4, func() error { cancel(); return ctx.Err() })},
+	}
+	before := snapshot(t, s)
+	for _, tt := range tests {
+		gd := tt.d.dump()
+		if tt.wrap != nil {
+			gd = tt.wrap(&tt.d)
+		}
+		callCtx := t.Context()
+		if tt.ctx != nil {
+			callCtx = tt.ctx
+		}
+		err := backupOf(t, s).Restore(callCtx, gd)
+		wantErr(t, "Restore("+tt.name+")", err, tt.want)
+		if tt.reason != "" {
+			var ce *audit.ChainError
+			if !errors.As(err, &ce) || ce.Seq != tt.seq || ce.Reason != tt.reason {
+				t.Errorf("Restore(%s) = %v, want a chain error at seq %d: %s", tt.name, err, tt.seq, tt.reason)
+			}
+		}
+		unchanged(t, s, before, "Restore("+tt.name+")")
+	}
+	restore(t, s, good)
+	verify(t, s, 6)
+}
+
+// A restore and a first commit race: one wins, the other is refused, and
+// the chain is whole.
+func testRestoreRacesCommit(t *testing.T, s gatehouse.Store) {
+	d := sampleDump(t, s, 5)
+	var (
+		wg                    sync.WaitGroup
+		start                 = make(chan struct{})
+		restoreErr, commitErr error
+	)
+	wg.Go(func() {
+		<-start
+		restoreErr = backupOf(t, s).Restore(t.Context(), d.dump())
+	})
+	wg.Go(func() {
+		<-start
+		_, commitErr = s.CommitPolicy(t.Context(), 0,
+			[]gatehouse.Change{{Kind: gatehouse.KindRole, ID: "first", After: json.RawMessage(`{"name":"first"}`)}},
+			[]gatehouse.AuditEvent{event("system", "policy.apply", "role/first")})
+	})
+	close(start)
+	wg.Wait()
+	switch {
+	case restoreErr == nil && commitErr == nil:
+		t.Fatalf("Restore and CommitPolicy(base 0) both succeeded")
+	case restoreErr == nil:
+		wantErr(t, "CommitPolicy(base 0) after Restore", commitErr, gatehouse.ErrConflict)
+		if diff := cmp.Diff(d, dumpOf(t, s)); diff != "" {
+			t.Errorf("store after Restore won (-restored +dump):\n%s", diff)
+		}
+		verify(t, s, 5)
+	default:
+		wantErr(t, "Restore after CommitPolicy", restoreErr, gatehouse.ErrNotEmpty)
+		if commitErr != nil {
+			t.Fatalf("CommitPolicy(base 0) = %v, Restore = %v: want one to succeed", commitErr, restoreErr)
+		}
+		verify(t, s, 1)
+	}
+}
+
+// An archive restored into the store and written back is the same archive,
+// byte for byte.
+func testArchiveRoundTrip(t *testing.T, s gatehouse.Store) {
+	d := sampleDump(t, s, 50)
+	created := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	var in bytes.Buffer
+	h, err := backup.Write(t.Context(), &in, d, created)
+	if err != nil {
+		t.Fatalf("backup.Write(sample) = %v", err)
+	}
+	_, rep, err := backup.Restore(t.Context(), bytes.NewReader(in.Bytes()), backupOf(t, s))
+	if err != nil {
+		t.Fatalf("backup.Restore() = %v", err)
+	}
+	if rep.Events != 50 || rep.Head != h.AuditHead {
+		t.Errorf("backup.Restore() verified %+v, want 50 events ending at %+v", rep, h.AuditHead)
+	}
+	var out bytes.Buffer
+	if _, err := backup.Write(t.Context(), &out, backupOf(t, s), created); err != nil {
+		t.Fatalf("backup.Write(restored store) = %v", err)
+	}
+	if diff := cmp.Diff(in.String(), out.String()); diff != "" {
+		t.Errorf("archive of the restored store (-restored +written):\n%s", diff)
+	}
+}
