@@ -101,6 +101,8 @@ func (c Config) storeName() string {
 // store is what the CLI needs of either store.
 type store interface {
 	gatehouse.Store
+	gatehouse.Dumper
+	gatehouse.Restorer
 	SchemaVersion(ctx context.Context) (current, latest int, err error)
 }
 
@@ -233,17 +235,31 @@ func (m *Main) ParseFlags(args []string) error {
 	return m.Config.Validate()
 }
 
-// Run opens the store if the command needs it and runs the command.
+// Run opens the store, and the service on it, if the command needs them
+// and runs the command.
 func (m *Main) Run(ctx context.Context) error {
-	if m.cmd.store {
-		if err := m.open(ctx); err != nil {
-			return err
-		}
+	var err error
+	switch {
+	case m.cmd.store:
+		err = m.open(ctx)
+	case m.cmd.storeOnly:
+		err = m.openStore(ctx)
+	}
+	if err != nil {
+		return err
 	}
 	return m.cmd.run(ctx, m)
 }
 
+// open opens the store and the service on it.
 func (m *Main) open(ctx context.Context) error {
+	if err := m.openStore(ctx); err != nil {
+		return err
+	}
+	return m.openService(ctx)
+}
+
+func (m *Main) openStore(ctx context.Context) error {
 	var st store
 	var err error
 	if m.Config.isPostgres() {
@@ -259,7 +275,11 @@ func (m *Main) open(ctx context.Context) error {
 		return fmt.Errorf("open %s: %w", m.Config.storeName(), err)
 	}
 	m.store = st
-	svc, err := service.Open(ctx, st, service.Config{
+	return nil
+}
+
+func (m *Main) openService(ctx context.Context) error {
+	svc, err := service.Open(ctx, m.store, service.Config{
 		BootstrapSuperuser: m.Config.BootstrapSuperuser,
 		Logger:             m.Logger,
 	})

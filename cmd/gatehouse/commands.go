@@ -62,8 +62,10 @@ type command struct {
 	name    string
 	usage   string
 	summary string
-	// store says whether the command needs the store opened.
-	store            bool
+	// store says whether the command needs the store and the service on
+	// it opened; storeOnly opens the store alone (no snapshot compiled, no
+	// superuser bootstrapped).
+	store, storeOnly bool
 	minArgs, maxArgs int
 	flags            func(fs *flag.FlagSet, o *options)
 	run              func(ctx context.Context, m *Main) error
@@ -236,6 +238,22 @@ var commands = []command{
 		summary: "serve the example policy with demo users and print ready-to-paste curl commands",
 		flags:   demoFlags,
 		run:     runDemo,
+	},
+	{
+		name: "backup", usage: "[-o FILE]", storeOnly: true, maxArgs: 0,
+		summary: "write the whole store (policy, version, audit trail) as an archive that restore reads",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.output, "o", "", "archive file (default stdout)")
+		},
+		run: runBackup,
+	},
+	{
+		name: "restore", usage: "-f FILE|-", storeOnly: true, maxArgs: 0,
+		summary: "restore a backup archive into an empty store, in one transaction, and verify its audit chain",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.file, "f", "", "archive file (- for stdin)")
+		},
+		run: runRestore,
 	},
 	{
 		name: "migrate", usage: "", store: true, maxArgs: 0,

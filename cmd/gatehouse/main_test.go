@@ -25,9 +25,15 @@ type runResult struct {
 // run executes one command line in-process against db.
 func run(t *testing.T, db string, args ...string) runResult {
 	t.Helper()
+	return runIn(t, db, "", args...)
+}
+
+// runIn executes one command line in-process against db with stdin.
+func runIn(t *testing.T, db, stdin string, args ...string) runResult {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	env := map[string]string{"GATEHOUSE_DB": db, "USER": "tester", "LANG": "C"}
-	m := NewMain(func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr)
+	m := NewMain(func(k string) string { return env[k] }, strings.NewReader(stdin), &stdout, &stderr)
 	err := m.ParseFlags(args)
 	if err == nil {
 		err = m.Run(context.Background())
