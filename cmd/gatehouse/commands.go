@@ -53,9 +53,14 @@ type options struct {
 	jwtIssuer   string
 	jwtAudience string
 	authzenAuth string
-	baseURL     string
-	reloadEvery time.Duration
-	dir         string
+	// authzenTokens are the shared tokens of --authzen-auth=token.
+	authzenTokens []string
+	tlsCert       string
+	tlsKey        string
+	tls           bool
+	baseURL       string
+	reloadEvery   time.Duration
+	dir           string
 }
 
 type command struct {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,12 @@ var demoCalls = []demoCall{
 	{Title: "An agent acting for a user: the support bot may refund for Carl only if Carl may (he may not)",
 		Path: "/access/v1/evaluation", Token: "ADMIN",
 		Body: `{"subject":{"type":"agent","id":"support-bot","properties":{"on_behalf_of":"user:carl@acme.example"}},"action":{"name":"process_refund"},"resource":{"type":"tenant","id":"acme-berlin"}}`},
+	{Title: "AuthZEN resource search: the tenants where Sara may use loan analysis",
+		Path: "/access/v1/search/resource", Token: "SARA",
+		Body: `{"subject":{"type":"user","id":"sara@acme.example"},"action":{"name":"analyze_loan"},"resource":{"type":"tenant"}}`},
+	{Title: "AuthZEN action search: everything Carl may do in his store",
+		Path: "/access/v1/search/action", Token: "CARL",
+		Body: `{"subject":{"type":"user","id":"carl@acme.example"},"resource":{"type":"tenant","id":"acme-berlin"}}`},
 	{Title: "Everything Sara may do in acme: permissions, locked features and the frontend's tool flags",
 		Path: "/api/v1/me/effective?tenant=acme", Token: "SARA"},
 	{Title: "Native check with the path that decided it, in German",
@@ -65,6 +72,7 @@ func demoFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.dir, "dir", "demo", "directory of the demo database (created if missing)")
 	fs.StringVar(&o.addr, "addr", defaultAddr, "address to listen on")
 	fs.DurationVar(&o.reloadEvery, "reload-interval", 2*time.Second, "how often to pick up policy changes made by other processes")
+	fs.BoolVar(&o.tls, "tls", false, "serve HTTPS with a self-signed certificate written to --dir")
 }
 
 // runDemo applies the example policy to a SQLite database in --dir, mints
@@ -95,12 +103,24 @@ func runDemo(ctx context.Context, m *Main) error {
 			return err
 		}
 	}
+	cacert := ""
+	if m.opts.tls {
+		cfg.TLSCertFile, cfg.TLSKeyFile = filepath.Join(m.opts.dir, "cert.pem"), filepath.Join(m.opts.dir, "key.pem")
+		host, _, err := net.SplitHostPort(cfg.Addr)
+		if err != nil {
+			return usageErrorf("--addr %s: %v", cfg.Addr, err)
+		}
+		if err := gatehttp.WriteSelfSignedCert(cfg.TLSCertFile, cfg.TLSKeyFile, []string{host, "localhost", "127.0.0.1"}, demoTokenTTL); err != nil {
+			return err
+		}
+		cacert = cfg.TLSCertFile
+	}
 	return m.serve(ctx, cfg, func(url string) {
-		printDemo(m.Stdout, url, m.Config.dbPath(), res.Version, tokens)
+		printDemo(m.Stdout, url, m.Config.dbPath(), cacert, res.Version, tokens)
 	})
 }
 
-func printDemo(w io.Writer, url, db string, version int64, tokens map[string]string) {
+func printDemo(w io.Writer, url, db, cacert string, version int64, tokens map[string]string) {
 	fmt.Fprintf(w, "Gatehouse demo: %s applied to %s (policy version %d)\n\n", examples.AIAssistantPolicyFile, db, version)
 	fmt.Fprintf(w, "  server     %s\n  metadata   %s/.well-known/authzen-configuration\n  health     %s/healthz, %s/readyz\n\n", url, url, url, url)
 	fmt.Fprintf(w, "Bearer tokens for the demo users, valid for %.0f hours (paste into a shell):\n\n", demoTokenTTL.Hours())
@@ -109,7 +129,7 @@ func printDemo(w io.Writer, url, db string, version int64, tokens map[string]str
 	}
 	fmt.Fprintln(w, "\nThen try:")
 	for i, c := range demoCalls {
-		fmt.Fprintf(w, "\n# %d. %s\n%s\n", i+1, c.Title, c.curl(url))
+		fmt.Fprintf(w, "\n# %d. %s\n%s\n", i+1, c.Title, c.curl(url, cacert))
 	}
 	fmt.Fprintf(w, "\nChange the policy from another terminal; the server picks the change up within seconds,\n")
 	fmt.Fprintf(w, "and command 2 then answers \"decision\": true with reason superuser:\n")
@@ -118,10 +138,14 @@ func printDemo(w io.Writer, url, db string, version int64, tokens map[string]str
 }
 
 // curl formats c as one shell line; the token stays a shell variable so the
-// line is short and works after the export lines above it.
-func (c demoCall) curl(base string) string {
+// line is short and works after the export lines above it. cacert, when
+// set, is the self-signed certificate curl must trust.
+func (c demoCall) curl(base, cacert string) string {
 	var b strings.Builder
 	b.WriteString("curl -sS")
+	if cacert != "" {
+		b.WriteString(" --cacert '" + cacert + "'")
+	}
 	b.WriteString(" '" + base + c.Path + "'")
 	if c.Token != "" {
 		b.WriteString(` -H "Authorization: Bearer $` + c.Token + `"`)

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -54,12 +57,14 @@ func shellWords(t *testing.T, line string, env map[string]string) []string {
 	return words
 }
 
-// curlRequest turns the words of a printed curl command into a request.
-func curlRequest(t *testing.T, words []string) *http.Request {
+// curlRequest turns the words of a printed curl command into a request and
+// the client curl would use: one that trusts --cacert, if given.
+func curlRequest(t *testing.T, words []string) (*http.Request, *http.Client) {
 	t.Helper()
 	if words[0] != "curl" {
 		t.Fatalf("not a curl command: %q", words)
 	}
+	client := http.DefaultClient
 	var url, body string
 	header := http.Header{}
 	for i := 1; i < len(words); i++ {
@@ -72,7 +77,19 @@ func curlRequest(t *testing.T, words []string) *http.Request {
 		case w == "-d":
 			i++
 			body = words[i]
-		case strings.HasPrefix(w, "http://"):
+		case w == "--cacert":
+			i++
+			pemBytes, err := os.ReadFile(words[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			roots := x509.NewCertPool()
+			if !roots.AppendCertsFromPEM(pemBytes) {
+				t.Fatalf("--cacert %s holds no certificate", words[i])
+			}
+			client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+			t.Cleanup(client.CloseIdleConnections)
+		case strings.HasPrefix(w, "http://"), strings.HasPrefix(w, "https://"):
 			url = w
 		default:
 			t.Fatalf("unexpected curl argument %q in %q", w, words)
@@ -87,7 +104,7 @@ func curlRequest(t *testing.T, words []string) *http.Request {
 		t.Fatal(err)
 	}
 	req.Header = header
-	return req
+	return req, client
 }
 
 // demoAnswer is any of the demo's JSON answers.
@@ -109,6 +126,10 @@ type demoAnswer struct {
 	Steps   []gatehouse.ExplainStep `json:"steps"`
 	Flags   map[string]bool         `json:"flags"`
 	PDP     string                  `json:"policy_decision_point"`
+	Results []struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"results"`
 }
 
 // summarize reduces an answer to what the test compares: decisions and
@@ -136,6 +157,12 @@ func summarize(status int, contentType string, body []byte) string {
 		return fmt.Sprintf("%d canUseLoanTool=%t canUseReports=%t", status, a.Flags["canUseLoanTool"], a.Flags["canUseReports"])
 	case a.PDP != "":
 		return fmt.Sprintf("%d pdp=%s", status, a.PDP)
+	case a.Results != nil:
+		var ids []string
+		for _, r := range a.Results {
+			ids = append(ids, r.ID+r.Name)
+		}
+		return fmt.Sprintf("%d results=%s", status, strings.Join(ids, ","))
 	}
 	return fmt.Sprintf("%d %s", status, body)
 }
@@ -168,6 +195,8 @@ func TestDemo(t *testing.T) {
 		"200 false permission_missing ",
 		"200 [true granted, false plan_required, false tenant_not_visible]",
 		"200 false permission_missing user:carl@acme.example",
+		"200 results=acme,acme-berlin,acme-milan",
+		"200 results=access_ai_chat,chat.view,chat.write,customer_insights,fetch_account,fetch_conversation,fetch_customer,use_ai_analysis,use_ai_customer_insights",
 		"200 canUseLoanTool=true canUseReports=false",
 		"200 false plan_required explained=true",
 		"200 pdp=" + base,
@@ -177,8 +206,8 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("the demo prints %d curl commands, want %d:\n%s", len(curls), len(want), out)
 	}
 	do := func(line string) (string, *http.Response, []byte) {
-		req := curlRequest(t, shellWords(t, line, env))
-		res, err := http.DefaultClient.Do(req)
+		req, client := curlRequest(t, shellWords(t, line, env))
+		res, err := client.Do(req)
 		if err != nil {
 			t.Fatalf("%s: %v", line, err)
 		}
@@ -195,8 +224,8 @@ func TestDemo(t *testing.T) {
 			t.Errorf("command %d = %q, want %q\n%s\n%s", i+1, got, want[i], line, body)
 		}
 	}
-	// Command 6 asks in German.
-	_, _, body := do(curls[5])
+	// Command 8 asks in German.
+	_, _, body := do(curls[7])
 	var a demoAnswer
 	if err := json.Unmarshal(body, &a); err != nil {
 		t.Fatal(err)
@@ -206,7 +235,7 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	if de := cat.Reason("de", gatehouse.Decision{Reason: gatehouse.ReasonPlanRequired, Plan: "pro"}, locale.Args{Permission: "detect_fraud"}); a.Message != de {
-		t.Errorf("command 6 message %q, want the German %q", a.Message, de)
+		t.Errorf("command 8 message %q, want the German %q", a.Message, de)
 	}
 
 	// The change the demo suggests flips command 2 once the server reloads.
@@ -238,6 +267,43 @@ func TestDemo(t *testing.T) {
 		t.Errorf("an old token against the new run = %q, want 401", got)
 	}
 	if err := r2.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With --tls the demo serves HTTPS with a self-signed certificate its curl
+// commands trust, and the metadata names the https base URL.
+func TestDemoTLS(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	r := start(t, "unused.db", "demo", "--dir", dir, "--addr", "127.0.0.1:0", "--tls")
+	out := r.waitFor(t, "Press Ctrl-C")
+	base := regexp.MustCompile(`server\s+(https://\S+)`).FindStringSubmatch(out)
+	if base == nil {
+		t.Fatalf("the TLS demo serves no https URL:\n%s", out)
+	}
+	env := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^export ([A-Z]+)='([^']+)'$`).FindAllStringSubmatch(out, -1) {
+		env[m[1]] = m[2]
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "curl ") {
+			continue
+		}
+		req, client := curlRequest(t, shellWords(t, line, env))
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d %s", line, res.StatusCode, body)
+		}
+		if strings.HasSuffix(req.URL.Path, "authzen-configuration") && summarize(res.StatusCode, "", body) != "200 pdp="+base[1] {
+			t.Errorf("metadata over TLS: %s", body)
+		}
+	}
+	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
 }

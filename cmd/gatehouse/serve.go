@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,7 +23,13 @@ func serveFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.jwtSecret, "jwt-secret", "", "HS256 secret that signs bearer tokens, at least 32 bytes (env GATEHOUSE_JWT_SECRET)")
 	fs.StringVar(&o.jwtIssuer, "jwt-issuer", "", "required iss claim of bearer tokens, if set")
 	fs.StringVar(&o.jwtAudience, "jwt-audience", "", "required aud claim of bearer tokens, if set")
-	fs.StringVar(&o.authzenAuth, "authzen-auth", gatehttp.AuthJWT, "jwt: the AuthZEN endpoints need a bearer token; none: they are open (trusted networks only)")
+	fs.StringVar(&o.authzenAuth, "authzen-auth", gatehttp.AuthJWT, "jwt: the AuthZEN endpoints need a bearer JWT; token: one of the --authzen-token values; none: they are open (trusted networks only)")
+	fs.Func("authzen-token", "a shared bearer token for --authzen-auth=token, at least 16 bytes; repeat to rotate (env GATEHOUSE_AUTHZEN_TOKENS, comma-separated)", func(v string) error {
+		o.authzenTokens = append(o.authzenTokens, v)
+		return nil
+	})
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
 	fs.StringVar(&o.baseURL, "base-url", "", "public base URL in the AuthZEN metadata (default: the scheme and Host of each request)")
 	fs.DurationVar(&o.reloadEvery, "reload-interval", 2*time.Second, "how often to pick up policy changes made by other processes")
 }
@@ -40,6 +47,15 @@ func runServe(ctx context.Context, m *Main) error {
 	cfg.JWTIssuer = o.jwtIssuer
 	cfg.JWTAudience = o.jwtAudience
 	cfg.AuthZENAuth = o.authzenAuth
+	cfg.AuthZENTokens = o.authzenTokens
+	if len(cfg.AuthZENTokens) == 0 {
+		for t := range strings.SplitSeq(os.Getenv("GATEHOUSE_AUTHZEN_TOKENS"), ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				cfg.AuthZENTokens = append(cfg.AuthZENTokens, t)
+			}
+		}
+	}
+	cfg.TLSCertFile, cfg.TLSKeyFile = o.tlsCert, o.tlsKey
 	cfg.BaseURL = o.baseURL
 	return m.serve(ctx, cfg, func(url string) {
 		fmt.Fprintf(m.Stdout, "gatehouse: serving %s (store %s); AuthZEN metadata at %s/.well-known/authzen-configuration\n",

@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -188,9 +192,69 @@ func TestServe(t *testing.T) {
 	}
 }
 
+// serve --tls-cert/--tls-key serves HTTPS; --authzen-auth=token lets the
+// AuthZEN endpoints take the shared tokens, from flags or the environment.
+func TestServeTLSAndSharedToken(t *testing.T) {
+	db := newDB(t)
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := gatehttp.WriteSelfSignedCert(cert, key, []string{"127.0.0.1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pemBytes)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	t.Cleanup(client.CloseIdleConnections)
+	t.Setenv("GATEHOUSE_JWT_SECRET", serveSecret)
+	t.Setenv("GATEHOUSE_AUTHZEN_TOKENS", "from-the-environment-1, from-the-environment-2")
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		good  []string
+	}{
+		{"flags", []string{"--authzen-token", "first-shared-token", "--authzen-token", "second-shared-token"}, []string{"first-shared-token", "second-shared-token"}},
+		{"environment", nil, []string{"from-the-environment-1", "from-the-environment-2"}},
+	} {
+		args := append([]string{"serve", "--addr", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key, "--authzen-auth", "token"}, tc.flags...)
+		r := start(t, db, args...)
+		base := regexp.MustCompile(`serving (https://\S+)`).FindStringSubmatch(r.waitFor(t, "serving https://"))[1]
+		eval := func(token string) int {
+			req, err := http.NewRequest(http.MethodPost, base+"/access/v1/evaluation", strings.NewReader(
+				`{"subject": {"type": "user", "id": "sara@acme.example"}, "action": {"name": "analyze_loan"}, "resource": {"type": "tenant", "id": "acme"}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+token)
+			res, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			return res.StatusCode
+		}
+		for _, tok := range tc.good {
+			if got := eval(tok); got != http.StatusOK {
+				t.Errorf("%s: token %q = %d, want 200", tc.name, tok, got)
+			}
+		}
+		if got := eval("not-one-of-the-tokens"); got != http.StatusUnauthorized {
+			t.Errorf("%s: a wrong token = %d, want 401", tc.name, got)
+		}
+		if err := r.stop(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestServeUsageErrors(t *testing.T) {
 	db := newDB(t)
 	t.Setenv("GATEHOUSE_JWT_SECRET", "")
+	t.Setenv("GATEHOUSE_AUTHZEN_TOKENS", "")
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -208,6 +272,10 @@ func TestServeUsageErrors(t *testing.T) {
 		{"zero reload interval", []string{"serve", "--jwt-secret", serveSecret, "--reload-interval", "0s"}, "--reload-interval"},
 		{"busy address", []string{"serve", "--jwt-secret", serveSecret, "--addr", busy.Addr().String()}, "already in use"},
 		{"unused port syntax", []string{"serve", "--jwt-secret", serveSecret, "--addr", "127.0.0.1:http-alt-nope"}, "listen on"},
+		{"token mode without tokens", []string{"serve", "--jwt-secret", serveSecret, "--authzen-auth", "token"}, "needs at least one token"},
+		{"short shared token", []string{"serve", "--jwt-secret", serveSecret, "--authzen-auth", "token", "--authzen-token", "short"}, "at least 16"},
+		{"certificate without key", []string{"serve", "--jwt-secret", serveSecret, "--tls-cert", "cert.pem"}, "both a certificate and a key"},
+		{"missing certificate", []string{"serve", "--jwt-secret", serveSecret, "--tls-cert", "nope.pem", "--tls-key", "nope.key"}, "TLS certificate"},
 	}
 	for _, tt := range tests {
 		res := run(t, db, tt.args...)
