@@ -10,9 +10,10 @@ import (
 	gatehttp "github.com/gatehouse/gatehouse/http"
 )
 
-// FuzzEvaluationRequest feeds arbitrary bodies to both AuthZEN endpoints:
-// the decoder never panics, the answer is a decision (200) or a bad request
-// (400), never a 500, and a 200 is always a decision document.
+// FuzzEvaluationRequest feeds arbitrary bodies to every AuthZEN endpoint:
+// the decoders never panic, the answer is a decision or search result (200)
+// or a bad request (400), never a 500, and a 200 is always a decision
+// document or a result list.
 func FuzzEvaluationRequest(f *testing.F) {
 	for _, seed := range []string{
 		saraLoan,
@@ -24,6 +25,9 @@ func FuzzEvaluationRequest(f *testing.F) {
 		`[[[[[[[[[[]]]]]]]]]]`,
 		``,
 		`{`,
+		`{"subject": {"type": "user"}, "action": {"name": "analyze_loan"}, "resource": {"type": "tenant", "id": "acme"}, "page": {"limit": 1}}`,
+		`{"subject": {"type": "user", "id": "sara@acme.example"}, "resource": {"type": "tenant"}, "action": {"name": "x"}, "page": {"token": "eyJhIjoieCJ9", "limit": -1}}`,
+		`{"a": 1, "a": 2}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -33,7 +37,8 @@ func FuzzEvaluationRequest(f *testing.F) {
 	cfg.MaxEvaluations = 50
 	h := gatehttp.NewServer(svc, cfg).Handler()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		for _, path := range []string{"/access/v1/evaluation", "/access/v1/evaluations"} {
+		for _, path := range []string{"/access/v1/evaluation", "/access/v1/evaluations", "/acme/access/v1/evaluations",
+			"/access/v1/search/subject", "/access/v1/search/resource", "/access/v1/search/action"} {
 			req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(string(body)))
 			req.Header.Set("Content-Type", "application/json")
 			rec := httptest.NewRecorder()
@@ -41,7 +46,7 @@ func FuzzEvaluationRequest(f *testing.F) {
 			switch rec.Code {
 			case http.StatusOK:
 				var doc map[string]json.RawMessage
-				if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil || (doc["decision"] == nil && doc["evaluations"] == nil) {
+				if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil || (doc["decision"] == nil && doc["evaluations"] == nil && doc["results"] == nil) {
 					t.Fatalf("%s %q: 200 without a decision: %s", path, body, rec.Body)
 				}
 			case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
