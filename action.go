@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -247,14 +248,20 @@ func ActionEvent(before *ActionRecord, after ActionRecord, actor string, at time
 	return e, nil
 }
 
-// ApplyTransition returns r moved by t, or ErrActionExpired if r was
-// pending and expired at t.Time, or ErrIllegalTransition. Stores call it
-// inside the transaction that writes the result.
+// ApplyTransition returns r moved by t, or ErrIllegalTransition. A
+// transition of a pending record whose expiry has passed at t.Time returns
+// ErrActionExpired with r moved to expired instead, by "system" at its
+// expiry time: stores write the returned record when the error is nil or
+// ErrActionExpired, so an expiry is recorded the first time anyone tries.
 func ApplyTransition(r ActionRecord, t Transition) (ActionRecord, error) {
 	at := t.Time.UTC().Truncate(time.Microsecond)
 	from := r.StatusAt(at)
 	if from == ActionExpired && r.Status == ActionPending && t.To != ActionExpired {
-		return r, fmt.Errorf("action %s expired at %s: %w", r.ID, r.ExpiresAt.Format(time.RFC3339), ErrActionExpired)
+		exp, err := ApplyTransition(r, Transition{ID: r.ID, To: ActionExpired, Actor: "system", Time: r.ExpiresAt})
+		if err != nil {
+			return r, err
+		}
+		return exp, fmt.Errorf("action %s expired at %s: %w", r.ID, r.ExpiresAt.Format(time.RFC3339), ErrActionExpired)
 	}
 	if t.To == ActionExpired && from != ActionExpired {
 		return r, fmt.Errorf("action %s is %s until %s: %w", r.ID, from, r.ExpiresAt.Format(time.RFC3339), ErrIllegalTransition)
@@ -293,3 +300,22 @@ const (
 	CodeActionExpired     = "action_expired"
 	CodeNotApprover       = "not_approver"
 )
+
+// Validate reports a record no store may write (ErrInvalid): one without
+// id, tenant, action, tool, subject, reason or creation time, with an
+// unknown status, a pending one without expiry, or args that are not JSON.
+func (r *ActionRecord) Validate() error {
+	switch {
+	case r.ID == "" || r.Tenant == "" || r.Action == "" || r.Tool == "" || r.Subject == "" || r.Reason == "":
+		return Invalidf("action record %q: id, tenant, action, tool, subject and reason are required", r.ID)
+	case !slices.Contains(ActionStatuses, r.Status):
+		return Invalidf("action record %s: unknown status %q", r.ID, r.Status)
+	case r.CreatedAt.IsZero() || r.UpdatedAt.IsZero():
+		return Invalidf("action record %s: no creation time", r.ID)
+	case r.Status == ActionPending && r.ExpiresAt.IsZero():
+		return Invalidf("action record %s: pending without expiry", r.ID)
+	case r.Args != nil && !json.Valid(r.Args):
+		return Invalidf("action record %s: args are not valid JSON", r.ID)
+	}
+	return nil
+}

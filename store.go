@@ -134,10 +134,40 @@ type AuditLog interface {
 	AuditHead(ctx context.Context) (AuditHead, error)
 }
 
+// ActionStore keeps agent action records: the limit reservations and
+// confirmation lifecycle of allowed actions. Every write is one transaction
+// that also appends the record's audit event (see ActionEvent), so
+// concurrent writers, in any number of processes, can never exceed a limit.
+type ActionStore interface {
+	// ReserveAction stores r.Record unless the subject already used its
+	// idempotency key (then it returns the stored record, Replayed) or a
+	// window limit of r would be exceeded (then it stores nothing and names
+	// the limit in Exceeded). Counted are the records of the same tenant
+	// and action created after r.Record.CreatedAt-r.Window whose status
+	// holds capacity at r.Record.CreatedAt. ErrInvalid for a record
+	// without id, tenant, action, subject, status or times.
+	ReserveAction(ctx context.Context, r Reservation) (ReserveResult, error)
+	// TransitionAction moves a record as ApplyTransition does and records
+	// the event; ErrNotFound for an unknown id, ErrIllegalTransition, or
+	// ErrActionExpired after recording the expiry of a pending record
+	// whose time has passed (the returned record is then expired).
+	TransitionAction(ctx context.Context, t Transition) (ActionRecord, error)
+	// GetAction returns the record with id, its status as of now (see
+	// ActionRecord.StatusAt); ErrNotFound if there is none.
+	GetAction(ctx context.Context, id string, now time.Time) (ActionRecord, error)
+	// FindAction returns the record subject stored under idempotency key,
+	// its status as of now; ErrNotFound if there is none.
+	FindAction(ctx context.Context, subject, key string, now time.Time) (ActionRecord, error)
+	// ListActions returns the records matching f in Seq order, statuses as
+	// of f.Now.
+	ListActions(ctx context.Context, f ActionFilter) ([]ActionRecord, error)
+}
+
 // Store is everything a Gatehouse deployment persists.
 type Store interface {
 	PolicyStore
 	AuditLog
+	ActionStore
 	Close() error
 }
 

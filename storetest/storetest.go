@@ -29,6 +29,7 @@ var suites = []struct {
 }{
 	{"Policy", policyTests},
 	{"Audit", auditTests},
+	{"Action", actionTests},
 	{"Backup", backupTests},
 }
 

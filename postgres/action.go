@@ -1,0 +1,291 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/audit"
+)
+
+// Action records live in action_records (migration 0002). Every write locks
+// the audit head's meta rows first, as every audited write does, so
+// reservations from any number of instances take turns: a window count and
+// the insert it allows are atomic, and seq follows commit order.
+
+const actionColumns = `seq, id, tenant, action, tool, subject, on_behalf_of, idempotency_key,
+	fingerprint, args, amount, currency, percentage, requires_confirmation, reason, policy_version,
+	status, created_at, expires_at, confirmed_at, confirmed_by, executed_at, error_message,
+	updated_at, updated_by`
+
+var auditHeadKeys = []string{keyHeadSeq, keyHeadHash}
+
+// ReserveAction stores r.Record if the subject has not used its
+// idempotency key and r's window limits leave room, appending its audit
+// event in the same transaction.
+func (db *DB) ReserveAction(ctx context.Context, r gatehouse.Reservation) (gatehouse.ReserveResult, error) {
+	rec := r.Record
+	truncateTimes(&rec)
+	if err := rec.Validate(); err != nil {
+		return gatehouse.ReserveResult{}, fmt.Errorf("reserve action: %w", err)
+	}
+	event, err := gatehouse.ActionEvent(nil, rec, rec.Subject, rec.CreatedAt)
+	if err != nil {
+		return gatehouse.ReserveResult{}, err
+	}
+	events, err := audit.Prepare([]gatehouse.AuditEvent{event}, rec.CreatedAt)
+	if err != nil {
+		return gatehouse.ReserveResult{}, fmt.Errorf("reserve action: %w", err)
+	}
+	var res gatehouse.ReserveResult
+	err = db.writeTx(ctx, "reserve action", auditHeadKeys, func(tx pgx.Tx, meta metaValues) error {
+		res = gatehouse.ReserveResult{}
+		if rec.IdempotencyKey != "" {
+			prev, err := scanAction(tx.QueryRow(ctx, `SELECT `+actionColumns+
+				` FROM action_records WHERE subject = $1 AND idempotency_key = $2`, rec.Subject, rec.IdempotencyKey))
+			if err == nil {
+				prev.Status = prev.StatusAt(rec.CreatedAt)
+				res.Record, res.Replayed = prev, true
+				return nil
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+		}
+		if r.Window > 0 && (r.MaxCount > 0 || r.MaxTotalAmount > 0) {
+			if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(sum(amount), 0)::bigint FROM action_records
+				WHERE tenant = $1 AND action = $2 AND created_at > $3
+				AND (status IN ('confirmed', 'executed') OR (status = 'pending' AND expires_at > $4))`,
+				rec.Tenant, rec.Action, rec.CreatedAt.Add(-r.Window), rec.CreatedAt,
+			).Scan(&res.Count, &res.Total); err != nil {
+				return err
+			}
+			switch {
+			case r.MaxCount > 0 && res.Count+1 > r.MaxCount:
+				res.Exceeded = gatehouse.LimitMaxCount
+			case r.MaxTotalAmount > 0 && res.Total+rec.Amount > r.MaxTotalAmount:
+				res.Exceeded = gatehouse.LimitMaxTotalAmount
+			}
+			if res.Exceeded != "" {
+				return nil
+			}
+		}
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM action_records`).Scan(&rec.Seq); err != nil {
+			return err
+		}
+		var batch pgx.Batch
+		batch.Queue(`INSERT INTO action_records (`+actionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+			$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)`, actionValues(&rec)...)
+		if err := queueEvents(&batch, meta, events); err != nil {
+			return err
+		}
+		res.Record = rec
+		return sendBatch(ctx, tx, &batch)
+	})
+	if err != nil {
+		return gatehouse.ReserveResult{}, err
+	}
+	return res, nil
+}
+
+// TransitionAction moves the record with t.ID as gatehouse.ApplyTransition
+// does, recording the expiry of a pending record whose time has passed.
+func (db *DB) TransitionAction(ctx context.Context, t gatehouse.Transition) (gatehouse.ActionRecord, error) {
+	var (
+		out     gatehouse.ActionRecord
+		expired error
+	)
+	err := db.writeTx(ctx, "transition action", auditHeadKeys, func(tx pgx.Tx, meta metaValues) error {
+		expired = nil
+		before, err := scanAction(tx.QueryRow(ctx, `SELECT `+actionColumns+` FROM action_records WHERE id = $1 FOR UPDATE`, t.ID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return gatehouse.NotFoundf("action %q", t.ID)
+		}
+		if err != nil {
+			return err
+		}
+		after, err := gatehouse.ApplyTransition(before, t)
+		if errors.Is(err, gatehouse.ErrActionExpired) {
+			expired = err
+		} else if err != nil {
+			return err
+		}
+		event, err := gatehouse.ActionEvent(&before, after, after.UpdatedBy, after.UpdatedAt)
+		if err != nil {
+			return err
+		}
+		events, err := audit.Prepare([]gatehouse.AuditEvent{event}, after.UpdatedAt)
+		if err != nil {
+			return err
+		}
+		var batch pgx.Batch
+		batch.Queue(`UPDATE action_records SET status = $1, confirmed_at = $2, confirmed_by = $3,
+			executed_at = $4, error_message = $5, updated_at = $6, updated_by = $7 WHERE id = $8`,
+			string(after.Status), optTime(after.ConfirmedAt), after.ConfirmedBy, optTime(after.ExecutedAt),
+			after.ErrorMessage, after.UpdatedAt, after.UpdatedBy, after.ID)
+		if err := queueEvents(&batch, meta, events); err != nil {
+			return err
+		}
+		out = after
+		return sendBatch(ctx, tx, &batch)
+	})
+	if err != nil {
+		return gatehouse.ActionRecord{}, err
+	}
+	return out, expired
+}
+
+// GetAction returns the record with id, its status as of now.
+func (db *DB) GetAction(ctx context.Context, id string, now time.Time) (gatehouse.ActionRecord, error) {
+	return db.getAction(ctx, "get action", now, `WHERE id = $1`, []any{id}, "action %q", id)
+}
+
+// FindAction returns the record subject stored under key, its status as of now.
+func (db *DB) FindAction(ctx context.Context, subject, key string, now time.Time) (gatehouse.ActionRecord, error) {
+	return db.getAction(ctx, "find action", now, `WHERE subject = $1 AND idempotency_key = $2`, []any{subject, key},
+		"action of %s with idempotency key %q", subject, key)
+}
+
+func (db *DB) getAction(ctx context.Context, op string, now time.Time, where string, args []any, format string, fargs ...any) (gatehouse.ActionRecord, error) {
+	var rec gatehouse.ActionRecord
+	err := db.readTx(ctx, op, func(tx pgx.Tx) error {
+		var err error
+		rec, err = scanAction(tx.QueryRow(ctx, `SELECT `+actionColumns+` FROM action_records `+where, args...))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return gatehouse.NotFoundf(format, fargs...)
+		}
+		return err
+	})
+	if err != nil {
+		return gatehouse.ActionRecord{}, err
+	}
+	rec.Status = rec.StatusAt(now)
+	return rec, nil
+}
+
+// ListActions returns the records matching f in Seq order.
+func (db *DB) ListActions(ctx context.Context, f gatehouse.ActionFilter) ([]gatehouse.ActionRecord, error) {
+	limit, err := audit.ListLimit(f.Limit)
+	if err != nil {
+		return nil, err
+	}
+	args := []any{f.AfterSeq}
+	conds := []string{"seq > $1"}
+	where := func(cond string, arg any) {
+		args = append(args, arg)
+		conds = append(conds, strings.ReplaceAll(cond, "$?", "$"+strconv.Itoa(len(args))))
+	}
+	for _, c := range []struct{ col, val string }{{"tenant", f.Tenant}, {"action", f.Action}, {"subject", f.Subject}} {
+		if c.val != "" {
+			where(c.col+" = $?", c.val)
+		}
+	}
+	switch f.Status {
+	case "":
+	case gatehouse.ActionPending:
+		where("status = 'pending' AND expires_at > $?", f.Now)
+	case gatehouse.ActionExpired:
+		where("(status = 'expired' OR (status = 'pending' AND expires_at <= $?))", f.Now)
+	default:
+		where("status = $?", string(f.Status))
+	}
+	if !f.Since.IsZero() {
+		where("created_at >= $?", ceilMicro(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where("created_at < $?", ceilMicro(f.Until))
+	}
+	args = append(args, limit)
+	query := `SELECT ` + actionColumns + ` FROM action_records WHERE ` + strings.Join(conds, " AND ") +
+		` ORDER BY seq LIMIT $` + strconv.Itoa(len(args))
+	var out []gatehouse.ActionRecord
+	err = db.readTx(ctx, "list actions", func(tx pgx.Tx) error {
+		out = out[:0]
+		rows, err := tx.Query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			rec, err := scanAction(rows)
+			if err != nil {
+				return err
+			}
+			rec.Status = rec.StatusAt(f.Now)
+			out = append(out, rec)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// truncateTimes keeps the microseconds PostgreSQL holds, in UTC.
+func truncateTimes(r *gatehouse.ActionRecord) {
+	for _, t := range []*time.Time{&r.CreatedAt, &r.ExpiresAt, &r.ConfirmedAt, &r.ExecutedAt, &r.UpdatedAt} {
+		if !t.IsZero() {
+			*t = t.UTC().Truncate(time.Microsecond)
+		}
+	}
+}
+
+// optTime stores a time that has not happened as NULL.
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func fromOpt(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func actionValues(r *gatehouse.ActionRecord) []any {
+	var key *string
+	if r.IdempotencyKey != "" {
+		key = &r.IdempotencyKey
+	}
+	return []any{r.Seq, r.ID, r.Tenant, r.Action, r.Tool, r.Subject, r.OnBehalfOf, key,
+		r.Fingerprint, rawText(r.Args), r.Amount, r.Currency, r.Percentage, r.RequiresConfirmation,
+		string(r.Reason), r.PolicyVersion, string(r.Status), r.CreatedAt, optTime(r.ExpiresAt),
+		optTime(r.ConfirmedAt), r.ConfirmedBy, optTime(r.ExecutedAt), r.ErrorMessage,
+		r.UpdatedAt, r.UpdatedBy}
+}
+
+func scanAction(row pgx.Row) (gatehouse.ActionRecord, error) {
+	var (
+		r                            gatehouse.ActionRecord
+		key, args                    *string
+		reason, status               string
+		expires, confirmed, executed *time.Time
+	)
+	err := row.Scan(&r.Seq, &r.ID, &r.Tenant, &r.Action, &r.Tool, &r.Subject, &r.OnBehalfOf, &key,
+		&r.Fingerprint, &args, &r.Amount, &r.Currency, &r.Percentage, &r.RequiresConfirmation,
+		&reason, &r.PolicyVersion, &status, &r.CreatedAt, &expires, &confirmed, &r.ConfirmedBy,
+		&executed, &r.ErrorMessage, &r.UpdatedAt, &r.UpdatedBy)
+	if err != nil {
+		return gatehouse.ActionRecord{}, err
+	}
+	if key != nil {
+		r.IdempotencyKey = *key
+	}
+	if args != nil {
+		r.Args = []byte(*args)
+	}
+	r.Reason, r.Status = gatehouse.Reason(reason), gatehouse.ActionStatus(status)
+	r.CreatedAt, r.UpdatedAt = r.CreatedAt.UTC(), r.UpdatedAt.UTC()
+	r.ExpiresAt, r.ConfirmedAt, r.ExecutedAt = fromOpt(expires), fromOpt(confirmed), fromOpt(executed)
+	return r, nil
+}

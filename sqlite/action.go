@@ -1,0 +1,274 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/audit"
+)
+
+// Action records live in action_records (migration 0002). Every write runs
+// in the single IMMEDIATE write transaction, so a reservation's window
+// count and its insert are atomic across connections and processes.
+
+const actionColumns = `seq, id, tenant, action, tool, subject, on_behalf_of, idempotency_key,
+	fingerprint, args, amount, currency, percentage, requires_confirmation, reason, policy_version,
+	status, created_at, expires_at, confirmed_at, confirmed_by, executed_at, error_message,
+	updated_at, updated_by`
+
+// ReserveAction stores r.Record if the subject has not used its
+// idempotency key and r's window limits leave room, appending its audit
+// event in the same transaction.
+func (db *DB) ReserveAction(ctx context.Context, r gatehouse.Reservation) (gatehouse.ReserveResult, error) {
+	rec := r.Record
+	truncateTimes(&rec)
+	if err := rec.Validate(); err != nil {
+		return gatehouse.ReserveResult{}, fmt.Errorf("reserve action: %w", err)
+	}
+	event, err := gatehouse.ActionEvent(nil, rec, rec.Subject, rec.CreatedAt)
+	if err != nil {
+		return gatehouse.ReserveResult{}, err
+	}
+	events, err := audit.Prepare([]gatehouse.AuditEvent{event}, rec.CreatedAt)
+	if err != nil {
+		return gatehouse.ReserveResult{}, fmt.Errorf("reserve action: %w", err)
+	}
+	var res gatehouse.ReserveResult
+	err = db.writeTx(ctx, "reserve action", func(tx *sql.Tx) error {
+		res = gatehouse.ReserveResult{}
+		if rec.IdempotencyKey != "" {
+			prev, err := scanAction(tx.QueryRowContext(ctx, `SELECT `+actionColumns+
+				` FROM action_records WHERE subject = ? AND idempotency_key = ?`, rec.Subject, rec.IdempotencyKey))
+			if err == nil {
+				prev.Status = prev.StatusAt(rec.CreatedAt)
+				res.Record, res.Replayed = prev, true
+				return nil
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		if r.Window > 0 && (r.MaxCount > 0 || r.MaxTotalAmount > 0) {
+			now := rec.CreatedAt.UnixMicro()
+			if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(amount), 0) FROM action_records
+				WHERE tenant = ? AND action = ? AND created_at > ?
+				AND (status IN ('confirmed', 'executed') OR (status = 'pending' AND expires_at > ?))`,
+				rec.Tenant, rec.Action, now-r.Window.Microseconds(), now,
+			).Scan(&res.Count, &res.Total); err != nil {
+				return err
+			}
+			switch {
+			case r.MaxCount > 0 && res.Count+1 > r.MaxCount:
+				res.Exceeded = gatehouse.LimitMaxCount
+			case r.MaxTotalAmount > 0 && res.Total+rec.Amount > r.MaxTotalAmount:
+				res.Exceeded = gatehouse.LimitMaxTotalAmount
+			}
+			if res.Exceeded != "" {
+				return nil
+			}
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM action_records`).Scan(&rec.Seq); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO action_records (`+actionColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			actionValues(&rec)...); err != nil {
+			return err
+		}
+		res.Record = rec
+		return appendEvents(ctx, tx, events)
+	})
+	if err != nil {
+		return gatehouse.ReserveResult{}, err
+	}
+	return res, nil
+}
+
+// TransitionAction moves the record with t.ID as gatehouse.ApplyTransition
+// does. A pending record whose expiry has passed is recorded as expired,
+// by "system" at its expiry time, and ErrActionExpired returned.
+func (db *DB) TransitionAction(ctx context.Context, t gatehouse.Transition) (gatehouse.ActionRecord, error) {
+	var (
+		out     gatehouse.ActionRecord
+		expired error
+	)
+	err := db.writeTx(ctx, "transition action", func(tx *sql.Tx) error {
+		expired = nil
+		before, err := scanAction(tx.QueryRowContext(ctx, `SELECT `+actionColumns+` FROM action_records WHERE id = ?`, t.ID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return gatehouse.NotFoundf("action %q", t.ID)
+		}
+		if err != nil {
+			return err
+		}
+		after, err := gatehouse.ApplyTransition(before, t)
+		if errors.Is(err, gatehouse.ErrActionExpired) {
+			expired = err
+		} else if err != nil {
+			return err
+		}
+		event, err := gatehouse.ActionEvent(&before, after, after.UpdatedBy, after.UpdatedAt)
+		if err != nil {
+			return err
+		}
+		events, err := audit.Prepare([]gatehouse.AuditEvent{event}, after.UpdatedAt)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE action_records SET status = ?, confirmed_at = ?, confirmed_by = ?,
+			executed_at = ?, error_message = ?, updated_at = ?, updated_by = ? WHERE id = ?`,
+			string(after.Status), micros(after.ConfirmedAt), after.ConfirmedBy, micros(after.ExecutedAt),
+			after.ErrorMessage, micros(after.UpdatedAt), after.UpdatedBy, after.ID); err != nil {
+			return err
+		}
+		out = after
+		return appendEvents(ctx, tx, events)
+	})
+	if err != nil {
+		return gatehouse.ActionRecord{}, err
+	}
+	return out, expired
+}
+
+// GetAction returns the record with id, its status as of now.
+func (db *DB) GetAction(ctx context.Context, id string, now time.Time) (gatehouse.ActionRecord, error) {
+	rec, err := scanAction(db.read.QueryRowContext(ctx, `SELECT `+actionColumns+` FROM action_records WHERE id = ?`, id))
+	return db.found(ctx, "get action", rec, err, now, "action %q", id)
+}
+
+// FindAction returns the record subject stored under key, its status as of now.
+func (db *DB) FindAction(ctx context.Context, subject, key string, now time.Time) (gatehouse.ActionRecord, error) {
+	rec, err := scanAction(db.read.QueryRowContext(ctx, `SELECT `+actionColumns+
+		` FROM action_records WHERE subject = ? AND idempotency_key = ?`, subject, key))
+	return db.found(ctx, "find action", rec, err, now, "action of %s with idempotency key %q", subject, key)
+}
+
+func (db *DB) found(ctx context.Context, op string, rec gatehouse.ActionRecord, err error, now time.Time, format string, args ...any) (gatehouse.ActionRecord, error) {
+	if errors.Is(err, sql.ErrNoRows) {
+		return gatehouse.ActionRecord{}, gatehouse.NotFoundf(format, args...)
+	}
+	if err != nil {
+		return gatehouse.ActionRecord{}, db.wrap(op, ctxErr(ctx, err))
+	}
+	rec.Status = rec.StatusAt(now)
+	return rec, nil
+}
+
+// ListActions returns the records matching f in Seq order.
+func (db *DB) ListActions(ctx context.Context, f gatehouse.ActionFilter) ([]gatehouse.ActionRecord, error) {
+	limit, err := audit.ListLimit(f.Limit)
+	if err != nil {
+		return nil, err
+	}
+	now := f.Now.UnixMicro()
+	conds := []string{"seq > ?"}
+	args := []any{f.AfterSeq}
+	add := func(cond string, vals ...any) {
+		conds = append(conds, cond)
+		args = append(args, vals...)
+	}
+	for _, c := range []struct{ col, val string }{{"tenant", f.Tenant}, {"action", f.Action}, {"subject", f.Subject}} {
+		if c.val != "" {
+			add(c.col+" = ?", c.val)
+		}
+	}
+	switch f.Status {
+	case "":
+	case gatehouse.ActionPending:
+		add("status = 'pending' AND expires_at > ?", now)
+	case gatehouse.ActionExpired:
+		add("(status = 'expired' OR (status = 'pending' AND expires_at <= ?))", now)
+	default:
+		add("status = ?", string(f.Status))
+	}
+	if !f.Since.IsZero() {
+		add("created_at >= ?", ceilMicro(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("created_at < ?", ceilMicro(f.Until))
+	}
+	args = append(args, limit)
+	rows, err := db.read.QueryContext(ctx, `SELECT `+actionColumns+` FROM action_records WHERE `+
+		strings.Join(conds, " AND ")+` ORDER BY seq LIMIT ?`, args...)
+	if err != nil {
+		return nil, db.wrap("list actions", ctxErr(ctx, err))
+	}
+	defer rows.Close()
+	var out []gatehouse.ActionRecord
+	for rows.Next() {
+		rec, err := scanAction(rows)
+		if err != nil {
+			return nil, db.wrap("list actions", ctxErr(ctx, err))
+		}
+		rec.Status = rec.StatusAt(f.Now)
+		out = append(out, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.wrap("list actions", ctxErr(ctx, err))
+	}
+	return out, nil
+}
+
+// truncateTimes keeps the microseconds every store can hold, in UTC.
+func truncateTimes(r *gatehouse.ActionRecord) {
+	for _, t := range []*time.Time{&r.CreatedAt, &r.ExpiresAt, &r.ConfirmedAt, &r.ExecutedAt, &r.UpdatedAt} {
+		if !t.IsZero() {
+			*t = t.UTC().Truncate(time.Microsecond)
+		}
+	}
+}
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
+
+func actionValues(r *gatehouse.ActionRecord) []any {
+	var key any
+	if r.IdempotencyKey != "" {
+		key = r.IdempotencyKey
+	}
+	return []any{r.Seq, r.ID, r.Tenant, r.Action, r.Tool, r.Subject, r.OnBehalfOf, key,
+		r.Fingerprint, rawText(r.Args), r.Amount, r.Currency, r.Percentage, r.RequiresConfirmation,
+		string(r.Reason), r.PolicyVersion, string(r.Status), micros(r.CreatedAt), micros(r.ExpiresAt),
+		micros(r.ConfirmedAt), r.ConfirmedBy, micros(r.ExecutedAt), r.ErrorMessage,
+		micros(r.UpdatedAt), r.UpdatedBy}
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanAction(row scanner) (gatehouse.ActionRecord, error) {
+	var (
+		r                                        gatehouse.ActionRecord
+		key                                      sql.NullString
+		args                                     []byte
+		reason, status                           string
+		created, expires, confirmed, executed, u int64
+	)
+	err := row.Scan(&r.Seq, &r.ID, &r.Tenant, &r.Action, &r.Tool, &r.Subject, &r.OnBehalfOf, &key,
+		&r.Fingerprint, &args, &r.Amount, &r.Currency, &r.Percentage, &r.RequiresConfirmation,
+		&reason, &r.PolicyVersion, &status, &created, &expires, &confirmed, &r.ConfirmedBy,
+		&executed, &r.ErrorMessage, &u, &r.UpdatedBy)
+	if err != nil {
+		return gatehouse.ActionRecord{}, err
+	}
+	r.IdempotencyKey, r.Args = key.String, args
+	r.Reason, r.Status = gatehouse.Reason(reason), gatehouse.ActionStatus(status)
+	r.CreatedAt, r.ExpiresAt, r.ConfirmedAt = fromMicros(created), fromMicros(expires), fromMicros(confirmed)
+	r.ExecutedAt, r.UpdatedAt = fromMicros(executed), fromMicros(u)
+	return r, nil
+}
