@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/policy"
 )
 
 // Error codes that only the HTTP surface reports; the domain codes are
@@ -108,6 +109,8 @@ type errorDetail struct {
 	Code    string           `json:"code"`
 	Message string           `json:"message"`
 	Reason  gatehouse.Reason `json:"reason,omitempty"`
+	// Details are the problems of an invalid policy, each naming its place.
+	Details []string `json:"details,omitempty"`
 }
 
 // writeError answers r with err: the status from the table, the stable code
@@ -128,11 +131,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Code == CodeUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 	}
-	s.writeJSON(w, r, status, errorBody{Error: errorDetail{
-		Code:    e.Code,
-		Message: s.text(language(r.Context()), msg, e.Data),
-		Reason:  e.Reason,
-	}})
+	detail := errorDetail{Code: e.Code, Message: s.text(language(r.Context()), msg, e.Data), Reason: e.Reason}
+	var perr *policy.Error
+	if errors.As(err, &perr) {
+		for _, p := range perr.Problems {
+			detail.Details = append(detail.Details, p.String())
+		}
+	}
+	s.writeJSON(w, r, status, errorBody{Error: detail})
 }
 
 // writeJSON writes v with status; an encoding failure can only be logged,

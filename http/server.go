@@ -142,6 +142,10 @@ type Server struct {
 	svc     *service.Service
 	cfg     Config
 	handler http.Handler
+	// endpoints are the routes in registration order; openapi is the
+	// document built from them.
+	endpoints []endpoint
+	openapi   []byte
 
 	ln     net.Listener
 	server *http.Server
@@ -154,6 +158,7 @@ func NewServer(svc *service.Service, cfg Config) *Server {
 	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
 	s := &Server{svc: svc, cfg: cfg}
 	s.handler = s.routes()
+	s.openapi = s.openAPI()
 	return s
 }
 
@@ -238,42 +243,73 @@ func (s *Server) Close() error {
 }
 
 // routes builds the mux and wraps it in the middleware every request passes:
-// request id, request log, panic recovery.
+// request id, request log, panic recovery. Every route is also recorded in
+// s.endpoints, from which the OpenAPI document is built.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	// AuthZEN at the root and, scoped to a tenant's subtree, under /{tenant}.
 	for _, prefix := range []string{"", "/{tenant}"} {
-		s.route(mux, http.MethodPost, prefix+"/access/v1/evaluation", s.authzen(s.handleEvaluation))
-		s.route(mux, http.MethodPost, prefix+"/access/v1/evaluations", s.authzen(s.handleEvaluations))
-		s.route(mux, http.MethodPost, prefix+"/access/v1/search/subject", s.authzen(s.handleSearch(searchSubject)))
-		s.route(mux, http.MethodPost, prefix+"/access/v1/search/resource", s.authzen(s.handleSearch(searchResource)))
-		s.route(mux, http.MethodPost, prefix+"/access/v1/search/action", s.authzen(s.handleSearch(searchAction)))
-		s.route(mux, http.MethodGet, "/.well-known/authzen-configuration"+prefix, http.HandlerFunc(s.handleMetadata))
+		scoped := prefix != ""
+		s.route(mux, http.MethodPost, prefix+"/access/v1/evaluation", s.authzen(s.handleEvaluation),
+			authzenDoc("evaluation", "Decide one access request", scoped, new(authzenRequest), new(decisionJSON)))
+		s.route(mux, http.MethodPost, prefix+"/access/v1/evaluations", s.authzen(s.handleEvaluations),
+			authzenDoc("evaluations", "Decide a batch of access requests", scoped, new(authzenBatchRequest), new(batchResponse)))
+		s.route(mux, http.MethodPost, prefix+"/access/v1/search/subject", s.authzen(s.handleSearch(searchSubject)),
+			authzenDoc("searchSubject", "The subjects allowed an action on a resource", scoped, new(authzenSearchRequest), new(searchResponse)))
+		s.route(mux, http.MethodPost, prefix+"/access/v1/search/resource", s.authzen(s.handleSearch(searchResource)),
+			authzenDoc("searchResource", "The resources a subject may act on", scoped, new(authzenSearchRequest), new(searchResponse)))
+		s.route(mux, http.MethodPost, prefix+"/access/v1/search/action", s.authzen(s.handleSearch(searchAction)),
+			authzenDoc("searchAction", "The actions a subject may perform on a resource", scoped, new(authzenSearchRequest), new(searchResponse)))
+		s.route(mux, http.MethodGet, "/.well-known/authzen-configuration"+prefix, http.HandlerFunc(s.handleMetadata),
+			authzenDoc("metadata", "AuthZEN PDP metadata", scoped, nil, new(metadata)).public())
 	}
-	s.route(mux, http.MethodPost, "/api/v1/check", s.authenticated(s.handleCheck))
-	s.route(mux, http.MethodPost, "/api/v1/explain", s.authenticated(s.handleExplain))
-	s.route(mux, http.MethodGet, "/api/v1/me/effective", s.authenticated(s.handleEffective))
-	s.route(mux, http.MethodGet, "/api/v1/policy", s.authenticated(s.handlePolicy))
-	s.route(mux, http.MethodGet, "/healthz", http.HandlerFunc(s.handleHealth))
-	s.route(mux, http.MethodGet, "/readyz", http.HandlerFunc(s.handleReady))
+	s.route(mux, http.MethodPost, "/api/v1/check", s.authenticated(s.handleCheck),
+		apiDoc("check", "Decide a request (about the caller; about anyone for admins)", new(checkRequest), new(gatehouse.Answer)))
+	s.route(mux, http.MethodPost, "/api/v1/explain", s.authenticated(s.handleExplain),
+		apiDoc("explain", "Decide a request and explain the decision path", new(checkRequest), new(gatehouse.Answer)))
+	s.route(mux, http.MethodGet, "/api/v1/me/effective", s.authenticated(s.handleEffective),
+		apiDoc("effective", "Everything the caller may do in a tenant", new(tenantQuery), new(gatehouse.Effective)))
+	s.restRoutes(mux)
+	s.route(mux, http.MethodGet, "/api/v1/openapi.json", http.HandlerFunc(s.handleOpenAPI),
+		apiDoc("openapi", "This OpenAPI document", nil, nil).public())
+	s.route(mux, http.MethodGet, "/healthz", http.HandlerFunc(s.handleHealth),
+		apiDoc("health", "200 while the process runs", nil, new(statusBody)).public().tagged("operations"))
+	s.route(mux, http.MethodGet, "/readyz", http.HandlerFunc(s.handleReady),
+		apiDoc("ready", "200 when the store answers and a snapshot is loaded", nil, new(statusBody)).public().tagged("operations"))
+	// Other methods on a known path are a 405 with Allow.
+	allowed := map[string][]string{}
+	var paths []string
+	for _, e := range s.endpoints {
+		if allowed[e.path] == nil {
+			paths = append(paths, e.path)
+		}
+		allowed[e.path] = append(allowed[e.path], e.method)
+		if e.method == http.MethodGet {
+			allowed[e.path] = append(allowed[e.path], http.MethodHead)
+		}
+	}
+	for _, path := range paths {
+		allow := strings.Join(allowed[path], ", ")
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			s.writeError(w, r, &Error{Code: CodeMethodNotAllowed, Err: fmt.Errorf("%s %s", r.Method, path)})
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &Error{Code: gatehouse.CodeNotFound, Err: fmt.Errorf("no route for %s", r.URL.Path)})
 	})
 	return s.withRequestID(s.withLog(s.withRecover(mux)))
 }
 
-// route registers h for method on path and answers other methods on path
-// with the table's 405 and an Allow header.
-func (s *Server) route(mux *http.ServeMux, method, path string, h http.Handler) {
+// route registers h for method on path and records the endpoint with its
+// documentation, if given, for the OpenAPI document.
+func (s *Server) route(mux *http.ServeMux, method, path string, h http.Handler, doc ...operation) {
 	mux.Handle(method+" "+path, h)
-	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-		allow := method
-		if method == http.MethodGet {
-			allow += ", " + http.MethodHead
-		}
-		w.Header().Set("Allow", allow)
-		s.writeError(w, r, &Error{Code: CodeMethodNotAllowed, Err: fmt.Errorf("%s %s", r.Method, path)})
-	})
+	e := endpoint{method: method, path: path}
+	if len(doc) > 0 {
+		e.op = doc[0]
+	}
+	s.endpoints = append(s.endpoints, e)
 }
 
 // text localizes a catalog message.

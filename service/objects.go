@@ -1,0 +1,237 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// Operations on single policy objects — a role, a tenant, a user — for
+// the REST API. Each write is one validated, audited policy change through
+// Update, exactly like a `gatehouse apply` that touches one object.
+
+// Object returns the stored object of kind with id (a user's email is
+// normalized), or ErrNotFound.
+func (s *Service) Object(ctx context.Context, kind gatehouse.Kind, id string) (gatehouse.Object, error) {
+	p, _, err := s.load(ctx)
+	if err != nil {
+		return gatehouse.Object{}, err
+	}
+	objs, err := p.Objects()
+	if err != nil {
+		return gatehouse.Object{}, err
+	}
+	id = objectID(kind, id)
+	i := slices.IndexFunc(objs, func(o gatehouse.Object) bool { return o.Kind == kind && o.ID == id })
+	if i < 0 {
+		return gatehouse.Object{}, gatehouse.NotFoundf("%s %q", kind, id)
+	}
+	return objs[i], nil
+}
+
+// ObjectsOf returns every stored object of kind in document order, and the
+// policy version they were read at.
+func (s *Service) ObjectsOf(ctx context.Context, kind gatehouse.Kind) ([]gatehouse.Object, int64, error) {
+	p, v, err := s.load(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	objs, err := p.Objects()
+	if err != nil {
+		return nil, 0, err
+	}
+	out := []gatehouse.Object{}
+	for _, o := range objs {
+		if o.Kind == kind {
+			out = append(out, o)
+		}
+	}
+	return out, v, nil
+}
+
+// PutObject creates or replaces the object of kind with id from body, one
+// JSON object of that kind's shape (a gatehouse.Role for roles, …). Unknown
+// fields are ErrInvalid; the body's own id, when present, must equal id,
+// and is filled in when absent. A new plan becomes the highest tier; a
+// replaced one keeps its place. created reports whether the object is new.
+func (s *Service) PutObject(ctx context.Context, actor string, kind gatehouse.Kind, id string, body []byte) (res Result, created bool, err error) {
+	obj, err := decodeObject(kind, id, body)
+	if err != nil {
+		return Result{}, false, err
+	}
+	res, err = s.Update(ctx, actor, string(kind)+".put", func(p *gatehouse.Policy) error {
+		objs, err := p.Objects()
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(objs, func(o gatehouse.Object) bool { return o.Kind == kind && o.ID == obj.ID })
+		created = i < 0
+		if created {
+			if kind == gatehouse.KindPlan {
+				obj.Pos = len(objs) // after every plan: the highest tier
+			}
+			objs = append(objs, obj)
+		} else {
+			obj.Pos = objs[i].Pos
+			objs[i] = obj
+		}
+		return replacePolicy(p, objs)
+	})
+	return res, created, err
+}
+
+// DeleteObject removes the object of kind with id; ErrNotFound if there is
+// none. Removing an object others refer to is ErrInvalid naming them, and
+// removing the last superuser is ErrLastSuperuser.
+func (s *Service) DeleteObject(ctx context.Context, actor string, kind gatehouse.Kind, id string) (Result, error) {
+	if kind == gatehouse.KindSettings {
+		return Result{}, gatehouse.Invalidf("the settings cannot be deleted; put empty settings instead")
+	}
+	id = objectID(kind, id)
+	return s.Update(ctx, actor, string(kind)+".delete", func(p *gatehouse.Policy) error {
+		objs, err := p.Objects()
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(objs, func(o gatehouse.Object) bool { return o.Kind == kind && o.ID == id })
+		if i < 0 {
+			return gatehouse.NotFoundf("%s %q", kind, id)
+		}
+		return replacePolicy(p, slices.Delete(objs, i, i+1))
+	})
+}
+
+// replacePolicy makes p the policy of objs.
+func replacePolicy(p *gatehouse.Policy, objs []gatehouse.Object) error {
+	q, err := gatehouse.PolicyFromObjects(objs)
+	if err != nil {
+		return err
+	}
+	*p = *q
+	return nil
+}
+
+// objectID normalizes a path id: users are keyed by normalized email.
+func objectID(kind gatehouse.Kind, id string) string {
+	if kind == gatehouse.KindUser {
+		return gatehouse.NormalizeEmail(id)
+	}
+	return id
+}
+
+// idField is the member of each kind's JSON that holds its id.
+var idField = map[gatehouse.Kind]string{
+	gatehouse.KindPermission: "name", gatehouse.KindBundle: "name", gatehouse.KindCategory: "name",
+	gatehouse.KindRole: "name", gatehouse.KindPlan: "name", gatehouse.KindTool: "name", gatehouse.KindAction: "name",
+	gatehouse.KindTenant: "id", gatehouse.KindAgent: "id", gatehouse.KindUser: "email",
+}
+
+// decodeObject decodes body as one object of kind keyed id, strictly, and
+// returns it in canonical form.
+func decodeObject(kind gatehouse.Kind, id string, body []byte) (gatehouse.Object, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+		return gatehouse.Object{}, gatehouse.Invalidf("%s: the body must be one JSON object", kind)
+	}
+	if err := fillID(kind, id, m); err != nil {
+		return gatehouse.Object{}, err
+	}
+	filled, err := json.Marshal(m)
+	if err != nil {
+		return gatehouse.Object{}, err
+	}
+	var p gatehouse.Policy
+	var target any
+	switch kind {
+	case gatehouse.KindSettings:
+		target = &p.Settings
+	case gatehouse.KindPermission:
+		target = growOne(&p.Permissions)
+	case gatehouse.KindBundle:
+		target = growOne(&p.Bundles)
+	case gatehouse.KindCategory:
+		target = growOne(&p.Categories)
+	case gatehouse.KindRole:
+		target = growOne(&p.Roles)
+	case gatehouse.KindPlan:
+		target = growOne(&p.Plans)
+	case gatehouse.KindTenant:
+		target = growOne(&p.Tenants)
+	case gatehouse.KindUser:
+		target = growOne(&p.Users)
+	case gatehouse.KindAgent:
+		target = growOne(&p.Agents)
+	case gatehouse.KindTool:
+		target = growOne(&p.Tools)
+	case gatehouse.KindAction:
+		target = growOne(&p.Actions)
+	case gatehouse.KindResource:
+		target = growOne(&p.Resources)
+	default:
+		return gatehouse.Object{}, gatehouse.Invalidf("unknown kind %q", kind)
+	}
+	dec := json.NewDecoder(bytes.NewReader(filled))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(target); err != nil {
+		return gatehouse.Object{}, gatehouse.Invalidf("%s %q: %v", kind, id, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return gatehouse.Object{}, gatehouse.Invalidf("%s %q: trailing data after the object", kind, id)
+	}
+	objs, err := p.Objects()
+	if err != nil {
+		return gatehouse.Object{}, err
+	}
+	if kind == gatehouse.KindSettings && len(objs) == 0 {
+		// Empty settings are stored as no settings object at all.
+		return gatehouse.Object{Kind: kind, ID: "settings", Body: json.RawMessage(`{}`)}, nil
+	}
+	return objs[0], nil
+}
+
+// fillID sets the id member of m from the path id, or checks that the one
+// m has names the same object. A resource's id is "type/id".
+func fillID(kind gatehouse.Kind, id string, m map[string]json.RawMessage) error {
+	set := func(field, want string) error {
+		raw, ok := m[field]
+		if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+			m[field], _ = json.Marshal(want)
+			return nil
+		}
+		var got string
+		if json.Unmarshal(raw, &got) != nil {
+			return gatehouse.Invalidf("%s: %s must be a string", kind, field)
+		}
+		if objectID(kind, got) != objectID(kind, want) {
+			return gatehouse.Invalidf("%s: the body's %s %q differs from %q in the path", kind, field, got, want)
+		}
+		return nil
+	}
+	switch kind {
+	case gatehouse.KindSettings:
+		return nil
+	case gatehouse.KindResource:
+		typ, rid, ok := strings.Cut(id, "/")
+		if !ok || typ == "" || rid == "" {
+			return gatehouse.Invalidf("resource %q: want TYPE/ID", id)
+		}
+		if err := set("type", typ); err != nil {
+			return err
+		}
+		return set("id", rid)
+	}
+	return set(idField[kind], id)
+}
+
+// growOne appends a zero element to *s and returns a pointer to it.
+func growOne[T any](s *[]T) *T {
+	*s = append(*s, *new(T))
+	return &(*s)[len(*s)-1]
+}
+
