@@ -109,7 +109,7 @@ type response struct {
 	body   []byte
 }
 
-// do sends c; a POST defaults to Content-Type application/json.
+// do sends c; a POST or a body defaults to Content-Type application/json.
 func (f *fixture) do(c call) response {
 	f.t.Helper()
 	method := c.method
@@ -120,7 +120,7 @@ func (f *fixture) do(c call) response {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if method == http.MethodPost {
+	if method == http.MethodPost || c.body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/engine"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/service"
 )
@@ -145,11 +146,13 @@ func (s *Server) restRoutes(mux *http.ServeMux) {
 }
 
 // adminScope is what a caller may administer: everything (a superuser or a
-// global holder of settings.admin_permission), or the tenants in which it
-// holds the admin permission through a tenant-scoped binding.
+// global holder of settings.admin_permission), or the subtrees of the
+// tenants in which it holds the admin permission through a tenant-scoped
+// binding.
 type adminScope struct {
-	global  bool
-	tenants map[string]bool
+	global bool
+	roots  []string
+	snap   *engine.Snapshot
 }
 
 // admin returns the caller's scope; a caller who administers nothing is
@@ -168,16 +171,15 @@ func (s *Server) admin(r *http.Request) (adminScope, error) {
 	if perr != nil {
 		return adminScope{}, perr
 	}
-	snap := s.svc.Snapshot()
-	scope := adminScope{tenants: map[string]bool{}}
+	scope := adminScope{snap: s.svc.Snapshot()}
 	if perm := p.Settings.AdminPermission; perm != "" {
-		for _, t := range snap.ResourceIDs(gatehouse.ResourceTypeTenant) {
-			if snap.Check(&gatehouse.Request{Subject: caller, Permission: perm, Tenant: t}).Allowed {
-				scope.tenants[t] = true
+		for _, t := range scope.snap.ResourceIDs(gatehouse.ResourceTypeTenant) {
+			if scope.snap.Check(&gatehouse.Request{Subject: caller, Permission: perm, Tenant: t}).Allowed {
+				scope.roots = append(scope.roots, t)
 			}
 		}
 	}
-	if len(scope.tenants) == 0 {
+	if len(scope.roots) == 0 {
 		return adminScope{}, err
 	}
 	return scope, nil
@@ -185,7 +187,15 @@ func (s *Server) admin(r *http.Request) (adminScope, error) {
 
 // covers reports whether the scope may administer tenant.
 func (a adminScope) covers(tenant string) bool {
-	return a.global || (tenant != "" && a.tenants[tenant])
+	if a.global {
+		return true
+	}
+	for _, root := range a.roots {
+		if a.snap.TenantWithin(tenant, root) {
+			return true
+		}
+	}
+	return false
 }
 
 // forbidden is the 403 of a tenant admin reaching outside its tenants.
