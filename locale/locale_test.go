@@ -78,7 +78,8 @@ func TestEveryCodeHasMessage(t *testing.T) {
 	}
 	for _, code := range []string{gatehouse.CodeInvalid, gatehouse.CodeNotFound, gatehouse.CodeConflict,
 		gatehouse.CodeLastSuperuser, gatehouse.CodeUnavailable, gatehouse.CodeCorrupt,
-		gatehouse.CodeSchemaTooNew, gatehouse.CodeNotEmpty, gatehouse.CodeInternal} {
+		gatehouse.CodeSchemaTooNew, gatehouse.CodeNotEmpty, gatehouse.CodeInternal,
+		gatehouse.CodeIllegalTransition, gatehouse.CodeActionExpired, gatehouse.CodeNotApprover} {
 		if !slices.Contains(ids, "error."+code) {
 			t.Errorf("error code %q has no message", code)
 		}

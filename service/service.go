@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
 	"github.com/gatehouse/gatehouse/engine"
+	"github.com/gatehouse/gatehouse/guard"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -31,6 +32,9 @@ type Config struct {
 	// MaxRetries bounds how often a change is recomputed after another
 	// writer committed first.
 	MaxRetries int
+	// ConfirmationTTL is how long a pending agent action may be confirmed;
+	// zero means guard.DefaultConfirmationTTL.
+	ConfirmationTTL time.Duration
 }
 
 // DefaultConfig returns the configuration used when a field is left zero.
@@ -57,6 +61,7 @@ type Service struct {
 	store gatehouse.Store
 	cfg   Config
 	snap  engine.Holder
+	guard *guard.Guard
 	// mu serializes this process's writers; writers in other processes are
 	// caught by the store's version check and retried.
 	mu sync.Mutex
@@ -79,6 +84,11 @@ func Open(ctx context.Context, store gatehouse.Store, cfg Config) (*Service, err
 		return nil, err
 	}
 	s := &Service{store: store, cfg: cfg}
+	g, err := guard.New(store, s.Snapshot, guard.Config{ConfirmationTTL: cfg.ConfirmationTTL, Clock: cfg.Clock, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	s.guard = g
 	p, _, err := s.reload(ctx)
 	if err != nil {
 		return nil, err
