@@ -168,6 +168,7 @@ type Store interface {
 	PolicyStore
 	AuditLog
 	ActionStore
+	BillingStore
 	Close() error
 }
 

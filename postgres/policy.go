@@ -100,25 +100,9 @@ func (db *DB) CommitPolicy(ctx context.Context, base int64, changes []gatehouse.
 	}
 	var version int64
 	err = db.writeTx(ctx, "commit policy", keys, func(tx pgx.Tx, meta metaValues) error {
-		current, err := meta.int(keyVersion)
-		if err != nil {
-			return err
-		}
-		if current != base {
-			return fmt.Errorf("base version %d, stored version %d: %w", base, current, gatehouse.ErrConflict)
-		}
-		version = base
 		var batch pgx.Batch
-		if len(changes) > 0 {
-			if err := queueChanges(ctx, tx, &batch, changes); err != nil {
-				return err
-			}
-			version = base + 1
-			batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, strconv.FormatInt(version, 10), keyVersion)
-			// Delivered to listeners when, and only if, the transaction commits.
-			batch.Queue(`SELECT pg_notify($1, $2)`, NotifyChannel, notifyPayload(version, db.schema))
-		}
-		if err := queueEvents(&batch, meta, sealed); err != nil {
+		version, err = db.queueCommit(ctx, tx, &batch, meta, base, changes, sealed)
+		if err != nil {
 			return err
 		}
 		return sendBatch(ctx, tx, &batch)
@@ -127,6 +111,33 @@ func (db *DB) CommitPolicy(ctx context.Context, base int64, changes []gatehouse.
 		return 0, err
 	}
 	copy(events, sealed)
+	return version, nil
+}
+
+// queueCommit checks base against the locked policy version in meta and
+// queues what CommitPolicy writes: the changes, the new version and its
+// announcement, and the prepared events. It returns the new version.
+func (db *DB) queueCommit(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, meta metaValues, base int64, changes []gatehouse.Change, sealed []gatehouse.AuditEvent) (int64, error) {
+	current, err := meta.int(keyVersion)
+	if err != nil {
+		return 0, err
+	}
+	if current != base {
+		return 0, fmt.Errorf("base version %d, stored version %d: %w", base, current, gatehouse.ErrConflict)
+	}
+	version := base
+	if len(changes) > 0 {
+		if err := queueChanges(ctx, tx, batch, changes); err != nil {
+			return 0, err
+		}
+		version = base + 1
+		batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, strconv.FormatInt(version, 10), keyVersion)
+		// Delivered to listeners when, and only if, the transaction commits.
+		batch.Queue(`SELECT pg_notify($1, $2)`, NotifyChannel, notifyPayload(version, db.schema))
+	}
+	if err := queueEvents(batch, meta, sealed); err != nil {
+		return 0, err
+	}
 	return version, nil
 }
 

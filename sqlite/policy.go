@@ -79,34 +79,39 @@ func (db *DB) CommitPolicy(ctx context.Context, base int64, changes []gatehouse.
 	if err != nil {
 		return 0, err
 	}
-	version := base
+	var version int64
 	err = db.writeTx(ctx, "commit policy", func(tx *sql.Tx) error {
-		var current int64
-		if err := readMeta(ctx, tx, "policy_version", &current); err != nil {
-			return err
-		}
-		if current != base {
-			return fmt.Errorf("base version %d, stored version %d: %w", base, current, gatehouse.ErrConflict)
-		}
-		for _, c := range changes {
-			if err := applyChange(ctx, tx, c); err != nil {
-				return err
-			}
-		}
-		if err := appendEvents(ctx, tx, sealed); err != nil {
-			return err
-		}
-		if len(changes) == 0 {
-			return nil
-		}
-		version = base + 1
-		return setMeta(ctx, tx, "policy_version", version)
+		version, err = commitPolicy(ctx, tx, base, changes, sealed)
+		return err
 	})
 	if err != nil {
 		return 0, err
 	}
 	copy(events, sealed)
 	return version, nil
+}
+
+// commitPolicy is CommitPolicy inside tx, with events already prepared.
+func commitPolicy(ctx context.Context, tx *sql.Tx, base int64, changes []gatehouse.Change, sealed []gatehouse.AuditEvent) (int64, error) {
+	var current int64
+	if err := readMeta(ctx, tx, "policy_version", &current); err != nil {
+		return 0, err
+	}
+	if current != base {
+		return 0, fmt.Errorf("base version %d, stored version %d: %w", base, current, gatehouse.ErrConflict)
+	}
+	for _, c := range changes {
+		if err := applyChange(ctx, tx, c); err != nil {
+			return 0, err
+		}
+	}
+	if err := appendEvents(ctx, tx, sealed); err != nil {
+		return 0, err
+	}
+	if len(changes) == 0 {
+		return base, nil
+	}
+	return base + 1, setMeta(ctx, tx, "policy_version", base+1)
 }
 
 // applyChange checks c.Before against the stored body and writes c.After.

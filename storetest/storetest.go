@@ -31,6 +31,7 @@ var suites = []struct {
 	{"Audit", auditTests},
 	{"Action", actionTests},
 	{"Backup", backupTests},
+	{"Billing", billingTests},
 }
 
 // Run runs the whole suite. open must return a fresh, empty store for each
