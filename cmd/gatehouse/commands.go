@@ -19,6 +19,7 @@ import (
 
 // options holds every command's flags; each command registers the ones it uses.
 type options struct {
+	act         actionOptions
 	file        string
 	output      string
 	format      string
@@ -259,6 +260,45 @@ var commands = []command{
 			fs.StringVar(&o.file, "f", "", "archive file (- for stdin)")
 		},
 		run: runRestore,
+	},
+	{
+		name: "action authorize", store: true, maxArgs: 0, flags: actionAuthorizeFlags, run: runActionAuthorize,
+		usage:   "--subject agent:ID --tool NAME --tenant ID [--on-behalf-of user:EMAIL] [--args JSON] [--key KEY] [--json]",
+		summary: "decide an agent action and, if allowed, reserve it (pending until confirmed when required); exit 3 denied",
+	},
+	{
+		name: "action simulate", store: true, maxArgs: 0, flags: actionSimulateFlags, run: runActionSimulate,
+		usage:   "(--subject … --tool … --tenant … [--args JSON] | --replay FILE [--days N] [--examples N]) [--json]",
+		summary: "decide an action without reserving it, or replay recorded actions against a proposed policy",
+	},
+	{
+		name: "action confirm", usage: "ID --as user:EMAIL", store: true, minArgs: 1, maxArgs: 1, flags: actionMoveFlags,
+		summary: "confirm a pending action, as its customer or an approver", run: runActionConfirm,
+	},
+	{
+		name: "action cancel", usage: "ID --as SUBJECT", store: true, minArgs: 1, maxArgs: 1, flags: actionMoveFlags,
+		summary: "cancel a pending action, releasing its reservation", run: runActionCancel,
+	},
+	{
+		name: "action execute", usage: "ID --as SUBJECT", store: true, minArgs: 1, maxArgs: 1, flags: actionMoveFlags,
+		summary: "record that a confirmed action was carried out", run: runActionExecute,
+	},
+	{
+		name: "action fail", usage: "ID --as SUBJECT --error MESSAGE", store: true, minArgs: 1, maxArgs: 1, flags: actionFailFlags,
+		summary: "record that a confirmed action failed, releasing its reservation", run: runActionFail,
+	},
+	{
+		name: "action show", usage: "ID [--json]", store: true, minArgs: 1, maxArgs: 1, flags: jsonFlag,
+		summary: "show an action record and its lifecycle", run: runActionShow,
+	},
+	{
+		name: "action list", store: true, maxArgs: 0, flags: actionListFlags, run: runActionList,
+		usage:   "[--tenant ID] [--action TYPE] [--status S] [--subject S] [--since T] [--until T] [--after SEQ] [--limit N] [--json]",
+		summary: "list action records, oldest first; --after pages on",
+	},
+	{
+		name: "action policy", usage: "--tenant ID [--json]", store: true, maxArgs: 0, flags: actionPolicyFlags,
+		summary: "show each action's effective policy in a tenant and where each part comes from", run: runActionPolicy,
 	},
 	{
 		name: "migrate", usage: "", store: true, maxArgs: 0,

@@ -1,0 +1,401 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/guard"
+	"github.com/gatehouse/gatehouse/money"
+	"github.com/gatehouse/gatehouse/policy"
+)
+
+// actionOptions are the flags of the action commands.
+type actionOptions struct {
+	args     string
+	key      string
+	as       string
+	message  string
+	status   string
+	kind     string
+	since    string
+	until    string
+	replay   string
+	days     int
+	examples int
+}
+
+// actionRequestFlags are the flags that describe a proposed tool call.
+func actionRequestFlags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.subject, "subject", "", "who calls the tool: agent:ID or user:EMAIL")
+	fs.StringVar(&o.onBehalfOf, "on-behalf-of", "", "user:EMAIL of the customer an agent acts for")
+	fs.StringVar(&o.tenant, "tenant", "", "tenant id")
+	fs.StringVar(&o.tool, "tool", "", "tool name; its action, amount and percentage come from the policy")
+	fs.StringVar(&o.act.args, "args", "", `the tool's arguments as a JSON object, e.g. {"amount":"20.00","currency":"EUR"}`)
+	fs.StringVar(&o.context, "context", "", "request context as a JSON object (visible to conditions as context)")
+	fs.BoolVar(&o.jsonOut, "json", false, "print the result as JSON")
+}
+
+func actionAuthorizeFlags(fs *flag.FlagSet, o *options) {
+	actionRequestFlags(fs, o)
+	fs.StringVar(&o.act.key, "key", "", "idempotency key: a retry with the same key returns the first result and reserves nothing")
+}
+
+func actionSimulateFlags(fs *flag.FlagSet, o *options) {
+	actionRequestFlags(fs, o)
+	fs.StringVar(&o.act.replay, "replay", "", "instead, replay the recorded actions against this policy document applied to the stored policy")
+	fs.IntVar(&o.act.days, "days", 7, "with --replay: how many days of recorded actions to replay")
+	fs.IntVar(&o.act.examples, "examples", 10, "with --replay: how many denied actions to show")
+}
+
+func actionMoveFlags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.act.as, "as", "", "who does it: user:EMAIL (the customer or an approver) or agent:ID")
+	fs.BoolVar(&o.jsonOut, "json", false, "print the record as JSON")
+}
+
+func actionFailFlags(fs *flag.FlagSet, o *options) {
+	actionMoveFlags(fs, o)
+	fs.StringVar(&o.act.message, "error", "", "why the action failed (required)")
+}
+
+func actionListFlags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.tenant, "tenant", "", "only actions in this tenant")
+	fs.StringVar(&o.act.kind, "action", "", "only actions of this type, e.g. process_refund")
+	fs.StringVar(&o.subject, "subject", "", "only actions requested by this subject")
+	fs.StringVar(&o.act.status, "status", "", "only actions in this status: pending, confirmed, executed, failed, cancelled, expired")
+	fs.StringVar(&o.act.since, "since", "", "only actions created at or after this RFC 3339 time, or this long ago (24h)")
+	fs.StringVar(&o.act.until, "until", "", "only actions created before this RFC 3339 time")
+	fs.Int64Var(&o.after, "after", 0, "only actions after this sequence number")
+	fs.IntVar(&o.limit, "limit", 100, "at most this many actions")
+	fs.BoolVar(&o.jsonOut, "json", false, "print as JSON lines")
+}
+
+func actionPolicyFlags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.tenant, "tenant", "", "tenant id (required)")
+	fs.BoolVar(&o.jsonOut, "json", false, "print as JSON")
+}
+
+// actionRequest builds the guard request of the action flags.
+func actionRequest(m *Main) (*guard.Request, error) {
+	o := m.opts
+	if o.subject == "" || o.tool == "" {
+		return nil, usageErrorf("--subject and --tool are required")
+	}
+	subject, err := gatehouse.ParseSubject(o.subject)
+	if err != nil {
+		return nil, usageErrorf("--subject: %v", err)
+	}
+	req := &guard.Request{Subject: subject, Tenant: o.tenant, Tool: o.tool}
+	if o.onBehalfOf != "" {
+		if req.OnBehalfOf, err = gatehouse.ParseSubject(o.onBehalfOf); err != nil {
+			return nil, usageErrorf("--on-behalf-of: %v", err)
+		}
+	}
+	if o.act.args != "" {
+		if err := decodeObject(o.act.args, &req.Args); err != nil {
+			return nil, usageErrorf("--args: %v", err)
+		}
+	}
+	if o.context != "" {
+		if err := decodeObject(o.context, &req.Context); err != nil {
+			return nil, usageErrorf("--context: %v", err)
+		}
+	}
+	return req, nil
+}
+
+// actionAnswer is a guard result as the CLI and the HTTP API report it.
+type actionAnswer struct {
+	guard.Result
+	Message string `json:"message"`
+}
+
+func runActionAuthorize(ctx context.Context, m *Main) error {
+	req, err := actionRequest(m)
+	if err != nil {
+		return err
+	}
+	return m.printAction(req, m.svc.Guard().Authorize(ctx, req, m.opts.act.key))
+}
+
+func runActionSimulate(ctx context.Context, m *Main) error {
+	if m.opts.act.replay != "" {
+		return runActionReplay(ctx, m)
+	}
+	req, err := actionRequest(m)
+	if err != nil {
+		return err
+	}
+	return m.printAction(req, m.svc.Guard().Simulate(ctx, req))
+}
+
+// printAction reports a decision; a denial exits with status 3, as check does.
+func (m *Main) printAction(req *guard.Request, res guard.Result) error {
+	msg := guard.Message(m.catalog, m.lang(), req, res)
+	if m.opts.jsonOut {
+		if err := writeJSON(m, actionAnswer{Result: res, Message: msg}); err != nil {
+			return err
+		}
+	} else {
+		verdict := "DENIED"
+		if res.Allowed {
+			verdict = "ALLOWED"
+		}
+		fmt.Fprintf(m.Stdout, "%s (%s) %s\n", verdict, res.Reason, msg)
+		if res.Problem != "" {
+			fmt.Fprintf(m.Stdout, "  problem: %s\n", res.Problem)
+		}
+		if res.ActionID != "" {
+			fmt.Fprintf(m.Stdout, "  action %s %s", res.ActionID, res.Status)
+			if !res.ExpiresAt.IsZero() {
+				fmt.Fprintf(m.Stdout, ", confirm before %s", res.ExpiresAt.Format(time.RFC3339))
+			}
+			if res.Replayed {
+				fmt.Fprint(m.Stdout, " (replayed)")
+			}
+			fmt.Fprintln(m.Stdout)
+		}
+		fmt.Fprintf(m.Stdout, "policy version %d\n", res.Version)
+	}
+	if !res.Allowed {
+		return errDenied
+	}
+	return nil
+}
+
+func runActionReplay(ctx context.Context, m *Main) error {
+	o := m.opts.act
+	if o.days <= 0 || o.examples < 0 {
+		return usageErrorf("--days must be positive and --examples not negative")
+	}
+	data, err := readInput(m, o.replay)
+	if err != nil {
+		return err
+	}
+	doc, err := policy.Parse(o.replay, data)
+	if err != nil {
+		return err
+	}
+	rep, err := m.svc.ReplayActions(ctx, doc, time.Duration(o.days)*24*time.Hour, o.examples)
+	if err != nil {
+		return err
+	}
+	if m.opts.jsonOut {
+		return writeJSON(m, rep)
+	}
+	fmt.Fprintf(m.Stdout, "replayed %d actions since %s against the proposed policy\n", rep.Actions, rep.Since.Format(time.RFC3339))
+	fmt.Fprintf(m.Stdout, "still allowed     %d (%d now need a confirmation)\nallowed → denied  %d\n",
+		rep.StillAllowed, rep.NewlyConfirmed, rep.AllowedToDenied)
+	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	for _, r := range gatehouse.Reasons {
+		if n := rep.ByReason[r]; n > 0 {
+			fmt.Fprintf(w, "  %s\t%d\n", r, n)
+		}
+	}
+	for _, e := range rep.Examples {
+		detail := e.Problem
+		if e.Limit != nil {
+			detail = fmt.Sprintf("%s: %s requested, max %s", e.Limit.Limit, e.Limit.Requested, e.Limit.Max)
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\n", e.ActionID, e.CreatedAt.Format(time.RFC3339), e.Tenant, e.Action, e.Reason, detail)
+	}
+	return w.Flush()
+}
+
+// moveAction runs one lifecycle step on the action named by the argument.
+func moveAction(step func(g *guard.Guard, ctx context.Context, id string, actor gatehouse.SubjectRef) (gatehouse.ActionRecord, error)) func(ctx context.Context, m *Main) error {
+	return func(ctx context.Context, m *Main) error {
+		if m.opts.act.as == "" {
+			return usageErrorf("--as is required: who confirms, cancels or reports the action")
+		}
+		actor, err := gatehouse.ParseSubject(m.opts.act.as)
+		if err != nil {
+			return usageErrorf("--as: %v", err)
+		}
+		rec, err := step(m.svc.Guard(), ctx, m.args[0], actor)
+		if err != nil {
+			return err
+		}
+		return m.printRecord(rec)
+	}
+}
+
+var (
+	runActionConfirm = moveAction((*guard.Guard).Confirm)
+	runActionCancel  = moveAction((*guard.Guard).Cancel)
+	runActionExecute = moveAction((*guard.Guard).Executed)
+	runActionFail    = func(ctx context.Context, m *Main) error {
+		if strings.TrimSpace(m.opts.act.message) == "" {
+			return usageErrorf("--error is required")
+		}
+		return moveAction(func(g *guard.Guard, ctx context.Context, id string, actor gatehouse.SubjectRef) (gatehouse.ActionRecord, error) {
+			return g.Failed(ctx, id, actor, m.opts.act.message)
+		})(ctx, m)
+	}
+)
+
+func runActionShow(ctx context.Context, m *Main) error {
+	rec, err := m.svc.Guard().Get(ctx, m.args[0])
+	if err != nil {
+		return err
+	}
+	return m.printRecord(rec)
+}
+
+func (m *Main) printRecord(r gatehouse.ActionRecord) error {
+	if m.opts.jsonOut {
+		return writeJSON(m, r)
+	}
+	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(w, "%s\t%s\n", k, v)
+		}
+	}
+	at := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.Format(time.RFC3339)
+	}
+	row("action", r.ID)
+	row("status", string(r.Status))
+	row("type", r.Action+" (tool "+r.Tool+")")
+	row("tenant", r.Tenant)
+	row("subject", r.Subject)
+	row("on behalf of", r.OnBehalfOf)
+	row("amount", amountText(r))
+	if r.Percentage > 0 {
+		row("percentage", money.FormatPercent(r.Percentage)+"%")
+	}
+	row("args", string(r.Args))
+	row("reason", string(r.Reason))
+	row("created", at(r.CreatedAt))
+	if r.Status == gatehouse.ActionPending {
+		row("expires", at(r.ExpiresAt))
+	}
+	row("confirmed", strings.TrimSpace(at(r.ConfirmedAt)+" "+r.ConfirmedBy))
+	row("executed", at(r.ExecutedAt))
+	row("error", r.ErrorMessage)
+	row("updated", at(r.UpdatedAt)+" by "+r.UpdatedBy)
+	row("idempotency key", r.IdempotencyKey)
+	fmt.Fprintf(w, "policy version\t%d\n", r.PolicyVersion)
+	return w.Flush()
+}
+
+func amountText(r gatehouse.ActionRecord) string {
+	if r.Currency == "" {
+		return ""
+	}
+	return money.FormatAmount(r.Amount, r.Currency) + " " + r.Currency
+}
+
+func runActionList(ctx context.Context, m *Main) error {
+	o := m.opts
+	if o.limit <= 0 {
+		return usageErrorf("--limit must be positive")
+	}
+	f := gatehouse.ActionFilter{Tenant: o.tenant, Action: o.act.kind, Subject: o.subject,
+		Status: gatehouse.ActionStatus(o.act.status), AfterSeq: o.after, Limit: o.limit}
+	if o.subject != "" {
+		s, err := gatehouse.ParseSubject(o.subject)
+		if err != nil {
+			return usageErrorf("--subject: %v", err)
+		}
+		f.Subject = s.String()
+	}
+	var err error
+	if f.Since, err = parseSince(o.act.since, m.svc.Guard().Now()); err != nil {
+		return err
+	}
+	if o.act.until != "" {
+		if f.Until, err = time.Parse(time.RFC3339, o.act.until); err != nil {
+			return usageErrorf("--until: want an RFC 3339 time: %v", err)
+		}
+	}
+	recs, err := m.svc.Guard().List(ctx, f)
+	if err != nil {
+		return err
+	}
+	if o.jsonOut {
+		enc := json.NewEncoder(m.Stdout)
+		for _, r := range recs {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	for _, r := range recs {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.ID, r.CreatedAt.Format(time.RFC3339),
+			r.Status, r.Tenant, r.Action, amountText(r))
+	}
+	return w.Flush()
+}
+
+// parseSince reads --since: an RFC 3339 time or a duration back from now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, usageErrorf("--since: want an RFC 3339 time or a positive duration such as 24h")
+	}
+	return t, nil
+}
+
+func runActionPolicy(ctx context.Context, m *Main) error {
+	if m.opts.tenant == "" {
+		return usageErrorf("--tenant is required")
+	}
+	pols, err := m.svc.ActionPolicies(m.opts.tenant)
+	if err != nil {
+		return err
+	}
+	if m.opts.jsonOut {
+		return writeJSON(m, pols)
+	}
+	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ACTION\tENABLED\tCONFIRMATION\tLIMITS")
+	for _, p := range pols {
+		limits := "none"
+		if p.Limits != nil {
+			limits = limitsText(p) + " (" + p.LimitsFrom + ")"
+		}
+		fmt.Fprintf(w, "%s\t%t (%s)\t%t (%s)\t%s\n", p.Action, p.Enabled, p.EnabledFrom,
+			p.RequiresConfirmation, p.RequiresConfirmationFrom, limits)
+	}
+	return w.Flush()
+}
+
+// limitsText writes limits as "max_amount 100 EUR, 50 per 24h".
+func limitsText(p gatehouse.EffectiveAction) string {
+	l := p.Limits
+	var parts []string
+	if l.MaxAmount != "" {
+		parts = append(parts, "max_amount "+string(l.MaxAmount)+" "+l.Currency)
+	}
+	if l.MaxPercentage != "" {
+		parts = append(parts, "max_percentage "+string(l.MaxPercentage)+"%")
+	}
+	if l.MaxCount != nil {
+		parts = append(parts, fmt.Sprintf("max_count %d per %s", *l.MaxCount, l.Window))
+	}
+	if l.MaxTotalAmount != "" {
+		parts = append(parts, fmt.Sprintf("max_total_amount %s %s per %s", l.MaxTotalAmount, l.Currency, l.Window))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The seed 004 flow through the CLI: a refund in acme-berlin waits for the
+// customer's confirmation, the agent reports it executed, and a proposed
+// lower limit is replayed against it.
+func TestActionCommands(t *testing.T) {
+	db := newDB(t)
+	refund := func(amount string, extra ...string) []string {
+		return append([]string{"action", "authorize", "--json", "--subject", "agent:support-bot",
+			"--on-behalf-of", "user:olga@acme.example", "--tenant", "acme-berlin", "--tool", "process_refund",
+			"--args", `{"amount":"` + amount + `","currency":"EUR"}`}, extra...)
+	}
+	r := run(t, db, refund("20.00", "--key", "conv-9")...)
+	var res struct {
+		Allowed  bool   `json:"allowed"`
+		Reason   string `json:"reason"`
+		ActionID string `json:"action_id"`
+		Status   string `json:"status"`
+		Replayed bool   `json:"replayed"`
+		Message  string `json:"message"`
+		Limit    *struct {
+			Limit, Max, Requested string
+		} `json:"limit"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 {
+		t.Fatalf("authorize: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if !res.Allowed || res.Reason != "confirmation_required" || res.Status != "pending" || res.ActionID == "" {
+		t.Errorf("authorize = %+v, want pending confirmation", res)
+	}
+	id := res.ActionID
+	r = run(t, db, refund("20.00", "--key", "conv-9")...)
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || !res.Replayed || res.ActionID != id {
+		t.Errorf("authorize again with the key = %+v, %v; want the first result replayed", res, err)
+	}
+	r = run(t, db, refund("60.00")...)
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != exitDenied ||
+		res.Reason != "limit_exceeded" || res.Limit == nil || res.Limit.Max != "50.00" || !strings.Contains(res.Message, "60.00 EUR") {
+		t.Errorf("authorize over the limit: exit %d, %+v", r.code, res)
+	}
+
+	steps := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"action", "execute", id, "--as", "agent:support-bot"}, exitUsage, "illegal_transition"},
+		{[]string{"action", "confirm", id, "--as", "user:carl@acme.example"}, exitUsage, "not_approver"},
+		{[]string{"action", "confirm", id}, exitUsage, "--as is required"},
+		{[]string{"action", "confirm", id, "--as", "user:olga@acme.example"}, 0, "confirmed"},
+		{[]string{"action", "fail", id, "--as", "agent:support-bot"}, exitUsage, "--error is required"},
+		{[]string{"action", "execute", id, "--as", "agent:support-bot"}, 0, "executed"},
+		{[]string{"action", "show", id}, 0, "20.00 EUR"},
+		{[]string{"action", "show", "nope"}, exitUsage, "not_found"},
+		{[]string{"action", "list", "--status", "executed"}, 0, id},
+		{[]string{"action", "list", "--status", "approved"}, exitUsage, "unknown status"},
+		{[]string{"action", "list", "--since", "yesterday"}, exitUsage, "--since"},
+		{[]string{"action", "policy", "--tenant", "acme-milan"}, 0, "false (tenant:acme-milan)"},
+		{[]string{"action", "policy", "--tenant", "nowhere"}, exitUsage, "not_found"},
+		{[]string{"action", "authorize", "--tool", "process_refund"}, exitUsage, "--subject and --tool are required"},
+		{[]string{"action", "simulate", "--subject", "agent:support-bot", "--on-behalf-of", "user:olga@acme.example",
+			"--tenant", "acme-milan", "--tool", "update_address"}, exitDenied, "action_disabled"},
+	}
+	for _, s := range steps {
+		r := run(t, db, s.args...)
+		if r.code != s.code || !strings.Contains(r.stdout+r.stderr, s.want) {
+			t.Errorf("gatehouse %s: exit %d, want %d and %q\n%s%s", strings.Join(s.args, " "), r.code, s.code, s.want, r.stdout, r.stderr)
+		}
+	}
+	r = run(t, db, "action", "list", "--json")
+	if lines := strings.Count(r.stdout, "\n"); r.code != 0 || lines != 1 {
+		t.Errorf("action list --json: exit %d, %d lines, want 1 record\n%s", r.code, lines, r.stdout)
+	}
+
+	src, err := os.ReadFile(examplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stricter := filepath.Join(t.TempDir(), "stricter.yaml")
+	if err := os.WriteFile(stricter, []byte(strings.Replace(string(src), `max_amount: "50.00"`, `max_amount: "10.00"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, db, "action", "simulate", "--replay", stricter, "--days", "1", "--json")
+	var rep struct {
+		Actions         int            `json:"actions"`
+		AllowedToDenied int            `json:"allowed_to_denied"`
+		ByReason        map[string]int `json:"by_reason"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Actions != 1 || rep.AllowedToDenied != 1 || rep.ByReason["limit_exceeded"] != 1 {
+		t.Errorf("simulate --replay: exit %d, %+v, %v\n%s", r.code, rep, err, r.stderr)
+	}
+	if r := run(t, db, "audit", "verify"); r.code != 0 {
+		t.Errorf("audit verify after actions: %s%s", r.stdout, r.stderr)
+	}
+}
