@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sync/atomic"
+	"time"
 
 	"cel.dev/cel-go/cel"
 
@@ -189,13 +190,26 @@ func (s *Snapshot) Version() int64 {
 // locking; a rebuild Stores a new snapshot. The zero value holds nil.
 type Holder struct {
 	p atomic.Pointer[Snapshot]
+	// at is when the current snapshot was stored, in Unix nanoseconds.
+	at atomic.Int64
 }
 
 // Load returns the current snapshot, or nil if none was stored.
 func (h *Holder) Load() *Snapshot { return h.p.Load() }
 
 // Store makes s the current snapshot.
-func (h *Holder) Store(s *Snapshot) { h.p.Store(s) }
+func (h *Holder) Store(s *Snapshot) {
+	h.p.Store(s)
+	h.at.Store(time.Now().UnixNano())
+}
+
+// StoredAt is when the current snapshot was stored; zero before any.
+func (h *Holder) StoredAt() time.Time {
+	if at := h.at.Load(); at != 0 {
+		return time.Unix(0, at)
+	}
+	return time.Time{}
+}
 
 // applies reports whether a source scoped to tenant index scope covers the
 // tenant with Euler number pos (-1 for a tenant-less request).

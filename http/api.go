@@ -3,6 +3,7 @@ package http
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/locale"
@@ -52,7 +53,17 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, explain bool) {
 			return
 		}
 	}
+	start := time.Now()
 	ex := s.svc.Decide(&req, in.Tool, explain)
+	endpoint := "check"
+	if explain {
+		endpoint = "explain"
+	}
+	rec := decisionRecord{Subject: req.Subject.String(), OnBehalfOf: req.OnBehalfOf.String(), Action: req.Permission, Tool: in.Tool, Tenant: req.Tenant}
+	if req.Resource.Type != "" || req.Resource.ID != "" {
+		rec.Resource = &resourceRef{Type: req.Resource.Type, ID: req.Resource.ID}
+	}
+	s.recordDecision(r, endpoint, rec, ex.Decision, time.Since(start))
 	msg := s.cfg.Catalog.Reason(language(r.Context()), ex.Decision, locale.RequestArgs(&req, in.Tool))
 	s.writeJSON(w, r, http.StatusOK, gatehouse.NewAnswer(&req, in.Tool, ex, msg))
 }

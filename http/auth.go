@@ -1,15 +1,20 @@
 package http
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/gatehouse/gatehouse"
+	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
+
+	"github.com/gatehouse/gatehouse"
 )
 
 // jwtLeeway is the clock skew tolerated on exp, nbf and iat.
@@ -50,16 +55,52 @@ func IssueToken(cfg Config, subject string, ttl time.Duration) (string, error) {
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(cfg.JWTSecret)
 }
 
+// Signing algorithms: HS256 with the configured secret, the asymmetric
+// ones with a key of the JWKS.
+var jwksMethods = []string{jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg(), jwt.SigningMethodEdDSA.Alg()}
+
+// newKeySet starts fetching and refreshing cfg's JWKS until ctx ends. A
+// JWKS that cannot be fetched yet is not an error: tokens fail until it can.
+func newKeySet(ctx context.Context, cfg Config) (keyfunc.Keyfunc, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
+		HTTPTimeout:     10 * time.Second,
+		RefreshInterval: cfg.JWKSRefresh,
+		// A token with a kid the set lacks refetches it at most every
+		// JWKSMinRefresh, without waiting: rotation is picked up at once
+		// without letting tokens hammer the identity provider or queue.
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(max(cfg.JWKSMinRefresh, time.Millisecond)), 1),
+		RateLimitWaitMax:  time.Millisecond,
+		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+			return func(ctx context.Context, err error) {
+				logger.WarnContext(ctx, "JWKS refresh failed; keeping the keys fetched before", "url", u, "err", err)
+			}
+		},
+	})
+}
+
 // authenticate verifies r's bearer token and returns the subject it names.
-// Only HS256 is accepted, which rules out alg "none" and RS/HS key
-// confusion; expiry is required; issuer and audience are checked when set.
+// HS256 tokens are checked with the secret, RS256/ES256/EdDSA tokens with
+// the JWKS key their kid names; nothing else is accepted, which rules out
+// alg "none" and RS/HS key confusion. Expiry is required; issuer and
+// audience are checked when set.
 func (s *Server) authenticate(r *http.Request) (gatehouse.SubjectRef, error) {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return gatehouse.SubjectRef{}, errors.New("no bearer token")
 	}
+	var methods []string
+	if len(s.cfg.JWTSecret) > 0 {
+		methods = append(methods, jwt.SigningMethodHS256.Alg())
+	}
+	if s.keys != nil {
+		methods = append(methods, jwksMethods...)
+	}
 	opts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithValidMethods(methods),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(jwtLeeway),
 		jwt.WithTimeFunc(s.cfg.Clock.Now),
@@ -71,8 +112,14 @@ func (s *Server) authenticate(r *http.Request) (gatehouse.SubjectRef, error) {
 		opts = append(opts, jwt.WithAudience(s.cfg.JWTAudience))
 	}
 	var c claims
-	if _, err := jwt.NewParser(opts...).ParseWithClaims(strings.TrimSpace(token), &c, func(*jwt.Token) (any, error) {
-		return s.cfg.JWTSecret, nil
+	if _, err := jwt.NewParser(opts...).ParseWithClaims(strings.TrimSpace(token), &c, func(t *jwt.Token) (any, error) {
+		if t.Method.Alg() == jwt.SigningMethodHS256.Alg() {
+			return s.cfg.JWTSecret, nil
+		}
+		if _, hasKID := t.Header["kid"].(string); !hasKID {
+			return nil, errors.New("a JWKS-signed token must name its key (kid)")
+		}
+		return s.keys.KeyfuncCtx(r.Context())(t)
 	}); err != nil {
 		return gatehouse.SubjectRef{}, fmt.Errorf("bearer token: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/engine"
@@ -267,7 +268,7 @@ func (s *Server) handleEvaluation(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, s.evaluate(r, s.svc.Snapshot(), scope, &ev))
+	s.writeJSON(w, r, http.StatusOK, s.evaluate(r, "evaluation", s.svc.Snapshot(), scope, &ev))
 }
 
 func (s *Server) handleEvaluations(w http.ResponseWriter, r *http.Request) {
@@ -284,12 +285,12 @@ func (s *Server) handleEvaluations(w http.ResponseWriter, r *http.Request) {
 	// One snapshot decides the whole batch.
 	snap := s.svc.Snapshot()
 	if b.single {
-		s.writeJSON(w, r, http.StatusOK, s.evaluate(r, snap, scope, &b.evals[0]))
+		s.writeJSON(w, r, http.StatusOK, s.evaluate(r, "evaluations", snap, scope, &b.evals[0]))
 		return
 	}
 	results := make([]decisionJSON, 0, len(b.evals))
 	for i := range b.evals {
-		d := s.evaluate(r, snap, scope, &b.evals[i])
+		d := s.evaluate(r, "evaluations", snap, scope, &b.evals[i])
 		results = append(results, d)
 		// Short-circuits return the results up to and including the deciding one.
 		if (b.semantic == SemanticDenyOnFirstDeny && !d.Decision) || (b.semantic == SemanticPermitOnFirstPermit && d.Decision) {
@@ -332,25 +333,35 @@ func (s *Server) scope(r *http.Request) (string, error) {
 	return tenant, nil
 }
 
-// evaluate decides one evaluation on snap. It never fails: a request
+// evaluate decides one evaluation on snap, counts it in the metrics of
+// endpoint and records it in the decision log. It never fails: a request
 // Gatehouse cannot map is a deny with invalid_request, and an internal
 // failure is a deny with internal_error.
-func (s *Server) evaluate(r *http.Request, snap *engine.Snapshot, scope string, ev *evaluation) (out decisionJSON) {
+func (s *Server) evaluate(r *http.Request, endpoint string, snap *engine.Snapshot, scope string, ev *evaluation) (out decisionJSON) {
 	lang := language(r.Context())
+	start := time.Now()
+	var d gatehouse.Decision
+	var args locale.Args
 	defer func() {
 		if v := recover(); v != nil {
 			s.cfg.Logger.Error("evaluation panic", "request_id", requestID(r.Context()), "panic", v)
-			out = s.decisionJSON(lang, gatehouse.Decision{Reason: gatehouse.ReasonInternalError}, locale.Args{})
+			d = gatehouse.Decision{Reason: gatehouse.ReasonInternalError}
+			out = s.decisionJSON(lang, d, locale.Args{})
 		}
+		s.recordDecision(r, endpoint, decisionRecord{
+			Subject: ev.subject.typ + ":" + ev.subject.id, Action: ev.action.name,
+			Resource: &resourceRef{Type: ev.resource.typ, ID: ev.resource.id}, Tenant: args.Tenant,
+		}, d, time.Since(start))
 	}()
 	if ev.err != nil {
-		out = s.decisionJSON(lang, gatehouse.Decision{Reason: gatehouse.ReasonInvalidRequest, Version: snap.Version()}, locale.Args{})
+		d = gatehouse.Decision{Reason: gatehouse.ReasonInvalidRequest, Version: snap.Version()}
+		out = s.decisionJSON(lang, d, locale.Args{})
 		e := &Error{Code: gatehouse.CodeInvalid}
 		errors.As(ev.err, &e)
 		out.Context.Error = &errorDetail{Code: e.Code, Message: s.text(lang, e.messageID(), e.Data)}
 		return out
 	}
-	d, args := decide(snap, scope, ev)
+	d, args = decide(snap, scope, ev)
 	return s.decisionJSON(lang, d, args)
 }
 

@@ -18,24 +18,29 @@ const (
 	CodePayloadTooLarge      = "payload_too_large"
 	CodeUnsupportedMediaType = "unsupported_media_type"
 	CodeMethodNotAllowed     = "method_not_allowed"
+	CodeRateLimited          = "rate_limited"
 )
 
 // statusByCode is the one table from stable error codes to HTTP statuses.
 // Handlers return errors; only writeError picks a status, from here.
 var statusByCode = map[string]int{
-	gatehouse.CodeInvalid:       http.StatusBadRequest,
-	gatehouse.CodeNotFound:      http.StatusNotFound,
-	gatehouse.CodeConflict:      http.StatusConflict,
-	gatehouse.CodeLastSuperuser: http.StatusConflict,
-	gatehouse.CodeUnavailable:   http.StatusServiceUnavailable,
-	gatehouse.CodeCorrupt:       http.StatusInternalServerError,
-	gatehouse.CodeSchemaTooNew:  http.StatusInternalServerError,
-	gatehouse.CodeInternal:      http.StatusInternalServerError,
-	CodeUnauthorized:            http.StatusUnauthorized,
-	CodeForbidden:               http.StatusForbidden,
-	CodePayloadTooLarge:         http.StatusRequestEntityTooLarge,
-	CodeUnsupportedMediaType:    http.StatusUnsupportedMediaType,
-	CodeMethodNotAllowed:        http.StatusMethodNotAllowed,
+	gatehouse.CodeInvalid:           http.StatusBadRequest,
+	gatehouse.CodeNotFound:          http.StatusNotFound,
+	gatehouse.CodeConflict:          http.StatusConflict,
+	gatehouse.CodeLastSuperuser:     http.StatusConflict,
+	gatehouse.CodeUnavailable:       http.StatusServiceUnavailable,
+	gatehouse.CodeCorrupt:           http.StatusInternalServerError,
+	gatehouse.CodeSchemaTooNew:      http.StatusInternalServerError,
+	gatehouse.CodeInternal:          http.StatusInternalServerError,
+	gatehouse.CodeIllegalTransition: http.StatusConflict,
+	gatehouse.CodeActionExpired:     http.StatusConflict,
+	gatehouse.CodeNotApprover:       http.StatusForbidden,
+	CodeUnauthorized:                http.StatusUnauthorized,
+	CodeForbidden:                   http.StatusForbidden,
+	CodePayloadTooLarge:             http.StatusRequestEntityTooLarge,
+	CodeUnsupportedMediaType:        http.StatusUnsupportedMediaType,
+	CodeMethodNotAllowed:            http.StatusMethodNotAllowed,
+	CodeRateLimited:                 http.StatusTooManyRequests,
 }
 
 // ErrorCodes returns every code the error table maps, for documentation and

@@ -39,7 +39,7 @@ var restKinds = []restKind{
 	{"users", gatehouse.KindUser, new(gatehouse.UserEntry)},
 	{"agents", gatehouse.KindAgent, new(gatehouse.Agent)},
 	{"tools", gatehouse.KindTool, new(gatehouse.Tool)},
-	{"actions", gatehouse.KindAction, new(gatehouse.ActionType)},
+	{"action-types", gatehouse.KindAction, new(gatehouse.ActionType)},
 }
 
 // writeResult answers every write: the policy version after it and what

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/MicahParks/keyfunc/v3"
+
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/locale"
 	"github.com/gatehouse/gatehouse/service"
@@ -51,7 +53,16 @@ type Config struct {
 	MaxEvaluations int
 
 	// JWTSecret verifies HS256 bearer tokens; at least MinJWTSecret bytes.
+	// At least one of JWTSecret and JWKSURL is required.
 	JWTSecret []byte
+	// JWKSURL is an identity provider's JSON Web Key Set: tokens signed
+	// RS256, ES256 or EdDSA with a key of the set (by kid) are accepted. The
+	// set is cached, refreshed every JWKSRefresh and, rate-limited, when a
+	// token names an unknown kid, so key rotation needs no restart.
+	JWKSURL     string
+	JWKSRefresh time.Duration
+	// JWKSMinRefresh spaces refetches for tokens naming an unknown kid.
+	JWKSMinRefresh time.Duration
 	// JWTIssuer and JWTAudience, when set, must match the token's iss and aud.
 	JWTIssuer   string
 	JWTAudience string
@@ -68,6 +79,16 @@ type Config struct {
 	// PEM certificate (chain) and key.
 	TLSCertFile string
 	TLSKeyFile  string
+
+	// RateLimit, when positive, allows each caller (per credential, else
+	// per address) this many requests per second, with bursts of RateBurst;
+	// more are answered 429 with Retry-After.
+	RateLimit float64
+	RateBurst int
+
+	// Decisions, when set, records every decision in the audit trail
+	// without blocking the decision path (see service.DecisionLog).
+	Decisions *service.DecisionLog
 
 	// BaseURL, when set, is the PDP identifier the metadata document
 	// publishes; otherwise it is derived from each request's scheme and Host.
@@ -87,6 +108,8 @@ func DefaultConfig() Config {
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		JWKSRefresh:       time.Hour,
+		JWKSMinRefresh:    10 * time.Second,
 		ShutdownTimeout:   10 * time.Second,
 		MaxBodyBytes:      1 << 20,
 		MaxEvaluations:    1000,
@@ -105,9 +128,13 @@ func (c Config) Validate() error {
 		return gatehouse.Invalidf("http: timeouts must be positive")
 	case c.MaxBodyBytes <= 0:
 		return gatehouse.Invalidf("http: max body bytes %d is not positive", c.MaxBodyBytes)
+	case c.RateLimit < 0 || c.RateBurst < 0:
+		return gatehouse.Invalidf("http: rate limit %g and burst %d must not be negative", c.RateLimit, c.RateBurst)
 	case c.MaxEvaluations <= 0:
 		return gatehouse.Invalidf("http: max evaluations %d is not positive", c.MaxEvaluations)
-	case len(c.JWTSecret) < MinJWTSecret:
+	case len(c.JWTSecret) == 0 && c.JWKSURL == "":
+		return gatehouse.Invalidf("http: bearer tokens need a JWT secret or a JWKS URL")
+	case len(c.JWTSecret) > 0 && len(c.JWTSecret) < MinJWTSecret:
 		return gatehouse.Invalidf("http: the JWT secret has %d bytes, want at least %d", len(c.JWTSecret), MinJWTSecret)
 	case c.AuthZENAuth != AuthJWT && c.AuthZENAuth != AuthToken && c.AuthZENAuth != AuthNone:
 		return gatehouse.Invalidf("http: AuthZEN authentication %q: want %s, %s or %s", c.AuthZENAuth, AuthJWT, AuthToken, AuthNone)
@@ -125,6 +152,11 @@ func (c Config) Validate() error {
 	for _, t := range c.AuthZENTokens {
 		if len(t) < MinAuthZENToken {
 			return gatehouse.Invalidf("http: an AuthZEN token has %d bytes, want at least %d", len(t), MinAuthZENToken)
+		}
+	}
+	if c.JWKSURL != "" {
+		if u, err := url.Parse(c.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return gatehouse.Invalidf("http: JWKS URL %q: want an absolute https URL", c.JWKSURL)
 		}
 	}
 	if c.BaseURL != "" {
@@ -146,6 +178,12 @@ type Server struct {
 	// document built from them.
 	endpoints []endpoint
 	openapi   []byte
+	// keys verifies tokens of the JWKS URL; nil without one. keysErr is
+	// why it could not be set up. stop ends its refreshing.
+	keys    keyfunc.Keyfunc
+	keysErr error
+	stop    context.CancelFunc
+	metrics *metrics
 
 	ln     net.Listener
 	server *http.Server
@@ -157,6 +195,12 @@ type Server struct {
 func NewServer(svc *service.Service, cfg Config) *Server {
 	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
 	s := &Server{svc: svc, cfg: cfg}
+	ctx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	if cfg.JWKSURL != "" {
+		s.keys, s.keysErr = newKeySet(ctx, cfg)
+	}
+	s.metrics = newMetrics(s)
 	s.handler = s.routes()
 	s.openapi = s.openAPI()
 	return s
@@ -170,6 +214,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) Open(ctx context.Context) error {
 	if err := s.cfg.Validate(); err != nil {
 		return err
+	}
+	if s.keysErr != nil {
+		return gatehouse.Invalidf("http: JWKS %s: %v", s.cfg.JWKSURL, s.keysErr)
 	}
 	if s.cfg.AuthZENAuth == AuthNone {
 		s.cfg.Logger.Warn("the AuthZEN endpoints accept requests without authentication (--authzen-auth=none)")
@@ -228,6 +275,7 @@ func (s *Server) URL() string {
 // Close stops accepting connections and waits up to ShutdownTimeout for
 // requests in flight, then closes what remains.
 func (s *Server) Close() error {
+	s.stop()
 	if s.server == nil {
 		return nil
 	}
@@ -276,6 +324,8 @@ func (s *Server) routes() http.Handler {
 		apiDoc("health", "200 while the process runs", nil, new(statusBody)).public().tagged("operations"))
 	s.route(mux, http.MethodGet, "/readyz", http.HandlerFunc(s.handleReady),
 		apiDoc("ready", "200 when the store answers and a snapshot is loaded", nil, new(statusBody)).public().tagged("operations"))
+	s.route(mux, http.MethodGet, "/metrics", s.metricsHandler(),
+		operation{id: "metrics", summary: "Prometheus metrics", tag: "operations", contentType: "text/plain"})
 	// Other methods on a known path are a 405 with Allow.
 	allowed := map[string][]string{}
 	var paths []string
@@ -298,7 +348,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &Error{Code: gatehouse.CodeNotFound, Err: fmt.Errorf("no route for %s", r.URL.Path)})
 	})
-	return s.withRequestID(s.withLog(s.withRecover(mux)))
+	return s.withRequestID(s.withLog(s.withRecover(s.withRateLimit(s.withMetrics(mux)))))
 }
 
 // route registers h for method on path and records the endpoint with its
