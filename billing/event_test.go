@@ -144,7 +144,9 @@ func TestValidateConfig(t *testing.T) {
 		{"zero tolerance", func(c *billing.Config) { c.Tolerance = 0 }},
 		{"negative grace", func(c *billing.Config) { c.GracePeriod = -time.Second }},
 		{"price without plan", func(c *billing.Config) { c.Prices = map[string]string{"price_1": ""} }},
-		{"bad customer target", func(c *billing.Config) { c.Customers = map[string]billing.Target{"cus_1": {Kind: gatehouse.KindRole, ID: "x"}} }},
+		{"bad customer target", func(c *billing.Config) {
+			c.Customers = map[string]billing.Target{"cus_1": {Kind: gatehouse.KindRole, ID: "x"}}
+		}},
 	}
 	ok := billing.DefaultConfig()
 	ok.Secrets = []string{secret}
