@@ -219,78 +219,126 @@ func (s *Service) DryRun(ctx context.Context, fn func(p *gatehouse.Policy) error
 }
 
 func (s *Service) update(ctx context.Context, actor, action string, dryRun bool, fn func(p *gatehouse.Policy) error) (Result, error) {
+	var res Result
+	err := s.write(ctx, action, func() (*engine.Snapshot, error) {
+		var (
+			snap *engine.Snapshot
+			err  error
+		)
+		res, snap, err = s.tryUpdate(ctx, actor, action, dryRun, fn)
+		return snap, err
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// write runs try under the writers' lock, again while another writer
+// commits first (ErrConflict), and makes the snapshot try returns, if any,
+// the current one.
+func (s *Service) write(ctx context.Context, action string, try func() (*engine.Snapshot, error)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for attempt := 0; ; attempt++ {
-		res, snap, err := s.tryUpdate(ctx, actor, action, dryRun, fn)
+		snap, err := try()
 		if errors.Is(err, gatehouse.ErrConflict) && attempt < s.cfg.MaxRetries {
 			s.cfg.Logger.Debug("policy changed concurrently, retrying", "action", action, "attempt", attempt+1)
 			// Jittered backoff so competing processes stop colliding.
 			select {
 			case <-ctx.Done():
-				return Result{}, ctx.Err()
+				return ctx.Err()
 			case <-time.After(time.Duration(1+rand.IntN(4*(attempt+1))) * time.Millisecond):
 			}
 			continue
 		}
 		if err != nil {
-			return Result{}, err
+			return err
 		}
 		if snap != nil {
 			s.snap.Store(snap)
 		}
-		return res, nil
+		return nil
 	}
 }
 
-func (s *Service) tryUpdate(ctx context.Context, actor, action string, dryRun bool, fn func(p *gatehouse.Policy) error) (Result, *engine.Snapshot, error) {
+// planned is a validated change of the stored policy, ready to commit.
+type planned struct {
+	base    int64
+	after   *gatehouse.Policy
+	changes []gatehouse.Change
+	// snap is after compiled as version base+1.
+	snap *engine.Snapshot
+}
+
+// plan runs fn on a copy of the stored policy, normalizes and validates
+// the result, refuses to remove the last superuser, compiles it and
+// computes the changes.
+func (s *Service) plan(ctx context.Context, fn func(p *gatehouse.Policy) error) (planned, error) {
 	before, base, err := s.load(ctx)
 	if err != nil {
-		return Result{}, nil, err
+		return planned{}, err
 	}
 	after, err := before.Clone()
 	if err != nil {
-		return Result{}, nil, err
+		return planned{}, err
 	}
 	if err := fn(after); err != nil {
-		return Result{}, nil, err
+		return planned{}, err
 	}
 	policy.Normalize(after)
 	if problems := policy.Validate(after); len(problems) > 0 {
-		return Result{}, nil, &policy.Error{Problems: problems}
+		return planned{}, &policy.Error{Problems: problems}
 	}
 	if len(before.Superusers()) > 0 && len(after.Superusers()) == 0 {
-		return Result{}, nil, fmt.Errorf("%w: promote another user first", gatehouse.ErrLastSuperuser)
+		return planned{}, fmt.Errorf("%w: promote another user first", gatehouse.ErrLastSuperuser)
 	}
 	changes, err := policy.Diff(before, after)
 	if err != nil {
-		return Result{}, nil, err
+		return planned{}, err
 	}
-	res := Result{Changes: changes, Version: base, DryRun: dryRun}
-	if len(changes) == 0 || dryRun {
-		// Compile anyway so a dry run reports what a commit would refuse.
-		if _, err := engine.Compile(after, base+1); err != nil {
-			return Result{}, nil, err
-		}
-		return res, nil, nil
-	}
+	// Compiled even when nothing changes, so a dry run reports what a
+	// commit would refuse.
 	snap, err := engine.Compile(after, base+1)
 	if err != nil {
-		return Result{}, nil, err
+		return planned{}, err
 	}
-	events, err := s.changeEvents(actor, action, base+1, changes)
+	return planned{base: base, after: after, changes: changes, snap: snap}, nil
+}
+
+// committed returns the snapshot to install after pl was committed at
+// version v: none if nothing changed, pl's own if no other writer's version
+// got in between, else one compiled from the store.
+func (s *Service) committed(ctx context.Context, pl planned, v int64) (*engine.Snapshot, error) {
+	switch v {
+	case pl.base:
+		return nil, nil
+	case pl.base + 1:
+		return pl.snap, nil
+	}
+	return s.compileStored(ctx)
+}
+
+func (s *Service) tryUpdate(ctx context.Context, actor, action string, dryRun bool, fn func(p *gatehouse.Policy) error) (Result, *engine.Snapshot, error) {
+	pl, err := s.plan(ctx, fn)
 	if err != nil {
 		return Result{}, nil, err
 	}
-	v, err := s.store.CommitPolicy(ctx, base, changes, events)
+	res := Result{Changes: pl.changes, Version: pl.base, DryRun: dryRun}
+	if len(pl.changes) == 0 || dryRun {
+		return res, nil, nil
+	}
+	events, err := s.changeEvents(actor, action, pl.base+1, pl.changes)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	v, err := s.store.CommitPolicy(ctx, pl.base, pl.changes, events)
 	if err != nil {
 		return Result{}, nil, fmt.Errorf("%s: %w", action, err)
 	}
-	if v != base+1 {
-		// Another writer's version got in between; rebuild from the store.
-		if snap, err = s.compileStored(ctx); err != nil {
-			return Result{}, nil, err
-		}
+	snap, err := s.committed(ctx, pl, v)
+	if err != nil {
+		return Result{}, nil, err
 	}
 	res.Version = v
 	return res, snap, nil
