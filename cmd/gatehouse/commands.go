@@ -56,6 +56,11 @@ type options struct {
 	authzenAuth string
 	// authzenTokens are the shared tokens of --authzen-auth=token.
 	authzenTokens []string
+	jwksURL       string
+	jwksRefresh   time.Duration
+	rateLimit     float64
+	rateBurst     int
+	decisionLog   bool
 	tlsCert       string
 	tlsKey        string
 	tls           bool

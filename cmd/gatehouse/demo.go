@@ -73,6 +73,7 @@ func demoFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.addr, "addr", defaultAddr, "address to listen on")
 	fs.DurationVar(&o.reloadEvery, "reload-interval", 2*time.Second, "how often to pick up policy changes made by other processes")
 	fs.BoolVar(&o.tls, "tls", false, "serve HTTPS with a self-signed certificate written to --dir")
+	fs.BoolVar(&o.decisionLog, "decision-log", true, "record every decision in the audit trail (see gatehouse audit list)")
 }
 
 // runDemo applies the example policy to a SQLite database in --dir, mints

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	gatehttp "github.com/gatehouse/gatehouse/http"
+	"github.com/gatehouse/gatehouse/service"
 )
 
 // defaultAddr is where serve and demo listen unless told otherwise.
@@ -28,6 +29,11 @@ func serveFlags(fs *flag.FlagSet, o *options) {
 		o.authzenTokens = append(o.authzenTokens, v)
 		return nil
 	})
+	fs.StringVar(&o.jwksURL, "jwks-url", "", "an identity provider's JWKS: accept its RS256/ES256/EdDSA bearer tokens (by kid)")
+	fs.DurationVar(&o.jwksRefresh, "jwks-refresh", time.Hour, "how often to refetch --jwks-url (an unknown kid refetches at once)")
+	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "requests per second each caller (per credential, else per address) may make; 0: unlimited")
+	fs.IntVar(&o.rateBurst, "rate-burst", 0, "requests a caller may make at once above --rate-limit (default: twice the limit)")
+	fs.BoolVar(&o.decisionLog, "decision-log", true, "record every decision in the audit trail (asynchronously; dropped ones are counted in /metrics)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
 	fs.StringVar(&o.baseURL, "base-url", "", "public base URL in the AuthZEN metadata (default: the scheme and Host of each request)")
@@ -39,11 +45,18 @@ func runServe(ctx context.Context, m *Main) error {
 	if o.jwtSecret == "" {
 		o.jwtSecret = os.Getenv("GATEHOUSE_JWT_SECRET")
 	}
-	if o.jwtSecret == "" {
-		return usageErrorf("--jwt-secret (or GATEHOUSE_JWT_SECRET) is required: at least %d bytes", gatehttp.MinJWTSecret)
+	if o.jwtSecret == "" && o.jwksURL == "" {
+		return usageErrorf("--jwt-secret (or GATEHOUSE_JWT_SECRET, at least %d bytes) or --jwks-url is required", gatehttp.MinJWTSecret)
 	}
 	cfg := m.httpConfig()
-	cfg.JWTSecret = []byte(o.jwtSecret)
+	if o.jwtSecret != "" {
+		cfg.JWTSecret = []byte(o.jwtSecret)
+	}
+	cfg.JWKSURL, cfg.JWKSRefresh = o.jwksURL, o.jwksRefresh
+	cfg.RateLimit, cfg.RateBurst = o.rateLimit, o.rateBurst
+	if cfg.RateBurst == 0 {
+		cfg.RateBurst = int(2 * o.rateLimit)
+	}
 	cfg.JWTIssuer = o.jwtIssuer
 	cfg.JWTAudience = o.jwtAudience
 	cfg.AuthZENAuth = o.authzenAuth
@@ -79,6 +92,16 @@ func (m *Main) httpConfig() gatehttp.Config {
 func (m *Main) serve(ctx context.Context, cfg gatehttp.Config, ready func(url string)) error {
 	if m.opts.reloadEvery <= 0 {
 		return usageErrorf("--reload-interval must be positive")
+	}
+	if m.opts.decisionLog {
+		cfg.Decisions = m.svc.DecisionLog(service.DefaultDecisionLogConfig())
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := cfg.Decisions.Close(ctx); err != nil {
+				cfg.Logger.Warn("decision log: not every queued decision was recorded", "err", err)
+			}
+		}()
 	}
 	srv := gatehttp.NewServer(m.svc, cfg)
 	if err := srv.Open(ctx); err != nil {

@@ -274,6 +274,8 @@ func TestServeUsageErrors(t *testing.T) {
 		{"unused port syntax", []string{"serve", "--jwt-secret", serveSecret, "--addr", "127.0.0.1:http-alt-nope"}, "listen on"},
 		{"token mode without tokens", []string{"serve", "--jwt-secret", serveSecret, "--authzen-auth", "token"}, "needs at least one token"},
 		{"short shared token", []string{"serve", "--jwt-secret", serveSecret, "--authzen-auth", "token", "--authzen-token", "short"}, "at least 16"},
+		{"JWKS URL not a URL", []string{"serve", "--jwks-url", "idp.example.com/keys"}, "JWKS URL"},
+		{"negative rate limit", []string{"serve", "--jwt-secret", serveSecret, "--rate-limit", "-1"}, "rate limit"},
 		{"certificate without key", []string{"serve", "--jwt-secret", serveSecret, "--tls-cert", "cert.pem"}, "both a certificate and a key"},
 		{"missing certificate", []string{"serve", "--jwt-secret", serveSecret, "--tls-cert", "nope.pem", "--tls-key", "nope.key"}, "TLS certificate"},
 	}
