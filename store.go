@@ -186,6 +186,20 @@ type Dump struct {
 	// the first error it yields.
 	Head   AuditHead
 	Events iter.Seq2[AuditEvent, error]
+	// Actions yields the agent action records in Seq order, Customers and
+	// BillingEvents the billing state by id; Counts says how many rows
+	// each yields. A nil sequence yields nothing.
+	Actions       iter.Seq2[ActionRecord, error]
+	Customers     iter.Seq2[BillingCustomer, error]
+	BillingEvents iter.Seq2[BillingEvent, error]
+	Counts        DumpCounts
+}
+
+// DumpCounts counts the rows a Dump streams beside the audit trail.
+type DumpCounts struct {
+	Actions       int64 `json:"actions"`
+	Customers     int64 `json:"billing_customers"`
+	BillingEvents int64 `json:"billing_events"`
 }
 
 // Validate reports objects no store may restore (ErrInvalid): an object
@@ -217,21 +231,26 @@ func (d Dump) Validate() error {
 // Dumper reads a whole store for a backup.
 type Dumper interface {
 	// Dump calls fn with the whole store as one read transaction sees it;
-	// writers are not blocked. d.Events streams from that transaction and
-	// may be ranged over once, inside fn only. Dump returns fn's error.
+	// writers are not blocked. The sequences of d stream from that
+	// transaction and may be ranged over once each, inside fn only, in the
+	// order Events, Actions, Customers, BillingEvents. Dump returns fn's
+	// error.
 	Dump(ctx context.Context, fn func(d Dump) error) error
 }
 
 // Restorer fills an empty store from a Dump.
 type Restorer interface {
-	// Restore writes d's objects and policy version and the events
-	// d.Events yields, verbatim with their seqs and hashes, in one
-	// transaction, and records d.Head as the audit head; d.SchemaVersion
-	// is the caller's to check. It changes nothing and returns an error
-	// wrapping ErrNotEmpty if the store holds an object, an event or a
-	// policy version other than 0; ErrInvalid if d fails Validate; an
+	// Restore writes d's objects and policy version, the events d.Events
+	// yields, verbatim with their seqs and hashes, and the action records
+	// and billing state the other sequences yield, in one transaction, and
+	// records d.Head as the audit head. It ranges over the sequences once
+	// each, in the order Dumper gives; d.SchemaVersion and d.Counts are the
+	// caller's to check. It changes nothing and returns an error wrapping
+	// ErrNotEmpty if the store holds an object, an event, an action record,
+	// billing state or a policy version other than 0; ErrInvalid if d fails
+	// Validate or an action record fails ActionRecord.Validate; an
 	// *audit.ChainError (ErrCorrupt) at the first event that is invalid or
 	// does not chain, as audit.Verified checks them, or if the chain does
-	// not end at d.Head; and the error d.Events yields, if any.
+	// not end at d.Head; and the first error a sequence yields, if any.
 	Restore(ctx context.Context, d Dump) error
 }

@@ -1,12 +1,15 @@
 // Package backup writes a whole Gatehouse store — policy objects, policy
-// version and the audit trail with its hashes — to a portable archive, and
+// version, the audit trail with its hashes, agent action records and
+// billing state — to a portable archive, and
 // restores an archive into an empty store of either kind, so a deployment
 // moves between SQLite and PostgreSQL with its audit chain intact.
 //
-// An archive is JSON lines: a Header, then one line per policy object, then
-// one line per audit event in seq order. It streams both ways: neither
-// writing nor restoring holds the audit trail in memory. Raw JSON (object
-// bodies, the before, after and detail of events) is kept as a JSON string
+// An archive is JSON lines: a Header, then one line per policy object, per
+// audit event in seq order, per action record in seq order, per billing
+// customer and per billing event, in that order. It streams both ways:
+// neither writing nor restoring holds more than the policy in memory. The
+// raw JSON that must stay byte for byte (object bodies; the before, after
+// and detail of events, which their hashes cover) is kept as a JSON string
 // of its exact bytes, since embedding it would reformat it.
 package backup
 
@@ -18,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -53,12 +57,27 @@ type Header struct {
 type Counts struct {
 	Objects int   `json:"objects"`
 	Events  int64 `json:"events"`
+	gatehouse.DumpCounts
 }
 
 // line is one line after the header: exactly one field is set.
 type line struct {
-	Object *objectLine `json:"object,omitempty"`
-	Event  *eventLine  `json:"event,omitempty"`
+	Object       *objectLine                `json:"object,omitempty"`
+	Event        *eventLine                 `json:"event,omitempty"`
+	Action       *gatehouse.ActionRecord    `json:"action,omitempty"`
+	Customer     *gatehouse.BillingCustomer `json:"billing_customer,omitempty"`
+	BillingEvent *gatehouse.BillingEvent    `json:"billing_event,omitempty"`
+}
+
+// fields counts the fields set.
+func (l line) fields() int {
+	n := 0
+	for _, set := range []bool{l.Object != nil, l.Event != nil, l.Action != nil, l.Customer != nil, l.BillingEvent != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
 }
 
 type objectLine struct {
@@ -122,7 +141,7 @@ func Write(ctx context.Context, w io.Writer, src gatehouse.Dumper, createdAt tim
 			SchemaVersion: d.SchemaVersion,
 			PolicyVersion: d.Version,
 			CreatedAt:     createdAt.UTC(),
-			Counts:        Counts{Objects: len(d.Objects), Events: d.Head.Seq},
+			Counts:        Counts{Objects: len(d.Objects), Events: d.Head.Seq, DumpCounts: d.Counts},
 			AuditHead:     d.Head,
 		}
 		bw := bufio.NewWriter(w)
@@ -136,11 +155,27 @@ func Write(ctx context.Context, w io.Writer, src gatehouse.Dumper, createdAt tim
 				return err
 			}
 		}
-		for e, err := range audit.Verified(d.Events, d.Head) {
-			if err != nil {
-				return err
-			}
-			if err := enc.Encode(line{Event: newEventLine(e)}); err != nil {
+		// In the order the archive holds them; each stops the backup at its
+		// first error.
+		for _, write := range []func() error{
+			func() error {
+				return writeRows(enc, "audit events", audit.Verified(d.Events, d.Head), h.Counts.Events,
+					func(e gatehouse.AuditEvent) line { return line{Event: newEventLine(e)} })
+			},
+			func() error {
+				return writeRows(enc, "action records", d.Actions, d.Counts.Actions,
+					func(r gatehouse.ActionRecord) line { return line{Action: &r} })
+			},
+			func() error {
+				return writeRows(enc, "billing customers", d.Customers, d.Counts.Customers,
+					func(cu gatehouse.BillingCustomer) line { return line{Customer: &cu} })
+			},
+			func() error {
+				return writeRows(enc, "billing events", d.BillingEvents, d.Counts.BillingEvents,
+					func(e gatehouse.BillingEvent) line { return line{BillingEvent: &e} })
+			},
+		} {
+			if err := write(); err != nil {
 				return err
 			}
 		}
@@ -150,6 +185,27 @@ func Write(ctx context.Context, w io.Writer, src gatehouse.Dumper, createdAt tim
 		return Header{}, fmt.Errorf("backup: %w", err)
 	}
 	return h, nil
+}
+
+// writeRows writes a line for each row rows yields and checks that they are
+// as many as the header counts. A nil rows yields nothing.
+func writeRows[T any](enc *json.Encoder, what string, rows iter.Seq2[T, error], count int64, toLine func(T) line) error {
+	var n int64
+	if rows != nil {
+		for v, err := range rows {
+			if err != nil {
+				return err
+			}
+			if err := enc.Encode(toLine(v)); err != nil {
+				return err
+			}
+			n++
+		}
+	}
+	if n != count {
+		return fmt.Errorf("the store yielded %d %s, it counted %d", n, what, count)
+	}
+	return nil
 }
 
 // Reasons an archive is refused; stable, like reason codes.
@@ -240,23 +296,45 @@ func restore(ctx context.Context, r io.Reader, dst Target) (Header, audit.Report
 			h.SchemaVersion, latest, gatehouse.ErrSchemaTooNew)
 	}
 	objs := make([]gatehouse.Object, 0, h.Counts.Objects)
-	for len(objs) < h.Counts.Objects {
-		l, err := ar.next(fmt.Sprintf("object %d of %d", len(objs)+1, h.Counts.Objects))
+	for o, err := range readRows(ar, "object", int64(h.Counts.Objects), func(l line) *objectLine { return l.Object }, nil, nil) {
 		if err != nil {
 			return h, audit.Report{}, err
 		}
-		if l.Object == nil {
-			return h, audit.Report{}, ar.fail(ReasonMalformed, fmt.Errorf("expected object %d of %d", len(objs)+1, h.Counts.Objects))
-		}
-		o := l.Object
 		objs = append(objs, gatehouse.Object{Kind: o.Kind, ID: o.ID, Pos: o.Pos, Body: json.RawMessage(o.Body)})
 	}
+	v := audit.NewVerifier()
 	err = dst.Restore(ctx, gatehouse.Dump{
 		SchemaVersion: h.SchemaVersion,
 		Version:       h.PolicyVersion,
 		Objects:       objs,
 		Head:          h.AuditHead,
-		Events:        ar.events(h),
+		Events: readRows(ar, "event", h.Counts.Events,
+			func(l line) *gatehouse.AuditEvent {
+				if l.Event == nil {
+					return nil
+				}
+				e := l.Event.event()
+				return &e
+			},
+			func(e gatehouse.AuditEvent) error {
+				if err := v.Next(e); err != nil {
+					return ar.fail(ReasonChain, err)
+				}
+				return nil
+			},
+			func() error {
+				if err := v.Finish(h.AuditHead); err != nil {
+					return &ArchiveError{Line: 1, Reason: ReasonChain, Err: err}
+				}
+				return nil
+			}),
+		Actions: readRows(ar, "action record", h.Counts.Actions,
+			func(l line) *gatehouse.ActionRecord { return l.Action }, nil, nil),
+		Customers: readRows(ar, "billing customer", h.Counts.Customers,
+			func(l line) *gatehouse.BillingCustomer { return l.Customer }, nil, nil),
+		BillingEvents: readRows(ar, "billing event", h.Counts.BillingEvents,
+			func(l line) *gatehouse.BillingEvent { return l.BillingEvent }, nil, ar.end),
+		Counts: h.Counts.DumpCounts,
 	})
 	if err != nil {
 		return h, audit.Report{}, err
@@ -353,9 +431,9 @@ func (r *reader) header() (Header, error) {
 	if err := r.decode(&h); err != nil {
 		return Header{}, r.fail(ReasonMalformed, err)
 	}
-	if h.Counts.Objects < 0 || h.Counts.Events != h.AuditHead.Seq {
-		return Header{}, r.fail(ReasonMalformed, fmt.Errorf("counts %d objects and %d events, audit head at seq %d",
-			h.Counts.Objects, h.Counts.Events, h.AuditHead.Seq))
+	c := h.Counts
+	if c.Objects < 0 || c.Events != h.AuditHead.Seq || c.Actions < 0 || c.Customers < 0 || c.BillingEvents < 0 {
+		return Header{}, r.fail(ReasonMalformed, fmt.Errorf("counts %+v, audit head at seq %d", c, h.AuditHead.Seq))
 	}
 	return h, nil
 }
@@ -373,48 +451,54 @@ func (r *reader) next(what string) (line, error) {
 	if err := r.decode(&l); err != nil {
 		return line{}, r.fail(ReasonMalformed, err)
 	}
-	if (l.Object == nil) == (l.Event == nil) {
-		return line{}, r.fail(ReasonMalformed, errors.New(`want exactly one of "object" or "event"`))
+	if l.fields() != 1 {
+		return line{}, r.fail(ReasonMalformed, errors.New(`want exactly one of "object", "event", "action", "billing_customer" or "billing_event"`))
 	}
 	return l, nil
 }
 
-// events yields the events that h counts, each verified against the chain
-// before it is yielded, then checks that the chain ends at h's head and
-// that nothing follows.
-func (r *reader) events(h Header) func(yield func(gatehouse.AuditEvent, error) bool) {
-	return func(yield func(gatehouse.AuditEvent, error) bool) {
-		v := audit.NewVerifier()
-		for n := int64(1); n <= h.Counts.Events; n++ {
-			l, err := r.next(fmt.Sprintf("event %d of %d", n, h.Counts.Events))
-			if err == nil && l.Event == nil {
-				err = r.fail(ReasonMalformed, fmt.Errorf("expected event %d of %d, found an object", n, h.Counts.Events))
-			}
-			var e gatehouse.AuditEvent
+// readRows yields the count rows of kind that follow, as pick finds them in
+// their lines; check, if set, vets each before it is yielded, and done, if
+// set, runs after the last.
+func readRows[T any](r *reader, kind string, count int64, pick func(line) *T, check func(T) error, done func() error) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		for n := int64(1); n <= count; n++ {
+			what := fmt.Sprintf("%s %d of %d", kind, n, count)
+			l, err := r.next(what)
+			var v T
 			if err == nil {
-				e = l.Event.event()
-				if cerr := v.Next(e); cerr != nil {
-					err = r.fail(ReasonChain, cerr)
+				if p := pick(l); p == nil {
+					err = r.fail(ReasonMalformed, fmt.Errorf("expected %s", what))
+				} else {
+					v = *p
 				}
 			}
+			if err == nil && check != nil {
+				err = check(v)
+			}
 			if err != nil {
-				yield(gatehouse.AuditEvent{}, err)
+				yield(zero, err)
 				return
 			}
-			if !yield(e, nil) {
+			if !yield(v, nil) {
 				return
 			}
 		}
-		if err := v.Finish(h.AuditHead); err != nil {
-			yield(gatehouse.AuditEvent{}, &ArchiveError{Line: 1, Reason: ReasonChain, Err: err})
+		if done == nil {
 			return
 		}
-		ok, err := r.scan()
-		if err == nil && ok {
-			err = r.fail(ReasonTrailing, fmt.Errorf("more lines after the %d events the header counts", h.Counts.Events))
-		}
-		if err != nil {
-			yield(gatehouse.AuditEvent{}, err)
+		if err := done(); err != nil {
+			yield(zero, err)
 		}
 	}
+}
+
+// end checks that nothing follows what the header counts.
+func (r *reader) end() error {
+	ok, err := r.scan()
+	if err == nil && ok {
+		err = r.fail(ReasonTrailing, errors.New("more lines than the header counts"))
+	}
+	return err
 }

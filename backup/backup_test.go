@@ -232,6 +232,21 @@ func (m *memTarget) Restore(_ context.Context, d gatehouse.Dump) error {
 		}
 		events = append(events, e)
 	}
+	for _, err := range d.Actions {
+		if err != nil {
+			return err
+		}
+	}
+	for _, err := range d.Customers {
+		if err != nil {
+			return err
+		}
+	}
+	for _, err := range d.BillingEvents {
+		if err != nil {
+			return err
+		}
+	}
 	m.events, m.head = events, d.Head
 	return nil
 }

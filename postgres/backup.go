@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"iter"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/internal/schema"
 )
 
 var (
@@ -44,28 +46,19 @@ func (db *DB) Dump(ctx context.Context, fn func(d gatehouse.Dump) error) error {
 		if d.Head, err = meta.head(); err != nil {
 			return err
 		}
-		d.Events = func(yield func(gatehouse.AuditEvent, error) bool) {
-			rows, err := tx.Query(ctx, `SELECT `+eventColumns+` FROM audit_events
-				WHERE seq <= $1 ORDER BY seq`, d.Head.Seq)
-			if err != nil {
-				yield(gatehouse.AuditEvent{}, err)
-				return
-			}
-			defer rows.Close()
-			for rows.Next() {
-				e, err := scanEvent(rows)
-				if err != nil {
-					yield(gatehouse.AuditEvent{}, err)
-					return
-				}
-				if !yield(e, nil) {
-					return
-				}
-			}
-			if err := rows.Err(); err != nil {
-				yield(gatehouse.AuditEvent{}, err)
-			}
+		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM action_records),
+			(SELECT count(*) FROM billing_customers), (SELECT count(*) FROM billing_events)`,
+		).Scan(&d.Counts.Actions, &d.Counts.Customers, &d.Counts.BillingEvents); err != nil {
+			return err
 		}
+		d.Events = streamRows(ctx, tx, func(r pgx.Rows) (gatehouse.AuditEvent, error) { return scanEvent(r) },
+			`SELECT `+eventColumns+` FROM audit_events WHERE seq <= $1 ORDER BY seq`, d.Head.Seq)
+		d.Actions = streamRows(ctx, tx, func(r pgx.Rows) (gatehouse.ActionRecord, error) { return scanAction(r) },
+			`SELECT `+actionColumns+` FROM action_records ORDER BY seq`)
+		d.Customers = streamRows(ctx, tx, func(r pgx.Rows) (gatehouse.BillingCustomer, error) { return scanCustomer(r) },
+			`SELECT `+customerColumns+` FROM billing_customers ORDER BY id`)
+		d.BillingEvents = streamRows(ctx, tx, scanBillingEvent,
+			`SELECT `+billingEventColumns+` FROM billing_events ORDER BY id`)
 		called = true
 		return fn(d)
 	})
@@ -97,7 +90,33 @@ func (db *DB) Restore(ctx context.Context, d gatehouse.Dump) error {
 			})); err != nil {
 			return err
 		}
-		if err := copyEvents(ctx, tx, audit.Verified(d.Events, d.Head)); err != nil {
+		if err := copyRows(ctx, tx, "audit_events", eventColumns, audit.Verified(d.Events, d.Head),
+			func(e gatehouse.AuditEvent) ([]any, error) {
+				return []any{e.Seq, e.Time, e.Actor, e.Action, e.Target,
+					rawText(e.Before), rawText(e.After), rawText(e.Detail), e.PrevHash, e.Hash}, nil
+			}); err != nil {
+			return err
+		}
+		if err := copyRows(ctx, tx, "action_records", actionColumns, d.Actions,
+			func(r gatehouse.ActionRecord) ([]any, error) {
+				if err := r.Validate(); err != nil {
+					return nil, fmt.Errorf("action record %s: %w", r.ID, err)
+				}
+				return actionValues(&r), nil
+			}); err != nil {
+			return err
+		}
+		if err := copyRows(ctx, tx, "billing_customers", customerColumns, d.Customers,
+			func(cu gatehouse.BillingCustomer) ([]any, error) {
+				return []any{cu.ID, cu.Subject, cu.Plan, string(cu.Status), optTime(cu.GraceUntil), cu.LastEvent,
+					utcMicro(cu.LastCreated), utcMicro(cu.UpdatedAt), cu.Version}, nil
+			}); err != nil {
+			return err
+		}
+		if err := copyRows(ctx, tx, "billing_events", billingEventColumns, d.BillingEvents,
+			func(e gatehouse.BillingEvent) ([]any, error) {
+				return []any{e.ID, e.Type, e.Customer, utcMicro(e.Created), utcMicro(e.ProcessedAt), e.Outcome}, nil
+			}); err != nil {
 			return err
 		}
 		var batch pgx.Batch
@@ -111,36 +130,84 @@ func (db *DB) Restore(ctx context.Context, d gatehouse.Dump) error {
 	})
 }
 
-// copyEvents copies the events that events yields into audit_events with
-// COPY, and returns the first error it yields.
-func copyEvents(ctx context.Context, tx pgx.Tx, events iter.Seq2[gatehouse.AuditEvent, error]) error {
-	next, stop := iter.Pull2(events)
+// streamRows yields what scan reads from each row of query, run in tx
+// when the sequence is ranged over.
+func streamRows[T any](ctx context.Context, tx pgx.Tx, scan func(pgx.Rows) (T, error), query string, args ...any) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		rows, err := tx.Query(ctx, query, args...)
+		if err != nil {
+			yield(zero, err)
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			v, err := scan(rows)
+			if err != nil {
+				yield(zero, err)
+				return
+			}
+			if !yield(v, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(zero, err)
+		}
+	}
+}
+
+// copyRows copies the rows that rows yields into table with COPY, each as
+// values turns it into columns, a comma-separated list; it returns the
+// first error rows yields or values returns. A nil rows copies nothing.
+func copyRows[T any](ctx context.Context, tx pgx.Tx, table, columns string, rows iter.Seq2[T, error], values func(T) ([]any, error)) error {
+	if rows == nil {
+		return nil
+	}
+	next, stop := iter.Pull2(rows)
 	defer stop()
 	// COPY reports a failed source as its own error; this keeps the source's.
 	var srcErr error
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"},
-		[]string{"seq", "time", "actor", "action", "target", "before", "after", "detail", "prev_hash", "hash"},
-		pgx.CopyFromFunc(func() ([]any, error) {
-			e, err, ok := next()
-			switch {
-			case !ok:
-				return nil, nil
-			case err != nil:
-				srcErr = err
-				return nil, err
-			}
-			return []any{e.Seq, e.Time, e.Actor, e.Action, e.Target,
-				rawText(e.Before), rawText(e.After), rawText(e.Detail), e.PrevHash, e.Hash}, nil
-		}))
+	cols := strings.Split(columns, ",")
+	for i := range cols {
+		cols[i] = strings.TrimSpace(cols[i])
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromFunc(func() ([]any, error) {
+		v, err, ok := next()
+		if !ok {
+			return nil, nil
+		}
+		var row []any
+		if err == nil {
+			row, err = values(v)
+		}
+		if err != nil {
+			srcErr = err
+			return nil, err
+		}
+		return row, nil
+	}))
 	if srcErr != nil {
 		return srcErr
 	}
 	return err
 }
 
+// billingEventColumns are the columns scanBillingEvent reads, in its order.
+const billingEventColumns = `id, type, customer, created, processed_at, outcome`
+
+func scanBillingEvent(row pgx.Rows) (gatehouse.BillingEvent, error) {
+	var e gatehouse.BillingEvent
+	if err := row.Scan(&e.ID, &e.Type, &e.Customer, &e.Created, &e.ProcessedAt, &e.Outcome); err != nil {
+		return gatehouse.BillingEvent{}, err
+	}
+	e.Created, e.ProcessedAt = e.Created.UTC(), e.ProcessedAt.UTC()
+	return e, nil
+}
+
 // checkEmpty returns an error wrapping gatehouse.ErrNotEmpty unless the
-// store holds no object, no event and policy version 0; meta holds the
-// locked meta rows.
+// store holds nothing and policy version 0; meta holds the locked meta
+// rows.
 func checkEmpty(ctx context.Context, tx pgx.Tx, meta metaValues) error {
 	version, err := meta.int(keyVersion)
 	if err != nil {
@@ -150,14 +217,12 @@ func checkEmpty(ctx context.Context, tx pgx.Tx, meta metaValues) error {
 	if err != nil {
 		return err
 	}
-	var objects, events bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM policy_objects),
-		EXISTS (SELECT 1 FROM audit_events)`).Scan(&objects, &events); err != nil {
+	var tables string
+	if err := tx.QueryRow(ctx, schema.OccupiedTables).Scan(&tables); err != nil {
 		return err
 	}
-	if version != 0 || head.Seq != 0 || objects || events {
-		return fmt.Errorf("policy version %d, audit head %d, objects stored: %t, events stored: %t: %w",
-			version, head.Seq, objects, events, gatehouse.ErrNotEmpty)
+	if version != 0 || head.Seq != 0 || tables != "" {
+		return fmt.Errorf("policy version %d, audit head %d, rows in: %s: %w", version, head.Seq, tables, gatehouse.ErrNotEmpty)
 	}
 	return nil
 }

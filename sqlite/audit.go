@@ -158,7 +158,7 @@ func (db *DB) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gatehou
 const eventColumns = `seq, time, actor, action, target, before, after, detail, prev_hash, hash`
 
 // scanEvent reads the event at rows' current row.
-func scanEvent(rows *sql.Rows) (gatehouse.AuditEvent, error) {
+func scanEvent(rows scanner) (gatehouse.AuditEvent, error) {
 	var (
 		e                     gatehouse.AuditEvent
 		micros                int64

@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"iter"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/internal/schema"
 )
 
 var (
@@ -15,7 +17,7 @@ var (
 )
 
 // Dump calls fn with the whole store as one read transaction sees it; the
-// events stream from that transaction, so writers go on meanwhile.
+// rows stream from that transaction, so writers go on meanwhile.
 func (db *DB) Dump(ctx context.Context, fn func(d gatehouse.Dump) error) error {
 	return db.readTx(ctx, "dump", func(tx *sql.Tx) error {
 		var (
@@ -31,30 +33,60 @@ func (db *DB) Dump(ctx context.Context, fn func(d gatehouse.Dump) error) error {
 		if d.Head, err = auditHead(ctx, tx); err != nil {
 			return err
 		}
-		d.Events = func(yield func(gatehouse.AuditEvent, error) bool) {
-			rows, err := tx.QueryContext(ctx, `SELECT `+eventColumns+` FROM audit_events
-				WHERE seq <= ? ORDER BY seq`, d.Head.Seq)
-			if err != nil {
-				yield(gatehouse.AuditEvent{}, ctxErr(ctx, err))
-				return
-			}
-			defer rows.Close()
-			for rows.Next() {
-				e, err := scanEvent(rows)
-				if err != nil {
-					yield(gatehouse.AuditEvent{}, ctxErr(ctx, err))
-					return
-				}
-				if !yield(e, nil) {
-					return
-				}
-			}
-			if err := rows.Err(); err != nil {
-				yield(gatehouse.AuditEvent{}, ctxErr(ctx, err))
-			}
+		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM action_records),
+			(SELECT count(*) FROM billing_customers), (SELECT count(*) FROM billing_events)`,
+		).Scan(&d.Counts.Actions, &d.Counts.Customers, &d.Counts.BillingEvents); err != nil {
+			return err
 		}
+		d.Events = streamRows(ctx, tx, scanEvent,
+			`SELECT `+eventColumns+` FROM audit_events WHERE seq <= ? ORDER BY seq`, d.Head.Seq)
+		d.Actions = streamRows(ctx, tx, scanAction, `SELECT `+actionColumns+` FROM action_records ORDER BY seq`)
+		d.Customers = streamRows(ctx, tx, scanCustomer, `SELECT `+customerColumns+` FROM billing_customers ORDER BY id`)
+		d.BillingEvents = streamRows(ctx, tx, scanBillingEvent, `SELECT `+billingEventColumns+` FROM billing_events ORDER BY id`)
 		return fn(d)
 	})
+}
+
+// streamRows yields what scan reads from each row of query, run in tx
+// when the sequence is ranged over.
+func streamRows[T any](ctx context.Context, tx *sql.Tx, scan func(scanner) (T, error), query string, args ...any) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		rows, err := tx.QueryContext(ctx, query, args...)
+		if err != nil {
+			yield(zero, ctxErr(ctx, err))
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			v, err := scan(rows)
+			if err != nil {
+				yield(zero, ctxErr(ctx, err))
+				return
+			}
+			if !yield(v, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(zero, ctxErr(ctx, err))
+		}
+	}
+}
+
+// billingEventColumns are the columns scanBillingEvent reads, in its order.
+const billingEventColumns = `id, type, customer, created, processed_at, outcome`
+
+func scanBillingEvent(row scanner) (gatehouse.BillingEvent, error) {
+	var (
+		e                  gatehouse.BillingEvent
+		created, processed int64
+	)
+	if err := row.Scan(&e.ID, &e.Type, &e.Customer, &created, &processed, &e.Outcome); err != nil {
+		return gatehouse.BillingEvent{}, err
+	}
+	e.Created, e.ProcessedAt = fromMicros(created), fromMicros(processed)
+	return e, nil
 }
 
 // Restore writes d into the empty store in one transaction; see
@@ -77,13 +109,37 @@ func (db *DB) Restore(ctx context.Context, d gatehouse.Dump) error {
 			return err
 		}
 		defer insert.Close()
-		for e, err := range audit.Verified(d.Events, d.Head) {
-			if err != nil {
-				return err
+		if err := insertRows(audit.Verified(d.Events, d.Head), func(e gatehouse.AuditEvent) error {
+			return insertEvent(ctx, insert, e)
+		}); err != nil {
+			return err
+		}
+		if err := insertRows(d.Actions, func(r gatehouse.ActionRecord) error {
+			if err := r.Validate(); err != nil {
+				return fmt.Errorf("action record %s: %w", r.ID, err)
 			}
-			if err := insertEvent(ctx, insert, e); err != nil {
-				return err
-			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO action_records (`+actionColumns+`)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				actionValues(&r)...)
+			return err
+		}); err != nil {
+			return err
+		}
+		if err := insertRows(d.Customers, func(cu gatehouse.BillingCustomer) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO billing_customers (`+customerColumns+`)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				cu.ID, cu.Subject, cu.Plan, string(cu.Status), micros(cu.GraceUntil), cu.LastEvent,
+				micros(cu.LastCreated), micros(cu.UpdatedAt), cu.Version)
+			return err
+		}); err != nil {
+			return err
+		}
+		if err := insertRows(d.BillingEvents, func(e gatehouse.BillingEvent) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO billing_events (`+billingEventColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
+				e.ID, e.Type, e.Customer, micros(e.Created), micros(e.ProcessedAt), e.Outcome)
+			return err
+		}); err != nil {
+			return err
 		}
 		if err := setMeta(ctx, tx, "policy_version", d.Version); err != nil {
 			return err
@@ -92,8 +148,25 @@ func (db *DB) Restore(ctx context.Context, d gatehouse.Dump) error {
 	})
 }
 
+// insertRows calls insert with each row rows yields, and stops at the first
+// error either gives. A nil rows yields nothing.
+func insertRows[T any](rows iter.Seq2[T, error], insert func(T) error) error {
+	if rows == nil {
+		return nil
+	}
+	for v, err := range rows {
+		if err == nil {
+			err = insert(v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // checkEmpty returns an error wrapping gatehouse.ErrNotEmpty unless the
-// store holds no object, no event and policy version 0.
+// store holds nothing and policy version 0.
 func checkEmpty(ctx context.Context, tx *sql.Tx) error {
 	var version, head int64
 	if err := readMeta(ctx, tx, "policy_version", &version); err != nil {
@@ -102,14 +175,12 @@ func checkEmpty(ctx context.Context, tx *sql.Tx) error {
 	if err := readMeta(ctx, tx, "audit_head_seq", &head); err != nil {
 		return err
 	}
-	var objects, events bool
-	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM policy_objects),
-		EXISTS (SELECT 1 FROM audit_events)`).Scan(&objects, &events); err != nil {
+	var tables string
+	if err := tx.QueryRowContext(ctx, schema.OccupiedTables).Scan(&tables); err != nil {
 		return err
 	}
-	if version != 0 || head != 0 || objects || events {
-		return fmt.Errorf("policy version %d, audit head %d, objects stored: %t, events stored: %t: %w",
-			version, head, objects, events, gatehouse.ErrNotEmpty)
+	if version != 0 || head != 0 || tables != "" {
+		return fmt.Errorf("policy version %d, audit head %d, rows in: %s: %w", version, head, tables, gatehouse.ErrNotEmpty)
 	}
 	return nil
 }

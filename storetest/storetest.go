@@ -22,6 +22,15 @@ type test struct {
 	run  func(t *testing.T, s gatehouse.Store)
 }
 
+// storesTests need several stores: they get a function that opens a fresh,
+// empty one each time it is called, and run in the suite they name.
+var storesTests = []struct {
+	suite, name string
+	run         func(t *testing.T, open func() gatehouse.Store)
+}{
+	{"Backup", "RestoreNotEmpty", testRestoreNotEmpty},
+}
+
 // suites are the groups of tests Run runs, each a subtest of its own.
 var suites = []struct {
 	name  string
@@ -42,17 +51,28 @@ func Run(t *testing.T, open func(t *testing.T) gatehouse.Store) {
 	for _, suite := range suites {
 		t.Run(suite.name, func(t *testing.T) {
 			for _, tt := range suite.tests {
-				t.Run(tt.name, func(t *testing.T) {
-					s := open(t)
-					t.Cleanup(func() {
-						if err := s.Close(); err != nil {
-							t.Errorf("Close() = %v", err)
-						}
-					})
-					tt.run(t, s)
-				})
+				t.Run(tt.name, func(t *testing.T) { tt.run(t, fresh(t, open)()) })
+			}
+			for _, tt := range storesTests {
+				if tt.suite == suite.name {
+					t.Run(tt.name, func(t *testing.T) { tt.run(t, fresh(t, open)) })
+				}
 			}
 		})
+	}
+}
+
+// fresh returns a function that opens a store with open and closes it when
+// t ends, failing t if Close fails.
+func fresh(t *testing.T, open func(t *testing.T) gatehouse.Store) func() gatehouse.Store {
+	return func() gatehouse.Store {
+		s := open(t)
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("Close() = %v", err)
+			}
+		})
+		return s
 	}
 }
 

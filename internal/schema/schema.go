@@ -44,3 +44,13 @@ func Load(fsys fs.FS) ([]Migration, error) {
 	}
 	return ms, nil
 }
+
+// OccupiedTables is a query, the same in every store, for the tables that
+// hold rows, comma-separated ("" when none does): a restore needs all of
+// them empty.
+const OccupiedTables = `SELECT concat_ws(',',
+	CASE WHEN EXISTS (SELECT 1 FROM policy_objects) THEN 'policy_objects' END,
+	CASE WHEN EXISTS (SELECT 1 FROM audit_events) THEN 'audit_events' END,
+	CASE WHEN EXISTS (SELECT 1 FROM action_records) THEN 'action_records' END,
+	CASE WHEN EXISTS (SELECT 1 FROM billing_customers) THEN 'billing_customers' END,
+	CASE WHEN EXISTS (SELECT 1 FROM billing_events) THEN 'billing_events' END)`
