@@ -1,0 +1,404 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/guard"
+	"github.com/gatehouse/gatehouse/policy"
+)
+
+// The agent action API (seed 004) under /api/v1/actions: authorize (and
+// reserve), simulate or replay, the confirmation lifecycle, the record
+// list, and the effective action policies of a tenant. A denial is a 200
+// with allowed false, as for /api/v1/check; errors use the error table.
+
+type (
+	// actionBody is the body of authorize and simulate. Subject defaults
+	// to the caller; tenant to the X-Tenant-ID header; the idempotency key
+	// to the Idempotency-Key header.
+	actionBody struct {
+		Subject        string             `json:"subject"`
+		OnBehalfOf     string             `json:"on_behalf_of"`
+		Tenant         string             `json:"tenant"`
+		Tool           string             `json:"tool"`
+		Args           json.RawMessage    `json:"args" description:"the tool's arguments; amounts as decimal strings or numbers"`
+		Context        map[string]any     `json:"context"`
+		Resource       gatehouse.Resource `json:"resource"`
+		IdempotencyKey string             `json:"idempotency_key"`
+		// Replay, on simulate only, replays recorded actions against a
+		// proposed policy instead of deciding one action.
+		Replay *replayBody `json:"replay,omitempty"`
+	}
+	replayBody struct {
+		Policy   json.RawMessage `json:"policy" description:"a policy document (JSON) applied over the stored policy, as apply would"`
+		Days     int             `json:"days" description:"days of recorded actions to replay, default 7"`
+		Examples int             `json:"examples" description:"denied actions to show, default 10"`
+	}
+	// actionAnswer is a guard result with its localized message.
+	actionAnswer struct {
+		guard.Result
+		Message string `json:"message"`
+	}
+	failBody struct {
+		ErrorMessage string `json:"error_message"`
+	}
+	actionPage struct {
+		Actions []gatehouse.ActionRecord `json:"actions"`
+		// Next is the cursor of the following page, 0 at the end.
+		Next int64 `json:"next"`
+	}
+	actionQuery struct {
+		ID      string    `query:"id" description:"only this action"`
+		Tenant  string    `query:"tenant"`
+		Action  string    `query:"action" description:"only actions of this type"`
+		Status  string    `query:"status" description:"pending, confirmed, executed, failed, cancelled or expired"`
+		Subject string    `query:"subject"`
+		Since   time.Time `query:"since" description:"RFC 3339, inclusive"`
+		Until   time.Time `query:"until" description:"RFC 3339, exclusive"`
+		After   int64     `query:"after" description:"the cursor: actions after this sequence number"`
+		Limit   int       `query:"limit"`
+	}
+	actionIDPath struct {
+		ID string `path:"id" description:"the action's id"`
+	}
+	actionPolicies struct {
+		Tenant  string                      `json:"tenant"`
+		Actions []gatehouse.EffectiveAction `json:"actions"`
+	}
+)
+
+func (s *Server) actionRoutes(mux *http.ServeMux) {
+	doc := func(id, summary string, body, resp any) operation {
+		return apiDoc(id, summary, body, resp).tagged("actions")
+	}
+	s.route(mux, http.MethodPost, "/api/v1/actions/authorize", s.authenticated(s.handleActionAuthorize),
+		doc("authorize_action", "Decide an agent action and, if allowed, reserve its limits (pending until confirmed when required)",
+			new(actionBody), new(actionAnswer)))
+	s.route(mux, http.MethodPost, "/api/v1/actions/simulate", s.authenticated(s.handleActionSimulate),
+		doc("simulate_action", "Decide an action without reserving it, or replay recorded actions against a proposed policy",
+			new(actionBody), new(actionAnswer)))
+	s.route(mux, http.MethodGet, "/api/v1/actions", s.authenticated(s.handleActionList),
+		doc("list_actions", "Action records, oldest first, with cursor pagination", nil, new(actionPage)).withParams(new(actionQuery)))
+	s.route(mux, http.MethodGet, "/api/v1/actions/policies", s.authenticated(s.handleActionPolicies),
+		doc("action_policies", "Each action's effective policy in a tenant and where each part comes from", nil, new(actionPolicies)).
+			withParams(new(tenantQuery)))
+	for _, step := range []struct {
+		op      string
+		summary string
+		body    any
+	}{
+		{"confirm", "Confirm a pending action, as its customer or an approver", nil},
+		{"cancel", "Cancel a pending action, releasing its reservation", nil},
+		{"executed", "Record that a confirmed action was carried out", nil},
+		{"failed", "Record that a confirmed action failed, releasing its reservation", new(failBody)},
+	} {
+		s.route(mux, http.MethodPost, "/api/v1/actions/{id}/"+step.op, s.authenticated(s.handleActionStep(step.op)),
+			doc(step.op+"_action", step.summary, step.body, new(gatehouse.ActionRecord)).withParams(new(actionIDPath)))
+	}
+}
+
+func (s *Server) handleActionAuthorize(w http.ResponseWriter, r *http.Request) {
+	req, in, ok := s.readAction(w, r)
+	if !ok {
+		return
+	}
+	key := in.IdempotencyKey
+	if key == "" {
+		key = r.Header.Get("Idempotency-Key")
+	}
+	s.answerAction(w, r, req, s.svc.Guard().Authorize(r.Context(), req, key))
+}
+
+func (s *Server) handleActionSimulate(w http.ResponseWriter, r *http.Request) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var probe struct {
+		Replay *replayBody `json:"replay"`
+	}
+	if json.Unmarshal(body, &probe) == nil && probe.Replay != nil {
+		s.replayActions(w, r, *probe.Replay)
+		return
+	}
+	req, _, ok := s.decodeAction(w, r, body)
+	if !ok {
+		return
+	}
+	s.answerAction(w, r, req, s.svc.Guard().Simulate(r.Context(), req))
+}
+
+// replayActions replays recorded actions against a proposed policy; admins only.
+func (s *Server) replayActions(w http.ResponseWriter, r *http.Request, in replayBody) {
+	if err := s.requireAdmin(r, info(r.Context()).caller); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if in.Days == 0 {
+		in.Days = 7
+	}
+	if in.Examples == 0 {
+		in.Examples = 10
+	}
+	if in.Days < 0 || in.Days > 400 || in.Examples < 0 {
+		s.writeError(w, r, invalid("error.bad_query", map[string]any{"Field": "replay.days"}).wrap(fmt.Errorf("days %d, examples %d", in.Days, in.Examples)))
+		return
+	}
+	if first(in.Policy) != '{' {
+		s.writeError(w, r, wrongType("replay.policy", "object"))
+		return
+	}
+	doc, err := policy.Parse("replay.policy.json", in.Policy)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rep, err := s.svc.ReplayActions(r.Context(), doc, time.Duration(in.Days)*24*time.Hour, in.Examples)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, rep)
+}
+
+// readAction reads and decodes an authorize or simulate body.
+func (s *Server) readAction(w http.ResponseWriter, r *http.Request) (*guard.Request, actionBody, bool) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil, actionBody{}, false
+	}
+	return s.decodeAction(w, r, body)
+}
+
+// decodeAction builds the guard request of body. A caller may ask for
+// itself; asking for another subject needs admin rights.
+func (s *Server) decodeAction(w http.ResponseWriter, r *http.Request, body []byte) (*guard.Request, actionBody, bool) {
+	var in actionBody
+	if err := decodeStrict(body, &in); err != nil {
+		s.writeError(w, r, err)
+		return nil, in, false
+	}
+	caller := info(r.Context()).caller
+	req := &guard.Request{Subject: caller, Tenant: in.Tenant, Tool: in.Tool, Context: in.Context, Resource: in.Resource}
+	if req.Tenant == "" {
+		req.Tenant = r.Header.Get("X-Tenant-ID")
+	}
+	fail := func(err error) (*guard.Request, actionBody, bool) {
+		s.writeError(w, r, err)
+		return nil, in, false
+	}
+	if in.Subject != "" {
+		ref, err := gatehouse.ParseSubject(in.Subject)
+		if err != nil {
+			return fail(invalid("error.bad_subject", map[string]any{"Field": "subject"}).wrap(err))
+		}
+		req.Subject = ref
+	}
+	if in.OnBehalfOf != "" {
+		ref, err := gatehouse.ParseSubject(in.OnBehalfOf)
+		if err != nil {
+			return fail(invalid("error.bad_subject", map[string]any{"Field": "on_behalf_of"}).wrap(err))
+		}
+		req.OnBehalfOf = ref
+	}
+	if strings.TrimSpace(in.Tool) == "" {
+		return fail(missingField("tool"))
+	}
+	if !isNull(in.Args) {
+		if first(in.Args) != '{' {
+			return fail(wrongType("args", "object"))
+		}
+		// Numbers stay json.Number: an amount is never read through a float.
+		dec := json.NewDecoder(bytes.NewReader(in.Args))
+		dec.UseNumber()
+		if err := dec.Decode(&req.Args); err != nil {
+			return fail(invalid("error.bad_json", nil).wrap(err))
+		}
+	}
+	if req.Subject != caller {
+		if err := s.requireAdmin(r, caller); err != nil {
+			return fail(err)
+		}
+	}
+	return req, in, true
+}
+
+func (s *Server) answerAction(w http.ResponseWriter, r *http.Request, req *guard.Request, res guard.Result) {
+	msg := guard.Message(s.cfg.Catalog, language(r.Context()), req, res)
+	s.writeJSON(w, r, http.StatusOK, actionAnswer{Result: res, Message: msg})
+}
+
+// handleActionStep moves an action a step on in its lifecycle, as the
+// caller; the guard decides whether the caller may.
+func (s *Server) handleActionStep(op string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		g, ctx, id := s.svc.Guard(), r.Context(), r.PathValue("id")
+		caller := info(ctx).caller
+		var (
+			rec gatehouse.ActionRecord
+			err error
+		)
+		switch op {
+		case "confirm":
+			rec, err = g.Confirm(ctx, id, caller)
+		case "cancel":
+			rec, err = g.Cancel(ctx, id, caller)
+		case "executed":
+			rec, err = g.Executed(ctx, id, caller)
+		case "failed":
+			var body []byte
+			var in failBody
+			if body, err = s.readBody(w, r); err == nil {
+				err = decodeStrict(body, &in)
+			}
+			if err == nil {
+				rec, err = g.Failed(ctx, id, caller, in.ErrorMessage)
+			}
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.writeJSON(w, r, http.StatusOK, rec)
+	}
+}
+
+// handleActionList lists action records: an administrator sees the
+// tenants it administers (a tenant admin must name one), anyone else the
+// actions it requested.
+func (s *Server) handleActionList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := gatehouse.ActionFilter{Tenant: q.Get("tenant"), Action: q.Get("action"),
+		Status: gatehouse.ActionStatus(q.Get("status")), Subject: q.Get("subject")}
+	var err error
+	badQuery := func(key string, cause error) {
+		if err == nil {
+			err = invalid("error.bad_query", map[string]any{"Field": key}).wrap(cause)
+		}
+	}
+	for _, p := range []struct {
+		key string
+		dst *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(p.key); v != "" {
+			t, perr := time.Parse(time.RFC3339, v)
+			if perr != nil {
+				badQuery(p.key, perr)
+			}
+			*p.dst = t
+		}
+	}
+	if v := q.Get("after"); v != "" {
+		if f.AfterSeq, err = strconv.ParseInt(v, 10, 64); err != nil || f.AfterSeq < 0 {
+			err = nil
+			badQuery("after", fmt.Errorf("after=%q", v))
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 0 {
+			badQuery("limit", fmt.Errorf("limit=%q", v))
+		}
+		f.Limit = min(n, 10000)
+	}
+	if f.Subject != "" {
+		ref, perr := gatehouse.ParseSubject(f.Subject)
+		if perr != nil {
+			badQuery("subject", perr)
+		}
+		f.Subject = ref.String()
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	caller := info(r.Context()).caller
+	scope, aerr := s.admin(r)
+	switch {
+	case aerr == nil && scope.global:
+	case aerr == nil && f.Tenant != "" && scope.covers(f.Tenant):
+	case aerr == nil && f.Tenant != "":
+		s.writeError(w, r, forbidden("%s does not administer tenant %s", caller, f.Tenant))
+		return
+	default:
+		var e *Error
+		if aerr != nil && (!errors.As(aerr, &e) || e.Code != CodeForbidden) {
+			s.writeError(w, r, aerr)
+			return
+		}
+		// Not an administrator of all that was asked: only its own actions.
+		f.Subject = caller.String()
+	}
+	var recs []gatehouse.ActionRecord
+	if id := q.Get("id"); id != "" {
+		rec, gerr := s.svc.Guard().Get(r.Context(), id)
+		switch {
+		case errors.Is(gerr, gatehouse.ErrNotFound):
+		case gerr != nil:
+			s.writeError(w, r, gerr)
+			return
+		case matches(rec, f):
+			recs = append(recs, rec)
+		}
+	} else if recs, err = s.svc.Guard().List(r.Context(), f); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	page := actionPage{Actions: recs}
+	if page.Actions == nil {
+		page.Actions = []gatehouse.ActionRecord{}
+	}
+	want := f.Limit
+	if want == 0 {
+		want = 100
+	}
+	if len(recs) == want {
+		page.Next = recs[len(recs)-1].Seq
+	}
+	s.writeJSON(w, r, http.StatusOK, page)
+}
+
+// matches reports whether rec passes the filter's tenant, action, status
+// and subject.
+func matches(rec gatehouse.ActionRecord, f gatehouse.ActionFilter) bool {
+	return (f.Tenant == "" || rec.Tenant == f.Tenant) && (f.Action == "" || rec.Action == f.Action) &&
+		(f.Status == "" || rec.Status == f.Status) && (f.Subject == "" || rec.Subject == f.Subject)
+}
+
+// handleActionPolicies answers GET /api/v1/actions/policies?tenant=ID for
+// administrators of the tenant.
+func (s *Server) handleActionPolicies(w http.ResponseWriter, r *http.Request) {
+	tenant := r.URL.Query().Get("tenant")
+	if tenant == "" {
+		tenant = r.Header.Get("X-Tenant-ID")
+	}
+	if tenant == "" {
+		s.writeError(w, r, missingField("tenant"))
+		return
+	}
+	scope, err := s.admin(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !scope.covers(tenant) {
+		s.writeError(w, r, forbidden("%s does not administer tenant %s", info(r.Context()).caller, tenant))
+		return
+	}
+	pols, err := s.svc.ActionPolicies(tenant)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, actionPolicies{Tenant: tenant, Actions: pols})
+}
