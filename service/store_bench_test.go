@@ -1,0 +1,139 @@
+package service_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/engine"
+	"github.com/gatehouse/gatehouse/engine/enginetest"
+	"github.com/gatehouse/gatehouse/postgres"
+	"github.com/gatehouse/gatehouse/postgres/pgtest"
+	"github.com/gatehouse/gatehouse/service"
+	"github.com/gatehouse/gatehouse/sqlite"
+)
+
+// benchStores open a fresh, empty store of each kind. The PostgreSQL one
+// skips its benchmarks unless pgtest.EnvDSN names a server.
+var benchStores = []struct {
+	name string
+	open func(b *testing.B) gatehouse.Store
+}{
+	{"sqlite", func(b *testing.B) gatehouse.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "g.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	}},
+	{"postgres", func(b *testing.B) gatehouse.Store {
+		s, err := postgres.Open(context.Background(), pgtest.NewSchema(b, pgtest.DSN(b)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	}},
+}
+
+// bigPolicies are the engine benchmarks' configuration with 100,000 users,
+// and the same with one user's tenants changed; generated once.
+var bigPolicies = sync.OnceValue(func() [2]*gatehouse.Policy {
+	cfg := enginetest.DefaultConfig()
+	cfg.Users = 100_000
+	changed := enginetest.Generate(cfg)
+	changed.Users[0].Tenants = []string{enginetest.OrgID(1)}
+	return [2]*gatehouse.Policy{enginetest.Generate(cfg), changed}
+})
+
+func benchService(b *testing.B, s gatehouse.Store) *service.Service {
+	b.Helper()
+	svc, err := service.Open(context.Background(), s, service.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return svc
+}
+
+// benchApply makes p the stored policy through the write path every change
+// takes.
+func benchApply(b *testing.B, svc *service.Service, p *gatehouse.Policy) service.Result {
+	b.Helper()
+	res, err := svc.Update(context.Background(), "bench", "policy.apply", func(cur *gatehouse.Policy) error {
+		*cur = *p
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return res
+}
+
+// BenchmarkApply applies the 100,000-user policy through the write path of
+// `gatehouse apply` after parsing (load, validate, diff, compile, commit
+// with one audit event per changed object): into an empty store, and as a
+// change of one user to a store that holds it, on each store side by side.
+func BenchmarkApply(b *testing.B) {
+	docs := bigPolicies()
+	for _, st := range benchStores {
+		b.Run(st.name+"/users=100k/initial", func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				svc := benchService(b, st.open(b))
+				b.StartTimer()
+				if res := benchApply(b, svc, docs[0]); res.Version != 1 {
+					b.Fatalf("apply into an empty store: version %d, want 1", res.Version)
+				}
+			}
+		})
+	}
+	for _, st := range benchStores {
+		b.Run(st.name+"/users=100k/one-user", func(b *testing.B) {
+			svc := benchService(b, st.open(b))
+			benchApply(b, svc, docs[0])
+			i := 0
+			for b.Loop() {
+				i++
+				if res := benchApply(b, svc, docs[i%2]); len(res.Changes) != 1 {
+					b.Fatalf("apply: %d changes, want 1", len(res.Changes))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSnapshot builds the snapshot of the stored 100,000-user policy
+// as an instance does at start and after every change: LoadPolicy, decode,
+// engine.Compile. load-ms is the LoadPolicy share.
+func BenchmarkSnapshot(b *testing.B) {
+	docs := bigPolicies()
+	for _, st := range benchStores {
+		b.Run(st.name+"/users=100k", func(b *testing.B) {
+			s := st.open(b)
+			benchApply(b, benchService(b, s), docs[0])
+			ctx := context.Background()
+			var load time.Duration
+			b.ReportAllocs()
+			for b.Loop() {
+				start := time.Now()
+				objs, v, err := s.LoadPolicy(ctx)
+				load += time.Since(start)
+				if err != nil {
+					b.Fatal(err)
+				}
+				p, err := gatehouse.PolicyFromObjects(objs)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := engine.Compile(p, v); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(load.Milliseconds())/float64(b.N), "load-ms/op")
+		})
+	}
+}
