@@ -169,6 +169,7 @@ type Store interface {
 	AuditLog
 	ActionStore
 	BillingStore
+	APIKeyStore
 	Close() error
 }
 

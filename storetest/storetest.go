@@ -41,6 +41,7 @@ var suites = []struct {
 	{"Action", actionTests},
 	{"Backup", backupTests},
 	{"Billing", billingTests},
+	{"APIKey", apiKeyTests},
 }
 
 // Run runs the whole suite. open must return a fresh, empty store for each
