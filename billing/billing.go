@@ -14,7 +14,6 @@ package billing
 
 import (
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -166,32 +165,4 @@ func GraceExpired(cu gatehouse.BillingCustomer) Event {
 		Created:  cu.GraceUntil,
 		Customer: cu.ID,
 	}
-}
-
-// Metrics counts webhook events by outcome in this process. The zero value
-// is ready; it is safe for concurrent use.
-type Metrics struct {
-	mu     sync.Mutex
-	counts map[Outcome]int64
-}
-
-// Add counts one event with outcome o.
-func (m *Metrics) Add(o Outcome) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.counts == nil {
-		m.counts = make(map[Outcome]int64)
-	}
-	m.counts[o]++
-}
-
-// Counts returns the counts so far by outcome.
-func (m *Metrics) Counts() map[Outcome]int64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make(map[Outcome]int64, len(m.counts))
-	for o, n := range m.counts {
-		out[o] = n
-	}
-	return out
 }

@@ -174,14 +174,3 @@ func TestGraceOverDowngradesAtOnce(t *testing.T) {
 		}
 	}
 }
-
-func TestMetrics(t *testing.T) {
-	var m billing.Metrics
-	m.Add(billing.OutcomeApplied)
-	m.Add(billing.OutcomeUnknownPrice)
-	m.Add(billing.OutcomeUnknownPrice)
-	want := map[billing.Outcome]int64{billing.OutcomeApplied: 1, billing.OutcomeUnknownPrice: 2}
-	if diff := cmp.Diff(want, m.Counts()); diff != "" {
-		t.Errorf("Counts() (-want +got):\n%s", diff)
-	}
-}
