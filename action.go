@@ -319,3 +319,16 @@ func (r *ActionRecord) Validate() error {
 	}
 	return nil
 }
+
+// Exceeded names the window limit of r that a window already holding count
+// records totalling total leaves no room in for r.Record, or returns "".
+func (r Reservation) Exceeded(count, total int64) string {
+	switch {
+	case r.Window <= 0:
+	case r.MaxCount > 0 && count+1 > r.MaxCount:
+		return LimitMaxCount
+	case r.MaxTotalAmount > 0 && total+r.Record.Amount > r.MaxTotalAmount:
+		return LimitMaxTotalAmount
+	}
+	return ""
+}

@@ -220,9 +220,7 @@ func (g *Guard) decide(ctx context.Context, req *Request, key string, reserve bo
 	}
 	rec := p.record
 	rec.ID, rec.IdempotencyKey = newID(), key
-	out, err := g.store.ReserveAction(ctx, gatehouse.Reservation{
-		Record: rec, Window: lim.Window, MaxCount: lim.MaxCount, MaxTotalAmount: lim.MaxTotalAmount,
-	})
+	out, err := g.store.ReserveAction(ctx, reservation(lim, rec))
 	switch {
 	case err != nil:
 		return g.internal(res, "reserve action", err)
@@ -407,16 +405,21 @@ func problem(err error) string {
 // windowExceeded returns the window limit that rec exceeds given the
 // window's count and total before it, or nil.
 func windowExceeded(lim gatehouse.Limits, rec gatehouse.ActionRecord, count, total int64) *LimitExceeded {
-	switch {
-	case lim.MaxCount > 0 && count+1 > lim.MaxCount:
+	switch reservation(lim, rec).Exceeded(count, total) {
+	case gatehouse.LimitMaxCount:
 		return &LimitExceeded{Limit: gatehouse.LimitMaxCount, Max: fmt.Sprint(lim.MaxCount), Requested: "1",
 			Used: fmt.Sprint(count), Window: lim.Window.String()}
-	case lim.MaxTotalAmount > 0 && total+rec.Amount > lim.MaxTotalAmount:
+	case gatehouse.LimitMaxTotalAmount:
 		return &LimitExceeded{Limit: gatehouse.LimitMaxTotalAmount, Currency: lim.Currency, Window: lim.Window.String(),
 			Max: money.FormatAmount(lim.MaxTotalAmount, lim.Currency), Requested: money.FormatAmount(rec.Amount, lim.Currency),
 			Used: money.FormatAmount(total, lim.Currency)}
 	}
 	return nil
+}
+
+// reservation asks to store rec within lim's windows.
+func reservation(lim gatehouse.Limits, rec gatehouse.ActionRecord) gatehouse.Reservation {
+	return gatehouse.Reservation{Record: rec, Window: lim.Window, MaxCount: lim.MaxCount, MaxTotalAmount: lim.MaxTotalAmount}
 }
 
 // windowUsage counts, as ReserveAction does, the records of tenant and

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -30,18 +29,9 @@ var auditHeadKeys = []string{keyHeadSeq, keyHeadHash}
 // idempotency key and r's window limits leave room, appending its audit
 // event in the same transaction.
 func (db *DB) ReserveAction(ctx context.Context, r gatehouse.Reservation) (gatehouse.ReserveResult, error) {
-	rec := r.Record
-	truncateTimes(&rec)
-	if err := rec.Validate(); err != nil {
-		return gatehouse.ReserveResult{}, fmt.Errorf("reserve action: %w", err)
-	}
-	event, err := gatehouse.ActionEvent(nil, rec, rec.Subject, rec.CreatedAt)
+	rec, events, err := audit.PrepareReservation(r)
 	if err != nil {
 		return gatehouse.ReserveResult{}, err
-	}
-	events, err := audit.Prepare([]gatehouse.AuditEvent{event}, rec.CreatedAt)
-	if err != nil {
-		return gatehouse.ReserveResult{}, fmt.Errorf("reserve action: %w", err)
 	}
 	var res gatehouse.ReserveResult
 	err = db.writeTx(ctx, "reserve action", auditHeadKeys, func(tx pgx.Tx, meta metaValues) error {
@@ -66,13 +56,7 @@ func (db *DB) ReserveAction(ctx context.Context, r gatehouse.Reservation) (gateh
 			).Scan(&res.Count, &res.Total); err != nil {
 				return err
 			}
-			switch {
-			case r.MaxCount > 0 && res.Count+1 > r.MaxCount:
-				res.Exceeded = gatehouse.LimitMaxCount
-			case r.MaxTotalAmount > 0 && res.Total+rec.Amount > r.MaxTotalAmount:
-				res.Exceeded = gatehouse.LimitMaxTotalAmount
-			}
-			if res.Exceeded != "" {
+			if res.Exceeded = r.Exceeded(res.Count, res.Total); res.Exceeded != "" {
 				return nil
 			}
 		}
@@ -110,20 +94,11 @@ func (db *DB) TransitionAction(ctx context.Context, t gatehouse.Transition) (gat
 		if err != nil {
 			return err
 		}
-		after, err := gatehouse.ApplyTransition(before, t)
-		if errors.Is(err, gatehouse.ErrActionExpired) {
-			expired = err
-		} else if err != nil {
-			return err
-		}
-		event, err := gatehouse.ActionEvent(&before, after, after.UpdatedBy, after.UpdatedAt)
+		after, events, expiry, err := audit.PrepareTransition(before, t)
 		if err != nil {
 			return err
 		}
-		events, err := audit.Prepare([]gatehouse.AuditEvent{event}, after.UpdatedAt)
-		if err != nil {
-			return err
-		}
+		expired = expiry
 		var batch pgx.Batch
 		batch.Queue(`UPDATE action_records SET status = $1, confirmed_at = $2, confirmed_by = $3,
 			executed_at = $4, error_message = $5, updated_at = $6, updated_by = $7 WHERE id = $8`,
@@ -226,15 +201,6 @@ func (db *DB) ListActions(ctx context.Context, f gatehouse.ActionFilter) ([]gate
 		return nil, err
 	}
 	return out, nil
-}
-
-// truncateTimes keeps the microseconds PostgreSQL holds, in UTC.
-func truncateTimes(r *gatehouse.ActionRecord) {
-	for _, t := range []*time.Time{&r.CreatedAt, &r.ExpiresAt, &r.ConfirmedAt, &r.ExecutedAt, &r.UpdatedAt} {
-		if !t.IsZero() {
-			*t = t.UTC().Truncate(time.Microsecond)
-		}
-	}
 }
 
 // optTime stores a time that has not happened as NULL.

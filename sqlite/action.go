@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -25,18 +24,9 @@ const actionColumns = `seq, id, tenant, action, tool, subject, on_behalf_of, ide
 // idempotency key and r's window limits leave room, appending its audit
 // event in the same transaction.
 func (db *DB) ReserveAction(ctx context.Context, r gatehouse.Reservation) (gatehouse.ReserveResult, error) {
-	rec := r.Record
-	truncateTimes(&rec)
-	if err := rec.Validate(); err != nil {
-		return gatehouse.ReserveResult{}, fmt.Errorf("reserve action: %w", err)
-	}
-	event, err := gatehouse.ActionEvent(nil, rec, rec.Subject, rec.CreatedAt)
+	rec, events, err := audit.PrepareReservation(r)
 	if err != nil {
 		return gatehouse.ReserveResult{}, err
-	}
-	events, err := audit.Prepare([]gatehouse.AuditEvent{event}, rec.CreatedAt)
-	if err != nil {
-		return gatehouse.ReserveResult{}, fmt.Errorf("reserve action: %w", err)
 	}
 	var res gatehouse.ReserveResult
 	err = db.writeTx(ctx, "reserve action", func(tx *sql.Tx) error {
@@ -62,13 +52,7 @@ func (db *DB) ReserveAction(ctx context.Context, r gatehouse.Reservation) (gateh
 			).Scan(&res.Count, &res.Total); err != nil {
 				return err
 			}
-			switch {
-			case r.MaxCount > 0 && res.Count+1 > r.MaxCount:
-				res.Exceeded = gatehouse.LimitMaxCount
-			case r.MaxTotalAmount > 0 && res.Total+rec.Amount > r.MaxTotalAmount:
-				res.Exceeded = gatehouse.LimitMaxTotalAmount
-			}
-			if res.Exceeded != "" {
+			if res.Exceeded = r.Exceeded(res.Count, res.Total); res.Exceeded != "" {
 				return nil
 			}
 		}
@@ -106,20 +90,11 @@ func (db *DB) TransitionAction(ctx context.Context, t gatehouse.Transition) (gat
 		if err != nil {
 			return err
 		}
-		after, err := gatehouse.ApplyTransition(before, t)
-		if errors.Is(err, gatehouse.ErrActionExpired) {
-			expired = err
-		} else if err != nil {
-			return err
-		}
-		event, err := gatehouse.ActionEvent(&before, after, after.UpdatedBy, after.UpdatedAt)
+		after, events, expiry, err := audit.PrepareTransition(before, t)
 		if err != nil {
 			return err
 		}
-		events, err := audit.Prepare([]gatehouse.AuditEvent{event}, after.UpdatedAt)
-		if err != nil {
-			return err
-		}
+		expired = expiry
 		if _, err := tx.ExecContext(ctx, `UPDATE action_records SET status = ?, confirmed_at = ?, confirmed_by = ?,
 			executed_at = ?, error_message = ?, updated_at = ?, updated_by = ? WHERE id = ?`,
 			string(after.Status), micros(after.ConfirmedAt), after.ConfirmedBy, micros(after.ExecutedAt),
@@ -212,15 +187,6 @@ func (db *DB) ListActions(ctx context.Context, f gatehouse.ActionFilter) ([]gate
 		return nil, db.wrap("list actions", ctxErr(ctx, err))
 	}
 	return out, nil
-}
-
-// truncateTimes keeps the microseconds every store can hold, in UTC.
-func truncateTimes(r *gatehouse.ActionRecord) {
-	for _, t := range []*time.Time{&r.CreatedAt, &r.ExpiresAt, &r.ConfirmedAt, &r.ExecutedAt, &r.UpdatedAt} {
-		if !t.IsZero() {
-			*t = t.UTC().Truncate(time.Microsecond)
-		}
-	}
 }
 
 func micros(t time.Time) int64 {
