@@ -188,11 +188,13 @@ type Dump struct {
 	Head   AuditHead
 	Events iter.Seq2[AuditEvent, error]
 	// Actions yields the agent action records in Seq order, Customers and
-	// BillingEvents the billing state by id; Counts says how many rows
-	// each yields. A nil sequence yields nothing.
+	// BillingEvents the billing state and APIKeys the API keys (with their
+	// hashes) by id; Counts says how many rows each yields. A nil sequence
+	// yields nothing.
 	Actions       iter.Seq2[ActionRecord, error]
 	Customers     iter.Seq2[BillingCustomer, error]
 	BillingEvents iter.Seq2[BillingEvent, error]
+	APIKeys       iter.Seq2[APIKey, error]
 	Counts        DumpCounts
 }
 
@@ -201,6 +203,7 @@ type DumpCounts struct {
 	Actions       int64 `json:"actions"`
 	Customers     int64 `json:"billing_customers"`
 	BillingEvents int64 `json:"billing_events"`
+	APIKeys       int64 `json:"api_keys"`
 }
 
 // Validate reports objects no store may restore (ErrInvalid): an object
@@ -234,22 +237,24 @@ type Dumper interface {
 	// Dump calls fn with the whole store as one read transaction sees it;
 	// writers are not blocked. The sequences of d stream from that
 	// transaction and may be ranged over once each, inside fn only, in the
-	// order Events, Actions, Customers, BillingEvents. Dump returns fn's
-	// error.
+	// order Events, Actions, Customers, BillingEvents, APIKeys. Dump
+	// returns fn's error.
 	Dump(ctx context.Context, fn func(d Dump) error) error
 }
 
 // Restorer fills an empty store from a Dump.
 type Restorer interface {
 	// Restore writes d's objects and policy version, the events d.Events
-	// yields, verbatim with their seqs and hashes, and the action records
-	// and billing state the other sequences yield, in one transaction, and
+	// yields, verbatim with their seqs and hashes, and the action records,
+	// billing state and API keys the other sequences yield, in one
+	// transaction, and
 	// records d.Head as the audit head. It ranges over the sequences once
 	// each, in the order Dumper gives; d.SchemaVersion and d.Counts are the
 	// caller's to check. It changes nothing and returns an error wrapping
 	// ErrNotEmpty if the store holds an object, an event, an action record,
-	// billing state or a policy version other than 0; ErrInvalid if d fails
-	// Validate or an action record fails ActionRecord.Validate; an
+	// billing state, an API key or a policy version other than 0;
+	// ErrInvalid if d fails Validate or an action record or API key fails
+	// its Validate; an
 	// *audit.ChainError (ErrCorrupt) at the first event that is invalid or
 	// does not chain, as audit.Verified checks them, or if the chain does
 	// not end at d.Head; and the first error a sequence yields, if any.

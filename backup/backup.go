@@ -1,12 +1,12 @@
 // Package backup writes a whole Gatehouse store — policy objects, policy
-// version, the audit trail with its hashes, agent action records and
-// billing state — to a portable archive, and
+// version, the audit trail with its hashes, agent action records, billing
+// state and API keys — to a portable archive, and
 // restores an archive into an empty store of either kind, so a deployment
 // moves between SQLite and PostgreSQL with its audit chain intact.
 //
 // An archive is JSON lines: a Header, then one line per policy object, per
 // audit event in seq order, per action record in seq order, per billing
-// customer and per billing event, in that order. It streams both ways:
+// customer, per billing event and per API key, in that order. It streams both ways:
 // neither writing nor restoring holds more than the policy in memory. The
 // raw JSON that must stay byte for byte (object bodies; the before, after
 // and detail of events, which their hashes cover) is kept as a JSON string
@@ -67,12 +67,21 @@ type line struct {
 	Action       *gatehouse.ActionRecord    `json:"action,omitempty"`
 	Customer     *gatehouse.BillingCustomer `json:"billing_customer,omitempty"`
 	BillingEvent *gatehouse.BillingEvent    `json:"billing_event,omitempty"`
+	APIKey       *apiKeyLine                `json:"api_key,omitempty"`
+}
+
+// apiKeyLine is an API key with the hash of its secret, which the key's own
+// JSON leaves out.
+type apiKeyLine struct {
+	gatehouse.APIKey
+	Hash string `json:"hash"`
 }
 
 // fields counts the fields set.
 func (l line) fields() int {
 	n := 0
-	for _, set := range []bool{l.Object != nil, l.Event != nil, l.Action != nil, l.Customer != nil, l.BillingEvent != nil} {
+	for _, set := range []bool{l.Object != nil, l.Event != nil, l.Action != nil, l.Customer != nil,
+		l.BillingEvent != nil, l.APIKey != nil} {
 		if set {
 			n++
 		}
@@ -173,6 +182,10 @@ func Write(ctx context.Context, w io.Writer, src gatehouse.Dumper, createdAt tim
 			func() error {
 				return writeRows(enc, "billing events", d.BillingEvents, d.Counts.BillingEvents,
 					func(e gatehouse.BillingEvent) line { return line{BillingEvent: &e} })
+			},
+			func() error {
+				return writeRows(enc, "API keys", d.APIKeys, d.Counts.APIKeys,
+					func(k gatehouse.APIKey) line { return line{APIKey: &apiKeyLine{APIKey: k, Hash: k.Hash}} })
 			},
 		} {
 			if err := write(); err != nil {
@@ -333,7 +346,16 @@ func restore(ctx context.Context, r io.Reader, dst Target) (Header, audit.Report
 		Customers: readRows(ar, "billing customer", h.Counts.Customers,
 			func(l line) *gatehouse.BillingCustomer { return l.Customer }, nil, nil),
 		BillingEvents: readRows(ar, "billing event", h.Counts.BillingEvents,
-			func(l line) *gatehouse.BillingEvent { return l.BillingEvent }, nil, ar.end),
+			func(l line) *gatehouse.BillingEvent { return l.BillingEvent }, nil, nil),
+		APIKeys: readRows(ar, "API key", h.Counts.APIKeys,
+			func(l line) *gatehouse.APIKey {
+				if l.APIKey == nil {
+					return nil
+				}
+				k := l.APIKey.APIKey
+				k.Hash = l.APIKey.Hash
+				return &k
+			}, nil, ar.end),
 		Counts: h.Counts.DumpCounts,
 	})
 	if err != nil {
@@ -432,7 +454,7 @@ func (r *reader) header() (Header, error) {
 		return Header{}, r.fail(ReasonMalformed, err)
 	}
 	c := h.Counts
-	if c.Objects < 0 || c.Events != h.AuditHead.Seq || c.Actions < 0 || c.Customers < 0 || c.BillingEvents < 0 {
+	if c.Objects < 0 || c.Events != h.AuditHead.Seq || c.Actions < 0 || c.Customers < 0 || c.BillingEvents < 0 || c.APIKeys < 0 {
 		return Header{}, r.fail(ReasonMalformed, fmt.Errorf("counts %+v, audit head at seq %d", c, h.AuditHead.Seq))
 	}
 	return h, nil
@@ -452,7 +474,7 @@ func (r *reader) next(what string) (line, error) {
 		return line{}, r.fail(ReasonMalformed, err)
 	}
 	if l.fields() != 1 {
-		return line{}, r.fail(ReasonMalformed, errors.New(`want exactly one of "object", "event", "action", "billing_customer" or "billing_event"`))
+		return line{}, r.fail(ReasonMalformed, errors.New(`want exactly one of "object", "event", "action", "billing_customer", "billing_event" or "api_key"`))
 	}
 	return l, nil
 }

@@ -247,6 +247,11 @@ func (m *memTarget) Restore(_ context.Context, d gatehouse.Dump) error {
 			return err
 		}
 	}
+	for _, err := range d.APIKeys {
+		if err != nil {
+			return err
+		}
+	}
 	m.events, m.head = events, d.Head
 	return nil
 }

@@ -47,8 +47,9 @@ func (db *DB) Dump(ctx context.Context, fn func(d gatehouse.Dump) error) error {
 			return err
 		}
 		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM action_records),
-			(SELECT count(*) FROM billing_customers), (SELECT count(*) FROM billing_events)`,
-		).Scan(&d.Counts.Actions, &d.Counts.Customers, &d.Counts.BillingEvents); err != nil {
+			(SELECT count(*) FROM billing_customers), (SELECT count(*) FROM billing_events),
+			(SELECT count(*) FROM api_keys)`,
+		).Scan(&d.Counts.Actions, &d.Counts.Customers, &d.Counts.BillingEvents, &d.Counts.APIKeys); err != nil {
 			return err
 		}
 		d.Events = streamRows(ctx, tx, func(r pgx.Rows) (gatehouse.AuditEvent, error) { return scanEvent(r) },
@@ -59,6 +60,8 @@ func (db *DB) Dump(ctx context.Context, fn func(d gatehouse.Dump) error) error {
 			`SELECT `+customerColumns+` FROM billing_customers ORDER BY id`)
 		d.BillingEvents = streamRows(ctx, tx, scanBillingEvent,
 			`SELECT `+billingEventColumns+` FROM billing_events ORDER BY id`)
+		d.APIKeys = streamRows(ctx, tx, func(r pgx.Rows) (gatehouse.APIKey, error) { return scanAPIKey(r) },
+			`SELECT `+apiKeyColumns+` FROM api_keys ORDER BY id`)
 		called = true
 		return fn(d)
 	})
@@ -116,6 +119,16 @@ func (db *DB) Restore(ctx context.Context, d gatehouse.Dump) error {
 		if err := copyRows(ctx, tx, "billing_events", billingEventColumns, d.BillingEvents,
 			func(e gatehouse.BillingEvent) ([]any, error) {
 				return []any{e.ID, e.Type, e.Customer, utcMicro(e.Created), utcMicro(e.ProcessedAt), e.Outcome}, nil
+			}); err != nil {
+			return err
+		}
+		if err := copyRows(ctx, tx, "api_keys", apiKeyColumns, d.APIKeys,
+			func(k gatehouse.APIKey) ([]any, error) {
+				if err := k.Validate(); err != nil {
+					return nil, err
+				}
+				return []any{k.ID, k.Name, k.Subject.String(), strings.Join(k.Scopes, ","), k.Hash,
+					micros(k.CreatedAt), k.CreatedBy, micros(k.ExpiresAt), micros(k.RevokedAt)}, nil
 			}); err != nil {
 			return err
 		}

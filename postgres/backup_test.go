@@ -2,12 +2,15 @@ package postgres_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
+	gschema "github.com/gatehouse/gatehouse/internal/schema"
 	"github.com/gatehouse/gatehouse/postgres/pgtest"
 )
 
@@ -70,4 +73,24 @@ func TestRestoreConnectionLost(t *testing.T) {
 		t.Fatalf("Restore() after the failure = %v", err)
 	}
 	verify(t, db, 5000)
+}
+
+// Backups hold every data table: a migration that adds a table must add it
+// to gschema.DataTables, and the store's Dump and Restore must carry it.
+func TestBackupCoversEveryTable(t *testing.T) {
+	t.Parallel()
+	dsn := newSchema(t)
+	openClosed(t, dsn)
+	rows, err := pgtest.Connect(t, dsn).Query(t.Context(), `SELECT table_name::text FROM information_schema.tables
+		WHERE table_schema = current_schema() AND table_name NOT IN ('schema_migrations', 'meta') ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := slices.Sorted(slices.Values(gschema.DataTables)); !slices.Equal(tables, want) {
+		t.Errorf("tables %v, gschema.DataTables %v: include every table in backups", tables, want)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"iter"
+	"strings"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
@@ -34,8 +35,9 @@ func (db *DB) Dump(ctx context.Context, fn func(d gatehouse.Dump) error) error {
 			return err
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM action_records),
-			(SELECT count(*) FROM billing_customers), (SELECT count(*) FROM billing_events)`,
-		).Scan(&d.Counts.Actions, &d.Counts.Customers, &d.Counts.BillingEvents); err != nil {
+			(SELECT count(*) FROM billing_customers), (SELECT count(*) FROM billing_events),
+			(SELECT count(*) FROM api_keys)`,
+		).Scan(&d.Counts.Actions, &d.Counts.Customers, &d.Counts.BillingEvents, &d.Counts.APIKeys); err != nil {
 			return err
 		}
 		d.Events = streamRows(ctx, tx, scanEvent,
@@ -43,6 +45,7 @@ func (db *DB) Dump(ctx context.Context, fn func(d gatehouse.Dump) error) error {
 		d.Actions = streamRows(ctx, tx, scanAction, `SELECT `+actionColumns+` FROM action_records ORDER BY seq`)
 		d.Customers = streamRows(ctx, tx, scanCustomer, `SELECT `+customerColumns+` FROM billing_customers ORDER BY id`)
 		d.BillingEvents = streamRows(ctx, tx, scanBillingEvent, `SELECT `+billingEventColumns+` FROM billing_events ORDER BY id`)
+		d.APIKeys = streamRows(ctx, tx, scanAPIKey, `SELECT `+apiKeyColumns+` FROM api_keys ORDER BY id`)
 		return fn(d)
 	})
 }
@@ -137,6 +140,17 @@ func (db *DB) Restore(ctx context.Context, d gatehouse.Dump) error {
 		if err := insertRows(d.BillingEvents, func(e gatehouse.BillingEvent) error {
 			_, err := tx.ExecContext(ctx, `INSERT INTO billing_events (`+billingEventColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
 				e.ID, e.Type, e.Customer, micros(e.Created), micros(e.ProcessedAt), e.Outcome)
+			return err
+		}); err != nil {
+			return err
+		}
+		if err := insertRows(d.APIKeys, func(k gatehouse.APIKey) error {
+			if err := k.Validate(); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO api_keys (`+apiKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				k.ID, k.Name, k.Subject.String(), strings.Join(k.Scopes, ","), k.Hash,
+				micros(k.CreatedAt), k.CreatedBy, micros(k.ExpiresAt), micros(k.RevokedAt))
 			return err
 		}); err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,15 +58,16 @@ type dumped struct {
 	Actions       []gatehouse.ActionRecord
 	Customers     []gatehouse.BillingCustomer
 	BillingEvents []gatehouse.BillingEvent
+	APIKeys       []gatehouse.APIKey
 }
 
 // dump is the gatehouse.Dump that yields d's rows.
 func (d dumped) dump() gatehouse.Dump {
 	return gatehouse.Dump{SchemaVersion: d.SchemaVersion, Version: d.Version, Objects: d.Objects, Head: d.Head,
 		Events: yieldAll(d.Events), Actions: yieldAll(d.Actions), Customers: yieldAll(d.Customers),
-		BillingEvents: yieldAll(d.BillingEvents),
+		BillingEvents: yieldAll(d.BillingEvents), APIKeys: yieldAll(d.APIKeys),
 		Counts: gatehouse.DumpCounts{Actions: int64(len(d.Actions)), Customers: int64(len(d.Customers)),
-			BillingEvents: int64(len(d.BillingEvents))}}
+			BillingEvents: int64(len(d.BillingEvents)), APIKeys: int64(len(d.APIKeys))}}
 }
 
 // Dump makes dumped a gatehouse.Dumper.
@@ -104,7 +106,8 @@ func dumpOf(t *testing.T, s gatehouse.Store) dumped {
 		d = dumped{SchemaVersion: gd.SchemaVersion, Version: gd.Version, Objects: gd.Objects, Head: gd.Head}
 		return errors.Join(collect(&d.Events, gd.Events, gd.Head.Seq), collect(&d.Actions, gd.Actions, gd.Counts.Actions),
 			collect(&d.Customers, gd.Customers, gd.Counts.Customers),
-			collect(&d.BillingEvents, gd.BillingEvents, gd.Counts.BillingEvents))
+			collect(&d.BillingEvents, gd.BillingEvents, gd.Counts.BillingEvents),
+			collect(&d.APIKeys, gd.APIKeys, gd.Counts.APIKeys))
 	})
 	if err != nil {
 		t.Fatalf("Dump() = %v", err)
@@ -159,6 +162,12 @@ func sampleDump(t *testing.T, s gatehouse.Store, n int) dumped {
 	d.BillingEvents = []gatehouse.BillingEvent{
 		{ID: "evt_1", Type: "customer.subscription.updated", Customer: "cus_1", Created: at, ProcessedAt: at, Outcome: "applied"},
 		{ID: "evt_2", Type: "invoice.payment_failed", Customer: "cus_2", Created: at, ProcessedAt: at, Outcome: "applied"},
+	}
+	d.APIKeys = []gatehouse.APIKey{
+		{ID: "key-1", Name: "support bot", Subject: gatehouse.AgentRef("support-bot"), Scopes: []string{gatehouse.ScopeCheck, gatehouse.ScopeAuthZEN},
+			Hash: strings.Repeat("ab", 32), CreatedAt: at, CreatedBy: "user:ana@example.com", ExpiresAt: at.Add(24 * time.Hour)},
+		{ID: "key-2", Name: "old", Subject: gatehouse.User("bo@example.com"), Scopes: []string{gatehouse.ScopeCheck},
+			Hash: strings.Repeat("cd", 32), CreatedAt: at, CreatedBy: "cli:root", RevokedAt: at.Add(time.Hour)},
 	}
 	return d
 }
@@ -270,6 +279,7 @@ func testRestoreNotEmpty(t *testing.T, open func() gatehouse.Store) {
 		{"action records", only(func(d *dumped) { d.Actions = sample.Actions[:1] })},
 		{"billing customers", only(func(d *dumped) { d.Customers = sample.Customers[:1] })},
 		{"billing events", only(func(d *dumped) { d.BillingEvents = sample.BillingEvents[:1] })},
+		{"API keys", only(func(d *dumped) { d.APIKeys = sample.APIKeys[:1] })},
 	}
 	for _, tt := range tests {
 		s := open()
