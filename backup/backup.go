@@ -228,13 +228,13 @@ const (
 	// ReasonFormatVersion: the archive has a format version this binary
 	// does not read.
 	ReasonFormatVersion = "format_version"
-	// ReasonMalformed: a line that does not decode, or an object or event
-	// where the header's counts say the other belongs.
+	// ReasonMalformed: a line that does not decode, or one of another kind
+	// than the header's counts put there.
 	ReasonMalformed = "malformed"
-	// ReasonTruncated: the archive ends before the objects and events its
-	// header counts.
+	// ReasonTruncated: the archive ends before the lines its header
+	// counts.
 	ReasonTruncated = "truncated"
-	// ReasonTrailing: more lines follow the events the header counts.
+	// ReasonTrailing: more lines follow those the header counts.
 	ReasonTrailing = "trailing"
 	// ReasonChain: an event breaks the audit chain; Err is the
 	// *audit.ChainError.
