@@ -18,6 +18,17 @@ import (
 // "49.99"): text, never a float. Package money parses it exactly.
 type Decimal string
 
+// UnmarshalJSON accepts a JSON number or string, keeping the text as
+// written, so a number is never read through a float.
+func (d *Decimal) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("decimal: want a number or a numeric string, got %s", b)
+	}
+	*d = Decimal(n)
+	return nil
+}
+
 // ActionLimits are the limits of an action policy as the document writes
 // them. Amounts are in Currency (ISO 4217); MaxPercentage is a percentage
 // (0–100); Window is a duration such as "24h" over which at most MaxCount

@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/guard"
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/service"
 )
 
 // The agent action API (seed 004) under /api/v1/actions: authorize (and
@@ -69,6 +70,10 @@ type (
 	actionIDPath struct {
 		ID string `path:"id" description:"the action's id"`
 	}
+	actionPolicyPath struct {
+		Action string `path:"action" description:"the action type, e.g. process_refund"`
+		Tenant string `query:"tenant" description:"the tenant; else the X-Tenant-ID header"`
+	}
 	actionPolicies struct {
 		Tenant  string                      `json:"tenant"`
 		Actions []gatehouse.EffectiveAction `json:"actions"`
@@ -87,9 +92,17 @@ func (s *Server) actionRoutes(mux *http.ServeMux) {
 			new(actionBody), new(actionAnswer)))
 	s.route(mux, http.MethodGet, "/api/v1/actions", s.authenticated(s.handleActionList),
 		doc("list_actions", "Action records, oldest first, with cursor pagination", nil, new(actionPage)).withParams(new(actionQuery)))
-	s.route(mux, http.MethodGet, "/api/v1/actions/policies", s.authenticated(s.handleActionPolicies),
+	// Seed 004's /api/v1/permissions routes: Gatehouse's permissions are
+	// RBAC permissions, so action policies have a path of their own.
+	s.route(mux, http.MethodGet, "/api/v1/action-policies", s.authenticated(s.handleActionPolicies),
 		doc("action_policies", "Each action's effective policy in a tenant and where each part comes from", nil, new(actionPolicies)).
 			withParams(new(tenantQuery)))
+	s.route(mux, http.MethodPut, "/api/v1/action-policies/{action}", s.authenticated(s.handleSetActionPolicy),
+		doc("set_action_policy", "Change a tenant's own policy for an action: the parts given; limits replace its own limits",
+			new(service.ActionPolicyChange), new(actionPolicies)).withParams(new(actionPolicyPath)))
+	s.route(mux, http.MethodDelete, "/api/v1/action-policies/{action}", s.authenticated(s.handleSetActionPolicy),
+		doc("inherit_action_policy", "Remove a tenant's own policy for an action, so it inherits again", nil, new(actionPolicies)).
+			withParams(new(actionPolicyPath)))
 	for _, step := range []struct {
 		op      string
 		summary string
@@ -375,26 +388,66 @@ func matches(rec gatehouse.ActionRecord, f gatehouse.ActionFilter) bool {
 		(f.Status == "" || rec.Status == f.Status) && (f.Subject == "" || rec.Subject == f.Subject)
 }
 
-// handleActionPolicies answers GET /api/v1/actions/policies?tenant=ID for
+// handleActionPolicies answers GET /api/v1/action-policies?tenant=ID for
 // administrators of the tenant.
 func (s *Server) handleActionPolicies(w http.ResponseWriter, r *http.Request) {
+	tenant, err := s.adminTenant(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.answerPolicies(w, r, tenant)
+}
+
+// handleSetActionPolicy changes (PUT) or removes (DELETE) a tenant's own
+// policy for an action and answers with the tenant's effective policies.
+func (s *Server) handleSetActionPolicy(w http.ResponseWriter, r *http.Request) {
+	tenant, err := s.adminTenant(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	action := r.PathValue("action")
+	if r.Method == http.MethodDelete {
+		_, err = s.svc.InheritActionPolicy(r.Context(), s.actor(r), tenant, action)
+	} else {
+		var body []byte
+		var c service.ActionPolicyChange
+		if body, err = s.readBody(w, r); err == nil {
+			err = decodeStrict(body, &c)
+		}
+		if err == nil {
+			_, err = s.svc.SetActionPolicy(r.Context(), s.actor(r), tenant, action, c)
+		}
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.answerPolicies(w, r, tenant)
+}
+
+// adminTenant returns the tenant a request names (?tenant= or X-Tenant-ID)
+// if the caller administers it.
+func (s *Server) adminTenant(r *http.Request) (string, error) {
 	tenant := r.URL.Query().Get("tenant")
 	if tenant == "" {
 		tenant = r.Header.Get("X-Tenant-ID")
 	}
 	if tenant == "" {
-		s.writeError(w, r, missingField("tenant"))
-		return
+		return "", missingField("tenant")
 	}
 	scope, err := s.admin(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return "", err
 	}
 	if !scope.covers(tenant) {
-		s.writeError(w, r, forbidden("%s does not administer tenant %s", info(r.Context()).caller, tenant))
-		return
+		return "", forbidden("%s does not administer tenant %s", info(r.Context()).caller, tenant)
 	}
+	return tenant, nil
+}
+
+func (s *Server) answerPolicies(w http.ResponseWriter, r *http.Request, tenant string) {
 	pols, err := s.svc.ActionPolicies(tenant)
 	if err != nil {
 		s.writeError(w, r, err)

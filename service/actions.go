@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -43,4 +44,69 @@ func (s *Service) ReplayActions(ctx context.Context, doc *policy.Document, perio
 		return guard.ReplayReport{}, fmt.Errorf("replay: %w", err)
 	}
 	return s.guard.Replay(ctx, snap, s.guard.Now().Add(-period), examples)
+}
+
+// ActionPolicyChange is a partial update of a tenant's own policy for one
+// action type: nil fields stay as they are. Limits, when set, replace the
+// tenant's own limits as a whole (an empty object: no limits here).
+type ActionPolicyChange struct {
+	Enabled              *bool                   `json:"enabled,omitempty"`
+	RequiresConfirmation *bool                   `json:"requires_confirmation,omitempty"`
+	Limits               *gatehouse.ActionLimits `json:"limits,omitempty"`
+}
+
+// SetActionPolicy applies c to tenant's own policy for action, as one
+// validated, audited change. An unknown tenant or action type is
+// ErrNotFound; invalid limits are ErrInvalid naming the field.
+func (s *Service) SetActionPolicy(ctx context.Context, actor, tenant, action string, c ActionPolicyChange) (Result, error) {
+	return s.Update(ctx, actor, "action.policy", func(p *gatehouse.Policy) error {
+		t, err := actionTenant(p, tenant, action)
+		if err != nil {
+			return err
+		}
+		set := t.Actions[action]
+		if c.Enabled != nil {
+			set.Enabled = new(*c.Enabled)
+		}
+		if c.RequiresConfirmation != nil {
+			set.RequiresConfirmation = new(*c.RequiresConfirmation)
+		}
+		if c.Limits != nil {
+			l := *c.Limits
+			set.Limits = &l
+		}
+		if t.Actions == nil {
+			t.Actions = map[string]gatehouse.ActionSetting{}
+		}
+		t.Actions[action] = set
+		return nil
+	})
+}
+
+// InheritActionPolicy removes tenant's own policy for action, so that it
+// inherits its parent's (or the action type's default) again.
+func (s *Service) InheritActionPolicy(ctx context.Context, actor, tenant, action string) (Result, error) {
+	return s.Update(ctx, actor, "action.policy", func(p *gatehouse.Policy) error {
+		t, err := actionTenant(p, tenant, action)
+		if err != nil {
+			return err
+		}
+		delete(t.Actions, action)
+		if len(t.Actions) == 0 {
+			t.Actions = nil
+		}
+		return nil
+	})
+}
+
+// actionTenant returns the tenant an action policy change is about.
+func actionTenant(p *gatehouse.Policy, tenant, action string) (*gatehouse.Tenant, error) {
+	t := p.Tenant(tenant)
+	if t == nil {
+		return nil, gatehouse.NotFoundf("tenant %q", tenant)
+	}
+	if !slices.ContainsFunc(p.Actions, func(a gatehouse.ActionType) bool { return a.Name == action }) {
+		return nil, gatehouse.NotFoundf("action type %q", action)
+	}
+	return t, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/gatehouse/gatehouse/guard"
 	"github.com/gatehouse/gatehouse/money"
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/service"
 )
 
 // actionOptions are the flags of the action commands.
@@ -28,6 +30,9 @@ type actionOptions struct {
 	replay   string
 	days     int
 	examples int
+	// action policy set
+	enabled, confirmation, limits string
+	inherit                       bool
 }
 
 // actionRequestFlags are the flags that describe a proposed tool call.
@@ -78,6 +83,10 @@ func actionListFlags(fs *flag.FlagSet, o *options) {
 func actionPolicyFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.tenant, "tenant", "", "tenant id (required)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print as JSON")
+	fs.StringVar(&o.act.enabled, "enabled", "", "set: true or false")
+	fs.StringVar(&o.act.confirmation, "confirmation", "", "set: whether a human must confirm, true or false")
+	fs.StringVar(&o.act.limits, "limits", "", `set: the tenant's own limits as JSON, replacing its own, e.g. {"currency":"EUR","max_amount":"50"}; {} for none`)
+	fs.BoolVar(&o.act.inherit, "inherit", false, "set: drop the tenant's own policy for the action and inherit again")
 }
 
 // actionRequest builds the guard request of the action flags.
@@ -358,6 +367,15 @@ func runActionPolicy(ctx context.Context, m *Main) error {
 	if m.opts.tenant == "" {
 		return usageErrorf("--tenant is required")
 	}
+	switch {
+	case len(m.args) == 2 && m.args[0] == "set":
+		if err := setActionPolicy(ctx, m, m.args[1]); err != nil {
+			return err
+		}
+	case len(m.args) == 0 || len(m.args) == 1 && m.args[0] == "get":
+	default:
+		return usageErrorf("want get, or set ACTION")
+	}
 	pols, err := m.svc.ActionPolicies(m.opts.tenant)
 	if err != nil {
 		return err
@@ -376,6 +394,43 @@ func runActionPolicy(ctx context.Context, m *Main) error {
 			p.RequiresConfirmation, p.RequiresConfirmationFrom, limits)
 	}
 	return w.Flush()
+}
+
+// setActionPolicy changes the tenant's own policy for action as the flags say.
+func setActionPolicy(ctx context.Context, m *Main, action string) error {
+	o := m.opts.act
+	if o.inherit {
+		if o.enabled != "" || o.confirmation != "" || o.limits != "" {
+			return usageErrorf("--inherit takes no other change")
+		}
+		_, err := m.svc.InheritActionPolicy(ctx, m.Config.Actor, m.opts.tenant, action)
+		return err
+	}
+	var c service.ActionPolicyChange
+	for _, f := range []struct {
+		name, val string
+		dst       **bool
+	}{{"--enabled", o.enabled, &c.Enabled}, {"--confirmation", o.confirmation, &c.RequiresConfirmation}} {
+		if f.val == "" {
+			continue
+		}
+		b, err := strconv.ParseBool(f.val)
+		if err != nil {
+			return usageErrorf("%s: want true or false", f.name)
+		}
+		*f.dst = &b
+	}
+	if o.limits != "" {
+		c.Limits = new(gatehouse.ActionLimits)
+		if err := decodeObject(o.limits, c.Limits); err != nil {
+			return usageErrorf("--limits: %v", err)
+		}
+	}
+	if c == (service.ActionPolicyChange{}) {
+		return usageErrorf("set: give --enabled, --confirmation, --limits or --inherit")
+	}
+	_, err := m.svc.SetActionPolicy(ctx, m.Config.Actor, m.opts.tenant, action, c)
+	return err
 }
 
 // limitsText writes limits as "max_amount 100 EUR, 50 per 24h".

@@ -302,8 +302,9 @@ var commands = []command{
 		summary: "list action records, oldest first; --after pages on",
 	},
 	{
-		name: "action policy", usage: "--tenant ID [--json]", store: true, maxArgs: 0, flags: actionPolicyFlags,
-		summary: "show each action's effective policy in a tenant and where each part comes from", run: runActionPolicy,
+		name: "action policy", store: true, maxArgs: 2, flags: actionPolicyFlags, run: runActionPolicy,
+		usage:   "[get] --tenant ID [--json] | set ACTION --tenant ID [--enabled B] [--confirmation B] [--limits JSON] | set ACTION --tenant ID --inherit",
+		summary: "show each action's effective policy in a tenant and where each part comes from, or change the tenant's own",
 	},
 	{
 		name: "migrate", usage: "", store: true, maxArgs: 0,
