@@ -234,4 +234,3 @@ func growOne[T any](s *[]T) *T {
 	*s = append(*s, *new(T))
 	return &(*s)[len(*s)-1]
 }
-
