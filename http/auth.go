@@ -2,12 +2,14 @@ package http
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
@@ -15,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/service"
 )
 
 // jwtLeeway is the clock skew tolerated on exp, nbf and iat.
@@ -136,14 +139,101 @@ func (s *Server) authenticate(r *http.Request) (gatehouse.SubjectRef, error) {
 // records the caller in the request's context.
 func (s *Server) authenticated(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		caller, err := s.authenticate(r)
+		caller, err := s.authenticateAny(r)
 		if err != nil {
-			s.writeError(w, r, &Error{Code: CodeUnauthorized, Err: err})
+			s.writeError(w, r, err)
 			return
 		}
 		info(r.Context()).caller = caller
 		next(w, r)
 	})
+}
+
+// authenticateAny accepts a bearer API key with the scope the route needs,
+// or a bearer JWT. It returns the subject the credential names.
+func (s *Server) authenticateAny(r *http.Request) (gatehouse.SubjectRef, error) {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	if !strings.EqualFold(scheme, "Bearer") || !strings.HasPrefix(token, service.APIKeyPrefix) {
+		caller, err := s.authenticate(r)
+		if err != nil {
+			return gatehouse.SubjectRef{}, &Error{Code: CodeUnauthorized, Err: err}
+		}
+		return caller, nil
+	}
+	k, err := s.apiKeys.verify(r.Context(), s.svc, token, s.cfg.Clock.Now())
+	if err != nil {
+		if errors.Is(err, service.ErrBadAPIKey) {
+			return gatehouse.SubjectRef{}, &Error{Code: CodeUnauthorized, Err: err}
+		}
+		// The store could not say: the caller is not let in, and may retry.
+		return gatehouse.SubjectRef{}, err
+	}
+	if scope := scopeFor(r.URL.Path); !k.Allows(scope) {
+		return gatehouse.SubjectRef{}, &Error{Code: CodeForbidden, Message: "error.api_key_scope", Data: map[string]any{"Scope": scope},
+			Err: fmt.Errorf("api key %s lacks scope %s", k.ID, scope)}
+	}
+	return k.Subject, nil
+}
+
+// scopeFor is the API key scope a path needs: AuthZEN, deciding, or
+// administration.
+func scopeFor(path string) string {
+	switch {
+	case strings.Contains(path, "/access/v1/"):
+		return gatehouse.ScopeAuthZEN
+	case path == "/api/v1/check", path == "/api/v1/explain", strings.HasPrefix(path, "/api/v1/me/"),
+		path == "/api/v1/actions" || strings.HasPrefix(path, "/api/v1/actions/"):
+		return gatehouse.ScopeCheck
+	}
+	return gatehouse.ScopeAdmin
+}
+
+// apiKeyCacheTTL is how long a verified key is trusted without asking the
+// store again: a key revoked on another instance stops working within it.
+const apiKeyCacheTTL = 10 * time.Second
+
+// keyCache remembers verified API keys by the SHA-256 of their token.
+type keyCache struct {
+	mu      sync.Mutex
+	entries map[[32]byte]cachedKey
+}
+
+type cachedKey struct {
+	key     gatehouse.APIKey
+	checked time.Time
+}
+
+func (c *keyCache) verify(ctx context.Context, svc *service.Service, token string, now time.Time) (gatehouse.APIKey, error) {
+	sum := sha256.Sum256([]byte(token))
+	c.mu.Lock()
+	e, ok := c.entries[sum]
+	c.mu.Unlock()
+	if ok && now.Sub(e.checked) < apiKeyCacheTTL && e.key.ActiveAt(now) {
+		return e.key, nil
+	}
+	k, err := svc.VerifyAPIKey(ctx, token)
+	if err != nil {
+		return gatehouse.APIKey{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.entries) > 10000 {
+		c.entries = map[[32]byte]cachedKey{}
+	}
+	c.entries[sum] = cachedKey{key: k, checked: now}
+	return k, nil
+}
+
+// forget drops the cached entries of key id, after it is revoked here.
+func (c *keyCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for sum, e := range c.entries {
+		if e.key.ID == id {
+			delete(c.entries, sum)
+		}
+	}
 }
 
 // authzen guards the AuthZEN endpoints as Config.AuthZENAuth says: a bearer

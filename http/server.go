@@ -184,6 +184,7 @@ type Server struct {
 	keysErr error
 	stop    context.CancelFunc
 	metrics *metrics
+	apiKeys keyCache
 
 	ln     net.Listener
 	server *http.Server
@@ -318,6 +319,7 @@ func (s *Server) routes() http.Handler {
 	s.route(mux, http.MethodGet, "/api/v1/me/effective", s.authenticated(s.handleEffective),
 		apiDoc("effective", "Everything the caller may do in a tenant", new(tenantQuery), new(gatehouse.Effective)))
 	s.restRoutes(mux)
+	s.apiKeyRoutes(mux)
 	s.actionRoutes(mux)
 	s.route(mux, http.MethodGet, "/api/v1/openapi.json", http.HandlerFunc(s.handleOpenAPI),
 		apiDoc("openapi", "This OpenAPI document", nil, nil).public())

@@ -61,6 +61,8 @@ type options struct {
 	rateLimit     float64
 	rateBurst     int
 	decisionLog   bool
+	scopes        string
+	ttl           time.Duration
 	tlsCert       string
 	tlsKey        string
 	tls           bool
@@ -202,6 +204,61 @@ var commands = []command{
 		summary: "take superuser away (refused for the last superuser)",
 		run: func(ctx context.Context, m *Main) error {
 			return m.printResult(m.svc.Demote(ctx, m.Config.Actor, m.args[0]))
+		},
+	},
+	{
+		name: "apikey create", usage: "NAME --subject agent:ID|user:EMAIL --scopes authzen,check,admin [--ttl 720h] [--json]", store: true, minArgs: 1, maxArgs: 1,
+		summary: "issue an API key for a service; its token is printed once",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.subject, "subject", "", "who the key acts as: agent:ID, user:EMAIL or an email")
+			fs.StringVar(&o.scopes, "scopes", "", "comma-separated: authzen, check, admin")
+			fs.DurationVar(&o.ttl, "ttl", 0, "lifetime, e.g. 720h; 0: until revoked")
+			fs.BoolVar(&o.jsonOut, "json", false, "print the token and key as JSON")
+		},
+		run: runAPIKeyCreate,
+	},
+	{
+		name: "apikey list", usage: "[--json]", store: true, maxArgs: 0,
+		summary: "list API keys (never their secrets)",
+		flags:   jsonFlag,
+		run:     runAPIKeyList,
+	},
+	{
+		name: "apikey revoke", usage: "ID", store: true, minArgs: 1, maxArgs: 1,
+		summary: "revoke an API key",
+		run: func(ctx context.Context, m *Main) error {
+			if err := m.svc.RevokeAPIKey(ctx, m.Config.Actor, m.args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(m.Stdout, "revoked %s\n", m.args[0])
+			return nil
+		},
+	},
+	{
+		name: "tenant create", usage: "ID [--name NAME] [--parent ID] [--plan PLAN]", store: true, minArgs: 1, maxArgs: 1,
+		summary: "create a tenant",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.name, "name", "", "display name")
+			fs.StringVar(&o.parent, "parent", "", "parent tenant id")
+			fs.StringVar(&o.plan, "plan", "", "plan of the tenant and its subtree")
+		},
+		run: func(ctx context.Context, m *Main) error {
+			t := gatehouse.Tenant{ID: m.args[0], Name: m.opts.name, Parent: m.opts.parent, Plan: m.opts.plan}
+			return m.printResult(m.svc.CreateTenant(ctx, m.Config.Actor, t))
+		},
+	},
+	{
+		name: "tenant move", usage: "ID --parent ID|--root", store: true, minArgs: 1, maxArgs: 1,
+		summary: "move a tenant under another parent, or to the root",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.parent, "parent", "", "new parent tenant id")
+			fs.BoolVar(&o.root, "root", false, "make the tenant a root")
+		},
+		run: func(ctx context.Context, m *Main) error {
+			if (m.opts.parent == "") == !m.opts.root {
+				return usageErrorf("give exactly one of --parent or --root")
+			}
+			return m.printResult(m.svc.MoveTenant(ctx, m.Config.Actor, m.args[0], m.opts.parent))
 		},
 	},
 	{
