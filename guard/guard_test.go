@@ -81,7 +81,7 @@ type fixture struct {
 	clock *clock
 }
 
-func compile(t *testing.T, src string, version int64) *engine.Snapshot {
+func compile(t testing.TB, src string, version int64) *engine.Snapshot {
 	t.Helper()
 	doc, err := policy.Parse("policy.yaml", []byte(src))
 	if err != nil {
@@ -94,7 +94,7 @@ func compile(t *testing.T, src string, version int64) *engine.Snapshot {
 	return snap
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "gatehouse.db"))
 	if err != nil {

@@ -446,14 +446,14 @@ func race(t *testing.T, s gatehouse.Store, n int, reservation func(i int) gateho
 	return stored.Load()
 }
 
-// 300 concurrent reservations for the last 50 units of max_count: exactly
-// 50 win, and the audit chain holds exactly their events.
+// 1,000 concurrent reservations for the 50 slots of max_count: exactly 50
+// win, and the audit chain holds exactly their events.
 func testConcurrentCount(t *testing.T, s gatehouse.Store) {
-	got := race(t, s, 300, func(i int) gatehouse.Reservation {
-		return windowed(fmt.Sprintf("c%03d", i), t0, 100, 50, 0)
+	got := race(t, s, 1000, func(i int) gatehouse.Reservation {
+		return windowed(fmt.Sprintf("c%04d", i), t0, 100, 50, 0)
 	})
 	if got != 50 {
-		t.Errorf("%d of 300 concurrent reservations stored against max_count 50, want exactly 50", got)
+		t.Errorf("%d of 1000 concurrent reservations stored against max_count 50, want exactly 50", got)
 	}
 	if n := len(listActions(t, s, gatehouse.ActionFilter{})); n != 50 {
 		t.Errorf("%d records stored, want 50", n)
@@ -461,11 +461,11 @@ func testConcurrentCount(t *testing.T, s gatehouse.Store) {
 	verify(t, s, 50)
 }
 
-// Concurrent reservations of 7.00 against a max_total_amount of 100.00:
-// exactly 14 fit.
+// 1,000 concurrent reservations of 7.00 against a max_total_amount of
+// 100.00: exactly 14 fit.
 func testConcurrentTotal(t *testing.T, s gatehouse.Store) {
-	got := race(t, s, 100, func(i int) gatehouse.Reservation {
-		return windowed(fmt.Sprintf("m%03d", i), t0, 700, 0, 10000)
+	got := race(t, s, 1000, func(i int) gatehouse.Reservation {
+		return windowed(fmt.Sprintf("m%04d", i), t0, 700, 0, 10000)
 	})
 	if got != 14 {
 		t.Errorf("%d concurrent reservations of 7.00 stored against 100.00, want 14", got)
