@@ -20,6 +20,7 @@ import (
 	"github.com/MicahParks/keyfunc/v3"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/billing"
 	"github.com/gatehouse/gatehouse/locale"
 	"github.com/gatehouse/gatehouse/service"
 )
@@ -90,6 +91,10 @@ type Config struct {
 	// without blocking the decision path (see service.DecisionLog).
 	Decisions *service.DecisionLog
 
+	// Billing, when set, enables the billing webhook: its secrets, price
+	// and customer mappings (see package billing).
+	Billing *billing.Config
+
 	// BaseURL, when set, is the PDP identifier the metadata document
 	// publishes; otherwise it is derived from each request's scheme and Host.
 	BaseURL string
@@ -157,6 +162,11 @@ func (c Config) Validate() error {
 	if c.JWKSURL != "" {
 		if u, err := url.Parse(c.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return gatehouse.Invalidf("http: JWKS URL %q: want an absolute https URL", c.JWKSURL)
+		}
+	}
+	if c.Billing != nil {
+		if err := c.Billing.Validate(); err != nil {
+			return err
 		}
 	}
 	if c.BaseURL != "" {
@@ -321,6 +331,7 @@ func (s *Server) routes() http.Handler {
 	s.restRoutes(mux)
 	s.apiKeyRoutes(mux)
 	s.actionRoutes(mux)
+	s.billingRoutes(mux)
 	s.route(mux, http.MethodGet, "/api/v1/openapi.json", http.HandlerFunc(s.handleOpenAPI),
 		apiDoc("openapi", "This OpenAPI document", nil, nil).public())
 	s.route(mux, http.MethodGet, "/healthz", http.HandlerFunc(s.handleHealth),
