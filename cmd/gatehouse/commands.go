@@ -40,6 +40,7 @@ type options struct {
 	name        string
 	parent      string
 	plan        string
+	user        string
 	actor       string
 	action      string
 	target      string
@@ -69,6 +70,11 @@ type options struct {
 	baseURL       string
 	reloadEvery   time.Duration
 	dir           string
+
+	// billing: the webhook configuration, secrets and sweep interval
+	billingConfig  string
+	billingSecrets []string
+	billingSweep   time.Duration
 }
 
 type command struct {
@@ -289,6 +295,18 @@ var commands = []command{
 		},
 	},
 	{
+		name: "plan set", usage: "--tenant ID|--user EMAIL PLAN|--none [--json]", store: true, maxArgs: 1,
+		summary: "set the own plan of a tenant (covers its subtree) or of a user",
+		flags:   planFlags(true),
+		run:     runPlanSet,
+	},
+	{
+		name: "plan show", usage: "--tenant ID|--user EMAIL [--json]", store: true, maxArgs: 0,
+		summary: "show a tenant's or user's own and effective plan, its features and billing state",
+		flags:   planFlags(false),
+		run:     runPlanShow,
+	},
+	{
 		name: "tenant list", usage: "[--json]", store: true, maxArgs: 0,
 		summary: "list tenants as a tree",
 		flags:   jsonFlag,
@@ -296,7 +314,7 @@ var commands = []command{
 	},
 	{
 		name: "serve", store: true, maxArgs: 0,
-		usage:   "--jwt-secret SECRET [--addr HOST:PORT] [--authzen-auth jwt|none] [--base-url URL] [--jwt-issuer ISS] [--jwt-audience AUD]",
+		usage:   "--jwt-secret SECRET [--addr HOST:PORT] [--authzen-auth jwt|none] [--base-url URL] [--jwt-issuer ISS] [--jwt-audience AUD] [--billing-config FILE --billing-secret SECRET]",
 		summary: "serve the AuthZEN 1.0 and /api/v1 HTTP API until interrupted",
 		flags:   serveFlags,
 		run:     runServe,

@@ -38,6 +38,7 @@ func serveFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
 	fs.StringVar(&o.baseURL, "base-url", "", "public base URL in the AuthZEN metadata (default: the scheme and Host of each request)")
 	fs.DurationVar(&o.reloadEvery, "reload-interval", 2*time.Second, "how often to pick up policy changes made by other processes")
+	billingFlags(fs, o)
 }
 
 func runServe(ctx context.Context, m *Main) error {
@@ -70,6 +71,9 @@ func runServe(ctx context.Context, m *Main) error {
 	}
 	cfg.TLSCertFile, cfg.TLSKeyFile = o.tlsCert, o.tlsKey
 	cfg.BaseURL = o.baseURL
+	if err := m.loadBilling(ctx, &cfg); err != nil {
+		return err
+	}
 	return m.serve(ctx, cfg, func(url string) {
 		fmt.Fprintf(m.Stdout, "gatehouse: serving %s (store %s); AuthZEN metadata at %s/.well-known/authzen-configuration\n",
 			url, m.Config.storeName(), url)
@@ -115,6 +119,7 @@ func (m *Main) serve(ctx context.Context, cfg gatehttp.Config, ready func(url st
 		return usageErrorf("%v", err)
 	}
 	ready(srv.URL())
+	defer m.sweepBilling(ctx, cfg)()
 	// Follow changes other processes commit: PostgreSQL announces them,
 	// SQLite is polled every --reload-interval.
 	err := m.svc.Follow(ctx, m.opts.reloadEvery,
