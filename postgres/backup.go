@@ -20,7 +20,7 @@ var (
 )
 
 // Dump calls fn with the whole store as one repeatable-read transaction
-// sees it; the events stream from that transaction, so writers go on
+// sees it; the rows stream from that transaction, so writers go on
 // meanwhile. A connection lost while fn runs fails the dump with
 // gatehouse.ErrUnavailable: what fn consumed cannot be consumed again.
 func (db *DB) Dump(ctx context.Context, fn func(d gatehouse.Dump) error) error {
@@ -68,7 +68,7 @@ func (db *DB) Dump(ctx context.Context, fn func(d gatehouse.Dump) error) error {
 }
 
 // Restore writes d into the empty store in one transaction, copying the
-// events in as they stream, and announces the restored version on
+// rows in as they stream, and announces the restored version on
 // NotifyChannel; see gatehouse.Restorer. A connection lost before the
 // commit fails the restore with gatehouse.ErrUnavailable, nothing
 // restored: the events already consumed cannot be consumed again.
