@@ -69,50 +69,109 @@ const maxJSONDepth = 64
 // checkJSON rejects what encoding/json would accept silently: bytes that
 // are not UTF-8, a key repeated within one object (which parsers resolve
 // differently, so a PEP and Gatehouse could read different requests), and
-// nesting deeper than maxJSONDepth. It also rejects malformed JSON.
+// nesting deeper than maxJSONDepth. It also rejects malformed JSON and more
+// than one top-level value. It runs on every AuthZEN request, so it scans
+// the bytes once after json.Valid instead of decoding tokens, and compares
+// keys in place unless they contain escapes.
 func checkJSON(body []byte) error {
 	if !utf8.Valid(body) {
 		return invalid("error.bad_json", nil).wrap(errors.New("body is not UTF-8"))
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	// keys holds, per open container, the keys seen (nil for an array);
-	// wantKey says whether the next token of the innermost object is a key.
-	var keys []map[string]bool
-	wantKey := false
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return invalid("error.bad_json", nil).wrap(err)
-		}
-		inObject := len(keys) > 0 && keys[len(keys)-1] != nil
-		if k, ok := tok.(string); ok && inObject && wantKey {
-			if keys[len(keys)-1][k] {
-				return invalid("error.duplicate_key", map[string]any{"Key": k}).wrap(fmt.Errorf("key %q repeated", k))
-			}
-			keys[len(keys)-1][k] = true
-			wantKey = false
+	if !json.Valid(body) {
+		var v any
+		return invalid("error.bad_json", nil).wrap(json.Unmarshal(body, &v))
+	}
+	// body is one valid JSON value, so a string is a key exactly when the
+	// innermost container is an object and the byte before it is '{' or ','.
+	var (
+		frames = make([]jsonFrame, 0, 8)
+		keys   = make([][]byte, 0, 16)
+		prev   byte
+	)
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch c {
+		case ' ', '\t', '\r', '\n':
 			continue
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			if len(keys) == maxJSONDepth {
+		case '{', '[':
+			if len(frames) == maxJSONDepth {
 				return invalid("error.too_deep", map[string]any{"Max": maxJSONDepth}).wrap(errors.New("nesting too deep"))
 			}
-			if tok == json.Delim('{') {
-				keys = append(keys, map[string]bool{})
-			} else {
-				keys = append(keys, nil)
+			frames = append(frames, jsonFrame{object: c == '{', firstKey: len(keys)})
+		case '}', ']':
+			keys = keys[:frames[len(frames)-1].firstKey]
+			frames = frames[:len(frames)-1]
+		case '"':
+			end := stringEnd(body, i)
+			if len(frames) > 0 && frames[len(frames)-1].object && (prev == '{' || prev == ',') {
+				key := body[i+1 : end]
+				if bytes.IndexByte(key, '\\') >= 0 {
+					var k string
+					if err := json.Unmarshal(body[i:end+1], &k); err != nil {
+						return invalid("error.bad_json", nil).wrap(err)
+					}
+					key = []byte(k)
+				}
+				f := &frames[len(frames)-1]
+				if f.repeats(keys[f.firstKey:], key) {
+					return invalid("error.duplicate_key", map[string]any{"Key": string(key)}).wrap(fmt.Errorf("key %q repeated", key))
+				}
+				keys = append(keys, key)
 			}
-		case json.Delim('}'), json.Delim(']'):
-			keys = keys[:len(keys)-1]
+			i = end
 		}
-		// After a value inside an object, a key comes next.
-		wantKey = len(keys) > 0 && keys[len(keys)-1] != nil
+		prev = c
 	}
+	return nil
+}
+
+// jsonFrame is an open object or array of checkJSON. An object's keys are
+// keys[firstKey:]; past keysBeforeSet of them a set takes over, so that an
+// object with many keys is not checked in quadratic time.
+type jsonFrame struct {
+	object   bool
+	firstKey int
+	set      map[string]struct{}
+}
+
+const keysBeforeSet = 16
+
+// repeats reports whether key is among seen, the keys before it in f, and
+// adds it to f's set once f has one.
+func (f *jsonFrame) repeats(seen [][]byte, key []byte) bool {
+	if f.set == nil && len(seen) < keysBeforeSet {
+		for _, k := range seen {
+			if bytes.Equal(k, key) {
+				return true
+			}
+		}
+		return false
+	}
+	if f.set == nil {
+		f.set = make(map[string]struct{}, 2*keysBeforeSet)
+		for _, k := range seen {
+			f.set[string(k)] = struct{}{}
+		}
+	}
+	if _, ok := f.set[string(key)]; ok {
+		return true
+	}
+	f.set[string(key)] = struct{}{}
+	return false
+}
+
+// stringEnd returns the index of the quote that closes the string opening
+// at body[start], in valid JSON.
+func stringEnd(body []byte, start int) int {
+	for i := start + 1; i < len(body); i++ {
+		switch body[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return len(body) - 1
 }
 
 // first returns the first byte of data that is not JSON whitespace, or 0.
