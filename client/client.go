@@ -107,13 +107,9 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return nil, gatehouse.Invalidf("client: base URL %q: want an absolute http(s) URL without query", baseURL)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	// A middleware asks concurrently for many requests; the default of 2
-	// idle connections per host would close and reopen connections.
-	tr.MaxIdleConnsPerHost = 100
 	c := &Client{
 		base:      strings.TrimSuffix(u.String(), "/"),
-		hc:        &http.Client{Transport: tr, Timeout: DefaultTimeout},
+		hc:        &http.Client{Transport: newTransport(), Timeout: DefaultTimeout},
 		token:     func(context.Context) (string, error) { return "", nil },
 		userAgent: "gatehouse-go-client",
 		retries:   DefaultRetries,
@@ -126,6 +122,19 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		return nil, gatehouse.Invalidf("client: nil HTTP client or token source")
 	}
 	return c, nil
+}
+
+// newTransport is the default transport with more idle connections: a
+// middleware asks concurrently for many requests, and the default of 2 idle
+// connections per host would close and reopen connections under load.
+func newTransport() http.RoundTripper {
+	tr, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return http.DefaultTransport
+	}
+	tr = tr.Clone()
+	tr.MaxIdleConnsPerHost = 100
+	return tr
 }
 
 // With returns a copy of c with opts applied, sharing c's HTTP client: for

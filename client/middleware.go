@@ -50,7 +50,8 @@ func WithTenant(f func(*http.Request) string) GuardOption {
 }
 
 // WithErrorHandler answers requests whose check failed: Gatehouse did not
-// answer, answered an error, or the subject is unknown. err is an *Error
+// answer or answered an error, or WithSubject's function failed (a denial,
+// unknown subjects included, is a 403, not a failure). err is an *Error
 // (code unauthorized for a caller Gatehouse refused, unavailable when it
 // could not be reached) or the context's error. The guard never lets such
 // a request through: it fails closed. The default answers 401 for
