@@ -268,33 +268,6 @@ var commands = []command{
 		},
 	},
 	{
-		name: "tenant create", usage: "ID [--name NAME] [--parent ID] [--plan PLAN]", store: true, minArgs: 1, maxArgs: 1,
-		summary: "create a tenant",
-		flags: func(fs *flag.FlagSet, o *options) {
-			fs.StringVar(&o.name, "name", "", "display name")
-			fs.StringVar(&o.parent, "parent", "", "parent tenant id")
-			fs.StringVar(&o.plan, "plan", "", "plan of the tenant and its subtree")
-		},
-		run: func(ctx context.Context, m *Main) error {
-			t := gatehouse.Tenant{ID: m.args[0], Name: m.opts.name, Parent: m.opts.parent, Plan: m.opts.plan}
-			return m.printResult(m.svc.CreateTenant(ctx, m.Config.Actor, t))
-		},
-	},
-	{
-		name: "tenant move", usage: "ID --parent ID|--root", store: true, minArgs: 1, maxArgs: 1,
-		summary: "move a tenant under another parent, or to the root",
-		flags: func(fs *flag.FlagSet, o *options) {
-			fs.StringVar(&o.parent, "parent", "", "new parent tenant id")
-			fs.BoolVar(&o.root, "root", false, "make the tenant a root")
-		},
-		run: func(ctx context.Context, m *Main) error {
-			if (m.opts.parent == "") == !m.opts.root {
-				return usageErrorf("give exactly one of --parent or --root")
-			}
-			return m.printResult(m.svc.MoveTenant(ctx, m.Config.Actor, m.args[0], m.opts.parent))
-		},
-	},
-	{
 		name: "plan set", usage: "--tenant ID|--user EMAIL PLAN|--none [--json]", store: true, maxArgs: 1,
 		summary: "set the own plan of a tenant (covers its subtree) or of a user",
 		flags:   planFlags(true),
