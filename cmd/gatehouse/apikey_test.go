@@ -43,3 +43,14 @@ func TestAPIKeyCommands(t *testing.T) {
 		}
 	}
 }
+
+// Every command name is listed once; a second entry would never run.
+func TestCommandNamesUnique(t *testing.T) {
+	seen := map[string]bool{}
+	for _, c := range commands {
+		if seen[c.name] {
+			t.Errorf("command %q is listed twice", c.name)
+		}
+		seen[c.name] = true
+	}
+}
