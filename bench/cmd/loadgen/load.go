@@ -218,13 +218,17 @@ func postJSON(ctx context.Context, hc *http.Client, url string, in, out any) err
 
 // report prints the results as a table.
 func report(w io.Writer, results []result) {
-	fmt.Fprintf(w, "%-28s %5s %9s %10s %12s %9s %9s %9s %7s %11s %11s\n",
-		"scenario", "conc", "requests", "req/s", "decisions/s", "p50 ms", "p99 ms", "max ms", "errors", "server CPU", "loadgen CPU")
+	fmt.Fprintf(w, "%-28s %5s %9s %8s %12s %8s %8s %8s %6s %11s %11s %11s\n", "scenario", "conc", "requests",
+		"req/s", "decisions/s", "p50 ms", "p99 ms", "max ms", "errors", "server CPU", "µs CPU/req", "loadgen CPU")
 	for _, r := range results {
-		fmt.Fprintf(w, "%-28s %5d %9d %10.0f %12.0f %9.3f %9.3f %9.3f %7d %11s %11s\n",
+		perRequest := "-"
+		if r.serverCPU >= 0 && r.requests > 0 {
+			perRequest = fmt.Sprintf("%.0f", float64(r.serverCPU.Microseconds())/float64(r.requests))
+		}
+		fmt.Fprintf(w, "%-28s %5d %9d %8.0f %12.0f %8.3f %8.3f %8.3f %6d %11s %11s %11s\n",
 			r.name, r.concurrency, r.requests, r.perSecond(), r.perSecond()*float64(r.decisions),
 			ms(percentile(r.latencies, 50)), ms(percentile(r.latencies, 99)), ms(percentile(r.latencies, 100)),
-			r.errors, cpuShare(r.serverCPU, r.elapsed), cpuShare(r.loadCPU, r.elapsed))
+			r.errors, cpuShare(r.serverCPU, r.elapsed), perRequest, cpuShare(r.loadCPU, r.elapsed))
 	}
 	for _, r := range results {
 		if r.firstError != "" {
