@@ -79,7 +79,8 @@ func rateKey(r *http.Request) string {
 }
 
 // withRateLimit answers a caller over its rate with 429 and Retry-After.
-// Probes and metrics are not limited.
+// Probes, metrics and the payment provider's signed webhook (whose bursts
+// come from a few addresses) are not limited.
 func (s *Server) withRateLimit(next http.Handler) http.Handler {
 	if s.cfg.RateLimit <= 0 {
 		return next
@@ -87,7 +88,7 @@ func (s *Server) withRateLimit(next http.Handler) http.Handler {
 	l := newKeyLimiter(s.cfg.RateLimit, s.cfg.RateBurst)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
-		case "/healthz", "/readyz", "/metrics":
+		case "/healthz", "/readyz", "/metrics", "/api/v1/billing/webhook":
 			next.ServeHTTP(w, r)
 			return
 		}
