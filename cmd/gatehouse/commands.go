@@ -300,7 +300,7 @@ var commands = []command{
 	},
 	{
 		name: "backup", usage: "[-o FILE]", storeOnly: true, maxArgs: 0,
-		summary: "write the whole store (policy, version, audit trail) as an archive that restore reads",
+		summary: "write the whole store (policy, audit trail, actions, billing, API keys) as an archive for restore",
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.output, "o", "", "archive file (default stdout)")
 		},
