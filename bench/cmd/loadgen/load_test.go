@@ -58,12 +58,12 @@ func TestRun(t *testing.T) {
 	defer srv.Close()
 	sc := scenario{name: "test", url: srv.URL, header: http.Header{"Authorization": {"Bearer t"}},
 		bodies: [][]byte{[]byte(`{}`), []byte(`{"a":1}`)}, decisions: 1}
-	r := run(context.Background(), srv.Client(), sc, 2, 20*time.Millisecond, 100*time.Millisecond)
+	r := run(context.Background(), srv.Client(), sc, 2, 20*time.Millisecond, 300*time.Millisecond)
 	if r.requests == 0 || r.errors != 0 || !slices.IsSorted(r.latencies) || r.perSecond() <= 0 {
 		t.Errorf("run = %d requests, %d errors (%s), sorted %v", r.requests, r.errors, r.firstError, slices.IsSorted(r.latencies))
 	}
 	status.Store(http.StatusInternalServerError)
-	r = run(context.Background(), srv.Client(), sc, 2, 0, 50*time.Millisecond)
+	r = run(context.Background(), srv.Client(), sc, 2, 0, 300*time.Millisecond)
 	if r.requests != 0 || r.errors == 0 || r.firstError == "" {
 		t.Errorf("run against a failing server = %d requests, %d errors, first %q", r.requests, r.errors, r.firstError)
 	}
