@@ -28,6 +28,7 @@ var statusByCode = map[string]int{
 	gatehouse.CodeNotFound:          http.StatusNotFound,
 	gatehouse.CodeConflict:          http.StatusConflict,
 	gatehouse.CodeLastSuperuser:     http.StatusConflict,
+	gatehouse.CodeNotEmpty:          http.StatusConflict,
 	gatehouse.CodeUnavailable:       http.StatusServiceUnavailable,
 	gatehouse.CodeCorrupt:           http.StatusInternalServerError,
 	gatehouse.CodeSchemaTooNew:      http.StatusInternalServerError,
