@@ -217,9 +217,8 @@ func objectKey(r *http.Request, kind gatehouse.Kind) string {
 
 func (s *Server) listObjects(kind gatehouse.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		scope, err := s.admin(r)
-		if err != nil {
-			s.writeError(w, r, err)
+		scope, _, ok := s.adminRequest(w, r, false)
+		if !ok {
 			return
 		}
 		if !scope.global && kind != gatehouse.KindTenant {
@@ -248,9 +247,8 @@ func (s *Server) listObjects(kind gatehouse.Kind) http.HandlerFunc {
 
 func (s *Server) getObject(kind gatehouse.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		scope, err := s.admin(r)
-		if err != nil {
-			s.writeError(w, r, err)
+		scope, _, ok := s.adminRequest(w, r, false)
+		if !ok {
 			return
 		}
 		id := objectKey(r, kind)
@@ -271,14 +269,8 @@ func (s *Server) getObject(kind gatehouse.Kind) http.HandlerFunc {
 
 func (s *Server) putObject(kind gatehouse.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		scope, err := s.admin(r)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		body, err := s.readBody(w, r)
-		if err != nil {
-			s.writeError(w, r, err)
+		scope, body, ok := s.adminRequest(w, r, true)
+		if !ok {
 			return
 		}
 		id := objectKey(r, kind)
@@ -297,7 +289,7 @@ func (s *Server) putObject(kind gatehouse.Kind) http.HandlerFunc {
 		if created {
 			status = http.StatusCreated
 		}
-		s.writeJSON(w, r, status, writeResult{Version: res.Version, Changes: changes(res), Created: created})
+		s.writeResult(w, r, status, res, created)
 	}
 }
 
@@ -345,9 +337,8 @@ func (s *Server) checkTenantPut(r *http.Request, scope adminScope, kind gatehous
 
 func (s *Server) deleteObject(kind gatehouse.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		scope, err := s.admin(r)
-		if err != nil {
-			s.writeError(w, r, err)
+		scope, _, ok := s.adminRequest(w, r, false)
+		if !ok {
 			return
 		}
 		id := objectKey(r, kind)
@@ -362,7 +353,7 @@ func (s *Server) deleteObject(kind gatehouse.Kind) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		s.writeJSON(w, r, http.StatusOK, writeResult{Version: res.Version, Changes: changes(res)})
+		s.writeResult(w, r, http.StatusOK, res, false)
 	}
 }
 
@@ -398,18 +389,13 @@ func pathSubject(r *http.Request, section string) gatehouse.SubjectRef {
 // admin may bind only within its tenants.
 func (s *Server) bind(section string, role bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		scope, err := s.admin(r)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		body, err := s.readBody(w, r)
-		if err != nil {
-			s.writeError(w, r, err)
+		scope, body, ok := s.adminRequest(w, r, true)
+		if !ok {
 			return
 		}
 		subject := pathSubject(r, section)
 		var res service.Result
+		var err error
 		if role {
 			var a gatehouse.Assignment
 			if err = decodeStrict(body, &a); err == nil {
@@ -433,7 +419,7 @@ func (s *Server) bind(section string, role bool) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		s.writeJSON(w, r, http.StatusOK, writeResult{Version: res.Version, Changes: changes(res)})
+		s.writeResult(w, r, http.StatusOK, res, false)
 	}
 }
 
@@ -441,9 +427,8 @@ func (s *Server) bind(section string, role bool) http.HandlerFunc {
 // {name} in ?tenant=.
 func (s *Server) unbind(section string, role bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		scope, err := s.admin(r)
-		if err != nil {
-			s.writeError(w, r, err)
+		scope, _, ok := s.adminRequest(w, r, false)
+		if !ok {
 			return
 		}
 		tenant := r.URL.Query().Get("tenant")
@@ -453,6 +438,7 @@ func (s *Server) unbind(section string, role bool) http.HandlerFunc {
 		}
 		subject, name := pathSubject(r, section), r.PathValue("name")
 		var res service.Result
+		var err error
 		if role {
 			res, err = s.svc.Unbind(r.Context(), s.actor(r), subject, name, tenant)
 		} else {
@@ -462,7 +448,7 @@ func (s *Server) unbind(section string, role bool) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		s.writeJSON(w, r, http.StatusOK, writeResult{Version: res.Version, Changes: changes(res)})
+		s.writeResult(w, r, http.StatusOK, res, false)
 	}
 }
 
@@ -485,7 +471,7 @@ func (s *Server) superuser(promote bool) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		s.writeJSON(w, r, http.StatusOK, writeResult{Version: res.Version, Changes: changes(res)})
+		s.writeResult(w, r, http.StatusOK, res, false)
 	}
 }
 
@@ -574,6 +560,25 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 		page.Next = events[len(events)-1].Seq
 	}
 	s.writeJSON(w, r, http.StatusOK, page)
+}
+
+// adminRequest finds what the caller administers and, if withBody, reads
+// the request body; ok is false when it has answered with an error.
+func (s *Server) adminRequest(w http.ResponseWriter, r *http.Request, withBody bool) (scope adminScope, body []byte, ok bool) {
+	scope, err := s.admin(r)
+	if err == nil && withBody {
+		body, err = s.readBody(w, r)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return adminScope{}, nil, false
+	}
+	return scope, body, true
+}
+
+// writeResult answers a write with its result.
+func (s *Server) writeResult(w http.ResponseWriter, r *http.Request, status int, res service.Result, created bool) {
+	s.writeJSON(w, r, status, writeResult{Version: res.Version, Changes: changes(res), Created: created})
 }
 
 // actor names the caller in the audit trail.
