@@ -90,6 +90,8 @@ func (s *Server) actionRoutes(mux *http.ServeMux) {
 	s.route(mux, http.MethodPost, "/api/v1/actions/simulate", s.authenticated(s.handleActionSimulate),
 		doc("simulate_action", "Decide an action without reserving it, or replay recorded actions against a proposed policy",
 			new(actionBody), new(actionAnswer)))
+	s.route(mux, http.MethodGet, "/api/v1/actions/{id}", s.authenticated(s.handleActionGet),
+		doc("get_action", "One action record, its status as of now", nil, new(gatehouse.ActionRecord)).withParams(new(idPath)))
 	s.route(mux, http.MethodGet, "/api/v1/actions", s.authenticated(s.handleActionList),
 		doc("list_actions", "Action records, oldest first, with cursor pagination", nil, new(actionPage)).withParams(new(actionQuery)))
 	// Seed 004's /api/v1/permissions routes: Gatehouse's permissions are
@@ -383,6 +385,29 @@ func (s *Server) handleActionList(w http.ResponseWriter, r *http.Request) {
 
 // matches reports whether rec passes the filter's tenant, action, status
 // and subject.
+// handleActionGet answers GET /api/v1/actions/{id}: for an administrator of
+// the record's tenant, or the subject or user the action was for. Anyone
+// else gets 404, as if there were no such record.
+func (s *Server) handleActionGet(w http.ResponseWriter, r *http.Request) {
+	rec, err := s.svc.Guard().Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	caller := info(r.Context()).caller.String()
+	scope, aerr := s.admin(r)
+	var e *Error
+	if aerr != nil && (!errors.As(aerr, &e) || e.Code != CodeForbidden) {
+		s.writeError(w, r, aerr)
+		return
+	}
+	if (aerr != nil || !scope.covers(rec.Tenant)) && rec.Subject != caller && rec.OnBehalfOf != caller {
+		s.writeError(w, r, gatehouse.NotFoundf("action %q", rec.ID))
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, rec)
+}
+
 func matches(rec gatehouse.ActionRecord, f gatehouse.ActionFilter) bool {
 	return (f.Tenant == "" || rec.Tenant == f.Tenant) && (f.Action == "" || rec.Action == f.Action) &&
 		(f.Status == "" || rec.Status == f.Status) && (f.Subject == "" || rec.Subject == f.Subject)

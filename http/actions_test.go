@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gatehouse/gatehouse"
 )
 
 type actionAnswer struct {
@@ -94,6 +96,20 @@ func TestActionsAPI(t *testing.T) {
 		if r.status != s.status || e.Error.Code != s.code {
 			t.Errorf("%s: %d %s, want %d %q", s.op, r.status, r.body, s.status, s.code)
 		}
+	}
+	// One record: for its subject, the user it was for, or an admin; a
+	// stranger sees no such record.
+	for _, tc := range []struct {
+		token  string
+		status int
+	}{{bot, http.StatusOK}, {olga, http.StatusOK}, {admin, http.StatusOK}, {carl, http.StatusNotFound}} {
+		r := f.do(call{method: http.MethodGet, path: "/api/v1/actions/" + id, token: tc.token})
+		if rec := lenient[gatehouse.ActionRecord](t, r); r.status != tc.status || (r.status == http.StatusOK && (rec.ID != id || rec.Status != gatehouse.ActionExecuted)) {
+			t.Errorf("GET the record: %d %s, want %d", r.status, r.body, tc.status)
+		}
+	}
+	if r := f.do(call{method: http.MethodGet, path: "/api/v1/actions/nope", token: admin}); r.status != http.StatusNotFound {
+		t.Errorf("GET an unknown record: %d", r.status)
 	}
 	if r := f.do(call{path: "/api/v1/actions/nope/confirm", token: olga}); r.status != http.StatusNotFound {
 		t.Errorf("confirm an unknown action: %d %s", r.status, r.body)

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -352,12 +353,20 @@ func (s *Server) routes() http.Handler {
 			allowed[e.path] = append(allowed[e.path], http.MethodHead)
 		}
 	}
+	// The fallbacks name their methods: a method-less pattern such as
+	// "/api/v1/actions/{id}" would conflict with "POST /api/v1/actions/authorize".
 	for _, path := range paths {
 		allow := strings.Join(allowed[path], ", ")
-		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", allow)
-			s.writeError(w, r, &Error{Code: CodeMethodNotAllowed, Err: fmt.Errorf("%s %s", r.Method, path)})
-		})
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+			http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+			if slices.Contains(allowed[path], m) {
+				continue
+			}
+			mux.HandleFunc(m+" "+path, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Allow", allow)
+				s.writeError(w, r, &Error{Code: CodeMethodNotAllowed, Err: fmt.Errorf("%s %s", r.Method, path)})
+			})
+		}
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &Error{Code: gatehouse.CodeNotFound, Err: fmt.Errorf("no route for %s", r.URL.Path)})
