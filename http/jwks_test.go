@@ -141,9 +141,19 @@ func TestJWKS(t *testing.T) {
 		t.Fatal(err)
 	}
 	idp.set(jwk("rsa-2", &rsa2.PublicKey))
-	time.Sleep(5 * time.Millisecond) // past JWKSMinRefresh since the last unknown kid
-	if r := f.do(call{method: http.MethodGet, path: "/api/v1/me/effective", token: signKID(t, jwt.SigningMethodRS256, "rsa-2", rsa2, claims())}); r.status != http.StatusOK {
-		t.Errorf("a token of the rotated-in key: %d %s", r.status, r.body)
+	// The refetch is rate-limited (JWKSMinRefresh, 1 ms here): on a busy
+	// machine the first try may still fall inside the window.
+	rotated := signKID(t, jwt.SigningMethodRS256, "rsa-2", rsa2, claims())
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := f.do(call{method: http.MethodGet, path: "/api/v1/me/effective", token: rotated})
+		if r.status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a token of the rotated-in key: %d %s", r.status, r.body)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if r := f.do(call{method: http.MethodGet, path: "/api/v1/me/effective", token: signKID(t, jwt.SigningMethodRS256, "rsa-1", rsaKey, claims())}); r.status != http.StatusUnauthorized {
 		t.Errorf("a token of the retired key: %d", r.status)
