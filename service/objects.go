@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"slices"
 	"strings"
 
@@ -146,43 +144,25 @@ func decodeObject(kind gatehouse.Kind, id string, body []byte) (gatehouse.Object
 	if err != nil {
 		return gatehouse.Object{}, err
 	}
-	var p gatehouse.Policy
-	var target any
-	switch kind {
-	case gatehouse.KindSettings:
-		target = &p.Settings
-	case gatehouse.KindPermission:
-		target = growOne(&p.Permissions)
-	case gatehouse.KindBundle:
-		target = growOne(&p.Bundles)
-	case gatehouse.KindCategory:
-		target = growOne(&p.Categories)
-	case gatehouse.KindRole:
-		target = growOne(&p.Roles)
-	case gatehouse.KindPlan:
-		target = growOne(&p.Plans)
-	case gatehouse.KindTenant:
-		target = growOne(&p.Tenants)
-	case gatehouse.KindUser:
-		target = growOne(&p.Users)
-	case gatehouse.KindAgent:
-		target = growOne(&p.Agents)
-	case gatehouse.KindTool:
-		target = growOne(&p.Tools)
-	case gatehouse.KindAction:
-		target = growOne(&p.Actions)
-	case gatehouse.KindResource:
-		target = growOne(&p.Resources)
-	default:
+	if kind.Rank() == len(gatehouse.Kinds) {
 		return gatehouse.Object{}, gatehouse.Invalidf("unknown kind %q", kind)
 	}
-	dec := json.NewDecoder(bytes.NewReader(filled))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(target); err != nil {
-		return gatehouse.Object{}, gatehouse.Invalidf("%s %q: %v", kind, id, err)
+	// The object as the one entry of its section of a policy document, so
+	// the policy's own JSON shape decides what is a known field.
+	var doc []byte
+	if kind == gatehouse.KindSettings {
+		doc, err = json.Marshal(map[string]json.RawMessage{kind.Section(): filled})
+	} else {
+		doc, err = json.Marshal(map[string][]json.RawMessage{kind.Section(): {filled}})
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return gatehouse.Object{}, gatehouse.Invalidf("%s %q: trailing data after the object", kind, id)
+	if err != nil {
+		return gatehouse.Object{}, err
+	}
+	var p gatehouse.Policy
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return gatehouse.Object{}, gatehouse.Invalidf("%s %q: %v", kind, id, err)
 	}
 	objs, err := p.Objects()
 	if err != nil {
@@ -227,10 +207,4 @@ func fillID(kind gatehouse.Kind, id string, m map[string]json.RawMessage) error 
 		return set("id", rid)
 	}
 	return set(idField[kind], id)
-}
-
-// growOne appends a zero element to *s and returns a pointer to it.
-func growOne[T any](s *[]T) *T {
-	*s = append(*s, *new(T))
-	return &(*s)[len(*s)-1]
 }
