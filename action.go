@@ -214,7 +214,7 @@ const (
 	LimitMaxTotalAmount = "max_total_amount"
 )
 
-// ReserveResult is what ReserveAction did.
+// ReserveResult is what ReserveActions did with one reservation.
 type ReserveResult struct {
 	// Record is the stored record: the new one, or the one stored earlier
 	// under the same idempotency key (Replayed).

@@ -139,14 +139,18 @@ type AuditLog interface {
 // that also appends the record's audit event (see ActionEvent), so
 // concurrent writers, in any number of processes, can never exceed a limit.
 type ActionStore interface {
-	// ReserveAction stores r.Record unless the subject already used its
-	// idempotency key (then it returns the stored record, Replayed) or a
-	// window limit of r would be exceeded (then it stores nothing and names
-	// the limit in Exceeded). Counted are the records of the same tenant
-	// and action created after r.Record.CreatedAt-r.Window whose status
-	// holds capacity at r.Record.CreatedAt. ErrInvalid for a record
-	// without id, tenant, action, subject, status or times.
-	ReserveAction(ctx context.Context, r Reservation) (ReserveResult, error)
+	// ReserveActions stores the records of rs in order, in one
+	// transaction, each as if alone after the ones before it: a record is
+	// stored unless its subject already used its idempotency key (then the
+	// result carries the stored record, Replayed) or a window limit of its
+	// reservation would be exceeded (then nothing is stored for it and
+	// Exceeded names the limit). Counted are the records of the same tenant
+	// and action created after Record.CreatedAt-Window whose status holds
+	// capacity at Record.CreatedAt, those stored earlier in rs included.
+	// One result per reservation, in order. An error stores nothing;
+	// ErrInvalid for a record without id, tenant, action, subject, status
+	// or times.
+	ReserveActions(ctx context.Context, rs []Reservation) ([]ReserveResult, error)
 	// TransitionAction moves a record as ApplyTransition does and records
 	// the event; ErrNotFound for an unknown id, ErrIllegalTransition, or
 	// ErrActionExpired after recording the expiry of a pending record

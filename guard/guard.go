@@ -61,6 +61,7 @@ type Guard struct {
 	store    gatehouse.ActionStore
 	snapshot func() *engine.Snapshot
 	cfg      Config
+	batch    *batcher
 }
 
 // New returns a guard deciding from the snapshot that snapshot returns at
@@ -80,7 +81,7 @@ func New(store gatehouse.ActionStore, snapshot func() *engine.Snapshot, cfg Conf
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Guard{store: store, snapshot: snapshot, cfg: cfg}, nil
+	return &Guard{store: store, snapshot: snapshot, cfg: cfg, batch: &batcher{actions: store}}, nil
 }
 
 // Request is a tool call an agent (or a user) asks to make.
@@ -220,7 +221,7 @@ func (g *Guard) decide(ctx context.Context, req *Request, key string, reserve bo
 	}
 	rec := p.record
 	rec.ID, rec.IdempotencyKey = newID(), key
-	out, err := g.store.ReserveAction(ctx, reservation(lim, rec))
+	out, err := g.batch.reserve(ctx, reservation(lim, rec))
 	switch {
 	case err != nil:
 		return g.internal(res, "reserve action", err)
@@ -422,7 +423,7 @@ func reservation(lim gatehouse.Limits, rec gatehouse.ActionRecord) gatehouse.Res
 	return gatehouse.Reservation{Record: rec, Window: lim.Window, MaxCount: lim.MaxCount, MaxTotalAmount: lim.MaxTotalAmount}
 }
 
-// windowUsage counts, as ReserveAction does, the records of tenant and
+// windowUsage counts, as ReserveActions does, the records of tenant and
 // action created within window before now that hold capacity.
 func (g *Guard) windowUsage(ctx context.Context, tenant, action string, window time.Duration, now time.Time) (count, total int64, err error) {
 	f := gatehouse.ActionFilter{Now: now, Tenant: tenant, Action: action,

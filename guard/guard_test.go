@@ -362,8 +362,8 @@ type failing struct {
 	err error
 }
 
-func (s failing) ReserveAction(context.Context, gatehouse.Reservation) (gatehouse.ReserveResult, error) {
-	return gatehouse.ReserveResult{}, s.err
+func (s failing) ReserveActions(context.Context, []gatehouse.Reservation) ([]gatehouse.ReserveResult, error) {
+	return nil, s.err
 }
 
 func (s failing) FindAction(context.Context, string, string, time.Time) (gatehouse.ActionRecord, error) {

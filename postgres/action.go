@@ -25,57 +25,113 @@ const actionColumns = `seq, id, tenant, action, tool, subject, on_behalf_of, ide
 
 var auditHeadKeys = []string{keyHeadSeq, keyHeadHash}
 
-// ReserveAction stores r.Record if the subject has not used its
-// idempotency key and r's window limits leave room, appending its audit
-// event in the same transaction.
-func (db *DB) ReserveAction(ctx context.Context, r gatehouse.Reservation) (gatehouse.ReserveResult, error) {
-	rec, events, err := audit.PrepareReservation(r)
-	if err != nil {
-		return gatehouse.ReserveResult{}, err
+// ReserveActions stores the records of rs that their idempotency keys
+// and window limits allow, in one transaction holding the audit head, in
+// the same round trips however many there are: the lookups of the whole batch,
+// audit.PlanReservations deciding each reservation in order, then the
+// inserts with their audit events.
+func (db *DB) ReserveActions(ctx context.Context, rs []gatehouse.Reservation) ([]gatehouse.ReserveResult, error) {
+	recs, err := audit.PrepareReservations(rs)
+	if err != nil || len(rs) == 0 {
+		return nil, err
 	}
-	var res gatehouse.ReserveResult
-	err = db.writeTx(ctx, "reserve action", auditHeadKeys, func(tx pgx.Tx, meta metaValues) error {
-		res = gatehouse.ReserveResult{}
-		if rec.IdempotencyKey != "" {
-			prev, err := scanAction(tx.QueryRow(ctx, `SELECT `+actionColumns+
-				` FROM action_records WHERE subject = $1 AND idempotency_key = $2`, rec.Subject, rec.IdempotencyKey))
-			if err == nil {
-				prev.Status = prev.StatusAt(rec.CreatedAt)
-				res.Record, res.Replayed = prev, true
-				return nil
-			}
-			if !errors.Is(err, pgx.ErrNoRows) {
-				return err
-			}
-		}
-		if r.Window > 0 && (r.MaxCount > 0 || r.MaxTotalAmount > 0) {
-			if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(sum(amount), 0)::bigint FROM action_records
-				WHERE tenant = $1 AND action = $2 AND created_at > $3
-				AND (status IN ('confirmed', 'executed') OR (status = 'pending' AND expires_at > $4))`,
-				rec.Tenant, rec.Action, rec.CreatedAt.Add(-r.Window), rec.CreatedAt,
-			).Scan(&res.Count, &res.Total); err != nil {
-				return err
-			}
-			if res.Exceeded = r.Exceeded(res.Count, res.Total); res.Exceeded != "" {
-				return nil
+	var plan audit.Plan
+	err = db.writeTx(ctx, "reserve actions", auditHeadKeys, func(tx pgx.Tx, meta metaValues) error {
+		look := make([]audit.Lookup, len(rs))
+		var lookups pgx.Batch
+		for i := range rs {
+			rec := &recs[i]
+			if rec.IdempotencyKey != "" {
+				lookups.Queue(`SELECT `+actionColumns+` FROM action_records WHERE subject = $1 AND idempotency_key = $2`,
+					rec.Subject, rec.IdempotencyKey).QueryRow(func(row pgx.Row) error {
+					prev, err := scanAction(row)
+					if err == nil {
+						look[i].Prev = &prev
+					}
+					if errors.Is(err, pgx.ErrNoRows) {
+						return nil
+					}
+					return err
+				})
 			}
 		}
-		if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM action_records`).Scan(&rec.Seq); err != nil {
+		for _, q := range audit.WindowQueries(rs, recs) {
+			queueWindowUsage(&lookups, q, look, recs)
+		}
+		var next int64
+		lookups.Queue(`SELECT coalesce(max(seq), 0) + 1 FROM action_records`).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&next)
+		})
+		if err := tx.SendBatch(ctx, &lookups).Close(); err != nil {
+			return err
+		}
+		if plan, err = audit.PlanReservations(rs, recs, look, next); err != nil {
 			return err
 		}
 		var batch pgx.Batch
-		batch.Queue(`INSERT INTO action_records (`+actionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-			$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)`, actionValues(&rec)...)
-		if err := queueEvents(&batch, meta, events); err != nil {
+		for i := range plan.Insert {
+			batch.Queue(`INSERT INTO action_records (`+actionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+				$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)`, actionValues(&plan.Insert[i])...)
+		}
+		if err := queueEvents(&batch, meta, plan.Events); err != nil {
 			return err
 		}
-		res.Record = rec
 		return sendBatch(ctx, tx, &batch)
 	})
 	if err != nil {
-		return gatehouse.ReserveResult{}, err
+		return nil, err
 	}
-	return res, nil
+	return plan.Results, nil
+}
+
+// queueWindowUsage queues the reads of q's window usage for look.
+func queueWindowUsage(b *pgx.Batch, q *audit.WindowQuery, look []audit.Lookup, recs []gatehouse.ActionRecord) {
+	var count, total int64
+	b.Queue(`SELECT count(*), coalesce(sum(amount), 0)::bigint FROM action_records
+		WHERE tenant = $1 AND action = $2 AND created_at > $3
+		AND (status IN ('confirmed', 'executed') OR (status = 'pending' AND expires_at > $4))`,
+		q.Tenant, q.Action, q.Last.Add(-q.Window), q.Last,
+	).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(&count, &total); err != nil {
+			return err
+		}
+		if q.First.Equal(q.Last) {
+			q.Resolve(look, recs, count, total, nil)
+		}
+		return nil
+	})
+	if q.First.Equal(q.Last) {
+		return
+	}
+	b.Queue(`SELECT created_at, expires_at, status, amount FROM action_records
+		WHERE tenant = $1 AND action = $2 AND created_at > $3 AND created_at <= $4
+		UNION ALL
+		SELECT created_at, expires_at, status, amount FROM action_records
+		WHERE tenant = $1 AND action = $2 AND status = 'pending' AND expires_at > $5 AND expires_at <= $6 AND created_at > $4`,
+		q.Tenant, q.Action, q.First.Add(-q.Window), q.Last.Add(-q.Window), q.First, q.Last,
+	).Query(func(rows pgx.Rows) error {
+		var edge []gatehouse.ActionRecord
+		for rows.Next() {
+			var (
+				r       gatehouse.ActionRecord
+				expires *time.Time
+				status  string
+			)
+			if err := rows.Scan(&r.CreatedAt, &expires, &status, &r.Amount); err != nil {
+				return err
+			}
+			if expires != nil {
+				r.ExpiresAt = expires.UTC()
+			}
+			r.CreatedAt, r.Status = r.CreatedAt.UTC(), gatehouse.ActionStatus(status)
+			edge = append(edge, r)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		q.Resolve(look, recs, count, total, edge)
+		return nil
+	})
 }
 
 // TransitionAction moves the record with t.ID as gatehouse.ApplyTransition

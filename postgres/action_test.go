@@ -35,12 +35,12 @@ func TestReservationsAcrossInstances(t *testing.T) {
 				Subject: "agent:bot", Reason: gatehouse.ReasonGranted, Status: gatehouse.ActionConfirmed,
 				CreatedAt: at, UpdatedAt: at, UpdatedBy: "agent:bot",
 			}}
-			res, err := instances[i%2].ReserveAction(t.Context(), r)
-			if err != nil {
-				t.Errorf("ReserveAction(%d) = %v", i, err)
+			res, err := instances[i%2].ReserveActions(t.Context(), []gatehouse.Reservation{r})
+			if err != nil || len(res) != 1 {
+				t.Errorf("ReserveActions(%d) = %v, %v", i, res, err)
 				return
 			}
-			if res.Exceeded == "" {
+			if res[0].Exceeded == "" {
 				won.Add(1)
 			}
 		}()

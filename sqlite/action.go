@@ -20,57 +20,110 @@ const actionColumns = `seq, id, tenant, action, tool, subject, on_behalf_of, ide
 	status, created_at, expires_at, confirmed_at, confirmed_by, executed_at, error_message,
 	updated_at, updated_by`
 
-// ReserveAction stores r.Record if the subject has not used its
-// idempotency key and r's window limits leave room, appending its audit
-// event in the same transaction.
-func (db *DB) ReserveAction(ctx context.Context, r gatehouse.Reservation) (gatehouse.ReserveResult, error) {
-	rec, events, err := audit.PrepareReservation(r)
-	if err != nil {
-		return gatehouse.ReserveResult{}, err
+// ReserveActions stores the records of rs that their idempotency keys
+// and window limits allow, in one write transaction with their audit
+// events: the lookups of the whole batch come first, then
+// audit.PlanReservations decides each reservation in order.
+func (db *DB) ReserveActions(ctx context.Context, rs []gatehouse.Reservation) ([]gatehouse.ReserveResult, error) {
+	recs, err := audit.PrepareReservations(rs)
+	if err != nil || len(rs) == 0 {
+		return nil, err
 	}
-	var res gatehouse.ReserveResult
-	err = db.writeTx(ctx, "reserve action", func(tx *sql.Tx) error {
-		res = gatehouse.ReserveResult{}
-		if rec.IdempotencyKey != "" {
-			prev, err := scanAction(tx.QueryRowContext(ctx, `SELECT `+actionColumns+
-				` FROM action_records WHERE subject = ? AND idempotency_key = ?`, rec.Subject, rec.IdempotencyKey))
-			if err == nil {
-				prev.Status = prev.StatusAt(rec.CreatedAt)
-				res.Record, res.Replayed = prev, true
-				return nil
+	var plan audit.Plan
+	err = db.writeTx(ctx, "reserve actions", func(tx *sql.Tx) error {
+		byKey, err := tx.PrepareContext(ctx, `SELECT `+actionColumns+` FROM action_records WHERE subject = ? AND idempotency_key = ?`)
+		if err != nil {
+			return err
+		}
+		defer byKey.Close()
+		look := make([]audit.Lookup, len(rs))
+		for i := range rs {
+			rec := &recs[i]
+			if rec.IdempotencyKey == "" {
+				continue
 			}
-			if !errors.Is(err, sql.ErrNoRows) {
+			prev, err := scanAction(byKey.QueryRowContext(ctx, rec.Subject, rec.IdempotencyKey))
+			switch {
+			case err == nil:
+				look[i].Prev = &prev
+			case !errors.Is(err, sql.ErrNoRows):
 				return err
 			}
 		}
-		if r.Window > 0 && (r.MaxCount > 0 || r.MaxTotalAmount > 0) {
-			now := rec.CreatedAt.UnixMicro()
-			if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(amount), 0) FROM action_records
-				WHERE tenant = ? AND action = ? AND created_at > ?
-				AND (status IN ('confirmed', 'executed') OR (status = 'pending' AND expires_at > ?))`,
-				rec.Tenant, rec.Action, now-r.Window.Microseconds(), now,
-			).Scan(&res.Count, &res.Total); err != nil {
+		for _, q := range audit.WindowQueries(rs, recs) {
+			if err := windowUsage(ctx, tx, q, look, recs); err != nil {
 				return err
 			}
-			if res.Exceeded = r.Exceeded(res.Count, res.Total); res.Exceeded != "" {
-				return nil
+		}
+		var next int64
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM action_records`).Scan(&next); err != nil {
+			return err
+		}
+		if plan, err = audit.PlanReservations(rs, recs, look, next); err != nil {
+			return err
+		}
+		if len(plan.Insert) == 0 {
+			return nil
+		}
+		insert, err := tx.PrepareContext(ctx, `INSERT INTO action_records (`+actionColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insert.Close()
+		for i := range plan.Insert {
+			if _, err := insert.ExecContext(ctx, actionValues(&plan.Insert[i])...); err != nil {
+				return err
 			}
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM action_records`).Scan(&rec.Seq); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO action_records (`+actionColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			actionValues(&rec)...); err != nil {
-			return err
-		}
-		res.Record = rec
-		return appendEvents(ctx, tx, events)
+		return appendEvents(ctx, tx, plan.Events)
 	})
 	if err != nil {
-		return gatehouse.ReserveResult{}, err
+		return nil, err
 	}
-	return res, nil
+	return plan.Results, nil
+}
+
+// windowUsage reads the usage of q's window for look.
+func windowUsage(ctx context.Context, tx *sql.Tx, q *audit.WindowQuery, look []audit.Lookup, recs []gatehouse.ActionRecord) error {
+	first, last, w := q.First.UnixMicro(), q.Last.UnixMicro(), q.Window.Microseconds()
+	var count, total int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(amount), 0) FROM action_records
+		WHERE tenant = ? AND action = ? AND created_at > ?
+		AND (status IN ('confirmed', 'executed') OR (status = 'pending' AND expires_at > ?))`,
+		q.Tenant, q.Action, last-w, last).Scan(&count, &total); err != nil {
+		return err
+	}
+	var edge []gatehouse.ActionRecord
+	if first != last {
+		rows, err := tx.QueryContext(ctx, `SELECT created_at, expires_at, status, amount FROM action_records
+			WHERE tenant = ?1 AND action = ?2 AND created_at > ?3 AND created_at <= ?4
+			UNION ALL
+			SELECT created_at, expires_at, status, amount FROM action_records INDEXED BY action_records_expiry
+			WHERE tenant = ?1 AND action = ?2 AND status = 'pending' AND expires_at > ?5 AND expires_at <= ?6 AND created_at > ?4`,
+			q.Tenant, q.Action, first-w, last-w, first, last)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				r                gatehouse.ActionRecord
+				created, expires int64
+				status           string
+			)
+			if err := rows.Scan(&created, &expires, &status, &r.Amount); err != nil {
+				return err
+			}
+			r.CreatedAt, r.ExpiresAt, r.Status = fromMicros(created), fromMicros(expires), gatehouse.ActionStatus(status)
+			edge = append(edge, r)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	q.Resolve(look, recs, count, total, edge)
+	return nil
 }
 
 // TransitionAction moves the record with t.ID as gatehouse.ApplyTransition

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +28,9 @@ var actionTests = []test{
 	{"ConcurrentCount", testConcurrentCount},
 	{"ConcurrentTotal", testConcurrentTotal},
 	{"ConcurrentReplays", testConcurrentReplays},
+	{"Batch", testBatch},
+	{"BatchWindowEdges", testBatchWindowEdges},
+	{"ConcurrentBatches", testConcurrentBatches},
 }
 
 // t0 is when the action tests happen; stores keep microseconds.
@@ -48,11 +52,23 @@ func record(id string, at time.Time, st gatehouse.ActionStatus) gatehouse.Action
 	return r
 }
 
+// reserveOne reserves r alone.
+func reserveOne(ctx context.Context, s gatehouse.Store, r gatehouse.Reservation) (gatehouse.ReserveResult, error) {
+	res, err := s.ReserveActions(ctx, []gatehouse.Reservation{r})
+	if err != nil {
+		return gatehouse.ReserveResult{}, err
+	}
+	if len(res) != 1 {
+		return gatehouse.ReserveResult{}, fmt.Errorf("ReserveActions of one reservation returned %d results", len(res))
+	}
+	return res[0], nil
+}
+
 func reserve(t *testing.T, s gatehouse.Store, r gatehouse.Reservation) gatehouse.ReserveResult {
 	t.Helper()
-	res, err := s.ReserveAction(t.Context(), r)
+	res, err := reserveOne(t.Context(), s, r)
 	if err != nil {
-		t.Fatalf("ReserveAction(%s) = %v", r.Record.ID, err)
+		t.Fatalf("ReserveActions(%s) = %v", r.Record.ID, err)
 	}
 	return res
 }
@@ -61,7 +77,7 @@ func mustReserve(t *testing.T, s gatehouse.Store, r gatehouse.Reservation) gateh
 	t.Helper()
 	res := reserve(t, s, r)
 	if res.Exceeded != "" || res.Replayed {
-		t.Fatalf("ReserveAction(%s) = %+v, want stored", r.Record.ID, res)
+		t.Fatalf("ReserveActions(%s) = %+v, want stored", r.Record.ID, res)
 	}
 	return res.Record
 }
@@ -96,7 +112,7 @@ func testReserveAndRead(t *testing.T, s gatehouse.Store) {
 	got := mustReserve(t, s, gatehouse.Reservation{Record: r})
 	r.Seq = 1
 	if diff := cmp.Diff(r, got); diff != "" {
-		t.Errorf("ReserveAction returned (-want +got):\n%s", diff)
+		t.Errorf("ReserveActions returned (-want +got):\n%s", diff)
 	}
 	read, err := s.GetAction(ctx, "a1", t0)
 	if err != nil {
@@ -139,8 +155,12 @@ func testReserveInvalid(t *testing.T, s gatehouse.Store) {
 	for name, mutate := range bad {
 		r := record("bad", t0, gatehouse.ActionConfirmed)
 		mutate(&r)
-		_, err := s.ReserveAction(t.Context(), gatehouse.Reservation{Record: r})
-		wantErr(t, "ReserveAction("+name+")", err, gatehouse.ErrInvalid)
+		_, err := reserveOne(t.Context(), s, gatehouse.Reservation{Record: r})
+		wantErr(t, "ReserveActions("+name+")", err, gatehouse.ErrInvalid)
+		// In a batch, one invalid reservation stores none of the others.
+		_, err = s.ReserveActions(t.Context(), []gatehouse.Reservation{
+			{Record: record("good-"+name, t0, gatehouse.ActionConfirmed)}, {Record: r}})
+		wantErr(t, "ReserveActions(valid, "+name+")", err, gatehouse.ErrInvalid)
 	}
 	unchanged(t, s, before, "invalid reservations")
 	if n := len(listActions(t, s, gatehouse.ActionFilter{})); n != 1 {
@@ -156,7 +176,7 @@ func testIdempotency(t *testing.T, s gatehouse.Store) {
 	again.IdempotencyKey = "order-17"
 	res := reserve(t, s, gatehouse.Reservation{Record: again, Window: time.Hour, MaxCount: 1})
 	if !res.Replayed || res.Record.ID != "i1" || res.Exceeded != "" {
-		t.Errorf("second ReserveAction with the key = %+v, want a replay of i1 (before any limit)", res)
+		t.Errorf("second ReserveActions with the key = %+v, want a replay of i1 (before any limit)", res)
 	}
 	if diff := cmp.Diff(stored, res.Record); diff != "" {
 		t.Errorf("replayed record (-stored +replayed):\n%s", diff)
@@ -431,9 +451,9 @@ func race(t *testing.T, s gatehouse.Store, n int, reservation func(i int) gateho
 		go func() {
 			defer wg.Done()
 			<-start
-			res, err := s.ReserveAction(t.Context(), reservation(i))
+			res, err := reserveOne(t.Context(), s, reservation(i))
 			if err != nil {
-				t.Errorf("ReserveAction(%d) = %v", i, err)
+				t.Errorf("ReserveActions(%d) = %v", i, err)
 				return
 			}
 			if res.Exceeded == "" {
@@ -482,9 +502,9 @@ func testConcurrentReplays(t *testing.T, s gatehouse.Store) {
 			defer wg.Done()
 			r := record(fmt.Sprintf("p%02d", i), t0, gatehouse.ActionPending)
 			r.IdempotencyKey = "same-key"
-			res, err := s.ReserveAction(t.Context(), gatehouse.Reservation{Record: r})
+			res, err := reserveOne(t.Context(), s, gatehouse.Reservation{Record: r})
 			if err != nil {
-				t.Errorf("ReserveAction(%d) = %v", i, err)
+				t.Errorf("ReserveActions(%d) = %v", i, err)
 				return
 			}
 			if res.Replayed {
@@ -497,4 +517,132 @@ func testConcurrentReplays(t *testing.T, s gatehouse.Store) {
 		t.Errorf("40 concurrent uses of one key stored %d records with %d replays, want 1 and 39", n, replays.Load())
 	}
 	verify(t, s, 1)
+}
+
+// A batch is decided in order, each reservation as if alone after the ones
+// before it: a key used earlier in the batch replays, records stored
+// earlier count in the windows, refused ones neither count nor use keys.
+func testBatch(t *testing.T, s gatehouse.Store) {
+	mustReserve(t, s, windowed("before", t0, 100, 0, 0))
+	keyed := func(r gatehouse.Reservation, key string) gatehouse.Reservation {
+		r.Record.IdempotencyKey = key
+		return r
+	}
+	at := t0.Add(time.Minute)
+	rs := []gatehouse.Reservation{
+		keyed(windowed("b1", at, 100, 3, 0), "k1"),
+		keyed(windowed("b2", at, 100, 3, 0), "k1"),              // replays b1
+		keyed(windowed("b3", at, 100, 3, 0), "k2"),              // the third in the window
+		keyed(windowed("b4", at, 100, 3, 0), "k3"),              // the fourth: refused
+		keyed(windowed("b5", at, 100, 0, 0), "k3"),              // k3 is still free
+		keyed(windowed("b6", at.Add(time.Hour), 100, 1, 0), ""), // the window has moved on
+	}
+	res, err := s.ReserveActions(t.Context(), rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		ID           string
+		Replayed     bool
+		Exceeded     string
+		Count, Total int64
+	}
+	got := make([]outcome, len(res))
+	for i, r := range res {
+		got[i] = outcome{r.Record.ID, r.Replayed, r.Exceeded, r.Count, r.Total}
+	}
+	want := []outcome{
+		{"b1", false, "", 1, 100},
+		{"b1", true, "", 0, 0},
+		{"b3", false, "", 2, 200},
+		{"", false, gatehouse.LimitMaxCount, 3, 300},
+		{"b5", false, "", 0, 0},
+		{"b6", false, "", 0, 0},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ReserveActions outcomes (-want +got):\n%s", diff)
+	}
+	stored := listActions(t, s, gatehouse.ActionFilter{Now: at})
+	if !cmp.Equal(ids(stored), []string{"before", "b1", "b3", "b5", "b6"}) {
+		t.Errorf("stored %v, want before b1 b3 b5 b6", ids(stored))
+	}
+	for i, r := range stored {
+		if r.Seq != int64(i+1) {
+			t.Errorf("%s has seq %d, want %d", r.ID, r.Seq, i+1)
+		}
+	}
+	verify(t, s, 5)
+	if res, err := s.ReserveActions(t.Context(), nil); err != nil || len(res) != 0 {
+		t.Errorf("ReserveActions(nil) = %v, %v, want nothing", res, err)
+	}
+}
+
+// Batches racing each other for 50 slots: exactly 50 stored in all.
+func testConcurrentBatches(t *testing.T, s gatehouse.Store) {
+	var (
+		wg     sync.WaitGroup
+		stored atomic.Int64
+	)
+	for g := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rs := make([]gatehouse.Reservation, 25)
+			for i := range rs {
+				rs[i] = windowed(fmt.Sprintf("g%02d-%02d", g, i), t0, 100, 50, 0)
+			}
+			res, err := s.ReserveActions(t.Context(), rs)
+			if err != nil {
+				t.Errorf("ReserveActions(batch %d) = %v", g, err)
+				return
+			}
+			for _, r := range res {
+				if r.Exceeded == "" {
+					stored.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := stored.Load(); got != 50 {
+		t.Errorf("20 racing batches of 25 stored %d against max_count 50, want exactly 50", got)
+	}
+	verify(t, s, 50)
+}
+
+// Reservations of one batch created at different times see different
+// windows: records at the window's start and pending records that expire
+// between their creation times count for some of them and not others.
+func testBatchWindowEdges(t *testing.T, s gatehouse.Store) {
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	pending := func(id string, created, expires time.Duration, amount int64) gatehouse.Reservation {
+		r := record(id, at(created), gatehouse.ActionPending)
+		r.ExpiresAt, r.Amount = at(expires), amount
+		return gatehouse.Reservation{Record: r}
+	}
+	for _, r := range []gatehouse.Reservation{
+		windowed("start", at(time.Microsecond), 1, 0, 0),                    // counts for c1 only
+		windowed("early", at(5*time.Minute), 10, 0, 0),                      // c1 only
+		pending("lapsing", 50*time.Minute, time.Hour+5*time.Minute, 100),    // holds at c1, expired at c2
+		windowed("middle", at(30*time.Minute), 1000, 0, 0),                  // both
+		pending("waiting", 40*time.Minute, time.Hour+20*time.Minute, 10000), // both
+	} {
+		mustReserve(t, s, r)
+	}
+	c1, c2 := time.Hour, time.Hour+10*time.Minute
+	res, err := s.ReserveActions(t.Context(), []gatehouse.Reservation{
+		windowed("c2", at(c2), 100000, 100, 0),
+		windowed("c1", at(c1), 1000000, 100, 0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// c2 sees middle and waiting; c1 sees all five and c2 (created later,
+	// but a window has no upper end).
+	want := [][2]int64{{2, 11000}, {6, 111111}}
+	for i, r := range res {
+		if r.Exceeded != "" || r.Count != want[i][0] || r.Total != want[i][1] {
+			t.Errorf("reservation %d: %+v, want stored after count %d total %d", i, r, want[i][0], want[i][1])
+		}
+	}
 }
