@@ -67,9 +67,13 @@ func objectPath(kind gatehouse.Kind, id string) string {
 		}
 	}
 	section := kind.Section()
-	if kind == gatehouse.KindAction {
+	switch kind {
+	case gatehouse.KindAction:
 		// /api/v1/actions serves the agent actions themselves.
 		section = "action-types"
+	case gatehouse.KindPermission:
+		// /api/v1/permissions serves seed 004's action permissions.
+		section = "rbac/permissions"
 	}
 	if id == "" {
 		return "/api/v1/" + section

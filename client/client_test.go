@@ -435,6 +435,23 @@ func TestAdministration(t *testing.T) {
 	if err != nil || res.Created || len(res.Changes) != 0 {
 		t.Errorf("PutObject(same role) = %+v, %v: want no change", res, err)
 	}
+	// RBAC permissions are at /api/v1/rbac/permissions.
+	perm := gatehouse.Permission{Name: "reports.export", Title: "Export reports"}
+	if res, err := c.PutObject(ctx, gatehouse.KindPermission, perm.Name, perm); err != nil || !res.Created {
+		t.Errorf("PutObject(permission) = %+v, %v: want created", res, err)
+	}
+	var gotPerm gatehouse.Permission
+	if err := c.Object(ctx, gatehouse.KindPermission, perm.Name, &gotPerm); err != nil || gotPerm.Title != perm.Title {
+		t.Errorf("Object(permission %s) = %+v, %v", perm.Name, gotPerm, err)
+	}
+	var perms []gatehouse.Permission
+	if _, err := c.Objects(ctx, gatehouse.KindPermission, &perms); err != nil ||
+		!slices.ContainsFunc(perms, func(p gatehouse.Permission) bool { return p.Name == perm.Name }) {
+		t.Errorf("Objects(permissions) = %d permissions, %v: want %s among them", len(perms), err, perm.Name)
+	}
+	if res, err := c.DeleteObject(ctx, gatehouse.KindPermission, perm.Name); err != nil || len(res.Changes) != 1 {
+		t.Errorf("DeleteObject(permission) = %+v, %v", res, err)
+	}
 	var settings gatehouse.Settings
 	if err := c.Object(ctx, gatehouse.KindSettings, "", &settings); err != nil || settings.AdminPermission != "manage_ai_tools" {
 		t.Errorf("Object(settings) = %+v, %v", settings, err)

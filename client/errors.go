@@ -33,6 +33,9 @@ type Error struct {
 	Message string
 	// Reason is the decision reason behind a forbidden error.
 	Reason gatehouse.Reason
+	// Field names the request field or query parameter at fault, when the
+	// error is about one (limit_value, tenant, …).
+	Field string
 	// Details are the problems of an invalid policy change, each naming its place.
 	Details []string
 	// RequestID is the server's X-Request-ID of the request, for its logs.
@@ -94,6 +97,7 @@ type errorBody struct {
 		Code    string           `json:"code"`
 		Message string           `json:"message"`
 		Reason  gatehouse.Reason `json:"reason"`
+		Field   string           `json:"field"`
 		Details []string         `json:"details"`
 	} `json:"error"`
 }
@@ -105,7 +109,7 @@ func readError(res *http.Response) *Error {
 	var body errorBody
 	raw, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
 	if json.Unmarshal(raw, &body) == nil && body.Error.Code != "" {
-		e.Code, e.Message, e.Reason, e.Details = body.Error.Code, body.Error.Message, body.Error.Reason, body.Error.Details
+		e.Code, e.Message, e.Reason, e.Field, e.Details = body.Error.Code, body.Error.Message, body.Error.Reason, body.Error.Field, body.Error.Details
 		return e
 	}
 	e.Code = codeOfStatus(res.StatusCode)

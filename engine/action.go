@@ -24,9 +24,10 @@ type actionTable struct {
 }
 
 type actionInfo struct {
-	name     string
-	approver string
-	labels   map[string]string
+	name         string
+	approver     string
+	labels       map[string]string
+	descriptions map[string]string
 	// def is the type's default.
 	def resolvedAction
 }
@@ -62,7 +63,8 @@ type ToolAction struct {
 func (c *compiler) actions() error {
 	s, at := c.s, &c.s.actions
 	for _, a := range c.p.Actions {
-		info := actionInfo{name: a.Name, approver: a.Approver, labels: cloneStrings(a.Labels)}
+		info := actionInfo{name: a.Name, approver: a.Approver, labels: cloneStrings(a.Labels),
+			descriptions: cloneStrings(a.Descriptions)}
 		if a.Approver != "" {
 			if _, ok := s.permIdx[a.Approver]; !ok {
 				return gatehouse.Invalidf("action %q: unknown approver_permission %q", a.Name, a.Approver)
@@ -236,19 +238,31 @@ func (s *Snapshot) ToolAction(tool string) (ToolAction, bool) {
 // ActionLabel returns action's label in lang, else in English, else the
 // action's name.
 func (s *Snapshot) ActionLabel(action, lang string) string {
-	if s == nil {
-		return action
-	}
-	a, ok := s.actions.idx[action]
-	if !ok {
-		return action
-	}
-	labels := s.actions.types[a].labels
-	if l := labels[lang]; l != "" {
-		return l
-	}
-	if l := labels["en"]; l != "" {
+	if l := s.actionText(action, lang, func(a *actionInfo) map[string]string { return a.labels }); l != "" {
 		return l
 	}
 	return action
+}
+
+// ActionDescription returns action's description in lang, else in
+// English, else "".
+func (s *Snapshot) ActionDescription(action, lang string) string {
+	return s.actionText(action, lang, func(a *actionInfo) map[string]string { return a.descriptions })
+}
+
+// actionText returns the text of action that texts picks, in lang, else
+// in English, else "".
+func (s *Snapshot) actionText(action, lang string, texts func(*actionInfo) map[string]string) string {
+	if s == nil {
+		return ""
+	}
+	a, ok := s.actions.idx[action]
+	if !ok {
+		return ""
+	}
+	m := texts(&s.actions.types[a])
+	if t := m[lang]; t != "" {
+		return t
+	}
+	return m["en"]
 }

@@ -30,7 +30,8 @@ func actionPolicy() *gatehouse.Policy {
 		},
 		Actions: []gatehouse.ActionType{
 			{Name: "process_refund", Default: gatehouse.ActionPolicy{RequiresConfirmation: true},
-				Approver: "payments.refund", Labels: map[string]string{"en": "Process refunds", "de": "Erstattungen"}},
+				Approver: "payments.refund", Labels: map[string]string{"en": "Process refunds", "de": "Erstattungen"},
+				Descriptions: map[string]string{"en": "Refund money.", "de": "Erstattet Geld."}},
 			{Name: "lookup_order", Default: gatehouse.ActionPolicy{Enabled: true}},
 		},
 	}
@@ -117,6 +118,16 @@ func TestToolAction(t *testing.T) {
 	}
 	if got := snap.ActionLabel("lookup_order", "de"); got != "lookup_order" {
 		t.Errorf("ActionLabel without labels = %q, want the name", got)
+	}
+	for _, q := range []struct{ action, lang, want string }{
+		{"process_refund", "de", "Erstattet Geld."},
+		{"process_refund", "fr", "Refund money."},
+		{"lookup_order", "de", ""},
+		{"launch_rocket", "en", ""},
+	} {
+		if got := snap.ActionDescription(q.action, q.lang); got != q.want {
+			t.Errorf("ActionDescription(%s, %s) = %q, want %q", q.action, q.lang, got, q.want)
+		}
 	}
 }
 

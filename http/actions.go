@@ -13,13 +13,13 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/guard"
 	"github.com/gatehouse/gatehouse/policy"
-	"github.com/gatehouse/gatehouse/service"
 )
 
 // The agent action API (seed 004) under /api/v1/actions: authorize (and
-// reserve), simulate or replay, the confirmation lifecycle, the record
-// list, and the effective action policies of a tenant. A denial is a 200
-// with allowed false, as for /api/v1/check; errors use the error table.
+// reserve), simulate or replay, the confirmation lifecycle and the record
+// list. A denial is a 200 with allowed false, as for /api/v1/check; errors
+// use the error table. The action policies are at /api/v1/permissions
+// (permissions.go).
 
 type (
 	// actionBody is the body of authorize and simulate. Subject defaults
@@ -70,14 +70,6 @@ type (
 	actionIDPath struct {
 		ID string `path:"id" description:"the action's id"`
 	}
-	actionPolicyPath struct {
-		Action string `path:"action" description:"the action type, e.g. process_refund"`
-		Tenant string `query:"tenant" description:"the tenant; else the X-Tenant-ID header"`
-	}
-	actionPolicies struct {
-		Tenant  string                      `json:"tenant"`
-		Actions []gatehouse.EffectiveAction `json:"actions"`
-	}
 )
 
 func (s *Server) actionRoutes(mux *http.ServeMux) {
@@ -94,17 +86,6 @@ func (s *Server) actionRoutes(mux *http.ServeMux) {
 		doc("get_action", "One action record, its status as of now", nil, new(gatehouse.ActionRecord)).withParams(new(idPath)))
 	s.route(mux, http.MethodGet, "/api/v1/actions", s.authenticated(s.handleActionList),
 		doc("list_actions", "Action records, oldest first, with cursor pagination", nil, new(actionPage)).withParams(new(actionQuery)))
-	// Seed 004's /api/v1/permissions routes: Gatehouse's permissions are
-	// RBAC permissions, so action policies have a path of their own.
-	s.route(mux, http.MethodGet, "/api/v1/action-policies", s.authenticated(s.handleActionPolicies),
-		doc("action_policies", "Each action's effective policy in a tenant and where each part comes from", nil, new(actionPolicies)).
-			withParams(new(tenantQuery)))
-	s.route(mux, http.MethodPut, "/api/v1/action-policies/{action}", s.authenticated(s.handleSetActionPolicy),
-		doc("set_action_policy", "Change a tenant's own policy for an action: the parts given; limits replace its own limits",
-			new(service.ActionPolicyChange), new(actionPolicies)).withParams(new(actionPolicyPath)))
-	s.route(mux, http.MethodDelete, "/api/v1/action-policies/{action}", s.authenticated(s.handleSetActionPolicy),
-		doc("inherit_action_policy", "Remove a tenant's own policy for an action, so it inherits again", nil, new(actionPolicies)).
-			withParams(new(actionPolicyPath)))
 	for _, step := range []struct {
 		op      string
 		summary string
@@ -383,8 +364,6 @@ func (s *Server) handleActionList(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, page)
 }
 
-// matches reports whether rec passes the filter's tenant, action, status
-// and subject.
 // handleActionGet answers GET /api/v1/actions/{id}: for an administrator of
 // the record's tenant, or the subject or user the action was for. Anyone
 // else gets 404, as if there were no such record.
@@ -408,75 +387,9 @@ func (s *Server) handleActionGet(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, rec)
 }
 
+// matches reports whether rec passes the filter's tenant, action, status
+// and subject.
 func matches(rec gatehouse.ActionRecord, f gatehouse.ActionFilter) bool {
 	return (f.Tenant == "" || rec.Tenant == f.Tenant) && (f.Action == "" || rec.Action == f.Action) &&
 		(f.Status == "" || rec.Status == f.Status) && (f.Subject == "" || rec.Subject == f.Subject)
-}
-
-// handleActionPolicies answers GET /api/v1/action-policies?tenant=ID for
-// administrators of the tenant.
-func (s *Server) handleActionPolicies(w http.ResponseWriter, r *http.Request) {
-	tenant, err := s.adminTenant(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.answerPolicies(w, r, tenant)
-}
-
-// handleSetActionPolicy changes (PUT) or removes (DELETE) a tenant's own
-// policy for an action and answers with the tenant's effective policies.
-func (s *Server) handleSetActionPolicy(w http.ResponseWriter, r *http.Request) {
-	tenant, err := s.adminTenant(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	action := r.PathValue("action")
-	if r.Method == http.MethodDelete {
-		_, err = s.svc.InheritActionPolicy(r.Context(), s.actor(r), tenant, action)
-	} else {
-		var body []byte
-		var c service.ActionPolicyChange
-		if body, err = s.readBody(w, r); err == nil {
-			err = decodeStrict(body, &c)
-		}
-		if err == nil {
-			_, err = s.svc.SetActionPolicy(r.Context(), s.actor(r), tenant, action, c)
-		}
-	}
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.answerPolicies(w, r, tenant)
-}
-
-// adminTenant returns the tenant a request names (?tenant= or X-Tenant-ID)
-// if the caller administers it.
-func (s *Server) adminTenant(r *http.Request) (string, error) {
-	tenant := r.URL.Query().Get("tenant")
-	if tenant == "" {
-		tenant = r.Header.Get("X-Tenant-ID")
-	}
-	if tenant == "" {
-		return "", missingField("tenant")
-	}
-	scope, err := s.admin(r)
-	if err != nil {
-		return "", err
-	}
-	if !scope.covers(tenant) {
-		return "", forbidden("%s does not administer tenant %s", info(r.Context()).caller, tenant)
-	}
-	return tenant, nil
-}
-
-func (s *Server) answerPolicies(w http.ResponseWriter, r *http.Request, tenant string) {
-	pols, err := s.svc.ActionPolicies(tenant)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeJSON(w, r, http.StatusOK, actionPolicies{Tenant: tenant, Actions: pols})
 }

@@ -139,54 +139,6 @@ func TestActionsAPI(t *testing.T) {
 		t.Errorf("list with a bad since: %d %s", r.status, r.body)
 	}
 
-	r = f.do(call{method: http.MethodGet, path: "/api/v1/action-policies?tenant=acme-milan", token: admin})
-	var pols struct {
-		Actions []struct {
-			Action                   string `json:"action"`
-			Enabled                  bool   `json:"enabled"`
-			EnabledFrom              string `json:"enabled_from"`
-			RequiresConfirmationFrom string `json:"requires_confirmation_from"`
-		} `json:"actions"`
-	}
-	if err := json.Unmarshal(r.body, &pols); err != nil || r.status != http.StatusOK || len(pols.Actions) != 7 {
-		t.Fatalf("policies: %d %s", r.status, r.body)
-	}
-	for _, p := range pols.Actions {
-		if p.Action == "cancel_order" && (!p.Enabled || p.EnabledFrom != "tenant:acme" || p.RequiresConfirmationFrom != "tenant:acme-milan") {
-			t.Errorf("cancel_order in acme-milan: %+v", p)
-		}
-	}
-	if r := f.do(call{method: http.MethodGet, path: "/api/v1/action-policies?tenant=acme", token: carl}); r.status != http.StatusForbidden {
-		t.Errorf("policies for a non-admin: %d %s", r.status, r.body)
-	}
-
-	// A tenant admin's change of one part, then back to inheriting.
-	olgaAdmin := f.token("user:olga@acme.example")
-	r = f.do(call{method: http.MethodPut, path: "/api/v1/action-policies/update_address?tenant=acme-berlin", token: olgaAdmin,
-		body: `{"enabled":true,"limits":{"window":"1h","max_count":3}}`})
-	if !strings.Contains(string(r.body), `"action":"update_address","tenant":"acme-berlin","enabled":true,"enabled_from":"tenant:acme-berlin"`) {
-		t.Errorf("PUT update_address: %d %s", r.status, r.body)
-	}
-	for _, b := range []struct {
-		path, body string
-		status     int
-	}{
-		{"/api/v1/action-policies/launch_rocket?tenant=acme-berlin", `{"enabled":true}`, http.StatusNotFound},
-		{"/api/v1/action-policies/process_refund?tenant=acme-berlin", `{"limits":{"max_percentage":101}}`, http.StatusBadRequest},
-		{"/api/v1/action-policies/process_refund?tenant=acme-berlin", `{"limits":{"currency":"EUR","max_amount":"-5"}}`, http.StatusBadRequest},
-		{"/api/v1/action-policies/process_refund?tenant=acme-berlin", `{"limits":{"window":"0s","max_count":3}}`, http.StatusBadRequest},
-		{"/api/v1/action-policies/process_refund?tenant=acme-berlin", `{"enabled":"yes"}`, http.StatusBadRequest},
-		{"/api/v1/action-policies/process_refund?tenant=globex", `{"enabled":true}`, http.StatusForbidden},
-	} {
-		if r := f.do(call{method: http.MethodPut, path: b.path, token: olgaAdmin, body: b.body}); r.status != b.status {
-			t.Errorf("PUT %s %s: %d %s, want %d", b.path, b.body, r.status, r.body, b.status)
-		}
-	}
-	r = f.do(call{method: http.MethodDelete, path: "/api/v1/action-policies/update_address", token: olgaAdmin, header: tenant})
-	if !strings.Contains(string(r.body), `"action":"update_address","tenant":"acme-berlin","enabled":false,"enabled_from":"default"`) {
-		t.Errorf("DELETE update_address: %d %s", r.status, r.body)
-	}
-
 	bad := []struct{ name, token, body string }{
 		{"no tool", bot, `{"tenant":"acme-berlin"}`},
 		{"args not an object", bot, `{"tool":"process_refund","tenant":"acme-berlin","args":[1]}`},

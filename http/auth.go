@@ -25,10 +25,13 @@ const jwtLeeway = 30 * time.Second
 
 // claims are the JWT claims Gatehouse reads: sub names the caller as
 // "user:EMAIL", "agent:ID" or a bare email; email is the fallback for a sub
-// that names neither (an opaque id from an identity provider).
+// that names neither (an opaque id from an identity provider); tenant is
+// the tenant the token is for, where a route needs one and the request
+// names none.
 type claims struct {
 	jwt.RegisteredClaims
-	Email string `json:"email,omitempty"`
+	Email  string `json:"email,omitempty"`
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // IssueToken returns an HS256 token for subject ("user:EMAIL", "agent:ID"
@@ -85,15 +88,15 @@ func newKeySet(ctx context.Context, cfg Config) (keyfunc.Keyfunc, error) {
 	})
 }
 
-// authenticate verifies r's bearer token and returns the subject it names.
-// HS256 tokens are checked with the secret, RS256/ES256/EdDSA tokens with
-// the JWKS key their kid names; nothing else is accepted, which rules out
-// alg "none" and RS/HS key confusion. Expiry is required; issuer and
-// audience are checked when set.
-func (s *Server) authenticate(r *http.Request) (gatehouse.SubjectRef, error) {
+// authenticate verifies r's bearer token and returns the subject it names
+// and its tenant claim. HS256 tokens are checked with the secret,
+// RS256/ES256/EdDSA tokens with the JWKS key their kid names; nothing else
+// is accepted, which rules out alg "none" and RS/HS key confusion. Expiry
+// is required; issuer and audience are checked when set.
+func (s *Server) authenticate(r *http.Request) (gatehouse.SubjectRef, string, error) {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return gatehouse.SubjectRef{}, errors.New("no bearer token")
+		return gatehouse.SubjectRef{}, "", errors.New("no bearer token")
 	}
 	var methods []string
 	if len(s.cfg.JWTSecret) > 0 {
@@ -124,56 +127,59 @@ func (s *Server) authenticate(r *http.Request) (gatehouse.SubjectRef, error) {
 		}
 		return s.keys.KeyfuncCtx(r.Context())(t)
 	}); err != nil {
-		return gatehouse.SubjectRef{}, fmt.Errorf("bearer token: %w", err)
+		return gatehouse.SubjectRef{}, "", fmt.Errorf("bearer token: %w", err)
 	}
 	if ref, err := gatehouse.ParseSubject(c.Subject); err == nil {
-		return ref, nil
+		return ref, c.Tenant, nil
 	}
 	if ref, err := gatehouse.ParseSubject(c.Email); err == nil && ref.Type == gatehouse.SubjectUser {
-		return ref, nil
+		return ref, c.Tenant, nil
 	}
-	return gatehouse.SubjectRef{}, fmt.Errorf("bearer token: neither sub %q nor email %q names a user or agent", c.Subject, c.Email)
+	return gatehouse.SubjectRef{}, "", fmt.Errorf("bearer token: neither sub %q nor email %q names a user or agent", c.Subject, c.Email)
 }
 
 // authenticated lets only requests with a valid bearer token through and
-// records the caller in the request's context.
+// records the caller, and its token's tenant claim, in the request's
+// context.
 func (s *Server) authenticated(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		caller, err := s.authenticateAny(r)
+		caller, tenant, err := s.authenticateAny(r)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		info(r.Context()).caller = caller
+		ri := info(r.Context())
+		ri.caller, ri.tenant = caller, tenant
 		next(w, r)
 	})
 }
 
 // authenticateAny accepts a bearer API key with the scope the route needs,
-// or a bearer JWT. It returns the subject the credential names.
-func (s *Server) authenticateAny(r *http.Request) (gatehouse.SubjectRef, error) {
+// or a bearer JWT. It returns the subject the credential names and the
+// JWT's tenant claim; an API key carries no tenant.
+func (s *Server) authenticateAny(r *http.Request) (gatehouse.SubjectRef, string, error) {
 	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	token = strings.TrimSpace(token)
 	if !strings.EqualFold(scheme, "Bearer") || !strings.HasPrefix(token, service.APIKeyPrefix) {
-		caller, err := s.authenticate(r)
+		caller, tenant, err := s.authenticate(r)
 		if err != nil {
-			return gatehouse.SubjectRef{}, &Error{Code: CodeUnauthorized, Err: err}
+			return gatehouse.SubjectRef{}, "", &Error{Code: CodeUnauthorized, Err: err}
 		}
-		return caller, nil
+		return caller, tenant, nil
 	}
 	k, err := s.apiKeys.verify(r.Context(), s.svc, token, s.cfg.Clock.Now())
 	if err != nil {
 		if errors.Is(err, service.ErrBadAPIKey) {
-			return gatehouse.SubjectRef{}, &Error{Code: CodeUnauthorized, Err: err}
+			return gatehouse.SubjectRef{}, "", &Error{Code: CodeUnauthorized, Err: err}
 		}
 		// The store could not say: the caller is not let in, and may retry.
-		return gatehouse.SubjectRef{}, err
+		return gatehouse.SubjectRef{}, "", err
 	}
 	if scope := scopeFor(r.URL.Path); !k.Allows(scope) {
-		return gatehouse.SubjectRef{}, &Error{Code: CodeForbidden, Message: "error.api_key_scope", Data: map[string]any{"Scope": scope},
+		return gatehouse.SubjectRef{}, "", &Error{Code: CodeForbidden, Message: "error.api_key_scope", Data: map[string]any{"Scope": scope},
 			Err: fmt.Errorf("api key %s lacks scope %s", k.ID, scope)}
 	}
-	return k.Subject, nil
+	return k.Subject, "", nil
 }
 
 // scopeFor is the API key scope a path needs: AuthZEN, deciding, or

@@ -115,6 +115,9 @@ type errorDetail struct {
 	Code    string           `json:"code"`
 	Message string           `json:"message"`
 	Reason  gatehouse.Reason `json:"reason,omitempty"`
+	// Field names the request field or query parameter at fault, when the
+	// error is about one.
+	Field string `json:"field,omitempty"`
 	// Details are the problems of an invalid policy, each naming its place.
 	Details []string `json:"details,omitempty"`
 }
@@ -138,6 +141,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 	}
 	detail := errorDetail{Code: e.Code, Message: s.text(language(r.Context()), msg, e.Data), Reason: e.Reason}
+	detail.Field, _ = e.Data["Field"].(string)
 	var perr *policy.Error
 	if errors.As(err, &perr) {
 		for _, p := range perr.Problems {

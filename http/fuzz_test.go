@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	gatehttp "github.com/gatehouse/gatehouse/http"
 )
@@ -53,6 +54,56 @@ func FuzzEvaluationRequest(f *testing.F) {
 			default:
 				t.Fatalf("%s %q: status %d: %s", path, body, rec.Code, rec.Body)
 			}
+		}
+	})
+}
+
+// FuzzActionLimitRequest feeds arbitrary bodies to POST
+// /api/v1/permissions/limits: a body is set (200, with its row), refused
+// (400) or about an unknown action type (404), never a 500.
+func FuzzActionLimitRequest(f *testing.F) {
+	for _, seed := range []string{
+		`{"action_type": "process_refund", "limit_type": "max_amount", "limit_value": "80.00"}`,
+		`{"action_type": "process_refund", "limit_type": "time_window", "limit_value": 3, "time_window_hours": 1}`,
+		`{"action_type": "process_refund", "limit_type": "max_total_amount", "limit_value": 1e3, "window": "24h", "currency": "EUR"}`,
+		`{"action_type": "apply_discount", "limit_type": "max_percentage", "limit_value": "100.00"}`,
+		`{"action_type": "lookup_order", "limit_type": "max_amount", "limit_value": "1", "currency": "JPY"}`,
+		`{"action_type": "process_refund", "limit_type": "max_count", "limit_value": 9223372036854775807, "window": "9600h", "time_window_hours": 9600}`,
+		`{"action_type": "process_refund", "limit_type": "max_count", "limit_value": "-0", "time_window_hours": -9223372036854775808}`,
+		`{"action_type": "process_refund", "limit_type": "max_amount", "limit_value": "1e-99999"}`,
+		`{"action_type": "", "limit_type": null, "limit_value": {}}`,
+		`{"action_type": "launch_rocket"}`,
+		`[]`,
+		``,
+	} {
+		f.Add([]byte(seed))
+	}
+	svc, _ := newService(f, examplePolicy)
+	cfg := testConfig(f)
+	token, err := gatehttp.IssueToken(cfg, "user:admin@example.com", time.Hour)
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := gatehttp.NewServer(svc, cfg).Handler()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/permissions/limits", strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("X-Tenant-ID", "acme-berlin")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusOK:
+			var row struct {
+				ID         string `json:"id"`
+				LimitValue string `json:"limit_value"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &row); err != nil || row.ID == "" || row.LimitValue == "" {
+				t.Fatalf("%q: 200 without a limit row: %s", body, rec.Body)
+			}
+		case http.StatusBadRequest, http.StatusNotFound:
+		default:
+			t.Fatalf("%q: status %d: %s", body, rec.Code, rec.Body)
 		}
 	})
 }

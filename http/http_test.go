@@ -164,6 +164,7 @@ type errorBody struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 		Reason  string `json:"reason"`
+		Field   string `json:"field"`
 	} `json:"error"`
 }
 

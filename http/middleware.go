@@ -21,6 +21,8 @@ type requestInfo struct {
 	lang string
 	// caller is the authenticated subject; zero when unauthenticated.
 	caller gatehouse.SubjectRef
+	// tenant is the tenant claim of the caller's bearer JWT, if any.
+	tenant string
 }
 
 type infoKey struct{}

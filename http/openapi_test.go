@@ -32,7 +32,8 @@ func TestOpenAPIDocument(t *testing.T) {
 	// method gets 405, so the path exists, and the method is in Allow.
 	for path, ops := range doc.Paths {
 		for method := range ops {
-			concrete := strings.NewReplacer("{tenant}", "acme", "{id}", "x", "{type}", "record", "{name}", "n").Replace(path)
+			concrete := strings.NewReplacer("{tenant}", "acme", "{id}", "x", "{type}", "record", "{name}", "n",
+				"{action_type}", "process_refund", "{limit_type}", "max_amount").Replace(path)
 			r := f.do(call{method: http.MethodPatch, path: concrete})
 			if r.status != http.StatusMethodNotAllowed || !strings.Contains(r.header.Get("Allow"), strings.ToUpper(method)) {
 				t.Errorf("%s %s is documented but PATCH %s answers %d, Allow %q", strings.ToUpper(method), path, concrete, r.status, r.header.Get("Allow"))

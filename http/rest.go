@@ -21,8 +21,12 @@ import (
 // is validated, compiled, guarded (last superuser) and audited like
 // `gatehouse apply`.
 
-// restKind is a kind of policy object served at /api/v1/{section}.
+// restKind is a kind of policy object served at /api/v1/{prefix}{section}.
 type restKind struct {
+	// prefix goes before the section in the path: the RBAC permissions are
+	// at /api/v1/rbac/permissions, as /api/v1/permissions serves seed 004's
+	// action permissions.
+	prefix  string
 	section string
 	kind    gatehouse.Kind
 	// doc is a pointer to the kind's Go type, for the OpenAPI document.
@@ -30,16 +34,16 @@ type restKind struct {
 }
 
 var restKinds = []restKind{
-	{"permissions", gatehouse.KindPermission, new(gatehouse.Permission)},
-	{"bundles", gatehouse.KindBundle, new(gatehouse.Bundle)},
-	{"categories", gatehouse.KindCategory, new(gatehouse.Category)},
-	{"roles", gatehouse.KindRole, new(gatehouse.Role)},
-	{"plans", gatehouse.KindPlan, new(gatehouse.Plan)},
-	{"tenants", gatehouse.KindTenant, new(gatehouse.Tenant)},
-	{"users", gatehouse.KindUser, new(gatehouse.UserEntry)},
-	{"agents", gatehouse.KindAgent, new(gatehouse.Agent)},
-	{"tools", gatehouse.KindTool, new(gatehouse.Tool)},
-	{"action-types", gatehouse.KindAction, new(gatehouse.ActionType)},
+	{"rbac/", "permissions", gatehouse.KindPermission, new(gatehouse.Permission)},
+	{"", "bundles", gatehouse.KindBundle, new(gatehouse.Bundle)},
+	{"", "categories", gatehouse.KindCategory, new(gatehouse.Category)},
+	{"", "roles", gatehouse.KindRole, new(gatehouse.Role)},
+	{"", "plans", gatehouse.KindPlan, new(gatehouse.Plan)},
+	{"", "tenants", gatehouse.KindTenant, new(gatehouse.Tenant)},
+	{"", "users", gatehouse.KindUser, new(gatehouse.UserEntry)},
+	{"", "agents", gatehouse.KindAgent, new(gatehouse.Agent)},
+	{"", "tools", gatehouse.KindTool, new(gatehouse.Tool)},
+	{"", "action-types", gatehouse.KindAction, new(gatehouse.ActionType)},
 }
 
 // writeResult answers every write: the policy version after it and what
@@ -96,7 +100,7 @@ type (
 
 func (s *Server) restRoutes(mux *http.ServeMux) {
 	for _, k := range restKinds {
-		base := "/api/v1/" + k.section
+		base := "/api/v1/" + k.prefix + k.section
 		s.route(mux, http.MethodGet, base, s.authenticated(s.listObjects(k.kind)),
 			apiDoc("list_"+k.section, "List the "+k.section, nil, new(objectList)).tagged("admin"))
 		s.route(mux, http.MethodGet, base+"/{id}", s.authenticated(s.getObject(k.kind)),

@@ -109,7 +109,7 @@ func TestRESTObjects(t *testing.T) {
 		{"id differs from the path", http.MethodPut, "/api/v1/roles/A", `{"name": "B"}`, 400, "invalid", ""},
 		{"unknown field", http.MethodPut, "/api/v1/roles/A", `{"permisions": ["chat.view"]}`, 400, "invalid", ""},
 		{"unknown reference", http.MethodPut, "/api/v1/roles/A", `{"permissions": ["no.such"]}`, 400, "invalid", `unknown permission "no.such"`},
-		{"delete a referenced permission", http.MethodDelete, "/api/v1/permissions/chat.view", ``, 400, "invalid", `unknown permission "chat.view"`},
+		{"delete a referenced permission", http.MethodDelete, "/api/v1/rbac/permissions/chat.view", ``, 400, "invalid", `unknown permission "chat.view"`},
 		{"not JSON", http.MethodPut, "/api/v1/roles/A", `[1]`, 400, "invalid", ""},
 		{"delete the unknown", http.MethodDelete, "/api/v1/roles/Nobody", ``, 404, "not_found", ""},
 		{"bad resource type", http.MethodPut, "/api/v1/resources/tool/x", `{}`, 400, "invalid", "Gatehouse's own"},

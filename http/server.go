@@ -332,6 +332,7 @@ func (s *Server) routes() http.Handler {
 	s.restRoutes(mux)
 	s.apiKeyRoutes(mux)
 	s.actionRoutes(mux)
+	s.permissionRoutes(mux)
 	s.billingRoutes(mux)
 	s.route(mux, http.MethodGet, "/api/v1/openapi.json", http.HandlerFunc(s.handleOpenAPI),
 		apiDoc("openapi", "This OpenAPI document", nil, nil).public())
@@ -355,9 +356,12 @@ func (s *Server) routes() http.Handler {
 	}
 	// The fallbacks name their methods: a method-less pattern such as
 	// "/api/v1/actions/{id}" would conflict with "POST /api/v1/actions/authorize".
+	// A GET pattern also serves HEAD, so none names HEAD: "HEAD
+	// /api/v1/permissions/{action_type}" would conflict with "GET
+	// /api/v1/permissions/limits".
 	for _, path := range paths {
 		allow := strings.Join(allowed[path], ", ")
-		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut,
 			http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 			if slices.Contains(allowed[path], m) {
 				continue

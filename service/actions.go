@@ -99,6 +99,63 @@ func (s *Service) InheritActionPolicy(ctx context.Context, actor, tenant, action
 	})
 }
 
+// EditActionLimits runs edit on tenant's effective limits for action and
+// makes the result the tenant's own limits, as one validated, audited
+// change. The effective limits are the tenant's own, else those of the
+// nearest ancestor that sets limits, else the action type's default, else
+// none: limits are inherited as a whole, so editing one inherited limit
+// copies the others. Reading and writing are one update, so a concurrent
+// change is never lost. An unknown tenant or action type is ErrNotFound;
+// an error of edit is returned as it is and nothing changes.
+func (s *Service) EditActionLimits(ctx context.Context, actor, tenant, action string, edit func(l *gatehouse.ActionLimits) error) (Result, error) {
+	return s.Update(ctx, actor, "action.policy", func(p *gatehouse.Policy) error {
+		t, err := actionTenant(p, tenant, action)
+		if err != nil {
+			return err
+		}
+		l := effectiveLimits(p, t, action)
+		if err := edit(&l); err != nil {
+			return err
+		}
+		set := t.Actions[action]
+		set.Limits = &l
+		if t.Actions == nil {
+			t.Actions = map[string]gatehouse.ActionSetting{}
+		}
+		t.Actions[action] = set
+		return nil
+	})
+}
+
+// effectiveLimits returns a copy of the limits action has in tenant t of p.
+func effectiveLimits(p *gatehouse.Policy, t *gatehouse.Tenant, action string) gatehouse.ActionLimits {
+	var found *gatehouse.ActionLimits
+	for i := range p.Actions {
+		if p.Actions[i].Name == action {
+			found = p.Actions[i].Default.Limits
+		}
+	}
+	// At most one step per tenant: validation refuses parent cycles, and the
+	// walk ends even on a policy it has not checked.
+	for range p.Tenants {
+		if set, ok := t.Actions[action]; ok && set.Limits != nil {
+			found = set.Limits
+			break
+		}
+		if t = p.Tenant(t.Parent); t == nil {
+			break
+		}
+	}
+	if found == nil {
+		return gatehouse.ActionLimits{}
+	}
+	l := *found
+	if l.MaxCount != nil {
+		l.MaxCount = new(*l.MaxCount)
+	}
+	return l
+}
+
 // actionTenant returns the tenant an action policy change is about.
 func actionTenant(p *gatehouse.Policy, tenant, action string) (*gatehouse.Tenant, error) {
 	t := p.Tenant(tenant)

@@ -78,6 +78,82 @@ func TestSetActionPolicy(t *testing.T) {
 	}
 }
 
+// Editing one limit of a store that inherits its organization's limits
+// makes all of them the store's own; the organization's and its other
+// stores' stay as they were.
+func TestEditActionLimits(t *testing.T) {
+	f := newFixture(t, service.Config{})
+	f.apply(strings.Replace(actionsPolicy, "requires_confirmation: true}", "requires_confirmation: true, limits: {max_percentage: 20}}", 1))
+	ctx := context.Background()
+	count := int64(5)
+	if _, err := f.svc.SetActionPolicy(ctx, "cli:ops", "org", "process_refund", service.ActionPolicyChange{
+		Limits: &gatehouse.ActionLimits{Currency: "EUR", MaxAmount: "80", Window: "24h", MaxCount: &count},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.EditActionLimits(ctx, "cli:ops", "store-a", "process_refund", func(l *gatehouse.ActionLimits) error {
+		if l.Currency != "EUR" || l.MaxAmount != "80" || l.MaxCount == nil || *l.MaxCount != 5 {
+			t.Errorf("store-a's limits before the edit = %+v, want org's", *l)
+		}
+		l.MaxAmount = "50.00"
+		*l.MaxCount = 3
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		tenant, from string
+		amount       int64
+		count        int64
+	}{
+		{"store-a", "tenant:store-a", 5000, 3},
+		{"store-b", "tenant:org", 8000, 5},
+		{"org", "tenant:org", 8000, 5},
+	} {
+		pols, err := f.svc.ActionPolicies(want.tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := pols[0]; p.LimitsFrom != want.from || p.Exact.MaxAmount != want.amount || p.Exact.MaxCount != want.count || p.Exact.Window != 24*time.Hour {
+			t.Errorf("%s's refund limits = %+v from %s, want %d minor units, %d per 24h from %s", want.tenant, p.Exact, p.LimitsFrom, want.amount, want.count, want.from)
+		}
+	}
+	// A tenant without limits anywhere above it starts from the default's.
+	if _, err := f.svc.EditActionLimits(ctx, "cli:ops", "general", "process_refund", func(l *gatehouse.ActionLimits) error {
+		if *l != (gatehouse.ActionLimits{MaxPercentage: "20"}) {
+			t.Errorf("general's limits before the edit = %+v, want the default's", *l)
+		}
+		l.MaxPercentage = "10"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if pols, _ := f.svc.ActionPolicies("general"); pols[0].Exact.MaxPercentage != 1000 || pols[0].LimitsFrom != "tenant:general" {
+		t.Errorf("general's refund limits = %+v from %s", pols[0].Exact, pols[0].LimitsFrom)
+	}
+
+	before := f.version()
+	refuse := errors.New("refused")
+	bad := []struct {
+		tenant, action string
+		edit           func(l *gatehouse.ActionLimits) error
+		want           error
+	}{
+		{"store-b", "process_refund", func(*gatehouse.ActionLimits) error { return refuse }, refuse},
+		{"store-b", "process_refund", func(l *gatehouse.ActionLimits) error { l.MaxAmount = "-1"; return nil }, gatehouse.ErrInvalid},
+		{"store-b", "launch_rocket", func(*gatehouse.ActionLimits) error { return nil }, gatehouse.ErrNotFound},
+		{"nowhere", "process_refund", func(*gatehouse.ActionLimits) error { return nil }, gatehouse.ErrNotFound},
+	}
+	for _, b := range bad {
+		if _, err := f.svc.EditActionLimits(ctx, "cli:ops", b.tenant, b.action, b.edit); !errors.Is(err, b.want) {
+			t.Errorf("EditActionLimits(%s, %s) = %v, want %v", b.tenant, b.action, err, b.want)
+		}
+	}
+	if f.version() != before {
+		t.Errorf("refused edits moved the policy version")
+	}
+}
+
 func TestReplayActions(t *testing.T) {
 	f := newFixture(t, service.Config{})
 	f.apply(actionsPolicy)
