@@ -74,13 +74,24 @@ const maxJSONDepth = 64
 // the bytes once after json.Valid instead of decoding tokens, and compares
 // keys in place unless they contain escapes.
 func checkJSON(body []byte) error {
+	_, err := scanJSON(body)
+	return err
+}
+
+// scanJSON is checkJSON, and reports whether the body is plain: every key
+// of the top-level object and of the objects directly in it consists of
+// a–z and '_' only. encoding/json matches such keys to lowercase field tags
+// exactly as a case-sensitive decoder would, so a plain body may be
+// decoded into a struct (see decodePlain).
+func scanJSON(body []byte) (plain bool, err error) {
 	if !utf8.Valid(body) {
-		return invalid("error.bad_json", nil).wrap(errors.New("body is not UTF-8"))
+		return false, invalid("error.bad_json", nil).wrap(errors.New("body is not UTF-8"))
 	}
 	if !json.Valid(body) {
 		var v any
-		return invalid("error.bad_json", nil).wrap(json.Unmarshal(body, &v))
+		return false, invalid("error.bad_json", nil).wrap(json.Unmarshal(body, &v))
 	}
+	plain = true
 	// body is one valid JSON value, so a string is a key exactly when the
 	// innermost container is an object and the byte before it is '{' or ','.
 	var (
@@ -95,7 +106,7 @@ func checkJSON(body []byte) error {
 			continue
 		case '{', '[':
 			if len(frames) == maxJSONDepth {
-				return invalid("error.too_deep", map[string]any{"Max": maxJSONDepth}).wrap(errors.New("nesting too deep"))
+				return false, invalid("error.too_deep", map[string]any{"Max": maxJSONDepth}).wrap(errors.New("nesting too deep"))
 			}
 			frames = append(frames, jsonFrame{object: c == '{', firstKey: len(keys)})
 		case '}', ']':
@@ -108,13 +119,16 @@ func checkJSON(body []byte) error {
 				if bytes.IndexByte(key, '\\') >= 0 {
 					var k string
 					if err := json.Unmarshal(body[i:end+1], &k); err != nil {
-						return invalid("error.bad_json", nil).wrap(err)
+						return false, invalid("error.bad_json", nil).wrap(err)
 					}
 					key = []byte(k)
 				}
+				if plain && len(frames) <= 2 {
+					plain = plainKey(key)
+				}
 				f := &frames[len(frames)-1]
 				if f.repeats(keys[f.firstKey:], key) {
-					return invalid("error.duplicate_key", map[string]any{"Key": string(key)}).wrap(fmt.Errorf("key %q repeated", key))
+					return false, invalid("error.duplicate_key", map[string]any{"Key": string(key)}).wrap(fmt.Errorf("key %q repeated", key))
 				}
 				keys = append(keys, key)
 			}
@@ -122,7 +136,17 @@ func checkJSON(body []byte) error {
 		}
 		prev = c
 	}
-	return nil
+	return plain, nil
+}
+
+// plainKey reports whether key consists of a–z and '_' only.
+func plainKey(key []byte) bool {
+	for _, c := range key {
+		if (c < 'a' || c > 'z') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // jsonFrame is an open object or array of checkJSON. An object's keys are

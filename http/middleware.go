@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"time"
@@ -86,10 +87,11 @@ func (s *Server) withLog(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		ri := info(r.Context())
-		s.cfg.Logger.Info("http request",
-			"request_id", ri.id, "method", r.Method, "path", r.URL.Path, "status", sw.status,
-			"bytes", sw.bytes, "duration", s.cfg.Clock.Now().Sub(start).Round(time.Microsecond),
-			"caller", ri.caller.String(), "remote", r.RemoteAddr)
+		s.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+			slog.String("request_id", ri.id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", sw.status), slog.Int64("bytes", sw.bytes),
+			slog.Duration("duration", s.cfg.Clock.Now().Sub(start).Round(time.Microsecond)),
+			slog.String("caller", ri.caller.String()), slog.String("remote", r.RemoteAddr))
 	})
 }
 
