@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/service"
@@ -24,7 +25,9 @@ func BenchmarkEvaluation(b *testing.B) {
 	cfg.Logger = slog.New(slog.NewTextHandler(discard{}, nil))
 	decisions := svc.DecisionLog(service.DefaultDecisionLogConfig())
 	b.Cleanup(func() { decisions.Close(b.Context()) })
-	cfg.Decisions = decisions
+	if os.Getenv("BENCH_NO_DECISION_LOG") == "" {
+		cfg.Decisions = decisions
+	}
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)
 	}

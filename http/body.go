@@ -14,23 +14,41 @@ import (
 // readBody returns r's body after checking that it is declared JSON (415)
 // and fits Config.MaxBodyBytes (413). It does not parse it.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return nil, &Error{Code: CodeUnsupportedMediaType, Err: fmt.Errorf("content type %q", r.Header.Get("Content-Type"))}
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return nil, &Error{Code: CodeUnsupportedMediaType, Err: fmt.Errorf("content type %q", ct)}
+		}
 	}
-	tooLarge := &Error{Code: CodePayloadTooLarge, Data: map[string]any{"Max": s.cfg.MaxBodyBytes}}
+	tooLarge := func(err error) error {
+		return &Error{Code: CodePayloadTooLarge, Data: map[string]any{"Max": s.cfg.MaxBodyBytes}, Err: err}
+	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		tooLarge.Err = fmt.Errorf("content length %d", r.ContentLength)
-		return nil, tooLarge
+		return nil, tooLarge(fmt.Errorf("content length %d", r.ContentLength))
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			tooLarge.Err = err
-			return nil, tooLarge
+			return nil, tooLarge(err)
 		}
 		return nil, invalid("error.bad_json", nil).wrap(fmt.Errorf("read body: %w", err))
+	}
+	return body, nil
+}
+
+// readAll reads r to its end into one allocation when the request said
+// its length (n > 0), as io.ReadAll does otherwise.
+func readAll(r io.Reader, n int64) ([]byte, error) {
+	if n <= 0 {
+		return io.ReadAll(r)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, err
+	}
+	// net/http ends a body at its Content-Length; anything else is an error.
+	if _, err := r.Read(make([]byte, 1)); err != io.EOF {
+		return nil, fmt.Errorf("body longer than its content length (%v)", err)
 	}
 	return body, nil
 }

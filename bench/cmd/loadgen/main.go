@@ -63,6 +63,10 @@ type Config struct {
 	Warmup      time.Duration
 	Concurrency int
 	Batch       int
+	// Driver sends the load: "go" (this program's HTTP client) or "wrk".
+	Driver string
+	// WrkBin is the wrk binary for the wrk driver.
+	WrkBin string
 }
 
 // Main is the program: its configuration and the servers it started.
@@ -87,6 +91,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&m.Warmup, "warmup", 2*time.Second, "unmeasured load before each scenario")
 	fs.IntVar(&m.Concurrency, "concurrency", 16, "requests in flight: workers sending back to back")
 	fs.IntVar(&m.Batch, "batch", 100, "decisions per batch request")
+	fs.StringVar(&m.Driver, "driver", "go", "what sends the load: go (this program) or wrk")
+	fs.StringVar(&m.WrkBin, "wrk", "wrk", "the wrk binary, for -driver wrk")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -97,6 +103,8 @@ func (m *Main) ParseFlags(args []string) error {
 		return errors.New("-duration, -concurrency and -batch must be positive, -warmup not negative")
 	case m.Duration > 5*time.Minute:
 		return errors.New("-duration is at most 5m: this is a bounded load test")
+	case m.Driver != "go" && m.Driver != "wrk":
+		return fmt.Errorf("-driver %q: want go or wrk", m.Driver)
 	}
 	return nil
 }
@@ -107,8 +115,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.hc = &http.Client{Transport: &http.Transport{
 		MaxIdleConns: m.Concurrency * 2, MaxIdleConnsPerHost: m.Concurrency * 2, IdleConnTimeout: time.Minute,
 	}, Timeout: 30 * time.Second}
-	fmt.Fprintf(m.Stdout, "loadgen: %d CPUs (GOMAXPROCS %d), %s, load average %s; %s per scenario after %s warm-up, %d in flight\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), loadAverage(), m.Duration, m.Warmup, m.Concurrency)
+	fmt.Fprintf(m.Stdout, "loadgen: %d CPUs (GOMAXPROCS %d), %s, load average %s; %s per scenario after %s warm-up, %d in flight, sent by %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), loadAverage(), m.Duration, m.Warmup, m.Concurrency, m.Driver)
 
 	baseline, baselinePID, err := m.startBaseline(ctx)
 	if err != nil {
@@ -182,7 +190,14 @@ func (m *Main) Run(ctx context.Context) error {
 	var results []result
 	for _, sc := range scenarios {
 		fmt.Fprintf(m.Stdout, "running %s …\n", sc.name)
-		r := run(ctx, m.hc, sc, m.Concurrency, m.Warmup, m.Duration)
+		var r result
+		if m.Driver == "wrk" {
+			if r, err = runWrk(ctx, m.WrkBin, m.Dir, sc, m.Concurrency, m.Warmup, m.Duration); err != nil {
+				return err
+			}
+		} else {
+			r = run(ctx, m.hc, sc, m.Concurrency, m.Warmup, m.Duration)
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
