@@ -115,6 +115,7 @@ func TestActionProblems(t *testing.T) {
 		{"bool enabled", "actions: [{name: x, default: {enabled: true}}]\ntenants:\n  - id: a\n    actions: {x: {enabled: maybe}}\n", "want true or false", 4},
 		{"tool without action", "permissions: [{name: p}]\ntools: [{name: t, permission: p, amount: args.x}]\n", "the tool has no action", 2},
 		{"bad arg path", "permissions: [{name: p}]\nactions: [{name: x, default: {enabled: true}}]\ntools: [{name: t, permission: p, action: x, amount: refund.amount}]\n", "not an argument path", 3},
+		{"reserved name", "actions:\n  - {name: limits, default: {enabled: true}}\n", `"limits" is reserved`, 2},
 		{"unknown approver", "permissions: []\nactions:\n  - name: x\n    default: {enabled: true}\n    approver_permission: nope\n", `unknown permission "nope"`, 5},
 	}
 	for _, tt := range tests {

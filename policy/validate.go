@@ -253,6 +253,9 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions
 		}
 	}
 	for i, x := range p.Actions {
+		if x.Name == reservedActionName {
+			v.addf(fmt.Sprintf("actions[%d].name", i), "%q is reserved: /api/v1/permissions/%s lists the limits", x.Name, x.Name)
+		}
 		v.ref(fmt.Sprintf("actions[%d].approver_permission", i), gatehouse.KindPermission, x.Approver, true)
 		v.limits(fmt.Sprintf("actions[%d].default.limits", i), x.Default.Limits)
 		for _, m := range []struct {
@@ -268,6 +271,11 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions
 	}
 	return v.problems
 }
+
+// reservedActionName cannot name an action type: the REST path of an
+// action type's policy, /api/v1/permissions/{action_type}, would be that of
+// the limits.
+const reservedActionName = "limits"
 
 // limits reports the problems of an action policy's limits.
 func (v *validator) limits(path string, l *gatehouse.ActionLimits) {
