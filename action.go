@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -213,6 +214,53 @@ const (
 	LimitMaxCount       = "max_count"
 	LimitMaxTotalAmount = "max_total_amount"
 )
+
+// LimitTypes lists the limit types in the order listings show them.
+var LimitTypes = []string{LimitMaxAmount, LimitMaxPercentage, LimitMaxCount, LimitMaxTotalAmount}
+
+// Value returns the text of l's limit of type typ, one of LimitTypes: a
+// decimal as written, max_count as a whole number; "" when l has none.
+func (l ActionLimits) Value(typ string) string {
+	switch typ {
+	case LimitMaxAmount:
+		return string(l.MaxAmount)
+	case LimitMaxPercentage:
+		return string(l.MaxPercentage)
+	case LimitMaxCount:
+		if l.MaxCount != nil {
+			return strconv.FormatInt(*l.MaxCount, 10)
+		}
+	case LimitMaxTotalAmount:
+		return string(l.MaxTotalAmount)
+	}
+	return ""
+}
+
+// Remove removes l's limit of type typ, and the currency or the window when
+// no limit left needs it. It reports false, changing nothing, when l has no
+// such limit.
+func (l *ActionLimits) Remove(typ string) bool {
+	if l.Value(typ) == "" {
+		return false
+	}
+	switch typ {
+	case LimitMaxAmount:
+		l.MaxAmount = ""
+	case LimitMaxPercentage:
+		l.MaxPercentage = ""
+	case LimitMaxCount:
+		l.MaxCount = nil
+	case LimitMaxTotalAmount:
+		l.MaxTotalAmount = ""
+	}
+	if l.MaxAmount == "" && l.MaxTotalAmount == "" {
+		l.Currency = ""
+	}
+	if l.MaxCount == nil && l.MaxTotalAmount == "" {
+		l.Window = ""
+	}
+	return true
+}
 
 // ReserveResult is what ReserveActions did with one reservation.
 type ReserveResult struct {

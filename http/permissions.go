@@ -28,9 +28,6 @@ import (
 // same on every read and every instance.
 var actionRowSpace = uuid.MustParse("6288ee9e-6558-42a3-ad27-d98c2a4bedbf")
 
-// limitTypes are the limit types in the order rows list them.
-var limitTypes = []string{gatehouse.LimitMaxAmount, gatehouse.LimitMaxPercentage, gatehouse.LimitMaxCount, gatehouse.LimitMaxTotalAmount}
-
 // limitTimeWindow is seed 004's name of a limit on how many actions a
 // window may hold: max_count with a window in Gatehouse.
 const limitTimeWindow = "time_window"
@@ -272,8 +269,8 @@ func limitRows(version int64, p gatehouse.EffectiveAction) []limitRow {
 		return nil
 	}
 	var rows []limitRow
-	for _, typ := range limitTypes {
-		if limitValue(*p.Limits, typ) != "" {
+	for _, typ := range gatehouse.LimitTypes {
+		if p.Limits.Value(typ) != "" {
 			rows = append(rows, limitRowOf(version, p, typ))
 		}
 	}
@@ -285,7 +282,7 @@ func limitRowOf(version int64, p gatehouse.EffectiveAction, typ string) limitRow
 	row := limitRow{
 		ID:      uuid.NewSHA1(actionRowSpace, []byte(p.Tenant+"\x00"+p.Action+"\x00"+typ)).String(),
 		StoreID: p.Tenant, Tenant: p.Tenant, ActionType: p.Action,
-		LimitType: typ, LimitValue: limitValue(*p.Limits, typ), Source: p.LimitsFrom, PolicyVersion: version,
+		LimitType: typ, LimitValue: p.Limits.Value(typ), Source: p.LimitsFrom, PolicyVersion: version,
 	}
 	if isAmountLimit(typ) {
 		row.Currency = p.Limits.Currency
@@ -297,23 +294,6 @@ func limitRowOf(version int64, p gatehouse.EffectiveAction, typ string) limitRow
 		}
 	}
 	return row
-}
-
-// limitValue is the text of l's limit of type typ, "" when l has none.
-func limitValue(l gatehouse.ActionLimits, typ string) string {
-	switch typ {
-	case gatehouse.LimitMaxAmount:
-		return string(l.MaxAmount)
-	case gatehouse.LimitMaxPercentage:
-		return string(l.MaxPercentage)
-	case gatehouse.LimitMaxCount:
-		if l.MaxCount != nil {
-			return strconv.FormatInt(*l.MaxCount, 10)
-		}
-	case gatehouse.LimitMaxTotalAmount:
-		return string(l.MaxTotalAmount)
-	}
-	return ""
 }
 
 func isAmountLimit(typ string) bool {
@@ -329,7 +309,7 @@ func canonicalLimit(name string) (string, bool) {
 	if name == limitTimeWindow {
 		return gatehouse.LimitMaxCount, true
 	}
-	for _, typ := range limitTypes {
+	for _, typ := range gatehouse.LimitTypes {
 		if name == typ {
 			return typ, true
 		}
@@ -505,23 +485,8 @@ func (s *Server) handleDeleteLimit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, version, err := s.editLimits(r, tenant, action, func(l *gatehouse.ActionLimits) error {
-		switch {
-		case limitValue(*l, typ) == "":
+		if !l.Remove(typ) {
 			return gatehouse.NotFoundf("limit %s of action %q in tenant %q", typ, action, tenant)
-		case typ == gatehouse.LimitMaxAmount:
-			l.MaxAmount = ""
-		case typ == gatehouse.LimitMaxPercentage:
-			l.MaxPercentage = ""
-		case typ == gatehouse.LimitMaxCount:
-			l.MaxCount = nil
-		case typ == gatehouse.LimitMaxTotalAmount:
-			l.MaxTotalAmount = ""
-		}
-		if l.MaxAmount == "" && l.MaxTotalAmount == "" {
-			l.Currency = ""
-		}
-		if l.MaxCount == nil && l.MaxTotalAmount == "" {
-			l.Window = ""
 		}
 		return nil
 	})

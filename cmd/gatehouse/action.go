@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -33,6 +34,8 @@ type actionOptions struct {
 	// action policy set
 	enabled, confirmation, limits string
 	inherit                       bool
+	// action limits set
+	window, currency string
 }
 
 // actionRequestFlags are the flags that describe a proposed tool call.
@@ -87,6 +90,13 @@ func actionPolicyFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.act.confirmation, "confirmation", "", "set: whether a human must confirm, true or false")
 	fs.StringVar(&o.act.limits, "limits", "", `set: the tenant's own limits as JSON, replacing its own, e.g. {"currency":"EUR","max_amount":"50"}; {} for none`)
 	fs.BoolVar(&o.act.inherit, "inherit", false, "set: drop the tenant's own policy for the action and inherit again")
+}
+
+func actionLimitsFlags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.tenant, "tenant", "", "tenant id (required)")
+	fs.BoolVar(&o.jsonOut, "json", false, "print as JSON")
+	fs.StringVar(&o.act.window, "window", "", "set: the window of max_count and max_total_amount, e.g. 24h")
+	fs.StringVar(&o.act.currency, "currency", "", "set: the ISO 4217 currency of max_amount and max_total_amount")
 }
 
 // actionRequest builds the guard request of the action flags.
@@ -453,4 +463,128 @@ func limitsText(p gatehouse.EffectiveAction) string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// limitLine is one limit of an action in a tenant, as `action limits` lists it.
+type limitLine struct {
+	Action   string `json:"action"`
+	Limit    string `json:"limit"`
+	Value    string `json:"value"`
+	Currency string `json:"currency,omitempty"`
+	Window   string `json:"window,omitempty"`
+	Source   string `json:"source"`
+}
+
+// runActionLimits lists a tenant's effective limits, one line per limit,
+// or sets or removes one of them (seed 004's action_limits rows).
+func runActionLimits(ctx context.Context, m *Main) error {
+	o, args := m.opts, m.args
+	if o.tenant == "" {
+		return usageErrorf("--tenant is required")
+	}
+	limitType := func(name string) (string, error) {
+		if name == "time_window" {
+			// Seed 004's name for a count of actions per window.
+			return gatehouse.LimitMaxCount, nil
+		}
+		if slices.Contains(gatehouse.LimitTypes, name) {
+			return name, nil
+		}
+		return "", usageErrorf("limit %q: want one of %s or time_window", name, strings.Join(gatehouse.LimitTypes, ", "))
+	}
+	switch {
+	case len(args) == 4 && args[0] == "set":
+		typ, err := limitType(args[2])
+		if err != nil {
+			return err
+		}
+		if _, err := m.svc.EditActionLimits(ctx, m.Config.Actor, o.tenant, args[1], func(l *gatehouse.ActionLimits) error {
+			return setLimit(l, typ, args[3], o.act.window, o.act.currency)
+		}); err != nil {
+			return err
+		}
+	case len(args) == 3 && args[0] == "remove":
+		typ, err := limitType(args[2])
+		if err != nil {
+			return err
+		}
+		if _, err := m.svc.EditActionLimits(ctx, m.Config.Actor, o.tenant, args[1], func(l *gatehouse.ActionLimits) error {
+			if !l.Remove(typ) {
+				return gatehouse.NotFoundf("limit %s of action %q in tenant %q", typ, args[1], o.tenant)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	case len(args) == 0 || len(args) == 1 && args[0] == "get":
+	default:
+		return usageErrorf("want get, set ACTION LIMIT VALUE, or remove ACTION LIMIT")
+	}
+	pols, err := m.svc.ActionPolicies(o.tenant)
+	if err != nil {
+		return err
+	}
+	lines := []limitLine{}
+	for _, p := range pols {
+		if p.Limits == nil {
+			continue
+		}
+		for _, typ := range gatehouse.LimitTypes {
+			v := p.Limits.Value(typ)
+			if v == "" {
+				continue
+			}
+			line := limitLine{Action: p.Action, Limit: typ, Value: v, Source: p.LimitsFrom}
+			if typ == gatehouse.LimitMaxAmount || typ == gatehouse.LimitMaxTotalAmount {
+				line.Currency = p.Limits.Currency
+			}
+			if typ == gatehouse.LimitMaxCount || typ == gatehouse.LimitMaxTotalAmount {
+				line.Window = p.Limits.Window
+			}
+			lines = append(lines, line)
+		}
+	}
+	if o.jsonOut {
+		return writeJSON(m, lines)
+	}
+	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ACTION\tLIMIT\tVALUE\tCURRENCY\tWINDOW\tSOURCE")
+	for _, l := range lines {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", l.Action, l.Limit, l.Value, dash(l.Currency), dash(l.Window), l.Source)
+	}
+	return w.Flush()
+}
+
+// setLimit sets l's limit typ to value, with the window and currency when
+// given; the service validates the result as it validates a policy.
+func setLimit(l *gatehouse.ActionLimits, typ, value, window, currency string) error {
+	switch typ {
+	case gatehouse.LimitMaxAmount:
+		l.MaxAmount = gatehouse.Decimal(value)
+	case gatehouse.LimitMaxPercentage:
+		l.MaxPercentage = gatehouse.Decimal(value)
+	case gatehouse.LimitMaxCount:
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil || n <= 0 {
+			return usageErrorf("max_count %q: want a positive whole number", value)
+		}
+		l.MaxCount = &n
+	case gatehouse.LimitMaxTotalAmount:
+		l.MaxTotalAmount = gatehouse.Decimal(value)
+	}
+	if currency != "" {
+		l.Currency = currency
+	}
+	if window != "" {
+		l.Window = window
+	}
+	return nil
+}
+
+// dash is s, or "-" for nothing.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

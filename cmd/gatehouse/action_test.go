@@ -109,3 +109,59 @@ func TestActionCommands(t *testing.T) {
 		t.Errorf("audit verify after actions: %s%s", r.stdout, r.stderr)
 	}
 }
+
+// action limits lists one line per effective limit with its source, and
+// sets or removes one: the others become the tenant's own.
+func TestActionLimitsCommand(t *testing.T) {
+	db := newDB(t)
+	limits := func(args ...string) []string { return append([]string{"action", "limits"}, args...) }
+	steps := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{limits("--tenant", "acme-milan"), 0, "process_refund max_count 50 - 24h tenant:acme"},
+		{limits("set", "process_refund", "time_window", "5", "--window", "1h", "--tenant", "acme-milan"), 0,
+			"process_refund max_count 5 - 1h tenant:acme-milan"},
+		// The inherited limits came along, now with the new window.
+		{limits("--tenant", "acme-milan"), 0, "process_refund max_total_amount 1000 EUR 1h tenant:acme-milan"},
+		{limits("remove", "process_refund", "max_amount", "--tenant", "acme-milan"), 0, "max_total_amount"},
+		{limits("remove", "process_refund", "max_amount", "--tenant", "acme-milan"), exitUsage, "not_found"},
+		{limits("set", "process_refund", "max_amount", "10.001", "--tenant", "acme-milan"), exitUsage, "more than 2 decimals"},
+		{limits("set", "process_refund", "max_amount", "--tenant", "acme-milan", "--", "-3"), exitUsage, "is negative"},
+		{limits("set", "apply_discount", "max_percentage", "101", "--tenant", "acme-milan"), exitUsage, "larger than 100"},
+		{limits("set", "apply_discount", "max_amount", "10", "--tenant", "acme-milan"), exitUsage, "currency is required"},
+		{limits("set", "apply_discount", "max_count", "0", "--tenant", "acme-milan"), exitUsage, "positive whole number"},
+		{limits("set", "apply_discount", "max_count", "3", "--tenant", "acme-milan"), exitUsage, "needs a window"},
+		{limits("set", "apply_discount", "max_speed", "3", "--tenant", "acme-milan"), exitUsage, "want one of"},
+		{limits("set", "launch_rocket", "max_count", "3", "--window", "1h", "--tenant", "acme-milan"), exitUsage, "not_found"},
+		{limits("set", "process_refund", "max_count", "3"), exitUsage, "--tenant is required"},
+		{limits("drop", "x", "--tenant", "acme-milan"), exitUsage, "want get, set"},
+	}
+	// Lines compare with their columns one space apart.
+	squeeze := func(out string) string {
+		var lines []string
+		for line := range strings.Lines(out) {
+			lines = append(lines, strings.Join(strings.Fields(line), " "))
+		}
+		return strings.Join(lines, "\n")
+	}
+	for _, s := range steps {
+		r := run(t, db, s.args...)
+		if r.code != s.code || !strings.Contains(squeeze(r.stdout+r.stderr), s.want) {
+			t.Errorf("gatehouse %s: exit %d, want %d and %q\n%s%s", strings.Join(s.args, " "), r.code, s.code, s.want, r.stdout, r.stderr)
+		}
+	}
+	r := run(t, db, "action", "limits", "--tenant", "acme-milan", "--json")
+	var lines []limitLine
+	if err := json.Unmarshal([]byte(r.stdout), &lines); err != nil || len(lines) != 3 {
+		t.Fatalf("action limits --json: %v, %+v", err, lines)
+	}
+	want := limitLine{Action: "process_refund", Limit: "max_count", Value: "5", Window: "1h", Source: "tenant:acme-milan"}
+	if lines[1] != want {
+		t.Errorf("action limits --json line 2 = %+v, want %+v", lines[1], want)
+	}
+	if r := run(t, db, "audit", "verify"); r.code != 0 {
+		t.Errorf("audit verify after limit changes: %s%s", r.stdout, r.stderr)
+	}
+}

@@ -355,6 +355,11 @@ var commands = []command{
 		summary: "show each action's effective policy in a tenant and where each part comes from, or change the tenant's own",
 	},
 	{
+		name: "action limits", store: true, maxArgs: 4, flags: actionLimitsFlags, run: runActionLimits,
+		usage:   "[get] --tenant ID [--json] | set ACTION LIMIT VALUE --tenant ID [--window D] [--currency C] | remove ACTION LIMIT --tenant ID",
+		summary: "list a tenant's effective action limits, one line per limit, or set or remove one (the others become the tenant's own)",
+	},
+	{
 		name: "migrate", usage: "", store: true, maxArgs: 0,
 		summary: "create or upgrade the database schema",
 		run: func(ctx context.Context, m *Main) error {
