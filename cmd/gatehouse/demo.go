@@ -62,6 +62,8 @@ var demoCalls = []demoCall{
 	{Title: "Native check with the path that decided it, in German",
 		Path: "/api/v1/explain", Token: "GINA", Header: "Accept-Language: de",
 		Body: `{"tool":"detect_fraud","tenant":"globex"}`},
+	{Title: "Seed 004: each agent action in the ACME Berlin store, whether it is enabled, needs confirmation, and where that comes from",
+		Path: "/api/v1/permissions", Token: "ADMIN", Header: "X-Tenant-ID: acme-berlin"},
 	{Title: "The AuthZEN metadata document (no token needed)",
 		Path: "/.well-known/authzen-configuration"},
 	{Title: "The whole policy as YAML (administrators only)",

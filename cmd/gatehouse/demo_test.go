@@ -138,6 +138,18 @@ func summarize(status int, contentType string, body []byte) string {
 	if strings.HasPrefix(contentType, "application/yaml") {
 		return fmt.Sprintf("%d yaml users=%d", status, strings.Count(string(body), "- email:"))
 	}
+	var rows []struct {
+		Action               string `json:"action_type"`
+		Enabled              bool   `json:"enabled"`
+		RequiresConfirmation bool   `json:"requires_confirmation"`
+	}
+	if json.Unmarshal(body, &rows) == nil {
+		var parts []string
+		for _, r := range rows {
+			parts = append(parts, fmt.Sprintf("%s=%t/%t", r.Action, r.Enabled, r.RequiresConfirmation))
+		}
+		return fmt.Sprintf("%d enabled/confirmation %s", status, strings.Join(parts, " "))
+	}
 	var a demoAnswer
 	if err := json.Unmarshal(body, &a); err != nil {
 		return fmt.Sprintf("%d not JSON: %v", status, err)
@@ -199,6 +211,8 @@ func TestDemo(t *testing.T) {
 		"200 results=access_ai_chat,chat.view,chat.write,customer_insights,fetch_account,fetch_conversation,fetch_customer,use_ai_analysis,use_ai_customer_insights",
 		"200 canUseLoanTool=true canUseReports=false",
 		"200 false plan_required explained=true",
+		"200 enabled/confirmation apply_discount=true/true cancel_order=true/true initiate_return=false/true lookup_order=true/false " +
+			"process_refund=true/true send_tracking=true/false update_address=false/true",
 		"200 pdp=" + base,
 		"200 yaml users=7",
 	}
