@@ -17,6 +17,8 @@ import (
 	"github.com/gatehouse/gatehouse/guard"
 	"github.com/gatehouse/gatehouse/locale"
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/postgres"
+	"github.com/gatehouse/gatehouse/postgres/pgtest"
 	"github.com/gatehouse/gatehouse/sqlite"
 )
 
@@ -582,5 +584,52 @@ func TestMessages(t *testing.T) {
 	res := f.g.Simulate(t.Context(), refund("acme-berlin", "1"))
 	if msg := guard.Message(c, "de", refund("acme-berlin", "1"), res); !strings.Contains(msg, "max_count: 3 von 3") {
 		t.Errorf("Message(de, max_count) = %q", msg)
+	}
+}
+
+// Two guards, each on its own connection pool to one PostgreSQL database
+// and each group-committing its callers' reservations, race 1,000
+// refunds for the 3 slots of acme's window: exactly 3 are allowed.
+func TestAuthorizeAcrossInstances(t *testing.T) {
+	dsn := pgtest.NewSchema(t, pgtest.DSN(t))
+	snap := compile(t, testPolicy, 7)
+	clk := &clock{t: time.Date(2026, 5, 6, 9, 0, 0, 0, time.UTC)}
+	var guards []*guard.Guard
+	for range 2 {
+		store, err := postgres.Open(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		g, err := guard.New(store, func() *engine.Snapshot { return snap }, guard.Config{Clock: clk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		guards = append(guards, g)
+	}
+	var (
+		wg               sync.WaitGroup
+		allowed, limited atomic.Int64
+		start            = make(chan struct{})
+	)
+	for i := range 1000 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			switch res := guards[i%2].Authorize(context.Background(), refund("acme", "1"), ""); {
+			case res.Allowed:
+				allowed.Add(1)
+			case res.Reason == gatehouse.ReasonLimitExceeded:
+				limited.Add(1)
+			default:
+				t.Errorf("Authorize = %+v", res)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if allowed.Load() != 3 || limited.Load() != 997 {
+		t.Errorf("1000 refunds across two instances against max_count 3: %d allowed, %d limited", allowed.Load(), limited.Load())
 	}
 }
