@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -412,3 +414,35 @@ func TestSetPlans(t *testing.T) {
 func ignoreResult(_ service.Result, err error) error { return err }
 
 func ignoreView(_ service.PlanView, err error) error { return err }
+
+// Applying the document again after customers paid keeps the plans billing
+// gave them; plans billing does not manage follow the document.
+func TestApplyKeepsBilledPlans(t *testing.T) {
+	forEachStore(t, 1, func(t *testing.T, env *billingEnv) {
+		env.want(checkout("evt_1", "cus_org", 0, "price_pro"), billing.OutcomeApplied)
+		env.want(checkout("evt_2", "cus_bob", 0, "price_premium"), billing.OutcomeApplied)
+		// The same document, written before they paid, and with another
+		// plan for store-b, which no customer pays for.
+		again := strings.Replace(billingPolicy, "{id: store-b, parent: org, plan: premium}", "{id: store-b, parent: org, plan: starter}", 1)
+		doc, err := policy.Parse("billing.yaml", []byte(again))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dryRun := range []bool{true, false} {
+			res, err := env.svcs[0].Apply(t.Context(), "test", doc, dryRun)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var changed []string
+			for _, c := range res.Changes {
+				changed = append(changed, string(c.Kind)+"/"+c.ID)
+			}
+			if !slices.Equal(changed, []string{"tenant/store-b"}) {
+				t.Errorf("Apply(dry run %t) changed %v, want only tenant/store-b", dryRun, changed)
+			}
+		}
+		env.wantDecision("ann@example.com", "fraud", "store-a", gatehouse.ReasonGranted, "")
+		env.wantDecision("bob@example.com", "reports", "", gatehouse.ReasonGranted, "")
+		env.wantDecision("ann@example.com", "reports", "store-b", gatehouse.ReasonPlanRequired, "premium")
+	})
+}

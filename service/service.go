@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/billing"
 	"github.com/gatehouse/gatehouse/engine"
 	"github.com/gatehouse/gatehouse/guard"
 	"github.com/gatehouse/gatehouse/policy"
@@ -385,6 +386,9 @@ func (s *Service) changeEvents(actor, action string, version int64, changes []ga
 func (s *Service) Apply(ctx context.Context, actor string, doc *policy.Document, dryRun bool) (Result, error) {
 	fn := func(p *gatehouse.Policy) error {
 		merged := policy.Merge(p, doc)
+		if err := s.keepBilledPlans(ctx, p, merged); err != nil {
+			return err
+		}
 		// Check here, not only in Update, so problems get the file's lines.
 		if problems := policy.Validate(merged); len(problems) > 0 {
 			return doc.Locate(problems)
@@ -396,6 +400,47 @@ func (s *Service) Apply(ctx context.Context, actor string, doc *policy.Document,
 		return s.DryRun(ctx, fn)
 	}
 	return s.Update(ctx, actor, "policy.apply", fn)
+}
+
+// keepBilledPlans gives the tenants and users of merged whose plan a
+// billing customer pays for the plan they have in stored, whatever the
+// applied document says: billing owns those plans (webhooks set them, and
+// `plan set` overrides them), so that applying a document written before a
+// customer upgraded never downgrades it. Only subjects whose plan the
+// document would change are looked up.
+func (s *Service) keepBilledPlans(ctx context.Context, stored, merged *gatehouse.Policy) error {
+	keep := func(subject, storedPlan string, plan *string) error {
+		if *plan == storedPlan {
+			return nil
+		}
+		billed, err := s.store.ListBillingCustomers(ctx, gatehouse.BillingCustomerFilter{Subject: subject, Limit: 1})
+		if err != nil {
+			return fmt.Errorf("apply: billing customers of %s: %w", subject, err)
+		}
+		if len(billed) > 0 {
+			s.cfg.Logger.Warn("apply: kept the plan billing manages", "subject", subject, "plan", storedPlan,
+				"document_plan", *plan, "customer", billed[0].ID)
+			*plan = storedPlan
+		}
+		return nil
+	}
+	for i := range merged.Tenants {
+		t := &merged.Tenants[i]
+		if old := stored.Tenant(t.ID); old != nil {
+			if err := keep(billing.Target{Kind: gatehouse.KindTenant, ID: t.ID}.String(), old.Plan, &t.Plan); err != nil {
+				return err
+			}
+		}
+	}
+	for i := range merged.Users {
+		u := &merged.Users[i]
+		if old := stored.User(u.Email); old != nil {
+			if err := keep(billing.Target{Kind: gatehouse.KindUser, ID: u.Email}.String(), old.Plan, &u.Plan); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ImportSeed000 upserts seed 000's permissions, actions (as bundles) and
