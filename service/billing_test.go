@@ -441,6 +441,24 @@ func TestApplyKeepsBilledPlans(t *testing.T) {
 				t.Errorf("Apply(dry run %t) changed %v, want only tenant/store-b", dryRun, changed)
 			}
 		}
+		// Replacing the tenant or the user object keeps the plan too.
+		for _, put := range []struct {
+			kind     gatehouse.Kind
+			id, body string
+		}{
+			{gatehouse.KindTenant, "org", `{"id": "org", "name": "Org"}`},
+			{gatehouse.KindUser, "bob@example.com", `{"email": "bob@example.com", "roles": [{"role": "analyst"}]}`},
+		} {
+			res, _, err := env.svcs[0].PutObject(t.Context(), "test", put.kind, put.id, []byte(put.body))
+			if err != nil {
+				t.Fatalf("PutObject(%s %s) = %v", put.kind, put.id, err)
+			}
+			for _, c := range res.Changes {
+				if strings.Contains(string(c.Before), `"plan"`) != strings.Contains(string(c.After), `"plan"`) {
+					t.Errorf("PutObject(%s %s) changed the plan: %s → %s", put.kind, put.id, c.Before, c.After)
+				}
+			}
+		}
 		env.wantDecision("ann@example.com", "fraud", "store-a", gatehouse.ReasonGranted, "")
 		env.wantDecision("bob@example.com", "reports", "", gatehouse.ReasonGranted, "")
 		env.wantDecision("ann@example.com", "reports", "store-b", gatehouse.ReasonPlanRequired, "premium")

@@ -79,7 +79,19 @@ func (s *Service) PutObject(ctx context.Context, actor string, kind gatehouse.Ki
 			obj.Pos = objs[i].Pos
 			objs[i] = obj
 		}
-		return replacePolicy(p, objs)
+		// A replaced tenant or user keeps the plan billing manages.
+		old := planOf(p, kind, obj.ID)
+		oldPlan := ""
+		if old != nil {
+			oldPlan = *old
+		}
+		if err := replacePolicy(p, objs); err != nil {
+			return err
+		}
+		if old == nil {
+			return nil
+		}
+		return s.keepBilledPlan(ctx, kind, obj.ID, oldPlan, planOf(p, kind, obj.ID))
 	})
 	return res, created, err
 }

@@ -409,35 +409,64 @@ func (s *Service) Apply(ctx context.Context, actor string, doc *policy.Document,
 // customer upgraded never downgrades it. Only subjects whose plan the
 // document would change are looked up.
 func (s *Service) keepBilledPlans(ctx context.Context, stored, merged *gatehouse.Policy) error {
-	keep := func(subject, storedPlan string, plan *string) error {
-		if *plan == storedPlan {
-			return nil
-		}
-		billed, err := s.store.ListBillingCustomers(ctx, gatehouse.BillingCustomerFilter{Subject: subject, Limit: 1})
-		if err != nil {
-			return fmt.Errorf("apply: billing customers of %s: %w", subject, err)
-		}
-		if len(billed) > 0 {
-			s.cfg.Logger.Warn("apply: kept the plan billing manages", "subject", subject, "plan", storedPlan,
-				"document_plan", *plan, "customer", billed[0].ID)
-			*plan = storedPlan
-		}
-		return nil
+	tenants := make(map[string]string, len(stored.Tenants))
+	for _, t := range stored.Tenants {
+		tenants[t.ID] = t.Plan
 	}
 	for i := range merged.Tenants {
 		t := &merged.Tenants[i]
-		if old := stored.Tenant(t.ID); old != nil {
-			if err := keep(billing.Target{Kind: gatehouse.KindTenant, ID: t.ID}.String(), old.Plan, &t.Plan); err != nil {
+		if old, ok := tenants[t.ID]; ok {
+			if err := s.keepBilledPlan(ctx, gatehouse.KindTenant, t.ID, old, &t.Plan); err != nil {
 				return err
 			}
 		}
 	}
+	users := make(map[string]string, len(stored.Users))
+	for _, u := range stored.Users {
+		users[u.Email] = u.Plan
+	}
 	for i := range merged.Users {
 		u := &merged.Users[i]
-		if old := stored.User(u.Email); old != nil {
-			if err := keep(billing.Target{Kind: gatehouse.KindUser, ID: u.Email}.String(), old.Plan, &u.Plan); err != nil {
+		if old, ok := users[u.Email]; ok {
+			if err := s.keepBilledPlan(ctx, gatehouse.KindUser, u.Email, old, &u.Plan); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// keepBilledPlan sets *plan, the plan a change gives tenant or user id, back
+// to old, the plan it had, if a billing customer pays for it (see
+// keepBilledPlans).
+func (s *Service) keepBilledPlan(ctx context.Context, kind gatehouse.Kind, id, old string, plan *string) error {
+	if plan == nil || *plan == old {
+		return nil
+	}
+	subject := billing.Target{Kind: kind, ID: id}.String()
+	billed, err := s.store.ListBillingCustomers(ctx, gatehouse.BillingCustomerFilter{Subject: subject, Limit: 1})
+	if err != nil {
+		return fmt.Errorf("billing customers of %s: %w", subject, err)
+	}
+	if len(billed) > 0 {
+		s.cfg.Logger.Warn("kept the plan billing manages", "subject", subject, "plan", old,
+			"requested_plan", *plan, "customer", billed[0].ID)
+		*plan = old
+	}
+	return nil
+}
+
+// planOf points at the own plan of tenant or user id in p; nil if p has
+// no such tenant or user.
+func planOf(p *gatehouse.Policy, kind gatehouse.Kind, id string) *string {
+	switch kind {
+	case gatehouse.KindTenant:
+		if t := p.Tenant(id); t != nil {
+			return &t.Plan
+		}
+	case gatehouse.KindUser:
+		if u := p.User(id); u != nil {
+			return &u.Plan
 		}
 	}
 	return nil
