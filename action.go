@@ -218,6 +218,12 @@ const (
 // LimitTypes lists the limit types in the order listings show them.
 var LimitTypes = []string{LimitMaxAmount, LimitMaxPercentage, LimitMaxCount, LimitMaxTotalAmount}
 
+// IsAmountLimit reports whether limit type typ is an amount in a currency.
+func IsAmountLimit(typ string) bool { return typ == LimitMaxAmount || typ == LimitMaxTotalAmount }
+
+// IsWindowLimit reports whether limit type typ counts over a window.
+func IsWindowLimit(typ string) bool { return typ == LimitMaxCount || typ == LimitMaxTotalAmount }
+
 // Value returns the text of l's limit of type typ, one of LimitTypes: a
 // decimal as written, max_count as a whole number; "" when l has none.
 func (l ActionLimits) Value(typ string) string {

@@ -158,13 +158,7 @@ func (s *Server) adminTenant(r *http.Request) (string, error) {
 // handlePermissions answers GET /api/v1/permissions: a row per action type,
 // sorted by action type.
 func (s *Server) handlePermissions(w http.ResponseWriter, r *http.Request) {
-	tenant, err := s.adminTenant(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	snap := s.svc.Snapshot()
-	pols, err := snap.ActionPolicies(tenant)
+	snap, pols, err := s.tenantPolicies(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -241,17 +235,23 @@ func permissionRowOf(snap *engine.Snapshot, lang string, p gatehouse.EffectiveAc
 	}
 }
 
-// handleLimits answers GET /api/v1/permissions/limits: the rows of every
-// action type's effective limits, by action type and then in the order of
-// limitTypes.
-func (s *Server) handleLimits(w http.ResponseWriter, r *http.Request) {
+// tenantPolicies returns the effective action policies of the tenant r
+// names, which the caller must administer, and the snapshot they are from.
+func (s *Server) tenantPolicies(r *http.Request) (*engine.Snapshot, []gatehouse.EffectiveAction, error) {
 	tenant, err := s.adminTenant(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return nil, nil, err
 	}
 	snap := s.svc.Snapshot()
 	pols, err := snap.ActionPolicies(tenant)
+	return snap, pols, err
+}
+
+// handleLimits answers GET /api/v1/permissions/limits: the rows of every
+// action type's effective limits, by action type and then in the order of
+// gatehouse.LimitTypes.
+func (s *Server) handleLimits(w http.ResponseWriter, r *http.Request) {
+	snap, pols, err := s.tenantPolicies(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -284,24 +284,16 @@ func limitRowOf(version int64, p gatehouse.EffectiveAction, typ string) limitRow
 		StoreID: p.Tenant, Tenant: p.Tenant, ActionType: p.Action,
 		LimitType: typ, LimitValue: p.Limits.Value(typ), Source: p.LimitsFrom, PolicyVersion: version,
 	}
-	if isAmountLimit(typ) {
+	if gatehouse.IsAmountLimit(typ) {
 		row.Currency = p.Limits.Currency
 	}
-	if isWindowLimit(typ) {
+	if gatehouse.IsWindowLimit(typ) {
 		row.Window = p.Limits.Window
 		if w := p.Exact.Window; w%time.Hour == 0 {
 			row.TimeWindowHours = int64(w / time.Hour)
 		}
 	}
 	return row
-}
-
-func isAmountLimit(typ string) bool {
-	return typ == gatehouse.LimitMaxAmount || typ == gatehouse.LimitMaxTotalAmount
-}
-
-func isWindowLimit(typ string) bool {
-	return typ == gatehouse.LimitMaxCount || typ == gatehouse.LimitMaxTotalAmount
 }
 
 // canonicalLimit returns the limit type name stands for; false for none.
@@ -360,7 +352,7 @@ func parseLimit(in limitBody) (limitChange, error) {
 		}
 		c.count = n
 	}
-	if c.currency != "" && !isAmountLimit(typ) {
+	if c.currency != "" && !gatehouse.IsAmountLimit(typ) {
 		return limitChange{}, badField("currency", fmt.Errorf("%s has no currency", typ))
 	}
 	if in.Window != "" {
@@ -379,9 +371,9 @@ func parseLimit(in limitBody) (limitChange, error) {
 		c.window, c.windowField = strconv.FormatInt(*h, 10)+"h", "time_window_hours"
 	}
 	switch {
-	case c.window == "" && isWindowLimit(typ):
+	case c.window == "" && gatehouse.IsWindowLimit(typ):
 		return limitChange{}, missingField("window")
-	case c.window != "" && !isWindowLimit(typ):
+	case c.window != "" && !gatehouse.IsWindowLimit(typ):
 		return limitChange{}, badField(c.windowField, fmt.Errorf("%s has no window", typ))
 	}
 	return c, nil
@@ -399,7 +391,7 @@ func (c limitChange) apply(l *gatehouse.ActionLimits) error {
 	case gatehouse.LimitMaxTotalAmount:
 		l.MaxTotalAmount = c.value
 	}
-	if isAmountLimit(c.typ) {
+	if gatehouse.IsAmountLimit(c.typ) {
 		other := l.MaxTotalAmount
 		if c.typ == gatehouse.LimitMaxTotalAmount {
 			other = l.MaxAmount

@@ -535,10 +535,10 @@ func runActionLimits(ctx context.Context, m *Main) error {
 				continue
 			}
 			line := limitLine{Action: p.Action, Limit: typ, Value: v, Source: p.LimitsFrom}
-			if typ == gatehouse.LimitMaxAmount || typ == gatehouse.LimitMaxTotalAmount {
+			if gatehouse.IsAmountLimit(typ) {
 				line.Currency = p.Limits.Currency
 			}
-			if typ == gatehouse.LimitMaxCount || typ == gatehouse.LimitMaxTotalAmount {
+			if gatehouse.IsWindowLimit(typ) {
 				line.Window = p.Limits.Window
 			}
 			lines = append(lines, line)
