@@ -1,5 +1,7 @@
 package gatehouse
 
+import "time"
+
 // Reason is the stable code a decision carries. Codes never change meaning;
 // tests and clients compare codes, never messages.
 type Reason string
@@ -155,9 +157,56 @@ type ToolAccess struct {
 	Plan    string `json:"plan,omitempty"`
 }
 
-// Answer is a decision as the surfaces report it (CLI check --json,
-// /api/v1/check and /api/v1/explain): the question, the decision and its
-// localized message.
+// Question is one decision any surface asks of the service: a permission,
+// a tool call, or an AuthZEN action name to resolve.
+type Question struct {
+	Request
+	// Tool, when set, asks for a call of this tool: its permission, the
+	// access permission and, for a tool that performs an agent action, the
+	// action's policy, limits and confirmation (steps 6–8).
+	Tool string `json:"tool,omitempty"`
+	// Name, when neither Tool nor Permission is set, is an AuthZEN action
+	// name: a tool of that name, else the tool of the agent action type of
+	// that name, else a permission.
+	Name string `json:"name,omitempty"`
+	// Args are the tool's arguments. Amounts and percentages are read from
+	// them as the tool maps them, as json.Number or decimal strings (a
+	// float64 is read through its shortest decimal form).
+	Args map[string]any `json:"args,omitempty"`
+	// Within, when set, confines the question to this tenant's subtree (a
+	// tenant-scoped PDP): an empty tenant becomes Within, one outside it is
+	// invalid_request.
+	Within string `json:"within,omitempty"`
+	// Problem, when set, says why the surface could not read the question:
+	// the answer is invalid_request, recorded like any other decision.
+	Problem string `json:"problem,omitempty"`
+	// Explain asks for the path that decided.
+	Explain bool `json:"explain,omitempty"`
+	// Lang is the language of the answer's message.
+	Lang string `json:"-"`
+	// Surface and RequestID name where the question came from, for the
+	// decision log ("authzen.evaluation", "check", "cli", …).
+	Surface   string `json:"-"`
+	RequestID string `json:"-"`
+}
+
+// LimitExceeded names the limit an action exceeded and its figures, as
+// decimals: amounts in Currency, percentages in percent.
+type LimitExceeded struct {
+	Limit     string `json:"limit"`
+	Max       string `json:"max"`
+	Requested string `json:"requested"`
+	// Used is the window's usage before the action: a count for
+	// max_count, an amount for max_total_amount.
+	Used     string `json:"used,omitempty"`
+	Window   string `json:"window,omitempty"`
+	Currency string `json:"currency,omitempty"`
+}
+
+// Answer is a decision as every surface reports it (CLI check --json,
+// /api/v1/check, /api/v1/explain, /api/v1/actions/*, the AuthZEN context):
+// the question, the decision, its localized message and, for an agent
+// action, its policy, limits and confirmation.
 type Answer struct {
 	Allowed    bool   `json:"allowed"`
 	Reason     Reason `json:"reason"`
@@ -168,12 +217,30 @@ type Answer struct {
 	Tool       string `json:"tool,omitempty"`
 	Tenant     string `json:"tenant,omitempty"`
 	// DeniedSubject and DeniedPermission say who lacked what.
-	DeniedSubject    string        `json:"denied_subject,omitempty"`
-	DeniedPermission string        `json:"denied_permission,omitempty"`
-	Feature          string        `json:"feature,omitempty"`
-	Plan             string        `json:"plan,omitempty"`
-	Version          int64         `json:"version"`
-	Steps            []ExplainStep `json:"steps,omitempty"`
+	DeniedSubject    string `json:"denied_subject,omitempty"`
+	DeniedPermission string `json:"denied_permission,omitempty"`
+	Feature          string `json:"feature,omitempty"`
+	Plan             string `json:"plan,omitempty"`
+	// Action is the agent action the tool performs.
+	Action string `json:"action,omitempty"`
+	// RequiresConfirmation: the action is allowed only once a human
+	// confirms it. An authorization stores it pending under ActionID; a
+	// read-only evaluation denies it with confirmation_required, and the
+	// caller authorizes it to create the confirmation.
+	RequiresConfirmation bool         `json:"requires_confirmation"`
+	ActionID             string       `json:"action_id,omitempty"`
+	Status               ActionStatus `json:"status,omitempty"`
+	ExpiresAt            time.Time    `json:"expires_at,omitzero"`
+	// Replayed: the idempotency key was used before; this is that result.
+	Replayed bool `json:"replayed,omitempty"`
+	// Limit names the limit a limit_exceeded denial is about, with figures.
+	Limit *LimitExceeded `json:"limit,omitempty"`
+	// Problem says, in English, what is wrong with an invalid_request.
+	Problem string `json:"problem,omitempty"`
+	// Policy is the effective action policy that decided steps 6–8.
+	Policy  *EffectiveAction `json:"policy,omitempty"`
+	Version int64            `json:"version"`
+	Steps   []ExplainStep    `json:"steps,omitempty"`
 }
 
 // NewAnswer reports decision e of req, asked for permission req.Permission

@@ -35,6 +35,14 @@ var (
 	ErrCorrupt = errors.New("store corrupt")
 	// ErrSchemaTooNew reports a database migrated by a newer Gatehouse.
 	ErrSchemaTooNew = errors.New("database schema is newer than this binary")
+	// ErrForbidden reports a caller that may not do what it asked: it does
+	// not administer the object, or its credential lacks the right. A
+	// *ForbiddenError carries the reason code of the decision that refused.
+	ErrForbidden = errors.New("forbidden")
+	// ErrAskForbidden reports a question about another subject from a
+	// caller that may ask only about itself: neither a policy enforcement
+	// point nor an administrator. It is not a decision.
+	ErrAskForbidden = errors.New("only a policy enforcement point or an administrator may ask about another subject")
 	// ErrNotEmpty reports a restore into a store that already holds a
 	// policy or audit events. Nothing was changed.
 	ErrNotEmpty = errors.New("store is not empty")
@@ -50,6 +58,8 @@ const (
 	CodeCorrupt       = "corrupt"
 	CodeSchemaTooNew  = "schema_too_new"
 	CodeNotEmpty      = "not_empty"
+	CodeAskForbidden  = "ask_forbidden"
+	CodeForbidden     = "forbidden"
 	CodeInternal      = "internal"
 )
 
@@ -81,8 +91,37 @@ func ErrorCode(err error) string {
 		return CodeNotApprover
 	case errors.Is(err, ErrNotEmpty):
 		return CodeNotEmpty
+	case errors.Is(err, ErrAskForbidden):
+		return CodeAskForbidden
+	case errors.Is(err, ErrForbidden):
+		return CodeForbidden
 	}
 	return CodeInternal
+}
+
+// ForbiddenError is an ErrForbidden with the reason code of the decision
+// that refused (permission_missing, tenant_not_visible, …).
+type ForbiddenError struct {
+	Reason Reason
+	Err    error
+}
+
+func (e *ForbiddenError) Error() string {
+	if e.Err == nil {
+		return ErrForbidden.Error()
+	}
+	return e.Err.Error() + ": " + ErrForbidden.Error()
+}
+
+// Is makes a ForbiddenError match ErrForbidden.
+func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }
+
+// Unwrap returns the cause.
+func (e *ForbiddenError) Unwrap() error { return e.Err }
+
+// Forbiddenf returns a *ForbiddenError with reason and a formatted cause.
+func Forbiddenf(reason Reason, format string, args ...any) error {
+	return &ForbiddenError{Reason: reason, Err: fmt.Errorf(format, args...)}
 }
 
 // Invalidf returns an error wrapping ErrInvalid with a formatted message.

@@ -235,6 +235,28 @@ func (s *Snapshot) ToolAction(tool string) (ToolAction, bool) {
 	return s.actions.tools[i], true
 }
 
+// ActionTool returns the tool that performs the agent action type action:
+// ok is false when no tool or more than one tool performs it, or action is
+// not an action type.
+func (s *Snapshot) ActionTool(action string) (tool string, ok bool) {
+	if s == nil {
+		return "", false
+	}
+	if _, isType := s.actions.idx[action]; !isType {
+		return "", false
+	}
+	for _, ta := range s.actions.tools {
+		if ta.Action != action {
+			continue
+		}
+		if tool != "" {
+			return "", false
+		}
+		tool = ta.Tool
+	}
+	return tool, tool != ""
+}
+
 // ActionLabel returns action's label in lang, else in English, else the
 // action's name.
 func (s *Snapshot) ActionLabel(action, lang string) string {

@@ -342,6 +342,7 @@ func (c *compiler) settings() error {
 		if _, ok := s.permIdx[set.AdminPermission]; !ok {
 			return gatehouse.Invalidf("settings: unknown admin_permission %q", set.AdminPermission)
 		}
+		s.admin = set.AdminPermission
 	}
 	return nil
 }

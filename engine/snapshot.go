@@ -57,6 +57,8 @@ type Snapshot struct {
 	toolIdx map[string]int32
 	// access is settings.access_permission, or -1.
 	access int32
+	// admin is settings.admin_permission, or "".
+	admin string
 
 	conds []condition
 
@@ -175,6 +177,16 @@ type source struct {
 type condition struct {
 	expr string
 	prg  cel.Program
+}
+
+// AdminPermission returns settings.admin_permission: its holders
+// administer Gatehouse (globally, or in the tenants of a scoped binding).
+// "" when the policy names none.
+func (s *Snapshot) AdminPermission() string {
+	if s == nil {
+		return ""
+	}
+	return s.admin
 }
 
 // Version returns the policy version the snapshot was compiled from; 0 for

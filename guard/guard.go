@@ -98,6 +98,10 @@ type Request struct {
 	Args     map[string]any     `json:"args,omitempty"`
 	Context  map[string]any     `json:"context,omitempty"`
 	Resource gatehouse.Resource `json:"resource,omitzero"`
+	// SubjectProperties and ActionProperties reach CEL conditions, as in
+	// gatehouse.Request.
+	SubjectProperties map[string]any `json:"subject_properties,omitempty"`
+	ActionProperties  map[string]any `json:"action_properties,omitempty"`
 }
 
 // Result is the answer to an authorization or simulation.
@@ -128,18 +132,8 @@ type Result struct {
 	Version int64 `json:"version"`
 }
 
-// LimitExceeded names the limit an action exceeded and its figures, as
-// decimals: amounts in Currency, percentages in percent.
-type LimitExceeded struct {
-	Limit     string `json:"limit"`
-	Max       string `json:"max"`
-	Requested string `json:"requested"`
-	// Used is the window's usage before the action: a count for
-	// max_count, an amount for max_total_amount.
-	Used     string `json:"used,omitempty"`
-	Window   string `json:"window,omitempty"`
-	Currency string `json:"currency,omitempty"`
-}
+// LimitExceeded names the limit an action exceeded and its figures.
+type LimitExceeded = gatehouse.LimitExceeded
 
 // Authorize runs the whole decision order for req and, when it allows,
 // stores the action, reserving its capacity in the limits' windows in the
@@ -148,16 +142,51 @@ type LimitExceeded struct {
 // reserves nothing; reusing a key for another request is invalid_request.
 // Authorize never fails: an error is a deny with internal_error, logged.
 func (g *Guard) Authorize(ctx context.Context, req *Request, idempotencyKey string) Result {
-	return g.decide(ctx, req, idempotencyKey, true)
+	return g.decide(ctx, req, idempotencyKey, true, nil)
 }
 
 // Simulate decides req as Authorize would now, counting the windows'
 // current usage, without storing or reserving anything.
 func (g *Guard) Simulate(ctx context.Context, req *Request) Result {
-	return g.decide(ctx, req, "", false)
+	return g.decide(ctx, req, "", false, nil)
 }
 
-func (g *Guard) decide(ctx context.Context, req *Request, key string, reserve bool) (res Result) {
+// SimulateAll is Simulate for questions decided together (a batch, a
+// search): usage reads the windows' usage once per tenant, action and
+// window for all of them, as of one instant. A nil usage reads afresh.
+func (g *Guard) SimulateAll(ctx context.Context, req *Request, usage *Usage) Result {
+	return g.decide(ctx, req, "", false, usage)
+}
+
+// Usage remembers the windows' usage read for a batch of simulations, as of
+// the instant of the first. It is not safe for concurrent use.
+type Usage struct {
+	now  time.Time
+	seen map[usageKey][2]int64
+}
+
+type usageKey struct {
+	tenant, action string
+	window         time.Duration
+}
+
+// NewUsage returns an empty usage memory for one batch.
+func (g *Guard) NewUsage() *Usage { return &Usage{now: g.now(), seen: map[usageKey][2]int64{}} }
+
+// read returns the usage of tenant's action window, reading it once.
+func (u *Usage) read(ctx context.Context, g *Guard, tenant, action string, window time.Duration) (count, total int64, err error) {
+	k := usageKey{tenant, action, window}
+	if v, ok := u.seen[k]; ok {
+		return v[0], v[1], nil
+	}
+	count, total, err = g.windowUsage(ctx, tenant, action, window, u.now)
+	if err == nil {
+		u.seen[k] = [2]int64{count, total}
+	}
+	return count, total, err
+}
+
+func (g *Guard) decide(ctx context.Context, req *Request, key string, reserve bool, usage *Usage) (res Result) {
 	defer func() {
 		if r := recover(); r != nil {
 			g.cfg.Logger.Error("guard: decision panicked", "panic", r)
@@ -172,6 +201,9 @@ func (g *Guard) decide(ctx context.Context, req *Request, key string, reserve bo
 		return Result{Reason: gatehouse.ReasonInvalidRequest, Version: snap.Version(), Problem: "the request is missing"}
 	}
 	now := g.now()
+	if usage != nil {
+		now = usage.now
+	}
 	ta, res, done := check(snap, req)
 	if done {
 		return res
@@ -208,7 +240,10 @@ func (g *Guard) decide(ctx context.Context, req *Request, key string, reserve bo
 	lim := p.policy.Exact
 	if !reserve {
 		if lim.Windowed() {
-			count, total, err := g.windowUsage(ctx, p.record.Tenant, p.record.Action, lim.Window, now)
+			if usage == nil {
+				usage = &Usage{now: now, seen: map[usageKey][2]int64{}}
+			}
+			count, total, err := usage.read(ctx, g, p.record.Tenant, p.record.Action, lim.Window)
 			if err != nil {
 				return g.internal(res, "window usage", err)
 			}
@@ -283,7 +318,8 @@ type prepared struct {
 func check(snap *engine.Snapshot, req *Request) (engine.ToolAction, Result, bool) {
 	res := Result{Tool: req.Tool, Tenant: req.Tenant, Version: snap.Version()}
 	ereq := gatehouse.Request{Subject: req.Subject, OnBehalfOf: req.OnBehalfOf, Tenant: req.Tenant,
-		Context: req.Context, Resource: req.Resource}
+		Context: req.Context, Resource: req.Resource,
+		SubjectProperties: req.SubjectProperties, ActionProperties: req.ActionProperties}
 	d := snap.CheckTool(&ereq, req.Tool)
 	res.Decision, res.Reason = d, d.Reason
 	if !d.Allowed {

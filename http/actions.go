@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/guard"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -43,11 +42,6 @@ type (
 		Days     int             `json:"days" description:"days of recorded actions to replay, default 7"`
 		Examples int             `json:"examples" description:"denied actions to show, default 10"`
 	}
-	// actionAnswer is a guard result with its localized message.
-	actionAnswer struct {
-		guard.Result
-		Message string `json:"message"`
-	}
 	failBody struct {
 		ErrorMessage string `json:"error_message"`
 	}
@@ -78,10 +72,10 @@ func (s *Server) actionRoutes(mux *http.ServeMux) {
 	}
 	s.route(mux, http.MethodPost, "/api/v1/actions/authorize", s.authenticated(s.handleActionAuthorize),
 		doc("authorize_action", "Decide an agent action and, if allowed, reserve its limits (pending until confirmed when required)",
-			new(actionBody), new(actionAnswer)))
+			new(actionBody), new(gatehouse.Answer)))
 	s.route(mux, http.MethodPost, "/api/v1/actions/simulate", s.authenticated(s.handleActionSimulate),
 		doc("simulate_action", "Decide an action without reserving it, or replay recorded actions against a proposed policy",
-			new(actionBody), new(actionAnswer)))
+			new(actionBody), new(gatehouse.Answer)))
 	s.route(mux, http.MethodGet, "/api/v1/actions/{id}", s.authenticated(s.handleActionGet),
 		doc("get_action", "One action record, its status as of now", nil, new(gatehouse.ActionRecord)).withParams(new(idPath)))
 	s.route(mux, http.MethodGet, "/api/v1/actions", s.authenticated(s.handleActionList),
@@ -102,7 +96,7 @@ func (s *Server) actionRoutes(mux *http.ServeMux) {
 }
 
 func (s *Server) handleActionAuthorize(w http.ResponseWriter, r *http.Request) {
-	req, in, ok := s.readAction(w, r)
+	q, in, ok := s.readAction(w, r)
 	if !ok {
 		return
 	}
@@ -110,7 +104,9 @@ func (s *Server) handleActionAuthorize(w http.ResponseWriter, r *http.Request) {
 	if key == "" {
 		key = r.Header.Get("Idempotency-Key")
 	}
-	s.answerAction(w, r, req, s.svc.Guard().Authorize(r.Context(), req, key))
+	q.Surface = "actions.authorize"
+	a, err := s.svc.AuthorizeToolCall(r.Context(), callerOf(r), q, key)
+	s.answerAction(w, r, a, err)
 }
 
 func (s *Server) handleActionSimulate(w http.ResponseWriter, r *http.Request) {
@@ -126,16 +122,18 @@ func (s *Server) handleActionSimulate(w http.ResponseWriter, r *http.Request) {
 		s.replayActions(w, r, *probe.Replay)
 		return
 	}
-	req, _, ok := s.decodeAction(w, r, body)
+	q, _, ok := s.decodeAction(w, r, body)
 	if !ok {
 		return
 	}
-	s.answerAction(w, r, req, s.svc.Guard().Simulate(r.Context(), req))
+	q.Surface = "actions.simulate"
+	a, err := s.svc.Simulate(r.Context(), callerOf(r), q)
+	s.answerAction(w, r, a, err)
 }
 
 // replayActions replays recorded actions against a proposed policy; admins only.
 func (s *Server) replayActions(w http.ResponseWriter, r *http.Request, in replayBody) {
-	if err := s.requireAdmin(r, info(r.Context()).caller); err != nil {
+	if err := s.requireAdmin(r); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -167,45 +165,46 @@ func (s *Server) replayActions(w http.ResponseWriter, r *http.Request, in replay
 }
 
 // readAction reads and decodes an authorize or simulate body.
-func (s *Server) readAction(w http.ResponseWriter, r *http.Request) (*guard.Request, actionBody, bool) {
+func (s *Server) readAction(w http.ResponseWriter, r *http.Request) (gatehouse.Question, actionBody, bool) {
 	body, err := s.readBody(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
-		return nil, actionBody{}, false
+		return gatehouse.Question{}, actionBody{}, false
 	}
 	return s.decodeAction(w, r, body)
 }
 
-// decodeAction builds the guard request of body. A caller may ask for
-// itself; asking for another subject needs admin rights.
-func (s *Server) decodeAction(w http.ResponseWriter, r *http.Request, body []byte) (*guard.Request, actionBody, bool) {
+// decodeAction builds the question of body; the service decides whether
+// the caller may ask for its subject.
+func (s *Server) decodeAction(w http.ResponseWriter, r *http.Request, body []byte) (gatehouse.Question, actionBody, bool) {
 	var in actionBody
 	if err := decodeStrict(body, &in); err != nil {
 		s.writeError(w, r, err)
-		return nil, in, false
+		return gatehouse.Question{}, in, false
 	}
-	caller := info(r.Context()).caller
-	req := &guard.Request{Subject: caller, Tenant: in.Tenant, Tool: in.Tool, Context: in.Context, Resource: in.Resource}
-	if req.Tenant == "" {
-		req.Tenant = r.Header.Get("X-Tenant-ID")
+	caller := callerOf(r)
+	q := gatehouse.Question{Request: gatehouse.Request{Subject: caller.Subject, Tenant: in.Tenant, Context: in.Context, Resource: in.Resource},
+		Tool: in.Tool, Lang: language(r.Context()), RequestID: requestID(r.Context())}
+	if q.Tenant == "" {
+		q.Tenant = r.Header.Get("X-Tenant-ID")
 	}
-	fail := func(err error) (*guard.Request, actionBody, bool) {
+	fail := func(err error) (gatehouse.Question, actionBody, bool) {
 		s.writeError(w, r, err)
-		return nil, in, false
+		return gatehouse.Question{}, in, false
 	}
 	if in.Subject != "" {
 		ref, err := gatehouse.ParseSubject(in.Subject)
 		if err != nil {
 			return fail(invalid("error.bad_subject", map[string]any{"Field": "subject"}).wrap(err))
 		}
-		req.Subject = ref
+		q.Subject = ref
 	}
 	if in.OnBehalfOf != "" {
 		ref, err := gatehouse.ParseSubject(in.OnBehalfOf)
 		if err != nil {
 			return fail(invalid("error.bad_subject", map[string]any{"Field": "on_behalf_of"}).wrap(err))
 		}
-		req.OnBehalfOf = ref
+		q.OnBehalfOf = ref
 	}
 	if strings.TrimSpace(in.Tool) == "" {
 		return fail(missingField("tool"))
@@ -217,40 +216,39 @@ func (s *Server) decodeAction(w http.ResponseWriter, r *http.Request, body []byt
 		// Numbers stay json.Number: an amount is never read through a float.
 		dec := json.NewDecoder(bytes.NewReader(in.Args))
 		dec.UseNumber()
-		if err := dec.Decode(&req.Args); err != nil {
+		if err := dec.Decode(&q.Args); err != nil {
 			return fail(invalid("error.bad_json", nil).wrap(err))
 		}
 	}
-	if req.Subject != caller {
-		if err := s.requireAdmin(r, caller); err != nil {
-			return fail(err)
-		}
-	}
-	return req, in, true
+	return q, in, true
 }
 
-func (s *Server) answerAction(w http.ResponseWriter, r *http.Request, req *guard.Request, res guard.Result) {
-	msg := guard.Message(s.cfg.Catalog, language(r.Context()), req, res)
-	s.writeJSON(w, r, http.StatusOK, actionAnswer{Result: res, Message: msg})
+// answerAction writes the service's answer, or its error (a caller that
+// may not act for the subject).
+func (s *Server) answerAction(w http.ResponseWriter, r *http.Request, a gatehouse.Answer, err error) {
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, a)
 }
 
 // handleActionStep moves an action a step on in its lifecycle, as the
-// caller; the guard decides whether the caller may.
+// caller; the service decides whether the caller may.
 func (s *Server) handleActionStep(op string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		g, ctx, id := s.svc.Guard(), r.Context(), r.PathValue("id")
-		caller := info(ctx).caller
+		ctx, id, caller := r.Context(), r.PathValue("id"), callerOf(r)
 		var (
 			rec gatehouse.ActionRecord
 			err error
 		)
 		switch op {
 		case "confirm":
-			rec, err = g.Confirm(ctx, id, caller)
+			rec, err = s.svc.ConfirmAction(ctx, caller, id)
 		case "cancel":
-			rec, err = g.Cancel(ctx, id, caller)
+			rec, err = s.svc.CancelAction(ctx, caller, id)
 		case "executed":
-			rec, err = g.Executed(ctx, id, caller)
+			rec, err = s.svc.ActionExecuted(ctx, caller, id)
 		case "failed":
 			var body []byte
 			var in failBody
@@ -258,7 +256,7 @@ func (s *Server) handleActionStep(op string) http.HandlerFunc {
 				err = decodeStrict(body, &in)
 			}
 			if err == nil {
-				rec, err = g.Failed(ctx, id, caller, in.ErrorMessage)
+				rec, err = s.svc.ActionFailed(ctx, caller, id, in.ErrorMessage)
 			}
 		}
 		if err != nil {
@@ -318,26 +316,10 @@ func (s *Server) handleActionList(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	caller := info(r.Context()).caller
-	scope, aerr := s.admin(r)
-	switch {
-	case aerr == nil && scope.global:
-	case aerr == nil && f.Tenant != "" && scope.covers(f.Tenant):
-	case aerr == nil && f.Tenant != "":
-		s.writeError(w, r, forbidden("%s does not administer tenant %s", caller, f.Tenant))
-		return
-	default:
-		var e *Error
-		if aerr != nil && (!errors.As(aerr, &e) || e.Code != CodeForbidden) {
-			s.writeError(w, r, aerr)
-			return
-		}
-		// Not an administrator of all that was asked: only its own actions.
-		f.Subject = caller.String()
-	}
+	caller := callerOf(r)
 	var recs []gatehouse.ActionRecord
 	if id := q.Get("id"); id != "" {
-		rec, gerr := s.svc.Guard().Get(r.Context(), id)
+		rec, gerr := s.svc.GetAction(r.Context(), caller, id)
 		switch {
 		case errors.Is(gerr, gatehouse.ErrNotFound):
 		case gerr != nil:
@@ -346,7 +328,7 @@ func (s *Server) handleActionList(w http.ResponseWriter, r *http.Request) {
 		case matches(rec, f):
 			recs = append(recs, rec)
 		}
-	} else if recs, err = s.svc.Guard().List(r.Context(), f); err != nil {
+	} else if recs, err = s.svc.ListActions(r.Context(), caller, f); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -368,20 +350,9 @@ func (s *Server) handleActionList(w http.ResponseWriter, r *http.Request) {
 // the record's tenant, or the subject or user the action was for. Anyone
 // else gets 404, as if there were no such record.
 func (s *Server) handleActionGet(w http.ResponseWriter, r *http.Request) {
-	rec, err := s.svc.Guard().Get(r.Context(), r.PathValue("id"))
+	rec, err := s.svc.GetAction(r.Context(), callerOf(r), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	caller := info(r.Context()).caller.String()
-	scope, aerr := s.admin(r)
-	var e *Error
-	if aerr != nil && (!errors.As(aerr, &e) || e.Code != CodeForbidden) {
-		s.writeError(w, r, aerr)
-		return
-	}
-	if (aerr != nil || !scope.covers(rec.Tenant)) && rec.Subject != caller && rec.OnBehalfOf != caller {
-		s.writeError(w, r, gatehouse.NotFoundf("action %q", rec.ID))
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, rec)

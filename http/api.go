@@ -1,12 +1,13 @@
 package http
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/locale"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -22,14 +23,18 @@ type checkRequest struct {
 	Resource          gatehouse.Resource `json:"resource"`
 	SubjectProperties map[string]any     `json:"subject_properties"`
 	ActionProperties  map[string]any     `json:"action_properties"`
+	// Args are a tool's arguments, for a tool that performs an agent
+	// action with limits (amounts as decimal strings or numbers).
+	Args json.RawMessage `json:"args" description:"a tool's arguments; amounts as decimal strings or numbers"`
 }
 
 func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request)   { s.check(w, r, false) }
 func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) { s.check(w, r, true) }
 
-// check decides a native check request. Any caller may ask about itself
-// (an agent also for the user it acts for); asking about another subject
-// needs admin rights.
+// check decides a native check request through the service, which
+// decides whether the caller may ask about the subject (see
+// service.MayAsk) and, for a tool that performs an agent action, steps 6–8
+// read-only with the request's args.
 func (s *Server) check(w http.ResponseWriter, r *http.Request, explain bool) {
 	body, err := s.readBody(w, r)
 	if err != nil {
@@ -41,63 +46,68 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, explain bool) {
 		s.writeError(w, r, err)
 		return
 	}
-	caller := info(r.Context()).caller
-	req, err := in.request(caller)
+	caller := callerOf(r)
+	q, err := in.question(caller.Subject)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if req.Subject != caller {
-		if err := s.requireAdmin(r, caller); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
+	q.Explain, q.Lang, q.RequestID, q.Surface = explain, language(r.Context()), requestID(r.Context()), "check"
+	if explain {
+		q.Surface = "explain"
 	}
 	start := time.Now()
-	ex := s.svc.Decide(&req, in.Tool, explain)
-	endpoint := "check"
-	if explain {
-		endpoint = "explain"
+	a, err := s.svc.Evaluate(r.Context(), caller, q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
-	rec := decisionRecord{Subject: req.Subject.String(), OnBehalfOf: req.OnBehalfOf.String(), Action: req.Permission, Tool: in.Tool, Tenant: req.Tenant}
-	if req.Resource.Type != "" || req.Resource.ID != "" {
-		rec.Resource = &resourceRef{Type: req.Resource.Type, ID: req.Resource.ID}
-	}
-	s.recordDecision(r, endpoint, rec, ex.Decision, time.Since(start))
-	msg := s.cfg.Catalog.Reason(language(r.Context()), ex.Decision, locale.RequestArgs(&req, in.Tool))
-	s.writeJSON(w, r, http.StatusOK, gatehouse.NewAnswer(&req, in.Tool, ex, msg))
+	s.metrics.decided(q.Surface, a.Reason, time.Since(start))
+	s.writeJSON(w, r, http.StatusOK, a)
 }
 
-// request builds the Gatehouse request, the subject defaulting to caller.
-func (in *checkRequest) request(caller gatehouse.SubjectRef) (gatehouse.Request, error) {
-	req := gatehouse.Request{
+// question builds the question, the subject defaulting to caller.
+func (in *checkRequest) question(caller gatehouse.SubjectRef) (gatehouse.Question, error) {
+	q := gatehouse.Question{Request: gatehouse.Request{
 		Subject: caller, Permission: in.Permission, Tenant: in.Tenant, Resource: in.Resource,
 		Context: in.Context, SubjectProperties: in.SubjectProperties, ActionProperties: in.ActionProperties,
-	}
+	}, Tool: in.Tool}
+	req := &q.Request
 	if in.Subject != "" {
 		ref, err := gatehouse.ParseSubject(in.Subject)
 		if err != nil {
-			return req, invalid("error.bad_subject", map[string]any{"Field": "subject"}).wrap(err)
+			return q, invalid("error.bad_subject", map[string]any{"Field": "subject"}).wrap(err)
 		}
 		req.Subject = ref
 	}
 	if in.OnBehalfOf != "" {
 		ref, err := gatehouse.ParseSubject(in.OnBehalfOf)
 		if err != nil {
-			return req, invalid("error.bad_subject", map[string]any{"Field": "on_behalf_of"}).wrap(err)
+			return q, invalid("error.bad_subject", map[string]any{"Field": "on_behalf_of"}).wrap(err)
 		}
 		req.OnBehalfOf = ref
 	}
 	if (in.Permission == "") == (in.Tool == "") {
-		return req, invalid("error.permission_or_tool", nil).wrap(fmt.Errorf("permission %q, tool %q", in.Permission, in.Tool))
+		return q, invalid("error.permission_or_tool", nil).wrap(fmt.Errorf("permission %q, tool %q", in.Permission, in.Tool))
 	}
-	return req, nil
+	if !isNull(in.Args) {
+		if first(in.Args) != '{' {
+			return q, wrongType("args", "object")
+		}
+		// Numbers stay json.Number: an amount is never read through a float.
+		dec := json.NewDecoder(bytes.NewReader(in.Args))
+		dec.UseNumber()
+		if err := dec.Decode(&q.Args); err != nil {
+			return q, invalid("error.bad_json", nil).wrap(err)
+		}
+	}
+	return q, nil
 }
 
 // handleEffective answers GET /api/v1/me/effective?tenant=ID with
 // everything the caller may do in the tenant.
 func (s *Server) handleEffective(w http.ResponseWriter, r *http.Request) {
-	eff, err := s.svc.Effective(info(r.Context()).caller, r.URL.Query().Get("tenant"))
+	eff, err := s.svc.Effective(callerOf(r).Subject, r.URL.Query().Get("tenant"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -108,7 +118,7 @@ func (s *Server) handleEffective(w http.ResponseWriter, r *http.Request) {
 // handlePolicy answers GET /api/v1/policy with the stored policy as a YAML
 // document that `gatehouse apply` accepts; admins only.
 func (s *Server) handlePolicy(w http.ResponseWriter, r *http.Request) {
-	if err := s.requireAdmin(r, info(r.Context()).caller); err != nil {
+	if err := s.requireAdmin(r); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -13,6 +13,7 @@ import (
 )
 
 type checkResponse struct {
+	gatehouse.Answer
 	Allowed    bool                    `json:"allowed"`
 	Reason     string                  `json:"reason"`
 	Message    string                  `json:"message"`
@@ -75,22 +76,29 @@ func TestCheckAndExplain(t *testing.T) {
 		t.Errorf("plan_required check = %+v, want plan pro and its feature", c)
 	}
 
+	// Who may ask about whom (service.MayAsk): not a decision, a 403.
 	forbidden := []struct {
-		name, token, body, reason string
+		name, token, body string
 	}{
-		{"user about another user", sara, `{"subject": "user:carl@acme.example", "permission": "chat.view"}`, "permission_missing"},
-		{"agent about a user", bot, `{"subject": "user:carl@acme.example", "permission": "chat.view"}`, "permission_missing"},
-		{"tenant-scoped admin permission is not enough yet", olga, `{"subject": "user:carl@acme.example", "permission": "chat.view"}`, "permission_missing"},
-		{"unknown caller", f.token("user:nobody@example.com"), `{"subject": "user:carl@acme.example", "permission": "chat.view"}`, "unknown_subject"},
+		{"user about another user", sara, `{"subject": "user:carl@acme.example", "permission": "chat.view"}`},
+		{"agent about a user", bot, `{"subject": "user:carl@acme.example", "permission": "chat.view"}`},
+		{"user about an agent acting for another", carl, `{"subject": "agent:support-bot", "on_behalf_of": "user:sara@acme.example", "permission": "chat.view"}`},
+		{"tenant-scoped admin permission is not enough", olga, `{"subject": "user:carl@acme.example", "permission": "chat.view"}`},
+		{"unknown caller", f.token("user:nobody@example.com"), `{"subject": "user:carl@acme.example", "permission": "chat.view"}`},
 	}
 	for _, tt := range forbidden {
 		for _, path := range []string{"/api/v1/check", "/api/v1/explain"} {
 			r := f.do(call{path: path, token: tt.token, body: tt.body})
 			e := decodeInto[errorBody](t, r)
-			if r.status != http.StatusForbidden || e.Error.Code != gatehttp.CodeForbidden || e.Error.Reason != tt.reason || e.Error.Message == "" {
-				t.Errorf("%s: %s = %d %s, want 403 forbidden with reason %s", tt.name, path, r.status, r.body, tt.reason)
+			if r.status != http.StatusForbidden || e.Error.Code != gatehouse.CodeAskForbidden || e.Error.Message == "" {
+				t.Errorf("%s: %s = %d %s, want 403 ask_forbidden", tt.name, path, r.status, r.body)
 			}
 		}
+	}
+	// An agent acting for the caller is the caller's question.
+	if c := decodeInto[checkResponse](t, f.do(call{path: "/api/v1/check", token: carl,
+		body: `{"subject": "agent:support-bot", "on_behalf_of": "user:carl@acme.example", "tool": "customer_insights", "tenant": "acme-berlin"}`})); c.Reason == "" {
+		t.Errorf("carl about the bot acting for carl = %+v, want a decision", c)
 	}
 
 	bad := []struct{ name, body, message, field string }{
@@ -164,8 +172,8 @@ func TestPolicyExport(t *testing.T) {
 // A policy without an admin permission leaves administration to superusers.
 func TestAdminWithoutAdminPermission(t *testing.T) {
 	f := newFixture(t, specPolicy, nil)
-	r := f.do(call{path: "/api/v1/check", token: f.token("alice@example.com"), body: `{"subject": "bob@example.com", "permission": "read"}`})
+	r := f.do(call{method: http.MethodGet, path: "/api/v1/policy", token: f.token("alice@example.com")})
 	if e := decodeInto[errorBody](t, r); r.status != http.StatusForbidden || e.Error.Reason != "permission_missing" {
-		t.Errorf("check about another user = %d %s, want 403", r.status, r.body)
+		t.Errorf("policy export by a user = %d %s, want 403 with permission_missing", r.status, r.body)
 	}
 }

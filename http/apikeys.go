@@ -40,7 +40,7 @@ func (s *Server) apiKeyRoutes(mux *http.ServeMux) {
 }
 
 func (s *Server) handleIssueKey(w http.ResponseWriter, r *http.Request) {
-	if err := s.requireAdmin(r, info(r.Context()).caller); err != nil {
+	if err := s.requireAdmin(r); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -76,7 +76,7 @@ func (s *Server) handleIssueKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleListKeys(w http.ResponseWriter, r *http.Request) {
-	if err := s.requireAdmin(r, info(r.Context()).caller); err != nil {
+	if err := s.requireAdmin(r); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -89,7 +89,7 @@ func (s *Server) handleListKeys(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
-	if err := s.requireAdmin(r, info(r.Context()).caller); err != nil {
+	if err := s.requireAdmin(r); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

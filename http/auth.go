@@ -139,47 +139,56 @@ func (s *Server) authenticate(r *http.Request) (gatehouse.SubjectRef, string, er
 }
 
 // authenticated lets only requests with a valid bearer token through and
-// records the caller, and its token's tenant claim, in the request's
-// context.
+// records the caller in the request's context (gatehouse.NewContext).
 func (s *Server) authenticated(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		caller, tenant, err := s.authenticateAny(r)
+		caller, err := s.authenticateAny(r)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		ri := info(r.Context())
-		ri.caller, ri.tenant = caller, tenant
-		next(w, r)
+		next(w, s.withCaller(r, caller))
 	})
 }
 
+// withCaller returns r carrying caller in its context and request info.
+func (s *Server) withCaller(r *http.Request, caller gatehouse.Caller) *http.Request {
+	info(r.Context()).caller = caller
+	return r.WithContext(gatehouse.NewContext(r.Context(), caller))
+}
+
+// callerOf is the authenticated caller of r.
+func callerOf(r *http.Request) gatehouse.Caller {
+	c, _ := gatehouse.CallerFromContext(r.Context())
+	return c
+}
+
 // authenticateAny accepts a bearer API key with the scope the route needs,
-// or a bearer JWT. It returns the subject the credential names and the
-// JWT's tenant claim; an API key carries no tenant.
-func (s *Server) authenticateAny(r *http.Request) (gatehouse.SubjectRef, string, error) {
+// or a bearer JWT, and returns the caller it names. An API key carries no
+// tenant.
+func (s *Server) authenticateAny(r *http.Request) (gatehouse.Caller, error) {
 	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	token = strings.TrimSpace(token)
 	if !strings.EqualFold(scheme, "Bearer") || !strings.HasPrefix(token, service.APIKeyPrefix) {
-		caller, tenant, err := s.authenticate(r)
+		subject, tenant, err := s.authenticate(r)
 		if err != nil {
-			return gatehouse.SubjectRef{}, "", &Error{Code: CodeUnauthorized, Err: err}
+			return gatehouse.Caller{}, &Error{Code: CodeUnauthorized, Err: err}
 		}
-		return caller, tenant, nil
+		return gatehouse.Caller{Subject: subject, Credential: gatehouse.CredentialToken, Tenant: tenant}, nil
 	}
 	k, err := s.apiKeys.verify(r.Context(), s.svc, token, s.cfg.Clock.Now())
 	if err != nil {
 		if errors.Is(err, service.ErrBadAPIKey) {
-			return gatehouse.SubjectRef{}, "", &Error{Code: CodeUnauthorized, Err: err}
+			return gatehouse.Caller{}, &Error{Code: CodeUnauthorized, Err: err}
 		}
 		// The store could not say: the caller is not let in, and may retry.
-		return gatehouse.SubjectRef{}, "", err
+		return gatehouse.Caller{}, err
 	}
 	if scope := scopeFor(r.URL.Path); !k.Allows(scope) {
-		return gatehouse.SubjectRef{}, "", &Error{Code: CodeForbidden, Message: "error.api_key_scope", Data: map[string]any{"Scope": scope},
+		return gatehouse.Caller{}, &Error{Code: CodeForbidden, Message: "error.api_key_scope", Data: map[string]any{"Scope": scope},
 			Err: fmt.Errorf("api key %s lacks scope %s", k.ID, scope)}
 	}
-	return k.Subject, "", nil
+	return gatehouse.Caller{Subject: k.Subject, Credential: gatehouse.CredentialAPIKey, Scopes: k.Scopes}, nil
 }
 
 // scopeFor is the API key scope a path needs: AuthZEN, deciding, or
@@ -247,14 +256,16 @@ func (c *keyCache) forget(id string) {
 func (s *Server) authzen(next http.HandlerFunc) http.Handler {
 	switch s.cfg.AuthZENAuth {
 	case AuthNone:
-		return next
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next(w, s.withCaller(r, gatehouse.Caller{Credential: gatehouse.CredentialOpen}))
+		})
 	case AuthToken:
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if !s.sharedToken(r) {
 				s.writeError(w, r, &Error{Code: CodeUnauthorized, Err: errors.New("no valid AuthZEN bearer token")})
 				return
 			}
-			next(w, r)
+			next(w, s.withCaller(r, gatehouse.Caller{Credential: gatehouse.CredentialSharedToken}))
 		})
 	}
 	return s.authenticated(next)
@@ -275,26 +286,6 @@ func (s *Server) sharedToken(r *http.Request) bool {
 	return match == 1
 }
 
-// requireAdmin returns nil if caller administers Gatehouse: a superuser, or
-// a holder of settings.admin_permission granted without a tenant scope.
-// Otherwise it returns a forbidden error carrying the decision's reason.
-func (s *Server) requireAdmin(r *http.Request, caller gatehouse.SubjectRef) error {
-	snap := s.svc.Snapshot()
-	if caller.Type == gatehouse.SubjectUser && snap.IsSuperuser(caller.ID) {
-		return nil
-	}
-	p, _, err := s.svc.Policy(r.Context())
-	if err != nil {
-		return err
-	}
-	perm := p.Settings.AdminPermission
-	if perm == "" {
-		return &Error{Code: CodeForbidden, Reason: gatehouse.ReasonPermissionMissing,
-			Err: fmt.Errorf("%s is not a superuser and the policy names no admin permission", caller)}
-	}
-	d := s.svc.Check(&gatehouse.Request{Subject: caller, Permission: perm})
-	if !d.Allowed {
-		return &Error{Code: CodeForbidden, Reason: d.Reason, Err: fmt.Errorf("%s lacks %s: %s", caller, perm, d.Reason)}
-	}
-	return nil
-}
+// requireAdmin returns nil if r's caller administers Gatehouse as a whole
+// (the service decides, see service.RequireAdmin).
+func (s *Server) requireAdmin(r *http.Request) error { return s.svc.RequireAdmin(callerOf(r)) }

@@ -4,14 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/engine"
-	"github.com/gatehouse/gatehouse/locale"
 )
 
 // Evaluations semantics (AuthZEN options.evaluations_semantic).
@@ -307,9 +306,30 @@ type decisionContext struct {
 	DeniedSubject string           `json:"denied_subject,omitempty"`
 	// DeniedPermission is the permission a denial is about.
 	DeniedPermission string `json:"denied_permission,omitempty"`
+	// Action is the agent action the evaluated tool performs; Limit the
+	// limit an action_disabled… limit_exceeded denial is about, with its
+	// figures.
+	Action string                   `json:"action,omitempty"`
+	Limit  *gatehouse.LimitExceeded `json:"limit,omitempty"`
+	// Confirmation, on confirmation_required, says where the call is
+	// authorized to create the pending action a human then confirms.
+	Confirmation *confirmationHint `json:"confirmation,omitempty"`
+	// Problem says, in English, why the request could not be mapped.
+	Problem string `json:"problem,omitempty"`
 	// Error says what is wrong with a malformed item of a batch.
 	Error *errorDetail `json:"error,omitempty"`
 }
+
+// confirmationHint is where a PEP creates the confirmation an evaluation
+// said is required: POST the same call to Endpoint (the native agent
+// action API), which stores it pending and returns its action_id.
+type confirmationHint struct {
+	Method   string `json:"method"`
+	Endpoint string `json:"endpoint"`
+}
+
+// authorizeEndpoint is the path that creates a pending action.
+const authorizeEndpoint = "/api/v1/actions/authorize"
 
 func (s *Server) handleEvaluation(w http.ResponseWriter, r *http.Request) {
 	body, scope, err := s.authzenRequest(w, r)
@@ -322,7 +342,15 @@ func (s *Server) handleEvaluation(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, s.evaluate(r, "evaluation", s.svc.Snapshot(), scope, &ev))
+	q := s.question(r, "evaluation", scope, &ev)
+	start := time.Now()
+	a, err := s.svc.Evaluate(r.Context(), callerOf(r), q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.metrics.decided("evaluation", a.Reason, time.Since(start))
+	s.writeJSON(w, r, http.StatusOK, s.decisionJSON(r, &a, &ev))
 }
 
 func (s *Server) handleEvaluations(w http.ResponseWriter, r *http.Request) {
@@ -336,20 +364,34 @@ func (s *Server) handleEvaluations(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	qs := make([]gatehouse.Question, len(b.evals))
+	for i := range b.evals {
+		qs[i] = s.question(r, "evaluations", scope, &b.evals[i])
+	}
+	// Short-circuits return the results up to and including the deciding one.
+	var stop func(gatehouse.Answer) bool
+	switch b.semantic {
+	case SemanticDenyOnFirstDeny:
+		stop = func(a gatehouse.Answer) bool { return !a.Allowed }
+	case SemanticPermitOnFirstPermit:
+		stop = func(a gatehouse.Answer) bool { return a.Allowed }
+	}
+	start := time.Now()
 	// One snapshot decides the whole batch.
-	snap := s.svc.Snapshot()
-	if b.single {
-		s.writeJSON(w, r, http.StatusOK, s.evaluate(r, "evaluations", snap, scope, &b.evals[0]))
+	answers, err := s.svc.EvaluateAll(r.Context(), callerOf(r), qs, stop)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
-	results := make([]decisionJSON, 0, len(b.evals))
-	for i := range b.evals {
-		d := s.evaluate(r, "evaluations", snap, scope, &b.evals[i])
-		results = append(results, d)
-		// Short-circuits return the results up to and including the deciding one.
-		if (b.semantic == SemanticDenyOnFirstDeny && !d.Decision) || (b.semantic == SemanticPermitOnFirstPermit && d.Decision) {
-			break
-		}
+	took := time.Since(start) / time.Duration(max(len(answers), 1))
+	results := make([]decisionJSON, len(answers))
+	for i := range answers {
+		s.metrics.decided("evaluations", answers[i].Reason, took)
+		results[i] = s.decisionJSON(r, &answers[i], &b.evals[i])
+	}
+	if b.single {
+		s.writeJSON(w, r, http.StatusOK, results[0])
+		return
 	}
 	s.writeJSON(w, r, http.StatusOK, struct {
 		Evaluations []decisionJSON `json:"evaluations"`
@@ -381,122 +423,96 @@ func (s *Server) scope(r *http.Request) (string, error) {
 	if tenant == "" {
 		return "", nil
 	}
-	if !s.svc.Snapshot().TenantWithin(tenant, tenant) {
+	if !s.svc.TenantExists(tenant) {
 		return "", &Error{Code: gatehouse.CodeNotFound, Err: fmt.Errorf("tenant %q", tenant)}
 	}
 	return tenant, nil
 }
 
-// evaluate decides one evaluation on snap, counts it in the metrics of
-// endpoint and records it in the decision log. It never fails: a request
-// Gatehouse cannot map is a deny with invalid_request, and an internal
-// failure is a deny with internal_error.
-func (s *Server) evaluate(r *http.Request, endpoint string, snap *engine.Snapshot, scope string, ev *evaluation) (out decisionJSON) {
-	lang := language(r.Context())
-	start := time.Now()
-	var d gatehouse.Decision
-	var args locale.Args
-	defer func() {
-		if v := recover(); v != nil {
-			s.cfg.Logger.Error("evaluation panic", "request_id", requestID(r.Context()), "panic", v)
-			d = gatehouse.Decision{Reason: gatehouse.ReasonInternalError}
-			out = s.decisionJSON(lang, d, locale.Args{})
-		}
-		s.recordDecision(r, endpoint, decisionRecord{
-			Subject: ev.subject.typ + ":" + ev.subject.id, Action: ev.action.name,
-			Resource: &resourceRef{Type: ev.resource.typ, ID: ev.resource.id}, Tenant: args.Tenant,
-		}, d, time.Since(start))
-	}()
+// question maps an AuthZEN evaluation onto the service's question (see
+// toQuestion), for endpoint of a PDP scoped to scope.
+func (s *Server) question(r *http.Request, endpoint, scope string, ev *evaluation) gatehouse.Question {
+	q := toQuestion(ev)
+	q.Within, q.Surface = scope, endpoint
+	q.Lang, q.RequestID = language(r.Context()), requestID(r.Context())
+	return q
+}
+
+// decisionJSON is the AuthZEN form of the service's answer a to ev.
+func (s *Server) decisionJSON(r *http.Request, a *gatehouse.Answer, ev *evaluation) decisionJSON {
+	out := decisionJSON{Decision: a.Allowed, Context: decisionContext{
+		Reason:           a.Reason,
+		Message:          a.Message,
+		Version:          a.Version,
+		Plan:             a.Plan,
+		Feature:          a.Feature,
+		DeniedSubject:    a.DeniedSubject,
+		DeniedPermission: a.DeniedPermission,
+		Action:           a.Action,
+		Limit:            a.Limit,
+	}}
+	if a.Reason == gatehouse.ReasonConfirmationRequired {
+		out.Context.Confirmation = &confirmationHint{Method: http.MethodPost, Endpoint: authorizeEndpoint}
+	}
 	if ev.err != nil {
-		d = gatehouse.Decision{Reason: gatehouse.ReasonInvalidRequest, Version: snap.Version()}
-		out = s.decisionJSON(lang, d, locale.Args{})
 		e := &Error{Code: gatehouse.CodeInvalid}
 		errors.As(ev.err, &e)
-		out.Context.Error = &errorDetail{Code: e.Code, Message: s.text(lang, e.messageID(), e.Data)}
-		return out
+		out.Context.Error = &errorDetail{Code: e.Code, Message: s.text(language(r.Context()), e.messageID(), e.Data)}
+	} else if a.Reason == gatehouse.ReasonInvalidRequest {
+		out.Context.Problem = a.Problem
 	}
-	d, args = decide(snap, scope, ev)
-	return s.decisionJSON(lang, d, args)
+	return out
 }
 
-// decide maps an evaluation onto a Gatehouse request and decides it on
-// snap: action.name names a tool if the policy has one of that name, else a
-// permission; a resource of type tool is a call of that tool.
-func decide(snap *engine.Snapshot, scope string, ev *evaluation) (gatehouse.Decision, locale.Args) {
-	req, tool, ok := toRequest(ev)
-	args := locale.Args{Subject: req.Subject.String(), Permission: ev.action.name, Tenant: req.Tenant,
-		Resource: ev.resource.id, ResourceType: ev.resource.typ}
-	if ok && scope != "" {
-		// A scoped PDP decides within its tenant's subtree only.
-		switch {
-		case req.Tenant == "":
-			req.Tenant = scope
-		case !snap.TenantWithin(req.Tenant, scope):
-			ok = false
-		}
-		args.Tenant = req.Tenant
+// toQuestion maps an AuthZEN evaluation onto a Gatehouse question (see
+// docs/authzen.md): action.name names a tool if the policy has one of that
+// name, else the tool of an agent action type of that name, else a
+// permission; a resource of type tool is a call of that tool, of type
+// tenant a request in that tenant; the arguments of an agent action are
+// context overlaid with action.properties. A request Gatehouse cannot
+// answer (an item of a batch that is malformed, an unknown subject type, a
+// malformed on_behalf_of, a tenant that is not a string) carries its
+// Problem and is answered invalid_request.
+func toQuestion(ev *evaluation) gatehouse.Question {
+	var q gatehouse.Question
+	if ev.err != nil {
+		q.Problem = ev.err.Error()
+		return q
 	}
-	if !ok {
-		return gatehouse.Decision{Reason: gatehouse.ReasonInvalidRequest, Version: snap.Version()}, args
-	}
-	if tool != "" {
-		args.Permission = tool
-		return snap.CheckTool(&req, tool), args
-	}
-	d := snap.CheckTool(&req, ev.action.name)
-	if d.Reason == gatehouse.ReasonUnknownPermission {
-		d = snap.Check(&req)
-	}
-	return d, args
-}
-
-func (s *Server) decisionJSON(lang string, d gatehouse.Decision, args locale.Args) decisionJSON {
-	return decisionJSON{Decision: d.Allowed, Context: decisionContext{
-		Reason:           d.Reason,
-		Message:          s.cfg.Catalog.Reason(lang, d, args),
-		Version:          d.Version,
-		Plan:             d.Plan,
-		Feature:          d.Feature,
-		DeniedSubject:    d.Subject.String(),
-		DeniedPermission: d.Permission,
-	}}
-}
-
-// toRequest maps an AuthZEN evaluation onto a Gatehouse request (see
-// docs/authzen.md). tool is set for a resource of type tool. ok is false for
-// a request Gatehouse cannot answer: an unknown subject type, a malformed
-// on_behalf_of, or a tenant that is not a string.
-func toRequest(ev *evaluation) (req gatehouse.Request, tool string, ok bool) {
 	switch gatehouse.SubjectType(ev.subject.typ) {
 	case gatehouse.SubjectUser:
-		req.Subject = gatehouse.User(strings.TrimSpace(ev.subject.id))
+		q.Subject = gatehouse.User(strings.TrimSpace(ev.subject.id))
 	case gatehouse.SubjectAgent:
-		req.Subject = gatehouse.AgentRef(ev.subject.id)
+		q.Subject = gatehouse.AgentRef(ev.subject.id)
 	default:
-		return req, "", false
+		q.Problem = fmt.Sprintf("subject type %q: want user or agent", ev.subject.typ)
+		return q
 	}
-	req.SubjectProperties = ev.subject.props
+	q.SubjectProperties = ev.subject.props
 	if raw := ev.subject.props["on_behalf_of"]; raw != nil {
 		s, isString := raw.(string)
 		if !isString {
-			return req, "", false
+			q.Problem = "subject.properties.on_behalf_of must be a string naming a user"
+			return q
 		}
 		obo, err := gatehouse.ParseSubject(s)
 		if err != nil || obo.Type != gatehouse.SubjectUser {
-			return req, "", false
+			q.Problem = fmt.Sprintf("subject.properties.on_behalf_of %q must name a user", s)
+			return q
 		}
-		req.OnBehalfOf = obo
+		q.OnBehalfOf = obo
 	}
-	req.Permission = ev.action.name
-	req.ActionProperties = ev.action.props
-	req.Resource = gatehouse.Resource{Type: ev.resource.typ, ID: ev.resource.id, Properties: ev.resource.props}
-	req.Context = ev.context
+	q.Name = ev.action.name
+	q.ActionProperties = ev.action.props
+	q.Resource = gatehouse.Resource{Type: ev.resource.typ, ID: ev.resource.id, Properties: ev.resource.props}
+	q.Context = ev.context
+	q.Args = actionArgs(ev.context, ev.action.props)
 	switch ev.resource.typ {
 	case gatehouse.ResourceTypeTenant:
-		req.Tenant = ev.resource.id
-		return req, "", true
+		q.Tenant = ev.resource.id
+		return q
 	case gatehouse.ResourceTypeTool:
-		tool = ev.resource.id
+		q.Tool, q.Permission, q.Name = ev.resource.id, ev.action.name, ""
 	}
 	for _, m := range []map[string]any{ev.resource.props, ev.context} {
 		v := m["tenant"]
@@ -505,12 +521,28 @@ func toRequest(ev *evaluation) (req gatehouse.Request, tool string, ok bool) {
 		}
 		t, isString := v.(string)
 		if !isString {
-			return req, "", false
+			q.Problem = "the tenant must be a string"
+			return q
 		}
-		req.Tenant = t
+		q.Tenant = t
 		break
 	}
-	return req, tool, true
+	return q
+}
+
+// actionArgs are the arguments of an evaluated agent action: context,
+// overlaid with action.properties.
+func actionArgs(context, props map[string]any) map[string]any {
+	if len(props) == 0 {
+		return context
+	}
+	if len(context) == 0 {
+		return props
+	}
+	args := make(map[string]any, len(context)+len(props))
+	maps.Copy(args, context)
+	maps.Copy(args, props)
+	return args
 }
 
 // metadata is the AuthZEN PDP metadata document.

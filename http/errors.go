@@ -14,7 +14,7 @@ import (
 // gatehouse.Code*.
 const (
 	CodeUnauthorized         = "unauthorized"
-	CodeForbidden            = "forbidden"
+	CodeForbidden            = gatehouse.CodeForbidden
 	CodePayloadTooLarge      = "payload_too_large"
 	CodeUnsupportedMediaType = "unsupported_media_type"
 	CodeMethodNotAllowed     = "method_not_allowed"
@@ -36,6 +36,7 @@ var statusByCode = map[string]int{
 	gatehouse.CodeIllegalTransition: http.StatusConflict,
 	gatehouse.CodeActionExpired:     http.StatusConflict,
 	gatehouse.CodeNotApprover:       http.StatusForbidden,
+	gatehouse.CodeAskForbidden:      http.StatusForbidden,
 	CodeUnauthorized:                http.StatusUnauthorized,
 	CodeForbidden:                   http.StatusForbidden,
 	CodePayloadTooLarge:             http.StatusRequestEntityTooLarge,
@@ -128,6 +129,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
 		e = &Error{Code: gatehouse.ErrorCode(err), Err: err}
+		var fe *gatehouse.ForbiddenError
+		if errors.As(err, &fe) {
+			e.Reason = fe.Reason
+		}
 	}
 	status := StatusCode(e.Code)
 	msg := e.messageID()

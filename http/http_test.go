@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/locale"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/service"
@@ -33,6 +34,7 @@ type fixture struct {
 	url   string
 	cfg   gatehttp.Config
 	store *sqlite.DB
+	svc   *service.Service
 	cat   *locale.Catalog
 }
 
@@ -82,7 +84,24 @@ func newFixture(t *testing.T, policyFile string, configure func(*gatehttp.Config
 		t.Fatal(err)
 	}
 	url := newListener(t, gatehttp.NewServer(svc, cfg).Handler())
-	return &fixture{t: t, url: url, cfg: cfg, store: store, cat: cfg.Catalog}
+	return &fixture{t: t, url: url, cfg: cfg, store: store, svc: svc, cat: cfg.Catalog}
+}
+
+// pep returns an API key with the authzen and check scopes: a policy
+// enforcement point's credential, which may ask about any subject.
+func (f *fixture) pep() string {
+	f.t.Helper()
+	// A key names a subject of the policy; any will do, the scope decides.
+	users, _, err := f.svc.ObjectsOf(context.Background(), gatehouse.KindUser)
+	if err != nil || len(users) == 0 {
+		f.t.Fatalf("a user for the PEP key: %v (%d users)", err, len(users))
+	}
+	tok, _, err := f.svc.IssueAPIKey(context.Background(), "test", "pep", gatehouse.User(users[0].ID),
+		[]string{gatehouse.ScopeAuthZEN, gatehouse.ScopeCheck}, time.Hour)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return tok
 }
 
 // token returns a valid bearer token for subject.
@@ -156,6 +175,15 @@ type decision struct {
 		Feature       string `json:"feature"`
 		DeniedSubject string `json:"denied_subject"`
 		DeniedPerm    string `json:"denied_permission"`
+		Action        string `json:"action"`
+		Limit         *struct {
+			Limit, Max, Requested, Used, Window, Currency string
+		} `json:"limit"`
+		Confirmation *struct {
+			Method   string `json:"method"`
+			Endpoint string `json:"endpoint"`
+		} `json:"confirmation"`
+		Problem string `json:"problem"`
 	} `json:"context"`
 }
 

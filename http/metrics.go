@@ -1,7 +1,6 @@
 package http
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -50,7 +49,7 @@ func newMetrics(s *Server) *metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "gatehouse_policy_version", Help: "Policy version of the snapshot deciding now.",
-		}, func() float64 { return float64(s.svc.Snapshot().Version()) }),
+		}, func() float64 { return float64(s.svc.Version()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "gatehouse_policy_snapshot_age_seconds", Help: "Seconds since the deciding snapshot was loaded.",
 		}, func() float64 {
@@ -115,47 +114,3 @@ func (s *Server) metricsHandler() http.Handler {
 
 // decisionRecord is what the decision log keeps of a request, besides the
 // decision.
-type decisionRecord struct {
-	Subject    string       `json:"subject"`
-	OnBehalfOf string       `json:"on_behalf_of,omitempty"`
-	Action     string       `json:"action,omitempty"`
-	Tool       string       `json:"tool,omitempty"`
-	Resource   *resourceRef `json:"resource,omitempty"`
-	Tenant     string       `json:"tenant,omitempty"`
-}
-
-type resourceRef struct {
-	Type string `json:"type,omitempty"`
-	ID   string `json:"id,omitempty"`
-}
-
-// decisionDetail is the Detail of a "decision" audit event.
-type decisionDetail struct {
-	Endpoint string `json:"endpoint"`
-	decisionRecord
-	Allowed   bool             `json:"allowed"`
-	Reason    gatehouse.Reason `json:"reason"`
-	Version   int64            `json:"version"`
-	RequestID string           `json:"request_id"`
-	LatencyUS int64            `json:"latency_us"`
-}
-
-// recordDecision counts a decision and, with a decision log, queues its
-// audit event; it never blocks.
-func (s *Server) recordDecision(r *http.Request, endpoint string, rec decisionRecord, d gatehouse.Decision, took time.Duration) {
-	s.metrics.decided(endpoint, d.Reason, took)
-	if s.cfg.Decisions == nil {
-		return
-	}
-	detail, err := json.Marshal(decisionDetail{Endpoint: endpoint, decisionRecord: rec, Allowed: d.Allowed, Reason: d.Reason,
-		Version: d.Version, RequestID: requestID(r.Context()), LatencyUS: took.Microseconds()})
-	if err != nil {
-		s.cfg.Logger.Error("decision log: encode", "err", err)
-		return
-	}
-	actor := info(r.Context()).caller.String()
-	if actor == "" {
-		actor = "anonymous"
-	}
-	s.cfg.Decisions.Log(gatehouse.AuditEvent{Time: s.cfg.Clock.Now(), Actor: actor, Action: "decision", Target: rec.Subject, Detail: detail})
-}

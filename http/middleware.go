@@ -20,10 +20,10 @@ const maxRequestID = 200
 type requestInfo struct {
 	id   string
 	lang string
-	// caller is the authenticated subject; zero when unauthenticated.
-	caller gatehouse.SubjectRef
-	// tenant is the tenant claim of the caller's bearer JWT, if any.
-	tenant string
+	// caller is the authenticated caller (also in the context, see
+	// callerOf), for the request log and the rate limiter; zero when
+	// unauthenticated.
+	caller gatehouse.Caller
 }
 
 type infoKey struct{}
@@ -91,7 +91,7 @@ func (s *Server) withLog(next http.Handler) http.Handler {
 			slog.String("request_id", ri.id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.Int("status", sw.status), slog.Int64("bytes", sw.bytes),
 			slog.Duration("duration", s.cfg.Clock.Now().Sub(start).Round(time.Microsecond)),
-			slog.String("caller", ri.caller.String()), slog.String("remote", r.RemoteAddr))
+			slog.String("caller", ri.caller.Subject.String()), slog.String("remote", r.RemoteAddr))
 	})
 }
 

@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/engine"
 	"github.com/gatehouse/gatehouse/money"
 	"github.com/gatehouse/gatehouse/service"
 )
@@ -125,20 +124,19 @@ func (s *Server) permissionRoutes(mux *http.ServeMux) {
 // caller must administer it; a caller that administers nothing is
 // forbidden whatever the request names.
 func (s *Server) adminTenant(r *http.Request) (string, error) {
-	scope, err := s.admin(r)
-	if err != nil {
+	caller := callerOf(r)
+	if _, err := s.svc.AdminScope(caller); err != nil {
 		return "", err
 	}
-	ri := info(r.Context())
 	tenant := strings.TrimSpace(r.Header.Get("X-Tenant-ID"))
 	if tenant == "" {
 		tenant = strings.TrimSpace(r.URL.Query().Get("tenant"))
 	}
 	if tenant == "" {
-		tenant = strings.TrimSpace(ri.tenant)
+		tenant = strings.TrimSpace(caller.Tenant)
 	}
-	if tenant == "" && ri.caller.Type == gatehouse.SubjectUser {
-		u, err := s.svc.User(r.Context(), ri.caller.ID)
+	if tenant == "" && caller.Subject.Type == gatehouse.SubjectUser {
+		u, err := s.svc.User(r.Context(), caller.Subject.ID)
 		if err != nil {
 			return "", err
 		}
@@ -149,23 +147,20 @@ func (s *Server) adminTenant(r *http.Request) (string, error) {
 	if tenant == "" {
 		return "", missingField("tenant")
 	}
-	if !scope.covers(tenant) {
-		return "", forbidden("%s does not administer tenant %s", ri.caller, tenant)
-	}
-	return tenant, nil
+	return s.svc.AdminTenant(caller, tenant)
 }
 
 // handlePermissions answers GET /api/v1/permissions: a row per action type,
 // sorted by action type.
 func (s *Server) handlePermissions(w http.ResponseWriter, r *http.Request) {
-	snap, pols, err := s.tenantPolicies(r)
+	version, pols, err := s.tenantPolicies(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	rows := make([]permissionRow, len(pols))
 	for i, p := range pols {
-		rows[i] = permissionRowOf(snap, language(r.Context()), p)
+		rows[i] = permissionRowOf(version, p)
 	}
 	s.writeJSON(w, r, http.StatusOK, rows)
 }
@@ -213,52 +208,49 @@ func (s *Server) handleInheritPermission(w http.ResponseWriter, r *http.Request)
 
 // answerPermission answers with action's row in tenant as it is now.
 func (s *Server) answerPermission(w http.ResponseWriter, r *http.Request, tenant, action string) {
-	snap := s.svc.Snapshot()
-	p, err := snap.ActionPolicy(tenant, action)
+	v, pols, err := s.svc.TenantActions(tenant, action, language(r.Context()))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, permissionRowOf(snap, language(r.Context()), p))
+	s.writeJSON(w, r, http.StatusOK, permissionRowOf(v, pols[0]))
 }
 
-func permissionRowOf(snap *engine.Snapshot, lang string, p gatehouse.EffectiveAction) permissionRow {
+func permissionRowOf(version int64, p service.ActionPolicyText) permissionRow {
 	return permissionRow{
 		ID:      uuid.NewSHA1(actionRowSpace, []byte(p.Tenant+"\x00"+p.Action)).String(),
 		StoreID: p.Tenant, Tenant: p.Tenant, ActionType: p.Action,
-		Label:       snap.ActionLabel(p.Action, lang),
-		Description: snap.ActionDescription(p.Action, lang),
+		Label:       p.Label,
+		Description: p.Description,
 		Enabled:     p.Enabled, RequiresConfirmation: p.RequiresConfirmation,
 		EnabledFrom: p.EnabledFrom, RequiresConfirmationFrom: p.RequiresConfirmationFrom,
 		ApproverPermission: p.Approver,
-		PolicyVersion:      snap.Version(),
+		PolicyVersion:      version,
 	}
 }
 
 // tenantPolicies returns the effective action policies of the tenant r
-// names, which the caller must administer, and the snapshot they are from.
-func (s *Server) tenantPolicies(r *http.Request) (*engine.Snapshot, []gatehouse.EffectiveAction, error) {
+// names, which the caller must administer, and the version they are of.
+func (s *Server) tenantPolicies(r *http.Request) (int64, []service.ActionPolicyText, error) {
 	tenant, err := s.adminTenant(r)
 	if err != nil {
-		return nil, nil, err
+		return 0, nil, err
 	}
-	snap := s.svc.Snapshot()
-	pols, err := snap.ActionPolicies(tenant)
-	return snap, pols, err
+	return s.svc.TenantActions(tenant, "", language(r.Context()))
 }
 
 // handleLimits answers GET /api/v1/permissions/limits: the rows of every
 // action type's effective limits, by action type and then in the order of
 // gatehouse.LimitTypes.
 func (s *Server) handleLimits(w http.ResponseWriter, r *http.Request) {
-	snap, pols, err := s.tenantPolicies(r)
+	version, pols, err := s.tenantPolicies(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	rows := []limitRow{}
 	for _, p := range pols {
-		rows = append(rows, limitRows(snap.Version(), p)...)
+		rows = append(rows, limitRows(version, p.EffectiveAction)...)
 	}
 	s.writeJSON(w, r, http.StatusOK, rows)
 }
@@ -439,7 +431,7 @@ func (s *Server) handleSetLimit(w http.ResponseWriter, r *http.Request) {
 	}
 	if err == nil {
 		// An unknown action type is 404 whatever else is wrong.
-		_, err = s.svc.Snapshot().ActionPolicy(tenant, in.ActionType)
+		_, _, err = s.svc.TenantActions(tenant, in.ActionType, "")
 	}
 	var c limitChange
 	if err == nil {

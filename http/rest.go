@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/engine"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/service"
 )
@@ -149,57 +148,10 @@ func (s *Server) restRoutes(mux *http.ServeMux) {
 		apiDoc("audit", "The audit trail, oldest first, with cursor pagination", nil, new(auditPage)).withParams(new(auditQuery)).tagged("admin"))
 }
 
-// adminScope is what a caller may administer: everything (a superuser or a
-// global holder of settings.admin_permission), or the subtrees of the
-// tenants in which it holds the admin permission through a tenant-scoped
-// binding.
-type adminScope struct {
-	global bool
-	roots  []string
-	snap   *engine.Snapshot
-}
-
-// admin returns the caller's scope; a caller who administers nothing is
-// forbidden.
-func (s *Server) admin(r *http.Request) (adminScope, error) {
-	caller := info(r.Context()).caller
-	err := s.requireAdmin(r, caller)
-	if err == nil {
-		return adminScope{global: true}, nil
-	}
-	var e *Error
-	if !errors.As(err, &e) || e.Code != CodeForbidden {
-		return adminScope{}, err
-	}
-	p, _, perr := s.svc.Policy(r.Context())
-	if perr != nil {
-		return adminScope{}, perr
-	}
-	scope := adminScope{snap: s.svc.Snapshot()}
-	if perm := p.Settings.AdminPermission; perm != "" {
-		for _, t := range scope.snap.ResourceIDs(gatehouse.ResourceTypeTenant) {
-			if scope.snap.Check(&gatehouse.Request{Subject: caller, Permission: perm, Tenant: t}).Allowed {
-				scope.roots = append(scope.roots, t)
-			}
-		}
-	}
-	if len(scope.roots) == 0 {
-		return adminScope{}, err
-	}
-	return scope, nil
-}
-
-// covers reports whether the scope may administer tenant.
-func (a adminScope) covers(tenant string) bool {
-	if a.global {
-		return true
-	}
-	for _, root := range a.roots {
-		if a.snap.TenantWithin(tenant, root) {
-			return true
-		}
-	}
-	return false
+// admin returns what the caller administers; a caller who administers
+// nothing is forbidden.
+func (s *Server) admin(r *http.Request) (service.AdminScope, error) {
+	return s.svc.AdminScope(callerOf(r))
 }
 
 // forbidden is the 403 of a tenant admin reaching outside its tenants.
@@ -225,7 +177,7 @@ func (s *Server) listObjects(kind gatehouse.Kind) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		if !scope.global && kind != gatehouse.KindTenant {
+		if !scope.Global && kind != gatehouse.KindTenant {
 			s.writeError(w, r, forbidden("a tenant admin lists only tenants"))
 			return
 		}
@@ -237,7 +189,7 @@ func (s *Server) listObjects(kind gatehouse.Kind) http.HandlerFunc {
 		typ := r.URL.Query().Get("type")
 		out := objectList{Version: v, Items: []any{}}
 		for _, o := range objs {
-			if kind == gatehouse.KindTenant && !scope.covers(o.ID) {
+			if kind == gatehouse.KindTenant && !scope.Covers(o.ID) {
 				continue
 			}
 			if typ != "" && !strings.HasPrefix(o.ID, typ+"/") {
@@ -256,7 +208,7 @@ func (s *Server) getObject(kind gatehouse.Kind) http.HandlerFunc {
 			return
 		}
 		id := objectKey(r, kind)
-		if !scope.global && (kind != gatehouse.KindTenant || !scope.covers(id)) {
+		if !scope.Global && (kind != gatehouse.KindTenant || !scope.Covers(id)) {
 			s.writeError(w, r, forbidden("%s %q is outside the caller's tenants", kind, id))
 			return
 		}
@@ -278,7 +230,7 @@ func (s *Server) putObject(kind gatehouse.Kind) http.HandlerFunc {
 			return
 		}
 		id := objectKey(r, kind)
-		if !scope.global {
+		if !scope.Global {
 			if err := s.checkTenantPut(r, scope, kind, id, body); err != nil {
 				s.writeError(w, r, err)
 				return
@@ -301,7 +253,7 @@ func (s *Server) putObject(kind gatehouse.Kind) http.HandlerFunc {
 // tenants only: the tenant and its parent must be covered, except that a
 // tenant at the top of the admin's reach keeps its parent; its plan is
 // billing's, not the admin's.
-func (s *Server) checkTenantPut(r *http.Request, scope adminScope, kind gatehouse.Kind, id string, body []byte) error {
+func (s *Server) checkTenantPut(r *http.Request, scope service.AdminScope, kind gatehouse.Kind, id string, body []byte) error {
 	if kind != gatehouse.KindTenant {
 		return forbidden("a tenant admin changes only tenants and bindings")
 	}
@@ -319,18 +271,18 @@ func (s *Server) checkTenantPut(r *http.Request, scope adminScope, kind gatehous
 		if err := decodeStrict(old.Body, &before); err != nil {
 			return err
 		}
-		if !scope.covers(id) {
+		if !scope.Covers(id) {
 			return forbidden("tenant %q is outside the caller's tenants", id)
 		}
 		if in.Plan != before.Plan {
 			return forbidden("a tenant admin cannot change the plan of %q", id)
 		}
-		if in.Parent != before.Parent && !(scope.covers(in.Parent) && scope.covers(before.Parent)) {
+		if in.Parent != before.Parent && !(scope.Covers(in.Parent) && scope.Covers(before.Parent)) {
 			return forbidden("a tenant admin cannot move %q out of its tenants", id)
 		}
 		return nil
 	}
-	if !scope.covers(in.Parent) {
+	if !scope.Covers(in.Parent) {
 		return forbidden("new tenant %q must have a parent among the caller's tenants", id)
 	}
 	if in.Plan != "" {
@@ -346,7 +298,7 @@ func (s *Server) deleteObject(kind gatehouse.Kind) http.HandlerFunc {
 			return
 		}
 		id := objectKey(r, kind)
-		if !scope.global {
+		if !scope.Global {
 			if err := s.checkTenantDelete(r, scope, kind, id); err != nil {
 				s.writeError(w, r, err)
 				return
@@ -363,8 +315,8 @@ func (s *Server) deleteObject(kind gatehouse.Kind) http.HandlerFunc {
 
 // checkTenantDelete lets a tenant admin delete a tenant below the top of
 // its reach.
-func (s *Server) checkTenantDelete(r *http.Request, scope adminScope, kind gatehouse.Kind, id string) error {
-	if kind != gatehouse.KindTenant || !scope.covers(id) {
+func (s *Server) checkTenantDelete(r *http.Request, scope service.AdminScope, kind gatehouse.Kind, id string) error {
+	if kind != gatehouse.KindTenant || !scope.Covers(id) {
 		return forbidden("%s %q is outside the caller's tenants", kind, id)
 	}
 	o, err := s.svc.Object(r.Context(), kind, id)
@@ -375,7 +327,7 @@ func (s *Server) checkTenantDelete(r *http.Request, scope adminScope, kind gateh
 	if err := decodeStrict(o.Body, &t); err != nil {
 		return err
 	}
-	if !scope.covers(t.Parent) {
+	if !scope.Covers(t.Parent) {
 		return forbidden("a tenant admin cannot delete %q, the top of its tenants", id)
 	}
 	return nil
@@ -403,7 +355,7 @@ func (s *Server) bind(section string, role bool) http.HandlerFunc {
 		if role {
 			var a gatehouse.Assignment
 			if err = decodeStrict(body, &a); err == nil {
-				if !scope.covers(a.Tenant) {
+				if !scope.Covers(a.Tenant) {
 					err = forbidden("binding in tenant %q is outside the caller's tenants", a.Tenant)
 				} else {
 					res, err = s.svc.Bind(r.Context(), s.actor(r), subject, a)
@@ -412,7 +364,7 @@ func (s *Server) bind(section string, role bool) http.HandlerFunc {
 		} else {
 			var g gatehouse.Grant
 			if err = decodeStrict(body, &g); err == nil {
-				if !scope.covers(g.Tenant) {
+				if !scope.Covers(g.Tenant) {
 					err = forbidden("grant in tenant %q is outside the caller's tenants", g.Tenant)
 				} else {
 					res, err = s.svc.AddGrant(r.Context(), s.actor(r), subject, g)
@@ -436,7 +388,7 @@ func (s *Server) unbind(section string, role bool) http.HandlerFunc {
 			return
 		}
 		tenant := r.URL.Query().Get("tenant")
-		if !scope.covers(tenant) {
+		if !scope.Covers(tenant) {
 			s.writeError(w, r, forbidden("tenant %q is outside the caller's tenants", tenant))
 			return
 		}
@@ -459,7 +411,7 @@ func (s *Server) unbind(section string, role bool) http.HandlerFunc {
 // superuser promotes or demotes the user {id}; global admins only.
 func (s *Server) superuser(promote bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := s.requireAdmin(r, info(r.Context()).caller); err != nil {
+		if err := s.requireAdmin(r); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -485,7 +437,7 @@ var yamlTypes = []string{"application/yaml", "application/x-yaml", "text/yaml", 
 
 // handleApply syncs a policy document, like `gatehouse apply`.
 func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) {
-	if err := s.requireAdmin(r, info(r.Context()).caller); err != nil {
+	if err := s.requireAdmin(r); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -516,7 +468,7 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) {
 
 // handleAudit lists audit events; global admins only.
 func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
-	if err := s.requireAdmin(r, info(r.Context()).caller); err != nil {
+	if err := s.requireAdmin(r); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -568,14 +520,14 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 
 // adminRequest finds what the caller administers and, if withBody, reads
 // the request body; ok is false when it has answered with an error.
-func (s *Server) adminRequest(w http.ResponseWriter, r *http.Request, withBody bool) (scope adminScope, body []byte, ok bool) {
+func (s *Server) adminRequest(w http.ResponseWriter, r *http.Request, withBody bool) (scope service.AdminScope, body []byte, ok bool) {
 	scope, err := s.admin(r)
 	if err == nil && withBody {
 		body, err = s.readBody(w, r)
 	}
 	if err != nil {
 		s.writeError(w, r, err)
-		return adminScope{}, nil, false
+		return service.AdminScope{}, nil, false
 	}
 	return scope, body, true
 }
@@ -586,7 +538,7 @@ func (s *Server) writeResult(w http.ResponseWriter, r *http.Request, status int,
 }
 
 // actor names the caller in the audit trail.
-func (s *Server) actor(r *http.Request) string { return info(r.Context()).caller.String() }
+func (s *Server) actor(r *http.Request) string { return callerOf(r).Subject.String() }
 
 // changes is res's changes, never null.
 func changes(res service.Result) []gatehouse.Change {

@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sort"
 
-	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/engine"
+	"github.com/gatehouse/gatehouse/service"
 )
 
 // Search page sizes: a request without page.limit gets DefaultSearchLimit
@@ -23,9 +21,9 @@ const (
 type searchTarget int
 
 const (
-	searchSubject searchTarget = iota
-	searchResource
-	searchAction
+	searchSubject  = searchTarget(service.SearchSubject)
+	searchResource = searchTarget(service.SearchResource)
+	searchAction   = searchTarget(service.SearchAction)
 )
 
 // searchRequest is a parsed Search API request: the evaluation every
@@ -155,23 +153,15 @@ func queryID(top map[string]json.RawMessage) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:12])
 }
 
-// searchEntity is one search result: a subject or resource (type and id)
-// or an action (name).
-type searchEntity struct {
-	Type string `json:"type,omitempty"`
-	ID   string `json:"id,omitempty"`
-	Name string `json:"name,omitempty"`
-}
-
 type searchPage struct {
 	NextToken string `json:"next_token"`
 	Count     int    `json:"count"`
 }
 
 type searchResponse struct {
-	Page    searchPage     `json:"page"`
-	Context searchContext  `json:"context"`
-	Results []searchEntity `json:"results"`
+	Page    searchPage          `json:"page"`
+	Context searchContext       `json:"context"`
+	Results []service.SearchHit `json:"results"`
 }
 
 type searchContext struct {
@@ -179,7 +169,8 @@ type searchContext struct {
 	Version int64 `json:"version"`
 }
 
-// handleSearch serves one of the three Search APIs.
+// handleSearch serves one of the three Search APIs: the service decides
+// every candidate as the Access Evaluation API would.
 func (s *Server) handleSearch(target searchTarget) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, scope, err := s.authzenRequest(w, r)
@@ -192,82 +183,19 @@ func (s *Server) handleSearch(target searchTarget) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		resp, err := s.search(r, s.svc.Snapshot(), scope, &sr)
+		q := s.question(r, "search", scope, &sr.template)
+		res, err := s.svc.Search(r.Context(), callerOf(r), service.Search{
+			Target: service.SearchTarget(target), Template: q, After: sr.after, Limit: sr.limit})
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
+		resp := searchResponse{Context: searchContext{Version: res.Version}, Results: res.Hits,
+			Page: searchPage{Count: len(res.Hits)}}
+		if res.More {
+			token, _ := json.Marshal(pageToken{After: res.Last, Query: sr.query})
+			resp.Page.NextToken = base64.RawURLEncoding.EncodeToString(token)
+		}
 		s.writeJSON(w, r, http.StatusOK, resp)
 	}
-}
-
-// search decides every candidate of the target's type after sr.after, in
-// order, as the Access Evaluation API would, and returns one page of the
-// allowed ones. A type Gatehouse does not know has no candidates: the
-// result is empty, not an error.
-func (s *Server) search(r *http.Request, snap *engine.Snapshot, scope string, sr *searchRequest) (searchResponse, error) {
-	var candidates []string
-	switch sr.target {
-	case searchSubject:
-		candidates = snap.SubjectIDs(gatehouse.SubjectType(sr.template.subject.typ))
-	case searchResource:
-		candidates = snap.ResourceIDs(sr.template.resource.typ)
-	case searchAction:
-		candidates = snap.ActionNames()
-	}
-	start := 0
-	if sr.after != "" {
-		start = sort.SearchStrings(candidates, sr.after)
-		if start < len(candidates) && candidates[start] == sr.after {
-			start++
-		}
-	}
-	resp := searchResponse{Context: searchContext{Version: snap.Version()}, Results: []searchEntity{}}
-	last := ""
-	for i := start; i < len(candidates); i++ {
-		if i%1024 == 0 {
-			if err := r.Context().Err(); err != nil {
-				return searchResponse{}, fmt.Errorf("search: %w", err)
-			}
-		}
-		ev := sr.template
-		id := candidates[i]
-		switch sr.target {
-		case searchSubject:
-			ev.subject.id = id
-		case searchResource:
-			ev.resource.id = id
-		case searchAction:
-			ev.action = action{name: id}
-		}
-		if d, _ := decide(snap, scope, &ev); !d.Allowed {
-			continue
-		}
-		if len(resp.Results) == sr.limit {
-			token, _ := json.Marshal(pageToken{After: last, Query: sr.query})
-			resp.Page.NextToken = base64.RawURLEncoding.EncodeToString(token)
-			break
-		}
-		resp.Results = append(resp.Results, result(snap, &ev, sr.target))
-		last = id
-	}
-	resp.Page.Count = len(resp.Results)
-	return resp, nil
-}
-
-// result is the entity a search returns for an allowed evaluation. A user
-// is returned by the id other systems know it by: its first alias, else its
-// email.
-func result(snap *engine.Snapshot, ev *evaluation, target searchTarget) searchEntity {
-	switch target {
-	case searchSubject:
-		id := ev.subject.id
-		if gatehouse.SubjectType(ev.subject.typ) == gatehouse.SubjectUser {
-			id = snap.UserID(id)
-		}
-		return searchEntity{Type: ev.subject.typ, ID: id}
-	case searchResource:
-		return searchEntity{Type: ev.resource.typ, ID: ev.resource.id}
-	}
-	return searchEntity{Name: ev.action.name}
 }

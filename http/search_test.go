@@ -150,7 +150,7 @@ func TestSearchPagination(t *testing.T) {
 // of the batch is decided (certification C.3.4.1).
 func TestBatchItemErrors(t *testing.T) {
 	f := newFixture(t, specPolicy, nil)
-	tok := f.token("user:admin-pep@example.com")
+	tok := f.pep()
 	body := `{"subject": {"type": "user", "id": "alice@example.com"}, "action": {"name": "can_read"}, "options": {"evaluations_semantic": "%s"},
 		"evaluations": [{}, 1, {"resource": {"type": "todo"}}, {"action": {"name": 5}, "resource": {"type": "todo", "id": "1"}}, null,
 			{"resource": {"type": "todo", "id": "1"}}]}`

@@ -117,7 +117,7 @@ func TestRequestID(t *testing.T) {
 
 func TestLocalizedMessages(t *testing.T) {
 	f := newFixture(t, examplePolicy, nil)
-	tok := f.token("user:sara@acme.example")
+	tok := f.pep()
 	for _, tt := range []struct{ accept, lang string }{{"", "en"}, {"de-CH, de;q=0.9, en;q=0.5", "de"}, {"ja", "en"}, {"zh-Hans", "zh"}} {
 		r := f.do(call{path: "/access/v1/evaluation", token: tok, body: "{", header: map[string]string{"Accept-Language": tt.accept}})
 		if got, want := decodeInto[errorBody](t, r).Error.Message, f.cat.Text(tt.lang, "error.bad_json", nil); got != want {
@@ -179,7 +179,7 @@ func TestMetadata(t *testing.T) {
 		t.Errorf("with BaseURL: %+v", d)
 	}
 	// The advertised endpoints answer, at the root and scoped to a tenant.
-	tok := f.token("user:sara@acme.example")
+	tok := f.pep()
 	for _, scope := range []string{"", "/acme"} {
 		d := decodeInto[doc](t, f.do(call{method: http.MethodGet, path: "/.well-known/authzen-configuration" + scope}))
 		for _, c := range []struct{ url, body string }{

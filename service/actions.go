@@ -12,11 +12,6 @@ import (
 	"github.com/gatehouse/gatehouse/policy"
 )
 
-// Guard returns the agent action guard: authorize, simulate, confirm,
-// cancel, report and list actions. Its decisions use the current snapshot
-// and its records live in the store.
-func (s *Service) Guard() *guard.Guard { return s.guard }
-
 // ActionPolicies returns the effective policy of every action type in
 // tenant, each part with where it comes from.
 func (s *Service) ActionPolicies(tenant string) ([]gatehouse.EffectiveAction, error) {

@@ -156,8 +156,8 @@ func (env *billingEnv) want(e billing.Event, outcome billing.Outcome) service.Bi
 }
 
 // check decides permission for subject in tenant on the first service.
-func (env *billingEnv) check(subject, permission, tenant string) gatehouse.Decision {
-	return env.svcs[0].Check(&gatehouse.Request{Subject: gatehouse.User(subject), Permission: permission, Tenant: tenant})
+func (env *billingEnv) check(subject, permission, tenant string) gatehouse.Answer {
+	return decide(env.t, env.svcs[0], &gatehouse.Request{Subject: gatehouse.User(subject), Permission: permission, Tenant: tenant})
 }
 
 func (env *billingEnv) wantDecision(subject, permission, tenant string, reason gatehouse.Reason, plan string) {
@@ -365,7 +365,7 @@ func TestSetPlans(t *testing.T) {
 	}
 	check := func(tenant, permission string, want gatehouse.Reason) {
 		t.Helper()
-		d := f.svc.Check(&gatehouse.Request{Subject: gatehouse.User("ann@example.com"), Permission: permission, Tenant: tenant})
+		d := decide(t, f.svc, &gatehouse.Request{Subject: gatehouse.User("ann@example.com"), Permission: permission, Tenant: tenant})
 		if d.Reason != want {
 			t.Errorf("Check(ann, %s, %s) = %s, want %s", permission, tenant, d.Reason, want)
 		}

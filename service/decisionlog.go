@@ -47,7 +47,9 @@ type DecisionLog struct {
 	done      chan struct{}
 }
 
-// DecisionLog starts a decision log writing to s's store; Close stops it.
+// DecisionLog starts a decision log writing to s's store and records every
+// answer of s in it from now on (the last one started wins); Close stops
+// it.
 func (s *Service) DecisionLog(cfg DecisionLogConfig) *DecisionLog {
 	def := DefaultDecisionLogConfig()
 	if cfg.Queue <= 0 {
@@ -64,6 +66,7 @@ func (s *Service) DecisionLog(cfg DecisionLogConfig) *DecisionLog {
 		queue: make(chan gatehouse.AuditEvent, cfg.Queue), closed: make(chan struct{}), done: make(chan struct{}),
 	}
 	go l.run()
+	s.decisions.Store(l)
 	return l
 }
 

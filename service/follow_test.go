@@ -83,7 +83,7 @@ func propagate(t testing.TB, follower, writer instance, grant bool) time.Duratio
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for follower.svc.Check(req).Allowed != grant {
+	for decide(t, follower.svc, req).Allowed != grant {
 		if time.Now().After(deadline) {
 			t.Fatalf("follower still decides %v 10 s after the change", !grant)
 		}

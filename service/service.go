@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -20,6 +21,7 @@ import (
 	"github.com/gatehouse/gatehouse/billing"
 	"github.com/gatehouse/gatehouse/engine"
 	"github.com/gatehouse/gatehouse/guard"
+	"github.com/gatehouse/gatehouse/locale"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -36,6 +38,9 @@ type Config struct {
 	// ConfirmationTTL is how long a pending agent action may be confirmed;
 	// zero means guard.DefaultConfirmationTTL.
 	ConfirmationTTL time.Duration
+	// Catalog localizes the answers' messages; nil means the embedded
+	// catalogs (locale.New).
+	Catalog *locale.Catalog
 }
 
 // DefaultConfig returns the configuration used when a field is left zero.
@@ -63,6 +68,8 @@ type Service struct {
 	cfg   Config
 	snap  engine.Holder
 	guard *guard.Guard
+	// decisions, when set, records every answer (see DecisionLog).
+	decisions atomic.Pointer[DecisionLog]
 	// mu serializes this process's writers; writers in other processes are
 	// caught by the store's version check and retried.
 	mu sync.Mutex
@@ -80,6 +87,13 @@ func Open(ctx context.Context, store gatehouse.Store, cfg Config) (*Service, err
 	}
 	if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = def.MaxRetries
+	}
+	if cfg.Catalog == nil {
+		c, err := locale.New()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Catalog = c
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -113,34 +127,6 @@ func (s *Service) Snapshot() *engine.Snapshot {
 		return nil
 	}
 	return s.snap.Load()
-}
-
-// Check decides req from the current snapshot.
-func (s *Service) Check(req *gatehouse.Request) gatehouse.Decision { return s.Snapshot().Check(req) }
-
-// CheckTool decides whether req's subject may call tool.
-func (s *Service) CheckTool(req *gatehouse.Request, tool string) gatehouse.Decision {
-	return s.Snapshot().CheckTool(req, tool)
-}
-
-// Explain decides req and says why.
-func (s *Service) Explain(req *gatehouse.Request) gatehouse.Explanation {
-	return s.Snapshot().Explain(req)
-}
-
-// Decide answers req for its permission or, when tool is set, for that
-// tool; with explain it also records the path that decided.
-func (s *Service) Decide(req *gatehouse.Request, tool string, explain bool) gatehouse.Explanation {
-	snap := s.Snapshot()
-	switch {
-	case tool != "" && explain:
-		return snap.ExplainTool(req, tool)
-	case tool != "":
-		return gatehouse.Explanation{Decision: snap.CheckTool(req, tool)}
-	case explain:
-		return snap.Explain(req)
-	}
-	return gatehouse.Explanation{Decision: snap.Check(req)}
 }
 
 // Effective returns everything subject may do in tenant.

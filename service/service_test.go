@@ -369,7 +369,7 @@ func TestStoreDown(t *testing.T) {
 	if _, err := f.svc.Promote(ctx, "test", "ann@example.com"); err == nil {
 		t.Fatal("Promote with the store closed succeeded")
 	}
-	d := f.svc.Check(&gatehouse.Request{Subject: gatehouse.User("ann@example.com"), Permission: "chat.view"})
+	d := decide(t, f.svc, &gatehouse.Request{Subject: gatehouse.User("ann@example.com"), Permission: "chat.view"})
 	if !d.Allowed {
 		t.Errorf("Check with the store closed = %+v, want allowed from the last snapshot", d)
 	}

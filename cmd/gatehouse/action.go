@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/guard"
 	"github.com/gatehouse/gatehouse/money"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/service"
@@ -99,92 +98,61 @@ func actionLimitsFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.act.currency, "currency", "", "set: the ISO 4217 currency of max_amount and max_total_amount")
 }
 
-// actionRequest builds the guard request of the action flags.
-func actionRequest(m *Main) (*guard.Request, error) {
+// actionQuestion builds the question of the action flags.
+func actionQuestion(m *Main) (gatehouse.Question, error) {
 	o := m.opts
 	if o.subject == "" || o.tool == "" {
-		return nil, usageErrorf("--subject and --tool are required")
+		return gatehouse.Question{}, usageErrorf("--subject and --tool are required")
 	}
 	subject, err := gatehouse.ParseSubject(o.subject)
 	if err != nil {
-		return nil, usageErrorf("--subject: %v", err)
+		return gatehouse.Question{}, usageErrorf("--subject: %v", err)
 	}
-	req := &guard.Request{Subject: subject, Tenant: o.tenant, Tool: o.tool}
+	q := gatehouse.Question{Request: gatehouse.Request{Subject: subject, Tenant: o.tenant}, Tool: o.tool,
+		Lang: m.lang(), Surface: "cli"}
 	if o.onBehalfOf != "" {
-		if req.OnBehalfOf, err = gatehouse.ParseSubject(o.onBehalfOf); err != nil {
-			return nil, usageErrorf("--on-behalf-of: %v", err)
+		if q.OnBehalfOf, err = gatehouse.ParseSubject(o.onBehalfOf); err != nil {
+			return gatehouse.Question{}, usageErrorf("--on-behalf-of: %v", err)
 		}
 	}
 	if o.act.args != "" {
-		if err := decodeObject(o.act.args, &req.Args); err != nil {
-			return nil, usageErrorf("--args: %v", err)
+		if err := decodeObject(o.act.args, &q.Args); err != nil {
+			return gatehouse.Question{}, usageErrorf("--args: %v", err)
 		}
 	}
 	if o.context != "" {
-		if err := decodeObject(o.context, &req.Context); err != nil {
-			return nil, usageErrorf("--context: %v", err)
+		if err := decodeObject(o.context, &q.Context); err != nil {
+			return gatehouse.Question{}, usageErrorf("--context: %v", err)
 		}
 	}
-	return req, nil
-}
-
-// actionAnswer is a guard result as the CLI and the HTTP API report it.
-type actionAnswer struct {
-	guard.Result
-	Message string `json:"message"`
+	return q, nil
 }
 
 func runActionAuthorize(ctx context.Context, m *Main) error {
-	req, err := actionRequest(m)
+	q, err := actionQuestion(m)
 	if err != nil {
 		return err
 	}
-	return m.printAction(req, m.svc.Guard().Authorize(ctx, req, m.opts.act.key))
+	a, err := m.svc.AuthorizeToolCall(ctx, gatehouse.Operator, q, m.opts.act.key)
+	if err != nil {
+		return err
+	}
+	return m.printAnswer(a, false)
 }
 
 func runActionSimulate(ctx context.Context, m *Main) error {
 	if m.opts.act.replay != "" {
 		return runActionReplay(ctx, m)
 	}
-	req, err := actionRequest(m)
+	q, err := actionQuestion(m)
 	if err != nil {
 		return err
 	}
-	return m.printAction(req, m.svc.Guard().Simulate(ctx, req))
-}
-
-// printAction reports a decision; a denial exits with status 3, as check does.
-func (m *Main) printAction(req *guard.Request, res guard.Result) error {
-	msg := guard.Message(m.catalog, m.lang(), req, res)
-	if m.opts.jsonOut {
-		if err := writeJSON(m, actionAnswer{Result: res, Message: msg}); err != nil {
-			return err
-		}
-	} else {
-		verdict := "DENIED"
-		if res.Allowed {
-			verdict = "ALLOWED"
-		}
-		fmt.Fprintf(m.Stdout, "%s (%s) %s\n", verdict, res.Reason, msg)
-		if res.Problem != "" {
-			fmt.Fprintf(m.Stdout, "  problem: %s\n", res.Problem)
-		}
-		if res.ActionID != "" {
-			fmt.Fprintf(m.Stdout, "  action %s %s", res.ActionID, res.Status)
-			if !res.ExpiresAt.IsZero() {
-				fmt.Fprintf(m.Stdout, ", confirm before %s", res.ExpiresAt.Format(time.RFC3339))
-			}
-			if res.Replayed {
-				fmt.Fprint(m.Stdout, " (replayed)")
-			}
-			fmt.Fprintln(m.Stdout)
-		}
-		fmt.Fprintf(m.Stdout, "policy version %d\n", res.Version)
+	a, err := m.svc.Simulate(ctx, gatehouse.Operator, q)
+	if err != nil {
+		return err
 	}
-	if !res.Allowed {
-		return errDenied
-	}
-	return nil
+	return m.printAnswer(a, false)
 }
 
 func runActionReplay(ctx context.Context, m *Main) error {
@@ -226,17 +194,20 @@ func runActionReplay(ctx context.Context, m *Main) error {
 	return w.Flush()
 }
 
-// moveAction runs one lifecycle step on the action named by the argument.
-func moveAction(step func(g *guard.Guard, ctx context.Context, id string, actor gatehouse.SubjectRef) (gatehouse.ActionRecord, error)) func(ctx context.Context, m *Main) error {
+// moveAction runs one lifecycle step on the action named by the argument,
+// as the subject --as names.
+func moveAction(step func(m *Main, ctx context.Context, actor gatehouse.Caller, id string) (gatehouse.ActionRecord, error)) func(ctx context.Context, m *Main) error {
 	return func(ctx context.Context, m *Main) error {
 		if m.opts.act.as == "" {
 			return usageErrorf("--as is required: who confirms, cancels or reports the action")
 		}
-		actor, err := gatehouse.ParseSubject(m.opts.act.as)
+		subject, err := gatehouse.ParseSubject(m.opts.act.as)
 		if err != nil {
 			return usageErrorf("--as: %v", err)
 		}
-		rec, err := step(m.svc.Guard(), ctx, m.args[0], actor)
+		actor := gatehouse.Operator
+		actor.Subject = subject
+		rec, err := step(m, ctx, actor, m.args[0])
 		if err != nil {
 			return err
 		}
@@ -245,21 +216,27 @@ func moveAction(step func(g *guard.Guard, ctx context.Context, id string, actor 
 }
 
 var (
-	runActionConfirm = moveAction((*guard.Guard).Confirm)
-	runActionCancel  = moveAction((*guard.Guard).Cancel)
-	runActionExecute = moveAction((*guard.Guard).Executed)
-	runActionFail    = func(ctx context.Context, m *Main) error {
+	runActionConfirm = moveAction(func(m *Main, ctx context.Context, actor gatehouse.Caller, id string) (gatehouse.ActionRecord, error) {
+		return m.svc.ConfirmAction(ctx, actor, id)
+	})
+	runActionCancel = moveAction(func(m *Main, ctx context.Context, actor gatehouse.Caller, id string) (gatehouse.ActionRecord, error) {
+		return m.svc.CancelAction(ctx, actor, id)
+	})
+	runActionExecute = moveAction(func(m *Main, ctx context.Context, actor gatehouse.Caller, id string) (gatehouse.ActionRecord, error) {
+		return m.svc.ActionExecuted(ctx, actor, id)
+	})
+	runActionFail = func(ctx context.Context, m *Main) error {
 		if strings.TrimSpace(m.opts.act.message) == "" {
 			return usageErrorf("--error is required")
 		}
-		return moveAction(func(g *guard.Guard, ctx context.Context, id string, actor gatehouse.SubjectRef) (gatehouse.ActionRecord, error) {
-			return g.Failed(ctx, id, actor, m.opts.act.message)
+		return moveAction(func(m *Main, ctx context.Context, actor gatehouse.Caller, id string) (gatehouse.ActionRecord, error) {
+			return m.svc.ActionFailed(ctx, actor, id, m.opts.act.message)
 		})(ctx, m)
 	}
 )
 
 func runActionShow(ctx context.Context, m *Main) error {
-	rec, err := m.svc.Guard().Get(ctx, m.args[0])
+	rec, err := m.svc.GetAction(ctx, gatehouse.Operator, m.args[0])
 	if err != nil {
 		return err
 	}
@@ -329,7 +306,7 @@ func runActionList(ctx context.Context, m *Main) error {
 		f.Subject = s.String()
 	}
 	var err error
-	if f.Since, err = parseSince(o.act.since, m.svc.Guard().Now()); err != nil {
+	if f.Since, err = parseSince(o.act.since, m.svc.Now()); err != nil {
 		return err
 	}
 	if o.act.until != "" {
@@ -337,7 +314,7 @@ func runActionList(ctx context.Context, m *Main) error {
 			return usageErrorf("--until: want an RFC 3339 time: %v", err)
 		}
 	}
-	recs, err := m.svc.Guard().List(ctx, f)
+	recs, err := m.svc.ListActions(ctx, gatehouse.Operator, f)
 	if err != nil {
 		return err
 	}

@@ -282,6 +282,7 @@ func (m *Main) openService(ctx context.Context) error {
 	svc, err := service.Open(ctx, m.store, service.Config{
 		BootstrapSuperuser: m.Config.BootstrapSuperuser,
 		Logger:             m.Logger,
+		Catalog:            m.catalog,
 	})
 	if err != nil {
 		return err

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/locale"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/service"
 )
@@ -134,8 +133,8 @@ var commands = []command{
 	},
 	{
 		name: "check", store: true, maxArgs: 0,
-		usage:   "--subject user:EMAIL|agent:ID (--permission NAME | --tool NAME) [--tenant ID] [--on-behalf-of user:EMAIL] [--context JSON] [--resource JSON] [--explain] [--json]",
-		summary: "decide whether a subject may use a permission or tool; exit 0 allowed, 3 denied",
+		usage:   "--subject user:EMAIL|agent:ID (--permission NAME | --tool NAME) [--tenant ID] [--on-behalf-of user:EMAIL] [--context JSON] [--resource JSON] [--args JSON] [--explain] [--json]",
+		summary: "decide whether a subject may use a permission or tool (agent actions read-only); exit 0 allowed, 3 denied",
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.subject, "subject", "", "user:EMAIL or agent:ID")
 			fs.StringVar(&o.onBehalfOf, "on-behalf-of", "", "user:EMAIL an agent acts for")
@@ -144,6 +143,7 @@ var commands = []command{
 			fs.StringVar(&o.tenant, "tenant", "", "tenant id")
 			fs.StringVar(&o.context, "context", "", "request context as a JSON object (visible to conditions as context)")
 			fs.StringVar(&o.resource, "resource", "", `resource as JSON: {"type":…,"id":…,"properties":{…}}`)
+			fs.StringVar(&o.act.args, "args", "", `a tool's arguments as a JSON object, for an agent action's limits, e.g. {"amount":"20.00","currency":"EUR"}`)
 			fs.BoolVar(&o.explain, "explain", false, "show the path that granted or the rule that denied")
 			fs.BoolVar(&o.jsonOut, "json", false, "print the decision as JSON")
 		},
@@ -497,39 +497,65 @@ func runCheck(ctx context.Context, m *Main) error {
 	if err != nil {
 		return usageErrorf("--subject: %v", err)
 	}
-	req := &gatehouse.Request{Subject: subject, Permission: o.permission, Tenant: o.tenant}
+	q := gatehouse.Question{Request: gatehouse.Request{Subject: subject, Permission: o.permission, Tenant: o.tenant},
+		Tool: o.tool, Explain: o.explain, Lang: m.lang(), Surface: "cli"}
 	if o.onBehalfOf != "" {
-		if req.OnBehalfOf, err = gatehouse.ParseSubject(o.onBehalfOf); err != nil {
+		if q.OnBehalfOf, err = gatehouse.ParseSubject(o.onBehalfOf); err != nil {
 			return usageErrorf("--on-behalf-of: %v", err)
 		}
 	}
 	if o.context != "" {
-		if err := decodeObject(o.context, &req.Context); err != nil {
+		if err := decodeObject(o.context, &q.Context); err != nil {
 			return usageErrorf("--context: %v", err)
 		}
 	}
 	if o.resource != "" {
-		if err := decodeObject(o.resource, &req.Resource); err != nil {
+		if err := decodeObject(o.resource, &q.Resource); err != nil {
 			return usageErrorf("--resource: %v", err)
 		}
 	}
-	ex := m.svc.Decide(req, o.tool, o.explain)
-	d := ex.Decision
-	msg := m.catalog.Reason(m.lang(), d, locale.RequestArgs(req, o.tool))
-	out := gatehouse.NewAnswer(req, o.tool, ex, msg)
-	if o.jsonOut {
-		if err := writeJSON(m, out); err != nil {
+	if o.act.args != "" {
+		if err := decodeObject(o.act.args, &q.Args); err != nil {
+			return usageErrorf("--args: %v", err)
+		}
+	}
+	a, err := m.svc.Evaluate(ctx, gatehouse.Operator, q)
+	if err != nil {
+		return err
+	}
+	return m.printAnswer(a, o.explain)
+}
+
+// printAnswer reports the service's answer: the verdict, reason and
+// message, and for an agent action its problem, pending record and limit;
+// with explain the decision path. A denial exits with status 3.
+func (m *Main) printAnswer(a gatehouse.Answer, explain bool) error {
+	if m.opts.jsonOut {
+		if err := writeJSON(m, a); err != nil {
 			return err
 		}
 	} else {
 		verdict := "DENIED"
-		if d.Allowed {
+		if a.Allowed {
 			verdict = "ALLOWED"
 		}
-		fmt.Fprintf(m.Stdout, "%s (%s) %s\n", verdict, d.Reason, msg)
-		if o.explain {
+		fmt.Fprintf(m.Stdout, "%s (%s) %s\n", verdict, a.Reason, a.Message)
+		if a.Problem != "" {
+			fmt.Fprintf(m.Stdout, "  problem: %s\n", a.Problem)
+		}
+		if a.ActionID != "" {
+			fmt.Fprintf(m.Stdout, "  action %s %s", a.ActionID, a.Status)
+			if !a.ExpiresAt.IsZero() {
+				fmt.Fprintf(m.Stdout, ", confirm before %s", a.ExpiresAt.Format(time.RFC3339))
+			}
+			if a.Replayed {
+				fmt.Fprint(m.Stdout, " (replayed)")
+			}
+			fmt.Fprintln(m.Stdout)
+		}
+		if explain {
 			w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-			for i, s := range ex.Steps {
+			for i, s := range a.Steps {
 				detail := s.Detail
 				if len(s.Path) > 0 {
 					detail = strings.TrimSpace(detail + " " + strings.Join(s.Path, " → "))
@@ -537,10 +563,12 @@ func runCheck(ctx context.Context, m *Main) error {
 				fmt.Fprintf(w, "  %d.\t%s\t%s\t%s\t%s\n", i+1, s.Rule, s.Outcome, s.Subject, detail)
 			}
 			w.Flush()
-			fmt.Fprintf(m.Stdout, "policy version %d\n", d.Version)
+		}
+		if explain || a.Action != "" {
+			fmt.Fprintf(m.Stdout, "policy version %d\n", a.Version)
 		}
 	}
-	if !d.Allowed {
+	if !a.Allowed {
 		return errDenied
 	}
 	return nil

@@ -69,7 +69,14 @@ func TestCheckExitCodesAndReasons(t *testing.T) {
 		{[]string{"--subject", "user:nobody@example.com", "--permission", "chat.view"}, 3, "unknown_subject"},
 		{[]string{"--subject", "user:sara@acme.example", "--tool", "analyze_loan", "--tenant", "globex"}, 3, "tenant_not_visible"},
 		{[]string{"--subject", "user:carl@acme.example", "--tool", "generate_report", "--tenant", "acme-berlin", "--context", `{"report_kind":"weekly"}`}, 3, "condition_failed"},
-		{[]string{"--subject", "agent:support-bot", "--on-behalf-of", "user:olga@acme.example", "--tool", "process_refund", "--tenant", "acme-berlin"}, 0, "granted"},
+		{[]string{"--subject", "agent:support-bot", "--on-behalf-of", "user:olga@acme.example", "--tool", "lookup_order", "--tenant", "acme-berlin"}, 0, "granted"},
+		// Agent actions are decided with their policy, limits and
+		// confirmation, read-only, as every surface decides them.
+		{[]string{"--subject", "agent:support-bot", "--on-behalf-of", "user:olga@acme.example", "--tool", "process_refund", "--tenant", "acme-berlin", "--args", `{"amount":"20.00","currency":"EUR"}`}, 3, "confirmation_required"},
+		{[]string{"--subject", "agent:support-bot", "--on-behalf-of", "user:olga@acme.example", "--tool", "process_refund", "--tenant", "acme-berlin", "--args", `{"amount":"5000.00","currency":"EUR"}`}, 3, "limit_exceeded"},
+		{[]string{"--subject", "agent:support-bot", "--on-behalf-of", "user:olga@acme.example", "--tool", "process_refund", "--tenant", "acme-berlin"}, 3, "invalid_request"},
+		{[]string{"--subject", "agent:support-bot", "--on-behalf-of", "user:olga@acme.example", "--tool", "update_address", "--tenant", "acme-berlin"}, 3, "action_disabled"},
+		{[]string{"--subject", "agent:support-bot", "--on-behalf-of", "user:olga@acme.example", "--tool", "cancel_order", "--tenant", "acme-milan"}, 0, "granted"},
 	}
 	for _, tt := range tests {
 		args := append([]string{"check", "--json"}, tt.args...)
