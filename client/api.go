@@ -23,6 +23,10 @@ type CheckRequest struct {
 	Context           map[string]any
 	SubjectProperties map[string]any
 	ActionProperties  map[string]any
+	// Args are a tool's arguments: for a tool that performs an agent
+	// action, its amount, percentage and currency are read from them and
+	// checked against the tenant's limits. Send amounts as decimal strings.
+	Args map[string]any
 }
 
 // checkJSON is a CheckRequest on the wire: subjects as "user:EMAIL".
@@ -36,18 +40,22 @@ type checkJSON struct {
 	Resource          gatehouse.Resource `json:"resource,omitzero"`
 	SubjectProperties map[string]any     `json:"subject_properties,omitempty"`
 	ActionProperties  map[string]any     `json:"action_properties,omitempty"`
+	Args              map[string]any     `json:"args,omitempty"`
 }
 
 func (r *CheckRequest) wire() checkJSON {
 	return checkJSON{Subject: r.Subject.String(), OnBehalfOf: r.OnBehalfOf.String(), Permission: r.Permission,
 		Tool: r.Tool, Tenant: r.Tenant, Context: r.Context, Resource: r.Resource,
-		SubjectProperties: r.SubjectProperties, ActionProperties: r.ActionProperties}
+		SubjectProperties: r.SubjectProperties, ActionProperties: r.ActionProperties, Args: r.Args}
 }
 
 // Check decides req (POST /api/v1/check). A deny is an Answer with Allowed
 // false and its reason, not an error. Errors: unauthorized without a valid
-// token; forbidden when asking about another subject without admin rights;
-// invalid for a malformed request (both or neither of Permission and Tool).
+// token; ask_forbidden when asking about another subject without a PEP
+// credential or admin rights; invalid for a malformed request (both or
+// neither of Permission and Tool). A tool that performs an agent action is
+// decided with its policy, limits (from Args) and confirmation, read-only:
+// one that needs a confirmation is denied with confirmation_required.
 func (c *Client) Check(ctx context.Context, req CheckRequest) (gatehouse.Answer, error) {
 	var a gatehouse.Answer
 	err := c.call(ctx, request{method: http.MethodPost, path: "/api/v1/check", body: req.wire()}, &a)

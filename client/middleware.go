@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -24,6 +25,7 @@ type guard struct {
 	tool       string
 	subject    func(*http.Request) (gatehouse.SubjectRef, error)
 	tenant     func(*http.Request) string
+	args       func(*http.Request) (map[string]any, error)
 	onError    func(http.ResponseWriter, *http.Request, error)
 	timeout    time.Duration
 	cache      *decisionCache
@@ -47,6 +49,16 @@ func WithSubject(f func(*http.Request) (gatehouse.SubjectRef, error)) GuardOptio
 // the host…); without it, or when f returns "", the check is tenant-less.
 func WithTenant(f func(*http.Request) string) GuardOption {
 	return func(g *guard) { g.tenant = f }
+}
+
+// WithArgs supplies the tool's arguments of a request (its amount,
+// percentage, currency…), for a tool that performs an agent action with
+// limits: Gatehouse then denies a call over the limit (limit_exceeded), a
+// disabled action (action_disabled) and one that needs a human's
+// confirmation (confirmation_required). Answers with arguments are never
+// cached. An error from f is a failed check (see WithErrorHandler).
+func WithArgs(f func(*http.Request) (map[string]any, error)) GuardOption {
+	return func(g *guard) { g.args = f }
 }
 
 // WithErrorHandler answers requests whose check failed: Gatehouse did not
@@ -152,6 +164,13 @@ func (g *guard) decide(r *http.Request) (gatehouse.Answer, error) {
 	if g.tenant != nil {
 		req.Tenant = g.tenant(r)
 	}
+	if g.args != nil {
+		args, err := g.args(r)
+		if err != nil {
+			return gatehouse.Answer{}, fmt.Errorf("tool arguments: %w", err)
+		}
+		req.Args = args
+	}
 	lang := r.Header.Get("Accept-Language")
 	var opts []Option
 	if lang != "" {
@@ -175,7 +194,8 @@ func (g *guard) decide(r *http.Request) (gatehouse.Answer, error) {
 	}
 	c := g.c.With(opts...)
 	key := cacheKey{who: who, tenant: req.Tenant, lang: lang}
-	if who != "" {
+	cacheable := who != "" && req.Args == nil
+	if cacheable {
 		if a, ok := g.cache.get(key); ok {
 			return a, nil
 		}
@@ -186,7 +206,7 @@ func (g *guard) decide(r *http.Request) (gatehouse.Answer, error) {
 	if err != nil {
 		return gatehouse.Answer{}, err
 	}
-	if who != "" {
+	if cacheable {
 		g.cache.put(key, a)
 	}
 	return a, nil
@@ -212,12 +232,14 @@ type guardDetail struct {
 	Message string           `json:"message"`
 	Plan    string           `json:"plan,omitempty"`
 	Feature string           `json:"feature,omitempty"`
+	// Limit names the limit an agent action exceeded, with its figures.
+	Limit *gatehouse.LimitExceeded `json:"limit,omitempty"`
 }
 
 // writeDeny answers a denied request 403 (seed 001's guard).
 func writeDeny(w http.ResponseWriter, a *gatehouse.Answer) {
 	writeJSON(w, http.StatusForbidden, guardBody{Error: guardDetail{
-		Code: CodeForbidden, Reason: a.Reason, Message: a.Message, Plan: a.Plan, Feature: a.Feature}})
+		Code: CodeForbidden, Reason: a.Reason, Message: a.Message, Plan: a.Plan, Feature: a.Feature, Limit: a.Limit}})
 }
 
 // writeError is the default error handler: 401 for a caller Gatehouse

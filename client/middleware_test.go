@@ -360,3 +360,59 @@ func TestDecisionCacheConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// RequireTool on a tool that performs an agent action gives the guard's
+// answer: the request's arguments are checked against the tenant's
+// limits, a disabled action and one that needs a confirmation are refused.
+func TestRequireToolAgentAction(t *testing.T) {
+	srv := newGatehouse(t, nil)
+	c := newClient(t, srv, "")
+	args := func(r *http.Request) (map[string]any, error) {
+		q := r.URL.Query()
+		if q.Get("amount") == "" {
+			return nil, nil
+		}
+		return map[string]any{"amount": q.Get("amount"), "currency": q.Get("currency")}, nil
+	}
+	refund := newGuarded(t, client.RequireTool(c, "process_refund", client.WithTenant(pathTenant), client.WithArgs(args)))
+	cancel := newGuarded(t, client.RequireTool(c, "cancel_order", client.WithTenant(pathTenant)))
+	bot := bearer(srv.Token("agent:support-bot"))
+	get := func(g *guarded, tenant, query string) (int, guardBody) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, g.url+"/tenants/"+tenant+"/report?"+query, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", bot["Authorization"])
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var body guardBody
+		if res.StatusCode != http.StatusOK {
+			if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return res.StatusCode, body
+	}
+	tests := []struct {
+		name          string
+		g             *guarded
+		tenant, query string
+		status        int
+		reason        gatehouse.Reason
+	}{
+		{"5,000 EUR refund", refund, "acme-berlin", "amount=5000.00&currency=EUR", http.StatusForbidden, gatehouse.ReasonLimitExceeded},
+		{"20 EUR refund needs a confirmation", refund, "acme-berlin", "amount=20.00&currency=EUR", http.StatusForbidden, gatehouse.ReasonConfirmationRequired},
+		{"refund without its amount", refund, "acme-berlin", "", http.StatusForbidden, gatehouse.ReasonInvalidRequest},
+		{"cancel without confirmation", cancel, "acme-milan", "", http.StatusOK, ""},
+		{"cancel that needs a confirmation", cancel, "acme-berlin", "", http.StatusForbidden, gatehouse.ReasonConfirmationRequired},
+	}
+	for _, tc := range tests {
+		if status, body := get(tc.g, tc.tenant, tc.query); status != tc.status || body.Error.Reason != tc.reason {
+			t.Errorf("%s: %d %+v, want %d %s", tc.name, status, body.Error, tc.status, tc.reason)
+		}
+	}
+}
