@@ -225,18 +225,13 @@ func (s *Server) getObject(kind gatehouse.Kind) http.HandlerFunc {
 
 func (s *Server) putObject(kind gatehouse.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		scope, body, ok := s.adminRequest(w, r, true)
+		_, body, ok := s.adminRequest(w, r, true)
 		if !ok {
 			return
 		}
-		id := objectKey(r, kind)
-		if !scope.Global {
-			if err := s.checkTenantPut(r, scope, kind, id, body); err != nil {
-				s.writeError(w, r, err)
-				return
-			}
-		}
-		res, created, err := s.svc.PutObject(r.Context(), s.actor(r), kind, id, body)
+		// The service authorizes a tenant admin's change inside the update
+		// that commits it (service/authorize.go).
+		res, created, err := s.svc.PutObject(r.Context(), s.actor(r), kind, objectKey(r, kind), body)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -249,88 +244,18 @@ func (s *Server) putObject(kind gatehouse.Kind) http.HandlerFunc {
 	}
 }
 
-// checkTenantPut lets a tenant admin create or change a tenant inside its
-// tenants only: the tenant and its parent must be covered, except that a
-// tenant at the top of the admin's reach keeps its parent; its plan is
-// billing's, not the admin's.
-func (s *Server) checkTenantPut(r *http.Request, scope service.AdminScope, kind gatehouse.Kind, id string, body []byte) error {
-	if kind != gatehouse.KindTenant {
-		return forbidden("a tenant admin changes only tenants and bindings")
-	}
-	var in gatehouse.Tenant
-	if err := decodeStrict(body, &in); err != nil {
-		return err
-	}
-	old, err := s.svc.Object(r.Context(), kind, id)
-	exists := err == nil
-	if err != nil && !errors.Is(err, gatehouse.ErrNotFound) {
-		return err
-	}
-	var before gatehouse.Tenant
-	if exists {
-		if err := decodeStrict(old.Body, &before); err != nil {
-			return err
-		}
-		if !scope.Covers(id) {
-			return forbidden("tenant %q is outside the caller's tenants", id)
-		}
-		if in.Plan != before.Plan {
-			return forbidden("a tenant admin cannot change the plan of %q", id)
-		}
-		if in.Parent != before.Parent && !(scope.Covers(in.Parent) && scope.Covers(before.Parent)) {
-			return forbidden("a tenant admin cannot move %q out of its tenants", id)
-		}
-		return nil
-	}
-	if !scope.Covers(in.Parent) {
-		return forbidden("new tenant %q must have a parent among the caller's tenants", id)
-	}
-	if in.Plan != "" {
-		return forbidden("a tenant admin cannot set the plan of %q", id)
-	}
-	return nil
-}
-
 func (s *Server) deleteObject(kind gatehouse.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		scope, _, ok := s.adminRequest(w, r, false)
-		if !ok {
+		if _, _, ok := s.adminRequest(w, r, false); !ok {
 			return
 		}
-		id := objectKey(r, kind)
-		if !scope.Global {
-			if err := s.checkTenantDelete(r, scope, kind, id); err != nil {
-				s.writeError(w, r, err)
-				return
-			}
-		}
-		res, err := s.svc.DeleteObject(r.Context(), s.actor(r), kind, id)
+		res, err := s.svc.DeleteObject(r.Context(), s.actor(r), kind, objectKey(r, kind))
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		s.writeResult(w, r, http.StatusOK, res, false)
 	}
-}
-
-// checkTenantDelete lets a tenant admin delete a tenant below the top of
-// its reach.
-func (s *Server) checkTenantDelete(r *http.Request, scope service.AdminScope, kind gatehouse.Kind, id string) error {
-	if kind != gatehouse.KindTenant || !scope.Covers(id) {
-		return forbidden("%s %q is outside the caller's tenants", kind, id)
-	}
-	o, err := s.svc.Object(r.Context(), kind, id)
-	if err != nil {
-		return err
-	}
-	var t gatehouse.Tenant
-	if err := decodeStrict(o.Body, &t); err != nil {
-		return err
-	}
-	if !scope.Covers(t.Parent) {
-		return forbidden("a tenant admin cannot delete %q, the top of its tenants", id)
-	}
-	return nil
 }
 
 // pathSubject is the user or agent of a /users/{id} or /agents/{id} path.
@@ -345,7 +270,7 @@ func pathSubject(r *http.Request, section string) gatehouse.SubjectRef {
 // admin may bind only within its tenants.
 func (s *Server) bind(section string, role bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		scope, body, ok := s.adminRequest(w, r, true)
+		_, body, ok := s.adminRequest(w, r, true)
 		if !ok {
 			return
 		}
@@ -355,20 +280,12 @@ func (s *Server) bind(section string, role bool) http.HandlerFunc {
 		if role {
 			var a gatehouse.Assignment
 			if err = decodeStrict(body, &a); err == nil {
-				if !scope.Covers(a.Tenant) {
-					err = forbidden("binding in tenant %q is outside the caller's tenants", a.Tenant)
-				} else {
-					res, err = s.svc.Bind(r.Context(), s.actor(r), subject, a)
-				}
+				res, err = s.svc.Bind(r.Context(), s.actor(r), subject, a)
 			}
 		} else {
 			var g gatehouse.Grant
 			if err = decodeStrict(body, &g); err == nil {
-				if !scope.Covers(g.Tenant) {
-					err = forbidden("grant in tenant %q is outside the caller's tenants", g.Tenant)
-				} else {
-					res, err = s.svc.AddGrant(r.Context(), s.actor(r), subject, g)
-				}
+				res, err = s.svc.AddGrant(r.Context(), s.actor(r), subject, g)
 			}
 		}
 		if err != nil {
@@ -383,15 +300,10 @@ func (s *Server) bind(section string, role bool) http.HandlerFunc {
 // {name} in ?tenant=.
 func (s *Server) unbind(section string, role bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		scope, _, ok := s.adminRequest(w, r, false)
-		if !ok {
+		if _, _, ok := s.adminRequest(w, r, false); !ok {
 			return
 		}
 		tenant := r.URL.Query().Get("tenant")
-		if !scope.Covers(tenant) {
-			s.writeError(w, r, forbidden("tenant %q is outside the caller's tenants", tenant))
-			return
-		}
 		subject, name := pathSubject(r, section), r.PathValue("name")
 		var res service.Result
 		var err error

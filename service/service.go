@@ -274,15 +274,20 @@ func (s *Service) plan(ctx context.Context, fn func(p *gatehouse.Policy) error) 
 		return planned{}, err
 	}
 	policy.Normalize(after)
+	changes, err := policy.Diff(before, after)
+	if err != nil {
+		return planned{}, err
+	}
+	// Who may make the change is decided first: a caller gets no
+	// validation problems about what it may not change.
+	if err := s.authorizeChanges(ctx, before, base, changes); err != nil {
+		return planned{}, err
+	}
 	if problems := policy.Validate(after); len(problems) > 0 {
 		return planned{}, &policy.Error{Problems: problems}
 	}
 	if len(before.Superusers()) > 0 && len(after.Superusers()) == 0 {
 		return planned{}, fmt.Errorf("%w: promote another user first", gatehouse.ErrLastSuperuser)
-	}
-	changes, err := policy.Diff(before, after)
-	if err != nil {
-		return planned{}, err
 	}
 	// Compiled even when nothing changes, so a dry run reports what a
 	// commit would refuse.
