@@ -207,6 +207,8 @@ func TestDemo(t *testing.T) {
 		"200 false permission_missing ",
 		"200 [true granted, false plan_required, false tenant_not_visible]",
 		"200 false permission_missing user:carl@acme.example",
+		"200 false limit_exceeded ",
+		"200 false confirmation_required ",
 		"200 results=acme,acme-berlin,acme-milan",
 		"200 results=access_ai_chat,chat.view,chat.write,customer_insights,fetch_account,fetch_conversation,fetch_customer,use_ai_analysis,use_ai_customer_insights",
 		"200 canUseLoanTool=true canUseReports=false",
@@ -238,8 +240,8 @@ func TestDemo(t *testing.T) {
 			t.Errorf("command %d = %q, want %q\n%s\n%s", i+1, got, want[i], line, body)
 		}
 	}
-	// Command 8 asks in German.
-	_, _, body := do(curls[7])
+	// Command 10 asks in German.
+	_, _, body := do(curls[9])
 	var a demoAnswer
 	if err := json.Unmarshal(body, &a); err != nil {
 		t.Fatal(err)
@@ -249,7 +251,7 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	if de := cat.Reason("de", gatehouse.Decision{Reason: gatehouse.ReasonPlanRequired, Plan: "pro"}, locale.Args{Permission: "detect_fraud"}); a.Message != de {
-		t.Errorf("command 8 message %q, want the German %q", a.Message, de)
+		t.Errorf("command 10 message %q, want the German %q", a.Message, de)
 	}
 
 	// The change the demo suggests flips command 2 once the server reloads.
