@@ -208,14 +208,20 @@ func (g *Guard) decide(ctx context.Context, req *Request, key string, reserve bo
 	if done {
 		return res
 	}
-	args, err := json.Marshal(req.Args)
-	if err != nil {
-		return res.invalid("the arguments cannot be encoded as JSON: %v", err)
+	// Only a stored record needs its arguments as JSON and the request's
+	// fingerprint.
+	var args []byte
+	var fp string
+	if reserve {
+		var err error
+		if args, err = json.Marshal(req.Args); err != nil {
+			return res.invalid("the arguments cannot be encoded as JSON: %v", err)
+		}
+		if req.Args == nil {
+			args = nil
+		}
+		fp = fingerprint(ta.Tool, strings.TrimSpace(req.Tenant), req.OnBehalfOf.String(), args)
 	}
-	if req.Args == nil {
-		args = nil
-	}
-	fp := fingerprint(ta.Tool, strings.TrimSpace(req.Tenant), req.OnBehalfOf.String(), args)
 	if len(key) > maxKey {
 		return res.invalid("the idempotency key is longer than %d bytes", maxKey)
 	}

@@ -23,9 +23,9 @@ func BenchmarkEvaluation(b *testing.B) {
 	cfg := testConfig(b)
 	cfg.AuthZENAuth, cfg.AuthZENTokens = gatehttp.AuthToken, []string{"bench-token-0123456789"}
 	cfg.Logger = slog.New(slog.NewTextHandler(discard{}, nil))
-	decisions := svc.DecisionLog(service.DefaultDecisionLogConfig())
-	b.Cleanup(func() { decisions.Close(b.Context()) })
 	if os.Getenv("BENCH_NO_DECISION_LOG") == "" {
+		decisions := svc.DecisionLog(service.DefaultDecisionLogConfig())
+		b.Cleanup(func() { decisions.Close(b.Context()) })
 		cfg.Decisions = decisions
 	}
 	if err := cfg.Validate(); err != nil {
