@@ -248,12 +248,15 @@ func (d *decider) decide(q *gatehouse.Question, m mode, key string) gatehouse.An
 			return d.action(q, m, key)
 		}
 		if q.Explain {
-			return gatehouse.NewAnswer(&q.Request, q.Tool, snap.ExplainTool(&q.Request, q.Tool), "")
+			// A copy: explaining keeps the request, the hot path must not.
+			r := q.Request
+			return gatehouse.NewAnswer(&q.Request, q.Tool, snap.ExplainTool(&r, q.Tool), "")
 		}
 		return gatehouse.NewAnswer(&q.Request, q.Tool, gatehouse.Explanation{Decision: snap.CheckTool(&q.Request, q.Tool)}, "")
 	}
 	if q.Explain {
-		return gatehouse.NewAnswer(&q.Request, "", snap.Explain(&q.Request), "")
+		r := q.Request
+		return gatehouse.NewAnswer(&q.Request, "", snap.Explain(&r), "")
 	}
 	return gatehouse.NewAnswer(&q.Request, "", gatehouse.Explanation{Decision: snap.Check(&q.Request)}, "")
 }
@@ -318,7 +321,8 @@ func (d *decider) action(q *gatehouse.Question, m mode, key string) gatehouse.An
 		a.Allowed, a.Reason, a.Status, a.ExpiresAt = false, gatehouse.ReasonConfirmationRequired, "", time.Time{}
 	}
 	if q.Explain {
-		a.Steps = append(d.snap.ExplainTool(&q.Request, q.Tool).Steps, actionSteps(&a)...)
+		r := q.Request
+		a.Steps = append(d.snap.ExplainTool(&r, q.Tool).Steps, actionSteps(&a)...)
 	}
 	return a
 }
@@ -368,7 +372,7 @@ func actionSteps(a *gatehouse.Answer) []gatehouse.ExplainStep {
 // the message of steps 1–5's decision.
 func (s *Service) message(lang string, q *gatehouse.Question, a *gatehouse.Answer) string {
 	c := s.cfg.Catalog
-	args := locale.Args{Subject: q.Subject.String(), Permission: q.Permission, Tenant: q.Tenant,
+	args := locale.Args{Subject: a.Subject, Permission: q.Permission, Tenant: q.Tenant,
 		Resource: q.Resource.ID, ResourceType: q.Resource.Type, Action: a.Action}
 	if q.Tool != "" {
 		args.Permission = q.Tool
@@ -432,7 +436,7 @@ func (s *Service) logDecision(caller gatehouse.Caller, q *gatehouse.Question, a 
 	}
 	// Action is what was asked: the AuthZEN action name, else the
 	// permission; Tool the tool that decided.
-	rec := decisionRecord{Endpoint: q.Surface, Subject: q.Subject.String(), OnBehalfOf: q.OnBehalfOf.String(),
+	rec := decisionRecord{Endpoint: q.Surface, Subject: a.Subject, OnBehalfOf: a.OnBehalfOf,
 		Action: q.Name, Tool: q.Tool, Tenant: q.Tenant, Allowed: a.Allowed, Reason: a.Reason,
 		ActionID: a.ActionID, Version: a.Version, RequestID: q.RequestID, LatencyUS: took.Microseconds()}
 	if rec.Action == "" {
