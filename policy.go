@@ -185,6 +185,12 @@ type Tool struct {
 	Amount     string `json:"amount,omitempty"`
 	Percentage string `json:"percentage,omitempty"`
 	Currency   string `json:"currency,omitempty"`
+	// Upstream, when set, names the MCP upstream (declared in the
+	// gateway's configuration, never in the policy) whose tool UpstreamTool
+	// (default: Name) this tool is: the MCP gateway shows it as Name to
+	// whoever may call it and forwards allowed calls.
+	Upstream     string `json:"upstream,omitempty"`
+	UpstreamTool string `json:"upstream_tool,omitempty"`
 }
 
 // ActionType is a side-effecting operation an agent may perform on a

@@ -55,6 +55,10 @@ type ToolAction struct {
 	Amount     string
 	Percentage string
 	Currency   string
+	// Title and Description describe the tool; Upstream and UpstreamTool
+	// name the MCP upstream tool it is, if any (see gatehouse.Tool).
+	Title, Description     string
+	Upstream, UpstreamTool string
 }
 
 // actions compiles action types, tool argument mappings and each tenant's
@@ -91,7 +95,11 @@ func (c *compiler) actions() error {
 	}
 	for i, ti := range s.tools {
 		t := byName[ti.name]
-		at.tools[i] = ToolAction{Tool: t.Name, Action: t.Action, Amount: t.Amount, Percentage: t.Percentage, Currency: t.Currency}
+		at.tools[i] = ToolAction{Tool: t.Name, Action: t.Action, Amount: t.Amount, Percentage: t.Percentage, Currency: t.Currency,
+			Title: t.Title, Description: t.Description, Upstream: t.Upstream, UpstreamTool: t.UpstreamTool}
+		if t.Upstream != "" && t.UpstreamTool == "" {
+			at.tools[i].UpstreamTool = t.Name
+		}
 	}
 
 	n, na := len(s.tenants), len(at.types)
@@ -233,6 +241,14 @@ func (s *Snapshot) ToolAction(tool string) (ToolAction, bool) {
 		return ToolAction{}, false
 	}
 	return s.actions.tools[i], true
+}
+
+// Tools returns every tool, sorted by name.
+func (s *Snapshot) Tools() []ToolAction {
+	if s == nil {
+		return nil
+	}
+	return slices.Clone(s.actions.tools)
 }
 
 // ActionTool returns the tool that performs the agent action type action:

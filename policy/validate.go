@@ -86,6 +86,7 @@ func Normalize(p *gatehouse.Policy) {
 	for i := range p.Tools {
 		x := &p.Tools[i]
 		x.Amount, x.Percentage, x.Currency = strings.TrimSpace(x.Amount), strings.TrimSpace(x.Percentage), strings.TrimSpace(x.Currency)
+		x.Upstream, x.UpstreamTool = strings.TrimSpace(x.Upstream), strings.TrimSpace(x.UpstreamTool)
 	}
 	for i := range p.Tenants {
 		normalizeActions(&p.Tenants[i])
@@ -250,6 +251,14 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions
 			case !validArgPath(arg.val):
 				v.addf(path+"."+arg.key, "%q is not an argument path such as args.refund.amount", arg.val)
 			}
+		}
+		switch {
+		case x.Upstream != "":
+			if msg := badName("upstream", x.Upstream); msg != "" {
+				v.addf(path+".upstream", "%s", msg)
+			}
+		case x.UpstreamTool != "":
+			v.addf(path+".upstream_tool", "upstream_tool names a tool of an MCP upstream; the tool names no upstream")
 		}
 	}
 	for i, x := range p.Actions {

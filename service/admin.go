@@ -356,3 +356,52 @@ func hit(snap *engine.Snapshot, q *gatehouse.Question, target SearchTarget, id s
 
 // Now is the service's clock reading, as action records store it.
 func (s *Service) Now() time.Time { return s.guard.Now() }
+
+// ToolInfo describes a tool of the policy for a surface that shows tools
+// (the MCP gateway): its name, title, description, the agent action it
+// performs and the MCP upstream tool it is.
+type ToolInfo struct {
+	Name, Title, Description string
+	Action                   string
+	Upstream, UpstreamTool   string
+}
+
+// Tools returns every tool of the current policy, sorted by name, and the
+// policy version.
+func (s *Service) Tools() (int64, []ToolInfo) {
+	snap := s.Snapshot()
+	tools := snap.Tools()
+	out := make([]ToolInfo, len(tools))
+	for i, t := range tools {
+		out[i] = ToolInfo{Name: t.Tool, Title: t.Title, Description: t.Description, Action: t.Action,
+			Upstream: t.Upstream, UpstreamTool: t.UpstreamTool}
+	}
+	return snap.Version(), out
+}
+
+// CallableTools returns, of names, the tools subject may call in tenant
+// at all: steps 1–6 of the decision order (its permissions and plan, and
+// for an agent action its tenant's policy enables it). Limits and
+// confirmation are decided per call. The error is ErrAskForbidden when
+// caller may not ask about subject.
+func (s *Service) CallableTools(ctx context.Context, caller gatehouse.Caller, subject, onBehalfOf gatehouse.SubjectRef, tenant string, names []string) ([]string, error) {
+	d := s.decider(ctx)
+	if err := d.mayAskAbout(caller, subject, onBehalfOf); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, name := range names {
+		req := gatehouse.Request{Subject: subject, OnBehalfOf: onBehalfOf, Tenant: tenant}
+		if !d.snap.CheckTool(&req, name).Allowed {
+			continue
+		}
+		if ta, ok := d.snap.ToolAction(name); ok && ta.Action != "" {
+			pol, err := d.snap.ActionPolicy(tenant, ta.Action)
+			if err != nil || !pol.Enabled {
+				continue
+			}
+		}
+		out = append(out, name)
+	}
+	return out, nil
+}

@@ -462,3 +462,40 @@ func (s *Service) logDecision(caller gatehouse.Caller, q *gatehouse.Question, a 
 	}
 	l.Log(gatehouse.AuditEvent{Actor: actor, Action: "decision", Target: rec.Subject, Detail: detail})
 }
+
+// ToolCall is what a gateway did with an allowed tool call: forwarded to
+// which upstream, with which outcome, how fast.
+type ToolCall struct {
+	Surface  string `json:"surface"`
+	Tool     string `json:"tool"`
+	Upstream string `json:"upstream,omitempty"`
+	Tenant   string `json:"tenant,omitempty"`
+	ActionID string `json:"action_id,omitempty"`
+	// Status is ok, error (the upstream answered isError) or failed (it
+	// did not answer).
+	Status    string `json:"status"`
+	LatencyUS int64  `json:"latency_us"`
+}
+
+// RecordToolCall records c in the audit trail as a "tool.call" event by
+// caller, through the decision log when one is attached (never blocking),
+// else directly.
+func (s *Service) RecordToolCall(ctx context.Context, caller gatehouse.Caller, c ToolCall) {
+	detail, err := json.Marshal(c)
+	if err != nil {
+		s.cfg.Logger.Error("record tool call: encode", "err", err)
+		return
+	}
+	actor := caller.Subject.String()
+	if actor == "" {
+		actor = "pep:" + string(caller.Credential)
+	}
+	e := gatehouse.AuditEvent{Time: s.cfg.Clock.Now(), Actor: actor, Action: "tool.call", Target: "tool/" + c.Tool, Detail: detail}
+	if l := s.decisions.Load(); l != nil {
+		l.Log(e)
+		return
+	}
+	if err := s.store.AppendAudit(ctx, []gatehouse.AuditEvent{e}); err != nil {
+		s.cfg.Logger.Warn("record tool call", "tool", c.Tool, "err", err)
+	}
+}

@@ -1,0 +1,377 @@
+// Package mcpgw is the MCP gateway: it sits between MCP clients (IDEs,
+// agent frameworks, the chat) and upstream MCP servers and applies
+// Gatehouse's policy to every tool list and every tool call, through the
+// service's one door. A caller sees only the tools it may call in its
+// tenant; a call is decided at call time with its arguments (agent actions
+// reserve their limits and may need a human's confirmation, asked through
+// MCP elicitation); a denial is a tool result with isError and the reason,
+// and the upstream is not called. The gateway calls upstreams with its own
+// credentials, never the client's token. It is the only package that
+// imports the MCP SDK.
+package mcpgw
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/locale"
+	"github.com/gatehouse/gatehouse/service"
+)
+
+// Options configures a Gateway beyond its Config.
+type Options struct {
+	Logger  *slog.Logger
+	Catalog *locale.Catalog
+	// Transport, when set, connects to the upstreams it returns a transport
+	// for instead of their URL or command.
+	Transport Transport
+	// Poll is how often the gateway looks for a new policy version when
+	// nothing tells it sooner (default 250 ms).
+	Poll time.Duration
+}
+
+// Gateway serves MCP clients in front of the configured upstreams.
+type Gateway struct {
+	svc       *service.Service
+	cfg       Config
+	opts      Options
+	upstreams map[string]*upstream
+	names     []string // upstream names in configuration order
+
+	stateful, stateless *mcp.StreamableHTTPHandler
+
+	// refreshing serializes Refresh.
+	refreshing sync.Mutex
+	mu         sync.Mutex
+	// live are the servers of stateful sessions, refreshed when the policy
+	// or an upstream's tools change so that their clients get
+	// notifications/tools/list_changed.
+	live map[*mcp.Server]*view
+}
+
+// view is what one MCP session shows: the caller, its tenant and the names
+// of the tools it lists now.
+type view struct {
+	id    identity
+	tools []string
+}
+
+// identity is who a session or request is for.
+type identity struct {
+	caller gatehouse.Caller
+	tenant string
+	lang   string
+}
+
+// New returns a gateway for cfg deciding through svc. Upstreams are
+// connected on first use.
+func New(svc *service.Service, cfg Config, opts Options) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Catalog == nil {
+		c, err := locale.New()
+		if err != nil {
+			return nil, err
+		}
+		opts.Catalog = c
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 250 * time.Millisecond
+	}
+	g := &Gateway{svc: svc, cfg: cfg, opts: opts, upstreams: map[string]*upstream{}, live: map[*mcp.Server]*view{}}
+	for _, u := range cfg.Upstreams {
+		g.upstreams[u.Name] = newUpstream(u, opts.Logger, opts.Transport, g.refreshSoon)
+		g.names = append(g.names, u.Name)
+	}
+	g.stateful = mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server { return g.serverFor(r, true) },
+		&mcp.StreamableHTTPOptions{Logger: opts.Logger, SessionTimeout: 30 * time.Minute})
+	g.stateless = mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server { return g.serverFor(r, false) },
+		&mcp.StreamableHTTPOptions{Logger: opts.Logger, Stateless: true})
+	return g, nil
+}
+
+// protocolStateless is the first protocol version served statelessly
+// (SEP-2575): its requests go to the stateless handler, older ones to the
+// stateful one, which keeps sessions for elicitation and list_changed.
+const protocolStateless = "2026-07-28"
+
+// Handler serves the Streamable HTTP endpoint. The request's context must
+// carry the authenticated caller (gatehouse.NewContext); the tenant is the
+// X-Tenant-ID header, else ?tenant=, else the caller's token claim.
+func (g *Gateway) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := gatehouse.CallerFromContext(r.Context()); !ok {
+			http.Error(w, "unauthenticated", http.StatusUnauthorized)
+			return
+		}
+		if r.Header.Get("Mcp-Protocol-Version") >= protocolStateless {
+			g.stateless.ServeHTTP(w, r)
+			return
+		}
+		g.stateful.ServeHTTP(w, r)
+	})
+}
+
+// identityOf is the caller, tenant and language of r.
+func (g *Gateway) identityOf(r *http.Request) (identity, bool) {
+	caller, ok := gatehouse.CallerFromContext(r.Context())
+	if !ok || caller.Subject.IsZero() {
+		return identity{}, false
+	}
+	tenant := strings.TrimSpace(r.Header.Get("X-Tenant-ID"))
+	if tenant == "" {
+		tenant = strings.TrimSpace(r.URL.Query().Get("tenant"))
+	}
+	if tenant == "" {
+		tenant = caller.Tenant
+	}
+	return identity{caller: caller, tenant: tenant, lang: g.opts.Catalog.Match(r.Header.Get("Accept-Language"))}, true
+}
+
+// serverFor builds the MCP server of one session (stateful) or one request
+// (stateless): the tools its caller may call, nothing shared with another
+// caller.
+func (g *Gateway) serverFor(r *http.Request, stateful bool) *mcp.Server {
+	id, ok := g.identityOf(r)
+	if !ok {
+		return nil
+	}
+	srv := mcp.NewServer(&mcp.Implementation{Name: "gatehouse", Title: "Gatehouse MCP gateway", Version: "1"},
+		&mcp.ServerOptions{Logger: g.opts.Logger, HasTools: true})
+	names := g.install(r.Context(), srv, id, nil)
+	if stateful {
+		g.mu.Lock()
+		g.live[srv] = &view{id: id, tools: names}
+		g.mu.Unlock()
+	}
+	return srv
+}
+
+// install adds to srv the tools id may call that it does not list yet
+// (have), removes those it may no longer call, and returns what it lists
+// now.
+func (g *Gateway) install(ctx context.Context, srv *mcp.Server, id identity, have []string) []string {
+	tools, err := g.visible(ctx, id)
+	if err != nil {
+		g.opts.Logger.Warn("mcp gateway: tools for a session", "subject", id.caller.Subject.String(), "err", err)
+		tools = nil
+	}
+	var names, gone []string
+	for _, t := range tools {
+		names = append(names, t.name)
+		if !slices.Contains(have, t.name) {
+			def := *t.def
+			def.Name = t.name
+			if t.title != "" && def.Title == "" {
+				def.Title = t.title
+			}
+			srv.AddTool(&def, g.handler(id, t))
+		}
+	}
+	for _, n := range have {
+		if !slices.Contains(names, n) {
+			gone = append(gone, n)
+		}
+	}
+	if len(gone) > 0 {
+		srv.RemoveTools(gone...)
+	}
+	return names
+}
+
+// exposed is a tool the gateway shows: the upstream tool it is, and the
+// Gatehouse tool (or, for an unmapped one, the permission) that decides it.
+type exposed struct {
+	name         string
+	title        string
+	up           *upstream
+	upstreamTool string
+	tool         string
+	action       string
+	permission   string
+	def          *mcp.Tool
+}
+
+// catalog is every tool the gateway can show: policy tools bound to an
+// upstream tool that exists, then the unmapped tools of upstreams that
+// allow them, named upstream.tool where the plain name is taken. An
+// upstream that cannot be reached shows nothing and is logged.
+func (g *Gateway) catalog(ctx context.Context) []exposed {
+	_, tools := g.svc.Tools()
+	lists := map[string][]*mcp.Tool{}
+	for _, name := range g.names {
+		list, err := g.upstreams[name].listTools(ctx)
+		if err != nil {
+			g.opts.Logger.Warn("mcp gateway: upstream unavailable", "upstream", name, "err", err)
+			continue
+		}
+		lists[name] = list
+	}
+	var out []exposed
+	mapped := map[string]bool{}
+	taken := map[string]bool{}
+	for _, t := range tools {
+		up := g.upstreams[t.Upstream]
+		if up == nil {
+			continue
+		}
+		mapped[t.Upstream+"\x00"+t.UpstreamTool] = true
+		i := slices.IndexFunc(lists[t.Upstream], func(d *mcp.Tool) bool { return d.Name == t.UpstreamTool })
+		if i < 0 {
+			continue
+		}
+		out = append(out, exposed{name: t.Name, title: t.Title, up: up, upstreamTool: t.UpstreamTool, tool: t.Name,
+			action: t.Action, def: lists[t.Upstream][i]})
+		taken[t.Name] = true
+	}
+	for _, name := range g.names {
+		up := g.upstreams[name]
+		if up.cfg.Unmapped != "permission" {
+			continue
+		}
+		for _, d := range lists[name] {
+			if mapped[name+"\x00"+d.Name] {
+				continue
+			}
+			shown := d.Name
+			if taken[shown] {
+				shown = name + "." + d.Name
+			}
+			taken[shown] = true
+			out = append(out, exposed{name: shown, up: up, upstreamTool: d.Name, permission: up.cfg.UnmappedPermission, def: d})
+		}
+	}
+	return out
+}
+
+// visible is the catalog's tools id may call at all: decided by the
+// service, per caller, never from a cache shared between callers.
+func (g *Gateway) visible(ctx context.Context, id identity) ([]exposed, error) {
+	all := g.catalog(ctx)
+	var toolNames []string
+	for _, t := range all {
+		if t.tool != "" {
+			toolNames = append(toolNames, t.tool)
+		}
+	}
+	callable, err := g.svc.CallableTools(ctx, id.caller, id.caller.Subject, gatehouse.SubjectRef{}, id.tenant, toolNames)
+	if err != nil {
+		return nil, err
+	}
+	var out []exposed
+	for _, t := range all {
+		switch {
+		case t.tool != "" && slices.Contains(callable, t.tool):
+		case t.tool == "" && g.permitted(ctx, id, t.permission):
+		default:
+			continue
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// permitted reports whether id holds permission in its tenant.
+func (g *Gateway) permitted(ctx context.Context, id identity, permission string) bool {
+	a, err := g.svc.Evaluate(ctx, id.caller, gatehouse.Question{
+		Request: gatehouse.Request{Subject: id.caller.Subject, Tenant: id.tenant, Permission: permission}, Surface: "mcp.list"})
+	return err == nil && a.Allowed
+}
+
+// Run keeps the live sessions' tool lists current until ctx ends: when the
+// policy version moves (a change here or, followed, on another instance)
+// each session's list is decided again, and its client told if it changed.
+func (g *Gateway) Run(ctx context.Context) error {
+	ticker := time.NewTicker(g.opts.Poll)
+	defer ticker.Stop()
+	version := g.svc.Version()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ticker.C:
+			if v := g.svc.Version(); v != version {
+				version = v
+				g.Refresh(ctx)
+			}
+		}
+	}
+}
+
+// refreshSoon refreshes the sessions after an upstream said its tools
+// changed.
+func (g *Gateway) refreshSoon() {
+	go g.Refresh(context.Background())
+}
+
+// Refresh decides every live session's tool list again; a session whose
+// list changed gets notifications/tools/list_changed. Servers without a
+// session left are forgotten.
+func (g *Gateway) Refresh(ctx context.Context) {
+	g.refreshing.Lock()
+	defer g.refreshing.Unlock()
+	g.mu.Lock()
+	live := make(map[*mcp.Server]*view, len(g.live))
+	for srv, v := range g.live {
+		live[srv] = v
+	}
+	g.mu.Unlock()
+	for srv, v := range live {
+		open := false
+		for range srv.Sessions() {
+			open = true
+			break
+		}
+		if !open {
+			g.mu.Lock()
+			delete(g.live, srv)
+			g.mu.Unlock()
+			continue
+		}
+		names := g.install(ctx, srv, v.id, v.tools)
+		g.mu.Lock()
+		v.tools = names
+		g.mu.Unlock()
+	}
+}
+
+// Close ends the upstream sessions.
+func (g *Gateway) Close() error {
+	for _, u := range g.upstreams {
+		u.close()
+	}
+	return nil
+}
+
+// Sessions is how many stateful sessions the gateway keeps lists for.
+func (g *Gateway) Sessions() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.live)
+}
+
+// ToolNames lists the tools caller may call in tenant now, as tools/list
+// shows them (`gatehouse mcp tools`).
+func (g *Gateway) ToolNames(ctx context.Context, caller gatehouse.Caller, tenant string) ([]string, error) {
+	tools, err := g.visible(ctx, identity{caller: caller, tenant: tenant})
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(tools))
+	for i, t := range tools {
+		names[i] = t.name
+	}
+	return names, nil
+}

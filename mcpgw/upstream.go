@@ -1,0 +1,187 @@
+package mcpgw
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// upstream is one MCP server the gateway calls with its own identity,
+// connected on first use and again after the connection fails. Its tool
+// list is cached until the server says it changed.
+type upstream struct {
+	cfg       Upstream
+	logger    *slog.Logger
+	transport func() mcp.Transport
+	// onChange is called when the server says its tools changed.
+	onChange func()
+
+	mu      sync.Mutex
+	session *mcp.ClientSession
+	tools   []*mcp.Tool
+}
+
+// Transport, when set, connects to an upstream instead of its URL or
+// command (tests, and an upstream served in-process by the demo).
+type Transport func(name string) mcp.Transport
+
+func newUpstream(cfg Upstream, logger *slog.Logger, override Transport, onChange func()) *upstream {
+	u := &upstream{cfg: cfg, logger: logger, onChange: onChange}
+	switch {
+	case override != nil && override(cfg.Name) != nil:
+		u.transport = func() mcp.Transport { return override(cfg.Name) }
+	case cfg.URL != "":
+		client := &http.Client{Transport: headerTransport{headers: cfg.Headers, next: http.DefaultTransport}}
+		u.transport = func() mcp.Transport {
+			return &mcp.StreamableClientTransport{Endpoint: cfg.URL, HTTPClient: client, MaxRetries: 1}
+		}
+	default:
+		u.transport = func() mcp.Transport {
+			cmd := exec.Command(cfg.Command, cfg.Args...)
+			cmd.Env = os.Environ()
+			for k, v := range cfg.Env {
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+			cmd.Stderr = logWriter{logger: logger, upstream: cfg.Name}
+			return &mcp.CommandTransport{Command: cmd}
+		}
+	}
+	return u
+}
+
+// headerTransport adds the gateway's own headers for an upstream; the
+// client's token never reaches it.
+type headerTransport struct {
+	headers map[string]string
+	next    http.RoundTripper
+}
+
+func (t headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range t.headers {
+		r.Header.Set(k, v)
+	}
+	return t.next.RoundTrip(r)
+}
+
+// logWriter logs a stdio upstream's stderr.
+type logWriter struct {
+	logger   *slog.Logger
+	upstream string
+}
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.logger.Info("mcp upstream stderr", "upstream", w.upstream, "line", string(p))
+	return len(p), nil
+}
+
+// connected returns the live session, connecting if there is none.
+func (u *upstream) connected(ctx context.Context) (*mcp.ClientSession, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.session != nil {
+		return u.session, nil
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "gatehouse-mcp-gateway", Version: "1"}, &mcp.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
+			u.mu.Lock()
+			u.tools = nil
+			u.mu.Unlock()
+			if u.onChange != nil {
+				u.onChange()
+			}
+		},
+	})
+	cs, err := client.Connect(ctx, u.transport(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("connect to upstream %s: %w", u.cfg.Name, err)
+	}
+	u.session = cs
+	go func() {
+		// A session that ends is replaced on the next use.
+		_ = cs.Wait()
+		u.mu.Lock()
+		if u.session == cs {
+			u.session, u.tools = nil, nil
+		}
+		u.mu.Unlock()
+	}()
+	return cs, nil
+}
+
+// reset drops a session that failed, so that the next use reconnects.
+func (u *upstream) reset(cs *mcp.ClientSession) {
+	u.mu.Lock()
+	if u.session == cs {
+		u.session, u.tools = nil, nil
+	}
+	u.mu.Unlock()
+	cs.Close()
+}
+
+// listTools returns the upstream's tools, from the cache while the server
+// has not said they changed.
+func (u *upstream) listTools(ctx context.Context) ([]*mcp.Tool, error) {
+	cs, err := u.connected(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u.mu.Lock()
+	tools := u.tools
+	u.mu.Unlock()
+	if tools != nil {
+		return tools, nil
+	}
+	tools = []*mcp.Tool{}
+	for t, err := range cs.Tools(ctx, nil) {
+		if err != nil {
+			u.reset(cs)
+			return nil, fmt.Errorf("list the tools of upstream %s: %w", u.cfg.Name, err)
+		}
+		tools = append(tools, t)
+	}
+	u.mu.Lock()
+	if u.session == cs {
+		u.tools = tools
+	}
+	u.mu.Unlock()
+	return tools, nil
+}
+
+// call calls tool with args, bounded by timeout.
+func (u *upstream) call(ctx context.Context, tool string, args json.RawMessage, timeout time.Duration) (*mcp.CallToolResult, error) {
+	cs, err := u.connected(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	if err != nil {
+		if ctx.Err() == nil {
+			// Not our deadline: the connection may be gone.
+			u.reset(cs)
+		}
+		return nil, fmt.Errorf("call %s on upstream %s: %w", tool, u.cfg.Name, err)
+	}
+	return res, nil
+}
+
+// close ends the session, if any.
+func (u *upstream) close() {
+	u.mu.Lock()
+	cs := u.session
+	u.session, u.tools = nil, nil
+	u.mu.Unlock()
+	if cs != nil {
+		cs.Close()
+	}
+}
