@@ -16,10 +16,12 @@ const (
 	ScopeCheck = "check"
 	// ScopeAdmin: the administration endpoints.
 	ScopeAdmin = "admin"
+	// ScopeMCP: the MCP gateway (/mcp).
+	ScopeMCP = "mcp"
 )
 
 // Scopes lists every scope.
-var Scopes = []string{ScopeAuthZEN, ScopeCheck, ScopeAdmin}
+var Scopes = []string{ScopeAuthZEN, ScopeCheck, ScopeAdmin, ScopeMCP}
 
 // APIKey is a service credential. The secret is shown once, when the key is
 // issued; the store keeps only its SHA-256 (the secret is 256 random bits,

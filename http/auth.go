@@ -193,6 +193,8 @@ func (s *Server) authenticateAny(r *http.Request) (gatehouse.Caller, error) {
 // administration.
 func scopeFor(path string) string {
 	switch {
+	case path == mcpPath:
+		return gatehouse.ScopeMCP
 	case strings.Contains(path, "/access/v1/"):
 		return gatehouse.ScopeAuthZEN
 	case path == "/api/v1/check", path == "/api/v1/explain", strings.HasPrefix(path, "/api/v1/me/"),

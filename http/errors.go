@@ -142,7 +142,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	s.cfg.Logger.Log(r.Context(), level, "request failed",
 		"request_id", requestID(r.Context()), "code", e.Code, "status", status, "err", err)
-	if e.Code == CodeUnauthorized {
+	if e.Code == CodeUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 	}
 	detail := errorDetail{Code: e.Code, Message: s.text(language(r.Context()), msg, e.Data), Reason: e.Reason}

@@ -100,6 +100,11 @@ type Config struct {
 	// publishes; otherwise it is derived from each request's scheme and Host.
 	BaseURL string
 
+	// MCP, when set, is the MCP gateway's Streamable HTTP handler, served at
+	// /mcp to callers with a bearer JWT or an API key with the mcp scope,
+	// with the OAuth protected resource metadata (RFC 9728) it announces.
+	MCP http.Handler
+
 	Logger  *slog.Logger
 	Catalog *locale.Catalog
 	Clock   gatehouse.Clock
@@ -334,6 +339,7 @@ func (s *Server) routes() http.Handler {
 	s.actionRoutes(mux)
 	s.permissionRoutes(mux)
 	s.billingRoutes(mux)
+	s.mcpRoutes(mux)
 	s.route(mux, http.MethodGet, "/api/v1/openapi.json", http.HandlerFunc(s.handleOpenAPI),
 		apiDoc("openapi", "This OpenAPI document", nil, nil).public())
 	s.route(mux, http.MethodGet, "/healthz", http.HandlerFunc(s.handleHealth),

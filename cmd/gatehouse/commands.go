@@ -72,6 +72,7 @@ type options struct {
 
 	// billing: the webhook configuration, secrets and sweep interval
 	billingConfig  string
+	mcpConfig      string
 	billingSecrets []string
 	billingSweep   time.Duration
 }
@@ -213,11 +214,11 @@ var commands = []command{
 		},
 	},
 	{
-		name: "apikey create", usage: "NAME --subject agent:ID|user:EMAIL --scopes authzen,check,admin [--ttl 720h] [--json]", store: true, minArgs: 1, maxArgs: 1,
+		name: "apikey create", usage: "NAME --subject agent:ID|user:EMAIL --scopes authzen,check,admin,mcp [--ttl 720h] [--json]", store: true, minArgs: 1, maxArgs: 1,
 		summary: "issue an API key for a service; its token is printed once",
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.subject, "subject", "", "who the key acts as: agent:ID, user:EMAIL or an email")
-			fs.StringVar(&o.scopes, "scopes", "", "comma-separated: authzen, check, admin")
+			fs.StringVar(&o.scopes, "scopes", "", "comma-separated: authzen, check, admin, mcp")
 			fs.DurationVar(&o.ttl, "ttl", 0, "lifetime, e.g. 720h; 0: until revoked")
 			fs.BoolVar(&o.jsonOut, "json", false, "print the token and key as JSON")
 		},
@@ -287,10 +288,16 @@ var commands = []command{
 	},
 	{
 		name: "serve", store: true, maxArgs: 0,
-		usage:   "--jwt-secret SECRET [--addr HOST:PORT] [--authzen-auth jwt|none] [--base-url URL] [--jwt-issuer ISS] [--jwt-audience AUD] [--billing-config FILE --billing-secret SECRET]",
-		summary: "serve the AuthZEN 1.0 and /api/v1 HTTP API until interrupted",
+		usage:   "--jwt-secret SECRET [--addr HOST:PORT] [--authzen-auth jwt|none] [--base-url URL] [--jwt-issuer ISS] [--jwt-audience AUD] [--billing-config FILE --billing-secret SECRET] [--mcp-config FILE]",
+		summary: "serve the AuthZEN 1.0 and /api/v1 HTTP API (and with --mcp-config the MCP gateway at /mcp) until interrupted",
 		flags:   serveFlags,
 		run:     runServe,
+	},
+	{
+		name: "mcp tools", usage: "--subject user:EMAIL|agent:ID [--tenant ID] [--mcp-config FILE] [--json]", store: true, maxArgs: 0,
+		summary: "list the MCP gateway's tools a subject sees in a tenant (tools/list)",
+		flags:   mcpToolsFlags,
+		run:     runMCPTools,
 	},
 	{
 		name: "demo", usage: "[--dir DIR] [--addr HOST:PORT]", maxArgs: 0,

@@ -112,6 +112,12 @@ func runDemo(ctx context.Context, m *Main) error {
 			return err
 		}
 	}
+	// The MCP gateway at /mcp, in front of the example store served in-process.
+	stopMCP, err := m.loadMCP(ctx, &cfg, "", demoStore())
+	if err != nil {
+		return err
+	}
+	defer stopMCP()
 	cacert := ""
 	if m.opts.tls {
 		cfg.TLSCertFile, cfg.TLSKeyFile = filepath.Join(m.opts.dir, "cert.pem"), filepath.Join(m.opts.dir, "key.pem")

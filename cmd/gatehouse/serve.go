@@ -39,6 +39,7 @@ func serveFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.baseURL, "base-url", "", "public base URL in the AuthZEN metadata (default: the scheme and Host of each request)")
 	fs.DurationVar(&o.reloadEvery, "reload-interval", 2*time.Second, "how often to pick up policy changes made by other processes")
 	billingFlags(fs, o)
+	mcpFlags(fs, o)
 }
 
 func runServe(ctx context.Context, m *Main) error {
@@ -74,6 +75,11 @@ func runServe(ctx context.Context, m *Main) error {
 	if err := m.loadBilling(ctx, &cfg); err != nil {
 		return err
 	}
+	stopMCP, err := m.loadMCP(ctx, &cfg, o.mcpConfig, nil)
+	if err != nil {
+		return err
+	}
+	defer stopMCP()
 	return m.serve(ctx, cfg, func(url string) {
 		fmt.Fprintf(m.Stdout, "gatehouse: serving %s (store %s); AuthZEN metadata at %s/.well-known/authzen-configuration\n",
 			url, m.Config.storeName(), url)
