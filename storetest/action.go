@@ -20,6 +20,7 @@ var actionTests = []test{
 	{"ReserveInvalid", testReserveInvalid},
 	{"Idempotency", testIdempotency},
 	{"WindowCount", testWindowCount},
+	{"WindowFraction", testWindowFraction},
 	{"WindowTotal", testWindowTotal},
 	{"WindowReleases", testWindowReleases},
 	{"Transitions", testTransitions},
@@ -226,6 +227,38 @@ func testWindowCount(t *testing.T, s gatehouse.Store) {
 		t.Errorf("the refused reservation was stored: %v", err)
 	}
 	verify(t, s, 6)
+}
+
+// A window is exact to the nanosecond though records keep microseconds:
+// a 1.5µs window at now holds the record created a microsecond before now,
+// not the one two before, whether they are stored or earlier in the batch.
+func testWindowFraction(t *testing.T, s gatehouse.Store) {
+	fraction := func(id, tenant string, at time.Time, maxCount int64) gatehouse.Reservation {
+		r := windowed(id, at, 1, maxCount, 0)
+		r.Record.Tenant, r.Window = tenant, 1500*time.Nanosecond
+		return r
+	}
+	now := t0.Add(2 * time.Microsecond)
+	for _, tenant := range []string{"acme-berlin", "acme-milan"} {
+		batch := []gatehouse.Reservation{
+			fraction(tenant+"-two-before", tenant, t0, 0),
+			fraction(tenant+"-one-before", tenant, t0.Add(time.Microsecond), 0),
+		}
+		if tenant == "acme-berlin" {
+			for _, r := range batch {
+				mustReserve(t, s, r)
+			}
+			batch = nil
+		}
+		res, err := s.ReserveActions(t.Context(), append(batch, fraction(tenant+"-now", tenant, now, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := res[len(res)-1]; r.Exceeded != gatehouse.LimitMaxCount || r.Count != 1 || r.Total != 1 {
+			t.Errorf("%s: a 1.5µs window at now, records stored %v: exceeded %q at count %d total %d, want max_count at 1 and 1",
+				tenant, batch == nil, r.Exceeded, r.Count, r.Total)
+		}
+	}
 }
 
 func testWindowTotal(t *testing.T, s gatehouse.Store) {
