@@ -208,7 +208,7 @@ func (g *Guard) decide(ctx context.Context, req *Request, key string, reserve bo
 	lim := p.policy.Exact
 	if !reserve {
 		if lim.Windowed() {
-			count, total, err := g.windowUsage(ctx, p.record.Tenant, p.record.Action, lim.Window, now)
+			count, total, err := g.store.ActionUsage(ctx, p.record.Tenant, p.record.Action, lim.Window, now)
 			if err != nil {
 				return g.internal(res, "window usage", err)
 			}
@@ -421,29 +421,6 @@ func windowExceeded(lim gatehouse.Limits, rec gatehouse.ActionRecord, count, tot
 // reservation asks to store rec within lim's windows.
 func reservation(lim gatehouse.Limits, rec gatehouse.ActionRecord) gatehouse.Reservation {
 	return gatehouse.Reservation{Record: rec, Window: lim.Window, MaxCount: lim.MaxCount, MaxTotalAmount: lim.MaxTotalAmount}
-}
-
-// windowUsage counts, as ReserveActions does, the records of tenant and
-// action created within window before now that hold capacity.
-func (g *Guard) windowUsage(ctx context.Context, tenant, action string, window time.Duration, now time.Time) (count, total int64, err error) {
-	f := gatehouse.ActionFilter{Now: now, Tenant: tenant, Action: action,
-		Since: now.Add(-window).Add(time.Microsecond), Limit: 10000}
-	for {
-		page, err := g.store.ListActions(ctx, f)
-		if err != nil {
-			return 0, 0, err
-		}
-		for _, r := range page {
-			if r.Status.Holds() {
-				count++
-				total += r.Amount
-			}
-		}
-		if len(page) < f.Limit {
-			return count, total, nil
-		}
-		f.AfterSeq = page[len(page)-1].Seq
-	}
 }
 
 // lookup finds the value at path ("args.refund.amount") in args.
