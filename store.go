@@ -165,6 +165,17 @@ type ActionStore interface {
 	// ListActions returns the records matching f in Seq order, statuses as
 	// of f.Now.
 	ListActions(ctx context.Context, f ActionFilter) ([]ActionRecord, error)
+	// ActionUsage counts, and sums the amounts of, the records of tenant
+	// and action that ReserveActions counts for a reservation created at
+	// now with this window: those created after now-window, later than now
+	// included (a window has no upper end), whose status as of now (see
+	// ActionRecord.StatusAt) holds capacity: confirmed, executed, or pending
+	// with an expiry after now. now is truncated to the microsecond, as a
+	// stored CreatedAt is, and the bound is exact to the nanosecond: a
+	// record created at now-window does not count, one a microsecond later
+	// does. It is one indexed read and writes nothing; ErrInvalid for a
+	// window that is not positive.
+	ActionUsage(ctx context.Context, tenant, action string, window time.Duration, now time.Time) (count, total int64, err error)
 }
 
 // Store is everything a Gatehouse deployment persists.

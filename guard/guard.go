@@ -179,7 +179,7 @@ func (u *Usage) read(ctx context.Context, g *Guard, tenant, action string, windo
 	if v, ok := u.seen[k]; ok {
 		return v[0], v[1], nil
 	}
-	count, total, err = g.windowUsage(ctx, tenant, action, window, u.now)
+	count, total, err = g.store.ActionUsage(ctx, tenant, action, window, u.now)
 	if err == nil {
 		u.seen[k] = [2]int64{count, total}
 	}
@@ -463,29 +463,6 @@ func windowExceeded(lim gatehouse.Limits, rec gatehouse.ActionRecord, count, tot
 // reservation asks to store rec within lim's windows.
 func reservation(lim gatehouse.Limits, rec gatehouse.ActionRecord) gatehouse.Reservation {
 	return gatehouse.Reservation{Record: rec, Window: lim.Window, MaxCount: lim.MaxCount, MaxTotalAmount: lim.MaxTotalAmount}
-}
-
-// windowUsage counts, as ReserveActions does, the records of tenant and
-// action created within window before now that hold capacity.
-func (g *Guard) windowUsage(ctx context.Context, tenant, action string, window time.Duration, now time.Time) (count, total int64, err error) {
-	f := gatehouse.ActionFilter{Now: now, Tenant: tenant, Action: action,
-		Since: now.Add(-window).Add(time.Microsecond), Limit: 10000}
-	for {
-		page, err := g.store.ListActions(ctx, f)
-		if err != nil {
-			return 0, 0, err
-		}
-		for _, r := range page {
-			if r.Status.Holds() {
-				count++
-				total += r.Amount
-			}
-		}
-		if len(page) < f.Limit {
-			return count, total, nil
-		}
-		f.AfterSeq = page[len(page)-1].Seq
-	}
 }
 
 // lookup finds the value at path ("args.refund.amount") in args.

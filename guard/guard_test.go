@@ -372,6 +372,10 @@ func (s failing) FindAction(context.Context, string, string, time.Time) (gatehou
 	return gatehouse.ActionRecord{}, s.err
 }
 
+func (s failing) ActionUsage(context.Context, string, string, time.Duration, time.Time) (int64, int64, error) {
+	return 0, 0, s.err
+}
+
 // Any failure is a deny with internal_error, never an allow.
 func TestFailClosed(t *testing.T) {
 	f := newFixture(t)
@@ -383,6 +387,9 @@ func TestFailClosed(t *testing.T) {
 		if res := broken.Authorize(t.Context(), refund("acme", "5"), key); res.Allowed || res.Reason != gatehouse.ReasonInternalError {
 			t.Errorf("Authorize on a failing store (key %q) = %+v, want internal_error", key, res)
 		}
+	}
+	if res := broken.Simulate(t.Context(), refund("acme", "5")); res.Allowed || res.Reason != gatehouse.ReasonInternalError {
+		t.Errorf("Simulate on a failing store = %+v, want internal_error", res)
 	}
 	if n := len(f.records(t)); n != 0 {
 		t.Errorf("%d records left behind by failed reservations", n)

@@ -84,14 +84,19 @@ func (db *DB) ReserveActions(ctx context.Context, rs []gatehouse.Reservation) ([
 	return plan.Results, nil
 }
 
+// usageQuery counts and sums the records of tenant $1 and action $2
+// created after $3 that hold capacity at $4, from the covering index
+// action_records_window alone: the usage a reservation created at $4 sees.
+// pgx sends $3 rounded down to the microsecond, which keeps the bound exact
+// for the microseconds that created_at holds.
+const usageQuery = `SELECT count(*), coalesce(sum(amount), 0)::bigint FROM action_records
+	WHERE tenant = $1 AND action = $2 AND created_at > $3
+	AND (status IN ('confirmed', 'executed') OR (status = 'pending' AND expires_at > $4))`
+
 // queueWindowUsage queues the reads of q's window usage for look.
 func queueWindowUsage(b *pgx.Batch, q *audit.WindowQuery, look []audit.Lookup, recs []gatehouse.ActionRecord) {
 	var count, total int64
-	b.Queue(`SELECT count(*), coalesce(sum(amount), 0)::bigint FROM action_records
-		WHERE tenant = $1 AND action = $2 AND created_at > $3
-		AND (status IN ('confirmed', 'executed') OR (status = 'pending' AND expires_at > $4))`,
-		q.Tenant, q.Action, q.Last.Add(-q.Window), q.Last,
-	).QueryRow(func(row pgx.Row) error {
+	b.Queue(usageQuery, q.Tenant, q.Action, q.Last.Add(-q.Window), q.Last).QueryRow(func(row pgx.Row) error {
 		if err := row.Scan(&count, &total); err != nil {
 			return err
 		}
@@ -132,6 +137,23 @@ func queueWindowUsage(b *pgx.Batch, q *audit.WindowQuery, look []audit.Lookup, r
 		q.Resolve(look, recs, count, total, edge)
 		return nil
 	})
+}
+
+// ActionUsage reads the window usage a reservation created at now would
+// see, with the statement ReserveActions reads it with, in a read-only
+// transaction: it takes no lock and waits for no writer.
+func (db *DB) ActionUsage(ctx context.Context, tenant, action string, window time.Duration, now time.Time) (count, total int64, err error) {
+	if window <= 0 {
+		return 0, 0, gatehouse.Invalidf("action usage: window %s is not positive", window)
+	}
+	now = now.UTC().Truncate(time.Microsecond)
+	err = db.readTx(ctx, "action usage", func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, usageQuery, tenant, action, now.Add(-window), now).Scan(&count, &total)
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return count, total, nil
 }
 
 // TransitionAction moves the record with t.ID as gatehouse.ApplyTransition

@@ -84,14 +84,27 @@ func (db *DB) ReserveActions(ctx context.Context, rs []gatehouse.Reservation) ([
 	return plan.Results, nil
 }
 
+// windowStart is the start of the window that ends at at, in microseconds:
+// a record created at a later microsecond is in the window. It rounds
+// down, so that a window with a fraction of a microsecond counts what
+// audit's in-batch count and the Postgres store count.
+func windowStart(at time.Time, window time.Duration) int64 {
+	return at.Add(-window).UnixMicro()
+}
+
+// usageQuery counts and sums the records of tenant ?1 and action ?2
+// created after ?3 that hold capacity at ?4, from the covering index
+// action_records_window alone: the usage a reservation created at ?4 sees.
+const usageQuery = `SELECT count(*), coalesce(sum(amount), 0) FROM action_records
+	WHERE tenant = ?1 AND action = ?2 AND created_at > ?3
+	AND (status IN ('confirmed', 'executed') OR (status = 'pending' AND expires_at > ?4))`
+
 // windowUsage reads the usage of q's window for look.
 func windowUsage(ctx context.Context, tx *sql.Tx, q *audit.WindowQuery, look []audit.Lookup, recs []gatehouse.ActionRecord) error {
-	first, last, w := q.First.UnixMicro(), q.Last.UnixMicro(), q.Window.Microseconds()
+	first, last := q.First.UnixMicro(), q.Last.UnixMicro()
 	var count, total int64
-	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(amount), 0) FROM action_records
-		WHERE tenant = ? AND action = ? AND created_at > ?
-		AND (status IN ('confirmed', 'executed') OR (status = 'pending' AND expires_at > ?))`,
-		q.Tenant, q.Action, last-w, last).Scan(&count, &total); err != nil {
+	if err := tx.QueryRowContext(ctx, usageQuery,
+		q.Tenant, q.Action, windowStart(q.Last, q.Window), last).Scan(&count, &total); err != nil {
 		return err
 	}
 	var edge []gatehouse.ActionRecord
@@ -101,7 +114,7 @@ func windowUsage(ctx context.Context, tx *sql.Tx, q *audit.WindowQuery, look []a
 			UNION ALL
 			SELECT created_at, expires_at, status, amount FROM action_records INDEXED BY action_records_expiry
 			WHERE tenant = ?1 AND action = ?2 AND status = 'pending' AND expires_at > ?5 AND expires_at <= ?6 AND created_at > ?4`,
-			q.Tenant, q.Action, first-w, last-w, first, last)
+			q.Tenant, q.Action, windowStart(q.First, q.Window), windowStart(q.Last, q.Window), first, last)
 		if err != nil {
 			return err
 		}
@@ -124,6 +137,21 @@ func windowUsage(ctx context.Context, tx *sql.Tx, q *audit.WindowQuery, look []a
 	}
 	q.Resolve(look, recs, count, total, edge)
 	return nil
+}
+
+// ActionUsage reads the window usage a reservation created at now would
+// see, with the statement ReserveActions reads it with, on a read
+// connection: it never waits for a writer.
+func (db *DB) ActionUsage(ctx context.Context, tenant, action string, window time.Duration, now time.Time) (count, total int64, err error) {
+	if window <= 0 {
+		return 0, 0, gatehouse.Invalidf("action usage: window %s is not positive", window)
+	}
+	now = now.Truncate(time.Microsecond)
+	err = db.read.QueryRowContext(ctx, usageQuery, tenant, action, windowStart(now, window), now.UnixMicro()).Scan(&count, &total)
+	if err != nil {
+		return 0, 0, db.wrap("action usage", ctxErr(ctx, err))
+	}
+	return count, total, nil
 }
 
 // TransitionAction moves the record with t.ID as gatehouse.ApplyTransition

@@ -20,8 +20,10 @@ var actionTests = []test{
 	{"ReserveInvalid", testReserveInvalid},
 	{"Idempotency", testIdempotency},
 	{"WindowCount", testWindowCount},
+	{"WindowFraction", testWindowFraction},
 	{"WindowTotal", testWindowTotal},
 	{"WindowReleases", testWindowReleases},
+	{"Usage", testActionUsage},
 	{"Transitions", testTransitions},
 	{"ExpiryOnTransition", testExpiryOnTransition},
 	{"ListFilters", testListActions},
@@ -228,6 +230,38 @@ func testWindowCount(t *testing.T, s gatehouse.Store) {
 	verify(t, s, 6)
 }
 
+// A window is exact to the nanosecond though records keep microseconds:
+// a 1.5µs window at now holds the record created a microsecond before now,
+// not the one two before, whether they are stored or earlier in the batch.
+func testWindowFraction(t *testing.T, s gatehouse.Store) {
+	fraction := func(id, tenant string, at time.Time, maxCount int64) gatehouse.Reservation {
+		r := windowed(id, at, 1, maxCount, 0)
+		r.Record.Tenant, r.Window = tenant, 1500*time.Nanosecond
+		return r
+	}
+	now := t0.Add(2 * time.Microsecond)
+	for _, tenant := range []string{"acme-berlin", "acme-milan"} {
+		batch := []gatehouse.Reservation{
+			fraction(tenant+"-two-before", tenant, t0, 0),
+			fraction(tenant+"-one-before", tenant, t0.Add(time.Microsecond), 0),
+		}
+		if tenant == "acme-berlin" {
+			for _, r := range batch {
+				mustReserve(t, s, r)
+			}
+			batch = nil
+		}
+		res, err := s.ReserveActions(t.Context(), append(batch, fraction(tenant+"-now", tenant, now, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := res[len(res)-1]; r.Exceeded != gatehouse.LimitMaxCount || r.Count != 1 || r.Total != 1 {
+			t.Errorf("%s: a 1.5µs window at now, records stored %v: exceeded %q at count %d total %d, want max_count at 1 and 1",
+				tenant, batch == nil, r.Exceeded, r.Count, r.Total)
+		}
+	}
+}
+
 func testWindowTotal(t *testing.T, s gatehouse.Store) {
 	mustReserve(t, s, windowed("t1", t0, 40000, 0, 100000))
 	mustReserve(t, s, windowed("t2", t0, 50000, 0, 100000))
@@ -272,6 +306,130 @@ func testWindowReleases(t *testing.T, s gatehouse.Store) {
 	r = windowed("probe", t0.Add(15*time.Minute), 0, 3, 0)
 	if res := reserve(t, s, r); res.Count != 2 || res.Exceeded != "" {
 		t.Errorf("after expiry: %+v, want 2 holding (confirmed, executed) and the probe stored", res)
+	}
+}
+
+// ActionUsage counts what a reservation created at its now counts: within
+// the window to the microsecond at both ends of a record's life (created
+// after now-window, pending until its expiry), in any status that holds
+// capacity, for its tenant and action only; and ReserveActions, asked at
+// that time, agrees.
+func testActionUsage(t *testing.T, s gatehouse.Store) {
+	ctx := t.Context()
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	move := func(id string, to gatehouse.ActionStatus, when time.Time) {
+		t.Helper()
+		if _, err := s.TransitionAction(ctx, gatehouse.Transition{ID: id, To: to, Actor: "user:ana@example.com", Time: when}); err != nil {
+			t.Fatalf("TransitionAction(%s → %s) = %v", id, to, err)
+		}
+	}
+	// Amounts are powers of two, so a total names the records it sums.
+	for _, r := range []struct {
+		id               string
+		status           gatehouse.ActionStatus
+		created, expires time.Duration // expires: pending records only
+		to               gatehouse.ActionStatus
+		amount           int64
+	}{
+		{"boundary", gatehouse.ActionConfirmed, 0, 0, "", 1},
+		{"inside", gatehouse.ActionConfirmed, time.Microsecond, 0, "", 2},
+		{"executed", gatehouse.ActionConfirmed, 10 * time.Minute, 0, gatehouse.ActionExecuted, 4},
+		{"pending", gatehouse.ActionPending, 50 * time.Minute, 65 * time.Minute, "", 8},
+		{"lapses-at-1h", gatehouse.ActionPending, 40 * time.Minute, time.Hour, "", 16},
+		{"lapsed", gatehouse.ActionPending, 30 * time.Minute, 59 * time.Minute, "", 32},
+		{"lapses-after-1h", gatehouse.ActionPending, 58 * time.Minute, time.Hour + time.Microsecond, "", 64},
+		{"cancelled", gatehouse.ActionPending, 15 * time.Minute, 30 * time.Minute, gatehouse.ActionCancelled, 128},
+		{"failed", gatehouse.ActionConfirmed, 25 * time.Minute, 0, gatehouse.ActionFailed, 256},
+		{"expired", gatehouse.ActionPending, 20 * time.Minute, 35 * time.Minute, gatehouse.ActionExpired, 512},
+		{"later", gatehouse.ActionConfirmed, 61 * time.Minute, 0, "", 1024},
+		{"other-tenant", gatehouse.ActionConfirmed, 30 * time.Minute, 0, "", 2048},
+		{"other-action", gatehouse.ActionConfirmed, 30 * time.Minute, 0, "", 4096},
+	} {
+		rec := record(r.id, at(r.created), r.status)
+		rec.Amount = r.amount
+		if r.status == gatehouse.ActionPending {
+			rec.ExpiresAt = at(r.expires)
+		}
+		switch r.id {
+		case "other-tenant":
+			rec.Tenant = "acme-milan"
+		case "other-action":
+			rec.Action = "apply_discount"
+		}
+		mustReserve(t, s, gatehouse.Reservation{Record: rec})
+		if r.to != "" {
+			when := at(r.created + time.Minute)
+			if r.to == gatehouse.ActionExpired {
+				when = rec.ExpiresAt
+			}
+			move(r.id, r.to, when)
+		}
+	}
+	tests := []struct {
+		name           string
+		tenant, action string
+		now            time.Time
+		window         time.Duration
+		count, total   int64
+	}{
+		{"an hour", "", "", at(time.Hour), time.Hour, 5, 2 + 4 + 8 + 64 + 1024},
+		{"a microsecond earlier", "", "", at(time.Hour - time.Microsecond), time.Hour, 7, 1 + 2 + 4 + 8 + 16 + 64 + 1024},
+		{"nanoseconds past the hour", "", "", at(time.Hour + 999), time.Hour, 5, 2 + 4 + 8 + 64 + 1024},
+		{"five minutes", "", "", at(time.Hour), 5 * time.Minute, 2, 64 + 1024},
+		{"a fraction of a microsecond", "", "", at(2 * time.Microsecond), 1500, 7, 2 + 4 + 8 + 16 + 32 + 64 + 1024},
+		{"a fraction, nanoseconds past", "", "", at(2*time.Microsecond + 999), 1500, 7, 2 + 4 + 8 + 16 + 32 + 64 + 1024},
+		{"other tenant", "acme-milan", "", at(time.Hour), time.Hour, 1, 2048},
+		{"other action", "", "apply_discount", at(time.Hour), time.Hour, 1, 4096},
+		{"no such action", "", "cancel_order", at(time.Hour), time.Hour, 0, 0},
+	}
+	for i, tt := range tests {
+		if tt.tenant == "" {
+			tt.tenant = "acme-berlin"
+		}
+		if tt.action == "" {
+			tt.action = "process_refund"
+		}
+		before, records := snapshot(t, s), ids(listActions(t, s, gatehouse.ActionFilter{}))
+		count, total, err := s.ActionUsage(ctx, tt.tenant, tt.action, tt.window, tt.now)
+		if err != nil || count != tt.count || total != tt.total {
+			t.Errorf("ActionUsage(%s) = %d, %d, %v; want %d, %d", tt.name, count, total, err, tt.count, tt.total)
+		}
+		unchanged(t, s, before, "ActionUsage("+tt.name+")")
+		if after := ids(listActions(t, s, gatehouse.ActionFilter{})); !cmp.Equal(after, records) {
+			t.Errorf("ActionUsage(%s) changed the records: %v, want %v", tt.name, after, records)
+		}
+		// A reservation at now sees the same usage: refused by a limit it
+		// fills, stored (then cancelled, to count for nothing) with room
+		// for one more.
+		probe := func(maxCount, maxTotal int64) gatehouse.Reservation {
+			rec := record(fmt.Sprintf("probe-%d", i), tt.now, gatehouse.ActionPending)
+			rec.Tenant, rec.Action, rec.Amount = tt.tenant, tt.action, 1
+			return gatehouse.Reservation{Record: rec, Window: tt.window, MaxCount: maxCount, MaxTotalAmount: maxTotal}
+		}
+		for _, p := range []struct {
+			r    gatehouse.Reservation
+			want string
+		}{
+			{probe(tt.count, 0), gatehouse.LimitMaxCount},
+			{probe(0, tt.total), gatehouse.LimitMaxTotalAmount},
+			{probe(tt.count+1, tt.total+1), ""},
+		} {
+			if p.r.MaxCount == 0 && p.r.MaxTotalAmount == 0 {
+				continue // nothing to fill in an empty window
+			}
+			res := reserve(t, s, p.r)
+			if res.Exceeded != p.want || res.Count != tt.count || res.Total != tt.total {
+				t.Errorf("%s: ReserveActions(max_count %d, max_total_amount %d) = exceeded %q after %d, %d; want %q after %d, %d",
+					tt.name, p.r.MaxCount, p.r.MaxTotalAmount, res.Exceeded, res.Count, res.Total, p.want, tt.count, tt.total)
+			}
+			if res.Exceeded == "" && res.Record.ID != "" {
+				move(res.Record.ID, gatehouse.ActionCancelled, tt.now)
+			}
+		}
+	}
+	for _, w := range []time.Duration{0, -time.Hour} {
+		_, _, err := s.ActionUsage(ctx, "acme-berlin", "process_refund", w, at(time.Hour))
+		wantErr(t, fmt.Sprintf("ActionUsage(window %s)", w), err, gatehouse.ErrInvalid)
 	}
 }
 
