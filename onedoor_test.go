@@ -14,6 +14,14 @@ import (
 // guard themselves, and service, the one door every surface asks.
 var decidingPackages = map[string]bool{"engine": true, "guard": true, "service": true}
 
+// ownedDependencies are imported by one package each (DESIGN.md: a package
+// for a dependency is the only one that imports it).
+var ownedDependencies = map[string]string{
+	"github.com/modelcontextprotocol/go-sdk": "mcpgw",
+	"github.com/jackc/pgx":                   "postgres",
+	"modernc.org/sqlite":                     "sqlite",
+}
+
 // TestOneDoor fails if any package but service (and the engine and guard
 // themselves) imports engine or guard: a surface that decides by itself
 // would disagree with the others. Tests may, to test them.
@@ -36,17 +44,20 @@ func TestOneDoor(t *testing.T) {
 			return nil
 		}
 		top, _, _ := strings.Cut(filepath.ToSlash(path), "/")
-		if decidingPackages[top] {
-			return nil
-		}
 		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
 		if err != nil {
 			return err
 		}
 		checked++
 		for _, imp := range f.Imports {
-			if p, _ := strconv.Unquote(imp.Path.Value); forbidden[p] {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			if forbidden[p] && !decidingPackages[top] {
 				t.Errorf("%s imports %s: surfaces decide through service, never by themselves", path, p)
+			}
+			for dep, owner := range ownedDependencies {
+				if (p == dep || strings.HasPrefix(p, dep+"/")) && top != owner {
+					t.Errorf("%s imports %s: only %s/ may", path, p, owner)
+				}
 			}
 		}
 		return nil

@@ -60,16 +60,7 @@ func newFixture(t *testing.T, configure func(*mcpgw.Config)) *fixture {
 	if configure != nil {
 		configure(&cfg)
 	}
-	gw, err := mcpgw.New(svc, cfg, mcpgw.Options{Poll: 10 * time.Millisecond, Transport: func(name string) mcp.Transport {
-		if name != "store" {
-			return nil
-		}
-		server, client := mcp.NewInMemoryTransports()
-		if _, err := store.Connect(context.Background(), server, nil); err != nil {
-			t.Errorf("connect the store: %v", err)
-		}
-		return client
-	}})
+	gw, err := mcpgw.New(svc, cfg, mcpgw.Options{Poll: 10 * time.Millisecond, Transport: store.InProcess("store")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-
 	"github.com/gatehouse/gatehouse"
 	gatehttp "github.com/gatehouse/gatehouse/http"
 	"github.com/gatehouse/gatehouse/mcpgw"
@@ -46,19 +44,7 @@ func (m *Main) loadMCP(ctx context.Context, cfg *gatehttp.Config, path string, t
 
 // demoStore serves the example store upstream in-process for the demo's
 // gateway.
-func demoStore() mcpgw.Transport {
-	store := storeserver.New()
-	return func(name string) mcp.Transport {
-		if name != "store" {
-			return nil
-		}
-		server, client := mcp.NewInMemoryTransports()
-		if _, err := store.Connect(context.Background(), server, nil); err != nil {
-			return nil
-		}
-		return client
-	}
-}
+func demoStore() mcpgw.Transport { return storeserver.New().InProcess("store") }
 
 func mcpToolsFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.subject, "subject", "", "user:EMAIL or agent:ID")

@@ -123,3 +123,18 @@ func (s *Server) SetFail(tool string, fail bool) {
 	}
 	s.fail[tool] = fail
 }
+
+// InProcess returns a connector for the gateway's Options.Transport that
+// serves upstream name from s in-process; other names are not its.
+func (s *Server) InProcess(name string) func(string) mcp.Transport {
+	return func(upstream string) mcp.Transport {
+		if upstream != name {
+			return nil
+		}
+		server, client := mcp.NewInMemoryTransports()
+		if _, err := s.Connect(context.Background(), server, nil); err != nil {
+			return nil
+		}
+		return client
+	}
+}
