@@ -137,7 +137,8 @@ func runDemo(ctx context.Context, m *Main) error {
 
 func printDemo(w io.Writer, url, db, cacert string, version int64, tokens map[string]string) {
 	fmt.Fprintf(w, "Gatehouse demo: %s applied to %s (policy version %d)\n\n", examples.AIAssistantPolicyFile, db, version)
-	fmt.Fprintf(w, "  server     %s\n  metadata   %s/.well-known/authzen-configuration\n  health     %s/healthz, %s/readyz\n\n", url, url, url, url)
+	fmt.Fprintf(w, "  server     %s\n  metadata   %s/.well-known/authzen-configuration\n  health     %s/healthz, %s/readyz\n", url, url, url, url)
+	fmt.Fprintf(w, "  MCP        %s/mcp (header X-Tenant-ID: acme-berlin; the example store behind it, see docs/mcp.md)\n\n", url)
 	fmt.Fprintf(w, "Bearer tokens for the demo users, valid for %.0f hours (paste into a shell):\n\n", demoTokenTTL.Hours())
 	for _, u := range demoUsers {
 		fmt.Fprintf(w, "# %s: %s\nexport %s='%s'\n", u.Email, u.Who, u.Var, tokens[u.Var])
