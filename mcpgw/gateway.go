@@ -33,9 +33,6 @@ type Options struct {
 	// Transport, when set, connects to the upstreams it returns a transport
 	// for instead of their URL or command.
 	Transport Transport
-	// Poll is how often the gateway looks for a new policy version when
-	// nothing tells it sooner (default 250 ms).
-	Poll time.Duration
 }
 
 // Gateway serves MCP clients in front of the configured upstreams.
@@ -86,9 +83,6 @@ func New(svc *service.Service, cfg Config, opts Options) (*Gateway, error) {
 			return nil, err
 		}
 		opts.Catalog = c
-	}
-	if opts.Poll <= 0 {
-		opts.Poll = 250 * time.Millisecond
 	}
 	g := &Gateway{svc: svc, cfg: cfg, opts: opts, upstreams: map[string]*upstream{}, live: map[*mcp.Server]*view{}}
 	for _, u := range cfg.Upstreams {
@@ -290,24 +284,20 @@ func (g *Gateway) permitted(ctx context.Context, id identity, permission string)
 	return err == nil && a.Allowed
 }
 
-// Run keeps the live sessions' tool lists current until ctx ends: when the
-// policy version moves (a change here or, followed, on another instance)
-// each session's list is decided again, and its client told if it changed.
+// Run keeps the live sessions' tool lists current until ctx ends: when a
+// new policy snapshot decides (a change here or, followed, on another
+// instance; service.Subscribe) each session's list is decided again, and
+// its client told if it changed.
 func (g *Gateway) Run(ctx context.Context) error {
-	ticker := time.NewTicker(g.opts.Poll)
-	defer ticker.Stop()
-	version := g.svc.Version()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ticker.C:
-			if v := g.svc.Version(); v != version {
-				version = v
-				g.Refresh(ctx)
-			}
+	events := g.svc.Subscribe(ctx)
+	// What changed before the subscription counts too.
+	g.Refresh(ctx)
+	for e := range events {
+		if e.Kind == gatehouse.EventPolicy || e.Kind == gatehouse.EventResync {
+			g.Refresh(ctx)
 		}
 	}
+	return ctx.Err()
 }
 
 // refreshSoon refreshes the sessions after an upstream said its tools

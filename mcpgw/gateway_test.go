@@ -60,7 +60,7 @@ func newFixture(t *testing.T, configure func(*mcpgw.Config)) *fixture {
 	if configure != nil {
 		configure(&cfg)
 	}
-	gw, err := mcpgw.New(svc, cfg, mcpgw.Options{Poll: 10 * time.Millisecond, Transport: store.InProcess("store")})
+	gw, err := mcpgw.New(svc, cfg, mcpgw.Options{Transport: store.InProcess("store")})
 	if err != nil {
 		t.Fatal(err)
 	}

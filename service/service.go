@@ -70,6 +70,8 @@ type Service struct {
 	guard *guard.Guard
 	// decisions, when set, records every answer (see DecisionLog).
 	decisions atomic.Pointer[DecisionLog]
+	// feed tells subscribers about changes (Subscribe).
+	feed feed
 	// mu serializes this process's writers; writers in other processes are
 	// caught by the store's version check and retried.
 	mu sync.Mutex
@@ -99,7 +101,7 @@ func Open(ctx context.Context, store gatehouse.Store, cfg Config) (*Service, err
 		return nil, err
 	}
 	s := &Service{store: store, cfg: cfg}
-	g, err := guard.New(store, s.Snapshot, guard.Config{ConfirmationTTL: cfg.ConfirmationTTL, Clock: cfg.Clock, Logger: cfg.Logger})
+	g, err := guard.New(feedStore{ActionStore: store, s: s}, s.Snapshot, guard.Config{ConfirmationTTL: cfg.ConfirmationTTL, Clock: cfg.Clock, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +162,7 @@ func (s *Service) reload(ctx context.Context) (*gatehouse.Policy, int64, error) 
 	if err != nil {
 		return nil, 0, fmt.Errorf("compile stored policy version %d: %w", v, err)
 	}
-	s.snap.Store(snap)
+	s.swap(snap)
 	return p, v, nil
 }
 
@@ -243,7 +245,7 @@ func (s *Service) write(ctx context.Context, action string, try func() (*engine.
 			return err
 		}
 		if snap != nil {
-			s.snap.Store(snap)
+			s.swap(snap)
 		}
 		return nil
 	}
