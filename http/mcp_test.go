@@ -3,11 +3,14 @@ package http_test
 import (
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
 	gatehttp "github.com/gatehouse/gatehouse/http"
+	"github.com/gatehouse/gatehouse/service"
+	"github.com/gatehouse/gatehouse/sqlite"
 )
 
 // /mcp authenticates like the rest of the API and hands the gateway the
@@ -53,5 +56,39 @@ func TestMCPEndpoint(t *testing.T) {
 	}
 	if r := f.do(call{path: "/mcp", token: withMCP, body: `{}`}); r.status != http.StatusAccepted || seen.Credential != gatehouse.CredentialAPIKey {
 		t.Errorf("/mcp with an mcp-scoped key = %d, caller %+v", r.status, seen)
+	}
+}
+
+// An instance without a policy (version 0) is not ready: it would deny
+// everything. AllowEmpty says the operator knows.
+func TestReadyWithoutPolicy(t *testing.T) {
+	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "empty.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	svc, err := service.Open(t.Context(), store, service.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, allow := range []bool{false, true} {
+		cfg := testConfig(t)
+		cfg.AllowEmpty = allow
+		f := &fixture{t: t, url: newListener(t, gatehttp.NewServer(svc, cfg).Handler()), cfg: cfg}
+		r := f.do(call{method: http.MethodGet, path: "/readyz"})
+		if allow {
+			if r.status != http.StatusOK {
+				t.Errorf("readyz at version 0 with AllowEmpty = %d %s, want 200", r.status, r.body)
+			}
+			continue
+		}
+		if e := decodeInto[errorBody](t, r); r.status != http.StatusServiceUnavailable || e.Error.Code != gatehouse.CodeUnavailable || e.Error.Message == "" {
+			t.Errorf("readyz at version 0 = %d %s, want 503 unavailable", r.status, r.body)
+		}
+	}
+	// Once a policy is applied it is ready.
+	f := newFixture(t, examplePolicy, nil)
+	if r := f.do(call{method: http.MethodGet, path: "/readyz"}); r.status != http.StatusOK {
+		t.Errorf("readyz with a policy = %d", r.status)
 	}
 }

@@ -100,6 +100,12 @@ type Config struct {
 	// publishes; otherwise it is derived from each request's scheme and Host.
 	BaseURL string
 
+	// AllowEmpty makes /readyz report ready while no policy has been
+	// applied (version 0); without it an empty store is not ready, so that
+	// a load balancer never sends traffic to an instance that denies
+	// everything because it lost or never had its policy.
+	AllowEmpty bool
+
 	// MCP, when set, is the MCP gateway's Streamable HTTP handler, served at
 	// /mcp to callers with a bearer JWT or an API key with the mcp scope,
 	// with the OAuth protected resource metadata (RFC 9728) it announces.
@@ -404,11 +410,18 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// handleReady answers 200 when the store answers and a snapshot is loaded.
+// handleReady answers 200 when the store answers and a policy is loaded
+// (or Config.AllowEmpty says an empty one will do).
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.svc.Reload(r.Context()); err != nil {
 		s.writeError(w, r, &Error{Code: gatehouse.CodeUnavailable, Err: fmt.Errorf("readiness: %w", err)})
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, map[string]any{"status": "ready", "version": s.svc.Version()})
+	v := s.svc.Version()
+	if v == 0 && !s.cfg.AllowEmpty {
+		s.writeError(w, r, &Error{Code: gatehouse.CodeUnavailable, Message: "error.no_policy",
+			Err: errors.New("readiness: no policy has been applied (version 0)")})
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"status": "ready", "version": v})
 }

@@ -586,6 +586,10 @@ func fieldsOf(t reflect.Type) *structFields {
 	return f
 }
 
+// Suggest names the known name closest to a mistyped one, within two
+// edits, as " (did you mean "NAME"?)"; "" when none is that close.
+func Suggest(key string, names []string) string { return suggest(key, names) }
+
 // suggest names the known key closest to a mistyped one, within two edits.
 func suggest(key string, names []string) string {
 	best, bestDist := "", 3

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/engine"
+	"github.com/gatehouse/gatehouse/policy"
 )
 
 // Who administers what, decided from the snapshot (no store read):
@@ -404,4 +406,32 @@ func (s *Service) CallableTools(ctx context.Context, caller gatehouse.Caller, su
 		out = append(out, name)
 	}
 	return out, nil
+}
+
+// CheckNames returns an error wrapping ErrNotFound, with the closest known
+// name, for a tenant, tool or permission ("" is not checked) the policy
+// does not have: a question naming one is a mistake of the asker, which a
+// command line reports as such rather than as a denial.
+func (s *Service) CheckNames(tenant, tool, permission string) error {
+	snap := s.Snapshot()
+	tools := snap.ResourceIDs(gatehouse.ResourceTypeTool)
+	var perms []string
+	for _, n := range snap.ActionNames() {
+		if !slices.Contains(tools, n) {
+			perms = append(perms, n)
+		}
+	}
+	for _, c := range []struct {
+		kind, name string
+		known      []string
+	}{
+		{"tenant", tenant, snap.ResourceIDs(gatehouse.ResourceTypeTenant)},
+		{"tool", tool, tools},
+		{"permission", permission, perms},
+	} {
+		if c.name != "" && !slices.Contains(c.known, c.name) {
+			return gatehouse.NotFoundf("unknown %s %q%s", c.kind, c.name, policy.Suggest(c.name, c.known))
+		}
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -238,6 +239,11 @@ func (m *Main) ParseFlags(args []string) error {
 // Run opens the store, and the service on it, if the command needs them
 // and runs the command.
 func (m *Main) Run(ctx context.Context) error {
+	if m.cmd.readOnly && !m.Config.isPostgres() {
+		if _, err := os.Stat(m.Config.dbPath()); errors.Is(err, fs.ErrNotExist) {
+			return usageErrorf("database %s does not exist: apply a policy first (gatehouse apply -f FILE --db %s) or name another with --db", m.Config.dbPath(), m.Config.dbPath())
+		}
+	}
 	var err error
 	switch {
 	case m.cmd.store:

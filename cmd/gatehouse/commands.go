@@ -73,6 +73,7 @@ type options struct {
 	// billing: the webhook configuration, secrets and sweep interval
 	billingConfig  string
 	mcpConfig      string
+	allowEmpty     bool
 	billingSecrets []string
 	billingSweep   time.Duration
 }
@@ -85,6 +86,9 @@ type command struct {
 	// it opened; storeOnly opens the store alone (no snapshot compiled, no
 	// superuser bootstrapped).
 	store, storeOnly bool
+	// readOnly commands only read the store: on a SQLite file that does
+	// not exist they say so instead of creating an empty store.
+	readOnly         bool
 	minArgs, maxArgs int
 	flags            func(fs *flag.FlagSet, o *options)
 	run              func(ctx context.Context, m *Main) error
@@ -102,7 +106,7 @@ var commands = []command{
 		run: runApply,
 	},
 	{
-		name: "export", usage: "[-o FILE] [--format yaml|json]", store: true, maxArgs: 0,
+		name: "export", readOnly: true, usage: "[-o FILE] [--format yaml|json]", store: true, maxArgs: 0,
 		summary: "write the stored policy as a document that apply accepts",
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.output, "o", "", "output file (default stdout)")
@@ -133,7 +137,7 @@ var commands = []command{
 		run: runImportRBAC,
 	},
 	{
-		name: "check", store: true, maxArgs: 0,
+		name: "check", readOnly: true, store: true, maxArgs: 0,
 		usage:   "--subject user:EMAIL|agent:ID (--permission NAME | --tool NAME) [--tenant ID] [--on-behalf-of user:EMAIL] [--context JSON] [--resource JSON] [--args JSON] [--explain] [--json]",
 		summary: "decide whether a subject may use a permission or tool (agent actions read-only); exit 0 allowed, 3 denied",
 		flags: func(fs *flag.FlagSet, o *options) {
@@ -151,7 +155,7 @@ var commands = []command{
 		run: runCheck,
 	},
 	{
-		name: "effective", usage: "--subject user:EMAIL|agent:ID [--tenant ID] [--json]", store: true, maxArgs: 0,
+		name: "effective", readOnly: true, usage: "--subject user:EMAIL|agent:ID [--tenant ID] [--json]", store: true, maxArgs: 0,
 		summary: "list a subject's permissions, locked features and tool flags in a tenant",
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.subject, "subject", "", "user:EMAIL or agent:ID")
@@ -161,12 +165,12 @@ var commands = []command{
 		run: runEffective,
 	},
 	{
-		name: "audit verify", usage: "", store: true, maxArgs: 0,
+		name: "audit verify", readOnly: true, usage: "", store: true, maxArgs: 0,
 		summary: "verify the audit hash chain; names the first bad event",
 		run:     runAuditVerify,
 	},
 	{
-		name: "audit list", usage: "[--actor A] [--action A] [--target PREFIX] [--after SEQ] [--limit N] [--json]", store: true, maxArgs: 0,
+		name: "audit list", readOnly: true, usage: "[--actor A] [--action A] [--target PREFIX] [--after SEQ] [--limit N] [--json]", store: true, maxArgs: 0,
 		summary: "list audit events, oldest first; --after pages on",
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.actor, "actor-filter", "", "only events by this actor")
@@ -179,13 +183,13 @@ var commands = []command{
 		run: runAuditList,
 	},
 	{
-		name: "user show", usage: "EMAIL [--json]", store: true, minArgs: 1, maxArgs: 1,
+		name: "user show", readOnly: true, usage: "EMAIL [--json]", store: true, minArgs: 1, maxArgs: 1,
 		summary: "show a user: roles, grants, superuser, visible tenants",
 		flags:   jsonFlag,
 		run:     runUserShow,
 	},
 	{
-		name: "user list", usage: "[--json]", store: true, maxArgs: 0,
+		name: "user list", readOnly: true, usage: "[--json]", store: true, maxArgs: 0,
 		summary: "list the users the policy names",
 		flags:   jsonFlag,
 		run:     runUserList,
@@ -225,7 +229,7 @@ var commands = []command{
 		run: runAPIKeyCreate,
 	},
 	{
-		name: "apikey list", usage: "[--json]", store: true, maxArgs: 0,
+		name: "apikey list", readOnly: true, usage: "[--json]", store: true, maxArgs: 0,
 		summary: "list API keys (never their secrets)",
 		flags:   jsonFlag,
 		run:     runAPIKeyList,
@@ -275,13 +279,13 @@ var commands = []command{
 		run:     runPlanSet,
 	},
 	{
-		name: "plan show", usage: "--tenant ID|--user EMAIL [--json]", store: true, maxArgs: 0,
+		name: "plan show", readOnly: true, usage: "--tenant ID|--user EMAIL [--json]", store: true, maxArgs: 0,
 		summary: "show a tenant's or user's own and effective plan, its features and billing state",
 		flags:   planFlags(false),
 		run:     runPlanShow,
 	},
 	{
-		name: "tenant list", usage: "[--json]", store: true, maxArgs: 0,
+		name: "tenant list", readOnly: true, usage: "[--json]", store: true, maxArgs: 0,
 		summary: "list tenants as a tree",
 		flags:   jsonFlag,
 		run:     runTenantList,
@@ -294,7 +298,7 @@ var commands = []command{
 		run:     runServe,
 	},
 	{
-		name: "mcp tools", usage: "--subject user:EMAIL|agent:ID [--tenant ID] [--mcp-config FILE] [--json]", store: true, maxArgs: 0,
+		name: "mcp tools", readOnly: true, usage: "--subject user:EMAIL|agent:ID [--tenant ID] [--mcp-config FILE] [--json]", store: true, maxArgs: 0,
 		summary: "list the MCP gateway's tools a subject sees in a tenant (tools/list)",
 		flags:   mcpToolsFlags,
 		run:     runMCPTools,
@@ -327,7 +331,7 @@ var commands = []command{
 		summary: "decide an agent action and, if allowed, reserve it (pending until confirmed when required); exit 3 denied",
 	},
 	{
-		name: "action simulate", store: true, maxArgs: 0, flags: actionSimulateFlags, run: runActionSimulate,
+		name: "action simulate", readOnly: true, store: true, maxArgs: 0, flags: actionSimulateFlags, run: runActionSimulate,
 		usage:   "(--subject … --tool … --tenant … [--args JSON] | --replay FILE [--days N] [--examples N]) [--json]",
 		summary: "decide an action without reserving it, or replay recorded actions against a proposed policy",
 	},
@@ -348,11 +352,11 @@ var commands = []command{
 		summary: "record that a confirmed action failed, releasing its reservation", run: runActionFail,
 	},
 	{
-		name: "action show", usage: "ID [--json]", store: true, minArgs: 1, maxArgs: 1, flags: jsonFlag,
+		name: "action show", readOnly: true, usage: "ID [--json]", store: true, minArgs: 1, maxArgs: 1, flags: jsonFlag,
 		summary: "show an action record and its lifecycle", run: runActionShow,
 	},
 	{
-		name: "action list", store: true, maxArgs: 0, flags: actionListFlags, run: runActionList,
+		name: "action list", readOnly: true, store: true, maxArgs: 0, flags: actionListFlags, run: runActionList,
 		usage:   "[--tenant ID] [--action TYPE] [--status S] [--subject S] [--since T] [--until T] [--after SEQ] [--limit N] [--json]",
 		summary: "list action records, oldest first; --after pages on",
 	},
@@ -526,6 +530,10 @@ func runCheck(ctx context.Context, m *Main) error {
 			return usageErrorf("--args: %v", err)
 		}
 	}
+	// A name the policy lacks is the asker's mistake, not a denial.
+	if err := m.svc.CheckNames(o.tenant, o.tool, o.permission); err != nil {
+		return usageErrorf("%v", err)
+	}
 	a, err := m.svc.Evaluate(ctx, gatehouse.Operator, q)
 	if err != nil {
 		return err
@@ -601,6 +609,9 @@ func runEffective(ctx context.Context, m *Main) error {
 	subject, err := gatehouse.ParseSubject(m.opts.subject)
 	if err != nil {
 		return usageErrorf("--subject: %v", err)
+	}
+	if err := m.svc.CheckNames(m.opts.tenant, "", ""); err != nil {
+		return usageErrorf("--tenant: %v", err)
 	}
 	eff, err := m.svc.Effective(subject, m.opts.tenant)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -239,5 +240,56 @@ func TestExitStatusByErrorCode(t *testing.T) {
 		if got := m.report(tt.err); got != tt.want {
 			t.Errorf("report(%v) = %d, want %d", tt.err, got, tt.want)
 		}
+	}
+}
+
+// Read-only commands never create a store: on a missing SQLite file they
+// say so and exit 2, and the file still does not exist.
+func TestReadOnlyCommandsOnMissingDatabase(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "missing.db")
+	for _, args := range [][]string{
+		{"check", "--subject", "user:sara@acme.example", "--permission", "chat.view"},
+		{"effective", "--subject", "user:sara@acme.example"},
+		{"export"},
+		{"audit", "verify"},
+		{"audit", "list"},
+		{"user", "list"},
+		{"user", "show", "sara@acme.example"},
+		{"tenant", "list"},
+		{"apikey", "list"},
+		{"action", "list"},
+	} {
+		r := run(t, db, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "does not exist") {
+			t.Errorf("gatehouse %s on a missing database: exit %d, %q", strings.Join(args, " "), r.code, r.stderr)
+		}
+		if _, err := os.Stat(db); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("gatehouse %s created %s", strings.Join(args, " "), db)
+		}
+	}
+}
+
+// A check naming a tenant, tool or permission the policy lacks is a usage
+// error with the closest name; an unknown subject is still a denial.
+func TestCheckUnknownNames(t *testing.T) {
+	db := newDB(t)
+	for _, tt := range []struct {
+		args    []string
+		code    int
+		suggest string
+	}{
+		{[]string{"--subject", "user:sara@acme.example", "--tool", "analyze_loan", "--tenant", "acme-berlinn"}, 2, `"acme-berlin"`},
+		{[]string{"--subject", "user:sara@acme.example", "--tool", "analyze_lon", "--tenant", "acme"}, 2, `"analyze_loan"`},
+		{[]string{"--subject", "user:sara@acme.example", "--permission", "chat.veiw"}, 2, `"chat.view"`},
+		{[]string{"--subject", "user:nobody@acme.example", "--permission", "chat.view"}, 3, ""},
+	} {
+		args := append([]string{"check"}, tt.args...)
+		r := run(t, db, args...)
+		if r.code != tt.code || !strings.Contains(r.stderr, tt.suggest) {
+			t.Errorf("gatehouse %s: exit %d, stderr %q; want exit %d suggesting %s", strings.Join(args, " "), r.code, r.stderr, tt.code, tt.suggest)
+		}
+	}
+	if r := run(t, db, "effective", "--subject", "user:sara@acme.example", "--tenant", "acmee"); r.code != 2 || !strings.Contains(r.stderr, `"acme"`) {
+		t.Errorf("effective --tenant acmee: exit %d, %q", r.code, r.stderr)
 	}
 }

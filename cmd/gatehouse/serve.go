@@ -38,6 +38,7 @@ func serveFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
 	fs.StringVar(&o.baseURL, "base-url", "", "public base URL in the AuthZEN metadata (default: the scheme and Host of each request)")
 	fs.DurationVar(&o.reloadEvery, "reload-interval", 2*time.Second, "how often to pick up policy changes made by other processes")
+	fs.BoolVar(&o.allowEmpty, "allow-empty", false, "report ready (/readyz) even while no policy has been applied")
 	billingFlags(fs, o)
 	mcpFlags(fs, o)
 }
@@ -72,6 +73,10 @@ func runServe(ctx context.Context, m *Main) error {
 	}
 	cfg.TLSCertFile, cfg.TLSKeyFile = o.tlsCert, o.tlsKey
 	cfg.BaseURL = o.baseURL
+	cfg.AllowEmpty = o.allowEmpty
+	if m.svc.Version() == 0 && !o.allowEmpty {
+		cfg.Logger.Warn("no policy has been applied: /readyz answers 503 until one is (gatehouse apply -f FILE, or POST /api/v1/policy:apply as the bootstrap superuser); --allow-empty reports ready anyway")
+	}
 	if err := m.loadBilling(ctx, &cfg); err != nil {
 		return err
 	}
