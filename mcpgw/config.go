@@ -37,7 +37,9 @@ type Upstream struct {
 	// request to it (the gateway's credentials).
 	URL     string
 	Headers map[string]string
-	// Command, Args and Env start a stdio server.
+	// Command, Args and Env start a stdio server. Of the gateway's own
+	// environment it gets only HOME, LOGNAME, PATH, SHELL, TERM, TMPDIR,
+	// USER, LANG and TZ: anything else it needs is in Env.
 	Command string
 	Args    []string
 	Env     map[string]string
