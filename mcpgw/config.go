@@ -37,7 +37,9 @@ type Upstream struct {
 	// request to it (the gateway's credentials).
 	URL     string
 	Headers map[string]string
-	// Command, Args and Env start a stdio server.
+	// Command, Args and Env start a stdio server. Of the gateway's own
+	// environment it gets only HOME, LOGNAME, PATH, SHELL, TERM, TMPDIR,
+	// USER, LANG and TZ: anything else it needs is in Env.
 	Command string
 	Args    []string
 	Env     map[string]string
@@ -45,7 +47,8 @@ type Upstream struct {
 	// "deny" (the default: it is not shown and cannot be called) or
 	// "permission NAME" (shown as upstream.tool to holders of NAME).
 	Unmapped string
-	// UnmappedPermission is the NAME of Unmapped, once parsed.
+	// UnmappedPermission is the NAME of Unmapped, set by Validate; it is
+	// empty for "deny".
 	UnmappedPermission string
 }
 
@@ -160,7 +163,9 @@ func (c *Config) Validate() error {
 			if perm == "" {
 				return gatehouse.Invalidf("upstream %s: unmapped %q: want deny or permission NAME", u.Name, u.Unmapped)
 			}
-			u.Unmapped, u.UnmappedPermission = "permission", perm
+			// Kept in its written form so that validating again (New
+			// validates what ParseConfig returned) parses it again.
+			u.Unmapped, u.UnmappedPermission = "permission "+perm, perm
 		default:
 			return gatehouse.Invalidf("upstream %s: unmapped %q: want deny or permission NAME", u.Name, u.Unmapped)
 		}

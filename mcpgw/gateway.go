@@ -232,7 +232,7 @@ func (g *Gateway) catalog(ctx context.Context) []exposed {
 	}
 	for _, name := range g.names {
 		up := g.upstreams[name]
-		if up.cfg.Unmapped != "permission" {
+		if up.cfg.UnmappedPermission == "" {
 			continue
 		}
 		for _, d := range lists[name] {

@@ -353,3 +353,37 @@ func TestUpstreamFailure(t *testing.T) {
 		t.Errorf("%d failed actions, want 2: %+v", failed, recs)
 	}
 }
+
+// An upstream whose unmapped tools need a permission, configured from a
+// file as serve does (ParseConfig, then New, which validates again), shows
+// them to the permission's holders only.
+func TestUnmappedPermission(t *testing.T) {
+	cfg, err := mcpgw.ParseConfig("mcp.yaml", []byte(`
+upstreams:
+  - name: store
+    url: http://127.0.0.1:1/in-process
+    unmapped: permission manage_ai_tools
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil || cfg.Upstreams[0].UnmappedPermission != "manage_ai_tools" {
+		t.Fatalf("validating a parsed config again = %v, %+v", err, cfg.Upstreams[0])
+	}
+	f := newFixture(t, func(c *mcpgw.Config) { c.Upstreams = cfg.Upstreams })
+	// Olga holds manage_ai_tools in acme (AI Administrator), Carl nowhere.
+	olga := f.connect("user:olga@acme.example", "acme-berlin", "", nil)
+	if got := olga.tools(t); !slices.Contains(got, "store_stats") {
+		t.Errorf("olga's tools = %v, want store_stats among them", got)
+	}
+	if res := olga.call(t, "store_stats", nil); res.IsError || text(res) != "42 orders today." {
+		t.Errorf("olga's store_stats = %+v %q", res, text(res))
+	}
+	carl := f.connect("user:carl@acme.example", "acme-berlin", "", nil)
+	if got := carl.tools(t); slices.Contains(got, "store_stats") {
+		t.Errorf("carl's tools = %v, want no store_stats", got)
+	}
+	if _, err := carl.CallTool(context.Background(), &mcp.CallToolParams{Name: "store_stats"}); err == nil {
+		t.Error("carl called an unmapped tool he does not hold the permission of")
+	}
+}

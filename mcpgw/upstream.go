@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,15 +48,34 @@ func newUpstream(cfg Upstream, logger *slog.Logger, override Transport, onChange
 	default:
 		u.transport = func() mcp.Transport {
 			cmd := exec.Command(cfg.Command, cfg.Args...)
-			cmd.Env = os.Environ()
-			for k, v := range cfg.Env {
-				cmd.Env = append(cmd.Env, k+"="+v)
-			}
+			cmd.Env = commandEnv(os.Getenv, cfg.Env)
 			cmd.Stderr = logWriter{logger: logger, upstream: cfg.Name}
 			return &mcp.CommandTransport{Command: cmd}
 		}
 	}
 	return u
+}
+
+// inheritedEnv are the variables of the gateway's environment a stdio
+// upstream gets, as the MCP SDKs' clients pass them (the TypeScript SDK's
+// getDefaultEnvironment): enough to find programs and a home directory.
+var inheritedEnv = []string{"HOME", "LOGNAME", "PATH", "SHELL", "TERM", "TMPDIR", "USER", "LANG", "TZ"}
+
+// commandEnv is the environment of a stdio upstream: inheritedEnv from
+// getenv, then the configured env. The rest of the gateway's environment
+// (GATEHOUSE_JWT_SECRET, a database URL with its password) never reaches
+// it, since an upstream may show its environment to whoever calls it.
+func commandEnv(getenv func(string) string, env map[string]string) []string {
+	var out []string
+	for _, k := range inheritedEnv {
+		if v := getenv(k); v != "" {
+			out = append(out, k+"="+v)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
+	}
+	return out
 }
 
 // headerTransport adds the gateway's own headers for an upstream; the
