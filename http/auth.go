@@ -182,26 +182,11 @@ func (s *Server) authenticateAny(r *http.Request) (gatehouse.Caller, error) {
 		// The store could not say: the caller is not let in, and may retry.
 		return gatehouse.Caller{}, err
 	}
-	if scope := scopeFor(r.URL.Path); !k.Allows(scope) {
+	if scope := info(r.Context()).scope; scope == "" || !k.Allows(scope) {
 		return gatehouse.Caller{}, &Error{Code: CodeForbidden, Message: "error.api_key_scope", Data: map[string]any{"Scope": scope},
 			Err: fmt.Errorf("api key %s lacks scope %s", k.ID, scope)}
 	}
 	return gatehouse.Caller{Subject: k.Subject, Credential: gatehouse.CredentialAPIKey, Scopes: k.Scopes}, nil
-}
-
-// scopeFor is the API key scope a path needs: AuthZEN, deciding, or
-// administration.
-func scopeFor(path string) string {
-	switch {
-	case path == mcpPath:
-		return gatehouse.ScopeMCP
-	case strings.Contains(path, "/access/v1/"):
-		return gatehouse.ScopeAuthZEN
-	case path == "/api/v1/check", path == "/api/v1/explain", strings.HasPrefix(path, "/api/v1/me/"),
-		path == "/api/v1/actions" || strings.HasPrefix(path, "/api/v1/actions/"):
-		return gatehouse.ScopeCheck
-	}
-	return gatehouse.ScopeAdmin
 }
 
 // apiKeyCacheTTL is how long a verified key is trusted without asking the
