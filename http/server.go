@@ -68,6 +68,11 @@ type Config struct {
 	// JWTIssuer and JWTAudience, when set, must match the token's iss and aud.
 	JWTIssuer   string
 	JWTAudience string
+	// TrustUnverifiedEmail lets a token whose sub names no user or agent
+	// fall back to its email claim even when email_verified is not true.
+	// Off by default: an identity provider that lets users set an email
+	// without verifying it would let them become that user.
+	TrustUnverifiedEmail bool
 	// AuthZENAuth is AuthJWT (the AuthZEN endpoints need a bearer JWT),
 	// AuthToken (they need one of AuthZENTokens as a bearer token, as
 	// interop harnesses send) or AuthNone (they are open; for a PDP
