@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -147,4 +148,34 @@ func BenchmarkCheckJSON(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzDecodeStrict checks the native API's decoder: it never panics, and a
+// body it accepts has no key repeated in any case and no key that is not a
+// field, so encoding/json reads it the same with or without case folding.
+func FuzzDecodeStrict(f *testing.F) {
+	for _, s := range []string{`{"tool": "analyze_loan", "tenant": "acme"}`, `{"tool": "a", "tool": "b"}`, `{"TOOL": "a"}`,
+		`{"tool": "a", "Tool": "b"}`, `{"tool": "process_refund", "args": {"amount": "500.00", "amount": "1.00"}}`,
+		`{"context": {"k": 1, "\u212a": 2}}`, `{"tennant": "x"}`, `[]`, `{"tool": "a"} {}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var in checkRequest
+		if decodeStrict(body, &in) != nil {
+			return
+		}
+		if err := checkJSON(body); err != nil {
+			t.Fatalf("decodeStrict accepted %q, which checkJSON refuses: %v", body, err)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatalf("decodeStrict accepted %q, not an object: %v", body, err)
+		}
+		fields := jsonFields(reflect.TypeFor[checkRequest]())
+		for k := range m {
+			if _, ok := fields[k]; !ok {
+				t.Fatalf("decodeStrict accepted %q with the key %q", body, k)
+			}
+		}
+	})
 }
