@@ -419,7 +419,9 @@ type decisionRecord struct {
 	ActionID  string           `json:"action_id,omitempty"`
 	Version   int64            `json:"version"`
 	RequestID string           `json:"request_id,omitempty"`
-	LatencyUS int64            `json:"latency_us"`
+	// Conversation is the chat thread the question came from.
+	Conversation string `json:"conversation_id,omitempty"`
+	LatencyUS    int64  `json:"latency_us"`
 }
 
 type resourceRef struct {
@@ -438,7 +440,8 @@ func (s *Service) logDecision(caller gatehouse.Caller, q *gatehouse.Question, a 
 	// permission; Tool the tool that decided.
 	rec := decisionRecord{Endpoint: q.Surface, Subject: a.Subject, OnBehalfOf: a.OnBehalfOf,
 		Action: q.Name, Tool: q.Tool, Tenant: q.Tenant, Allowed: a.Allowed, Reason: a.Reason,
-		ActionID: a.ActionID, Version: a.Version, RequestID: q.RequestID, LatencyUS: took.Microseconds()}
+		ActionID: a.ActionID, Version: a.Version, RequestID: q.RequestID, Conversation: q.Conversation,
+		LatencyUS: took.Microseconds()}
 	if rec.Action == "" {
 		rec.Action = q.Permission
 	}
@@ -471,6 +474,8 @@ type ToolCall struct {
 	Upstream string `json:"upstream,omitempty"`
 	Tenant   string `json:"tenant,omitempty"`
 	ActionID string `json:"action_id,omitempty"`
+	// Conversation is the chat thread of the call.
+	Conversation string `json:"conversation_id,omitempty"`
 	// Status is ok, error (the upstream answered isError) or failed (it
 	// did not answer).
 	Status    string `json:"status"`
