@@ -195,6 +195,8 @@ func scopeFor(path string) string {
 	switch {
 	case path == mcpPath:
 		return gatehouse.ScopeMCP
+	case path == "/ws", path == "/api/v1/threads", strings.HasPrefix(path, "/api/v1/threads/"), strings.HasPrefix(path, "/api/v1/attachments/"):
+		return gatehouse.ScopeChat
 	case strings.Contains(path, "/access/v1/"):
 		return gatehouse.ScopeAuthZEN
 	case path == "/api/v1/check", path == "/api/v1/explain", strings.HasPrefix(path, "/api/v1/me/"),

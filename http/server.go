@@ -22,6 +22,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/billing"
+	"github.com/gatehouse/gatehouse/chat"
 	"github.com/gatehouse/gatehouse/locale"
 	"github.com/gatehouse/gatehouse/service"
 )
@@ -110,6 +111,11 @@ type Config struct {
 	// /mcp to callers with a bearer JWT or an API key with the mcp scope,
 	// with the OAuth protected resource metadata (RFC 9728) it announces.
 	MCP http.Handler
+
+	// Chat, when set, is the chat engine served at /ws and under
+	// /api/v1/threads, with ChatLimits on its sockets.
+	Chat       *chat.Engine
+	ChatLimits ChatLimits
 
 	Logger  *slog.Logger
 	Catalog *locale.Catalog
@@ -207,6 +213,7 @@ type Server struct {
 	stop    context.CancelFunc
 	metrics *metrics
 	apiKeys keyCache
+	chat    *chatState
 
 	ln     net.Listener
 	server *http.Server
@@ -302,6 +309,7 @@ func (s *Server) Close() error {
 	if s.server == nil {
 		return nil
 	}
+	s.closeChat()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := s.server.Shutdown(ctx)
@@ -346,6 +354,7 @@ func (s *Server) routes() http.Handler {
 	s.permissionRoutes(mux)
 	s.billingRoutes(mux)
 	s.mcpRoutes(mux)
+	s.chatRoutes(mux)
 	s.route(mux, http.MethodGet, "/api/v1/openapi.json", http.HandlerFunc(s.handleOpenAPI),
 		apiDoc("openapi", "This OpenAPI document", nil, nil).public())
 	s.route(mux, http.MethodGet, "/healthz", http.HandlerFunc(s.handleHealth),
