@@ -13,7 +13,7 @@ import (
 )
 
 // Chat threads live in chat_threads, chat_messages and chat_attachments
-// (migration 0007). An append locks its thread's row, so appends to one
+// (migration 0006). An append locks its thread's row, so appends to one
 // thread, from any number of processes, queue there and each reads the
 // seq the previous one left.
 

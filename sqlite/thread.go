@@ -12,7 +12,7 @@ import (
 )
 
 // Chat threads live in chat_threads, chat_messages and chat_attachments
-// (migration 0007). Writes serialize on the one write connection, so an
+// (migration 0006). Writes serialize on the one write connection, so an
 // append reads the thread's last seq and writes the next ones unraced.
 
 var _ gatehouse.ThreadStore = (*DB)(nil)
