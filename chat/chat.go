@@ -218,7 +218,7 @@ func (a Actor) subject() gatehouse.SubjectRef { return a.Caller.Subject }
 // Error is a chat operation refused or failed, with its stable code and
 // a localized message. Code is a gatehouse.Reason for a denial
 // (permission_missing, invalid_request, …) or an error code (not_found,
-// payload_too_large, unsupported_media_type, busy, internal).
+// payload_too_large, unsupported_media_type, internal, …).
 type Error struct {
 	Code    string
 	Message string
@@ -244,7 +244,6 @@ const (
 	CodeNotFound       = "not_found"
 	CodeTooLarge       = "payload_too_large"
 	CodeUnsupported    = "unsupported_media_type"
-	CodeBusy           = "busy"
 	CodeFailed         = "internal"
 	CodeRateLimited    = "rate_limited"
 	CodeUnknownCommand = "unknown_event"

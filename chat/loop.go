@@ -21,20 +21,9 @@ import (
 // cut short (a restart, a confirmation that takes a day) is resumed from
 // the thread alone.
 
-// claim marks thread as having a turn; false if one runs already.
-func (e *Engine) claim(thread string) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if _, ok := e.turns[thread]; ok {
-		return false
-	}
-	e.turns[thread] = &turnState{}
-	return true
-}
-
 // release ends thread's turn; it reports whether the thread should be
-// advanced again (something settled while the turn finished), in which
-// case the claim is kept.
+// advanced again (something happened while the turn finished), in which
+// case the turn stays claimed.
 func (e *Engine) release(thread string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -48,7 +37,7 @@ func (e *Engine) release(thread string) bool {
 }
 
 // wake advances thread as actor a: now if no turn runs, else right after
-// the running one.
+// the running one. One turn runs per thread at a time.
 func (e *Engine) wake(t gatehouse.Thread, a Actor) {
 	e.mu.Lock()
 	if st, ok := e.turns[t.ID]; ok {
@@ -95,36 +84,52 @@ func (e *Engine) status(thread, typ, msgID, lang string) {
 }
 
 // advance runs the thread's turn until the assistant answered, the turn
-// waits for a confirmation, or something failed.
+// waits for a confirmation, or something failed. A turn that finds
+// nothing to do says nothing.
 func (e *Engine) advance(ctx context.Context, t gatehouse.Thread, a Actor) {
-	e.status(t.ID, EventAgentStarted, "chat.agent.started", a.Lang)
+	started := false
+	start := func() {
+		if !started {
+			started = true
+			e.status(t.ID, EventAgentStarted, "chat.agent.started", a.Lang)
+		}
+	}
 	for ctx.Err() == nil {
 		msgs, err := e.cfg.Threads.Messages(ctx, t.ID, 0, 0)
 		if err != nil {
 			e.fail(t, a, gatehouse.ReasonInternalError, "chat.failed", fmt.Errorf("read messages: %w", err))
 			return
 		}
-		open, calls := unsettled(msgs)
-		if len(open) > 0 {
-			waiting, err := e.settle(ctx, t, a, open, calls)
-			if err != nil {
-				e.fail(t, a, gatehouse.ReasonInternalError, "chat.failed", err)
-				return
-			}
-			if waiting {
-				e.status(t.ID, EventAgentWaiting, "chat.agent.waiting", a.Lang)
-				return
-			}
+		fresh, pending, calls := unsettled(msgs)
+		progressed, waiting, err := e.settle(ctx, t, a, fresh, pending, calls, start)
+		switch {
+		case err != nil:
+			e.fail(t, a, gatehouse.ReasonInternalError, "chat.failed", err)
+			return
+		case progressed:
 			continue
 		}
-		if len(msgs) == 0 || msgs[len(msgs)-1].Role == gatehouse.RoleAssistant {
-			e.status(t.ID, EventAgentCompleted, "chat.agent.completed", a.Lang)
-			return
+		last := gatehouse.Message{Role: gatehouse.RoleAssistant}
+		if len(msgs) > 0 {
+			last = msgs[len(msgs)-1]
 		}
-		if calls > e.cfg.MaxToolCalls && msgs[len(msgs)-1].Role == gatehouse.RoleTool {
+		switch {
+		case last.Role == gatehouse.RoleTool && last.Status == gatehouse.ToolCallPending, waiting && last.Role != gatehouse.RoleUser:
+			if started {
+				e.status(t.ID, EventAgentWaiting, "chat.agent.waiting", a.Lang)
+			}
+			return
+		case last.Role == gatehouse.RoleAssistant:
+			if started {
+				e.status(t.ID, EventAgentCompleted, "chat.agent.completed", a.Lang)
+			}
+			return
+		case calls > e.cfg.MaxToolCalls && last.Role == gatehouse.RoleTool:
+			start()
 			e.fail(t, a, gatehouse.ReasonInvalidRequest, "chat.tool_limit", fmt.Errorf("the model made %d tool calls in one turn", calls))
 			return
 		}
+		start()
 		if err := e.think(ctx, t, a, msgs); err != nil {
 			e.fail(t, a, gatehouse.ReasonInternalError, "chat.model_failed", err)
 			return
@@ -142,84 +147,93 @@ func (e *Engine) fail(t gatehouse.Thread, a Actor, reason gatehouse.Reason, msgI
 		Error: e.text(a.Lang, msgID, map[string]int{"Max": e.cfg.MaxToolCalls}), Reason: string(reason)}})
 }
 
+// pendingCall is a tool call waiting for its action's confirmation.
+type pendingCall struct {
+	call     gatehouse.ToolCall
+	actionID string
+}
+
 // unsettled returns the tool calls of the newest assistant message that
-// have no final result (none, or only a pending one), and how many tool
-// calls the current turn (since the newest user message) made.
-func unsettled(msgs []gatehouse.Message) ([]gatehouse.ToolCall, int) {
-	calls := 0
-	last := -1
-	for i := len(msgs) - 1; i >= 0; i-- {
-		m := msgs[i]
-		if m.Role == gatehouse.RoleUser {
-			break
-		}
-		if m.Role == gatehouse.RoleAssistant {
-			calls += len(m.ToolCalls)
-			if last < 0 {
-				last = i
-			}
-		}
-	}
-	if last < 0 {
-		return nil, calls
-	}
+// have no result at all (fresh: a turn cut short before it decided them),
+// the calls anywhere in the thread whose only result is pending (waiting
+// for a confirmation, in order), and how many tool calls the current turn
+// (since the newest user message) made.
+func unsettled(msgs []gatehouse.Message) (fresh []gatehouse.ToolCall, pending []pendingCall, calls int) {
 	final := map[string]bool{}
-	for _, m := range msgs[last+1:] {
-		if m.Role == gatehouse.RoleTool && m.Status != gatehouse.ToolCallPending {
+	waiting := map[string]string{}
+	for _, m := range msgs {
+		if m.Role != gatehouse.RoleTool {
+			continue
+		}
+		if m.Status == gatehouse.ToolCallPending {
+			waiting[m.ToolCallID] = m.ActionID
+		} else {
 			final[m.ToolCallID] = true
 		}
 	}
-	var open []gatehouse.ToolCall
-	for _, c := range msgs[last].ToolCalls {
-		if !final[c.ID] {
-			open = append(open, c)
-		}
-	}
-	return open, calls
-}
-
-// pendingAction returns the action of call's pending result in msgs, if any.
-func pendingAction(msgs []gatehouse.Message, callID string) string {
+	newest := -1
+	user := false
 	for i := len(msgs) - 1; i >= 0; i-- {
-		if m := msgs[i]; m.Role == gatehouse.RoleTool && m.ToolCallID == callID && m.Status == gatehouse.ToolCallPending {
-			return m.ActionID
+		switch msgs[i].Role {
+		case gatehouse.RoleUser:
+			user = true
+		case gatehouse.RoleAssistant:
+			if newest < 0 && !user {
+				newest = i
+			}
+			if !user {
+				calls += len(msgs[i].ToolCalls)
+			}
 		}
 	}
-	return ""
+	for i, m := range msgs {
+		for _, c := range m.ToolCalls {
+			switch id, ok := waiting[c.ID]; {
+			case final[c.ID]:
+			case ok:
+				pending = append(pending, pendingCall{call: c, actionID: id})
+			case i == newest:
+				fresh = append(fresh, c)
+			}
+		}
+	}
+	return fresh, pending, calls
 }
 
-// settle decides and runs the open tool calls; waiting reports that one
-// still waits for a confirmation.
-func (e *Engine) settle(ctx context.Context, t gatehouse.Thread, a Actor, open []gatehouse.ToolCall, calls int) (waiting bool, err error) {
-	msgs, err := e.cfg.Threads.Messages(ctx, t.ID, 0, 0)
-	if err != nil {
-		return false, err
+// settle decides and runs the fresh tool calls and settles the pending
+// ones whose confirmation came; progressed reports that it stored a
+// result, waiting that a call still waits for a human.
+func (e *Engine) settle(ctx context.Context, t gatehouse.Thread, a Actor, fresh []gatehouse.ToolCall, pending []pendingCall, calls int, start func()) (progressed, waiting bool, err error) {
+	var results []gatehouse.Message
+	for _, p := range pending {
+		m, still := e.confirmed(ctx, t, a, p.call, p.actionID)
+		if still {
+			waiting = true
+			continue
+		}
+		start()
+		results = append(results, m)
 	}
 	// Calls beyond the cap, counted over the whole turn, are refused.
-	allowed := max(len(open)-(calls-e.cfg.MaxToolCalls), 0)
-	for i, c := range open {
-		var m gatehouse.Message
-		switch actionID := pendingAction(msgs, c.ID); {
-		case i >= allowed:
-			m = e.refuse(t, a, c, gatehouse.ReasonInvalidRequest, e.text(a.Lang, "chat.tool_limit", map[string]int{"Max": e.cfg.MaxToolCalls}), "", "")
-		case actionID != "":
-			var still bool
-			m, still = e.confirmed(ctx, t, a, c, actionID)
-			if still {
-				waiting = true
-				continue
-			}
-		default:
-			m = e.call(ctx, t, a, c)
+	allowed := max(len(fresh)-(calls-e.cfg.MaxToolCalls), 0)
+	for i, c := range fresh {
+		start()
+		if i >= allowed {
+			results = append(results, e.refuse(t, a, c, gatehouse.ReasonInvalidRequest,
+				e.text(a.Lang, "chat.tool_limit", map[string]int{"Max": e.cfg.MaxToolCalls}), "", ""))
+			continue
 		}
-		if err := e.store(ctx, t, &m); err != nil {
-			return false, err
+		results = append(results, e.call(ctx, t, a, c))
+	}
+	for i := range results {
+		if err := e.store(ctx, t, &results[i]); err != nil {
+			return false, false, err
 		}
-		if m.Status == gatehouse.ToolCallPending {
+		if results[i].Status == gatehouse.ToolCallPending {
 			waiting = true
 		}
 	}
-	return waiting, nil
+	return len(results) > 0, waiting, nil
 }
 
 // store appends a message to t and tells the thread's watchers.
@@ -256,8 +270,14 @@ func (e *Engine) think(ctx context.Context, t gatehouse.Thread, a Actor, msgs []
 	}
 	m := gatehouse.Message{Role: gatehouse.RoleAssistant, Content: reply.Content}
 	seen := map[string]bool{}
+	for _, old := range msgs {
+		for _, c := range old.ToolCalls {
+			seen[c.ID] = true
+		}
+	}
 	for i, c := range reply.ToolCalls {
-		// A model's ids are its own: make them unique and present.
+		// A model's ids are its own: make them present and unique in the
+		// thread, since results are matched to calls by id.
 		if c.ID == "" || seen[c.ID] {
 			c.ID = fmt.Sprintf("call_%d_%s", i, newID(""))
 		}
@@ -304,9 +324,17 @@ func (e *Engine) history(ctx context.Context, msgs []gatehouse.Message) ([]gateh
 	if len(msgs) > e.cfg.History {
 		msgs = msgs[len(msgs)-e.cfg.History:]
 	}
+	// Every tool call the model made gets exactly one result: the final
+	// one, else the pending one (which tells it a human must confirm).
+	final := map[string]bool{}
+	for _, m := range msgs {
+		if m.Role == gatehouse.RoleTool && m.Status != gatehouse.ToolCallPending {
+			final[m.ToolCallID] = true
+		}
+	}
 	out := make([]gatehouse.Message, 0, len(msgs))
 	for _, m := range msgs {
-		if m.Role == gatehouse.RoleTool && m.Status == gatehouse.ToolCallPending {
+		if m.Role == gatehouse.RoleTool && m.Status == gatehouse.ToolCallPending && final[m.ToolCallID] {
 			continue
 		}
 		for _, id := range m.Attachments {
@@ -569,14 +597,10 @@ func (e *Engine) resume(t gatehouse.Thread) {
 		Tenant: t.Tenant, Lang: e.lang(t.ID)})
 }
 
-// resumeIfSettled resumes t if a tool call of its last turn waits for an
-// action that is no longer pending.
+// resumeIfSettled resumes t if a tool call waits for an action: it may
+// have been confirmed while no turn ran (another instance, a restart).
 func (e *Engine) resumeIfSettled(t gatehouse.Thread, msgs []gatehouse.Message) {
-	open, _ := unsettled(msgs)
-	for _, c := range open {
-		if pendingAction(msgs, c.ID) != "" {
-			e.resume(t)
-			return
-		}
+	if _, pending, _ := unsettled(msgs); len(pending) > 0 {
+		e.resume(t)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"mime"
 	"slices"
 	"strings"
@@ -175,33 +174,23 @@ func (e *Engine) SubmitMessage(ctx context.Context, a Actor, threadID, content s
 	return e.post(ctx, a, t, content, attachments)
 }
 
-// post stores a user message in t and starts a turn, unless one runs.
+// post stores a user message in t and has the agent answer it: now, or
+// right after the turn in progress.
 func (e *Engine) post(ctx context.Context, a Actor, t gatehouse.Thread, content string, attachments []string) (gatehouse.Message, error) {
-	if !e.claim(t.ID) {
-		return gatehouse.Message{}, &Error{Code: CodeBusy, Message: e.text(a.Lang, "chat.busy", nil),
-			err: fmt.Errorf("chat: thread %s is answering: %w", t.ID, gatehouse.ErrConflict)}
-	}
 	m := gatehouse.Message{ID: newID("msg_"), ThreadID: t.ID, Role: gatehouse.RoleUser, Author: a.subject().String(),
 		Content: content, Attachments: attachments, CreatedAt: e.cfg.Decider.Now()}
-	if err := e.cfg.Threads.AppendMessages(ctx, []gatehouse.Message{m}); err != nil {
-		e.release(t.ID)
+	batch := []gatehouse.Message{m}
+	if err := e.cfg.Threads.AppendMessages(ctx, batch); err != nil {
 		if errors.Is(err, gatehouse.ErrInvalid) {
 			return m, &Error{Code: string(gatehouse.ReasonInvalidRequest), Message: e.text(a.Lang, "chat.attachment_not_found", nil), err: err}
 		}
 		return m, e.failed(a, "store message", err)
 	}
-	m.Seq = lastSeq([]gatehouse.Message{m})
+	m = batch[0]
 	e.remember(t.ID, a.Lang)
 	e.emit(t.ID, Event{Type: EventMessage, Data: MessageData{Message: m}})
-	e.startTurn(t, a)
+	e.wake(t, a)
 	return m, nil
-}
-
-func lastSeq(ms []gatehouse.Message) int64 {
-	if len(ms) == 0 {
-		return 0
-	}
-	return ms[len(ms)-1].Seq
 }
 
 // RenameThread sets the title of a's thread.

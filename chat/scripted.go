@@ -22,7 +22,7 @@ import (
 // offered them, as a model that invents a tool would: the loop must refuse
 // those.
 type Scripted struct {
-	rules   []scriptRule
+	rules    []scriptRule
 	fallback string
 }
 

@@ -360,9 +360,27 @@ func TestChatAccessDenied(t *testing.T) {
 		t.Errorf("with the check failing: closed %d %q, want 1008 Permission check failed", code, reason)
 	}
 	f.decider.fail.Store(false)
-	// No credential: 401 before the handshake.
-	if _, resp, err := f.dialErr("", "acme", ""); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("without a token: %v %v, want 401", resp, err)
+	// A wrong token is refused before the handshake.
+	h := http.Header{"Authorization": {"Bearer not-a-token"}}
+	if _, resp, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(f.url, "http")+"/ws", &websocket.DialOptions{HTTPHeader: h}); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("with a wrong token: %v %v, want 401", resp, err)
+	}
+	// Without one, the first frame must carry it.
+	anon, _, err := f.dialErr("", "acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon.send(map[string]any{"type": "ping"})
+	if code, reason := anon.closeStatus(); code != websocket.StatusPolicyViolation || reason != "Authentication required" {
+		t.Errorf("a first frame without a token: closed %d %q", code, reason)
+	}
+	browser, _, err := f.dialErr("", "acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser.send(map[string]any{"type": "auth", "token": f.token("user:sara@acme.example")})
+	if caps := capabilities(t, browser.next(chat.EventCapabilities)); !caps.Flags["canAccessChat"] {
+		t.Errorf("authenticated by the first frame: %+v", caps.Flags)
 	}
 }
 
@@ -544,14 +562,14 @@ func TestChatBadFrames(t *testing.T) {
 func TestChatREST(t *testing.T) {
 	t.Parallel()
 	f := newChatFixture(t, nil)
-	tok := f.token("user:sara@acme.example")
+	tok := f.token("user:olga@acme.example")
 	h := map[string]string{"X-Tenant-ID": "acme"}
 	r := f.do(call{path: "/api/v1/threads", token: tok, header: h, body: `{"title": "Orders"}`})
 	if r.status != http.StatusCreated {
 		t.Fatalf("start: %d %s", r.status, r.body)
 	}
 	thread := decodeInto[gatehouse.Thread](t, r)
-	if thread.Title != "Orders" || thread.Tenant != "acme" || thread.Owner != "user:sara@acme.example" {
+	if thread.Title != "Orders" || thread.Tenant != "acme" || thread.Owner != "user:olga@acme.example" {
 		t.Errorf("thread %+v", thread)
 	}
 	up, err := http.NewRequest(http.MethodPost, f.url+"/api/v1/threads/"+thread.ID+"/attachments?name=notes.txt", strings.NewReader("order 1042 arrived broken"))
