@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,14 +44,16 @@ func TestDemo(t *testing.T) {
 // the answer; errors, slow answers and large ones fail.
 func TestHTTP(t *testing.T) {
 	t.Parallel()
+	var mu sync.Mutex
 	var got chat.Call
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer gateway" || r.Method != http.MethodPost {
 			http.Error(w, "no", http.StatusUnauthorized)
 			return
 		}
-		_ = json.NewDecoder(r.Body).Decode(&got)
-		switch got.Tool {
+		var c chat.Call
+		_ = json.NewDecoder(r.Body).Decode(&c)
+		switch c.Tool {
 		case "slow":
 			time.Sleep(300 * time.Millisecond)
 		case "big":
@@ -60,6 +63,9 @@ func TestHTTP(t *testing.T) {
 			http.Error(w, "down", http.StatusBadGateway)
 			return
 		}
+		mu.Lock()
+		got = c
+		mu.Unlock()
 		w.Write([]byte(`{"ok": true}`))
 	}))
 	defer srv.Close()
@@ -69,6 +75,8 @@ func TestHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := h.Execute(context.Background(), chat.Call{Tool: "lookup", Arguments: json.RawMessage(`{"id": 1}`), Tenant: "acme", ConversationID: "th_1"})
+	mu.Lock()
+	defer mu.Unlock()
 	if err != nil || out != `{"ok": true}` || got.Tenant != "acme" || got.ConversationID != "th_1" {
 		t.Errorf("Execute = %q, %v; the server got %+v", out, err, got)
 	}
