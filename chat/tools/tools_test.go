@@ -76,9 +76,10 @@ func TestHTTP(t *testing.T) {
 	}
 	out, err := h.Execute(context.Background(), chat.Call{Tool: "lookup", Arguments: json.RawMessage(`{"id": 1}`), Tenant: "acme", ConversationID: "th_1"})
 	mu.Lock()
-	defer mu.Unlock()
-	if err != nil || out != `{"ok": true}` || got.Tenant != "acme" || got.ConversationID != "th_1" {
-		t.Errorf("Execute = %q, %v; the server got %+v", out, err, got)
+	seen := got
+	mu.Unlock()
+	if err != nil || out != `{"ok": true}` || seen.Tenant != "acme" || seen.ConversationID != "th_1" {
+		t.Errorf("Execute = %q, %v; the server got %+v", out, err, seen)
 	}
 	for _, tool := range []string{"slow", "big", "broken"} {
 		if _, err := h.Execute(context.Background(), chat.Call{Tool: tool}); err == nil {
