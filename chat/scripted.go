@@ -17,7 +17,7 @@ import (
 // Scripted is a deterministic Model driven by rules: the first rule whose
 // pattern matches the user's newest message answers it, with a reply, tool
 // calls, or both; once the tools' results are back, the rule's Then
-// answers with them. It never needs a network, so the demo and the tests
+// answers with them (or, when every call was refused, the refusals). It never needs a network, so the demo and the tests
 // run offline, and it calls the tools its rules name whether or not it was
 // offered them, as a model that invents a tool would: the loop must refuse
 // those.
@@ -113,7 +113,7 @@ func (m *Scripted) Complete(ctx context.Context, req ModelRequest, onToken func(
 	}
 	var user string
 	var results []string
-	afterTools := false
+	afterTools, refused := false, true
 	for i := len(req.Messages) - 1; i >= 0; i-- {
 		msg := req.Messages[i]
 		if msg.Role == gatehouse.RoleUser {
@@ -122,6 +122,7 @@ func (m *Scripted) Complete(ctx context.Context, req ModelRequest, onToken func(
 		}
 		if msg.Role == gatehouse.RoleTool {
 			afterTools = true
+			refused = refused && msg.Status == gatehouse.ToolCallDenied
 			results = append([]string{msg.Content}, results...)
 		}
 	}
@@ -138,6 +139,8 @@ func (m *Scripted) Complete(ctx context.Context, req ModelRequest, onToken func(
 	switch {
 	case rule == nil:
 		r.Content = fill(m.fallback)
+	case afterTools && refused:
+		r.Content = "I could not do that: " + strings.Join(results, "\n")
 	case afterTools:
 		r.Content = fill(string(rule.re.ExpandString(nil, rule.Then, user, groups)))
 		if rule.Then == "" {

@@ -73,6 +73,9 @@ type options struct {
 	// billing: the webhook configuration, secrets and sweep interval
 	billingConfig  string
 	mcpConfig      string
+	chatModel      string
+	chatScript     string
+	chatTools      string
 	allowEmpty     bool
 	billingSecrets []string
 	billingSweep   time.Duration

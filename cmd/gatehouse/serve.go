@@ -41,6 +41,7 @@ func serveFlags(fs *flag.FlagSet, o *options) {
 	fs.BoolVar(&o.allowEmpty, "allow-empty", false, "report ready (/readyz) even while no policy has been applied")
 	billingFlags(fs, o)
 	mcpFlags(fs, o)
+	chatFlags(fs, o)
 }
 
 func runServe(ctx context.Context, m *Main) error {
@@ -85,6 +86,11 @@ func runServe(ctx context.Context, m *Main) error {
 		return err
 	}
 	defer stopMCP()
+	stopChat, err := m.loadChat(&cfg, o.chatModel, o.chatScript, o.chatTools)
+	if err != nil {
+		return err
+	}
+	defer stopChat()
 	return m.serve(ctx, cfg, func(url string) {
 		fmt.Fprintf(m.Stdout, "gatehouse: serving %s (store %s); AuthZEN metadata at %s/.well-known/authzen-configuration\n",
 			url, m.Config.storeName(), url)
