@@ -203,13 +203,18 @@ type Dump struct {
 	Head   AuditHead
 	Events iter.Seq2[AuditEvent, error]
 	// Actions yields the agent action records in Seq order, Customers and
-	// BillingEvents the billing state and APIKeys the API keys (with their
-	// hashes) by id; Counts says how many rows each yields. A nil sequence
-	// yields nothing.
+	// BillingEvents the billing state, APIKeys the API keys (with their
+	// hashes) by id, Threads the chat threads by id, Messages their
+	// messages by thread and Seq, and Attachments the attachments (with
+	// their data) by id; Counts says how many rows each yields. A nil
+	// sequence yields nothing.
 	Actions       iter.Seq2[ActionRecord, error]
 	Customers     iter.Seq2[BillingCustomer, error]
 	BillingEvents iter.Seq2[BillingEvent, error]
 	APIKeys       iter.Seq2[APIKey, error]
+	Threads       iter.Seq2[Thread, error]
+	Messages      iter.Seq2[Message, error]
+	Attachments   iter.Seq2[Attachment, error]
 	Counts        DumpCounts
 }
 
@@ -219,6 +224,9 @@ type DumpCounts struct {
 	Customers     int64 `json:"billing_customers"`
 	BillingEvents int64 `json:"billing_events"`
 	APIKeys       int64 `json:"api_keys"`
+	Threads       int64 `json:"chat_threads"`
+	Messages      int64 `json:"chat_messages"`
+	Attachments   int64 `json:"chat_attachments"`
 }
 
 // Validate reports objects no store may restore (ErrInvalid): an object
@@ -252,8 +260,8 @@ type Dumper interface {
 	// Dump calls fn with the whole store as one read transaction sees it;
 	// writers are not blocked. The sequences of d stream from that
 	// transaction and may be ranged over once each, inside fn only, in the
-	// order Events, Actions, Customers, BillingEvents, APIKeys. Dump
-	// returns fn's error.
+	// order Events, Actions, Customers, BillingEvents, APIKeys, Threads,
+	// Messages, Attachments. Dump returns fn's error.
 	Dump(ctx context.Context, fn func(d Dump) error) error
 }
 
@@ -261,15 +269,16 @@ type Dumper interface {
 type Restorer interface {
 	// Restore writes d's objects and policy version, the events d.Events
 	// yields, verbatim with their seqs and hashes, and the action records,
-	// billing state and API keys the other sequences yield, in one
-	// transaction, and
+	// billing state, API keys and chat threads, messages and attachments
+	// the other sequences yield, verbatim, in one transaction, and
 	// records d.Head as the audit head. It ranges over the sequences once
 	// each, in the order Dumper gives; d.SchemaVersion and d.Counts are the
 	// caller's to check. It changes nothing and returns an error wrapping
 	// ErrNotEmpty if the store holds an object, an event, an action record,
-	// billing state, an API key or a policy version other than 0;
-	// ErrInvalid if d fails Validate or an action record or API key fails
-	// its Validate; an
+	// billing state, an API key, a chat thread or a policy version other
+	// than 0; ErrInvalid if d fails Validate, an action record, API key,
+	// thread, message or attachment fails its Validate, or a message or
+	// attachment is of a thread d does not hold; an
 	// *audit.ChainError (ErrCorrupt) at the first event that is invalid or
 	// does not chain, as audit.Verified checks them, or if the chain does
 	// not end at d.Head; and the first error a sequence yields, if any.
