@@ -23,14 +23,14 @@ import (
 // world is the example policy's service over a SQLite file, the store the
 // threads are kept in, and a catalog.
 type world struct {
-	t     *testing.T
+	t     testing.TB
 	path  string
 	store *sqlite.DB
 	svc   *service.Service
 	cat   *locale.Catalog
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	w := &world{t: t, path: filepath.Join(t.TempDir(), "g.db")}
 	w.open()
@@ -83,7 +83,7 @@ func (r *recorder) send(e chat.Event) {
 }
 
 // wait returns the first event of type typ after the first n events.
-func (r *recorder) wait(t *testing.T, typ string) chat.Event {
+func (r *recorder) wait(t testing.TB, typ string) chat.Event {
 	t.Helper()
 	deadline := time.After(5 * time.Second)
 	seen := 0

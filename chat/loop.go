@@ -95,7 +95,7 @@ func (e *Engine) advance(ctx context.Context, t gatehouse.Thread, a Actor) {
 		}
 	}
 	for ctx.Err() == nil {
-		msgs, err := e.cfg.Threads.Messages(ctx, t.ID, 0, 0)
+		msgs, err := e.recent(ctx, t.ID)
 		if err != nil {
 			e.fail(t, a, gatehouse.ReasonInternalError, "chat.failed", fmt.Errorf("read messages: %w", err))
 			return
@@ -137,6 +137,17 @@ func (e *Engine) advance(ctx context.Context, t gatehouse.Thread, a Actor) {
 	}
 }
 
+// recent returns the thread's newest Config.History messages: what the
+// model reads and where the turn looks for calls to settle. Seqs are
+// consecutive, so the window is one indexed read however long the thread.
+func (e *Engine) recent(ctx context.Context, thread string) ([]gatehouse.Message, error) {
+	t, err := e.cfg.Threads.GetThread(ctx, thread)
+	if err != nil {
+		return nil, err
+	}
+	return e.cfg.Threads.Messages(ctx, thread, max(t.LastSeq-int64(e.cfg.History), 0), 0)
+}
+
 // fail ends a turn with agent.failed and a log line.
 func (e *Engine) fail(t gatehouse.Thread, a Actor, reason gatehouse.Reason, msgID string, err error) {
 	if e.ctx.Err() != nil {
@@ -155,7 +166,7 @@ type pendingCall struct {
 
 // unsettled returns the tool calls of the newest assistant message that
 // have no result at all (fresh: a turn cut short before it decided them),
-// the calls anywhere in the thread whose only result is pending (waiting
+// the calls of msgs whose only result is pending (waiting
 // for a confirmation, in order), and how many tool calls the current turn
 // (since the newest user message) made.
 func unsettled(msgs []gatehouse.Message) (fresh []gatehouse.ToolCall, pending []pendingCall, calls int) {

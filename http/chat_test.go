@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -44,7 +45,7 @@ type chatFixture struct {
 	server  *gatehttp.Server
 }
 
-func newChatFixture(t *testing.T, configure func(*gatehttp.Config)) *chatFixture {
+func newChatFixture(t testing.TB, configure func(*gatehttp.Config)) *chatFixture {
 	t.Helper()
 	svc, store := newService(t, examplePolicy)
 	cfg := testConfig(t)
@@ -90,7 +91,7 @@ func (e wsEvent) field(name string) string {
 }
 
 type wsClient struct {
-	t      *testing.T
+	t      testing.TB
 	conn   *websocket.Conn
 	events chan wsEvent
 	// closed receives the close error when the server closes the socket.
@@ -130,7 +131,7 @@ func (f *chatFixture) dialErr(subject, tenant, lang string) (*wsClient, *http.Re
 
 func (f *chatFixture) client(conn *websocket.Conn) *wsClient {
 	conn.SetReadLimit(32 << 20)
-	c := &wsClient{t: f.t, conn: conn, events: make(chan wsEvent, 1024), closed: make(chan error, 1)}
+	c := &wsClient{t: f.t, conn: conn, events: make(chan wsEvent, 256), closed: make(chan error, 1)}
 	go func() {
 		for {
 			_, data, err := conn.Read(context.Background())
@@ -655,5 +656,31 @@ func TestChatShutdown(t *testing.T) {
 	}
 	if code, _ := c.closeStatus(); code != websocket.StatusGoingAway {
 		t.Errorf("closed %d, want 1001", code)
+	}
+}
+
+// BenchmarkChatSocketMemory holds b.N sockets open at once (each through
+// authentication, the access check and its capabilities event) and
+// reports the server and client heap they take, per socket and as sockets
+// per GiB. Both ends are in this process, so the figure is an upper bound
+// for the server alone.
+func BenchmarkChatSocketMemory(b *testing.B) {
+	f := newChatFixture(b, func(c *gatehttp.Config) { c.ChatLimits.MaxSocketsPerUser = 1 << 20 })
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	conns := make([]*wsClient, 0, b.N)
+	for range b.N {
+		c := f.dial("user:sara@acme.example", "acme", "")
+		c.next(chat.EventCapabilities)
+		conns = append(conns, c)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := float64(after.HeapInuse-before.HeapInuse) / float64(b.N)
+	b.ReportMetric(per, "heap-B/socket")
+	b.ReportMetric(float64(1<<30)/per, "sockets/GiB")
+	for _, c := range conns {
+		c.conn.Close(websocket.StatusNormalClosure, "")
 	}
 }
