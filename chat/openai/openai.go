@@ -167,7 +167,8 @@ func New(cfg Config) (*Model, error) {
 }
 
 // Complete sends req as one streaming chat completion; see the package
-// documentation for what it sends and which errors it returns.
+// documentation for what it sends and which errors it returns. onToken may
+// be nil.
 func (m *Model) Complete(ctx context.Context, req chat.ModelRequest, onToken func(string)) (chat.Reply, error) {
 	params, err := m.params(req)
 	if err != nil {
@@ -185,7 +186,7 @@ func (m *Model) Complete(ctx context.Context, req chat.ModelRequest, onToken fun
 	for stream.Next() {
 		chunk := stream.Current()
 		if !acc.AddChunk(chunk) {
-			return chat.Reply{}, fmt.Errorf("openai %s: chunk %q does not continue the completion", m.cfg.Model, chunk.ID)
+			return chat.Reply{}, m.failure(fmt.Errorf("chunk %q does not continue the completion", chunk.ID))
 		}
 		for _, choice := range chunk.Choices {
 			if choice.Index == 0 && choice.Delta.Content != "" && onToken != nil {
@@ -193,47 +194,38 @@ func (m *Model) Complete(ctx context.Context, req chat.ModelRequest, onToken fun
 			}
 		}
 	}
-	if err := stream.Err(); err != nil {
-		return chat.Reply{}, m.streamError(ctx, err)
+	err = stream.Err()
+	if err == nil {
+		var reply chat.Reply
+		if reply, err = replyOf(&acc.ChatCompletion); err == nil {
+			return reply, nil
+		}
 	}
-	if err := ctx.Err(); err != nil {
-		return chat.Reply{}, fmt.Errorf("openai %s: %w", m.cfg.Model, err)
-	}
-	return m.reply(&acc.ChatCompletion)
+	return chat.Reply{}, m.failure(err)
 }
 
-// streamError wraps an error of the request or the stream, naming the HTTP
-// status and the API's message for an error response, and the context's
-// error when it ended the stream.
-func (m *Model) streamError(ctx context.Context, err error) error {
+// failure wraps the error that ended a Complete, adding the API's message
+// to an error response's (which names the status). A done context shows
+// as the transport's error, which wraps the context's.
+func (m *Model) failure(err error) error {
 	var apiErr *sdk.Error
-	if errors.As(err, &apiErr) {
-		msg := apiErr.Message
-		if len(msg) > 300 {
-			msg = msg[:300] + "…"
-		}
-		if msg != "" {
-			return fmt.Errorf("openai %s: HTTP %d %s: %s: %w", m.cfg.Model, apiErr.StatusCode, http.StatusText(apiErr.StatusCode), msg, err)
-		}
-		return fmt.Errorf("openai %s: HTTP %d %s: %w", m.cfg.Model, apiErr.StatusCode, http.StatusText(apiErr.StatusCode), err)
+	if errors.As(err, &apiErr) && apiErr.Message != "" {
+		return fmt.Errorf("openai %s: %w: %s", m.cfg.Model, err, apiErr.Message)
 	}
-	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-		return fmt.Errorf("openai %s: %w (%v)", m.cfg.Model, ctxErr, err)
-	}
-	return fmt.Errorf("openai %s: stream: %w", m.cfg.Model, err)
+	return fmt.Errorf("openai %s: %w", m.cfg.Model, err)
 }
 
-// reply turns the accumulated completion into a chat.Reply, or an error if
-// the model never finished it.
-func (m *Model) reply(c *sdk.ChatCompletion) (chat.Reply, error) {
+// replyOf turns the accumulated completion into a chat.Reply, or an error
+// if the model never finished it.
+func replyOf(c *sdk.ChatCompletion) (chat.Reply, error) {
 	if len(c.Choices) == 0 || c.Choices[0].FinishReason == "" {
-		return chat.Reply{}, fmt.Errorf("openai %s: the stream ended before the model finished (no finish_reason)", m.cfg.Model)
+		return chat.Reply{}, errors.New("the stream ended before the model finished (no finish_reason)")
 	}
 	msg := c.Choices[0].Message
 	reply := chat.Reply{Content: msg.Content}
 	for i, tc := range msg.ToolCalls {
 		if tc.ID == "" || tc.Function.Name == "" {
-			return chat.Reply{}, fmt.Errorf("openai %s: tool call %d has no id or no name", m.cfg.Model, i)
+			return chat.Reply{}, fmt.Errorf("tool call %d has no id or no name", i)
 		}
 		reply.ToolCalls = append(reply.ToolCalls, gatehouse.ToolCall{
 			ID:        tc.ID,

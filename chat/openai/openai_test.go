@@ -126,6 +126,24 @@ func TestCompleteStreamsText(t *testing.T) {
 	}
 }
 
+// TestCompleteIgnoresOtherChoices: the reply is choice 0, and so are the
+// tokens, should a server send more choices than the one asked for.
+func TestCompleteIgnoresOtherChoices(t *testing.T) {
+	other := strings.Replace(text("other"), `"index":0`, `"index":1`, 1)
+	s := newServer(t, stream(roleChunk, text("one"), other, text(" answer"), stopChunk, done))
+	var tokens []string
+	reply, err := newModel(t, s, nil).Complete(t.Context(), hello, func(tok string) { tokens = append(tokens, tok) })
+	if err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	if want := []string{"one", " answer"}; !cmp.Equal(tokens, want) {
+		t.Errorf("onToken calls = %q, want %q", tokens, want)
+	}
+	if reply.Content != "one answer" {
+		t.Errorf("reply content = %q, want %q", reply.Content, "one answer")
+	}
+}
+
 // TestCompleteTokensArriveAsStreamed holds the stream open after the first
 // piece: onToken must see it before the model has finished.
 func TestCompleteTokensArriveAsStreamed(t *testing.T) {
@@ -186,7 +204,7 @@ func TestCompleteKeepsInvalidArguments(t *testing.T) {
 		chunk(`{}`, `"length"`),
 		done,
 	))
-	reply, err := newModel(t, s, nil).Complete(t.Context(), hello, func(string) {})
+	reply, err := newModel(t, s, nil).Complete(t.Context(), hello, nil)
 	if err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
@@ -316,6 +334,9 @@ func TestCompleteStreamErrors(t *testing.T) {
 		{"ended before finish_reason", stream(roleChunk, text("Hel"), text("lo")), "finish_reason"},
 		{"[DONE] before finish_reason", stream(roleChunk, text("Hel"), done), "finish_reason"},
 		{"empty stream", stream(), "finish_reason"},
+		{"tool call without id", stream(
+			chunk(`{"role":"assistant","tool_calls":[{"index":0,"type":"function","function":{"name":"lookup_order","arguments":"{}"}}]}`, "null"),
+			chunk(`{}`, `"tool_calls"`), done), "no id"},
 		{"connection dropped", func(w http.ResponseWriter, r *http.Request) {
 			writeEvents(w, roleChunk, text("Hel"))
 			panic(http.ErrAbortHandler)
@@ -327,6 +348,7 @@ func TestCompleteStreamErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Complete = %+v, nil; want an error", reply)
 			}
+			t.Logf("Complete error: %v", err)
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Complete error = %q, want it to mention %q", err, tc.want)
 			}
@@ -351,6 +373,8 @@ func TestCompleteHTTPErrors(t *testing.T) {
 		t.Run(http.StatusText(tc.status), func(t *testing.T) {
 			s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
+				// Were the client to retry, it would do so at once and
+				// the request count below would show it.
 				w.Header().Set("Retry-After-Ms", "0")
 				w.WriteHeader(tc.status)
 				io.WriteString(w, tc.body)
@@ -360,6 +384,7 @@ func TestCompleteHTTPErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("Complete succeeded, want an error")
 			}
+			t.Logf("Complete error: %v", err)
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("Complete error = %q, want it to mention %q", err, w)
@@ -423,6 +448,7 @@ func TestCompleteCancelledMidStream(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Complete error = %v, want context.Canceled", err)
 	}
+	t.Logf("Complete error: %v", err)
 	if n := tokens.Load(); n != 1 {
 		t.Errorf("onToken called %d times, want 1", n)
 	}
