@@ -1,6 +1,7 @@
 package openai_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,6 +47,7 @@ func newServer(t *testing.T, handle func(w http.ResponseWriter, r *http.Request)
 		s.mu.Lock()
 		s.requests = append(s.requests, received{path: r.URL.Path, header: r.Header.Clone(), body: body})
 		s.mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		handle(w, r)
 	}))
 	t.Cleanup(s.Close)
@@ -318,6 +320,60 @@ func TestCompleteWithoutKey(t *testing.T) {
 	}
 	if auth, ok := got[0].header["Authorization"]; ok {
 		t.Errorf("Authorization = %q, want none", auth)
+	}
+}
+
+// TestCompleteConcurrently: one Model serves several conversations at once
+// (run with -race).
+func TestCompleteConcurrently(t *testing.T) {
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Messages []struct{ Content string } `json:"messages"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body.Messages) != 1 {
+			t.Errorf("request messages %+v: %v", body.Messages, err)
+			return
+		}
+		writeEvents(w, roleChunk, text("echo: "), text(body.Messages[0].Content), stopChunk, done)
+	})
+	m := newModel(t, s, nil)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			say := fmt.Sprintf("message %d", i)
+			var streamed strings.Builder
+			reply, err := m.Complete(t.Context(), chat.ModelRequest{Messages: []gatehouse.Message{{Role: gatehouse.RoleUser, Content: say}}},
+				func(tok string) { streamed.WriteString(tok) })
+			if err != nil {
+				t.Errorf("Complete(%q): %v", say, err)
+				return
+			}
+			if want := "echo: " + say; reply.Content != want || streamed.String() != want {
+				t.Errorf("Complete(%q) = %q, streamed %q; want %q", say, reply.Content, streamed.String(), want)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// roundTripFunc is an http.RoundTripper.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestCompleteUsesHTTPClient(t *testing.T) {
+	s := newServer(t, stream(roleChunk, text("ok"), stopChunk, done))
+	var used atomic.Int32
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		used.Add(1)
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	m := newModel(t, s, func(c *openai.Config) { c.HTTPClient = client })
+	if _, err := m.Complete(t.Context(), hello, nil); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	if n := used.Load(); n != 1 {
+		t.Errorf("the configured client made %d requests, want 1", n)
 	}
 }
 
