@@ -12,13 +12,14 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/chat"
+	"github.com/gatehouse/gatehouse/chat/openai"
 	"github.com/gatehouse/gatehouse/chat/tools"
 	gatehttp "github.com/gatehouse/gatehouse/http"
 )
 
 // chatFlags are serve's chat gateway flags.
 func chatFlags(fs *flag.FlagSet, o *options) {
-	fs.StringVar(&o.chatModel, "chat-model", "", "serve the chat at /ws and /api/v1/threads with this model: scripted (deterministic rules, offline; see --chat-script)")
+	fs.StringVar(&o.chatModel, "chat-model", "", "serve the chat at /ws and /api/v1/threads with this model: scripted (deterministic rules, offline; see --chat-script) or openai (an OpenAI-compatible API: OPENAI_BASE_URL, OPENAI_API_KEY, GATEHOUSE_CHAT_MODEL)")
 	fs.StringVar(&o.chatScript, "chat-script", "", "the scripted model's rules (YAML, see docs/chat.md); default: the demo's")
 	fs.StringVar(&o.chatTools, "chat-tools", "", "the chat's tool executors (YAML, see docs/chat.md); default: the demo tools")
 }
@@ -86,6 +87,12 @@ func chatExecutor(path string) (chat.Executor, error) {
 // chatModel is the model of --chat-model.
 func chatModel(name, script string) (chat.Model, error) {
 	switch name {
+	case "openai":
+		cfg, err := openai.ConfigFromEnv()
+		if err != nil {
+			return nil, err
+		}
+		return openai.New(cfg)
 	case "scripted":
 		if script == "" {
 			return chat.DefaultScripted(), nil
@@ -96,7 +103,7 @@ func chatModel(name, script string) (chat.Model, error) {
 		}
 		return chat.ParseScript(data)
 	}
-	return nil, usageErrorf("--chat-model %q: want scripted", name)
+	return nil, usageErrorf("--chat-model %q: want scripted or openai", name)
 }
 
 // loadChat starts the chat engine with model and tools, if a model is
