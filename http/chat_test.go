@@ -684,3 +684,22 @@ func BenchmarkChatSocketMemory(b *testing.B) {
 		c.conn.Close(websocket.StatusNormalClosure, "")
 	}
 }
+
+// With the chat served, the OpenAPI document has its REST routes.
+func TestChatOpenAPI(t *testing.T) {
+	t.Parallel()
+	f := newChatFixture(t, nil)
+	r := f.do(call{method: http.MethodGet, path: "/api/v1/openapi.json"})
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(r.body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for path, method := range map[string]string{"/api/v1/threads": "post", "/api/v1/threads/{id}": "patch",
+		"/api/v1/threads/{id}/messages": "post", "/api/v1/threads/{id}/attachments": "post", "/api/v1/attachments/{id}": "get", "/ws": "get"} {
+		if _, ok := doc.Paths[path][method]; !ok {
+			t.Errorf("the OpenAPI document has no %s %s", method, path)
+		}
+	}
+}
