@@ -121,13 +121,16 @@ type (
 		Content string `json:"content,omitempty"`
 	}
 	renameThreadBody struct {
+		ID    string `path:"id" json:"-"`
 		Title string `json:"title"`
 	}
 	messageBody struct {
+		ID          string   `path:"id" json:"-"`
 		Content     string   `json:"content"`
 		Attachments []string `json:"attachments,omitempty"`
 	}
 	uploadQuery struct {
+		ID   string `path:"id"`
 		Name string `query:"name" description:"the document's file name"`
 	}
 )

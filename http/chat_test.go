@@ -693,8 +693,8 @@ func TestChatOpenAPI(t *testing.T) {
 	var doc struct {
 		Paths map[string]map[string]any `json:"paths"`
 	}
-	if err := json.Unmarshal(r.body, &doc); err != nil {
-		t.Fatal(err)
+	if err := json.Unmarshal(r.body, &doc); err != nil || len(doc.Paths) == 0 {
+		t.Fatalf("%v: %.300s", err, r.body)
 	}
 	for path, method := range map[string]string{"/api/v1/threads": "post", "/api/v1/threads/{id}": "patch",
 		"/api/v1/threads/{id}/messages": "post", "/api/v1/threads/{id}/attachments": "post", "/api/v1/attachments/{id}": "get", "/ws": "get"} {
