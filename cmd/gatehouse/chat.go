@@ -22,6 +22,7 @@ func chatFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.chatModel, "chat-model", "", "serve the chat at /ws and /api/v1/threads with this model: scripted (deterministic rules, offline; see --chat-script) or openai (an OpenAI-compatible API: OPENAI_BASE_URL, OPENAI_API_KEY, GATEHOUSE_CHAT_MODEL)")
 	fs.StringVar(&o.chatScript, "chat-script", "", "the scripted model's rules (YAML, see docs/chat.md); default: the demo's")
 	fs.StringVar(&o.chatTools, "chat-tools", "", "the chat's tool executors (YAML, see docs/chat.md); default: the demo tools")
+	fs.StringVar(&o.chatListOthers, "chat-list-permission", "", "a permission whose holders may list (never read) other users' chat threads in a tenant; default: no one")
 }
 
 // toolsFile is the YAML of --chat-tools.
@@ -108,7 +109,7 @@ func chatModel(name, script string) (chat.Model, error) {
 
 // loadChat starts the chat engine with model and tools, if a model is
 // named, and sets cfg.Chat; the returned function stops it.
-func (m *Main) loadChat(cfg *gatehttp.Config, model, script, toolsPath string) (func(), error) {
+func (m *Main) loadChat(cfg *gatehttp.Config, model, script, toolsPath, listOthers string) (func(), error) {
 	if model == "" {
 		return func() {}, nil
 	}
@@ -124,7 +125,8 @@ func (m *Main) loadChat(cfg *gatehttp.Config, model, script, toolsPath string) (
 	if err != nil {
 		return nil, err
 	}
-	e, err := chat.New(chat.Config{Decider: m.svc, Threads: threads, Model: mdl, Executor: exec, Catalog: m.catalog, Logger: cfg.Logger})
+	e, err := chat.New(chat.Config{Decider: m.svc, Threads: threads, Model: mdl, Executor: exec, Catalog: m.catalog, Logger: cfg.Logger,
+		ListOthersPermission: listOthers})
 	if err != nil {
 		return nil, err
 	}

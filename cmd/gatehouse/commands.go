@@ -76,6 +76,7 @@ type options struct {
 	chatModel      string
 	chatScript     string
 	chatTools      string
+	chatListOthers string
 	allowEmpty     bool
 	billingSecrets []string
 	billingSweep   time.Duration

@@ -120,7 +120,7 @@ func runDemo(ctx context.Context, m *Main) error {
 	}
 	defer stopMCP()
 	// The chat at /ws with the scripted model and the demo tools.
-	stopChat, err := m.loadChat(&cfg, "scripted", "", "")
+	stopChat, err := m.loadChat(&cfg, "scripted", "", "", "")
 	if err != nil {
 		return err
 	}

@@ -86,7 +86,7 @@ func runServe(ctx context.Context, m *Main) error {
 		return err
 	}
 	defer stopMCP()
-	stopChat, err := m.loadChat(&cfg, o.chatModel, o.chatScript, o.chatTools)
+	stopChat, err := m.loadChat(&cfg, o.chatModel, o.chatScript, o.chatTools, o.chatListOthers)
 	if err != nil {
 		return err
 	}
