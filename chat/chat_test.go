@@ -364,3 +364,26 @@ func TestParseScript(t *testing.T) {
 		}
 	}
 }
+
+// A holder of the list permission lists another user's threads in the
+// tenant but cannot read them; without it, listing them is refused.
+func TestListOthers(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	e := w.engine(chat.DefaultScripted(), tools.Demo{}, func(c *chat.Config) { c.ListOthersPermission = "manage_ai_tools" })
+	sara := actor("user:sara@acme.example", "acme")
+	thread, _ := start(t, e, sara, "order 1042")
+	olga := actor("user:olga@acme.example", "acme")
+	ts, err := e.ListThreads(ctx, olga, "user:sara@acme.example")
+	if err != nil || len(ts) != 1 || ts[0].ID != thread {
+		t.Errorf("olga lists sara's threads: %v %v", ts, err)
+	}
+	if _, _, err := e.OpenThread(ctx, olga, thread, 0); !errors.Is(err, gatehouse.ErrNotFound) {
+		t.Errorf("olga reads sara's thread: %v, want not found", err)
+	}
+	carl := actor("user:carl@acme.example", "acme-berlin")
+	if _, err := e.ListThreads(ctx, carl, "user:sara@acme.example"); !errors.Is(err, gatehouse.ErrForbidden) {
+		t.Errorf("carl lists sara's threads: %v, want forbidden", err)
+	}
+}
