@@ -148,9 +148,7 @@ func (g *Gateway) serverFor(r *http.Request, stateful bool) *mcp.Server {
 	if !ok {
 		return nil
 	}
-	srv := mcp.NewServer(&mcp.Implementation{Name: "gatehouse", Title: "Gatehouse MCP gateway", Version: "1"},
-		&mcp.ServerOptions{Logger: g.opts.Logger, Capabilities: g.capabilities(), SetCacheable: privateResults})
-	v := &view{id: id, listed: g.install(r.Context(), srv, id, listed{})}
+	srv, v := g.newServer(r.Context(), id)
 	if stateful {
 		g.track(srv, v)
 		return srv
@@ -168,6 +166,13 @@ func (g *Gateway) serverFor(r *http.Request, stateful bool) *mcp.Server {
 		}
 	})
 	return srv
+}
+
+// newServer is an MCP server showing what id may see now.
+func (g *Gateway) newServer(ctx context.Context, id identity) (*mcp.Server, *view) {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "gatehouse", Title: "Gatehouse MCP gateway", Version: "1"},
+		&mcp.ServerOptions{Logger: g.opts.Logger, Capabilities: g.capabilities(), SetCacheable: privateResults})
+	return srv, &view{id: id, listed: g.install(ctx, srv, id, listed{})}
 }
 
 // methodSubscriptionsListen is the 2026-07-28 request that carries a
