@@ -44,6 +44,9 @@ type Gateway struct {
 	names     []string // upstream names in configuration order
 
 	stateful, stateless *mcp.StreamableHTTPHandler
+	// probe answers the SDK's question which protocol versions a session's
+	// server speaks; it serves nothing.
+	probe *mcp.Server
 
 	// refreshing serializes Refresh.
 	refreshing sync.Mutex
@@ -95,6 +98,7 @@ func New(svc *service.Service, cfg Config, opts Options) (*Gateway, error) {
 		g.upstreams[u.Name] = newUpstream(u, opts.Logger, opts.Transport, g.refreshSoon)
 		g.names = append(g.names, u.Name)
 	}
+	g.probe = mcp.NewServer(&mcp.Implementation{Name: "gatehouse", Version: "1"}, &mcp.ServerOptions{Logger: opts.Logger})
 	g.stateful = mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server { return g.serverFor(r, true) },
 		&mcp.StreamableHTTPOptions{Logger: opts.Logger, SessionTimeout: 30 * time.Minute})
 	g.stateless = mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server { return g.serverFor(r, false) },
@@ -116,6 +120,9 @@ func (g *Gateway) Handler() http.Handler {
 			http.Error(w, "unauthenticated", http.StatusUnauthorized)
 			return
 		}
+		// The SDK asks for the request's server more than once (first for
+		// the protocol versions it supports): it is built once.
+		r = r.WithContext(context.WithValue(r.Context(), serverSlot{}, new(*mcp.Server)))
 		if r.Header.Get("Mcp-Protocol-Version") >= protocolStateless {
 			g.stateless.ServeHTTP(w, r)
 			return
@@ -144,11 +151,23 @@ func (g *Gateway) identityOf(r *http.Request) (identity, bool) {
 // (stateless): the tools, resources and prompts its caller may see,
 // nothing shared with another caller.
 func (g *Gateway) serverFor(r *http.Request, stateful bool) *mcp.Server {
+	if stateful && r.Header.Get("Mcp-Session-Id") != "" {
+		// A request of a session the SDK holds asks only which protocol
+		// versions the server speaks.
+		return g.probe
+	}
+	slot, _ := r.Context().Value(serverSlot{}).(**mcp.Server)
+	if slot != nil && *slot != nil {
+		return *slot
+	}
 	id, ok := g.identityOf(r)
 	if !ok {
 		return nil
 	}
 	srv, v := g.newServer(r.Context(), id)
+	if slot != nil {
+		*slot = srv
+	}
 	if stateful {
 		g.track(srv, v)
 		return srv
@@ -167,6 +186,9 @@ func (g *Gateway) serverFor(r *http.Request, stateful bool) *mcp.Server {
 	})
 	return srv
 }
+
+// serverSlot keys the server built for one HTTP request in its context.
+type serverSlot struct{}
 
 // newServer is an MCP server showing what id may see now.
 func (g *Gateway) newServer(ctx context.Context, id identity) (*mcp.Server, *view) {
@@ -234,7 +256,7 @@ func (g *Gateway) install(ctx context.Context, srv *mcp.Server, id identity, hav
 			if t.title != "" && def.Title == "" {
 				def.Title = t.title
 			}
-			srv.AddTool(&def, g.handler(id, t))
+			g.guardAdd("tool", t.name, func() { srv.AddTool(&def, g.handler(id, t)) })
 		}
 	}
 	if gone := missing(have.tools, now.tools); len(gone) > 0 {

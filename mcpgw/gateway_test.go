@@ -418,3 +418,16 @@ upstreams:
 		t.Error("carl called an unmapped tool he does not hold the permission of")
 	}
 }
+
+// A session's server is built once, not for every request the SDK asks
+// it for: the gateway keeps one list per session.
+func TestOneServerPerSession(t *testing.T) {
+	f := newFixture(t, nil)
+	olga := f.connect("user:olga@acme.example", "acme-berlin", "2025-11-25", nil)
+	for range 5 {
+		olga.tools(t)
+	}
+	if n := f.gw.Sessions(); n != 1 {
+		t.Errorf("the gateway keeps %d sessions' lists after one session's 6 requests, want 1", n)
+	}
+}

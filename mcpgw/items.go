@@ -150,11 +150,12 @@ func missing(had, now []string) []string {
 }
 
 // guardAdd runs add, which the SDK makes panic for a URI or URI template
-// it cannot parse: such an upstream item is left out and logged.
+// it cannot parse or a tool's input schema that is not an object: such an
+// upstream item is left out and logged.
 func (g *Gateway) guardAdd(what, key string, add func()) {
 	defer func() {
 		if p := recover(); p != nil {
-			g.opts.Logger.Warn("mcp gateway: an upstream "+what+" is not valid", "uri", key, "err", p)
+			g.opts.Logger.Warn("mcp gateway: an upstream "+what+" is not valid", "name", key, "err", p)
 		}
 	}()
 	add()
