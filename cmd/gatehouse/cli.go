@@ -39,16 +39,21 @@ type Config struct {
 	Lang string
 	// BootstrapSuperuser becomes a superuser when the store has none.
 	BootstrapSuperuser string
+	// APIKey is who `mcp stdio` serves: an API key with the mcp scope, in
+	// the environment rather than on a command line anyone can list.
+	APIKey string
 }
 
 // DefaultConfig reads the environment: GATEHOUSE_DB, GATEHOUSE_ACTOR,
-// GATEHOUSE_LANG (or LANG), GATEHOUSE_BOOTSTRAP_SUPERUSER.
+// GATEHOUSE_LANG (or LANG), GATEHOUSE_BOOTSTRAP_SUPERUSER,
+// GATEHOUSE_API_KEY.
 func DefaultConfig(getenv func(string) string) Config {
 	c := Config{
 		DB:                 getenv("GATEHOUSE_DB"),
 		Actor:              getenv("GATEHOUSE_ACTOR"),
 		Lang:               getenv("GATEHOUSE_LANG"),
 		BootstrapSuperuser: getenv("GATEHOUSE_BOOTSTRAP_SUPERUSER"),
+		APIKey:             getenv("GATEHOUSE_API_KEY"),
 	}
 	if c.DB == "" {
 		c.DB = "gatehouse.db"

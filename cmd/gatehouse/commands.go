@@ -308,6 +308,12 @@ var commands = []command{
 		run:     runMCPTools,
 	},
 	{
+		name: "mcp stdio", usage: "[--tenant ID] [--mcp-config FILE]   (GATEHOUSE_API_KEY: an API key with the mcp scope)", store: true, maxArgs: 0,
+		summary: "serve the MCP gateway to a local client over stdin and stdout, as the API key's subject",
+		flags:   mcpStdioFlags,
+		run:     runMCPStdio,
+	},
+	{
 		name: "demo", usage: "[--dir DIR] [--addr HOST:PORT]", maxArgs: 0,
 		summary: "serve the example policy with demo users and print ready-to-paste curl commands",
 		flags:   demoFlags,
