@@ -185,6 +185,11 @@ type Store interface {
 	ActionStore
 	BillingStore
 	APIKeyStore
+	// CheckWritable returns nil if a write could succeed now, else why not,
+	// wrapping ErrUnavailable (a database file deleted or replaced under
+	// the store, a read-only file or server, a lost connection). Readiness
+	// checks call it; it writes nothing.
+	CheckWritable(ctx context.Context) error
 	Close() error
 }
 

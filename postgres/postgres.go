@@ -215,6 +215,8 @@ func (db *DB) wrap(ctx context.Context, op string, err error) error {
 				prefix, pe, gatehouse.ErrUnavailable)
 		case pe.Code == "40001" || pe.Code == "40P01": // serialization_failure, deadlock_detected
 			return fmt.Errorf("%s: %v: %w", prefix, pe, gatehouse.ErrConflict)
+		case pe.Code == "25006": // read_only_sql_transaction: a standby, or default_transaction_read_only
+			return fmt.Errorf("%s: the server accepts no writes (%v): %w", prefix, pe, gatehouse.ErrUnavailable)
 		case serverGone(pe):
 			return fmt.Errorf("%s: server unavailable (%v): %w", prefix, pe, gatehouse.ErrUnavailable)
 		}
@@ -238,6 +240,17 @@ func serverGone(pe *pgconn.PgError) bool {
 		return true
 	}
 	return false
+}
+
+// CheckWritable reports, with an error wrapping gatehouse.ErrUnavailable,
+// that a write cannot succeed now: the server is unreachable, a read-only
+// standby, or refuses writes (default_transaction_read_only). It assigns a
+// transaction id in a transaction it then commits, writing nothing.
+func (db *DB) CheckWritable(ctx context.Context) error {
+	return db.writeTx(ctx, "check writable", nil, func(tx pgx.Tx, _ metaValues) error {
+		_, err := tx.Exec(ctx, "SELECT pg_current_xact_id()")
+		return err
+	})
 }
 
 // readTx runs fn in a read-only transaction on one consistent snapshot.

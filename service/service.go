@@ -494,6 +494,12 @@ func (s *Service) VerifyAudit(ctx context.Context) (audit.Report, error) {
 	return audit.Verify(ctx, s.store)
 }
 
+// CheckWritable returns nil if the store could take a write now, else why
+// not, wrapping gatehouse.ErrUnavailable (see gatehouse.Store).
+func (s *Service) CheckWritable(ctx context.Context) error {
+	return s.store.CheckWritable(ctx)
+}
+
 // ListAudit returns audit events matching f.
 func (s *Service) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gatehouse.AuditEvent, error) {
 	return s.store.ListAudit(ctx, f)

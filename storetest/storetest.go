@@ -42,6 +42,7 @@ var suites = []struct {
 	{"Backup", backupTests},
 	{"Billing", billingTests},
 	{"APIKey", apiKeyTests},
+	{"Health", healthTests},
 }
 
 // Run runs the whole suite. open must return a fresh, empty store for each
