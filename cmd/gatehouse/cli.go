@@ -244,6 +244,12 @@ func (m *Main) Run(ctx context.Context) error {
 			return usageErrorf("database %s does not exist: apply a policy first (gatehouse apply -f FILE --db %s) or name another with --db", m.Config.dbPath(), m.Config.dbPath())
 		}
 	}
+	if m.cmd.noCreate && !m.opts.create && !m.Config.isPostgres() {
+		if _, err := os.Stat(m.Config.dbPath()); errors.Is(err, fs.ErrNotExist) {
+			return usageErrorf("database %s does not exist, and %s does not create one unless --create: apply a policy first (gatehouse apply -f FILE --db %s), restore a backup, or name the right file with --db",
+				m.Config.dbPath(), m.cmd.name, m.Config.dbPath())
+		}
+	}
 	var err error
 	switch {
 	case m.cmd.store:

@@ -71,9 +71,11 @@ type options struct {
 	dir           string
 
 	// billing: the webhook configuration, secrets and sweep interval
-	billingConfig  string
-	mcpConfig      string
-	allowEmpty     bool
+	billingConfig string
+	mcpConfig     string
+	allowEmpty    bool
+	// create lets serve create a SQLite database file that does not exist.
+	create         bool
 	billingSecrets []string
 	billingSweep   time.Duration
 }
@@ -88,7 +90,11 @@ type command struct {
 	store, storeOnly bool
 	// readOnly commands only read the store: on a SQLite file that does
 	// not exist they say so instead of creating an empty store.
-	readOnly         bool
+	readOnly bool
+	// noCreate commands (serve) refuse a SQLite file that does not exist
+	// unless --create: a mistyped path, or a file deleted under a running
+	// server, would otherwise start an empty store that denies everything.
+	noCreate         bool
 	minArgs, maxArgs int
 	flags            func(fs *flag.FlagSet, o *options)
 	run              func(ctx context.Context, m *Main) error
@@ -291,8 +297,8 @@ var commands = []command{
 		run:     runTenantList,
 	},
 	{
-		name: "serve", store: true, maxArgs: 0,
-		usage:   "--jwt-secret SECRET [--addr HOST:PORT] [--authzen-auth jwt|none] [--base-url URL] [--jwt-issuer ISS] [--jwt-audience AUD] [--billing-config FILE --billing-secret SECRET] [--mcp-config FILE]",
+		name: "serve", store: true, noCreate: true, maxArgs: 0,
+		usage:   "--jwt-secret SECRET [--addr HOST:PORT] [--authzen-auth jwt|none] [--base-url URL] [--jwt-issuer ISS] [--jwt-audience AUD] [--billing-config FILE --billing-secret SECRET] [--mcp-config FILE] [--create]",
 		summary: "serve the AuthZEN 1.0 and /api/v1 HTTP API (and with --mcp-config the MCP gateway at /mcp) until interrupted",
 		flags:   serveFlags,
 		run:     runServe,

@@ -39,6 +39,7 @@ func serveFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.baseURL, "base-url", "", "public base URL in the AuthZEN metadata (default: the scheme and Host of each request)")
 	fs.DurationVar(&o.reloadEvery, "reload-interval", 2*time.Second, "how often to pick up policy changes made by other processes")
 	fs.BoolVar(&o.allowEmpty, "allow-empty", false, "report ready (/readyz) even while no policy has been applied")
+	fs.BoolVar(&o.create, "create", false, "create the SQLite database if --db names no file (without it, a missing file is an error)")
 	billingFlags(fs, o)
 	mcpFlags(fs, o)
 }
