@@ -6,6 +6,7 @@ package service
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -346,17 +347,17 @@ func (s *Service) compileStored(ctx context.Context) (*engine.Snapshot, error) {
 	return engine.Compile(p, v)
 }
 
-// changeEvent details a change in the audit trail.
-type changeEvent struct {
-	Op      gatehouse.Op `json:"op"`
-	Version int64        `json:"version"`
-}
-
+// changeEvents returns one audit event per change, each binding the object
+// as stored to the chain by its hash (see audit.ChangeDetail).
 func (s *Service) changeEvents(actor, action string, version int64, changes []gatehouse.Change) ([]gatehouse.AuditEvent, error) {
 	now := s.cfg.Clock.Now()
 	events := make([]gatehouse.AuditEvent, 0, len(changes))
 	for _, c := range changes {
-		detail, err := json.Marshal(changeEvent{Op: c.Op(), Version: version})
+		d := audit.ChangeDetail{Op: c.Op(), Version: version}
+		if c.After != nil {
+			d.ObjectHash = audit.ObjectHash(gatehouse.Object{Kind: c.Kind, ID: c.ID, Pos: c.Pos, Body: c.After})
+		}
+		detail, err := json.Marshal(d)
 		if err != nil {
 			return nil, err
 		}
@@ -491,7 +492,82 @@ func (s *Service) ImportModuleRBAC(ctx context.Context, actor, module string, da
 
 // VerifyAudit checks the whole audit chain.
 func (s *Service) VerifyAudit(ctx context.Context) (audit.Report, error) {
-	return audit.Verify(ctx, s.store)
+	return s.verifyAudit(ctx, audit.Options{})
+}
+
+// VerifyAuditSigned is VerifyAudit that also checks signed checkpoints
+// against the chain with pub: cps, kept outside the store, or, when cps is
+// nil, the checkpoints the chain itself records.
+func (s *Service) VerifyAuditSigned(ctx context.Context, pub ed25519.PublicKey, cps []audit.Checkpoint) (audit.Report, error) {
+	if cps == nil {
+		var err error
+		if cps, err = s.Checkpoints(ctx); err != nil {
+			return audit.Report{}, err
+		}
+	}
+	return s.verifyAudit(ctx, audit.Options{PublicKey: pub, Checkpoints: cps})
+}
+
+// verifyAudit verifies the chain with opts and the stored policy against
+// its change events.
+func (s *Service) verifyAudit(ctx context.Context, opts audit.Options) (audit.Report, error) {
+	objs, v, err := s.store.LoadPolicy(ctx)
+	if err != nil {
+		return audit.Report{}, err
+	}
+	opts.Objects, opts.StateVersion, opts.CheckState = objs, v, true
+	return audit.VerifyWith(ctx, s.store, opts)
+}
+
+// Checkpoint signs the audit chain's head with key and records the
+// checkpoint as an event of the chain. It reports false, recording nothing,
+// when there is nothing new to sign: an empty chain, or a head that is
+// already a checkpoint.
+func (s *Service) Checkpoint(ctx context.Context, key ed25519.PrivateKey, reason string) (audit.Checkpoint, bool, error) {
+	head, err := s.store.AuditHead(ctx)
+	if err != nil || head.Seq == 0 {
+		return audit.Checkpoint{}, false, err
+	}
+	last, err := s.store.ListAudit(ctx, gatehouse.AuditFilter{AfterSeq: head.Seq - 1, Limit: 1})
+	if err != nil {
+		return audit.Checkpoint{}, false, err
+	}
+	if len(last) == 1 && last[0].Action == audit.ActionCheckpoint {
+		return audit.Checkpoint{}, false, nil
+	}
+	c := audit.Sign(key, head, s.cfg.Clock.Now(), reason)
+	e, err := c.Event()
+	if err != nil {
+		return audit.Checkpoint{}, false, err
+	}
+	if err := s.store.AppendAudit(ctx, []gatehouse.AuditEvent{e}); err != nil {
+		return audit.Checkpoint{}, false, fmt.Errorf("audit checkpoint: %w", err)
+	}
+	return c, true, nil
+}
+
+// Checkpoints returns the signed checkpoints the chain records, oldest
+// first, unverified.
+func (s *Service) Checkpoints(ctx context.Context) ([]audit.Checkpoint, error) {
+	cps := []audit.Checkpoint{}
+	var after int64
+	for {
+		page, err := s.store.ListAudit(ctx, gatehouse.AuditFilter{AfterSeq: after, Action: audit.ActionCheckpoint, Limit: audit.MaxListLimit})
+		if err != nil {
+			return nil, err
+		}
+		if len(page) == 0 {
+			return cps, nil
+		}
+		for _, e := range page {
+			c, err := audit.CheckpointOf(e)
+			if err != nil {
+				return nil, err
+			}
+			cps = append(cps, c)
+		}
+		after = page[len(page)-1].Seq
+	}
 }
 
 // CheckWritable returns nil if the store could take a write now, else why
