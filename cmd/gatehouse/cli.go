@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -123,6 +124,8 @@ type Main struct {
 	catalog *locale.Catalog
 	store   store
 	svc     *service.Service
+	// auditKey signs audit checkpoints while serving (--audit-key).
+	auditKey ed25519.PrivateKey
 }
 
 // NewMain returns a Main reading its defaults from getenv.

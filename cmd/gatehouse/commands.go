@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/audit"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/service"
 )
@@ -75,9 +76,14 @@ type options struct {
 	mcpConfig     string
 	allowEmpty    bool
 	// create lets serve create a SQLite database file that does not exist.
-	create         bool
-	billingSecrets []string
-	billingSweep   time.Duration
+	create bool
+	// audit keys and checkpoints
+	auditKey        string
+	publicKey       string
+	checkpoints     string
+	checkpointEvery time.Duration
+	billingSecrets  []string
+	billingSweep    time.Duration
 }
 
 type command struct {
@@ -171,9 +177,32 @@ var commands = []command{
 		run: runEffective,
 	},
 	{
-		name: "audit verify", readOnly: true, usage: "", store: true, maxArgs: 0,
-		summary: "verify the audit hash chain; names the first bad event",
-		run:     runAuditVerify,
+		name: "audit verify", readOnly: true, usage: "[--public-key FILE [--checkpoints FILE]]", store: true, maxArgs: 0,
+		summary: "verify the audit hash chain, the stored policy against it, and signed checkpoints; names the first bad event, object or checkpoint",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.publicKey, "public-key", "", "public key of --audit-key (FILE.pub from audit keygen): check signed checkpoints")
+			fs.StringVar(&o.checkpoints, "checkpoints", "", "checkpoints exported earlier (gatehouse audit checkpoints > FILE) and kept elsewhere; default: those the chain records")
+		},
+		run: runAuditVerify,
+	},
+	{
+		name: "audit keygen", usage: "-o FILE", maxArgs: 0,
+		summary: "generate the Ed25519 key that signs audit checkpoints: FILE (private) and FILE.pub",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.output, "o", "", "private key file to write (never overwritten); the public key goes to FILE.pub")
+		},
+		run: runAuditKeygen,
+	},
+	{
+		name: "audit checkpoint", usage: "--audit-key FILE", store: true, maxArgs: 0,
+		summary: "sign the audit chain's head and record the checkpoint in the chain",
+		flags:   func(fs *flag.FlagSet, o *options) { auditKeyFlag(fs, o) },
+		run:     runAuditCheckpoint,
+	},
+	{
+		name: "audit checkpoints", readOnly: true, usage: "", store: true, maxArgs: 0,
+		summary: "print the signed checkpoints the chain records, as JSON lines, to keep elsewhere (> FILE)",
+		run:     runAuditCheckpoints,
 	},
 	{
 		name: "audit list", readOnly: true, usage: "[--actor A] [--action A] [--target PREFIX] [--after SEQ] [--limit N] [--json]", store: true, maxArgs: 0,
@@ -642,11 +671,29 @@ func runEffective(ctx context.Context, m *Main) error {
 }
 
 func runAuditVerify(ctx context.Context, m *Main) error {
-	rep, err := m.svc.VerifyAudit(ctx)
+	pub, cps, err := m.readVerifyInputs()
 	if err != nil {
-		return fmt.Errorf("audit chain broken: %w", err)
+		return err
+	}
+	var rep audit.Report
+	if pub != nil {
+		rep, err = m.svc.VerifyAuditSigned(ctx, pub, cps)
+	} else {
+		rep, err = m.svc.VerifyAudit(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("audit verify failed: %w", err)
 	}
 	fmt.Fprintf(m.Stdout, "audit chain ok: %d events, head %d %s\n", rep.Events, rep.Head.Seq, rep.Head.Hash)
+	fmt.Fprintf(m.Stdout, "policy ok: %d stored objects match their last change events\n", rep.Objects)
+	switch {
+	case pub == nil:
+		fmt.Fprintf(m.Stdout, "checkpoints not checked: the chain records %d; pass --public-key (and --checkpoints FILE kept elsewhere)\n", rep.Checkpoints)
+	case rep.LastCheckpoint == nil:
+		fmt.Fprintln(m.Stdout, "checkpoints ok: none to check")
+	default:
+		fmt.Fprintf(m.Stdout, "checkpoints ok: the chain holds every one; last good %s\n", rep.LastCheckpoint)
+	}
 	return nil
 }
 
