@@ -34,12 +34,15 @@ const (
 // rewrite the store cannot sign: a chain that no longer holds a checkpoint's
 // event, or holds another hash there, was truncated or rewritten.
 type Checkpoint struct {
-	Seq       int64     `json:"seq"`
-	Hash      string    `json:"hash"`
-	Time      time.Time `json:"time"`
-	Reason    string    `json:"reason"`
-	KeyID     string    `json:"key_id"`
-	Signature string    `json:"signature"`
+	Seq    int64     `json:"seq"`
+	Hash   string    `json:"hash"`
+	Time   time.Time `json:"time"`
+	Reason string    `json:"reason"`
+	// Base is where the chain began after retention pruned it, when it
+	// was; a prune no checkpoint attests is not trusted.
+	Base      *gatehouse.AuditBase `json:"base,omitempty"`
+	KeyID     string               `json:"key_id"`
+	Signature string               `json:"signature"`
 }
 
 // signed is what the signature covers: every field but the signature, one
@@ -51,6 +54,11 @@ func (c Checkpoint) signed() []byte {
 	b.WriteString(c.Hash + "\n")
 	b.WriteString(canonicalTime(c.Time).Format(time.RFC3339Nano) + "\n")
 	b.WriteString(c.Reason + "\n")
+	var base gatehouse.AuditBase
+	if c.Base != nil {
+		base = *c.Base
+	}
+	b.WriteString(strconv.FormatInt(base.Seq, 10) + " " + base.Hash + " " + base.Retained + "\n")
 	b.WriteString(c.KeyID + "\n")
 	return b.Bytes()
 }
@@ -68,8 +76,17 @@ func KeyID(pub ed25519.PublicKey) string {
 
 // Sign returns the checkpoint of head at t, signed with key.
 func Sign(key ed25519.PrivateKey, head gatehouse.AuditHead, t time.Time, reason string) Checkpoint {
+	return SignFrom(key, gatehouse.AuditBase{}, head, t, reason)
+}
+
+// SignFrom returns the checkpoint of head, of a chain pruned to base, at t,
+// signed with key.
+func SignFrom(key ed25519.PrivateKey, base gatehouse.AuditBase, head gatehouse.AuditHead, t time.Time, reason string) Checkpoint {
 	c := Checkpoint{Seq: head.Seq, Hash: head.Hash, Time: canonicalTime(t), Reason: reason,
 		KeyID: KeyID(key.Public().(ed25519.PublicKey))}
+	if base.Seq > 0 {
+		c.Base = &base
+	}
 	c.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(key, c.signed()))
 	return c
 }
@@ -187,6 +204,9 @@ const (
 	ReasonTruncated = "truncated"
 	// ReasonRewritten: the chain holds another hash at a checkpoint's seq.
 	ReasonRewritten = "rewritten"
+	// ReasonUnattestedPrune: the chain was pruned, and no checkpoint signs
+	// where it now begins.
+	ReasonUnattestedPrune = "unattested_prune"
 )
 
 // CheckpointError reports the first checkpoint the chain contradicts, and
@@ -213,9 +233,17 @@ func (e *CheckpointError) Error() string {
 func (e *CheckpointError) Unwrap() error { return gatehouse.ErrCorrupt }
 
 // checkCheckpoints compares cps, in Seq order, with the hashes the chain
-// holds (held, by seq) up to end, the last seq that verified.
-func checkCheckpoints(cps []Checkpoint, pub ed25519.PublicKey, held map[int64]string, end int64) (*Checkpoint, error) {
+// holds (held, by seq) up to end, the last seq that verified, for a chain
+// pruned to base. A checkpoint whose event retention pruned holds if a
+// checkpoint signs that base.
+func checkCheckpoints(cps []Checkpoint, pub ed25519.PublicKey, held map[int64]string, end int64, base gatehouse.AuditBase) (*Checkpoint, error) {
 	var good *Checkpoint
+	attested := base.Seq == 0
+	for _, c := range cps {
+		if c.Base != nil && *c.Base == base && c.VerifySignature(pub) == nil {
+			attested = true
+		}
+	}
 	for i := range cps {
 		c := cps[i]
 		if err := c.VerifySignature(pub); err != nil {
@@ -226,11 +254,26 @@ func checkCheckpoints(cps []Checkpoint, pub ed25519.PublicKey, held map[int64]st
 		case c.Seq > end:
 			return good, &CheckpointError{Reason: ReasonTruncated, Checkpoint: c, LastGood: good,
 				Detail: fmt.Sprintf("the chain verifies only up to event %d", end)}
+		case !ok && c.Seq <= base.Seq && c.Seq != base.Seq:
+			if !attested {
+				return good, &CheckpointError{Reason: ReasonUnattestedPrune, Checkpoint: c, LastGood: good,
+					Detail: fmt.Sprintf("event %d was pruned, and no checkpoint signs the base at %d", c.Seq, base.Seq)}
+			}
+		case !ok && c.Seq == base.Seq && attested:
+			if c.Hash != base.Hash {
+				return good, &CheckpointError{Reason: ReasonRewritten, Checkpoint: c, LastGood: good,
+					Detail: fmt.Sprintf("the pruned base %d has hash %s, signed %s", c.Seq, base.Hash, c.Hash)}
+			}
 		case !ok || h != c.Hash:
 			return good, &CheckpointError{Reason: ReasonRewritten, Checkpoint: c, LastGood: good,
 				Detail: fmt.Sprintf("event %d has hash %s, signed %s", c.Seq, h, c.Hash)}
 		}
 		good = &cps[i]
+	}
+	if !attested {
+		c := Checkpoint{Seq: base.Seq, Hash: base.Hash, Reason: "prune"}
+		return good, &CheckpointError{Reason: ReasonUnattestedPrune, Checkpoint: c, LastGood: good,
+			Detail: fmt.Sprintf("the chain was pruned up to event %d, and no checkpoint signs that base", base.Seq)}
 	}
 	return good, nil
 }

@@ -64,12 +64,18 @@ func VerifyWith(ctx context.Context, log gatehouse.AuditLog, opts Options) (Repo
 		return Report{}, errNoKey
 	}
 	cps := slices.SortedFunc(slices.Values(opts.Checkpoints), func(a, b Checkpoint) int { return cmp.Compare(a.Seq, b.Seq) })
-	held := make(map[int64]string, len(cps))
+	// held are the hashes the chain holds at the checkpoints' seqs.
+	wanted := make(map[int64]bool, len(cps))
 	for _, c := range cps {
-		held[c.Seq] = ""
+		wanted[c.Seq] = true
 	}
+	held := make(map[int64]string, len(cps))
 	state := newStateTracker()
-	v := NewVerifier()
+	base, err := log.AuditBase(ctx)
+	if err != nil {
+		return Report{}, fmt.Errorf("verify audit log: %w", err)
+	}
+	v := NewVerifierFrom(base)
 	var rep Report
 	// ahead is a recorded head beyond the verified one, read when the log
 	// seemed to end: an append may have raced with the listing, so the log
@@ -88,7 +94,7 @@ func VerifyWith(ctx context.Context, log gatehouse.AuditLog, opts Options) (Repo
 					}
 					rep.Events++
 					rep.Head = v.Head()
-					if _, ok := held[e.Seq]; ok {
+					if wanted[e.Seq] {
 						held[e.Seq] = e.Hash
 					}
 					if e.Action == ActionCheckpoint {
@@ -124,7 +130,7 @@ func VerifyWith(ctx context.Context, log gatehouse.AuditLog, opts Options) (Repo
 		if ce != nil {
 			end = min(end, ce.Seq-1)
 		}
-		good, err := checkCheckpoints(cps, opts.PublicKey, held, end)
+		good, err := checkCheckpoints(cps, opts.PublicKey, held, end, base)
 		rep.LastCheckpoint = good
 		if ce != nil {
 			if good != nil {
@@ -155,8 +161,13 @@ func VerifyWith(ctx context.Context, log gatehouse.AuditLog, opts Options) (Repo
 // events is yielded as it is. Either way it stops after the error. Stores
 // restoring a dump write what it yields, so a broken chain is never stored.
 func Verified(events iter.Seq2[gatehouse.AuditEvent, error], head gatehouse.AuditHead) iter.Seq2[gatehouse.AuditEvent, error] {
+	return VerifiedFrom(events, gatehouse.AuditBase{}, head)
+}
+
+// VerifiedFrom is Verified for a chain pruned to base.
+func VerifiedFrom(events iter.Seq2[gatehouse.AuditEvent, error], base gatehouse.AuditBase, head gatehouse.AuditHead) iter.Seq2[gatehouse.AuditEvent, error] {
 	return func(yield func(gatehouse.AuditEvent, error) bool) {
-		v := NewVerifier()
+		v := NewVerifierFrom(base)
 		for e, err := range events {
 			if err == nil {
 				err = v.Next(e)

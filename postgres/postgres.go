@@ -381,6 +381,9 @@ const (
 	keyVersion  = "policy_version"
 	keyHeadSeq  = "audit_head_seq"
 	keyHeadHash = "audit_head_hash"
+	keyBaseSeq  = "audit_base_seq"
+	keyBaseHash = "audit_base_hash"
+	keyBaseKept = "audit_base_retained"
 )
 
 // metaValues are meta rows by key.
@@ -402,6 +405,15 @@ func (m metaValues) head() (gatehouse.AuditHead, error) {
 		return gatehouse.AuditHead{}, err
 	}
 	return gatehouse.AuditHead{Seq: seq, Hash: m[keyHeadHash]}, nil
+}
+
+// base returns the audit base recorded in m.
+func (m metaValues) base() (gatehouse.AuditBase, error) {
+	seq, err := m.int(keyBaseSeq)
+	if err != nil {
+		return gatehouse.AuditBase{}, err
+	}
+	return gatehouse.AuditBase{Seq: seq, Hash: m[keyBaseHash], Retained: m[keyBaseKept]}, nil
 }
 
 // lockMeta locks the meta rows of keys for the rest of tx and returns their

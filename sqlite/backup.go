@@ -34,6 +34,12 @@ func (db *DB) Dump(ctx context.Context, fn func(d gatehouse.Dump) error) error {
 		if d.Head, err = auditHead(ctx, tx); err != nil {
 			return err
 		}
+		if d.Base, err = auditBase(ctx, tx); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM audit_events WHERE seq <= ?`, d.Head.Seq).Scan(&d.EventCount); err != nil {
+			return err
+		}
 		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM action_records),
 			(SELECT count(*) FROM billing_customers), (SELECT count(*) FROM billing_events),
 			(SELECT count(*) FROM api_keys)`,
@@ -112,7 +118,7 @@ func (db *DB) Restore(ctx context.Context, d gatehouse.Dump) error {
 			return err
 		}
 		defer insert.Close()
-		if err := insertRows(audit.Verified(d.Events, d.Head), func(e gatehouse.AuditEvent) error {
+		if err := insertRows(audit.VerifiedFrom(d.Events, d.Base, d.Head), func(e gatehouse.AuditEvent) error {
 			return insertEvent(ctx, insert, e)
 		}); err != nil {
 			return err
@@ -156,6 +162,9 @@ func (db *DB) Restore(ctx context.Context, d gatehouse.Dump) error {
 			return err
 		}
 		if err := setMeta(ctx, tx, "policy_version", d.Version); err != nil {
+			return err
+		}
+		if err := setBase(ctx, tx, d.Base); err != nil {
 			return err
 		}
 		return setHead(ctx, tx, d.Head)
