@@ -27,6 +27,9 @@ const (
 	CheckpointManual   = "manual"
 	CheckpointInterval = "interval"
 	CheckpointShutdown = "shutdown"
+	// CheckpointRetention marks the new beginning of a chain retention
+	// pruned.
+	CheckpointRetention = "retention"
 )
 
 // Checkpoint is a signed statement that the audit chain held event Seq with

@@ -499,10 +499,19 @@ func (s *Service) VerifyAudit(ctx context.Context) (audit.Report, error) {
 // against the chain with pub: cps, kept outside the store, or, when cps is
 // nil, the checkpoints the chain itself records.
 func (s *Service) VerifyAuditSigned(ctx context.Context, pub ed25519.PublicKey, cps []audit.Checkpoint) (audit.Report, error) {
+	stored, err := s.Checkpoints(ctx)
+	if err != nil {
+		return audit.Report{}, err
+	}
 	if cps == nil {
-		var err error
-		if cps, err = s.Checkpoints(ctx); err != nil {
-			return audit.Report{}, err
+		cps = stored
+	} else {
+		// A checkpoint exported before the last prune cannot sign its base;
+		// the retention checkpoint in the chain does.
+		for _, c := range stored {
+			if c.Base != nil {
+				cps = append(cps, c)
+			}
 		}
 	}
 	return s.verifyAudit(ctx, audit.Options{PublicKey: pub, Checkpoints: cps})
@@ -519,13 +528,17 @@ func (s *Service) verifyAudit(ctx context.Context, opts audit.Options) (audit.Re
 	return audit.VerifyWith(ctx, s.store, opts)
 }
 
-// Checkpoint signs the audit chain's head with key and records the
-// checkpoint as an event of the chain. It reports false, recording nothing,
-// when there is nothing new to sign: an empty chain, or a head that is
-// already a checkpoint.
+// Checkpoint signs the audit chain's head, and where a pruned chain begins,
+// with key and records the checkpoint as an event of the chain. It reports
+// false, recording nothing, when there is nothing new to sign: an empty
+// chain, or a head that is a checkpoint of the same base.
 func (s *Service) Checkpoint(ctx context.Context, key ed25519.PrivateKey, reason string) (audit.Checkpoint, bool, error) {
 	head, err := s.store.AuditHead(ctx)
 	if err != nil || head.Seq == 0 {
+		return audit.Checkpoint{}, false, err
+	}
+	base, err := s.store.AuditBase(ctx)
+	if err != nil {
 		return audit.Checkpoint{}, false, err
 	}
 	last, err := s.store.ListAudit(ctx, gatehouse.AuditFilter{AfterSeq: head.Seq - 1, Limit: 1})
@@ -533,9 +546,15 @@ func (s *Service) Checkpoint(ctx context.Context, key ed25519.PrivateKey, reason
 		return audit.Checkpoint{}, false, err
 	}
 	if len(last) == 1 && last[0].Action == audit.ActionCheckpoint {
-		return audit.Checkpoint{}, false, nil
+		prev, err := audit.CheckpointOf(last[0])
+		if err != nil {
+			return audit.Checkpoint{}, false, err
+		}
+		if prev.Base == nil && base.Seq == 0 || prev.Base != nil && *prev.Base == base {
+			return audit.Checkpoint{}, false, nil
+		}
 	}
-	c := audit.Sign(key, head, s.cfg.Clock.Now(), reason)
+	c := audit.SignFrom(key, base, head, s.cfg.Clock.Now(), reason)
 	e, err := c.Event()
 	if err != nil {
 		return audit.Checkpoint{}, false, err
@@ -544,6 +563,26 @@ func (s *Service) Checkpoint(ctx context.Context, key ed25519.PrivateKey, reason
 		return audit.Checkpoint{}, false, fmt.Errorf("audit checkpoint: %w", err)
 	}
 	return c, true, nil
+}
+
+// PruneDecisions deletes the decision events older than retention, keeping
+// the chain verifiable (see gatehouse.AuditLog.PruneAudit), and, with a key,
+// signs a checkpoint that marks where the chain now begins. It returns how
+// many decisions it deleted.
+func (s *Service) PruneDecisions(ctx context.Context, retention time.Duration, key ed25519.PrivateKey) (int64, error) {
+	if retention <= 0 {
+		return 0, gatehouse.Invalidf("decision log retention %v: must be positive", retention)
+	}
+	_, n, err := s.store.PruneAudit(ctx, decisionAction, s.cfg.Clock.Now().Add(-retention))
+	if err != nil {
+		return 0, fmt.Errorf("prune decisions: %w", err)
+	}
+	if n > 0 && key != nil {
+		if _, _, err := s.Checkpoint(ctx, key, audit.CheckpointRetention); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // Checkpoints returns the signed checkpoints the chain records, oldest

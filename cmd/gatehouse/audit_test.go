@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/sqlite"
 )
 
 // sqlExec runs statements on the database file as someone with write
@@ -151,4 +154,95 @@ func TestServeCheckpoints(t *testing.T) {
 	if r := run(t, db, "serve", "--audit-key", filepath.Join(t.TempDir(), "none")); r.code != exitUsage || !strings.Contains(r.stderr, "--audit-key") {
 		t.Errorf("serve with a missing key: exit %d %s", r.code, r.stderr)
 	}
+}
+
+// appendOldDecisions appends n decision events a day old to db, as a
+// server's decision log would have.
+func appendOldDecisions(t *testing.T, db string, n int) {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	events := make([]gatehouse.AuditEvent, n)
+	for i := range events {
+		events[i] = gatehouse.AuditEvent{Time: time.Now().Add(-24 * time.Hour), Actor: "user:carl@acme.example", Action: "decision", Target: "user:carl@acme.example"}
+	}
+	if err := st.AppendAudit(t.Context(), events); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAuditPrune: pruning old decisions keeps audit verify green; with the
+// key, a retention checkpoint marks the new beginning, so checkpoints
+// exported before the prune still verify; a prune no checkpoint signs is
+// refused by a verify with the key until one does.
+func TestAuditPrune(t *testing.T) {
+	db := newDB(t)
+	dir := t.TempDir()
+	key := filepath.Join(dir, "audit.key")
+	pub := key + ".pub"
+	mustRun(t, db, "", "audit", "keygen", "-o", key)
+	mustRun(t, db, "", "audit", "checkpoint", "--audit-key", key)
+	cps := filepath.Join(dir, "checkpoints.jsonl")
+	if err := os.WriteFile(cps, []byte(mustRun(t, db, "", "audit", "checkpoints").stdout), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	appendOldDecisions(t, db, 40)
+	if r := mustRun(t, db, "", "audit", "prune", "--older-than", "1h", "--audit-key", key); !strings.Contains(r.stdout, "pruned 40 decision events") {
+		t.Errorf("audit prune: %s", r.stdout)
+	}
+	if n := sqlValue(t, db, `SELECT count(*) FROM audit_events WHERE action = 'decision'`); n != "0" {
+		t.Errorf("%s decisions left after the prune", n)
+	}
+	for _, args := range [][]string{
+		{"audit", "verify"},
+		{"audit", "verify", "--public-key", pub},
+		{"audit", "verify", "--public-key", pub, "--checkpoints", cps},
+	} {
+		mustRun(t, db, "", args...)
+	}
+	if r := mustRun(t, db, "", "audit", "prune", "--older-than", "1h"); !strings.Contains(r.stdout, "pruned 0") {
+		t.Errorf("audit prune again: %s", r.stdout)
+	}
+
+	// Pruned without the key: the new beginning is signed by no one.
+	appendOldDecisions(t, db, 5)
+	mustRun(t, db, "", "audit", "prune", "--older-than", "1h")
+	mustRun(t, db, "", "audit", "verify")
+	if r := run(t, db, "audit", "verify", "--public-key", pub); r.code != exitUsage || !strings.Contains(r.stderr, "unattested_prune") {
+		t.Errorf("audit verify --public-key after an unsigned prune: exit %d, stderr %q; want unattested_prune", r.code, r.stderr)
+	}
+	mustRun(t, db, "", "audit", "checkpoint", "--audit-key", key)
+	mustRun(t, db, "", "audit", "verify", "--public-key", pub, "--checkpoints", cps)
+	if r := run(t, db, "audit", "prune"); r.code != exitUsage || !strings.Contains(r.stderr, "--older-than") {
+		t.Errorf("audit prune without --older-than: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// TestServeRetention: serve --decision-log-retention prunes old decisions
+// by itself and signs the new beginning with --audit-key.
+func TestServeRetention(t *testing.T) {
+	db := newDB(t)
+	t.Setenv("GATEHOUSE_JWT_SECRET", serveSecret)
+	key := filepath.Join(t.TempDir(), "audit.key")
+	mustRun(t, db, "", "audit", "keygen", "-o", key)
+	appendOldDecisions(t, db, 25)
+	r := start(t, db, "serve", "--addr", "127.0.0.1:0", "--audit-key", key, "--decision-log-retention", "1h")
+	r.waitFor(t, "serving http://")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(r.stderr.String(), "pruned old decisions") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no prune within 10s:\n%s", r.stderr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustRun(t, db, "", "audit", "checkpoints").stdout; !strings.Contains(out, `"reason":"retention"`) {
+		t.Errorf("no retention checkpoint:\n%s", out)
+	}
+	mustRun(t, db, "", "audit", "verify", "--public-key", key+".pub")
 }

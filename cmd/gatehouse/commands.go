@@ -82,6 +82,7 @@ type options struct {
 	publicKey       string
 	checkpoints     string
 	checkpointEvery time.Duration
+	retention       time.Duration
 	billingSecrets  []string
 	billingSweep    time.Duration
 }
@@ -198,6 +199,15 @@ var commands = []command{
 		summary: "sign the audit chain's head and record the checkpoint in the chain",
 		flags:   func(fs *flag.FlagSet, o *options) { auditKeyFlag(fs, o) },
 		run:     runAuditCheckpoint,
+	},
+	{
+		name: "audit prune", usage: "--older-than DURATION [--audit-key FILE]", store: true, maxArgs: 0,
+		summary: "delete decision events older than DURATION, keeping the chain verifiable; with --audit-key, sign the new beginning",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.DurationVar(&o.retention, "older-than", 0, "prune decision events older than this, e.g. 720h")
+			auditKeyFlag(fs, o)
+		},
+		run: runAuditPrune,
 	},
 	{
 		name: "audit checkpoints", readOnly: true, usage: "", store: true, maxArgs: 0,

@@ -88,6 +88,9 @@ func runServe(ctx context.Context, m *Main) error {
 	if m.auditKey != nil && o.checkpointEvery <= 0 {
 		return usageErrorf("--audit-checkpoint-interval must be positive")
 	}
+	if o.retention < 0 {
+		return usageErrorf("--decision-log-retention must not be negative")
+	}
 	if err := m.loadBilling(ctx, &cfg); err != nil {
 		return err
 	}
@@ -133,6 +136,12 @@ func (m *Main) serve(ctx context.Context, cfg gatehttp.Config, ready func(url st
 			defer cancel()
 			m.signCheckpoint(ctx, m.auditKey, audit.CheckpointShutdown, logf)
 		}()
+	}
+	if m.opts.retention > 0 {
+		pctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); m.pruner(pctx, m.opts.retention, m.auditKey, cfg.Logger) }()
+		defer func() { stop(); <-done }()
 	}
 	if m.opts.decisionLog {
 		cfg.Decisions = m.svc.DecisionLog(service.DefaultDecisionLogConfig())

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"time"
 
@@ -25,6 +26,7 @@ func auditKeyFlag(fs *flag.FlagSet, o *options) {
 func checkpointFlags(fs *flag.FlagSet, o *options) {
 	auditKeyFlag(fs, o)
 	fs.DurationVar(&o.checkpointEvery, "audit-checkpoint-interval", defaultCheckpointEvery, "with --audit-key: how often to sign the audit chain's head (and once at shutdown)")
+	fs.DurationVar(&o.retention, "decision-log-retention", 0, "delete decision events older than this (e.g. 720h), keeping the chain verifiable; 0 keeps them forever")
 }
 
 // loadAuditKey reads --audit-key (or GATEHOUSE_AUDIT_KEY); nil if neither
@@ -180,5 +182,50 @@ func (m *Main) signCheckpoint(ctx context.Context, key ed25519.PrivateKey, reaso
 		logf("audit checkpoint failed", "reason", reason, "err", err)
 	case ok:
 		logf("audit checkpoint signed", "seq", c.Seq, "reason", reason, "key", c.KeyID)
+	}
+}
+
+func runAuditPrune(ctx context.Context, m *Main) error {
+	if m.opts.retention <= 0 {
+		return usageErrorf("--older-than DURATION is required and must be positive")
+	}
+	key, err := m.loadAuditKey()
+	if err != nil {
+		return err
+	}
+	n, err := m.svc.PruneDecisions(ctx, m.opts.retention, key)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "pruned %d decision events older than %v", n, m.opts.retention)
+	if n > 0 && key == nil {
+		fmt.Fprint(m.Stdout, "; no --audit-key: no checkpoint signs the new beginning, so audit verify --public-key will refuse it until one does (gatehouse audit checkpoint)")
+	}
+	fmt.Fprintln(m.Stdout)
+	return nil
+}
+
+// pruneEvery is how often serve applies --decision-log-retention: twice per
+// retention period, at most hourly.
+func pruneEvery(retention time.Duration) time.Duration { return min(retention/2, time.Hour) }
+
+// pruner applies --decision-log-retention now and then every pruneEvery
+// until ctx ends.
+func (m *Main) pruner(ctx context.Context, retention time.Duration, key ed25519.PrivateKey, logger *slog.Logger) {
+	t := time.NewTicker(pruneEvery(retention))
+	defer t.Stop()
+	for {
+		n, err := m.svc.PruneDecisions(ctx, retention, key)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.Warn("decision log retention: pruning failed", "err", err)
+		case n > 0:
+			logger.Info("decision log retention: pruned old decisions", "decisions", n, "retention", retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
