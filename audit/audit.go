@@ -3,9 +3,14 @@
 // Every event is hashed over its canonical encoding, which includes the hash
 // of its predecessor, so editing, deleting or reordering a stored event
 // breaks the chain at that event; truncating the tail is caught by comparing
-// the chain's end with the head the store recorded. The package does no I/O:
-// stores call Validate and Seal inside their append transaction, and Verify
-// reads a log through the gatehouse.AuditLog interface.
+// the chain's end with the head the store recorded. Because whoever can
+// write the store can also reseal it, Checkpoints signed with a key kept
+// outside the store pin the chain's head at points in time, change events
+// carry the hash of the object they stored (ObjectHash) so that VerifyWith
+// can name stored objects no event explains, and a chain pruned by
+// retention begins at a recorded gatehouse.AuditBase. The package does no
+// I/O: stores call Validate and Seal inside their append transaction, and
+// Verify reads a log through the gatehouse.AuditLog interface.
 package audit
 
 import (
