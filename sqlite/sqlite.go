@@ -239,7 +239,7 @@ func (db *DB) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) error)
 	err := db.inWriteTx(ctx, fn)
 	if err != nil {
 		err = db.wrap(op, ctxErr(ctx, err))
-		db.recover(err)
+		db.dropIdle(err)
 	}
 	return err
 }
@@ -262,25 +262,25 @@ func (db *DB) readTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) 
 	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		err = db.wrap(op, ctxErr(ctx, err))
-		db.recover(err)
+		db.dropIdle(err)
 		return err
 	}
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
 		err = db.wrap(op, ctxErr(ctx, err))
-		db.recover(err)
+		db.dropIdle(err)
 		return err
 	}
 	return nil
 }
 
-// recover closes the idle connections after a fault that a fresh
+// dropIdle closes the idle connections after a fault that a fresh
 // connection may not have: a connection that opened a read-only file stays
 // read-only, and one that read a damaged file may keep its damaged state.
 // The next statement reopens the path (never creating it), so restoring
 // the permissions or the file's contents in place heals the store without a
 // restart.
-func (db *DB) recover(err error) {
+func (db *DB) dropIdle(err error) {
 	if !errors.Is(err, gatehouse.ErrUnavailable) && !errors.Is(err, gatehouse.ErrCorrupt) {
 		return
 	}

@@ -160,9 +160,8 @@ func (m *Main) readVerifyInputs() (ed25519.PublicKey, []audit.Checkpoint, error)
 	return pub, cps, nil
 }
 
-// checkpointer signs the audit head every interval until ctx ends, then
-// returns; stop signs once more, for the shutdown.
-func (m *Main) checkpointer(ctx context.Context, key ed25519.PrivateKey, every time.Duration, logf func(msg string, args ...any)) {
+// checkpointer signs the audit head every interval until ctx ends.
+func (m *Main) checkpointer(ctx context.Context, key ed25519.PrivateKey, every time.Duration, logger *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -170,18 +169,19 @@ func (m *Main) checkpointer(ctx context.Context, key ed25519.PrivateKey, every t
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			m.signCheckpoint(ctx, key, audit.CheckpointInterval, logf)
+			m.signCheckpoint(ctx, key, audit.CheckpointInterval, logger)
 		}
 	}
 }
 
-func (m *Main) signCheckpoint(ctx context.Context, key ed25519.PrivateKey, reason string, logf func(msg string, args ...any)) {
+// signCheckpoint signs one checkpoint for reason and logs the outcome.
+func (m *Main) signCheckpoint(ctx context.Context, key ed25519.PrivateKey, reason string, logger *slog.Logger) {
 	c, ok, err := m.svc.Checkpoint(ctx, key, reason)
 	switch {
-	case err != nil:
-		logf("audit checkpoint failed", "reason", reason, "err", err)
+	case err != nil && ctx.Err() == nil:
+		logger.Warn("audit checkpoint failed", "reason", reason, "err", err)
 	case ok:
-		logf("audit checkpoint signed", "seq", c.Seq, "reason", reason, "key", c.KeyID)
+		logger.Info("audit checkpoint signed", "seq", c.Seq, "reason", reason, "key", c.KeyID)
 	}
 }
 

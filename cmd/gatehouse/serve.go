@@ -123,10 +123,9 @@ func (m *Main) serve(ctx context.Context, cfg gatehttp.Config, ready func(url st
 		return usageErrorf("--reload-interval must be positive")
 	}
 	if m.auditKey != nil {
-		logf := func(msg string, args ...any) { cfg.Logger.Info(msg, args...) }
 		cctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
-		go func() { defer close(done); m.checkpointer(cctx, m.auditKey, m.opts.checkpointEvery, logf) }()
+		go func() { defer close(done); m.checkpointer(cctx, m.auditKey, m.opts.checkpointEvery, cfg.Logger) }()
 		// Registered before the decision log's Close, so it runs after it:
 		// the shutdown checkpoint covers the last decisions.
 		defer func() {
@@ -134,7 +133,7 @@ func (m *Main) serve(ctx context.Context, cfg gatehttp.Config, ready func(url st
 			<-done
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			m.signCheckpoint(ctx, m.auditKey, audit.CheckpointShutdown, logf)
+			m.signCheckpoint(ctx, m.auditKey, audit.CheckpointShutdown, cfg.Logger)
 		}()
 	}
 	if m.opts.retention > 0 {
