@@ -244,12 +244,19 @@ func serverGone(pe *pgconn.PgError) bool {
 
 // CheckWritable reports, with an error wrapping gatehouse.ErrUnavailable,
 // that a write cannot succeed now: the server is unreachable, a read-only
-// standby, or refuses writes (default_transaction_read_only). It assigns a
-// transaction id in a transaction it then commits, writing nothing.
+// standby, or refuses writes (default_transaction_read_only). It asks in
+// the kind of transaction writes begin, writing nothing.
 func (db *DB) CheckWritable(ctx context.Context) error {
 	return db.writeTx(ctx, "check writable", nil, func(tx pgx.Tx, _ metaValues) error {
-		_, err := tx.Exec(ctx, "SELECT pg_current_xact_id()")
-		return err
+		var readOnly bool
+		if err := tx.QueryRow(ctx, "SELECT current_setting('transaction_read_only') = 'on'").Scan(&readOnly); err != nil {
+			return err
+		}
+		if readOnly {
+			return fmt.Errorf("the server accepts no writes (transaction_read_only is on: a standby, or default_transaction_read_only): %w",
+				gatehouse.ErrUnavailable)
+		}
+		return nil
 	})
 }
 
