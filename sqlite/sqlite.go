@@ -205,10 +205,15 @@ func (db *DB) wrap(op string, err error) error {
 // why a write cannot succeed now: the path no longer names the file Open
 // opened (deleted, moved or replaced: writes stay refused until a restart),
 // the file is read-only (for every user, root included), or SQLite cannot
-// take the write lock or write. It begins and commits an empty write
-// transaction, so it waits for the busy timeout behind another writer.
+// take the write lock or write. It writes in a transaction it rolls back,
+// so it waits for the busy timeout behind another writer.
 func (db *DB) CheckWritable(ctx context.Context) error {
-	return db.writeTx(ctx, "check writable", func(*sql.Tx) error { return nil })
+	// BEGIN IMMEDIATE succeeds on a file SQLite opened read-only; a write,
+	// rolled back, does not.
+	return db.runWrite(ctx, "check writable", false, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE meta SET value = value WHERE key = 'policy_version'`)
+		return err
+	})
 }
 
 // checkFile is the check writeTx makes before every write transaction.
@@ -233,10 +238,24 @@ func (db *DB) checkFile() error {
 // succeeds; any error rolls everything back. It checks the file first (see
 // CheckWritable).
 func (db *DB) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	return db.runWrite(ctx, op, true, fn)
+}
+
+// runWrite runs fn in a write transaction and commits it, or rolls it back
+// when commit is false. A connection SQLite opened read-only stays so even
+// once the file is writable again: when the first attempt finds the
+// database read-only, nothing was written, and it tries once more on a
+// fresh connection.
+func (db *DB) runWrite(ctx context.Context, op string, commit bool, fn func(tx *sql.Tx) error) error {
 	if err := db.checkFile(); err != nil {
 		return fmt.Errorf("sqlite %s: %s: %w", db.path, op, err)
 	}
-	err := db.inWriteTx(ctx, fn)
+	err := db.inWriteTx(ctx, commit, fn)
+	var se *msqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY && ctx.Err() == nil {
+		db.dropIdle(gatehouse.ErrUnavailable)
+		err = db.inWriteTx(ctx, commit, fn)
+	}
 	if err != nil {
 		err = db.wrap(op, ctxErr(ctx, err))
 		db.dropIdle(err)
@@ -244,12 +263,12 @@ func (db *DB) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) error)
 	return err
 }
 
-func (db *DB) inWriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (db *DB) inWriteTx(ctx context.Context, commit bool, fn func(tx *sql.Tx) error) error {
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(tx); err != nil || !commit {
 		// Rollback's own error adds nothing: the transaction is void either way.
 		_ = tx.Rollback()
 		return err
