@@ -257,16 +257,14 @@ func checkCheckpoints(cps []Checkpoint, pub ed25519.PublicKey, held map[int64]st
 		case c.Seq > end:
 			return good, &CheckpointError{Reason: ReasonTruncated, Checkpoint: c, LastGood: good,
 				Detail: fmt.Sprintf("the chain verifies only up to event %d", end)}
-		case !ok && c.Seq <= base.Seq && c.Seq != base.Seq:
-			if !attested {
-				return good, &CheckpointError{Reason: ReasonUnattestedPrune, Checkpoint: c, LastGood: good,
-					Detail: fmt.Sprintf("event %d was pruned, and no checkpoint signs the base at %d", c.Seq, base.Seq)}
-			}
-		case !ok && c.Seq == base.Seq && attested:
-			if c.Hash != base.Hash {
-				return good, &CheckpointError{Reason: ReasonRewritten, Checkpoint: c, LastGood: good,
-					Detail: fmt.Sprintf("the pruned base %d has hash %s, signed %s", c.Seq, base.Hash, c.Hash)}
-			}
+		case !ok && c.Seq <= base.Seq && !attested:
+			return good, &CheckpointError{Reason: ReasonUnattestedPrune, Checkpoint: c, LastGood: good,
+				Detail: fmt.Sprintf("event %d was pruned, and no checkpoint signs the base at %d", c.Seq, base.Seq)}
+		case !ok && c.Seq == base.Seq && c.Hash != base.Hash:
+			return good, &CheckpointError{Reason: ReasonRewritten, Checkpoint: c, LastGood: good,
+				Detail: fmt.Sprintf("the pruned base %d has hash %s, signed %s", c.Seq, base.Hash, c.Hash)}
+		case !ok && c.Seq <= base.Seq:
+			// Pruned, and the signed base vouches for what came before it.
 		case !ok || h != c.Hash:
 			return good, &CheckpointError{Reason: ReasonRewritten, Checkpoint: c, LastGood: good,
 				Detail: fmt.Sprintf("event %d has hash %s, signed %s", c.Seq, h, c.Hash)}

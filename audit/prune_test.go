@@ -90,6 +90,11 @@ func TestVerifyPruned(t *testing.T) {
 			if _, err := audit.VerifyWith(context.Background(), l, audit.Options{PublicKey: pub, Checkpoints: []audit.Checkpoint{old}}); !errors.As(err, &cpe) || cpe.Reason != audit.ReasonUnattestedPrune {
 				t.Errorf("VerifyWith(no checkpoint signs the base) = %v, want %s", err, audit.ReasonUnattestedPrune)
 			}
+			// The pruned base event itself, signed earlier with another hash.
+			other := audit.Sign(priv, gatehouse.AuditHead{Seq: base.Seq, Hash: "another"}, t0, audit.CheckpointInterval)
+			if _, err := audit.VerifyWith(context.Background(), l, audit.Options{PublicKey: pub, Checkpoints: []audit.Checkpoint{other, cp}}); !errors.As(err, &cpe) || cpe.Reason != audit.ReasonRewritten {
+				t.Errorf("VerifyWith(base event signed with another hash) = %v, want %s", err, audit.ReasonRewritten)
+			}
 		})
 	}
 }
