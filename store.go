@@ -102,6 +102,17 @@ type AuditHead struct {
 	Hash string `json:"hash"`
 }
 
+// AuditBase is where an audit chain pruned by retention begins: the events
+// of the pruned action up to Seq were deleted, the chain after Seq links to
+// Hash (the hash event Seq had), and the events at or before Seq that remain
+// hash together to Retained (see audit.RetainedDigest). The zero AuditBase
+// means nothing was pruned.
+type AuditBase struct {
+	Seq      int64  `json:"seq"`
+	Hash     string `json:"hash"`
+	Retained string `json:"retained"`
+}
+
 // PolicyStore persists the policy as objects under a version that every
 // commit bumps.
 type PolicyStore interface {
@@ -132,6 +143,15 @@ type AuditLog interface {
 	// AuditHead returns the newest event's Seq and Hash as the store recorded
 	// them when appending; a verifier compares the chain's end against it.
 	AuditHead(ctx context.Context) (AuditHead, error)
+	// AuditBase returns where the chain begins after pruning; zero if it
+	// was never pruned.
+	AuditBase(ctx context.Context) (AuditBase, error)
+	// PruneAudit deletes, in one transaction, the events of action up to
+	// the last event older than before, and records the new base (see
+	// AuditBase). Other events stay, so the chain still verifies. It
+	// returns the base and how many events it deleted; a before that adds
+	// nothing to the recorded base deletes nothing.
+	PruneAudit(ctx context.Context, action string, before time.Time) (AuditBase, int64, error)
 }
 
 // ActionStore keeps agent action records: the limit reservations and
@@ -185,6 +205,11 @@ type Store interface {
 	ActionStore
 	BillingStore
 	APIKeyStore
+	// CheckWritable returns nil if a write could succeed now, else why not,
+	// wrapping ErrUnavailable (a database file deleted or replaced under
+	// the store, a read-only file or server, a lost connection). Readiness
+	// checks call it; it writes nothing.
+	CheckWritable(ctx context.Context) error
 	Close() error
 }
 
@@ -202,6 +227,10 @@ type Dump struct {
 	// the first error it yields.
 	Head   AuditHead
 	Events iter.Seq2[AuditEvent, error]
+	// Base is where the pruned chain begins, and EventCount how many
+	// events Events yields (Head.Seq when nothing was pruned).
+	Base       AuditBase
+	EventCount int64
 	// Actions yields the agent action records in Seq order, Customers and
 	// BillingEvents the billing state, APIKeys the API keys (with their
 	// hashes) by id, Threads the chat threads by id, Messages their

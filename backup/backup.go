@@ -57,6 +57,17 @@ type Header struct {
 	Counts        Counts    `json:"counts"`
 	// AuditHead is the last event's seq and hash: the chain must end there.
 	AuditHead gatehouse.AuditHead `json:"audit_head"`
+	// AuditBase is where the chain begins when retention pruned it; then
+	// Counts.Events is below AuditHead.Seq.
+	AuditBase *gatehouse.AuditBase `json:"audit_base,omitempty"`
+}
+
+// base returns where the archive's chain begins.
+func (h Header) base() gatehouse.AuditBase {
+	if h.AuditBase == nil {
+		return gatehouse.AuditBase{}
+	}
+	return *h.AuditBase
 }
 
 // Counts says how many lines of each kind follow the header.
@@ -173,8 +184,11 @@ func Write(ctx context.Context, w io.Writer, src gatehouse.Dumper, createdAt tim
 			SchemaVersion: d.SchemaVersion,
 			PolicyVersion: d.Version,
 			CreatedAt:     createdAt.UTC(),
-			Counts:        Counts{Objects: len(d.Objects), Events: d.Head.Seq, DumpCounts: d.Counts},
+			Counts:        Counts{Objects: len(d.Objects), Events: d.EventCount, DumpCounts: d.Counts},
 			AuditHead:     d.Head,
+		}
+		if d.Base.Seq > 0 {
+			h.AuditBase = &d.Base
 		}
 		bw := bufio.NewWriter(w)
 		enc := json.NewEncoder(bw)
@@ -191,7 +205,7 @@ func Write(ctx context.Context, w io.Writer, src gatehouse.Dumper, createdAt tim
 		// first error.
 		for _, write := range []func() error{
 			func() error {
-				return writeRows(enc, "audit events", audit.Verified(d.Events, d.Head), h.Counts.Events,
+				return writeRows(enc, "audit events", audit.VerifiedFrom(d.Events, d.Base, d.Head), h.Counts.Events,
 					func(e gatehouse.AuditEvent) line { return line{Event: newEventLine(e)} })
 			},
 			func() error {
@@ -354,12 +368,14 @@ func restore(ctx context.Context, r io.Reader, dst Target) (Header, audit.Report
 		}
 		objs = append(objs, gatehouse.Object{Kind: o.Kind, ID: o.ID, Pos: o.Pos, Body: json.RawMessage(o.Body)})
 	}
-	v := audit.NewVerifier()
+	v := audit.NewVerifierFrom(h.base())
 	err = dst.Restore(ctx, gatehouse.Dump{
 		SchemaVersion: h.SchemaVersion,
 		Version:       h.PolicyVersion,
 		Objects:       objs,
 		Head:          h.AuditHead,
+		Base:          h.base(),
+		EventCount:    h.Counts.Events,
 		Events: readRows(ar, "event", h.Counts.Events,
 			func(l line) *gatehouse.AuditEvent {
 				if l.Event == nil {
@@ -513,7 +529,11 @@ func (r *reader) header() (Header, error) {
 		return Header{}, r.fail(ReasonMalformed, err)
 	}
 	c := h.Counts
-	if c.Objects < 0 || c.Events != h.AuditHead.Seq || c.Actions < 0 || c.Customers < 0 || c.BillingEvents < 0 || c.APIKeys < 0 ||
+	eventsOK := c.Events == h.AuditHead.Seq
+	if b := h.base(); b.Seq > 0 {
+		eventsOK = c.Events >= 0 && c.Events <= h.AuditHead.Seq && b.Seq <= h.AuditHead.Seq
+	}
+	if c.Objects < 0 || !eventsOK || c.Actions < 0 || c.Customers < 0 || c.BillingEvents < 0 || c.APIKeys < 0 ||
 		c.Threads < 0 || c.Messages < 0 || c.Attachments < 0 {
 		return Header{}, r.fail(ReasonMalformed, fmt.Errorf("counts %+v, audit head at seq %d", c, h.AuditHead.Seq))
 	}

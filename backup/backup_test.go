@@ -289,6 +289,7 @@ func TestRestoreRefused(t *testing.T) {
 type memTarget struct {
 	events []gatehouse.AuditEvent
 	head   gatehouse.AuditHead
+	base   gatehouse.AuditBase
 }
 
 func (m *memTarget) SchemaVersion(context.Context) (int, int, error) { return 1, 1, nil }
@@ -298,7 +299,7 @@ func (m *memTarget) Restore(_ context.Context, d gatehouse.Dump) error {
 		return err
 	}
 	var events []gatehouse.AuditEvent
-	for e, err := range audit.Verified(d.Events, d.Head) {
+	for e, err := range audit.VerifiedFrom(d.Events, d.Base, d.Head) {
 		if err != nil {
 			return err
 		}
@@ -339,7 +340,7 @@ func (m *memTarget) Restore(_ context.Context, d gatehouse.Dump) error {
 			return err
 		}
 	}
-	m.events, m.head = events, d.Head
+	m.events, m.head, m.base = events, d.Head, d.Base
 	return nil
 }
 
@@ -358,6 +359,12 @@ func (m *memTarget) ListAudit(_ context.Context, f gatehouse.AuditFilter) ([]gat
 }
 
 func (m *memTarget) AuditHead(context.Context) (gatehouse.AuditHead, error) { return m.head, nil }
+
+func (m *memTarget) AuditBase(context.Context) (gatehouse.AuditBase, error) { return m.base, nil }
+
+func (m *memTarget) PruneAudit(context.Context, string, time.Time) (gatehouse.AuditBase, int64, error) {
+	return gatehouse.AuditBase{}, 0, errors.ErrUnsupported
+}
 
 // FuzzRestore restores arbitrary input: it never panics, a refused archive
 // leaves the target empty, and a restored one verifies as its header says.

@@ -419,11 +419,17 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// handleReady answers 200 when the store answers and a policy is loaded
-// (or Config.AllowEmpty says an empty one will do).
+// handleReady answers 200 when the store answers, could take a write, and a
+// policy is loaded (or Config.AllowEmpty says an empty one will do). A store
+// that accepts no writes is 503 error.not_writable, its cause logged.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.svc.Reload(r.Context()); err != nil {
 		s.writeError(w, r, &Error{Code: gatehouse.CodeUnavailable, Err: fmt.Errorf("readiness: %w", err)})
+		return
+	}
+	if err := s.svc.CheckWritable(r.Context()); err != nil {
+		s.writeError(w, r, &Error{Code: gatehouse.CodeUnavailable, Message: "error.not_writable",
+			Err: fmt.Errorf("readiness: %w", err)})
 		return
 	}
 	v := s.svc.Version()

@@ -41,11 +41,17 @@ func (db *DB) Dump(ctx context.Context, fn func(d gatehouse.Dump) error) error {
 		if d.Objects, d.Version, err = loadPolicy(ctx, tx); err != nil {
 			return err
 		}
-		meta, err := readMeta(ctx, tx, keyHeadSeq, keyHeadHash)
+		meta, err := readMeta(ctx, tx, keyHeadSeq, keyHeadHash, keyBaseSeq, keyBaseHash, keyBaseKept)
 		if err != nil {
 			return err
 		}
 		if d.Head, err = meta.head(); err != nil {
+			return err
+		}
+		if d.Base, err = meta.base(); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE seq <= $1`, d.Head.Seq).Scan(&d.EventCount); err != nil {
 			return err
 		}
 		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM action_records),
@@ -103,7 +109,7 @@ func (db *DB) Restore(ctx context.Context, d gatehouse.Dump) error {
 			})); err != nil {
 			return err
 		}
-		if err := copyRows(ctx, tx, "audit_events", eventColumns, audit.Verified(d.Events, d.Head),
+		if err := copyRows(ctx, tx, "audit_events", eventColumns, audit.VerifiedFrom(d.Events, d.Base, d.Head),
 			func(e gatehouse.AuditEvent) ([]any, error) {
 				return []any{e.Seq, e.Time, e.Actor, e.Action, e.Target,
 					rawText(e.Before), rawText(e.After), rawText(e.Detail), e.PrevHash, e.Hash}, nil
@@ -149,6 +155,9 @@ func (db *DB) Restore(ctx context.Context, d gatehouse.Dump) error {
 		batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, strconv.FormatInt(d.Version, 10), keyVersion)
 		batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, strconv.FormatInt(d.Head.Seq, 10), keyHeadSeq)
 		batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, d.Head.Hash, keyHeadHash)
+		batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, strconv.FormatInt(d.Base.Seq, 10), keyBaseSeq)
+		batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, d.Base.Hash, keyBaseHash)
+		batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, d.Base.Retained, keyBaseKept)
 		if d.Version > 0 {
 			batch.Queue(`SELECT pg_notify($1, $2)`, NotifyChannel, notifyPayload(d.Version, db.schema))
 		}

@@ -402,6 +402,10 @@ func (s *Service) message(lang string, q *gatehouse.Question, a *gatehouse.Answe
 	return c.Reason(lang, d, args)
 }
 
+// decisionAction is the action of the audit events that record decisions;
+// retention prunes them (see PruneDecisions).
+const decisionAction = "decision"
+
 // decisionRecord is what a "decision" audit event says was asked.
 type decisionRecord struct {
 	Endpoint   string       `json:"endpoint"`
@@ -463,7 +467,7 @@ func (s *Service) logDecision(caller gatehouse.Caller, q *gatehouse.Question, a 
 	if actor == "" {
 		actor = "pep:" + string(caller.Credential)
 	}
-	l.Log(gatehouse.AuditEvent{Actor: actor, Action: "decision", Target: rec.Subject, Detail: detail})
+	l.Log(gatehouse.AuditEvent{Actor: actor, Action: decisionAction, Target: rec.Subject, Detail: detail})
 }
 
 // ToolCall is what a gateway did with an allowed tool call: forwarded to

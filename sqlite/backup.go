@@ -38,6 +38,12 @@ func (db *DB) Dump(ctx context.Context, fn func(d gatehouse.Dump) error) error {
 		if d.Head, err = auditHead(ctx, tx); err != nil {
 			return err
 		}
+		if d.Base, err = auditBase(ctx, tx); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM audit_events WHERE seq <= ?`, d.Head.Seq).Scan(&d.EventCount); err != nil {
+			return err
+		}
 		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM action_records),
 			(SELECT count(*) FROM billing_customers), (SELECT count(*) FROM billing_events),
 			(SELECT count(*) FROM api_keys), (SELECT count(*) FROM chat_threads),
@@ -121,7 +127,7 @@ func (db *DB) Restore(ctx context.Context, d gatehouse.Dump) error {
 			return err
 		}
 		defer insert.Close()
-		if err := insertRows(audit.Verified(d.Events, d.Head), func(e gatehouse.AuditEvent) error {
+		if err := insertRows(audit.VerifiedFrom(d.Events, d.Base, d.Head), func(e gatehouse.AuditEvent) error {
 			return insertEvent(ctx, insert, e)
 		}); err != nil {
 			return err
@@ -168,6 +174,9 @@ func (db *DB) Restore(ctx context.Context, d gatehouse.Dump) error {
 			return err
 		}
 		if err := setMeta(ctx, tx, "policy_version", d.Version); err != nil {
+			return err
+		}
+		if err := setBase(ctx, tx, d.Base); err != nil {
 			return err
 		}
 		return setHead(ctx, tx, d.Head)

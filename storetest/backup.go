@@ -54,6 +54,7 @@ type dumped struct {
 	Version       int64
 	Objects       []gatehouse.Object
 	Head          gatehouse.AuditHead
+	Base          gatehouse.AuditBase
 	Events        []gatehouse.AuditEvent
 	Actions       []gatehouse.ActionRecord
 	Customers     []gatehouse.BillingCustomer
@@ -67,7 +68,7 @@ type dumped struct {
 // dump is the gatehouse.Dump that yields d's rows.
 func (d dumped) dump() gatehouse.Dump {
 	return gatehouse.Dump{SchemaVersion: d.SchemaVersion, Version: d.Version, Objects: d.Objects, Head: d.Head,
-		Events: yieldAll(d.Events), Actions: yieldAll(d.Actions), Customers: yieldAll(d.Customers),
+		Base: d.Base, EventCount: int64(len(d.Events)), Events: yieldAll(d.Events), Actions: yieldAll(d.Actions), Customers: yieldAll(d.Customers),
 		BillingEvents: yieldAll(d.BillingEvents), APIKeys: yieldAll(d.APIKeys),
 		Threads: yieldAll(d.Threads), Messages: yieldAll(d.Messages), Attachments: yieldAll(d.Attachments),
 		Counts: gatehouse.DumpCounts{Actions: int64(len(d.Actions)), Customers: int64(len(d.Customers)),
@@ -108,8 +109,8 @@ func dumpOf(t *testing.T, s gatehouse.Store) dumped {
 	t.Helper()
 	var d dumped
 	err := backupOf(t, s).Dump(t.Context(), func(gd gatehouse.Dump) error {
-		d = dumped{SchemaVersion: gd.SchemaVersion, Version: gd.Version, Objects: gd.Objects, Head: gd.Head}
-		return errors.Join(collect(&d.Events, gd.Events, gd.Head.Seq), collect(&d.Actions, gd.Actions, gd.Counts.Actions),
+		d = dumped{SchemaVersion: gd.SchemaVersion, Version: gd.Version, Objects: gd.Objects, Head: gd.Head, Base: gd.Base}
+		return errors.Join(collect(&d.Events, gd.Events, gd.EventCount), collect(&d.Actions, gd.Actions, gd.Counts.Actions),
 			collect(&d.Customers, gd.Customers, gd.Counts.Customers),
 			collect(&d.BillingEvents, gd.BillingEvents, gd.Counts.BillingEvents),
 			collect(&d.APIKeys, gd.APIKeys, gd.Counts.APIKeys),

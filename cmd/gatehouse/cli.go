@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -128,6 +129,8 @@ type Main struct {
 	catalog *locale.Catalog
 	store   store
 	svc     *service.Service
+	// auditKey signs audit checkpoints while serving (--audit-key).
+	auditKey ed25519.PrivateKey
 }
 
 // NewMain returns a Main reading its defaults from getenv.
@@ -247,6 +250,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.cmd.readOnly && !m.Config.isPostgres() {
 		if _, err := os.Stat(m.Config.dbPath()); errors.Is(err, fs.ErrNotExist) {
 			return usageErrorf("database %s does not exist: apply a policy first (gatehouse apply -f FILE --db %s) or name another with --db", m.Config.dbPath(), m.Config.dbPath())
+		}
+	}
+	if m.cmd.noCreate && !m.opts.create && !m.Config.isPostgres() {
+		if _, err := os.Stat(m.Config.dbPath()); errors.Is(err, fs.ErrNotExist) {
+			return usageErrorf("database %s does not exist, and %s does not create one unless --create: apply a policy first (gatehouse apply -f FILE --db %s), restore a backup, or name the right file with --db",
+				m.Config.dbPath(), m.cmd.name, m.Config.dbPath())
 		}
 	}
 	var err error
