@@ -251,6 +251,7 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions
 			v.limits(path+".limits", x.Actions[name].Limits)
 		}
 	}
+	v.ceilings(p.Tenants)
 	for i, x := range p.Tools {
 		path := fmt.Sprintf("tools[%d]", i)
 		for _, arg := range []struct{ key, val string }{{"amount", x.Amount}, {"percentage", x.Percentage}, {"currency", x.Currency}} {
