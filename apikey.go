@@ -18,10 +18,12 @@ const (
 	ScopeAdmin = "admin"
 	// ScopeMCP: the MCP gateway (/mcp).
 	ScopeMCP = "mcp"
+	// ScopeChat: the chat gateway (/ws, /api/v1/threads, attachments).
+	ScopeChat = "chat"
 )
 
 // Scopes lists every scope.
-var Scopes = []string{ScopeAuthZEN, ScopeCheck, ScopeAdmin, ScopeMCP}
+var Scopes = []string{ScopeAuthZEN, ScopeCheck, ScopeAdmin, ScopeMCP, ScopeChat}
 
 // APIKey is a service credential. The secret is shown once, when the key is
 // issued; the store keeps only its SHA-256 (the secret is 256 random bits,

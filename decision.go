@@ -188,6 +188,9 @@ type Question struct {
 	// decision log ("authzen.evaluation", "check", "cli", …).
 	Surface   string `json:"-"`
 	RequestID string `json:"-"`
+	// Conversation is the chat thread a tool call comes from, for the
+	// decision log.
+	Conversation string `json:"-"`
 }
 
 // LimitExceeded names the limit an action exceeded and its figures, as

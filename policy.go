@@ -56,6 +56,10 @@ type Permission struct {
 	// Feature, when set, must be in the effective plan for the permission
 	// to be usable (see Plan).
 	Feature string `json:"feature,omitempty"`
+	// Flag, when set, is a frontend capability flag (seed 000's
+	// canAccessChat) that Effective reports true while the permission is
+	// held and usable.
+	Flag string `json:"flag,omitempty"`
 }
 
 // Bundle is a named set of permissions granted together (seed 000's action).

@@ -102,6 +102,17 @@ type AuditHead struct {
 	Hash string `json:"hash"`
 }
 
+// AuditBase is where an audit chain pruned by retention begins: the events
+// of the pruned action up to Seq were deleted, the chain after Seq links to
+// Hash (the hash event Seq had), and the events at or before Seq that remain
+// hash together to Retained (see audit.RetainedDigest). The zero AuditBase
+// means nothing was pruned.
+type AuditBase struct {
+	Seq      int64  `json:"seq"`
+	Hash     string `json:"hash"`
+	Retained string `json:"retained"`
+}
+
 // PolicyStore persists the policy as objects under a version that every
 // commit bumps.
 type PolicyStore interface {
@@ -132,6 +143,15 @@ type AuditLog interface {
 	// AuditHead returns the newest event's Seq and Hash as the store recorded
 	// them when appending; a verifier compares the chain's end against it.
 	AuditHead(ctx context.Context) (AuditHead, error)
+	// AuditBase returns where the chain begins after pruning; zero if it
+	// was never pruned.
+	AuditBase(ctx context.Context) (AuditBase, error)
+	// PruneAudit deletes, in one transaction, the events of action up to
+	// the last event older than before, and records the new base (see
+	// AuditBase). Other events stay, so the chain still verifies. It
+	// returns the base and how many events it deleted; a before that adds
+	// nothing to the recorded base deletes nothing.
+	PruneAudit(ctx context.Context, action string, before time.Time) (AuditBase, int64, error)
 }
 
 // ActionStore keeps agent action records: the limit reservations and
@@ -185,6 +205,11 @@ type Store interface {
 	ActionStore
 	BillingStore
 	APIKeyStore
+	// CheckWritable returns nil if a write could succeed now, else why not,
+	// wrapping ErrUnavailable (a database file deleted or replaced under
+	// the store, a read-only file or server, a lost connection). Readiness
+	// checks call it; it writes nothing.
+	CheckWritable(ctx context.Context) error
 	Close() error
 }
 
@@ -202,14 +227,23 @@ type Dump struct {
 	// the first error it yields.
 	Head   AuditHead
 	Events iter.Seq2[AuditEvent, error]
+	// Base is where the pruned chain begins, and EventCount how many
+	// events Events yields (Head.Seq when nothing was pruned).
+	Base       AuditBase
+	EventCount int64
 	// Actions yields the agent action records in Seq order, Customers and
-	// BillingEvents the billing state and APIKeys the API keys (with their
-	// hashes) by id; Counts says how many rows each yields. A nil sequence
-	// yields nothing.
+	// BillingEvents the billing state, APIKeys the API keys (with their
+	// hashes) by id, Threads the chat threads by id, Messages their
+	// messages by thread and Seq, and Attachments the attachments (with
+	// their data) by id; Counts says how many rows each yields. A nil
+	// sequence yields nothing.
 	Actions       iter.Seq2[ActionRecord, error]
 	Customers     iter.Seq2[BillingCustomer, error]
 	BillingEvents iter.Seq2[BillingEvent, error]
 	APIKeys       iter.Seq2[APIKey, error]
+	Threads       iter.Seq2[Thread, error]
+	Messages      iter.Seq2[Message, error]
+	Attachments   iter.Seq2[Attachment, error]
 	Counts        DumpCounts
 }
 
@@ -219,6 +253,9 @@ type DumpCounts struct {
 	Customers     int64 `json:"billing_customers"`
 	BillingEvents int64 `json:"billing_events"`
 	APIKeys       int64 `json:"api_keys"`
+	Threads       int64 `json:"chat_threads"`
+	Messages      int64 `json:"chat_messages"`
+	Attachments   int64 `json:"chat_attachments"`
 }
 
 // Validate reports objects no store may restore (ErrInvalid): an object
@@ -252,8 +289,8 @@ type Dumper interface {
 	// Dump calls fn with the whole store as one read transaction sees it;
 	// writers are not blocked. The sequences of d stream from that
 	// transaction and may be ranged over once each, inside fn only, in the
-	// order Events, Actions, Customers, BillingEvents, APIKeys. Dump
-	// returns fn's error.
+	// order Events, Actions, Customers, BillingEvents, APIKeys, Threads,
+	// Messages, Attachments. Dump returns fn's error.
 	Dump(ctx context.Context, fn func(d Dump) error) error
 }
 
@@ -261,15 +298,16 @@ type Dumper interface {
 type Restorer interface {
 	// Restore writes d's objects and policy version, the events d.Events
 	// yields, verbatim with their seqs and hashes, and the action records,
-	// billing state and API keys the other sequences yield, in one
-	// transaction, and
+	// billing state, API keys and chat threads, messages and attachments
+	// the other sequences yield, verbatim, in one transaction, and
 	// records d.Head as the audit head. It ranges over the sequences once
 	// each, in the order Dumper gives; d.SchemaVersion and d.Counts are the
 	// caller's to check. It changes nothing and returns an error wrapping
 	// ErrNotEmpty if the store holds an object, an event, an action record,
-	// billing state, an API key or a policy version other than 0;
-	// ErrInvalid if d fails Validate or an action record or API key fails
-	// its Validate; an
+	// billing state, an API key, a chat thread or a policy version other
+	// than 0; ErrInvalid if d fails Validate, an action record, API key,
+	// thread, message or attachment fails its Validate, or a message or
+	// attachment is of a thread d does not hold; an
 	// *audit.ChainError (ErrCorrupt) at the first event that is invalid or
 	// does not chain, as audit.Verified checks them, or if the chain does
 	// not end at d.Head; and the first error a sequence yields, if any.

@@ -3,9 +3,14 @@
 // Every event is hashed over its canonical encoding, which includes the hash
 // of its predecessor, so editing, deleting or reordering a stored event
 // breaks the chain at that event; truncating the tail is caught by comparing
-// the chain's end with the head the store recorded. The package does no I/O:
-// stores call Validate and Seal inside their append transaction, and Verify
-// reads a log through the gatehouse.AuditLog interface.
+// the chain's end with the head the store recorded. Because whoever can
+// write the store can also reseal it, Checkpoints signed with a key kept
+// outside the store pin the chain's head at points in time, change events
+// carry the hash of the object they stored (ObjectHash) so that VerifyWith
+// can name stored objects no event explains, and a chain pruned by
+// retention begins at a recorded gatehouse.AuditBase. The package does no
+// I/O: stores call Validate and Seal inside their append transaction, and
+// Verify reads a log through the gatehouse.AuditLog interface.
 package audit
 
 import (
@@ -14,6 +19,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"slices"
 	"strconv"
 	"strings"
@@ -141,7 +147,26 @@ const (
 	// ReasonHeadMismatch: the chain does not end at the head the store
 	// recorded — the tail was truncated, or the head was altered.
 	ReasonHeadMismatch = "head_mismatch"
+	// ReasonRetainedMismatch: the events kept before a pruned base are not
+	// those retention kept — one was edited, added or deleted since.
+	ReasonRetainedMismatch = "retained_mismatch"
 )
+
+// RetainedDigest hashes the seq and hash of the events a prune keeps at or
+// before its base, in Seq order, so that none can be removed, added or
+// replaced later without the verifier noticing.
+type RetainedDigest struct{ h hash.Hash }
+
+// NewRetainedDigest returns the digest of no events.
+func NewRetainedDigest() *RetainedDigest { return &RetainedDigest{h: sha256.New()} }
+
+// Add adds the event seq with hash.
+func (d *RetainedDigest) Add(seq int64, hash string) {
+	d.h.Write([]byte(strconv.FormatInt(seq, 10) + " " + hash + "\n"))
+}
+
+// Sum returns the hex digest of the events added so far.
+func (d *RetainedDigest) Sum() string { return hex.EncodeToString(d.h.Sum(nil)) }
 
 // ChainError reports the first event at which the audit chain breaks. It
 // wraps gatehouse.ErrCorrupt.
@@ -169,10 +194,20 @@ func (e *ChainError) Unwrap() error { return gatehouse.ErrCorrupt }
 type Verifier struct {
 	head gatehouse.AuditHead
 	err  error
+	// base is where a pruned chain begins; events up to base.Seq may have
+	// gaps and are checked one by one and by their digest, until crossed.
+	base     gatehouse.AuditBase
+	retained *RetainedDigest
+	crossed  bool
 }
 
 // NewVerifier returns a verifier expecting the log's first event.
-func NewVerifier() *Verifier { return &Verifier{} }
+func NewVerifier() *Verifier { return NewVerifierFrom(gatehouse.AuditBase{}) }
+
+// NewVerifierFrom returns a verifier for a chain pruned to base.
+func NewVerifierFrom(base gatehouse.AuditBase) *Verifier {
+	return &Verifier{base: base, retained: NewRetainedDigest(), crossed: base.Seq == 0}
+}
 
 // Next checks that e is the successor of the events seen so far and returns
 // a *ChainError if it is not.
@@ -180,11 +215,31 @@ func (v *Verifier) Next(e gatehouse.AuditEvent) error {
 	if v.err != nil {
 		return v.err
 	}
+	if !v.crossed && e.Seq <= v.base.Seq {
+		return v.nextRetained(e)
+	}
+	if err := v.cross(); err != nil {
+		return err
+	}
 	if want := v.head.Seq + 1; e.Seq != want {
 		v.err = &ChainError{Seq: want, Reason: ReasonSeqGap,
 			Detail: fmt.Sprintf("expected event %d, found event %d", want, e.Seq)}
 		return v.err
 	}
+	if err := v.contents(e); err != nil {
+		return err
+	}
+	if e.PrevHash != v.head.Hash {
+		v.err = &ChainError{Seq: e.Seq, Reason: ReasonPrevHashMismatch,
+			Detail: fmt.Sprintf("prev_hash %s, event %d has hash %s", e.PrevHash, v.head.Seq, v.head.Hash)}
+		return v.err
+	}
+	v.head = gatehouse.AuditHead{Seq: e.Seq, Hash: e.Hash}
+	return nil
+}
+
+// contents checks that e is valid and hashes to its stored hash.
+func (v *Verifier) contents(e gatehouse.AuditEvent) error {
 	if err := Validate(e); err != nil {
 		v.err = &ChainError{Seq: e.Seq, Reason: ReasonHashMismatch, Detail: err.Error()}
 		return v.err
@@ -194,12 +249,38 @@ func (v *Verifier) Next(e gatehouse.AuditEvent) error {
 			Detail: fmt.Sprintf("stored hash %s, contents hash to %s", e.Hash, h)}
 		return v.err
 	}
-	if e.PrevHash != v.head.Hash {
-		v.err = &ChainError{Seq: e.Seq, Reason: ReasonPrevHashMismatch,
-			Detail: fmt.Sprintf("prev_hash %s, event %d has hash %s", e.PrevHash, v.head.Seq, v.head.Hash)}
+	return nil
+}
+
+// nextRetained checks an event kept at or before the base: in order, intact,
+// and part of the retained digest.
+func (v *Verifier) nextRetained(e gatehouse.AuditEvent) error {
+	if e.Seq <= v.head.Seq {
+		v.err = &ChainError{Seq: e.Seq, Reason: ReasonSeqGap,
+			Detail: fmt.Sprintf("event %d after event %d", e.Seq, v.head.Seq)}
 		return v.err
 	}
+	if err := v.contents(e); err != nil {
+		return err
+	}
+	v.retained.Add(e.Seq, e.Hash)
 	v.head = gatehouse.AuditHead{Seq: e.Seq, Hash: e.Hash}
+	return nil
+}
+
+// cross leaves the pruned part: the events kept there must be exactly those
+// the base's digest covers, and the chain goes on from the base's hash.
+func (v *Verifier) cross() error {
+	if v.crossed {
+		return nil
+	}
+	v.crossed = true
+	if got := v.retained.Sum(); got != v.base.Retained {
+		v.err = &ChainError{Seq: v.base.Seq, Reason: ReasonRetainedMismatch,
+			Detail: fmt.Sprintf("the events kept up to the pruned base %d hash to %s, the base records %s", v.base.Seq, got, v.base.Retained)}
+		return v.err
+	}
+	v.head = gatehouse.AuditHead{Seq: v.base.Seq, Hash: v.base.Hash}
 	return nil
 }
 
@@ -213,6 +294,9 @@ func (v *Verifier) Head() gatehouse.AuditHead { return v.head }
 func (v *Verifier) Finish(recorded gatehouse.AuditHead) error {
 	if v.err != nil {
 		return v.err
+	}
+	if err := v.cross(); err != nil {
+		return err
 	}
 	if recorded == v.head {
 		return nil

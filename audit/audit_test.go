@@ -134,6 +134,7 @@ func TestValidate(t *testing.T) {
 type memLog struct {
 	events []gatehouse.AuditEvent
 	head   gatehouse.AuditHead
+	base   gatehouse.AuditBase
 	lists  int
 	// onHead runs before AuditHead answers.
 	onHead func(l *memLog)
@@ -168,6 +169,41 @@ func (l *memLog) AuditHead(context.Context) (gatehouse.AuditHead, error) {
 		l.onHead(l)
 	}
 	return l.head, nil
+}
+
+func (l *memLog) AuditBase(context.Context) (gatehouse.AuditBase, error) { return l.base, nil }
+
+// PruneAudit is the reference prune: every store does the same in SQL.
+func (l *memLog) PruneAudit(_ context.Context, action string, before time.Time) (gatehouse.AuditBase, int64, error) {
+	var through int64
+	for _, e := range l.events {
+		if e.Time.Before(before) {
+			through = max(through, e.Seq)
+		}
+	}
+	if through <= l.base.Seq {
+		return l.base, 0, nil
+	}
+	var kept []gatehouse.AuditEvent
+	d := audit.NewRetainedDigest()
+	base := gatehouse.AuditBase{Seq: through}
+	var pruned int64
+	for _, e := range l.events {
+		if e.Seq == through {
+			base.Hash = e.Hash
+		}
+		if e.Seq <= through && e.Action == action {
+			pruned++
+			continue
+		}
+		if e.Seq <= through {
+			d.Add(e.Seq, e.Hash)
+		}
+		kept = append(kept, e)
+	}
+	base.Retained = d.Sum()
+	l.events, l.base = kept, base
+	return base, pruned, nil
 }
 
 func randomEvent(r *rand.Rand) gatehouse.AuditEvent {

@@ -1,16 +1,21 @@
 // Package backup writes a whole Gatehouse store — policy objects, policy
 // version, the audit trail with its hashes, agent action records, billing
-// state and API keys — to a portable archive, and
+// state, API keys and chat threads with their messages and attachments — to
+// a portable archive, and
 // restores an archive into an empty store of either kind, so a deployment
 // moves between SQLite and PostgreSQL with its audit chain intact.
 //
 // An archive is JSON lines: a Header, then one line per policy object, per
 // audit event in seq order, per action record in seq order, per billing
-// customer, per billing event and per API key, in that order. It streams both ways:
-// neither writing nor restoring holds more than the policy in memory. The
-// raw JSON that must stay byte for byte (object bodies; the before, after
-// and detail of events, which their hashes cover) is kept as a JSON string
-// of its exact bytes, since embedding it would reformat it.
+// customer, per billing event, per API key, per chat thread, per chat
+// message by thread and seq and per chat attachment, in that order. It
+// streams both ways: neither writing nor restoring holds more than the
+// policy in memory. The raw JSON that must stay byte for byte (object
+// bodies; the before, after and detail of events, which their hashes
+// cover; the arguments of a message's tool calls) is kept as a JSON string
+// of its exact bytes, since embedding it would reformat it. An archive
+// written before chat threads were backed up has no counts of them, which
+// reads as none.
 package backup
 
 import (
@@ -26,6 +31,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/internal/threadrows"
 )
 
 // Format and FormatVersion identify an archive; a reader refuses another
@@ -51,6 +57,17 @@ type Header struct {
 	Counts        Counts    `json:"counts"`
 	// AuditHead is the last event's seq and hash: the chain must end there.
 	AuditHead gatehouse.AuditHead `json:"audit_head"`
+	// AuditBase is where the chain begins when retention pruned it; then
+	// Counts.Events is below AuditHead.Seq.
+	AuditBase *gatehouse.AuditBase `json:"audit_base,omitempty"`
+}
+
+// base returns where the archive's chain begins.
+func (h Header) base() gatehouse.AuditBase {
+	if h.AuditBase == nil {
+		return gatehouse.AuditBase{}
+	}
+	return *h.AuditBase
 }
 
 // Counts says how many lines of each kind follow the header.
@@ -68,6 +85,23 @@ type line struct {
 	Customer     *gatehouse.BillingCustomer `json:"billing_customer,omitempty"`
 	BillingEvent *gatehouse.BillingEvent    `json:"billing_event,omitempty"`
 	APIKey       *apiKeyLine                `json:"api_key,omitempty"`
+	Thread       *gatehouse.Thread          `json:"chat_thread,omitempty"`
+	Message      *messageLine               `json:"chat_message,omitempty"`
+	Attachment   *attachmentLine            `json:"chat_attachment,omitempty"`
+}
+
+// messageLine is a chat message whose tool calls keep their arguments as
+// strings of their exact bytes.
+type messageLine struct {
+	gatehouse.Message
+	ToolCalls []threadrows.ToolCall `json:"tool_calls,omitempty"`
+}
+
+// attachmentLine is a chat attachment with its data, which the
+// attachment's own JSON leaves out.
+type attachmentLine struct {
+	gatehouse.Attachment
+	Data []byte `json:"data"`
 }
 
 // apiKeyLine is an API key with the hash of its secret, which the key's own
@@ -81,7 +115,7 @@ type apiKeyLine struct {
 func (l line) fields() int {
 	n := 0
 	for _, set := range []bool{l.Object != nil, l.Event != nil, l.Action != nil, l.Customer != nil,
-		l.BillingEvent != nil, l.APIKey != nil} {
+		l.BillingEvent != nil, l.APIKey != nil, l.Thread != nil, l.Message != nil, l.Attachment != nil} {
 		if set {
 			n++
 		}
@@ -150,8 +184,11 @@ func Write(ctx context.Context, w io.Writer, src gatehouse.Dumper, createdAt tim
 			SchemaVersion: d.SchemaVersion,
 			PolicyVersion: d.Version,
 			CreatedAt:     createdAt.UTC(),
-			Counts:        Counts{Objects: len(d.Objects), Events: d.Head.Seq, DumpCounts: d.Counts},
+			Counts:        Counts{Objects: len(d.Objects), Events: d.EventCount, DumpCounts: d.Counts},
 			AuditHead:     d.Head,
+		}
+		if d.Base.Seq > 0 {
+			h.AuditBase = &d.Base
 		}
 		bw := bufio.NewWriter(w)
 		enc := json.NewEncoder(bw)
@@ -168,7 +205,7 @@ func Write(ctx context.Context, w io.Writer, src gatehouse.Dumper, createdAt tim
 		// first error.
 		for _, write := range []func() error{
 			func() error {
-				return writeRows(enc, "audit events", audit.Verified(d.Events, d.Head), h.Counts.Events,
+				return writeRows(enc, "audit events", audit.VerifiedFrom(d.Events, d.Base, d.Head), h.Counts.Events,
 					func(e gatehouse.AuditEvent) line { return line{Event: newEventLine(e)} })
 			},
 			func() error {
@@ -186,6 +223,22 @@ func Write(ctx context.Context, w io.Writer, src gatehouse.Dumper, createdAt tim
 			func() error {
 				return writeRows(enc, "API keys", d.APIKeys, d.Counts.APIKeys,
 					func(k gatehouse.APIKey) line { return line{APIKey: &apiKeyLine{APIKey: k, Hash: k.Hash}} })
+			},
+			func() error {
+				return writeRows(enc, "chat threads", d.Threads, d.Counts.Threads,
+					func(t gatehouse.Thread) line { return line{Thread: &t} })
+			},
+			func() error {
+				return writeRows(enc, "chat messages", d.Messages, d.Counts.Messages,
+					func(m gatehouse.Message) line {
+						return line{Message: &messageLine{Message: m, ToolCalls: threadrows.FromToolCalls(m.ToolCalls)}}
+					})
+			},
+			func() error {
+				return writeRows(enc, "chat attachments", d.Attachments, d.Counts.Attachments,
+					func(a gatehouse.Attachment) line {
+						return line{Attachment: &attachmentLine{Attachment: a, Data: a.Data}}
+					})
 			},
 		} {
 			if err := write(); err != nil {
@@ -315,12 +368,14 @@ func restore(ctx context.Context, r io.Reader, dst Target) (Header, audit.Report
 		}
 		objs = append(objs, gatehouse.Object{Kind: o.Kind, ID: o.ID, Pos: o.Pos, Body: json.RawMessage(o.Body)})
 	}
-	v := audit.NewVerifier()
+	v := audit.NewVerifierFrom(h.base())
 	err = dst.Restore(ctx, gatehouse.Dump{
 		SchemaVersion: h.SchemaVersion,
 		Version:       h.PolicyVersion,
 		Objects:       objs,
 		Head:          h.AuditHead,
+		Base:          h.base(),
+		EventCount:    h.Counts.Events,
 		Events: readRows(ar, "event", h.Counts.Events,
 			func(l line) *gatehouse.AuditEvent {
 				if l.Event == nil {
@@ -355,6 +410,26 @@ func restore(ctx context.Context, r io.Reader, dst Target) (Header, audit.Report
 				k := l.APIKey.APIKey
 				k.Hash = l.APIKey.Hash
 				return &k
+			}, nil, nil),
+		Threads: readRows(ar, "chat thread", h.Counts.Threads,
+			func(l line) *gatehouse.Thread { return l.Thread }, nil, nil),
+		Messages: readRows(ar, "chat message", h.Counts.Messages,
+			func(l line) *gatehouse.Message {
+				if l.Message == nil {
+					return nil
+				}
+				m := l.Message.Message
+				m.ToolCalls = threadrows.ToToolCalls(l.Message.ToolCalls)
+				return &m
+			}, nil, nil),
+		Attachments: readRows(ar, "chat attachment", h.Counts.Attachments,
+			func(l line) *gatehouse.Attachment {
+				if l.Attachment == nil {
+					return nil
+				}
+				a := l.Attachment.Attachment
+				a.Data = l.Attachment.Data
+				return &a
 			}, nil, ar.end),
 		Counts: h.Counts.DumpCounts,
 	})
@@ -454,7 +529,12 @@ func (r *reader) header() (Header, error) {
 		return Header{}, r.fail(ReasonMalformed, err)
 	}
 	c := h.Counts
-	if c.Objects < 0 || c.Events != h.AuditHead.Seq || c.Actions < 0 || c.Customers < 0 || c.BillingEvents < 0 || c.APIKeys < 0 {
+	eventsOK := c.Events == h.AuditHead.Seq
+	if b := h.base(); b.Seq > 0 {
+		eventsOK = c.Events >= 0 && c.Events <= h.AuditHead.Seq && b.Seq <= h.AuditHead.Seq
+	}
+	if c.Objects < 0 || !eventsOK || c.Actions < 0 || c.Customers < 0 || c.BillingEvents < 0 || c.APIKeys < 0 ||
+		c.Threads < 0 || c.Messages < 0 || c.Attachments < 0 {
 		return Header{}, r.fail(ReasonMalformed, fmt.Errorf("counts %+v, audit head at seq %d", c, h.AuditHead.Seq))
 	}
 	return h, nil
@@ -474,7 +554,7 @@ func (r *reader) next(what string) (line, error) {
 		return line{}, r.fail(ReasonMalformed, err)
 	}
 	if l.fields() != 1 {
-		return line{}, r.fail(ReasonMalformed, errors.New(`want exactly one of "object", "event", "action", "billing_customer", "billing_event" or "api_key"`))
+		return line{}, r.fail(ReasonMalformed, errors.New(`want exactly one of "object", "event", "action", "billing_customer", "billing_event", "api_key", "chat_thread", "chat_message" or "chat_attachment"`))
 	}
 	return l, nil
 }

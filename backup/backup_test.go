@@ -127,6 +127,78 @@ func TestRestore(t *testing.T) {
 	}
 }
 
+// Chat threads travel with their messages and attachments: tool call
+// arguments byte for byte, attachment data whatever its bytes.
+func TestRestoreThreads(t *testing.T) {
+	src, _ := source(t)
+	ctx := t.Context()
+	args := json.RawMessage(" {\"order\" : \"42\",\n \"html\": \"<&>\"} ")
+	data := []byte("%PDF-1.7\x00\xff\n")
+	if err := src.CreateThread(ctx, gatehouse.Thread{ID: "th-1", Tenant: "acme", Owner: "user:ana@example.com",
+		Title: "Refund", CreatedAt: created}); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.PutAttachment(ctx, gatehouse.Attachment{ID: "att-1", ThreadID: "th-1", Name: "receipt.pdf",
+		MIME: "application/pdf", Size: int64(len(data)), SHA256: "ab", Data: data, CreatedAt: created}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := []gatehouse.Message{
+		{ID: "m1", ThreadID: "th-1", Role: gatehouse.RoleUser, Author: "user:ana@example.com", Content: "refund 42",
+			Attachments: []string{"att-1"}, CreatedAt: created},
+		{ID: "m2", ThreadID: "th-1", Role: gatehouse.RoleAssistant, CreatedAt: created.Add(time.Second),
+			ToolCalls: []gatehouse.ToolCall{{ID: "call-1", Name: "lookup_order", Arguments: args}}},
+	}
+	if err := src.AppendMessages(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	archive := archiveOf(t, src)
+	dst, _ := openStore(t)
+	h, _, err := backup.Restore(ctx, strings.NewReader(archive), dst)
+	if err != nil {
+		t.Fatalf("Restore() = %v", err)
+	}
+	if c := h.Counts; c.Threads != 1 || c.Messages != 2 || c.Attachments != 1 {
+		t.Errorf("Restore() header counts %+v, want 1 thread, 2 messages, 1 attachment", c)
+	}
+	got, err := dst.Messages(ctx, "th-1", 0, 0)
+	if err != nil || len(got) != 2 || len(got[1].ToolCalls) != 1 {
+		t.Fatalf("Messages(th-1) of the restored store = %+v, %v", got, err)
+	}
+	if a := got[1].ToolCalls[0].Arguments; string(a) != string(args) {
+		t.Errorf("restored tool call arguments %q, want %q", a, args)
+	}
+	a, err := dst.GetAttachment(ctx, "att-1")
+	if err != nil || string(a.Data) != string(data) || a.MessageID != "m1" {
+		t.Errorf("GetAttachment(att-1) of the restored store = %+v, %v; want its data, linked to m1", a, err)
+	}
+	if again := archiveOf(t, dst); again != archive {
+		t.Errorf("archive of the restored store:\n%s\nwant\n%s", again, archive)
+	}
+}
+
+// An archive written before chat threads were backed up, whose header
+// counts none, still restores.
+func TestRestoreOlderArchive(t *testing.T) {
+	src, _ := source(t)
+	archive := archiveOf(t, src)
+	const counts = `,"chat_threads":0,"chat_messages":0,"chat_attachments":0`
+	if !strings.Contains(archive, counts) {
+		t.Fatalf("archive header has no %s:\n%s", counts, archive)
+	}
+	older := strings.Replace(archive, counts, "", 1)
+	dst, _ := openStore(t)
+	h, rep, err := backup.Restore(t.Context(), strings.NewReader(older), dst)
+	if err != nil {
+		t.Fatalf("Restore(archive without chat counts) = %v", err)
+	}
+	if rep.Events != 5 || h.Counts.Objects != 3 {
+		t.Errorf("Restore(archive without chat counts) = %+v, %+v; want 3 objects and 5 events", h, rep)
+	}
+	if got := archiveOf(t, dst); got != archive {
+		t.Errorf("archive of the restored store:\n%s\nwant\n%s", got, archive)
+	}
+}
+
 // edit returns archive with fn applied to its lines.
 func edit(archive string, fn func(lines []string) []string) string {
 	lines := strings.Split(strings.TrimSuffix(archive, "\n"), "\n")
@@ -217,6 +289,7 @@ func TestRestoreRefused(t *testing.T) {
 type memTarget struct {
 	events []gatehouse.AuditEvent
 	head   gatehouse.AuditHead
+	base   gatehouse.AuditBase
 }
 
 func (m *memTarget) SchemaVersion(context.Context) (int, int, error) { return 1, 1, nil }
@@ -226,7 +299,7 @@ func (m *memTarget) Restore(_ context.Context, d gatehouse.Dump) error {
 		return err
 	}
 	var events []gatehouse.AuditEvent
-	for e, err := range audit.Verified(d.Events, d.Head) {
+	for e, err := range audit.VerifiedFrom(d.Events, d.Base, d.Head) {
 		if err != nil {
 			return err
 		}
@@ -252,7 +325,22 @@ func (m *memTarget) Restore(_ context.Context, d gatehouse.Dump) error {
 			return err
 		}
 	}
-	m.events, m.head = events, d.Head
+	for _, err := range d.Threads {
+		if err != nil {
+			return err
+		}
+	}
+	for _, err := range d.Messages {
+		if err != nil {
+			return err
+		}
+	}
+	for _, err := range d.Attachments {
+		if err != nil {
+			return err
+		}
+	}
+	m.events, m.head, m.base = events, d.Head, d.Base
 	return nil
 }
 
@@ -271,6 +359,12 @@ func (m *memTarget) ListAudit(_ context.Context, f gatehouse.AuditFilter) ([]gat
 }
 
 func (m *memTarget) AuditHead(context.Context) (gatehouse.AuditHead, error) { return m.head, nil }
+
+func (m *memTarget) AuditBase(context.Context) (gatehouse.AuditBase, error) { return m.base, nil }
+
+func (m *memTarget) PruneAudit(context.Context, string, time.Time) (gatehouse.AuditBase, int64, error) {
+	return gatehouse.AuditBase{}, 0, errors.ErrUnsupported
+}
 
 // FuzzRestore restores arbitrary input: it never panics, a refused archive
 // leaves the target empty, and a restored one verifies as its header says.

@@ -84,7 +84,7 @@ func (c *compiler) permissions() error {
 			return gatehouse.Invalidf("permission %q is declared twice", pm.Name)
 		}
 		s.permIdx[pm.Name] = int32(len(s.perms))
-		s.perms = append(s.perms, permInfo{name: pm.Name, feature: -1})
+		s.perms = append(s.perms, permInfo{name: pm.Name, feature: -1, flag: pm.Flag})
 	}
 	s.permsByName = sortedIndices(len(s.perms), func(i int32) string { return s.perms[i].name })
 	s.sets = newSetTable(len(s.perms))

@@ -83,9 +83,15 @@ func (s *Snapshot) Effective(subject gatehouse.SubjectRef, tenant string) (e gat
 		switch r, _, f := s.evalSubject(&q, 0, nil); r {
 		case gatehouse.ReasonGranted, gatehouse.ReasonSuperuser:
 			e.Permissions = append(e.Permissions, s.perms[p].name)
+			if f := s.perms[p].flag; f != "" {
+				e.Flags[f] = true
+			}
 		case gatehouse.ReasonPlanRequired:
 			feature, plan := s.featurePlan(f)
 			e.Locked = append(e.Locked, gatehouse.LockedPermission{Permission: s.perms[p].name, Feature: feature, Plan: plan})
+		}
+		if f := s.perms[p].flag; f != "" && !e.Flags[f] {
+			e.Flags[f] = false
 		}
 	}
 	for _, t := range s.tools {

@@ -275,3 +275,42 @@ func TestEffectiveSharedFlag(t *testing.T) {
 		t.Errorf("Effective(u).Flags = %v, want canAnalyze on", e.Flags)
 	}
 }
+
+// A permission's frontend flag is on while the permission is held and
+// usable, off when it is missing or locked by the plan.
+func TestEffectivePermissionFlags(t *testing.T) {
+	p := testPolicy()
+	for i := range p.Permissions {
+		switch p.Permissions[i].Name {
+		case "access_ai_chat":
+			p.Permissions[i].Flag = "canAccessChat"
+		case "use_ai_fraud_detection":
+			p.Permissions[i].Flag = "canDetectFraud"
+		}
+	}
+	s, err := engine.Compile(p, testVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		subject       gatehouse.SubjectRef
+		tenant        string
+		access, fraud bool
+	}{
+		{user("sara@acme.example"), "acme", true, true},
+		// Gina holds the fraud permission, but globex-rome's free plan locks it.
+		{user("gina@globex.example"), "globex-rome", true, false},
+		{user("noaccess@example.org"), "", false, false},
+	}
+	for _, tt := range tests {
+		e, err := s.Effective(tt.subject, tt.tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		access, ok1 := e.Flags["canAccessChat"]
+		fraud, ok2 := e.Flags["canDetectFraud"]
+		if !ok1 || !ok2 || access != tt.access || fraud != tt.fraud {
+			t.Errorf("%s in %q: flags %v, want canAccessChat %v and canDetectFraud %v", tt.subject, tt.tenant, e.Flags, tt.access, tt.fraud)
+		}
+	}
+}

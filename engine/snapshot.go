@@ -70,6 +70,8 @@ type permInfo struct {
 	name string
 	// feature is the index of the required feature, or -1.
 	feature int32
+	// flag is the frontend flag Effective reports for the permission.
+	flag string
 }
 
 type bundleInfo struct {
@@ -187,6 +189,15 @@ func (s *Snapshot) AdminPermission() string {
 		return ""
 	}
 	return s.admin
+}
+
+// AccessPermission returns settings.access_permission, the permission
+// every tool call and the chat itself need; "" when there is none.
+func (s *Snapshot) AccessPermission() string {
+	if s == nil || s.access < 0 {
+		return ""
+	}
+	return s.perms[s.access].name
 }
 
 // Version returns the policy version the snapshot was compiled from; 0 for

@@ -158,7 +158,11 @@ func scanJSON(body []byte) (plain bool, err error) {
 					plain = plainKey(key)
 				}
 				f := &frames[len(frames)-1]
-				if f.repeats(keys[f.firstKey:], key) {
+				if prior, ok := f.repeats(keys[f.firstKey:], key); ok {
+					if prior != string(key) {
+						return false, invalid("error.case_variant_key", map[string]any{"Key": string(key)}).
+							wrap(fmt.Errorf("key %q repeats %q in another case", key, prior))
+					}
 					return false, invalid("error.duplicate_key", map[string]any{"Key": string(key)}).wrap(fmt.Errorf("key %q repeated", key))
 				}
 				keys = append(keys, key)
@@ -186,36 +190,37 @@ func plainKey(key []byte) bool {
 type jsonFrame struct {
 	object   bool
 	firstKey int
-	set      map[string]struct{}
+	set      map[string]string // folded key → the key as first written
 }
 
 const keysBeforeSet = 16
 
 // repeats reports whether key, or a case variant of it, is among seen, the
-// keys before it in f, and adds it to f's set once f has one. A case
-// variant counts as a repeat: parsers that match keys case-insensitively
-// (encoding/json among them) would read one of the two.
-func (f *jsonFrame) repeats(seen [][]byte, key []byte) bool {
+// keys before it in f, and returns that earlier key; it adds key to f's
+// set once f has one. A case variant counts as a repeat: parsers that
+// match keys case-insensitively (encoding/json among them) would read one
+// of the two.
+func (f *jsonFrame) repeats(seen [][]byte, key []byte) (prior string, ok bool) {
 	if f.set == nil && len(seen) < keysBeforeSet {
 		for _, k := range seen {
 			if bytes.EqualFold(k, key) {
-				return true
+				return string(k), true
 			}
 		}
-		return false
+		return "", false
 	}
 	if f.set == nil {
-		f.set = make(map[string]struct{}, 2*keysBeforeSet)
+		f.set = make(map[string]string, 2*keysBeforeSet)
 		for _, k := range seen {
-			f.set[foldKey(k)] = struct{}{}
+			f.set[foldKey(k)] = string(k)
 		}
 	}
 	fk := foldKey(key)
-	if _, ok := f.set[fk]; ok {
-		return true
+	if k, ok := f.set[fk]; ok {
+		return k, true
 	}
-	f.set[fk] = struct{}{}
-	return false
+	f.set[fk] = string(key)
+	return "", false
 }
 
 // foldKey maps key to one representative of the keys bytes.EqualFold

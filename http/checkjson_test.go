@@ -31,8 +31,13 @@ func checkJSONByTokens(body []byte) (message, key string) {
 		}
 		inObject := len(keys) > 0 && keys[len(keys)-1] != nil
 		if k, ok := tok.(string); ok && inObject && wantKey {
-			if keys[len(keys)-1][k] {
-				return "error.duplicate_key", k
+			for prior := range keys[len(keys)-1] {
+				switch {
+				case prior == k:
+					return "error.duplicate_key", k
+				case strings.EqualFold(prior, k):
+					return "error.case_variant_key", k
+				}
 			}
 			keys[len(keys)-1][k] = true
 			wantKey = false
@@ -80,6 +85,8 @@ var checkJSONCases = []struct {
 	{`{"a": 1, "\u0061": 2}`, "error.duplicate_key", "a"},
 	{`{"a\"b": 1, "a\u0022b": 2}`, "error.duplicate_key", `a"b`},
 	{`{"": 1, "": 2}`, "error.duplicate_key", ""},
+	{`{"tool": 1, "TOOL": 2}`, "error.case_variant_key", "TOOL"},
+	{`{"k": 1, "\u212a": 2}`, "error.case_variant_key", "\u212a"},
 	{`{"k": "a", "v": "a"}`, "", ""},
 	{`{"a": {"x": 1}, "b": {"x": 1}}`, "", ""},
 	{`{"a": "{\"a\": 1, \"a\": 2}"}`, "", ""},
@@ -93,6 +100,7 @@ var checkJSONCases = []struct {
 	{`{"a": ` + strings.Repeat(`[`, maxJSONDepth) + strings.Repeat(`]`, maxJSONDepth) + `}`, "error.too_deep", ""},
 	{manyKeys(40, false), "", ""},
 	{manyKeys(40, true), "error.duplicate_key", "k0"},
+	{manyKeys(40, false)[:len(manyKeys(40, false))-1] + `, "K0": 2}`, "error.case_variant_key", "K0"},
 }
 
 // manyKeys is an object of n keys, past keysBeforeSet; repeated adds k0 again.

@@ -30,7 +30,7 @@ const (
 // fixture is a server on a real listener over a SQLite store in a temp
 // directory holding one policy file.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	url   string
 	cfg   gatehttp.Config
 	store *sqlite.DB
@@ -196,7 +196,7 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-func decodeInto[T any](t *testing.T, r response) T {
+func decodeInto[T any](t testing.TB, r response) T {
 	t.Helper()
 	var v T
 	dec := json.NewDecoder(bytes.NewReader(r.body))

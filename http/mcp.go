@@ -1,8 +1,13 @@
 package http
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 )
@@ -31,7 +36,7 @@ func (s *Server) mcpRoutes(mux *http.ServeMux) {
 	if s.cfg.MCP == nil {
 		return
 	}
-	h := s.mcpAuthenticated(s.cfg.MCP)
+	h := s.mcpAuthenticated(s.mcpStreaming(s.cfg.MCP))
 	for _, m := range []string{http.MethodPost, http.MethodGet, http.MethodDelete} {
 		s.route(mux, m, mcpPath, h, operation{id: "mcp_" + strings.ToLower(m), summary: "The MCP gateway (Streamable HTTP)",
 			tag: "mcp", security: securityBearer, contentType: "application/json", scope: gatehouse.ScopeMCP})
@@ -53,6 +58,54 @@ func (s *Server) mcpAuthenticated(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, s.withCaller(r, caller))
 	})
+}
+
+// mcpStreaming takes /mcp out of the server's ReadTimeout and
+// WriteTimeout once the request's body is read: an MCP response may be a
+// stream as long-lived as its client (a 2025-11-25 session's GET, a
+// 2026-07-28 subscriptions/listen, a call waiting for its user's
+// confirmation), which WriteTimeout would cut and an expired read deadline
+// would cancel. The body is still read within ReadTimeout and
+// MaxBodyBytes, so a slow or oversized one is refused as anywhere else.
+func (s *Server) mcpStreaming(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			body, err := s.readMCPBody(w, r)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		rc := http.NewResponseController(w)
+		for _, lift := range []func(time.Time) error{rc.SetReadDeadline, rc.SetWriteDeadline} {
+			if err := lift(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+				s.writeError(w, r, fmt.Errorf("mcp: lift the connection's deadline: %w", err))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// readMCPBody reads an MCP request's body, at most MaxBodyBytes (413).
+// Its media type is the MCP SDK's to check.
+func (s *Server) readMCPBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	tooLarge := func(err error) error {
+		return &Error{Code: CodePayloadTooLarge, Data: map[string]any{"Max": s.cfg.MaxBodyBytes}, Err: err}
+	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, tooLarge(fmt.Errorf("content length %d", r.ContentLength))
+	}
+	body, err := readAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, tooLarge(err)
+	case err != nil:
+		return nil, invalid("error.bad_json", nil).wrap(fmt.Errorf("read body: %w", err))
+	}
+	return body, nil
 }
 
 func (s *Server) handleResourceMetadata(w http.ResponseWriter, r *http.Request) {

@@ -2,10 +2,13 @@ package http_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 	gatehttp "github.com/gatehouse/gatehouse/http"
@@ -90,5 +93,66 @@ func TestReadyWithoutPolicy(t *testing.T) {
 	f := newFixture(t, examplePolicy, nil)
 	if r := f.do(call{method: http.MethodGet, path: "/readyz"}); r.status != http.StatusOK {
 		t.Errorf("readyz with a policy = %d", r.status)
+	}
+}
+
+// An MCP stream outlives the server's ReadTimeout and WriteTimeout: a
+// session's GET stream or a subscriptions/listen POST lasts as long as its
+// client. The body is still bounded by MaxBodyBytes.
+func TestMCPStreamOutlivesTimeouts(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	svc, _ := newService(t, examplePolicy)
+	cfg := testConfig(t)
+	cfg.Addr = "127.0.0.1:0"
+	cfg.ReadTimeout, cfg.WriteTimeout, cfg.MaxBodyBytes = timeout, timeout, 1024
+	cfg.MCP = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("the gateway reads the body: %v", err)
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "data: %s\n\n", body)
+		http.NewResponseController(w).Flush()
+		// Outlive both deadlines, as a stream waiting for a change does.
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(5 * timeout):
+		}
+		fmt.Fprint(w, "data: later\n\n")
+	})
+	srv := gatehttp.NewServer(svc, cfg)
+	if err := srv.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	token, err := gatehttp.IssueToken(cfg, "user:olga@acme.example", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		method, body string
+		status       int
+		want         string
+	}{
+		{http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen"}`, http.StatusOK,
+			"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"subscriptions/listen\"}\n\ndata: later\n\n"},
+		{http.MethodGet, "", http.StatusOK, "data: \n\ndata: later\n\n"},
+		{http.MethodPost, strings.Repeat("x", 2048), http.StatusRequestEntityTooLarge, ""},
+	} {
+		req, err := http.NewRequestWithContext(t.Context(), tc.method, srv.URL()+"/mcp", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s /mcp: %v", tc.method, err)
+		}
+		got, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != tc.status || (tc.want != "" && (err != nil || string(got) != tc.want)) {
+			t.Errorf("%s /mcp (%d bytes) = %d %q, %v; want %d %q", tc.method, len(tc.body), res.StatusCode, got, err, tc.status, tc.want)
+		}
 	}
 }

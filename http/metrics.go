@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/chat"
 )
 
 // metrics are the server's Prometheus metrics, in a registry of its own so
@@ -21,6 +22,8 @@ type metrics struct {
 	requests        *prometheus.CounterVec
 	requestSeconds  *prometheus.HistogramVec
 	rateLimited     prometheus.Counter
+	chatSockets     prometheus.Gauge
+	chatFrames      *prometheus.CounterVec
 }
 
 // decisionBuckets span a cached check (microseconds) to a slow batch.
@@ -44,6 +47,21 @@ func newMetrics(s *Server) *metrics {
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_http_rate_limited_total", Help: "Requests refused with 429 by the per-key rate limit.",
 		}),
+	}
+	m.chatSockets = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "gatehouse_chat_sockets", Help: "Chat WebSockets open now.",
+	})
+	m.chatFrames = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_chat_frames_total", Help: "Frames chat clients sent, by command type (or bad_frame, rate_limited, too_big).",
+	}, []string{"type"})
+	m.reg.MustRegister(m.chatSockets, m.chatFrames)
+	if e := s.cfg.Chat; e != nil {
+		for _, outcome := range chat.ToolOutcomes {
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "gatehouse_chat_tool_calls_total", Help: "Tool calls the chat's models made, by outcome.",
+				ConstLabels: prometheus.Labels{"outcome": outcome},
+			}, func() float64 { return float64(e.ToolCalls(outcome)) }))
+		}
 	}
 	m.reg.MustRegister(m.decisions, m.decisionSeconds, m.requests, m.requestSeconds, m.rateLimited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

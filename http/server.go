@@ -22,6 +22,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/billing"
+	"github.com/gatehouse/gatehouse/chat"
 	"github.com/gatehouse/gatehouse/locale"
 	"github.com/gatehouse/gatehouse/service"
 )
@@ -115,6 +116,11 @@ type Config struct {
 	// /mcp to callers with a bearer JWT or an API key with the mcp scope,
 	// with the OAuth protected resource metadata (RFC 9728) it announces.
 	MCP http.Handler
+
+	// Chat, when set, is the chat engine served at /ws and under
+	// /api/v1/threads, with ChatLimits on its sockets.
+	Chat       *chat.Engine
+	ChatLimits ChatLimits
 
 	Logger  *slog.Logger
 	Catalog *locale.Catalog
@@ -212,6 +218,7 @@ type Server struct {
 	stop    context.CancelFunc
 	metrics *metrics
 	apiKeys keyCache
+	chat    *chatState
 
 	ln     net.Listener
 	server *http.Server
@@ -307,6 +314,7 @@ func (s *Server) Close() error {
 	if s.server == nil {
 		return nil
 	}
+	s.closeChat()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := s.server.Shutdown(ctx)
@@ -351,6 +359,7 @@ func (s *Server) routes() http.Handler {
 	s.permissionRoutes(mux)
 	s.billingRoutes(mux)
 	s.mcpRoutes(mux)
+	s.chatRoutes(mux)
 	s.route(mux, http.MethodGet, "/api/v1/openapi.json", http.HandlerFunc(s.handleOpenAPI),
 		apiDoc("openapi", "This OpenAPI document", nil, nil).public())
 	s.route(mux, http.MethodGet, "/healthz", http.HandlerFunc(s.handleHealth),
@@ -421,11 +430,17 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// handleReady answers 200 when the store answers and a policy is loaded
-// (or Config.AllowEmpty says an empty one will do).
+// handleReady answers 200 when the store answers, could take a write, and a
+// policy is loaded (or Config.AllowEmpty says an empty one will do). A store
+// that accepts no writes is 503 error.not_writable, its cause logged.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.svc.Reload(r.Context()); err != nil {
 		s.writeError(w, r, &Error{Code: gatehouse.CodeUnavailable, Err: fmt.Errorf("readiness: %w", err)})
+		return
+	}
+	if err := s.svc.CheckWritable(r.Context()); err != nil {
+		s.writeError(w, r, &Error{Code: gatehouse.CodeUnavailable, Message: "error.not_writable",
+			Err: fmt.Errorf("readiness: %w", err)})
 		return
 	}
 	v := s.svc.Version()

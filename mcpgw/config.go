@@ -50,6 +50,66 @@ type Upstream struct {
 	// UnmappedPermission is the NAME of Unmapped, set by Validate; it is
 	// empty for "deny".
 	UnmappedPermission string
+	// Resources and Prompts say who sees the upstream's resources (with
+	// its resource templates) and its prompts, in the grammar of Unmapped:
+	// "deny" (the default: none is shown) or "permission NAME".
+	// ResourceItems and PromptItems decide single items instead, keyed by
+	// a resource's URI or a template's URI template, and by a prompt's
+	// name.
+	Resources     string
+	Prompts       string
+	ResourceItems map[string]string
+	PromptItems   map[string]string
+}
+
+// resourcePermission is the permission that shows the resource or
+// resource template key, or "" if none is shown.
+func (u *Upstream) resourcePermission(key string) string {
+	return itemPermission(u.Resources, u.ResourceItems, key)
+}
+
+// promptPermission is the permission that shows the prompt name, or "".
+func (u *Upstream) promptPermission(name string) string {
+	return itemPermission(u.Prompts, u.PromptItems, name)
+}
+
+// passesItems reports whether any of the upstream's resources or prompts
+// can be shown, so that the gateway asks it for them at all.
+func (u *Upstream) passesItems() (resources, prompts bool) {
+	passes := func(def string, items map[string]string) bool {
+		if p, _ := parseRule(def); p != "" {
+			return true
+		}
+		for _, r := range items {
+			if p, _ := parseRule(r); p != "" {
+				return true
+			}
+		}
+		return false
+	}
+	return passes(u.Resources, u.ResourceItems), passes(u.Prompts, u.PromptItems)
+}
+
+// itemPermission is the permission of key: its item's rule, else def's.
+func itemPermission(def string, items map[string]string, key string) string {
+	rule, ok := items[key]
+	if !ok {
+		rule = def
+	}
+	perm, _ := parseRule(rule)
+	return perm
+}
+
+// parseRule parses "deny" (or "") to "" and "permission NAME" to NAME.
+func parseRule(rule string) (string, bool) {
+	switch mode, perm, _ := strings.Cut(strings.TrimSpace(rule), " "); mode {
+	case "", "deny":
+		return "", true
+	case "permission":
+		perm = strings.TrimSpace(perm)
+		return perm, perm != ""
+	}
+	return "", false
 }
 
 // DefaultConfig returns the limits a file leaves unset.
@@ -70,6 +130,10 @@ func DefaultConfig() Config {
 //	    args: ["-y", "@modelcontextprotocol/server-everything"]
 //	    env: {NODE_ENV: production}
 //	    unmapped: permission use_ai_advanced_tools
+//	    resources: permission use_ai_advanced_tools
+//	    resource_items: {"demo://resource/static/document/architecture.md": deny}
+//	    prompts: deny
+//	    prompt_items: {simple-prompt: permission access_ai_chat}
 type fileConfig struct {
 	CallTimeout      string         `yaml:"call_timeout"`
 	MaxArgumentBytes int            `yaml:"max_argument_bytes"`
@@ -84,6 +148,11 @@ type fileUpstream struct {
 	Args     []string          `yaml:"args"`
 	Env      map[string]string `yaml:"env"`
 	Unmapped string            `yaml:"unmapped"`
+
+	Resources     string            `yaml:"resources"`
+	Prompts       string            `yaml:"prompts"`
+	ResourceItems map[string]string `yaml:"resource_items"`
+	PromptItems   map[string]string `yaml:"prompt_items"`
 }
 
 // ParseConfig reads a gateway configuration; unknown keys and malformed
@@ -111,7 +180,8 @@ func ParseConfig(name string, data []byte) (Config, error) {
 	}
 	for _, u := range f.Upstreams {
 		c.Upstreams = append(c.Upstreams, Upstream{Name: u.Name, URL: u.URL, Headers: u.Headers,
-			Command: u.Command, Args: u.Args, Env: u.Env, Unmapped: u.Unmapped})
+			Command: u.Command, Args: u.Args, Env: u.Env, Unmapped: u.Unmapped,
+			Resources: u.Resources, Prompts: u.Prompts, ResourceItems: u.ResourceItems, PromptItems: u.PromptItems})
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, fmt.Errorf("mcp config %s: %w", name, err)
@@ -155,19 +225,30 @@ func (c *Config) Validate() error {
 		if u.URL != "" && (len(u.Args) > 0 || len(u.Env) > 0) {
 			return gatehouse.Invalidf("upstream %s: args and env are for a command upstream", u.Name)
 		}
-		switch mode, perm, _ := strings.Cut(strings.TrimSpace(u.Unmapped), " "); mode {
-		case "", "deny":
-			u.Unmapped, u.UnmappedPermission = "deny", ""
-		case "permission":
-			perm = strings.TrimSpace(perm)
-			if perm == "" {
-				return gatehouse.Invalidf("upstream %s: unmapped %q: want deny or permission NAME", u.Name, u.Unmapped)
-			}
-			// Kept in its written form so that validating again (New
-			// validates what ParseConfig returned) parses it again.
-			u.Unmapped, u.UnmappedPermission = "permission "+perm, perm
-		default:
+		perm, ok := parseRule(u.Unmapped)
+		if !ok {
 			return gatehouse.Invalidf("upstream %s: unmapped %q: want deny or permission NAME", u.Name, u.Unmapped)
+		}
+		// Kept in its written form so that validating again (New validates
+		// what ParseConfig returned) parses it again.
+		u.Unmapped, u.UnmappedPermission = "deny", perm
+		if perm != "" {
+			u.Unmapped = "permission " + perm
+		}
+		for _, r := range []struct{ key, rule string }{{"resources", u.Resources}, {"prompts", u.Prompts}} {
+			if _, ok := parseRule(r.rule); !ok {
+				return gatehouse.Invalidf("upstream %s: %s %q: want deny or permission NAME", u.Name, r.key, r.rule)
+			}
+		}
+		for _, items := range []struct {
+			key   string
+			rules map[string]string
+		}{{"resource_items", u.ResourceItems}, {"prompt_items", u.PromptItems}} {
+			for k, rule := range items.rules {
+				if _, ok := parseRule(rule); !ok || k == "" {
+					return gatehouse.Invalidf("upstream %s: %s %q: %q: want deny or permission NAME", u.Name, items.key, k, rule)
+				}
+			}
 		}
 	}
 	if c.CallTimeout <= 0 || c.MaxArgumentBytes <= 0 {

@@ -44,6 +44,9 @@ type Gateway struct {
 	names     []string // upstream names in configuration order
 
 	stateful, stateless *mcp.StreamableHTTPHandler
+	// probe answers the SDK's question which protocol versions a session's
+	// server speaks; it serves nothing.
+	probe *mcp.Server
 
 	// refreshing serializes Refresh.
 	refreshing sync.Mutex
@@ -54,11 +57,17 @@ type Gateway struct {
 	live map[*mcp.Server]*view
 }
 
-// view is what one MCP session shows: the caller, its tenant and the names
-// of the tools it lists now.
+// view is what one MCP session shows: the caller, its tenant and what it
+// lists now.
 type view struct {
-	id    identity
-	tools []string
+	id     identity
+	listed listed
+}
+
+// listed is what a session lists: its tools' and prompts' names, its
+// resources' URIs and its resource templates' URI templates.
+type listed struct {
+	tools, resources, templates, prompts []string
 }
 
 // identity is who a session or request is for.
@@ -89,6 +98,7 @@ func New(svc *service.Service, cfg Config, opts Options) (*Gateway, error) {
 		g.upstreams[u.Name] = newUpstream(u, opts.Logger, opts.Transport, g.refreshSoon)
 		g.names = append(g.names, u.Name)
 	}
+	g.probe = mcp.NewServer(&mcp.Implementation{Name: "gatehouse", Version: "1"}, &mcp.ServerOptions{Logger: opts.Logger})
 	g.stateful = mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server { return g.serverFor(r, true) },
 		&mcp.StreamableHTTPOptions{Logger: opts.Logger, SessionTimeout: 30 * time.Minute})
 	g.stateless = mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server { return g.serverFor(r, false) },
@@ -110,6 +120,9 @@ func (g *Gateway) Handler() http.Handler {
 			http.Error(w, "unauthenticated", http.StatusUnauthorized)
 			return
 		}
+		// The SDK asks for the request's server more than once (first for
+		// the protocol versions it supports): it is built once.
+		r = r.WithContext(context.WithValue(r.Context(), serverSlot{}, new(*mcp.Server)))
 		if r.Header.Get("Mcp-Protocol-Version") >= protocolStateless {
 			g.stateless.ServeHTTP(w, r)
 			return
@@ -135,54 +148,121 @@ func (g *Gateway) identityOf(r *http.Request) (identity, bool) {
 }
 
 // serverFor builds the MCP server of one session (stateful) or one request
-// (stateless): the tools its caller may call, nothing shared with another
-// caller.
+// (stateless): the tools, resources and prompts its caller may see,
+// nothing shared with another caller.
 func (g *Gateway) serverFor(r *http.Request, stateful bool) *mcp.Server {
+	if stateful && r.Header.Get("Mcp-Session-Id") != "" {
+		// A request of a session the SDK holds asks only which protocol
+		// versions the server speaks.
+		return g.probe
+	}
+	slot, _ := r.Context().Value(serverSlot{}).(**mcp.Server)
+	if slot != nil && *slot != nil {
+		return *slot
+	}
 	id, ok := g.identityOf(r)
 	if !ok {
 		return nil
 	}
-	srv := mcp.NewServer(&mcp.Implementation{Name: "gatehouse", Title: "Gatehouse MCP gateway", Version: "1"},
-		&mcp.ServerOptions{Logger: g.opts.Logger, HasTools: true})
-	names := g.install(r.Context(), srv, id, nil)
-	if stateful {
-		g.mu.Lock()
-		g.live[srv] = &view{id: id, tools: names}
-		g.mu.Unlock()
+	srv, v := g.newServer(r.Context(), id)
+	if slot != nil {
+		*slot = srv
 	}
+	if stateful {
+		g.track(srv, v)
+		return srv
+	}
+	// A stateless server lives for one request; the one of a
+	// subscriptions/listen request lives as long as its stream and is
+	// kept current like a session's, so that its client hears of changes.
+	srv.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if method == methodSubscriptionsListen {
+				g.track(srv, v)
+				defer g.untrack(srv)
+			}
+			return next(ctx, method, req)
+		}
+	})
 	return srv
 }
 
-// install adds to srv the tools id may call that it does not list yet
-// (have), removes those it may no longer call, and returns what it lists
-// now.
-func (g *Gateway) install(ctx context.Context, srv *mcp.Server, id identity, have []string) []string {
-	tools, err := g.visible(ctx, id)
+// serverSlot keys the server built for one HTTP request in its context.
+type serverSlot struct{}
+
+// newServer is an MCP server showing what id may see now.
+func (g *Gateway) newServer(ctx context.Context, id identity) (*mcp.Server, *view) {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "gatehouse", Title: "Gatehouse MCP gateway", Version: "1"},
+		&mcp.ServerOptions{Logger: g.opts.Logger, Capabilities: g.capabilities(), SetCacheable: privateResults})
+	return srv, &view{id: id, listed: g.install(ctx, srv, id, listed{})}
+}
+
+// methodSubscriptionsListen is the 2026-07-28 request that carries a
+// stateless client's change notifications (SEP-2575).
+const methodSubscriptionsListen = "subscriptions/listen"
+
+// track keeps srv's list current from now on (Refresh); untrack stops.
+func (g *Gateway) track(srv *mcp.Server, v *view) {
+	g.mu.Lock()
+	g.live[srv] = v
+	g.mu.Unlock()
+}
+
+func (g *Gateway) untrack(srv *mcp.Server) {
+	g.mu.Lock()
+	delete(g.live, srv)
+	g.mu.Unlock()
+}
+
+// capabilities are what every gateway server offers: tools, and resources
+// and prompts when an upstream's configuration can show some, each with
+// list_changed.
+func (g *Gateway) capabilities() *mcp.ServerCapabilities {
+	caps := &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{ListChanged: true}}
+	for _, u := range g.upstreams {
+		resources, prompts := u.cfg.passesItems()
+		if resources {
+			caps.Resources = &mcp.ResourceCapabilities{ListChanged: true}
+		}
+		if prompts {
+			caps.Prompts = &mcp.PromptCapabilities{ListChanged: true}
+		}
+	}
+	return caps
+}
+
+// privateResults marks every cacheable result (lists, resources/read)
+// private: it is decided for its caller, and an intermediary must not
+// serve it to another.
+func privateResults(_ context.Context, _ mcp.Request, c *mcp.Cacheable) {
+	c.CacheScope = "private"
+}
+
+// install adds to srv what id may see that it does not list yet (have),
+// removes what it may no longer see, and returns what it lists now.
+func (g *Gateway) install(ctx context.Context, srv *mcp.Server, id identity, have listed) listed {
+	permits := g.permissions(ctx, id)
+	tools, err := g.visible(ctx, id, permits)
 	if err != nil {
 		g.opts.Logger.Warn("mcp gateway: tools for a session", "subject", id.caller.Subject.String(), "err", err)
 		tools = nil
 	}
-	var names, gone []string
+	now := g.installItems(ctx, srv, id, have, permits)
 	for _, t := range tools {
-		names = append(names, t.name)
-		if !slices.Contains(have, t.name) {
+		now.tools = append(now.tools, t.name)
+		if !slices.Contains(have.tools, t.name) {
 			def := *t.def
 			def.Name = t.name
 			if t.title != "" && def.Title == "" {
 				def.Title = t.title
 			}
-			srv.AddTool(&def, g.handler(id, t))
+			g.guardAdd("tool", t.name, func() { srv.AddTool(&def, g.handler(id, t)) })
 		}
 	}
-	for _, n := range have {
-		if !slices.Contains(names, n) {
-			gone = append(gone, n)
-		}
-	}
-	if len(gone) > 0 {
+	if gone := missing(have.tools, now.tools); len(gone) > 0 {
 		srv.RemoveTools(gone...)
 	}
-	return names
+	return now
 }
 
 // exposed is a tool the gateway shows: the upstream tool it is, and the
@@ -251,8 +331,9 @@ func (g *Gateway) catalog(ctx context.Context) []exposed {
 }
 
 // visible is the catalog's tools id may call at all: decided by the
-// service, per caller, never from a cache shared between callers.
-func (g *Gateway) visible(ctx context.Context, id identity) ([]exposed, error) {
+// service, per caller, never from a cache shared between callers; permits
+// answers for unmapped tools.
+func (g *Gateway) visible(ctx context.Context, id identity, permits func(string) bool) ([]exposed, error) {
 	all := g.catalog(ctx)
 	var toolNames []string
 	for _, t := range all {
@@ -268,7 +349,7 @@ func (g *Gateway) visible(ctx context.Context, id identity) ([]exposed, error) {
 	for _, t := range all {
 		switch {
 		case t.tool != "" && slices.Contains(callable, t.tool):
-		case t.tool == "" && g.permitted(ctx, id, t.permission):
+		case t.tool == "" && permits(t.permission):
 		default:
 			continue
 		}
@@ -277,11 +358,20 @@ func (g *Gateway) visible(ctx context.Context, id identity) ([]exposed, error) {
 	return out, nil
 }
 
-// permitted reports whether id holds permission in its tenant.
-func (g *Gateway) permitted(ctx context.Context, id identity, permission string) bool {
-	a, err := g.svc.Evaluate(ctx, id.caller, gatehouse.Question{
-		Request: gatehouse.Request{Subject: id.caller.Subject, Tenant: id.tenant, Permission: permission}, Surface: "mcp.list"})
-	return err == nil && a.Allowed
+// permissions returns a function that reports whether id holds a
+// permission in its tenant, asking the service once per permission: one
+// list decides many items by few permissions.
+func (g *Gateway) permissions(ctx context.Context, id identity) func(string) bool {
+	known := map[string]bool{}
+	return func(permission string) bool {
+		if ok, seen := known[permission]; seen {
+			return ok
+		}
+		a, err := g.svc.Evaluate(ctx, id.caller, gatehouse.Question{
+			Request: gatehouse.Request{Subject: id.caller.Subject, Tenant: id.tenant, Permission: permission}, Surface: "mcp.list"})
+		known[permission] = err == nil && a.Allowed
+		return known[permission]
+	}
 }
 
 // Run keeps the live sessions' tool lists current until ctx ends: when a
@@ -306,9 +396,9 @@ func (g *Gateway) refreshSoon() {
 	go g.Refresh(context.Background())
 }
 
-// Refresh decides every live session's tool list again; a session whose
-// list changed gets notifications/tools/list_changed. Servers without a
-// session left are forgotten.
+// Refresh decides every live session's lists again; a session whose list
+// changed gets notifications/tools/list_changed (or the resources' or
+// prompts'). Servers without a session left are forgotten.
 func (g *Gateway) Refresh(ctx context.Context) {
 	g.refreshing.Lock()
 	defer g.refreshing.Unlock()
@@ -330,9 +420,9 @@ func (g *Gateway) Refresh(ctx context.Context) {
 			g.mu.Unlock()
 			continue
 		}
-		names := g.install(ctx, srv, v.id, v.tools)
+		now := g.install(ctx, srv, v.id, v.listed)
 		g.mu.Lock()
-		v.tools = names
+		v.listed = now
 		g.mu.Unlock()
 	}
 }
@@ -355,7 +445,8 @@ func (g *Gateway) Sessions() int {
 // ToolNames lists the tools caller may call in tenant now, as tools/list
 // shows them (`gatehouse mcp tools`).
 func (g *Gateway) ToolNames(ctx context.Context, caller gatehouse.Caller, tenant string) ([]string, error) {
-	tools, err := g.visible(ctx, identity{caller: caller, tenant: tenant})
+	id := identity{caller: caller, tenant: tenant}
+	tools, err := g.visible(ctx, id, g.permissions(ctx, id))
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package mcpgw_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -32,6 +33,9 @@ type fixture struct {
 	store *storeserver.Server
 	gw    *mcpgw.Gateway
 	url   string
+	// stopRun stops the gateway's Run and returns once it has: the
+	// sessions' lists are not refreshed any more.
+	stopRun func()
 }
 
 func newFixture(t *testing.T, configure func(*mcpgw.Config)) *fixture {
@@ -66,8 +70,10 @@ func newFixture(t *testing.T, configure func(*mcpgw.Config)) *fixture {
 	}
 	t.Cleanup(func() { gw.Close() })
 	runCtx, stop := context.WithCancel(context.Background())
-	t.Cleanup(stop)
-	go gw.Run(runCtx)
+	ran := make(chan struct{})
+	go func() { gw.Run(runCtx); close(ran) }()
+	stopRun := func() { stop(); <-ran }
+	t.Cleanup(stopRun)
 	h := gw.Handler()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		subject, err := gatehouse.ParseSubject(r.Header.Get("X-Test-Subject"))
@@ -78,7 +84,7 @@ func newFixture(t *testing.T, configure func(*mcpgw.Config)) *fixture {
 		h.ServeHTTP(w, r.WithContext(gatehouse.NewContext(r.Context(), gatehouse.Caller{Subject: subject, Credential: gatehouse.CredentialToken})))
 	}))
 	t.Cleanup(ts.Close)
-	return &fixture{t: t, svc: svc, store: store, gw: gw, url: ts.URL}
+	return &fixture{t: t, svc: svc, store: store, gw: gw, url: ts.URL, stopRun: stopRun}
 }
 
 // headers adds fixed headers to every request.
@@ -98,8 +104,8 @@ func (t headers) RoundTrip(r *http.Request) (*http.Response, error) {
 // client is an MCP client of the gateway for subject in tenant.
 type client struct {
 	*mcp.ClientSession
-	listChanged atomic.Int32
-	elicited    atomic.Int32
+	listChanged, resourcesChanged, promptsChanged atomic.Int32
+	elicited                                      atomic.Int32
 }
 
 // connect connects subject's client at protocol version ("" is the
@@ -107,7 +113,11 @@ type client struct {
 func (f *fixture) connect(subject, tenant, version string, elicit func(*mcp.ElicitParams) *mcp.ElicitResult) *client {
 	f.t.Helper()
 	c := &client{}
-	opts := &mcp.ClientOptions{ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) { c.listChanged.Add(1) }}
+	opts := &mcp.ClientOptions{
+		ToolListChangedHandler:     func(context.Context, *mcp.ToolListChangedRequest) { c.listChanged.Add(1) },
+		ResourceListChangedHandler: func(context.Context, *mcp.ResourceListChangedRequest) { c.resourcesChanged.Add(1) },
+		PromptListChangedHandler:   func(context.Context, *mcp.PromptListChangedRequest) { c.promptsChanged.Add(1) },
+	}
 	if elicit != nil {
 		opts.ElicitationHandler = func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
 			c.elicited.Add(1)
@@ -298,29 +308,50 @@ func TestConfirmation(t *testing.T) {
 	}
 }
 
-// Revoking a permission takes effect on the next call, and a stateful
-// session is told its list changed.
+// Revoking a permission takes effect on the next call, and a client that
+// listens is told its list changed: a 2025-11-25 session on its session,
+// a 2026-07-28 client on its subscriptions/listen stream.
 func TestRevocation(t *testing.T) {
-	f := newFixture(t, nil)
-	olga := f.connect("user:olga@acme.example", "acme-berlin", "2025-11-25", nil)
-	if len(olga.tools(t)) == 0 {
-		t.Fatal("olga sees no tools")
+	for _, v := range protocols {
+		f := newFixture(t, nil)
+		olga := f.connect("user:olga@acme.example", "acme-berlin", v, nil)
+		if len(olga.tools(t)) == 0 {
+			t.Fatalf("protocol %q: olga sees no tools", v)
+		}
+		if _, err := f.svc.Unbind(context.Background(), "test", gatehouse.User("olga@acme.example"), "Store Support", "acme"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, fmt.Sprintf("protocol %q: notifications/tools/list_changed after the revocation", v),
+			func() bool { return olga.listChanged.Load() > 0 })
+		if got := olga.tools(t); len(got) != 0 {
+			t.Errorf("protocol %q: after the revocation olga sees %v", v, got)
+		}
+		if _, err := olga.CallTool(context.Background(), &mcp.CallToolParams{Name: "lookup_order", Arguments: map[string]any{"order_id": "A-3"}}); err == nil {
+			t.Errorf("protocol %q: a revoked tool was called", v)
+		}
 	}
-	if _, err := f.svc.Unbind(context.Background(), "test", gatehouse.User("olga@acme.example"), "Store Support", "acme"); err != nil {
-		t.Fatal(err)
-	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for olga.listChanged.Load() == 0 {
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("no notifications/tools/list_changed 5 s after the revocation")
+			t.Fatalf("no %s in 5 s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if got := olga.tools(t); len(got) != 0 {
-		t.Errorf("after the revocation olga sees %v", got)
-	}
-	if _, err := olga.CallTool(context.Background(), &mcp.CallToolParams{Name: "lookup_order", Arguments: map[string]any{"order_id": "A-3"}}); err == nil {
-		t.Error("a revoked tool was called")
+}
+
+// Lists are decided for their caller: an intermediary must not serve
+// them to another (2026-07-28 results carry a cache scope).
+func TestListsArePrivate(t *testing.T) {
+	f := newFixture(t, nil)
+	olga := f.connect("user:olga@acme.example", "acme-berlin", "", nil)
+	res, err := olga.ListTools(context.Background(), nil)
+	if err != nil || res.CacheScope != "private" {
+		t.Errorf("tools/list = %v, cache scope %q, want private", err, res.CacheScope)
 	}
 }
 
@@ -385,5 +416,18 @@ upstreams:
 	}
 	if _, err := carl.CallTool(context.Background(), &mcp.CallToolParams{Name: "store_stats"}); err == nil {
 		t.Error("carl called an unmapped tool he does not hold the permission of")
+	}
+}
+
+// A session's server is built once, not for every request the SDK asks
+// it for: the gateway keeps one list per session.
+func TestOneServerPerSession(t *testing.T) {
+	f := newFixture(t, nil)
+	olga := f.connect("user:olga@acme.example", "acme-berlin", "2025-11-25", nil)
+	for range 5 {
+		olga.tools(t)
+	}
+	if n := f.gw.Sessions(); n != 1 {
+		t.Errorf("the gateway keeps %d sessions' lists after one session's 6 requests, want 1", n)
 	}
 }

@@ -3,6 +3,7 @@ package mcpgw
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -13,12 +14,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // upstream is one MCP server the gateway calls with its own identity,
-// connected on first use and again after the connection fails. Its tool
-// list is cached until the server says it changed.
+// connected on first use and again after the connection fails. Its lists
+// of tools, resources and prompts are cached until the server says they
+// changed.
 type upstream struct {
 	cfg       Upstream
 	logger    *slog.Logger
@@ -29,6 +32,17 @@ type upstream struct {
 	mu      sync.Mutex
 	session *mcp.ClientSession
 	tools   []*mcp.Tool
+	// items are the resources, resource templates and prompts, nil until
+	// listed.
+	items *upstreamItems
+}
+
+// upstreamItems are an upstream's resources, resource templates and
+// prompts: those of the kinds its configuration can show.
+type upstreamItems struct {
+	resources []*mcp.Resource
+	templates []*mcp.ResourceTemplate
+	prompts   []*mcp.Prompt
 }
 
 // Transport, when set, connects to an upstream instead of its URL or
@@ -111,15 +125,22 @@ func (u *upstream) connected(ctx context.Context) (*mcp.ClientSession, error) {
 	if u.session != nil {
 		return u.session, nil
 	}
-	client := mcp.NewClient(&mcp.Implementation{Name: "gatehouse-mcp-gateway", Version: "1"}, &mcp.ClientOptions{
-		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
-			u.mu.Lock()
+	changed := func(tools bool) {
+		u.mu.Lock()
+		if tools {
 			u.tools = nil
-			u.mu.Unlock()
-			if u.onChange != nil {
-				u.onChange()
-			}
-		},
+		} else {
+			u.items = nil
+		}
+		u.mu.Unlock()
+		if u.onChange != nil {
+			u.onChange()
+		}
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "gatehouse-mcp-gateway", Version: "1"}, &mcp.ClientOptions{
+		ToolListChangedHandler:     func(context.Context, *mcp.ToolListChangedRequest) { changed(true) },
+		ResourceListChangedHandler: func(context.Context, *mcp.ResourceListChangedRequest) { changed(false) },
+		PromptListChangedHandler:   func(context.Context, *mcp.PromptListChangedRequest) { changed(false) },
 	})
 	cs, err := client.Connect(ctx, u.transport(), nil)
 	if err != nil {
@@ -131,7 +152,7 @@ func (u *upstream) connected(ctx context.Context) (*mcp.ClientSession, error) {
 		_ = cs.Wait()
 		u.mu.Lock()
 		if u.session == cs {
-			u.session, u.tools = nil, nil
+			u.session, u.tools, u.items = nil, nil, nil
 		}
 		u.mu.Unlock()
 	}()
@@ -142,7 +163,7 @@ func (u *upstream) connected(ctx context.Context) (*mcp.ClientSession, error) {
 func (u *upstream) reset(cs *mcp.ClientSession) {
 	u.mu.Lock()
 	if u.session == cs {
-		u.session, u.tools = nil, nil
+		u.session, u.tools, u.items = nil, nil, nil
 	}
 	u.mu.Unlock()
 	cs.Close()
@@ -177,6 +198,105 @@ func (u *upstream) listTools(ctx context.Context) ([]*mcp.Tool, error) {
 	return tools, nil
 }
 
+// listItems returns the upstream's resources, resource templates and
+// prompts of the kinds its configuration can show and the server offers,
+// from the cache while the server has not said they changed.
+func (u *upstream) listItems(ctx context.Context) (*upstreamItems, error) {
+	wantResources, wantPrompts := u.cfg.passesItems()
+	if !wantResources && !wantPrompts {
+		return &upstreamItems{}, nil
+	}
+	cs, err := u.connected(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u.mu.Lock()
+	items := u.items
+	u.mu.Unlock()
+	if items != nil {
+		return items, nil
+	}
+	items = &upstreamItems{}
+	caps := &mcp.ServerCapabilities{}
+	if r := cs.InitializeResult(); r != nil && r.Capabilities != nil {
+		caps = r.Capabilities
+	}
+	fail := func(what string, err error) (*upstreamItems, error) {
+		u.reset(cs)
+		return nil, fmt.Errorf("list the %s of upstream %s: %w", what, u.cfg.Name, err)
+	}
+	if wantResources && caps.Resources != nil {
+		for r, err := range cs.Resources(ctx, nil) {
+			if err != nil {
+				return fail("resources", err)
+			}
+			items.resources = append(items.resources, r)
+		}
+		for t, err := range cs.ResourceTemplates(ctx, nil) {
+			if err != nil {
+				return fail("resource templates", err)
+			}
+			items.templates = append(items.templates, t)
+		}
+	}
+	if wantPrompts && caps.Prompts != nil {
+		for p, err := range cs.Prompts(ctx, nil) {
+			if err != nil {
+				return fail("prompts", err)
+			}
+			items.prompts = append(items.prompts, p)
+		}
+	}
+	u.mu.Lock()
+	if u.session == cs {
+		u.items = items
+	}
+	u.mu.Unlock()
+	return items, nil
+}
+
+// readResource reads uri, bounded by timeout.
+func (u *upstream) readResource(ctx context.Context, uri string, timeout time.Duration) (*mcp.ReadResourceResult, error) {
+	cs, err := u.connected(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	res, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri})
+	if err != nil {
+		u.resetAfter(ctx, cs, err)
+		return nil, fmt.Errorf("read %s on upstream %s: %w", uri, u.cfg.Name, err)
+	}
+	return res, nil
+}
+
+// getPrompt gets the prompt name with args, bounded by timeout.
+func (u *upstream) getPrompt(ctx context.Context, name string, args map[string]string, timeout time.Duration) (*mcp.GetPromptResult, error) {
+	cs, err := u.connected(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	res, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: name, Arguments: args})
+	if err != nil {
+		u.resetAfter(ctx, cs, err)
+		return nil, fmt.Errorf("get prompt %s on upstream %s: %w", name, u.cfg.Name, err)
+	}
+	return res, nil
+}
+
+// resetAfter drops cs after a request failed with err, since the
+// connection may be gone, unless the request only ran out of its time
+// (ctx) or the server answered it with a JSON-RPC error.
+func (u *upstream) resetAfter(ctx context.Context, cs *mcp.ClientSession, err error) {
+	var answered *jsonrpc.Error
+	if ctx.Err() == nil && !errors.As(err, &answered) {
+		u.reset(cs)
+	}
+}
+
 // call calls tool with args, bounded by timeout.
 func (u *upstream) call(ctx context.Context, tool string, args json.RawMessage, timeout time.Duration) (*mcp.CallToolResult, error) {
 	cs, err := u.connected(ctx)
@@ -200,7 +320,7 @@ func (u *upstream) call(ctx context.Context, tool string, args json.RawMessage, 
 func (u *upstream) close() {
 	u.mu.Lock()
 	cs := u.session
-	u.session, u.tools = nil, nil
+	u.session, u.tools, u.items = nil, nil, nil
 	u.mu.Unlock()
 	if cs != nil {
 		cs.Close()

@@ -193,6 +193,33 @@ func jsonTree(file string, data []byte) (*yaml.Node, *Problem) {
 type jsonBuilder struct {
 	data []byte
 	dec  *json.Decoder
+	// at is the position of the last node: tokens come in order, so each
+	// node's line and column are counted from the one before, in one pass
+	// over the input instead of one per node.
+	at cursor
+}
+
+// cursor is a byte offset with its 1-based line and column.
+type cursor struct{ off, line, col int }
+
+// locate returns the line and column of offset off, counting from the
+// last position when off is after it.
+func (b *jsonBuilder) locate(off int) (line, col int) {
+	off = min(off, len(b.data))
+	if b.at.line == 0 || off < b.at.off {
+		line, col = lineColumn(b.data, off)
+		b.at = cursor{off, line, col}
+		return line, col
+	}
+	seg := b.data[b.at.off:off]
+	if nl := bytes.Count(seg, []byte("\n")); nl > 0 {
+		b.at.line += nl
+		b.at.col = utf8.RuneCount(seg[bytes.LastIndexByte(seg, '\n')+1:]) + 1
+	} else {
+		b.at.col += utf8.RuneCount(seg)
+	}
+	b.at.off = off
+	return b.at.line, b.at.col
 }
 
 // start returns the offset where the next token begins.
@@ -205,7 +232,7 @@ func (b *jsonBuilder) start() int {
 }
 
 func (b *jsonBuilder) node(off int, kind yaml.Kind, tag, value string) *yaml.Node {
-	line, col := lineColumn(b.data, off)
+	line, col := b.locate(off)
 	return &yaml.Node{Kind: kind, Tag: tag, Value: value, Line: line, Column: col}
 }
 

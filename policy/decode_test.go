@@ -217,3 +217,60 @@ func TestDiffEdgeCases(t *testing.T) {
 		t.Errorf("Diff(nil, duplicate plans) = %v, want ErrInvalid", err)
 	}
 }
+
+// at is the 1-based line and column, in runes, of the n-th (from 1)
+// occurrence of sub in src: an independent count to check positions by.
+func at(src, sub string, n int) string {
+	off := -1
+	for range n {
+		i := strings.Index(src[off+1:], sub)
+		if i < 0 {
+			panic(sub)
+		}
+		off += 1 + i
+	}
+	before := src[:off]
+	line := strings.Count(before, "\n") + 1
+	col := len([]rune(before[strings.LastIndex(before, "\n")+1:])) + 1
+	return fmt.Sprintf("%d:%d", line, col)
+}
+
+// JSON positions are right on later lines and after non-ASCII text, in
+// minified and indented documents alike (they are counted in one pass).
+func TestJSONPositions(t *testing.T) {
+	for _, src := range []string{
+		`{"permissions": [{"name": "ä.view", "title": "Ansicht für Öffentlichkeit"}, {"name": "ä.view"}], "roles": [{"name": "r", "permisions": []}]}`,
+		"{\n  \"permissions\": [\n    {\"name\": \"ä.view\", \"title\": \"Ansicht für Öffentlichkeit\"},\n    {\"name\": \"ä.view\"}\n  ],\n" +
+			"  \"roles\": [{\"name\": \"r\", \"permisions\": []}]\n}\n",
+	} {
+		got := problems(t, "p.json", src)
+		want := []string{
+			at(src, `"ä.view"`, 2) + `: permissions[1].name: duplicate permission "ä.view" (first at line ` + strings.Split(at(src, `"ä.view"`, 1), ":")[0] + ")",
+			at(src, `"permisions"`, 1) + `: roles[0].permisions: unknown key "permisions" (did you mean "permissions"?)`,
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("problems (-want +got):\n%s", diff)
+		}
+	}
+}
+
+// BenchmarkParseJSONUsers parses a minified JSON document of 5,000 users,
+// the form programs write; positions must not make it quadratic.
+func BenchmarkParseJSONUsers(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"permissions": [{"name": "p"}], "roles": [{"name": "r", "permissions": ["p"]}], "users": [`)
+	for i := range 5000 {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		fmt.Fprintf(&sb, `{"email": "user%d@example.com", "name": "Üser %d", "roles": [{"role": "r"}]}`, i, i)
+	}
+	sb.WriteString("]}")
+	data := []byte(sb.String())
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := Parse("users.json", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

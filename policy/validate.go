@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -153,6 +154,21 @@ func (v *validator) where(path string) string {
 	return path
 }
 
+// flag checks the frontend flag of owner (a permission or a tool) at
+// path: a valid name no other permission or tool uses (flags records them).
+func (v *validator) flag(path, flag, owner string, flags map[string]string) {
+	if flag == "" {
+		return
+	}
+	if msg := badName("flag", flag); msg != "" {
+		v.addf(path, "%s", msg)
+	} else if other, dup := flags[flag]; dup {
+		v.addf(path, "flag %q is already used by %s", flag, other)
+	} else {
+		flags[flag] = owner
+	}
+}
+
 func (v *validator) addf(path, format string, args ...any) {
 	v.problems = append(v.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
 }
@@ -235,20 +251,14 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions
 	}
 	v.resources(p.Resources)
 	flags := map[string]string{}
+	for i, x := range p.Permissions {
+		v.flag(fmt.Sprintf("permissions[%d].flag", i), x.Flag, "permission "+strconv.Quote(x.Name), flags)
+	}
 	for i, x := range p.Tools {
 		path := fmt.Sprintf("tools[%d]", i)
 		v.ref(path+".permission", gatehouse.KindPermission, x.Permission, false)
 		v.ref(path+".action", gatehouse.KindAction, x.Action, true)
-		if x.Flag == "" {
-			continue
-		}
-		if msg := badName("flag", x.Flag); msg != "" {
-			v.addf(path+".flag", "%s", msg)
-		} else if other, dup := flags[x.Flag]; dup {
-			v.addf(path+".flag", "flag %q is already used by tool %q", x.Flag, other)
-		} else {
-			flags[x.Flag] = x.Name
-		}
+		v.flag(path+".flag", x.Flag, "tool "+strconv.Quote(x.Name), flags)
 	}
 	for i, x := range p.Tenants {
 		for _, name := range sortedKeys(x.Actions) {
@@ -257,6 +267,7 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions
 			v.limits(path+".limits", x.Actions[name].Limits)
 		}
 	}
+	v.ceilings(p.Tenants)
 	for i, x := range p.Tools {
 		path := fmt.Sprintf("tools[%d]", i)
 		for _, arg := range []struct{ key, val string }{{"amount", x.Amount}, {"percentage", x.Percentage}, {"currency", x.Currency}} {

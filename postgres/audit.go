@@ -180,3 +180,80 @@ func isDuplicateEvent(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505" && pe.TableName == "audit_events"
 }
+
+// AuditBase returns where the chain begins after pruning.
+func (db *DB) AuditBase(ctx context.Context) (gatehouse.AuditBase, error) {
+	var base gatehouse.AuditBase
+	err := db.readTx(ctx, "audit base", func(tx pgx.Tx) error {
+		meta, err := readMeta(ctx, tx, keyBaseSeq, keyBaseHash, keyBaseKept)
+		if err != nil {
+			return err
+		}
+		base, err = meta.base()
+		return err
+	})
+	return base, err
+}
+
+// PruneAudit deletes the events of action up to the last event older than
+// before and records the new base, in one transaction that holds the audit
+// head's lock, so appends wait for it.
+func (db *DB) PruneAudit(ctx context.Context, action string, before time.Time) (gatehouse.AuditBase, int64, error) {
+	if action == "" {
+		return gatehouse.AuditBase{}, 0, gatehouse.Invalidf("prune audit: no action")
+	}
+	var (
+		base   gatehouse.AuditBase
+		pruned int64
+	)
+	keys := []string{keyBaseHash, keyBaseKept, keyBaseSeq, keyHeadHash, keyHeadSeq}
+	err := db.writeTx(ctx, "prune audit", keys, func(tx pgx.Tx, meta metaValues) error {
+		var err error
+		if base, err = meta.base(); err != nil {
+			return err
+		}
+		pruned = 0
+		var through *int64
+		if err := tx.QueryRow(ctx, `SELECT max(seq) FROM audit_events WHERE time < $1`, ceilMicro(before)).Scan(&through); err != nil {
+			return err
+		}
+		if through == nil || *through <= base.Seq {
+			return nil
+		}
+		next := gatehouse.AuditBase{Seq: *through}
+		if err := tx.QueryRow(ctx, `SELECT hash FROM audit_events WHERE seq = $1`, next.Seq).Scan(&next.Hash); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM audit_events WHERE action = $1 AND seq <= $2`, action, next.Seq)
+		if err != nil {
+			return err
+		}
+		pruned = tag.RowsAffected()
+		rows, err := tx.Query(ctx, `SELECT seq, hash FROM audit_events WHERE seq <= $1 ORDER BY seq`, next.Seq)
+		if err != nil {
+			return err
+		}
+		d := audit.NewRetainedDigest()
+		var (
+			seq  int64
+			hash string
+		)
+		if _, err := pgx.ForEachRow(rows, []any{&seq, &hash}, func() error { d.Add(seq, hash); return nil }); err != nil {
+			return err
+		}
+		next.Retained = d.Sum()
+		var batch pgx.Batch
+		batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, strconv.FormatInt(next.Seq, 10), keyBaseSeq)
+		batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, next.Hash, keyBaseHash)
+		batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, next.Retained, keyBaseKept)
+		if err := sendBatch(ctx, tx, &batch); err != nil {
+			return err
+		}
+		base = next
+		return nil
+	})
+	if err != nil {
+		return gatehouse.AuditBase{}, 0, err
+	}
+	return base, pruned, nil
+}

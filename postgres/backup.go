@@ -2,12 +2,14 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
@@ -39,17 +41,25 @@ func (db *DB) Dump(ctx context.Context, fn func(d gatehouse.Dump) error) error {
 		if d.Objects, d.Version, err = loadPolicy(ctx, tx); err != nil {
 			return err
 		}
-		meta, err := readMeta(ctx, tx, keyHeadSeq, keyHeadHash)
+		meta, err := readMeta(ctx, tx, keyHeadSeq, keyHeadHash, keyBaseSeq, keyBaseHash, keyBaseKept)
 		if err != nil {
 			return err
 		}
 		if d.Head, err = meta.head(); err != nil {
 			return err
 		}
+		if d.Base, err = meta.base(); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE seq <= $1`, d.Head.Seq).Scan(&d.EventCount); err != nil {
+			return err
+		}
 		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM action_records),
 			(SELECT count(*) FROM billing_customers), (SELECT count(*) FROM billing_events),
-			(SELECT count(*) FROM api_keys)`,
-		).Scan(&d.Counts.Actions, &d.Counts.Customers, &d.Counts.BillingEvents, &d.Counts.APIKeys); err != nil {
+			(SELECT count(*) FROM api_keys), (SELECT count(*) FROM chat_threads),
+			(SELECT count(*) FROM chat_messages), (SELECT count(*) FROM chat_attachments)`,
+		).Scan(&d.Counts.Actions, &d.Counts.Customers, &d.Counts.BillingEvents, &d.Counts.APIKeys,
+			&d.Counts.Threads, &d.Counts.Messages, &d.Counts.Attachments); err != nil {
 			return err
 		}
 		d.Events = streamRows(ctx, tx, func(r pgx.Rows) (gatehouse.AuditEvent, error) { return scanEvent(r) },
@@ -62,6 +72,12 @@ func (db *DB) Dump(ctx context.Context, fn func(d gatehouse.Dump) error) error {
 			`SELECT `+billingEventColumns+` FROM billing_events ORDER BY id`)
 		d.APIKeys = streamRows(ctx, tx, func(r pgx.Rows) (gatehouse.APIKey, error) { return scanAPIKey(r) },
 			`SELECT `+apiKeyColumns+` FROM api_keys ORDER BY id`)
+		d.Threads = streamRows(ctx, tx, func(r pgx.Rows) (gatehouse.Thread, error) { return scanThread(r) },
+			`SELECT `+threadColumns+` FROM chat_threads ORDER BY id`)
+		d.Messages = streamRows(ctx, tx, func(r pgx.Rows) (gatehouse.Message, error) { return scanMessage(r) },
+			`SELECT `+messageColumns+` FROM chat_messages ORDER BY thread_id, seq`)
+		d.Attachments = streamRows(ctx, tx, func(r pgx.Rows) (gatehouse.Attachment, error) { return scanAttachment(r) },
+			`SELECT `+attachmentColumns+` FROM chat_attachments ORDER BY id`)
 		called = true
 		return fn(d)
 	})
@@ -93,7 +109,7 @@ func (db *DB) Restore(ctx context.Context, d gatehouse.Dump) error {
 			})); err != nil {
 			return err
 		}
-		if err := copyRows(ctx, tx, "audit_events", eventColumns, audit.Verified(d.Events, d.Head),
+		if err := copyRows(ctx, tx, "audit_events", eventColumns, audit.VerifiedFrom(d.Events, d.Base, d.Head),
 			func(e gatehouse.AuditEvent) ([]any, error) {
 				return []any{e.Seq, e.Time, e.Actor, e.Action, e.Target,
 					rawText(e.Before), rawText(e.After), rawText(e.Detail), e.PrevHash, e.Hash}, nil
@@ -132,15 +148,56 @@ func (db *DB) Restore(ctx context.Context, d gatehouse.Dump) error {
 			}); err != nil {
 			return err
 		}
+		if err := restoreThreads(ctx, tx, d); err != nil {
+			return err
+		}
 		var batch pgx.Batch
 		batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, strconv.FormatInt(d.Version, 10), keyVersion)
 		batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, strconv.FormatInt(d.Head.Seq, 10), keyHeadSeq)
 		batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, d.Head.Hash, keyHeadHash)
+		batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, strconv.FormatInt(d.Base.Seq, 10), keyBaseSeq)
+		batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, d.Base.Hash, keyBaseHash)
+		batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, d.Base.Retained, keyBaseKept)
 		if d.Version > 0 {
 			batch.Queue(`SELECT pg_notify($1, $2)`, NotifyChannel, notifyPayload(d.Version, db.schema))
 		}
 		return sendBatch(ctx, tx, &batch)
 	})
+}
+
+// restoreThreads copies in the chat threads, messages and attachments of
+// d; a message or attachment of a thread d does not hold is ErrInvalid.
+func restoreThreads(ctx context.Context, tx pgx.Tx, d gatehouse.Dump) error {
+	if err := copyRows(ctx, tx, "chat_threads", threadColumns, d.Threads,
+		func(t gatehouse.Thread) ([]any, error) {
+			if err := t.Validate(); err != nil {
+				return nil, err
+			}
+			return threadValues(&t), nil
+		}); err != nil {
+		return err
+	}
+	err := copyRows(ctx, tx, "chat_messages", messageColumns, d.Messages,
+		func(m gatehouse.Message) ([]any, error) {
+			if err := m.Validate(); err != nil {
+				return nil, err
+			}
+			return messageValues(&m)
+		})
+	if err == nil {
+		err = copyRows(ctx, tx, "chat_attachments", attachmentColumns, d.Attachments,
+			func(a gatehouse.Attachment) ([]any, error) {
+				if err := a.Validate(); err != nil {
+					return nil, err
+				}
+				return attachmentValues(&a), nil
+			})
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23503" { // foreign_key_violation
+		return gatehouse.Invalidf("restore: %s", pe.Detail)
+	}
+	return err
 }
 
 // streamRows yields what scan reads from each row of query, run in tx

@@ -215,6 +215,8 @@ func (db *DB) wrap(ctx context.Context, op string, err error) error {
 				prefix, pe, gatehouse.ErrUnavailable)
 		case pe.Code == "40001" || pe.Code == "40P01": // serialization_failure, deadlock_detected
 			return fmt.Errorf("%s: %v: %w", prefix, pe, gatehouse.ErrConflict)
+		case pe.Code == "25006": // read_only_sql_transaction: a standby, or default_transaction_read_only
+			return fmt.Errorf("%s: the server accepts no writes (%v): %w", prefix, pe, gatehouse.ErrUnavailable)
 		case serverGone(pe):
 			return fmt.Errorf("%s: server unavailable (%v): %w", prefix, pe, gatehouse.ErrUnavailable)
 		}
@@ -238,6 +240,24 @@ func serverGone(pe *pgconn.PgError) bool {
 		return true
 	}
 	return false
+}
+
+// CheckWritable reports, with an error wrapping gatehouse.ErrUnavailable,
+// that a write cannot succeed now: the server is unreachable, a read-only
+// standby, or refuses writes (default_transaction_read_only). It asks in
+// the kind of transaction writes begin, writing nothing.
+func (db *DB) CheckWritable(ctx context.Context) error {
+	return db.writeTx(ctx, "check writable", nil, func(tx pgx.Tx, _ metaValues) error {
+		var readOnly bool
+		if err := tx.QueryRow(ctx, "SELECT current_setting('transaction_read_only') = 'on'").Scan(&readOnly); err != nil {
+			return err
+		}
+		if readOnly {
+			return fmt.Errorf("the server accepts no writes (transaction_read_only is on: a standby, or default_transaction_read_only): %w",
+				gatehouse.ErrUnavailable)
+		}
+		return nil
+	})
 }
 
 // readTx runs fn in a read-only transaction on one consistent snapshot.
@@ -368,6 +388,9 @@ const (
 	keyVersion  = "policy_version"
 	keyHeadSeq  = "audit_head_seq"
 	keyHeadHash = "audit_head_hash"
+	keyBaseSeq  = "audit_base_seq"
+	keyBaseHash = "audit_base_hash"
+	keyBaseKept = "audit_base_retained"
 )
 
 // metaValues are meta rows by key.
@@ -389,6 +412,15 @@ func (m metaValues) head() (gatehouse.AuditHead, error) {
 		return gatehouse.AuditHead{}, err
 	}
 	return gatehouse.AuditHead{Seq: seq, Hash: m[keyHeadHash]}, nil
+}
+
+// base returns the audit base recorded in m.
+func (m metaValues) base() (gatehouse.AuditBase, error) {
+	seq, err := m.int(keyBaseSeq)
+	if err != nil {
+		return gatehouse.AuditBase{}, err
+	}
+	return gatehouse.AuditBase{Seq: seq, Hash: m[keyBaseHash], Retained: m[keyBaseKept]}, nil
 }
 
 // lockMeta locks the meta rows of keys for the rest of tx and returns their

@@ -153,6 +153,10 @@ func (s *Service) TenantExists(tenant string) bool { return s.Snapshot().TenantW
 // Version is the policy version of the current snapshot.
 func (s *Service) Version() int64 { return s.Snapshot().Version() }
 
+// AccessPermission returns the policy's surface access permission
+// (settings.access_permission, e.g. access_ai_chat), "" when it has none.
+func (s *Service) AccessPermission() string { return s.Snapshot().AccessPermission() }
+
 // Who may see and move an action record: its subject and the user it was
 // for see it, and administrators of its tenant; the guard decides who may
 // move it (guard/lifecycle.go).

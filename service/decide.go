@@ -402,6 +402,10 @@ func (s *Service) message(lang string, q *gatehouse.Question, a *gatehouse.Answe
 	return c.Reason(lang, d, args)
 }
 
+// decisionAction is the action of the audit events that record decisions;
+// retention prunes them (see PruneDecisions).
+const decisionAction = "decision"
+
 // decisionRecord is what a "decision" audit event says was asked.
 type decisionRecord struct {
 	Endpoint   string       `json:"endpoint"`
@@ -419,7 +423,9 @@ type decisionRecord struct {
 	ActionID  string           `json:"action_id,omitempty"`
 	Version   int64            `json:"version"`
 	RequestID string           `json:"request_id,omitempty"`
-	LatencyUS int64            `json:"latency_us"`
+	// Conversation is the chat thread the question came from.
+	Conversation string `json:"conversation_id,omitempty"`
+	LatencyUS    int64  `json:"latency_us"`
 }
 
 type resourceRef struct {
@@ -438,7 +444,8 @@ func (s *Service) logDecision(caller gatehouse.Caller, q *gatehouse.Question, a 
 	// permission; Tool the tool that decided.
 	rec := decisionRecord{Endpoint: q.Surface, Subject: a.Subject, OnBehalfOf: a.OnBehalfOf,
 		Action: q.Name, Tool: q.Tool, Tenant: q.Tenant, Allowed: a.Allowed, Reason: a.Reason,
-		ActionID: a.ActionID, Version: a.Version, RequestID: q.RequestID, LatencyUS: took.Microseconds()}
+		ActionID: a.ActionID, Version: a.Version, RequestID: q.RequestID, Conversation: q.Conversation,
+		LatencyUS: took.Microseconds()}
 	if rec.Action == "" {
 		rec.Action = q.Permission
 	}
@@ -460,7 +467,7 @@ func (s *Service) logDecision(caller gatehouse.Caller, q *gatehouse.Question, a 
 	if actor == "" {
 		actor = "pep:" + string(caller.Credential)
 	}
-	l.Log(gatehouse.AuditEvent{Actor: actor, Action: "decision", Target: rec.Subject, Detail: detail})
+	l.Log(gatehouse.AuditEvent{Actor: actor, Action: decisionAction, Target: rec.Subject, Detail: detail})
 }
 
 // ToolCall is what a gateway did with an allowed tool call: forwarded to
@@ -471,6 +478,8 @@ type ToolCall struct {
 	Upstream string `json:"upstream,omitempty"`
 	Tenant   string `json:"tenant,omitempty"`
 	ActionID string `json:"action_id,omitempty"`
+	// Conversation is the chat thread of the call.
+	Conversation string `json:"conversation_id,omitempty"`
 	// Status is ok, error (the upstream answered isError) or failed (it
 	// did not answer).
 	Status    string `json:"status"`

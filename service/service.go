@@ -6,6 +6,7 @@ package service
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -346,17 +347,17 @@ func (s *Service) compileStored(ctx context.Context) (*engine.Snapshot, error) {
 	return engine.Compile(p, v)
 }
 
-// changeEvent details a change in the audit trail.
-type changeEvent struct {
-	Op      gatehouse.Op `json:"op"`
-	Version int64        `json:"version"`
-}
-
+// changeEvents returns one audit event per change, each binding the object
+// as stored to the chain by its hash (see audit.ChangeDetail).
 func (s *Service) changeEvents(actor, action string, version int64, changes []gatehouse.Change) ([]gatehouse.AuditEvent, error) {
 	now := s.cfg.Clock.Now()
 	events := make([]gatehouse.AuditEvent, 0, len(changes))
 	for _, c := range changes {
-		detail, err := json.Marshal(changeEvent{Op: c.Op(), Version: version})
+		d := audit.ChangeDetail{Op: c.Op(), Version: version}
+		if c.After != nil {
+			d.ObjectHash = audit.ObjectHash(gatehouse.Object{Kind: c.Kind, ID: c.ID, Pos: c.Pos, Body: c.After})
+		}
+		detail, err := json.Marshal(d)
 		if err != nil {
 			return nil, err
 		}
@@ -491,7 +492,127 @@ func (s *Service) ImportModuleRBAC(ctx context.Context, actor, module string, da
 
 // VerifyAudit checks the whole audit chain.
 func (s *Service) VerifyAudit(ctx context.Context) (audit.Report, error) {
-	return audit.Verify(ctx, s.store)
+	return s.verifyAudit(ctx, audit.Options{})
+}
+
+// VerifyAuditSigned is VerifyAudit that also checks signed checkpoints
+// against the chain with pub: cps, kept outside the store, or, when cps is
+// nil, the checkpoints the chain itself records.
+func (s *Service) VerifyAuditSigned(ctx context.Context, pub ed25519.PublicKey, cps []audit.Checkpoint) (audit.Report, error) {
+	stored, err := s.Checkpoints(ctx)
+	if err != nil {
+		return audit.Report{}, err
+	}
+	if cps == nil {
+		cps = stored
+	} else {
+		// A checkpoint exported before the last prune cannot sign its base;
+		// the retention checkpoint in the chain does.
+		for _, c := range stored {
+			if c.Base != nil {
+				cps = append(cps, c)
+			}
+		}
+	}
+	return s.verifyAudit(ctx, audit.Options{PublicKey: pub, Checkpoints: cps})
+}
+
+// verifyAudit verifies the chain with opts and the stored policy against
+// its change events.
+func (s *Service) verifyAudit(ctx context.Context, opts audit.Options) (audit.Report, error) {
+	objs, v, err := s.store.LoadPolicy(ctx)
+	if err != nil {
+		return audit.Report{}, err
+	}
+	opts.Objects, opts.StateVersion, opts.CheckState = objs, v, true
+	return audit.VerifyWith(ctx, s.store, opts)
+}
+
+// Checkpoint signs the audit chain's head, and where a pruned chain begins,
+// with key and records the checkpoint as an event of the chain. It reports
+// false, recording nothing, when there is nothing new to sign: an empty
+// chain, or a head that is a checkpoint of the same base.
+func (s *Service) Checkpoint(ctx context.Context, key ed25519.PrivateKey, reason string) (audit.Checkpoint, bool, error) {
+	head, err := s.store.AuditHead(ctx)
+	if err != nil || head.Seq == 0 {
+		return audit.Checkpoint{}, false, err
+	}
+	base, err := s.store.AuditBase(ctx)
+	if err != nil {
+		return audit.Checkpoint{}, false, err
+	}
+	last, err := s.store.ListAudit(ctx, gatehouse.AuditFilter{AfterSeq: head.Seq - 1, Limit: 1})
+	if err != nil {
+		return audit.Checkpoint{}, false, err
+	}
+	if len(last) == 1 && last[0].Action == audit.ActionCheckpoint {
+		prev, err := audit.CheckpointOf(last[0])
+		if err != nil {
+			return audit.Checkpoint{}, false, err
+		}
+		if prev.Base == nil && base.Seq == 0 || prev.Base != nil && *prev.Base == base {
+			return audit.Checkpoint{}, false, nil
+		}
+	}
+	c := audit.SignFrom(key, base, head, s.cfg.Clock.Now(), reason)
+	e, err := c.Event()
+	if err != nil {
+		return audit.Checkpoint{}, false, err
+	}
+	if err := s.store.AppendAudit(ctx, []gatehouse.AuditEvent{e}); err != nil {
+		return audit.Checkpoint{}, false, fmt.Errorf("audit checkpoint: %w", err)
+	}
+	return c, true, nil
+}
+
+// PruneDecisions deletes the decision events older than retention, keeping
+// the chain verifiable (see gatehouse.AuditLog.PruneAudit), and, with a key,
+// signs a checkpoint that marks where the chain now begins. It returns how
+// many decisions it deleted.
+func (s *Service) PruneDecisions(ctx context.Context, retention time.Duration, key ed25519.PrivateKey) (int64, error) {
+	if retention <= 0 {
+		return 0, gatehouse.Invalidf("decision log retention %v: must be positive", retention)
+	}
+	_, n, err := s.store.PruneAudit(ctx, decisionAction, s.cfg.Clock.Now().Add(-retention))
+	if err != nil {
+		return 0, fmt.Errorf("prune decisions: %w", err)
+	}
+	if n > 0 && key != nil {
+		if _, _, err := s.Checkpoint(ctx, key, audit.CheckpointRetention); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// Checkpoints returns the signed checkpoints the chain records, oldest
+// first, unverified.
+func (s *Service) Checkpoints(ctx context.Context) ([]audit.Checkpoint, error) {
+	cps := []audit.Checkpoint{}
+	var after int64
+	for {
+		page, err := s.store.ListAudit(ctx, gatehouse.AuditFilter{AfterSeq: after, Action: audit.ActionCheckpoint, Limit: audit.MaxListLimit})
+		if err != nil {
+			return nil, err
+		}
+		if len(page) == 0 {
+			return cps, nil
+		}
+		for _, e := range page {
+			c, err := audit.CheckpointOf(e)
+			if err != nil {
+				return nil, err
+			}
+			cps = append(cps, c)
+		}
+		after = page[len(page)-1].Seq
+	}
+}
+
+// CheckWritable returns nil if the store could take a write now, else why
+// not, wrapping gatehouse.ErrUnavailable (see gatehouse.Store).
+func (s *Service) CheckWritable(ctx context.Context) error {
+	return s.store.CheckWritable(ctx)
 }
 
 // ListAudit returns audit events matching f.

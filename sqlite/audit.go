@@ -204,3 +204,101 @@ func auditHead(ctx context.Context, tx *sql.Tx) (gatehouse.AuditHead, error) {
 	}
 	return head, nil
 }
+
+// AuditBase returns where the chain begins after pruning.
+func (db *DB) AuditBase(ctx context.Context) (gatehouse.AuditBase, error) {
+	var base gatehouse.AuditBase
+	err := db.readTx(ctx, "audit base", func(tx *sql.Tx) error {
+		var err error
+		base, err = auditBase(ctx, tx)
+		return err
+	})
+	return base, err
+}
+
+func auditBase(ctx context.Context, tx *sql.Tx) (gatehouse.AuditBase, error) {
+	var base gatehouse.AuditBase
+	for _, m := range []struct {
+		key string
+		dst any
+	}{{"audit_base_seq", &base.Seq}, {"audit_base_hash", &base.Hash}, {"audit_base_retained", &base.Retained}} {
+		if err := readMeta(ctx, tx, m.key, m.dst); err != nil {
+			return gatehouse.AuditBase{}, err
+		}
+	}
+	return base, nil
+}
+
+func setBase(ctx context.Context, tx *sql.Tx, base gatehouse.AuditBase) error {
+	for _, m := range []struct {
+		key   string
+		value any
+	}{{"audit_base_seq", base.Seq}, {"audit_base_hash", base.Hash}, {"audit_base_retained", base.Retained}} {
+		if err := setMeta(ctx, tx, m.key, m.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PruneAudit deletes the events of action up to the last event older than
+// before and records the new base, in one transaction.
+func (db *DB) PruneAudit(ctx context.Context, action string, before time.Time) (gatehouse.AuditBase, int64, error) {
+	if action == "" {
+		return gatehouse.AuditBase{}, 0, gatehouse.Invalidf("prune audit: no action")
+	}
+	var (
+		base   gatehouse.AuditBase
+		pruned int64
+	)
+	err := db.writeTx(ctx, "prune audit", func(tx *sql.Tx) error {
+		var err error
+		if base, err = auditBase(ctx, tx); err != nil {
+			return err
+		}
+		var through sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM audit_events WHERE time < ?`, ceilMicro(before)).Scan(&through); err != nil {
+			return err
+		}
+		if !through.Valid || through.Int64 <= base.Seq {
+			return nil
+		}
+		next := gatehouse.AuditBase{Seq: through.Int64}
+		if err := tx.QueryRowContext(ctx, `SELECT hash FROM audit_events WHERE seq = ?`, next.Seq).Scan(&next.Hash); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM audit_events WHERE action = ? AND seq <= ?`, action, next.Seq)
+		if err != nil {
+			return err
+		}
+		if pruned, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		d := audit.NewRetainedDigest()
+		rows, err := tx.QueryContext(ctx, `SELECT seq, hash FROM audit_events WHERE seq <= ? ORDER BY seq`, next.Seq)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				seq  int64
+				hash string
+			)
+			if err := rows.Scan(&seq, &hash); err != nil {
+				return err
+			}
+			d.Add(seq, hash)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		next.Retained = d.Sum()
+		base = next
+		return setBase(ctx, tx, base)
+	})
+	if err != nil {
+		return gatehouse.AuditBase{}, 0, err
+	}
+	return base, pruned, nil
+}

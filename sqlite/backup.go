@@ -3,9 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"iter"
 	"strings"
+
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
@@ -34,10 +38,18 @@ func (db *DB) Dump(ctx context.Context, fn func(d gatehouse.Dump) error) error {
 		if d.Head, err = auditHead(ctx, tx); err != nil {
 			return err
 		}
+		if d.Base, err = auditBase(ctx, tx); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM audit_events WHERE seq <= ?`, d.Head.Seq).Scan(&d.EventCount); err != nil {
+			return err
+		}
 		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM action_records),
 			(SELECT count(*) FROM billing_customers), (SELECT count(*) FROM billing_events),
-			(SELECT count(*) FROM api_keys)`,
-		).Scan(&d.Counts.Actions, &d.Counts.Customers, &d.Counts.BillingEvents, &d.Counts.APIKeys); err != nil {
+			(SELECT count(*) FROM api_keys), (SELECT count(*) FROM chat_threads),
+			(SELECT count(*) FROM chat_messages), (SELECT count(*) FROM chat_attachments)`,
+		).Scan(&d.Counts.Actions, &d.Counts.Customers, &d.Counts.BillingEvents, &d.Counts.APIKeys,
+			&d.Counts.Threads, &d.Counts.Messages, &d.Counts.Attachments); err != nil {
 			return err
 		}
 		d.Events = streamRows(ctx, tx, scanEvent,
@@ -46,6 +58,9 @@ func (db *DB) Dump(ctx context.Context, fn func(d gatehouse.Dump) error) error {
 		d.Customers = streamRows(ctx, tx, scanCustomer, `SELECT `+customerColumns+` FROM billing_customers ORDER BY id`)
 		d.BillingEvents = streamRows(ctx, tx, scanBillingEvent, `SELECT `+billingEventColumns+` FROM billing_events ORDER BY id`)
 		d.APIKeys = streamRows(ctx, tx, scanAPIKey, `SELECT `+apiKeyColumns+` FROM api_keys ORDER BY id`)
+		d.Threads = streamRows(ctx, tx, scanThread, `SELECT `+threadColumns+` FROM chat_threads ORDER BY id`)
+		d.Messages = streamRows(ctx, tx, scanMessage, `SELECT `+messageColumns+` FROM chat_messages ORDER BY thread_id, seq`)
+		d.Attachments = streamRows(ctx, tx, scanAttachment, `SELECT `+attachmentColumns+` FROM chat_attachments ORDER BY id`)
 		return fn(d)
 	})
 }
@@ -112,7 +127,7 @@ func (db *DB) Restore(ctx context.Context, d gatehouse.Dump) error {
 			return err
 		}
 		defer insert.Close()
-		if err := insertRows(audit.Verified(d.Events, d.Head), func(e gatehouse.AuditEvent) error {
+		if err := insertRows(audit.VerifiedFrom(d.Events, d.Base, d.Head), func(e gatehouse.AuditEvent) error {
 			return insertEvent(ctx, insert, e)
 		}); err != nil {
 			return err
@@ -155,11 +170,63 @@ func (db *DB) Restore(ctx context.Context, d gatehouse.Dump) error {
 		}); err != nil {
 			return err
 		}
+		if err := restoreThreads(ctx, tx, d); err != nil {
+			return err
+		}
 		if err := setMeta(ctx, tx, "policy_version", d.Version); err != nil {
+			return err
+		}
+		if err := setBase(ctx, tx, d.Base); err != nil {
 			return err
 		}
 		return setHead(ctx, tx, d.Head)
 	})
+}
+
+// restoreThreads inserts the chat threads, messages and attachments of d.
+func restoreThreads(ctx context.Context, tx *sql.Tx, d gatehouse.Dump) error {
+	if err := insertRows(d.Threads, func(t gatehouse.Thread) error {
+		if err := t.Validate(); err != nil {
+			return err
+		}
+		return insertThread(ctx, tx, t)
+	}); err != nil {
+		return err
+	}
+	insert, err := tx.PrepareContext(ctx, `INSERT INTO chat_messages (`+messageColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer insert.Close()
+	if err := insertRows(d.Messages, func(m gatehouse.Message) error {
+		if err := m.Validate(); err != nil {
+			return err
+		}
+		values, err := messageValues(&m)
+		if err == nil {
+			_, err = insert.ExecContext(ctx, values...)
+		}
+		return ofThread(err, "message", m.ID, m.ThreadID)
+	}); err != nil {
+		return err
+	}
+	return insertRows(d.Attachments, func(a gatehouse.Attachment) error {
+		if err := a.Validate(); err != nil {
+			return err
+		}
+		return ofThread(insertAttachment(ctx, tx, a), "attachment", a.ID, a.ThreadID)
+	})
+}
+
+// ofThread reports the foreign key violation of a row whose thread is
+// not there as ErrInvalid; other errors it returns as they are.
+func ofThread(err error, what, id, thread string) error {
+	var se *msqlite.Error
+	if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
+		return gatehouse.Invalidf("%s %s: no thread %q", what, id, thread)
+	}
+	return err
 }
 
 // insertRows calls insert with each row rows yields, and stops at the first

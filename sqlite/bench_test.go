@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,7 +15,8 @@ import (
 // BenchmarkAppendAudit appends batches of 500 decisions, as the decision
 // log does under load; ns/event is the cost of recording one decision.
 func BenchmarkAppendAudit(b *testing.B) {
-	db, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "gatehouse.db"))
+	path := filepath.Join(b.TempDir(), "gatehouse.db")
+	db, err := sqlite.Open(b.Context(), path)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -35,4 +37,13 @@ func BenchmarkAppendAudit(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/event")
+	// What the decision log costs on disk: the file and its WAL, indexes
+	// included, per event (the growth rate retention is sized by).
+	var size int64
+	for _, f := range []string{path, path + "-wal"} {
+		if fi, err := os.Stat(f); err == nil {
+			size += fi.Size()
+		}
+	}
+	b.ReportMetric(float64(size)/float64(b.N*batch), "bytes/event")
 }

@@ -21,11 +21,15 @@ var migrationFiles embed.FS
 // transaction. It returns an error wrapping gatehouse.ErrSchemaTooNew,
 // changing nothing, if the database has a migration this binary does not
 // know, and one wrapping gatehouse.ErrCorrupt if the database holds tables
-// but was never migrated by Gatehouse. Open calls it.
+// but was never migrated by Gatehouse. Open calls it. A database already at
+// the latest schema is only read, so a read-only file opens.
 func (db *DB) Migrate(ctx context.Context) error {
 	ms, err := schema.Load(migrationFiles)
 	if err != nil {
 		return fmt.Errorf("sqlite %s: migrate: %w", db.path, err)
+	}
+	if current, _, err := schemaVersion(ctx, db.write); err == nil && current == len(ms) {
+		return nil
 	}
 	return db.writeTx(ctx, "migrate", func(tx *sql.Tx) error {
 		current, tracked, err := schemaVersion(ctx, tx)
@@ -87,9 +91,14 @@ func (db *DB) SchemaVersion(ctx context.Context) (current, latest int, err error
 	return current, len(ms), nil
 }
 
+// rowQuerier is a transaction or a connection pool.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // schemaVersion returns the highest applied migration and whether the
 // database tracks migrations at all.
-func schemaVersion(ctx context.Context, tx *sql.Tx) (version int, tracked bool, err error) {
+func schemaVersion(ctx context.Context, tx rowQuerier) (version int, tracked bool, err error) {
 	var n int
 	if err := tx.QueryRowContext(ctx,
 		`SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'`,

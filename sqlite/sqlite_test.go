@@ -252,8 +252,17 @@ func TestLocked(t *testing.T) {
 	if !errors.Is(err, gatehouse.ErrUnavailable) {
 		t.Errorf("AppendAudit(while locked) = %v, want ErrUnavailable", err)
 	}
-	if _, err := sqlite.Open(t.Context(), path, sqlite.WithBusyTimeout(timeout)); !errors.Is(err, gatehouse.ErrUnavailable) {
-		t.Errorf("Open(while locked) = %v, want ErrUnavailable", err)
+	// A database at the latest schema opens without writing, so a second
+	// store opens while the lock is held, and its writes wait as ours do.
+	second, err := sqlite.Open(t.Context(), path, sqlite.WithBusyTimeout(timeout))
+	if err != nil {
+		t.Fatalf("Open(while locked) = %v, want nil", err)
+	}
+	if err := second.CheckWritable(t.Context()); !errors.Is(err, gatehouse.ErrUnavailable) {
+		t.Errorf("CheckWritable(while locked) = %v, want ErrUnavailable", err)
+	}
+	if err := second.Close(); err != nil {
+		t.Fatal(err)
 	}
 	// Readers do not wait for the writer.
 	objs, v, err := db.LoadPolicy(t.Context())

@@ -15,6 +15,7 @@ import (
 
 var auditTests = []test{
 	{"AppendChains", testAppendChains},
+	{"PruneKeepsChain", testPruneKeepsChain},
 	{"AppendKeepsVersion", testAppendKeepsVersion},
 	{"AppendInvalid", testAppendInvalid},
 	{"ZeroTime", testZeroTime},

@@ -54,20 +54,26 @@ type dumped struct {
 	Version       int64
 	Objects       []gatehouse.Object
 	Head          gatehouse.AuditHead
+	Base          gatehouse.AuditBase
 	Events        []gatehouse.AuditEvent
 	Actions       []gatehouse.ActionRecord
 	Customers     []gatehouse.BillingCustomer
 	BillingEvents []gatehouse.BillingEvent
 	APIKeys       []gatehouse.APIKey
+	Threads       []gatehouse.Thread
+	Messages      []gatehouse.Message
+	Attachments   []gatehouse.Attachment
 }
 
 // dump is the gatehouse.Dump that yields d's rows.
 func (d dumped) dump() gatehouse.Dump {
 	return gatehouse.Dump{SchemaVersion: d.SchemaVersion, Version: d.Version, Objects: d.Objects, Head: d.Head,
-		Events: yieldAll(d.Events), Actions: yieldAll(d.Actions), Customers: yieldAll(d.Customers),
+		Base: d.Base, EventCount: int64(len(d.Events)), Events: yieldAll(d.Events), Actions: yieldAll(d.Actions), Customers: yieldAll(d.Customers),
 		BillingEvents: yieldAll(d.BillingEvents), APIKeys: yieldAll(d.APIKeys),
+		Threads: yieldAll(d.Threads), Messages: yieldAll(d.Messages), Attachments: yieldAll(d.Attachments),
 		Counts: gatehouse.DumpCounts{Actions: int64(len(d.Actions)), Customers: int64(len(d.Customers)),
-			BillingEvents: int64(len(d.BillingEvents)), APIKeys: int64(len(d.APIKeys))}}
+			BillingEvents: int64(len(d.BillingEvents)), APIKeys: int64(len(d.APIKeys)),
+			Threads: int64(len(d.Threads)), Messages: int64(len(d.Messages)), Attachments: int64(len(d.Attachments))}}
 }
 
 // Dump makes dumped a gatehouse.Dumper.
@@ -103,11 +109,14 @@ func dumpOf(t *testing.T, s gatehouse.Store) dumped {
 	t.Helper()
 	var d dumped
 	err := backupOf(t, s).Dump(t.Context(), func(gd gatehouse.Dump) error {
-		d = dumped{SchemaVersion: gd.SchemaVersion, Version: gd.Version, Objects: gd.Objects, Head: gd.Head}
-		return errors.Join(collect(&d.Events, gd.Events, gd.Head.Seq), collect(&d.Actions, gd.Actions, gd.Counts.Actions),
+		d = dumped{SchemaVersion: gd.SchemaVersion, Version: gd.Version, Objects: gd.Objects, Head: gd.Head, Base: gd.Base}
+		return errors.Join(collect(&d.Events, gd.Events, gd.EventCount), collect(&d.Actions, gd.Actions, gd.Counts.Actions),
 			collect(&d.Customers, gd.Customers, gd.Counts.Customers),
 			collect(&d.BillingEvents, gd.BillingEvents, gd.Counts.BillingEvents),
-			collect(&d.APIKeys, gd.APIKeys, gd.Counts.APIKeys))
+			collect(&d.APIKeys, gd.APIKeys, gd.Counts.APIKeys),
+			collect(&d.Threads, gd.Threads, gd.Counts.Threads),
+			collect(&d.Messages, gd.Messages, gd.Counts.Messages),
+			collect(&d.Attachments, gd.Attachments, gd.Counts.Attachments))
 	})
 	if err != nil {
 		t.Fatalf("Dump() = %v", err)
@@ -169,6 +178,27 @@ func sampleDump(t *testing.T, s gatehouse.Store, n int) dumped {
 		{ID: "key-2", Name: "old", Subject: gatehouse.User("bo@example.com"), Scopes: []string{gatehouse.ScopeCheck},
 			Hash: strings.Repeat("cd", 32), CreatedAt: at, CreatedBy: "cli:root", RevokedAt: at.Add(time.Hour)},
 	}
+	d.Threads = []gatehouse.Thread{
+		{ID: "th-1", Tenant: "acme", Owner: "user:bo@example.com", Title: "Refund — 退款", Messages: 3, LastSeq: 3,
+			CreatedAt: at, UpdatedAt: at.Add(3 * time.Second)},
+		{ID: "th-2", Tenant: "globex", Owner: "agent:support-bot", CreatedAt: at, UpdatedAt: at},
+	}
+	d.Messages = []gatehouse.Message{
+		{ID: "msg-1", ThreadID: "th-1", Seq: 1, Role: gatehouse.RoleUser, Author: "user:bo@example.com",
+			Content: "Refund order 42, see the receipt", Attachments: []string{"att-1"}, CreatedAt: at.Add(time.Second)},
+		{ID: "msg-2", ThreadID: "th-1", Seq: 2, Role: gatehouse.RoleAssistant, Content: "",
+			ToolCalls: []gatehouse.ToolCall{{ID: "call-1", Name: "process_refund", Arguments: raws[2]}, {ID: "call-2", Name: "lookup_order"}},
+			CreatedAt: at.Add(2 * time.Second)},
+		{ID: "msg-3", ThreadID: "th-1", Seq: 3, Role: gatehouse.RoleTool, Content: "awaiting confirmation", ToolCallID: "call-1",
+			ToolName: "process_refund", Status: gatehouse.ToolCallPending, Reason: gatehouse.ReasonConfirmationRequired,
+			ActionID: "act-1", CreatedAt: at.Add(3 * time.Second)},
+	}
+	d.Attachments = []gatehouse.Attachment{
+		{ID: "att-1", ThreadID: "th-1", MessageID: "msg-1", Name: "receipt.pdf", MIME: "application/pdf", Size: 5,
+			SHA256: strings.Repeat("ef", 32), Data: []byte("%PDF\x00"), CreatedAt: at},
+		{ID: "att-2", ThreadID: "th-2", Name: "notes.txt", MIME: "text/plain", Size: 3,
+			SHA256: strings.Repeat("01", 32), Data: []byte("\xff\n "), CreatedAt: at},
+	}
 	return d
 }
 
@@ -191,12 +221,24 @@ func testDumpMatchesStore(t *testing.T, s gatehouse.Store) {
 	v := commit(t, s, 0, creates(objs), []gatehouse.AuditEvent{event("system", "policy.apply", "")})
 	appendEvents(t, s, gatehouse.AuditEvent{Time: time.Now(), Actor: "system", Action: "decision",
 		Detail: json.RawMessage(" {\"b\" : [ 1 ,2 ]}\n")})
+	ts := threadsOf(t, s)
+	for _, id := range []string{"t2", "t1"} {
+		createThread(t, ts, thread(id, "acme", "user:ana@example.com", 0))
+	}
+	putAttachment(t, ts, attachment("a2", "t1", "linked"))
+	putAttachment(t, ts, attachment("a1", "t1", "loose"))
+	appendMsgs(t, ts, userMsg("m2", "t2", 1))
+	appendMsgs(t, ts, userMsg("m3", "t1", 2), userMsg("m1", "t1", 3, "a2"))
 	st := snapshot(t, s)
 	current, _, err := backupOf(t, s).SchemaVersion(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := dumped{SchemaVersion: current, Version: v, Objects: st.Objects, Head: st.Head, Events: st.Events}
+	want := dumped{SchemaVersion: current, Version: v, Objects: st.Objects, Head: st.Head, Events: st.Events,
+		Threads:     []gatehouse.Thread{getThread(t, ts, "t1"), getThread(t, ts, "t2")},
+		Messages:    append(messages(t, ts, "t1", 0, 0), messages(t, ts, "t2", 0, 0)...),
+		Attachments: []gatehouse.Attachment{getAttachment(t, ts, "a1"), getAttachment(t, ts, "a2")},
+	}
 	if diff := cmp.Diff(want, dumpOf(t, s)); diff != "" {
 		t.Errorf("Dump() (-store +dump):\n%s", diff)
 	}
@@ -280,6 +322,7 @@ func testRestoreNotEmpty(t *testing.T, open func() gatehouse.Store) {
 		{"billing customers", only(func(d *dumped) { d.Customers = sample.Customers[:1] })},
 		{"billing events", only(func(d *dumped) { d.BillingEvents = sample.BillingEvents[:1] })},
 		{"API keys", only(func(d *dumped) { d.APIKeys = sample.APIKeys[:1] })},
+		{"chat threads", only(func(d *dumped) { d.Threads = sample.Threads[1:] })},
 	}
 	for _, tt := range tests {
 		s := open()
@@ -349,6 +392,24 @@ func testRestoreRefused(t *testing.T, s gatehouse.Store) {
 			want: gatehouse.ErrCorrupt, seq: 5, reason: audit.ReasonHeadMismatch},
 		{name: "head elsewhere", d: edit(func(d *dumped) { d.Head.Hash = d.Events[0].Hash }),
 			want: gatehouse.ErrCorrupt, seq: 6, reason: audit.ReasonHeadMismatch},
+		{name: "invalid thread", d: edit(func(d *dumped) {
+			d.Threads = slices.Clone(d.Threads)
+			d.Threads[1].Owner = ""
+		}), want: gatehouse.ErrInvalid},
+		{name: "invalid message", d: edit(func(d *dumped) {
+			d.Messages = slices.Clone(d.Messages)
+			d.Messages[2].Status = "maybe"
+		}), want: gatehouse.ErrInvalid},
+		{name: "invalid attachment", d: edit(func(d *dumped) {
+			d.Attachments = slices.Clone(d.Attachments)
+			d.Attachments[1].Size = 9
+		}), want: gatehouse.ErrInvalid},
+		{name: "message of no thread", d: edit(func(d *dumped) {
+			d.Messages = append(slices.Clone(d.Messages), userMsg("msg-9", "th-9", 1))
+		}), want: gatehouse.ErrInvalid},
+		{name: "attachment of no thread", d: edit(func(d *dumped) {
+			d.Attachments = append(slices.Clone(d.Attachments), attachment("att-9", "th-9", "x"))
+		}), want: gatehouse.ErrInvalid},
 		{name: "source fails midway", d: good, wrap: failAfter(4, func() error { return errSource }), want: errSource},
 		{name: "canceled midway", d: good, ctx: ctx, want: context.Canceled,
 			wrap: failAfter(4, func() error { cancel(); return ctx.Err() })},

@@ -29,6 +29,7 @@ var storesTests = []struct {
 	run         func(t *testing.T, open func() gatehouse.Store)
 }{
 	{"Backup", "RestoreNotEmpty", testRestoreNotEmpty},
+	{"Audit", "PrunedRoundTrip", testPrunedRoundTrip},
 }
 
 // suites are the groups of tests Run runs, each a subtest of its own.
@@ -42,6 +43,8 @@ var suites = []struct {
 	{"Backup", backupTests},
 	{"Billing", billingTests},
 	{"APIKey", apiKeyTests},
+	{"Thread", threadTests},
+	{"Health", healthTests},
 }
 
 // Run runs the whole suite. open must return a fresh, empty store for each

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,16 +40,21 @@ type Config struct {
 	Lang string
 	// BootstrapSuperuser becomes a superuser when the store has none.
 	BootstrapSuperuser string
+	// APIKey is who `mcp stdio` serves: an API key with the mcp scope, in
+	// the environment rather than on a command line anyone can list.
+	APIKey string
 }
 
 // DefaultConfig reads the environment: GATEHOUSE_DB, GATEHOUSE_ACTOR,
-// GATEHOUSE_LANG (or LANG), GATEHOUSE_BOOTSTRAP_SUPERUSER.
+// GATEHOUSE_LANG (or LANG), GATEHOUSE_BOOTSTRAP_SUPERUSER,
+// GATEHOUSE_API_KEY.
 func DefaultConfig(getenv func(string) string) Config {
 	c := Config{
 		DB:                 getenv("GATEHOUSE_DB"),
 		Actor:              getenv("GATEHOUSE_ACTOR"),
 		Lang:               getenv("GATEHOUSE_LANG"),
 		BootstrapSuperuser: getenv("GATEHOUSE_BOOTSTRAP_SUPERUSER"),
+		APIKey:             getenv("GATEHOUSE_API_KEY"),
 	}
 	if c.DB == "" {
 		c.DB = "gatehouse.db"
@@ -123,6 +129,8 @@ type Main struct {
 	catalog *locale.Catalog
 	store   store
 	svc     *service.Service
+	// auditKey signs audit checkpoints while serving (--audit-key).
+	auditKey ed25519.PrivateKey
 }
 
 // NewMain returns a Main reading its defaults from getenv.
@@ -242,6 +250,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.cmd.readOnly && !m.Config.isPostgres() {
 		if _, err := os.Stat(m.Config.dbPath()); errors.Is(err, fs.ErrNotExist) {
 			return usageErrorf("database %s does not exist: apply a policy first (gatehouse apply -f FILE --db %s) or name another with --db", m.Config.dbPath(), m.Config.dbPath())
+		}
+	}
+	if m.cmd.noCreate && !m.opts.create && !m.Config.isPostgres() {
+		if _, err := os.Stat(m.Config.dbPath()); errors.Is(err, fs.ErrNotExist) {
+			return usageErrorf("database %s does not exist, and %s does not create one unless --create: apply a policy first (gatehouse apply -f FILE --db %s), restore a backup, or name the right file with --db",
+				m.Config.dbPath(), m.cmd.name, m.Config.dbPath())
 		}
 	}
 	var err error

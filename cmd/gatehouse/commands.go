@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/audit"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/service"
 )
@@ -76,8 +77,20 @@ type options struct {
 	billingConfig  string
 	mcpConfig      string
 	allowEmpty     bool
-	billingSecrets []string
-	billingSweep   time.Duration
+	chatModel      string
+	chatScript     string
+	chatTools      string
+	chatListOthers string
+	// create lets serve create a SQLite database file that does not exist.
+	create bool
+	// audit keys and checkpoints
+	auditKey        string
+	publicKey       string
+	checkpoints     string
+	checkpointEvery time.Duration
+	retention       time.Duration
+	billingSecrets  []string
+	billingSweep    time.Duration
 }
 
 type command struct {
@@ -90,7 +103,11 @@ type command struct {
 	store, storeOnly bool
 	// readOnly commands only read the store: on a SQLite file that does
 	// not exist they say so instead of creating an empty store.
-	readOnly         bool
+	readOnly bool
+	// noCreate commands (serve) refuse a SQLite file that does not exist
+	// unless --create: a mistyped path, or a file deleted under a running
+	// server, would otherwise start an empty store that denies everything.
+	noCreate         bool
 	minArgs, maxArgs int
 	flags            func(fs *flag.FlagSet, o *options)
 	run              func(ctx context.Context, m *Main) error
@@ -167,9 +184,41 @@ var commands = []command{
 		run: runEffective,
 	},
 	{
-		name: "audit verify", readOnly: true, usage: "", store: true, maxArgs: 0,
-		summary: "verify the audit hash chain; names the first bad event",
-		run:     runAuditVerify,
+		name: "audit verify", readOnly: true, usage: "[--public-key FILE [--checkpoints FILE]]", store: true, maxArgs: 0,
+		summary: "verify the audit hash chain, the stored policy against it, and signed checkpoints; names the first bad event, object or checkpoint",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.publicKey, "public-key", "", "public key of --audit-key (FILE.pub from audit keygen): check signed checkpoints")
+			fs.StringVar(&o.checkpoints, "checkpoints", "", "checkpoints exported earlier (gatehouse audit checkpoints > FILE) and kept elsewhere; default: those the chain records")
+		},
+		run: runAuditVerify,
+	},
+	{
+		name: "audit keygen", usage: "-o FILE", maxArgs: 0,
+		summary: "generate the Ed25519 key that signs audit checkpoints: FILE (private) and FILE.pub",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.output, "o", "", "private key file to write (never overwritten); the public key goes to FILE.pub")
+		},
+		run: runAuditKeygen,
+	},
+	{
+		name: "audit checkpoint", usage: "--audit-key FILE", store: true, maxArgs: 0,
+		summary: "sign the audit chain's head and record the checkpoint in the chain",
+		flags:   func(fs *flag.FlagSet, o *options) { auditKeyFlag(fs, o) },
+		run:     runAuditCheckpoint,
+	},
+	{
+		name: "audit prune", usage: "--older-than DURATION [--audit-key FILE]", store: true, maxArgs: 0,
+		summary: "delete decision events older than DURATION, keeping the chain verifiable; with --audit-key, sign the new beginning",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.DurationVar(&o.retention, "older-than", 0, "prune decision events older than this, e.g. 720h")
+			auditKeyFlag(fs, o)
+		},
+		run: runAuditPrune,
+	},
+	{
+		name: "audit checkpoints", readOnly: true, usage: "", store: true, maxArgs: 0,
+		summary: "print the signed checkpoints the chain records, as JSON lines, to keep elsewhere (> FILE)",
+		run:     runAuditCheckpoints,
 	},
 	{
 		name: "audit list", readOnly: true, usage: "[--actor A] [--action A] [--target PREFIX] [--after SEQ] [--limit N] [--json]", store: true, maxArgs: 0,
@@ -293,8 +342,8 @@ var commands = []command{
 		run:     runTenantList,
 	},
 	{
-		name: "serve", store: true, maxArgs: 0,
-		usage:   "--jwt-secret SECRET [--addr HOST:PORT] [--authzen-auth jwt|none] [--base-url URL] [--jwt-issuer ISS] [--jwt-audience AUD] [--billing-config FILE --billing-secret SECRET] [--mcp-config FILE]",
+		name: "serve", store: true, noCreate: true, maxArgs: 0,
+		usage:   "--jwt-secret SECRET [--addr HOST:PORT] [--authzen-auth jwt|none] [--base-url URL] [--jwt-issuer ISS] [--jwt-audience AUD] [--billing-config FILE --billing-secret SECRET] [--mcp-config FILE] [--create]",
 		summary: "serve the AuthZEN 1.0 and /api/v1 HTTP API (and with --mcp-config the MCP gateway at /mcp) until interrupted",
 		flags:   serveFlags,
 		run:     runServe,
@@ -304,6 +353,12 @@ var commands = []command{
 		summary: "list the MCP gateway's tools a subject sees in a tenant (tools/list)",
 		flags:   mcpToolsFlags,
 		run:     runMCPTools,
+	},
+	{
+		name: "mcp stdio", usage: "[--tenant ID] [--mcp-config FILE]   (GATEHOUSE_API_KEY: an API key with the mcp scope)", store: true, maxArgs: 0,
+		summary: "serve the MCP gateway to a local client over stdin and stdout, as the API key's subject",
+		flags:   mcpStdioFlags,
+		run:     runMCPStdio,
 	},
 	{
 		name: "demo", usage: "[--dir DIR] [--addr HOST:PORT]", maxArgs: 0,
@@ -638,11 +693,29 @@ func runEffective(ctx context.Context, m *Main) error {
 }
 
 func runAuditVerify(ctx context.Context, m *Main) error {
-	rep, err := m.svc.VerifyAudit(ctx)
+	pub, cps, err := m.readVerifyInputs()
 	if err != nil {
-		return fmt.Errorf("audit chain broken: %w", err)
+		return err
+	}
+	var rep audit.Report
+	if pub != nil {
+		rep, err = m.svc.VerifyAuditSigned(ctx, pub, cps)
+	} else {
+		rep, err = m.svc.VerifyAudit(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("audit verify failed: %w", err)
 	}
 	fmt.Fprintf(m.Stdout, "audit chain ok: %d events, head %d %s\n", rep.Events, rep.Head.Seq, rep.Head.Hash)
+	fmt.Fprintf(m.Stdout, "policy ok: %d stored objects match their last change events\n", rep.Objects)
+	switch {
+	case pub == nil:
+		fmt.Fprintf(m.Stdout, "checkpoints not checked: the chain records %d; pass --public-key (and --checkpoints FILE kept elsewhere)\n", rep.Checkpoints)
+	case rep.LastCheckpoint == nil:
+		fmt.Fprintln(m.Stdout, "checkpoints ok: none to check")
+	default:
+		fmt.Fprintf(m.Stdout, "checkpoints ok: the chain holds every one; last good %s\n", rep.LastCheckpoint)
+	}
 	return nil
 }
 

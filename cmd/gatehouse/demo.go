@@ -24,6 +24,7 @@ const demoTokenTTL = 24 * time.Hour
 var demoUsers = []struct{ Var, Email, Who string }{
 	{"SARA", "sara@acme.example", "supervisor at ACME (loan, fraud and customer insight tools in acme and its stores)"},
 	{"CARL", "carl@acme.example", "customer service at the ACME Berlin store"},
+	{"OLGA", "olga@acme.example", "operations at ACME: store support, refunds, AI tool administration"},
 	{"GINA", "gina@globex.example", "supervisor at Globex Bank, on the free plan"},
 	{"ADMIN", "admin@example.com", "superuser"},
 }
@@ -118,6 +119,12 @@ func runDemo(ctx context.Context, m *Main) error {
 		return err
 	}
 	defer stopMCP()
+	// The chat at /ws with the scripted model and the demo tools.
+	stopChat, err := m.loadChat(&cfg, "scripted", "", "", "")
+	if err != nil {
+		return err
+	}
+	defer stopChat()
 	cacert := ""
 	if m.opts.tls {
 		cfg.TLSCertFile, cfg.TLSKeyFile = filepath.Join(m.opts.dir, "cert.pem"), filepath.Join(m.opts.dir, "key.pem")
@@ -138,7 +145,8 @@ func runDemo(ctx context.Context, m *Main) error {
 func printDemo(w io.Writer, url, db, cacert string, version int64, tokens map[string]string) {
 	fmt.Fprintf(w, "Gatehouse demo: %s applied to %s (policy version %d)\n\n", examples.AIAssistantPolicyFile, db, version)
 	fmt.Fprintf(w, "  server     %s\n  metadata   %s/.well-known/authzen-configuration\n  health     %s/healthz, %s/readyz\n", url, url, url, url)
-	fmt.Fprintf(w, "  MCP        %s/mcp (header X-Tenant-ID: acme-berlin; the example store behind it, see docs/mcp.md)\n\n", url)
+	fmt.Fprintf(w, "  MCP        %s/mcp (header X-Tenant-ID: acme-berlin; the example store behind it, see docs/mcp.md)\n", url)
+	fmt.Fprintf(w, "  chat       %s/ws (a WebSocket; try: go run ./examples/chatclient -url %s -token \"$OLGA\"; see docs/chat.md)\n\n", wsURL(url), url)
 	fmt.Fprintf(w, "Bearer tokens for the demo users, valid for %.0f hours (paste into a shell):\n\n", demoTokenTTL.Hours())
 	for _, u := range demoUsers {
 		fmt.Fprintf(w, "# %s: %s\nexport %s='%s'\n", u.Email, u.Who, u.Var, tokens[u.Var])
@@ -151,6 +159,14 @@ func printDemo(w io.Writer, url, db, cacert string, version int64, tokens map[st
 	fmt.Fprintf(w, "and command 2 then answers \"decision\": true with reason superuser:\n")
 	fmt.Fprintf(w, "  go run ./cmd/gatehouse user promote carl@acme.example --db %s\n", db)
 	fmt.Fprintln(w, "\nRequest logs follow on stderr. Press Ctrl-C to stop.")
+}
+
+// wsURL is the chat socket's URL on the server at base.
+func wsURL(base string) string {
+	if rest, ok := strings.CutPrefix(base, "https://"); ok {
+		return "wss://" + rest
+	}
+	return "ws://" + strings.TrimPrefix(base, "http://")
 }
 
 // curl formats c as one shell line; the token stays a shell variable so the

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 
 	"github.com/gatehouse/gatehouse"
 	gatehttp "github.com/gatehouse/gatehouse/http"
 	"github.com/gatehouse/gatehouse/mcpgw"
 	"github.com/gatehouse/gatehouse/mcpgw/storeserver"
+	"github.com/gatehouse/gatehouse/service"
 )
 
 // mcpFlags are serve's MCP gateway flags.
@@ -28,7 +31,7 @@ func (m *Main) loadMCP(ctx context.Context, cfg *gatehttp.Config, path string, t
 		}
 	case transport != nil:
 		gc = mcpgw.DefaultConfig()
-		gc.Upstreams = []mcpgw.Upstream{{Name: "store", URL: "http://127.0.0.1:1/in-process"}}
+		gc.Upstreams = demoUpstreams()
 	default:
 		return func() {}, nil
 	}
@@ -46,12 +49,95 @@ func (m *Main) loadMCP(ctx context.Context, cfg *gatehttp.Config, path string, t
 // gateway.
 func demoStore() mcpgw.Transport { return storeserver.New().InProcess("store") }
 
+// demoUpstreams is the demo's gateway configuration: the example store
+// (served by demoStore), its resources shown to whoever may look up
+// orders, its prompt to whoever may refund.
+func demoUpstreams() []mcpgw.Upstream {
+	return []mcpgw.Upstream{{Name: "store", URL: "http://127.0.0.1:1/in-process",
+		Resources: "permission orders.lookup", Prompts: "permission payments.refund"}}
+}
+
 func mcpToolsFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.subject, "subject", "", "user:EMAIL or agent:ID")
 	fs.StringVar(&o.tenant, "tenant", "", "tenant id")
 	fs.StringVar(&o.mcpConfig, "mcp-config", "", "the gateway's upstreams (YAML, see docs/mcp.md); without it, the demo's example store")
 	fs.BoolVar(&o.jsonOut, "json", false, "print as JSON")
 }
+
+func mcpStdioFlags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.tenant, "tenant", "", "the tenant the client works in")
+	fs.StringVar(&o.mcpConfig, "mcp-config", "", "the gateway's upstreams (YAML, see docs/mcp.md); without it, the demo's example store")
+}
+
+// gateway opens the gateway of --mcp-config or, without it, the one in
+// front of the demo's example store.
+func (m *Main) gateway() (*mcpgw.Gateway, error) {
+	gc := mcpgw.DefaultConfig()
+	var transport mcpgw.Transport
+	if m.opts.mcpConfig != "" {
+		var err error
+		if gc, err = mcpgw.LoadConfig(m.opts.mcpConfig); err != nil {
+			return nil, err
+		}
+	} else {
+		gc.Upstreams = demoUpstreams()
+		transport = demoStore()
+	}
+	return mcpgw.New(m.svc, gc, mcpgw.Options{Logger: m.Logger, Catalog: m.catalog, Transport: transport})
+}
+
+// runMCPStdio serves the gateway over stdin and stdout to one local
+// client (an IDE that starts its MCP servers as commands) as the subject
+// of GATEHOUSE_API_KEY, verified through the service like an HTTP
+// request's key, before the first request and before every one after:
+// a key revoked meanwhile stops working. Logs go to stderr; stdout is the
+// protocol's.
+func runMCPStdio(ctx context.Context, m *Main) error {
+	if m.Config.APIKey == "" {
+		return usageErrorf("GATEHOUSE_API_KEY is not set: create a key with 'gatehouse apikey create NAME --subject SUBJECT --scopes mcp'")
+	}
+	verify := func(ctx context.Context) (gatehouse.APIKey, error) {
+		k, err := m.svc.VerifyAPIKey(ctx, m.Config.APIKey)
+		if err != nil {
+			return k, err
+		}
+		if !k.Allows(gatehouse.ScopeMCP) {
+			return k, service.ErrBadAPIKey
+		}
+		return k, nil
+	}
+	k, err := verify(ctx)
+	if errors.Is(err, service.ErrBadAPIKey) {
+		return usageErrorf("GATEHOUSE_API_KEY is not an active API key with the %s scope", gatehouse.ScopeMCP)
+	}
+	if err != nil {
+		return err
+	}
+	gw, err := m.gateway()
+	if err != nil {
+		return err
+	}
+	defer gw.Close()
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go gw.Run(ctx)
+	err = gw.ServeStdio(ctx, mcpgw.StdioSession{
+		In: io.NopCloser(m.Stdin), Out: nopWriteCloser{m.Stdout},
+		Caller: gatehouse.Caller{Subject: k.Subject, Credential: gatehouse.CredentialAPIKey, Scopes: k.Scopes},
+		Tenant: m.opts.tenant, Lang: m.lang(),
+		Verify: func(ctx context.Context) error { _, err := verify(ctx); return err },
+	})
+	if ctx.Err() != nil {
+		// Interrupted, or the client went away: a normal end.
+		return nil
+	}
+	return err
+}
+
+// nopWriteCloser leaves closing stdout to the process.
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
 
 // runMCPTools prints what tools/list shows subject in tenant.
 func runMCPTools(ctx context.Context, m *Main) error {
@@ -63,17 +149,7 @@ func runMCPTools(ctx context.Context, m *Main) error {
 	if err != nil {
 		return usageErrorf("--subject: %v", err)
 	}
-	gc := mcpgw.DefaultConfig()
-	var transport mcpgw.Transport
-	if o.mcpConfig != "" {
-		if gc, err = mcpgw.LoadConfig(o.mcpConfig); err != nil {
-			return err
-		}
-	} else {
-		gc.Upstreams = []mcpgw.Upstream{{Name: "store", URL: "http://127.0.0.1:1/in-process"}}
-		transport = demoStore()
-	}
-	gw, err := mcpgw.New(m.svc, gc, mcpgw.Options{Catalog: m.catalog, Transport: transport})
+	gw, err := m.gateway()
 	if err != nil {
 		return err
 	}

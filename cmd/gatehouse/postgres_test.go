@@ -45,3 +45,20 @@ func TestUnknownDBScheme(t *testing.T) {
 		t.Errorf("exit %d stderr %q: want 2 and a redacted URL", r.code, r.stderr)
 	}
 }
+
+// On PostgreSQL too, checkpoints sign and verify, and a user made superuser
+// by editing policy_objects directly is named by audit verify.
+func TestAuditTamperOnPostgres(t *testing.T) {
+	db := pgtest.NewSchema(t, pgtest.DSN(t))
+	mustRun(t, db, "", "apply", "-f", examplePolicy)
+	key := t.TempDir() + "/audit.key"
+	mustRun(t, db, "", "audit", "keygen", "-o", key)
+	mustRun(t, db, "", "audit", "checkpoint", "--audit-key", key)
+	mustRun(t, db, "", "audit", "verify", "--public-key", key+".pub")
+
+	pgtest.Exec(t, db, `UPDATE policy_objects SET body = (body::jsonb || '{"superuser": true}')::text
+		WHERE kind = 'user' AND id = 'carl@acme.example'`)
+	if r := run(t, db, "audit", "verify"); r.code != exitUsage || !strings.Contains(r.stderr, "user/carl@acme.example") {
+		t.Errorf("audit verify after editing carl: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

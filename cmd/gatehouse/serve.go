@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/audit"
 	gatehttp "github.com/gatehouse/gatehouse/http"
 	"github.com/gatehouse/gatehouse/service"
 )
@@ -40,8 +41,11 @@ func serveFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.baseURL, "base-url", "", "public base URL in the AuthZEN metadata (default: the scheme and Host of each request)")
 	fs.DurationVar(&o.reloadEvery, "reload-interval", 2*time.Second, "how often to pick up policy changes made by other processes")
 	fs.BoolVar(&o.allowEmpty, "allow-empty", false, "report ready (/readyz) even while no policy has been applied")
+	fs.BoolVar(&o.create, "create", false, "create the SQLite database if --db names no file (without it, a missing file is an error)")
+	checkpointFlags(fs, o)
 	billingFlags(fs, o)
 	mcpFlags(fs, o)
+	chatFlags(fs, o)
 }
 
 func runServe(ctx context.Context, m *Main) error {
@@ -79,6 +83,17 @@ func runServe(ctx context.Context, m *Main) error {
 	if m.svc.Version() == 0 && !o.allowEmpty {
 		cfg.Logger.Warn("no policy has been applied: /readyz answers 503 until one is (gatehouse apply -f FILE, or POST /api/v1/policy:apply as the bootstrap superuser); --allow-empty reports ready anyway")
 	}
+	key, err := m.loadAuditKey()
+	if err != nil {
+		return err
+	}
+	m.auditKey = key
+	if m.auditKey != nil && o.checkpointEvery <= 0 {
+		return usageErrorf("--audit-checkpoint-interval must be positive")
+	}
+	if o.retention < 0 {
+		return usageErrorf("--decision-log-retention must not be negative")
+	}
 	if err := m.loadBilling(ctx, &cfg); err != nil {
 		return err
 	}
@@ -87,6 +102,11 @@ func runServe(ctx context.Context, m *Main) error {
 		return err
 	}
 	defer stopMCP()
+	stopChat, err := m.loadChat(&cfg, o.chatModel, o.chatScript, o.chatTools, o.chatListOthers)
+	if err != nil {
+		return err
+	}
+	defer stopChat()
 	return m.serve(ctx, cfg, func(url string) {
 		fmt.Fprintf(m.Stdout, "gatehouse: serving %s (store %s); AuthZEN metadata at %s/.well-known/authzen-configuration\n",
 			url, m.Config.storeName(), url)
@@ -109,6 +129,26 @@ func (m *Main) httpConfig() gatehttp.Config {
 func (m *Main) serve(ctx context.Context, cfg gatehttp.Config, ready func(url string)) error {
 	if m.opts.reloadEvery <= 0 {
 		return usageErrorf("--reload-interval must be positive")
+	}
+	if m.auditKey != nil {
+		cctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); m.checkpointer(cctx, m.auditKey, m.opts.checkpointEvery, cfg.Logger) }()
+		// Registered before the decision log's Close, so it runs after it:
+		// the shutdown checkpoint covers the last decisions.
+		defer func() {
+			stop()
+			<-done
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			m.signCheckpoint(ctx, m.auditKey, audit.CheckpointShutdown, cfg.Logger)
+		}()
+	}
+	if m.opts.retention > 0 {
+		pctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); m.pruner(pctx, m.opts.retention, m.auditKey, cfg.Logger) }()
+		defer func() { stop(); <-done }()
 	}
 	if m.opts.decisionLog {
 		cfg.Decisions = m.svc.DecisionLog(service.DefaultDecisionLogConfig())

@@ -51,7 +51,7 @@ func Load(fsys fs.FS) ([]Migration, error) {
 // check that its migrations create exactly these, so a new table cannot be
 // left out of backups unnoticed.
 var DataTables = []string{"policy_objects", "audit_events", "action_records",
-	"billing_customers", "billing_events", "api_keys"}
+	"billing_customers", "billing_events", "api_keys", "chat_threads", "chat_messages", "chat_attachments"}
 
 // OccupiedTables is a query, the same in every store, for the data tables
 // that hold rows, comma-separated ("" when none does): a restore needs all

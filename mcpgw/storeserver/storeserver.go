@@ -1,14 +1,17 @@
 // Package storeserver is a small example MCP server: the order and payment
 // tools of seed 004's store (lookup_order, process_refund, apply_discount,
-// …) and one tool no policy maps (store_stats). It stands behind the MCP
-// gateway in the tests and the demo; its answers are made up, and it
-// counts the calls it gets, so that a test can see that a denied call
-// never reached it.
+// …) and one tool no policy maps (store_stats), a resource
+// (store://policies/returns), two resource templates (store://orders/{id},
+// store://customers/{id}) and a prompt (refund_reply). It stands behind
+// the MCP gateway in the tests and the demo; its answers are made up, and
+// it counts the calls, reads and gets it answers, so that a test can see
+// that a denied one never reached it.
 package storeserver
 
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -73,7 +76,37 @@ func New() *Server {
 	addTool(s, "store_stats", "The store's order statistics (no policy maps it).", func(struct{}) string {
 		return "42 orders today."
 	})
+	s.AddResource(&mcp.Resource{URI: "store://policies/returns", Name: "returns-policy", Title: "Returns policy",
+		MIMEType: "text/plain"}, s.read(func(string) string { return "Returns are accepted within 30 days of delivery." }))
+	s.AddResourceTemplate(&mcp.ResourceTemplate{URITemplate: "store://orders/{order_id}", Name: "order", Title: "An order",
+		MIMEType: "text/plain"}, s.read(func(uri string) string { return "Order " + strings.TrimPrefix(uri, "store://orders/") + ": shipped." }))
+	s.AddResourceTemplate(&mcp.ResourceTemplate{URITemplate: "store://customers/{customer_id}", Name: "customer", Title: "A customer",
+		MIMEType: "text/plain"}, s.read(func(uri string) string {
+		return "Customer " + strings.TrimPrefix(uri, "store://customers/") + ": 3 orders."
+	}))
+	s.AddPrompt(&mcp.Prompt{Name: "refund_reply", Title: "Refund reply", Description: "A reply telling the customer about a refund.",
+		Arguments: []*mcp.PromptArgument{{Name: "order_id", Required: true}}},
+		func(_ context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+			s.count("prompt " + req.Params.Name)
+			return &mcp.GetPromptResult{Messages: []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{
+				Text: "Write to the customer that order " + req.Params.Arguments["order_id"] + " is refunded."}}}}, nil
+		})
 	return s
+}
+
+// read answers resources/read with text for the URI, counting the read.
+func (s *Server) read(text func(uri string) string) mcp.ResourceHandler {
+	return func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+		uri := req.Params.URI
+		s.count("read " + uri)
+		return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: uri, MIMEType: "text/plain", Text: text(uri)}}}, nil
+	}
+}
+
+func (s *Server) count(key string) {
+	s.mu.Lock()
+	s.calls[key]++
+	s.mu.Unlock()
 }
 
 // addTool adds a tool whose input schema comes from In and whose answer
@@ -100,7 +133,8 @@ func (s *Server) answer(ctx context.Context, tool, text string) *mcp.CallToolRes
 	return &mcp.CallToolResult{IsError: fail, Content: []mcp.Content{&mcp.TextContent{Text: text}}}
 }
 
-// Calls returns how often tool was called.
+// Calls returns how often tool was called; "read URI" and "prompt NAME"
+// count resources/read and prompts/get.
 func (s *Server) Calls(tool string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
