@@ -216,22 +216,29 @@ func callerOf(r *http.Request) gatehouse.Caller { return info(r.Context()).calle
 
 // authenticateAny accepts a bearer API key with the scope the route needs,
 // or a bearer JWT, and returns the caller it names. An API key carries no
-// tenant.
+// tenant. A credential that does not verify counts against the client's
+// address, a verified caller against its subject (see limiter).
 func (s *Server) authenticateAny(r *http.Request) (gatehouse.Caller, error) {
 	token, _ := bearerToken(r)
 	if !strings.HasPrefix(token, service.APIKeyPrefix) {
 		subject, tenant, err := s.authenticate(r)
 		if err != nil {
+			s.failed(r)
 			return gatehouse.Caller{}, &Error{Code: CodeUnauthorized, Err: err}
 		}
-		return gatehouse.Caller{Subject: subject, Credential: gatehouse.CredentialToken, Tenant: tenant}, nil
+		c := gatehouse.Caller{Subject: subject, Credential: gatehouse.CredentialToken, Tenant: tenant}
+		return c, s.admit(r, c)
 	}
 	k, err := s.apiKeys.verify(r.Context(), s.svc, token, s.cfg.Clock.Now())
 	if err != nil {
 		if errors.Is(err, service.ErrBadAPIKey) {
+			s.failed(r)
 			return gatehouse.Caller{}, &Error{Code: CodeUnauthorized, Err: err}
 		}
 		// The store could not say: the caller is not let in, and may retry.
+		return gatehouse.Caller{}, err
+	}
+	if err := s.admit(r, gatehouse.Caller{Subject: k.Subject}); err != nil {
 		return gatehouse.Caller{}, err
 	}
 	if scope := info(r.Context()).scope; scope == "" || !k.Allows(scope) {
@@ -296,16 +303,27 @@ func (s *Server) authzen(next http.HandlerFunc) http.Handler {
 	// context of its own: the request info carries it.
 	case AuthNone:
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			info(r.Context()).caller = gatehouse.Caller{Credential: gatehouse.CredentialOpen}
+			c := gatehouse.Caller{Credential: gatehouse.CredentialOpen}
+			if err := s.admit(r, c); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			info(r.Context()).caller = c
 			next(w, r)
 		})
 	case AuthToken:
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if !s.sharedToken(r) {
+				s.failed(r)
 				s.writeError(w, r, &Error{Code: CodeUnauthorized, Err: errors.New("no valid AuthZEN bearer token")})
 				return
 			}
-			info(r.Context()).caller = gatehouse.Caller{Credential: gatehouse.CredentialSharedToken}
+			c := gatehouse.Caller{Credential: gatehouse.CredentialSharedToken}
+			if err := s.admit(r, c); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			info(r.Context()).caller = c
 			next(w, r)
 		})
 	}

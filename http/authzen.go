@@ -577,33 +577,3 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 		SearchActionEndpoint:      base + "/access/v1/search/action",
 	})
 }
-
-// baseURL is Config.BaseURL, or the URL the request came in on: https when
-// the connection is TLS or a proxy says so in X-Forwarded-Proto, the Host
-// header, and the path prefix a proxy announces in X-Forwarded-Prefix.
-func (s *Server) baseURL(r *http.Request) string {
-	if s.cfg.BaseURL != "" {
-		return s.cfg.BaseURL
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	} else {
-		proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
-		if p := strings.ToLower(strings.TrimSpace(proto)); p == "https" || p == "http" {
-			scheme = p
-		}
-	}
-	return scheme + "://" + r.Host + forwardedPrefix(r)
-}
-
-// forwardedPrefix is X-Forwarded-Prefix as a clean path without a trailing
-// slash, "" when absent or not a plain absolute path.
-func forwardedPrefix(r *http.Request) string {
-	prefix, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Prefix"), ",")
-	prefix = strings.TrimRight(strings.TrimSpace(prefix), "/")
-	if prefix == "" || prefix[0] != '/' || strings.ContainsAny(prefix, "?#\\ ") || strings.Contains(prefix, "..") {
-		return ""
-	}
-	return prefix
-}

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/policy"
@@ -74,7 +77,9 @@ type Error struct {
 	Data    map[string]any
 	// Reason is the decision reason behind a forbidden error.
 	Reason gatehouse.Reason
-	Err    error
+	// RetryAfter, when positive, is sent as the Retry-After header.
+	RetryAfter time.Duration
+	Err        error
 }
 
 // Error describes e for the log.
@@ -142,6 +147,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	s.cfg.Logger.Log(r.Context(), level, "request failed",
 		"request_id", requestID(r.Context()), "code", e.Code, "status", status, "err", err)
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
+	}
 	if e.Code == CodeUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"time"
 
@@ -26,6 +27,8 @@ type requestInfo struct {
 	caller gatehouse.Caller
 	// scope is the API key scope the matched route declares (see route).
 	scope string
+	// remote is the client's address (see Server.clientAddr).
+	remote netip.Addr
 }
 
 type infoKey struct{}
@@ -51,7 +54,7 @@ func (s *Server) withRequestID(next http.Handler) http.Handler {
 			id = rand.Text()
 		}
 		w.Header().Set("X-Request-ID", id)
-		ri := &requestInfo{id: id, lang: s.cfg.Catalog.Match(r.Header.Get("Accept-Language"))}
+		ri := &requestInfo{id: id, lang: s.cfg.Catalog.Match(r.Header.Get("Accept-Language")), remote: s.clientAddr(r)}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), infoKey{}, ri)))
 	})
 }
@@ -93,7 +96,7 @@ func (s *Server) withLog(next http.Handler) http.Handler {
 			slog.String("request_id", ri.id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.Int("status", sw.status), slog.Int64("bytes", sw.bytes),
 			slog.Duration("duration", s.cfg.Clock.Now().Sub(start).Round(time.Microsecond)),
-			slog.String("caller", ri.caller.Subject.String()), slog.String("remote", r.RemoteAddr))
+			slog.String("caller", ri.caller.Subject.String()), slog.String("remote", ri.remote.String()))
 	})
 }
 

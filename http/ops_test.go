@@ -2,7 +2,10 @@ package http_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -87,6 +90,81 @@ func TestRateLimit(t *testing.T) {
 	}
 	if got := metricValue(string(f.do(call{method: http.MethodGet, path: "/metrics"}).body), "gatehouse_http_rate_limited_total"); got != 1 {
 		t.Errorf("rate limited counter = %v, want 1", got)
+	}
+}
+
+// One verified caller has one bucket however its credential is spelled:
+// the scheme's case, spaces, or another token of the same subject.
+func TestRateLimitByIdentity(t *testing.T) {
+	f := newFixture(t, examplePolicy, func(c *gatehttp.Config) {
+		c.RateLimit = 0.1 // never refills within the test
+		c.RateBurst = 5
+	})
+	sara := f.token("user:sara@acme.example")
+	other, err := gatehttp.IssueToken(f.cfg, "user:sara@acme.example", 2*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spellings := []string{"Bearer " + sara, "bearer " + sara, "BEARER " + sara, "Bearer   " + sara + "  ", "Bearer " + other}
+	for _, auth := range spellings {
+		if r := f.do(call{path: "/access/v1/evaluation", header: map[string]string{"Authorization": auth}, body: saraLoan}); r.status != http.StatusOK {
+			t.Fatalf("%q within the burst: %d %s", auth, r.status, r.body)
+		}
+	}
+	for _, auth := range spellings {
+		r := f.do(call{path: "/access/v1/evaluation", header: map[string]string{"Authorization": auth}, body: saraLoan})
+		if e := decodeInto[errorBody](t, r); r.status != http.StatusTooManyRequests || e.Error.Code != gatehttp.CodeRateLimited {
+			t.Errorf("%q over the limit: %d %s", auth, r.status, r.body)
+		}
+	}
+}
+
+// Credentials that fail verification are counted per client address before
+// they reach the verifier; a client behind a trusted proxy is counted by its
+// forwarded address, and X-Forwarded-For from anyone else is ignored.
+func TestRateLimitFailedAttempts(t *testing.T) {
+	limited := func(c *gatehttp.Config) { c.RateLimit = 0.1; c.RateBurst = 3 }
+	garbage := func(f *fixture, n int, header map[string]string) (unauthorized, limited int) {
+		for i := range n {
+			h := map[string]string{"Authorization": fmt.Sprintf("Bearer garbage-%d", i)}
+			maps.Copy(h, header)
+			switch r := f.do(call{path: "/api/v1/check", header: h, body: `{"tool": "analyze_loan"}`}); r.status {
+			case http.StatusUnauthorized:
+				unauthorized++
+			case http.StatusTooManyRequests:
+				limited++
+			default:
+				t.Fatalf("garbage token: %d %s", r.status, r.body)
+			}
+		}
+		return unauthorized, limited
+	}
+	direct := newFixture(t, examplePolicy, limited)
+	if u, l := garbage(direct, 200, map[string]string{"X-Forwarded-For": "203.0.113.7"}); u != 3 || l != 197 {
+		t.Errorf("200 garbage tokens from one address: %d reached the verifier, %d refused, want 3 and 197", u, l)
+	}
+	// The address is refused before verification, a good token too …
+	if r := direct.do(call{path: "/api/v1/check", token: direct.token("user:sara@acme.example"), body: `{"tool": "analyze_loan", "tenant": "acme"}`}); r.status != http.StatusTooManyRequests {
+		t.Errorf("a good token from the exhausted address: %d", r.status)
+	}
+	// … but unauthenticated probes are not.
+	if r := direct.do(call{method: http.MethodGet, path: "/healthz"}); r.status != http.StatusOK {
+		t.Errorf("healthz: %d", r.status)
+	}
+
+	proxied := newFixture(t, examplePolicy, func(c *gatehttp.Config) {
+		limited(c)
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	for _, client := range []string{"203.0.113.7", "203.0.113.8", "198.51.100.1, 203.0.113.9"} {
+		if u, l := garbage(proxied, 5, map[string]string{"X-Forwarded-For": client}); u != 3 || l != 2 {
+			t.Errorf("5 garbage tokens via the proxy for %s: %d verified, %d refused, want 3 and 2", client, u, l)
+		}
+	}
+	// A client cannot pick its address by writing X-Forwarded-For itself:
+	// the proxy appends the address it saw, and that one counts.
+	if u, l := garbage(proxied, 5, map[string]string{"X-Forwarded-For": "192.0.2.1, 203.0.113.7"}); u != 0 || l != 5 {
+		t.Errorf("a forged hop before 203.0.113.7: %d verified, %d refused, want 0 and 5", u, l)
 	}
 }
 

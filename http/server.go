@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -88,11 +89,23 @@ type Config struct {
 	TLSCertFile string
 	TLSKeyFile  string
 
-	// RateLimit, when positive, allows each caller (per credential, else
-	// per address) this many requests per second, with bursts of RateBurst;
-	// more are answered 429 with Retry-After.
-	RateLimit float64
-	RateBurst int
+	// RateLimit, when positive, allows each verified caller (per subject,
+	// however its credential is spelled) this many requests per second,
+	// with bursts of RateBurst; requests without a credential and
+	// credentials that fail verification are limited the same per client
+	// address, before verification. More are answered 429 with Retry-After.
+	// RateBuckets bounds how many callers and addresses are tracked
+	// (DefaultRateBuckets when zero); the least recently seen go first.
+	RateLimit   float64
+	RateBurst   int
+	RateBuckets int
+
+	// TrustedProxies are the addresses of reverse proxies whose
+	// X-Forwarded-For, -Proto, -Host and -Prefix headers are believed: the
+	// client address (rate limits, the request log) and, without BaseURL,
+	// the metadata's base URL come from them only when the connection's
+	// peer is in one of these prefixes.
+	TrustedProxies []netip.Prefix
 
 	// Decisions, when set, records every decision in the audit trail
 	// without blocking the decision path (see service.DecisionLog).
@@ -103,7 +116,9 @@ type Config struct {
 	Billing *billing.Config
 
 	// BaseURL, when set, is the PDP identifier the metadata document
-	// publishes; otherwise it is derived from each request's scheme and Host.
+	// publishes; otherwise it is derived from each request: its scheme and
+	// Host (AuthZEN requires the identifier the client asked with) or, from
+	// a trusted proxy, the X-Forwarded-* headers (see TrustedProxies).
 	BaseURL string
 
 	// AllowEmpty makes /readyz report ready while no policy has been
@@ -156,8 +171,8 @@ func (c Config) Validate() error {
 		return gatehouse.Invalidf("http: timeouts must be positive")
 	case c.MaxBodyBytes <= 0:
 		return gatehouse.Invalidf("http: max body bytes %d is not positive", c.MaxBodyBytes)
-	case c.RateLimit < 0 || c.RateBurst < 0:
-		return gatehouse.Invalidf("http: rate limit %g and burst %d must not be negative", c.RateLimit, c.RateBurst)
+	case c.RateLimit < 0 || c.RateBurst < 0 || c.RateBuckets < 0:
+		return gatehouse.Invalidf("http: rate limit %g, burst %d and buckets %d must not be negative", c.RateLimit, c.RateBurst, c.RateBuckets)
 	case c.MaxEvaluations <= 0:
 		return gatehouse.Invalidf("http: max evaluations %d is not positive", c.MaxEvaluations)
 	case len(c.JWTSecret) == 0 && c.JWKSURL == "":
@@ -219,6 +234,8 @@ type Server struct {
 	metrics *metrics
 	apiKeys keyCache
 	chat    *chatState
+	// limits counts requests against Config.RateLimit; nil when unlimited.
+	limits *limiter
 
 	ln     net.Listener
 	server *http.Server
@@ -234,6 +251,9 @@ func NewServer(svc *service.Service, cfg Config) *Server {
 	s.stop = stop
 	if cfg.JWKSURL != "" {
 		s.keys, s.keysErr = newKeySet(ctx, cfg)
+	}
+	if cfg.RateLimit > 0 {
+		s.limits = newLimiter(cfg)
 	}
 	s.metrics = newMetrics(s)
 	s.handler = s.routes()

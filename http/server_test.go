@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
@@ -158,12 +159,12 @@ func TestMetadata(t *testing.T) {
 		want   string
 	}{
 		{"Host header", "", map[string]string{"Host": "pdp.example.com"}, "http://pdp.example.com"},
-		{"Host with port", "", map[string]string{"Host": "pdp.example.com:8443", "X-Forwarded-Proto": "https"}, "https://pdp.example.com:8443"},
-		{"proxy list", "", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Proto": "HTTPS, http"}, "https://pdp.example.com"},
-		{"bogus proto", "", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Proto": "gopher"}, "http://pdp.example.com"},
-		{"proxy prefix", "", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Prefix": "/authz/"}, "http://pdp.example.com/authz"},
-		{"bogus prefix", "", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Prefix": "../x"}, "http://pdp.example.com"},
+		{"Host with port", "", map[string]string{"Host": "pdp.example.com:8443"}, "http://pdp.example.com:8443"},
 		{"tenant scope", "/acme", map[string]string{"Host": "pdp.example.com"}, "http://pdp.example.com/acme"},
+		// Only a trusted proxy's forwarded headers count.
+		{"untrusted proto", "", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Proto": "https"}, "http://pdp.example.com"},
+		{"untrusted host", "", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Host": "evil.example"}, "http://pdp.example.com"},
+		{"untrusted prefix", "", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Prefix": "/authz"}, "http://pdp.example.com"},
 		{"listener", "", nil, f.url},
 	}
 	for _, tt := range tests {
@@ -171,6 +172,28 @@ func TestMetadata(t *testing.T) {
 		d := decodeInto[doc](t, r)
 		if want := endpoints(tt.want); r.status != http.StatusOK || d != want || r.header.Get("Content-Type") != "application/json" {
 			t.Errorf("%s: %d %+v, want %+v", tt.name, r.status, d, want)
+		}
+	}
+	proxied := newFixture(t, examplePolicy, func(c *gatehttp.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
+	for _, tt := range []struct {
+		name   string
+		header map[string]string
+		want   string
+	}{
+		{"proxy proto", map[string]string{"Host": "pdp.example.com:8443", "X-Forwarded-Proto": "https"}, "https://pdp.example.com:8443"},
+		{"proxy list", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Proto": "HTTPS, http"}, "https://pdp.example.com"},
+		{"bogus proto", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Proto": "gopher"}, "http://pdp.example.com"},
+		{"proxy host", map[string]string{"Host": "internal:8080", "X-Forwarded-Host": "pdp.example.com"}, "http://pdp.example.com"},
+		{"bogus host", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Host": "evil.example/x?"}, "http://pdp.example.com"},
+		{"host with user", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Host": "u@evil.example"}, "http://pdp.example.com"},
+		{"proxy prefix", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Prefix": "/authz/"}, "http://pdp.example.com/authz"},
+		{"bogus prefix", map[string]string{"Host": "pdp.example.com", "X-Forwarded-Prefix": "../x"}, "http://pdp.example.com"},
+	} {
+		r := proxied.do(call{method: http.MethodGet, path: "/.well-known/authzen-configuration", header: tt.header})
+		if d, want := decodeInto[doc](t, r), endpoints(tt.want); d != want {
+			t.Errorf("%s: %+v, want %+v", tt.name, d, want)
 		}
 	}
 	fixed := newFixture(t, examplePolicy, func(c *gatehttp.Config) { c.BaseURL = "https://pdp.example.com/" })

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -58,20 +59,21 @@ type options struct {
 	trustUnverifiedEmail bool
 	authzenAuth          string
 	// authzenTokens are the shared tokens of --authzen-auth=token.
-	authzenTokens []string
-	jwksURL       string
-	jwksRefresh   time.Duration
-	rateLimit     float64
-	rateBurst     int
-	decisionLog   bool
-	scopes        string
-	ttl           time.Duration
-	tlsCert       string
-	tlsKey        string
-	tls           bool
-	baseURL       string
-	reloadEvery   time.Duration
-	dir           string
+	authzenTokens  []string
+	jwksURL        string
+	jwksRefresh    time.Duration
+	rateLimit      float64
+	rateBurst      int
+	trustedProxies []netip.Prefix
+	decisionLog    bool
+	scopes         string
+	ttl            time.Duration
+	tlsCert        string
+	tlsKey         string
+	tls            bool
+	baseURL        string
+	reloadEvery    time.Duration
+	dir            string
 
 	// billing: the webhook configuration, secrets and sweep interval
 	billingConfig  string

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"syscall"
@@ -33,12 +34,22 @@ func serveFlags(fs *flag.FlagSet, o *options) {
 	})
 	fs.StringVar(&o.jwksURL, "jwks-url", "", "an identity provider's JWKS: accept its RS256/ES256/EdDSA bearer tokens (by kid)")
 	fs.DurationVar(&o.jwksRefresh, "jwks-refresh", time.Hour, "how often to refetch --jwks-url (an unknown kid refetches at once)")
-	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "requests per second each caller (per credential, else per address) may make; 0: unlimited")
+	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "requests per second each verified caller, and each client address for failed or unauthenticated attempts, may make; 0: unlimited")
 	fs.IntVar(&o.rateBurst, "rate-burst", 0, "requests a caller may make at once above --rate-limit (default: twice the limit)")
 	fs.BoolVar(&o.decisionLog, "decision-log", true, "record every decision in the audit trail (asynchronously; dropped ones are counted in /metrics)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
-	fs.StringVar(&o.baseURL, "base-url", "", "public base URL in the AuthZEN metadata (default: the scheme and Host of each request)")
+	fs.StringVar(&o.baseURL, "base-url", "", "public base URL in the AuthZEN metadata (default: the scheme and Host of each request, or a trusted proxy's X-Forwarded-*)")
+	fs.Func("trusted-proxy", "a reverse proxy's address or CIDR whose X-Forwarded-For/-Proto/-Host/-Prefix are believed; repeat or comma-separate", func(v string) error {
+		for part := range strings.SplitSeq(v, ",") {
+			p, err := parseProxy(strings.TrimSpace(part))
+			if err != nil {
+				return err
+			}
+			o.trustedProxies = append(o.trustedProxies, p)
+		}
+		return nil
+	})
 	fs.DurationVar(&o.reloadEvery, "reload-interval", 2*time.Second, "how often to pick up policy changes made by other processes")
 	fs.BoolVar(&o.allowEmpty, "allow-empty", false, "report ready (/readyz) even while no policy has been applied")
 	fs.BoolVar(&o.create, "create", false, "create the SQLite database if --db names no file (without it, a missing file is an error)")
@@ -79,6 +90,7 @@ func runServe(ctx context.Context, m *Main) error {
 	}
 	cfg.TLSCertFile, cfg.TLSKeyFile = o.tlsCert, o.tlsKey
 	cfg.BaseURL = o.baseURL
+	cfg.TrustedProxies = o.trustedProxies
 	cfg.AllowEmpty = o.allowEmpty
 	if m.svc.Version() == 0 && !o.allowEmpty {
 		cfg.Logger.Warn("no policy has been applied: /readyz answers 503 until one is (gatehouse apply -f FILE, or POST /api/v1/policy:apply as the bootstrap superuser); --allow-empty reports ready anyway")
@@ -180,4 +192,17 @@ func (m *Main) serve(ctx context.Context, cfg gatehttp.Config, ready func(url st
 		func(err error) { cfg.Logger.Warn("policy reload failed; deciding from the last snapshot", "err", err) })
 	cfg.Logger.Info("shutting down", "reason", err)
 	return srv.Close()
+}
+
+// parseProxy reads a --trusted-proxy value: a CIDR prefix or one address.
+func parseProxy(v string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(v); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a CIDR prefix", v)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
