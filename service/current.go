@@ -1,0 +1,193 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"slices"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/policy"
+)
+
+// versioned is a policy and the stored version it is. The service never
+// mutates one it keeps: writers change a clone (clonePolicy).
+type versioned struct {
+	p *gatehouse.Policy
+	v int64
+}
+
+// base returns the stored policy a change starts from and its version:
+// the one the service keeps if the store is still at its version, else
+// the stored one, loaded and kept. The caller holds mu and must not
+// mutate the policy.
+func (s *Service) base(ctx context.Context) (*gatehouse.Policy, int64, error) {
+	v, err := s.store.PolicyVersion(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	if c := s.current; c != nil && c.v == v {
+		return c.p, v, nil
+	}
+	p, v, err := s.load(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	s.keep(p, v)
+	return p, v, nil
+}
+
+// keep makes p, which nothing else may mutate, the policy of version v
+// that the next change starts from. The caller holds mu (or is Open).
+func (s *Service) keep(p *gatehouse.Policy, v int64) {
+	s.current = &versioned{p: p, v: v}
+}
+
+// clonePolicy returns a deep copy of p that shares no memory with it. The
+// sections that grow with the customer base (tenants, users, agents,
+// resources) are copied field by field, an object with attribute or action
+// maps through JSON; the small sections go through Policy.Clone.
+func clonePolicy(p *gatehouse.Policy) (*gatehouse.Policy, error) {
+	c, err := smallSections(p).Clone()
+	if err != nil {
+		return nil, err
+	}
+	if c.Tenants, err = cloneEach(p.Tenants, func(t *gatehouse.Tenant) bool { return t.Attributes == nil && t.Actions == nil }); err != nil {
+		return nil, err
+	}
+	if c.Users, err = cloneEach(p.Users, func(u *gatehouse.UserEntry) bool {
+		u.Aliases, u.Tenants, u.Roles, u.Grants = slices.Clone(u.Aliases), slices.Clone(u.Tenants), slices.Clone(u.Roles), slices.Clone(u.Grants)
+		return u.Attributes == nil
+	}); err != nil {
+		return nil, err
+	}
+	if c.Agents, err = cloneEach(p.Agents, func(a *gatehouse.Agent) bool {
+		a.Tenants, a.Roles, a.Grants = slices.Clone(a.Tenants), slices.Clone(a.Roles), slices.Clone(a.Grants)
+		return a.Attributes == nil
+	}); err != nil {
+		return nil, err
+	}
+	if c.Resources, err = cloneEach(p.Resources, func(r *gatehouse.ResourceEntry) bool { return r.Attributes == nil }); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// smallSections is p without the sections clonePolicy and diffPolicies
+// handle object by object; it shares p's memory.
+func smallSections(p *gatehouse.Policy) *gatehouse.Policy {
+	return &gatehouse.Policy{Settings: p.Settings, Permissions: p.Permissions, Bundles: p.Bundles,
+		Categories: p.Categories, Roles: p.Roles, Plans: p.Plans, Tools: p.Tools, Actions: p.Actions}
+}
+
+// cloneEach copies src element by element: deep unshares a copied
+// element's slices and reports whether that made it a deep copy; one that
+// holds maps is copied through JSON instead.
+func cloneEach[T any](src []T, deep func(*T) bool) ([]T, error) {
+	if src == nil {
+		return nil, nil
+	}
+	dst := make([]T, len(src))
+	for i := range src {
+		dst[i] = src[i]
+		if deep(&dst[i]) {
+			continue
+		}
+		var zero T
+		dst[i] = zero
+		b, err := json.Marshal(&src[i])
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(b, &dst[i]); err != nil {
+			return nil, err
+		}
+	}
+	return dst, nil
+}
+
+// diffPolicies returns policy.Diff(before, after) without encoding every
+// object: in the sections clonePolicy copies object by object, an object
+// still at its index and structurally equal to before's is unchanged, and
+// only the others are encoded and compared. When a section was reordered
+// or shrank, it falls back to policy.Diff.
+func diffPolicies(before, after *gatehouse.Policy) ([]gatehouse.Change, error) {
+	changes, err := policy.Diff(smallSections(before), smallSections(after))
+	if err != nil {
+		return nil, err
+	}
+	sections := []func() ([]gatehouse.Change, bool, error){
+		func() ([]gatehouse.Change, bool, error) {
+			return diffSection(gatehouse.KindTenant, before.Tenants, after.Tenants, func(t *gatehouse.Tenant) string { return t.ID })
+		},
+		func() ([]gatehouse.Change, bool, error) {
+			return diffSection(gatehouse.KindUser, before.Users, after.Users, func(u *gatehouse.UserEntry) string { return u.Email })
+		},
+		func() ([]gatehouse.Change, bool, error) {
+			return diffSection(gatehouse.KindAgent, before.Agents, after.Agents, func(a *gatehouse.Agent) string { return a.ID })
+		},
+		func() ([]gatehouse.Change, bool, error) {
+			return diffSection(gatehouse.KindResource, before.Resources, after.Resources, (*gatehouse.ResourceEntry).Key)
+		},
+	}
+	for _, section := range sections {
+		cs, ok, err := section()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return policy.Diff(before, after)
+		}
+		changes = append(changes, cs...)
+	}
+	gatehouse.SortChanges(changes)
+	return changes, nil
+}
+
+// diffSection diffs one section whose objects have position 0 (ordered by
+// id) when after keeps before's objects at their indexes and appends any
+// new ones; ok is false otherwise, or when an appended id is not new.
+func diffSection[T any](kind gatehouse.Kind, before, after []T, id func(*T) string) (changes []gatehouse.Change, ok bool, err error) {
+	if len(after) < len(before) {
+		return nil, false, nil
+	}
+	for i := range before {
+		b, a := &before[i], &after[i]
+		if id(b) != id(a) {
+			return nil, false, nil
+		}
+		if reflect.DeepEqual(b, a) {
+			continue
+		}
+		bb, err := json.Marshal(b)
+		if err != nil {
+			return nil, false, err
+		}
+		ab, err := json.Marshal(a)
+		if err != nil {
+			return nil, false, err
+		}
+		if string(bb) != string(ab) {
+			changes = append(changes, gatehouse.Change{Kind: kind, ID: id(a), Before: bb, After: ab})
+		}
+	}
+	if len(after) == len(before) {
+		return changes, true, nil
+	}
+	known := make(map[string]bool, len(after))
+	for i := range after {
+		k := id(&after[i])
+		if known[k] {
+			return nil, false, nil
+		}
+		known[k] = true
+	}
+	for i := len(before); i < len(after); i++ {
+		ab, err := json.Marshal(&after[i])
+		if err != nil {
+			return nil, false, err
+		}
+		changes = append(changes, gatehouse.Change{Kind: kind, ID: id(&after[i]), After: ab})
+	}
+	return changes, true, nil
+}
