@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/policy"
@@ -15,32 +17,107 @@ import (
 type versioned struct {
 	p *gatehouse.Policy
 	v int64
+	// valid is true when p passed validation, so a change of it needs to
+	// check only what it touches (validateChange).
+	valid bool
 }
 
-// base returns the stored policy a change starts from and its version:
-// the one the service keeps if the store is still at its version, else
-// the stored one, loaded and kept. The caller holds mu and must not
-// mutate the policy.
-func (s *Service) base(ctx context.Context) (*gatehouse.Policy, int64, error) {
+// base returns the stored policy a change starts from: the one the
+// service keeps if the store is still at its version, else the stored one,
+// loaded and kept. The caller holds mu and must not mutate the policy.
+func (s *Service) base(ctx context.Context) (*versioned, error) {
 	v, err := s.store.PolicyVersion(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	if c := s.current; c != nil && c.v == v {
-		return c.p, v, nil
+		return c, nil
 	}
 	p, v, err := s.load(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	s.keep(p, v)
-	return p, v, nil
+	s.keep(p, v, false)
+	return s.current, nil
 }
 
 // keep makes p, which nothing else may mutate, the policy of version v
-// that the next change starts from. The caller holds mu (or is Open).
-func (s *Service) keep(p *gatehouse.Policy, v int64) {
-	s.current = &versioned{p: p, v: v}
+// that the next change starts from; valid says whether it passed
+// validation. The caller holds mu (or is Open).
+func (s *Service) keep(p *gatehouse.Policy, v int64, valid bool) {
+	s.current = &versioned{p: p, v: v, valid: valid}
+}
+
+// validateChange returns the problems of after, a change of before. When
+// before is known valid and the change only creates or changes users and
+// agents, which no other object refers to, it checks just those (their
+// names and references, and that no email or alias of theirs names another
+// user) with the small sections and the tenants they refer to; otherwise,
+// or when an id may collide, it checks all of after (policy.Validate).
+func validateChange(before *versioned, after *gatehouse.Policy, changes []gatehouse.Change) []policy.Problem {
+	if !before.valid {
+		return policy.Validate(after)
+	}
+	touched := map[gatehouse.Kind]map[string]bool{gatehouse.KindUser: {}, gatehouse.KindAgent: {}}
+	for _, c := range changes {
+		ids, ok := touched[c.Kind]
+		if !ok {
+			return policy.Validate(after)
+		}
+		if c.After != nil {
+			ids[c.ID] = true
+		}
+	}
+	reduced := smallSections(after)
+	reduced.Tenants = after.Tenants
+	var userAt, agentAt []int
+	names := map[string]bool{}
+	for i := range after.Users {
+		if u := &after.Users[i]; touched[gatehouse.KindUser][u.Email] {
+			reduced.Users, userAt = append(reduced.Users, *u), append(userAt, i)
+			names[gatehouse.NormalizeEmail(u.Email)] = true
+			for _, a := range u.Aliases {
+				names[a], names[gatehouse.NormalizeEmail(a)] = true, true
+			}
+		}
+	}
+	for i := range after.Users {
+		u := &after.Users[i]
+		if touched[gatehouse.KindUser][u.Email] {
+			continue
+		}
+		if names[gatehouse.NormalizeEmail(u.Email)] || slices.ContainsFunc(u.Aliases, func(a string) bool {
+			return names[a] || names[gatehouse.NormalizeEmail(a)]
+		}) {
+			return policy.Validate(after)
+		}
+	}
+	for i := range after.Agents {
+		if a := &after.Agents[i]; touched[gatehouse.KindAgent][a.ID] {
+			reduced.Agents, agentAt = append(reduced.Agents, *a), append(agentAt, i)
+		}
+	}
+	problems := policy.Validate(reduced)
+	for i := range problems {
+		problems[i].Path = reindex(reindex(problems[i].Path, "users[", userAt), "agents[", agentAt)
+	}
+	return problems
+}
+
+// reindex rewrites a path into a section of the reduced policy
+// validateChange checks ("users[1].roles[0]") into the same path in the
+// whole policy, at names the reduced index of each object.
+func reindex(path, section string, at []int) string {
+	rest, ok := strings.CutPrefix(path, section)
+	if !ok {
+		return path
+	}
+	digits, tail, ok := strings.Cut(rest, "]")
+	i, err := strconv.Atoi(digits)
+	if !ok || err != nil || i < 0 || i >= len(at) {
+		return path
+	}
+	return section + strconv.Itoa(at[i]) + "]" + tail
 }
 
 // clonePolicy returns a deep copy of p that shares no memory with it. The

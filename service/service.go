@@ -167,7 +167,7 @@ func (s *Service) reload(ctx context.Context) (*gatehouse.Policy, int64, error) 
 	if err != nil {
 		return nil, 0, fmt.Errorf("compile stored policy version %d: %w", v, err)
 	}
-	s.keep(p, v)
+	s.keep(p, v, false)
 	s.swap(snap)
 	return p, v, nil
 }
@@ -273,10 +273,11 @@ type planned struct {
 // result, refuses to remove the last superuser, compiles it and computes
 // the changes. The caller holds mu.
 func (s *Service) plan(ctx context.Context, fn func(p *gatehouse.Policy) error) (planned, error) {
-	before, base, err := s.base(ctx)
+	cur, err := s.base(ctx)
 	if err != nil {
 		return planned{}, err
 	}
+	before, base := cur.p, cur.v
 	after, err := clonePolicy(before)
 	if err != nil {
 		return planned{}, err
@@ -294,7 +295,7 @@ func (s *Service) plan(ctx context.Context, fn func(p *gatehouse.Policy) error) 
 	if err := s.authorizeChanges(ctx, before, base, changes); err != nil {
 		return planned{}, err
 	}
-	if problems := policy.Validate(after); len(problems) > 0 {
+	if problems := validateChange(cur, after, changes); len(problems) > 0 {
 		return planned{}, &policy.Error{Problems: problems}
 	}
 	if len(before.Superusers()) > 0 && len(after.Superusers()) == 0 {
@@ -318,7 +319,7 @@ func (s *Service) committed(ctx context.Context, pl planned, v int64) (*engine.S
 	case pl.base:
 		return nil, nil
 	case pl.base + 1:
-		s.keep(pl.after, v)
+		s.keep(pl.after, v, true)
 		return pl.snap, nil
 	}
 	return s.compileStored(ctx)
@@ -358,7 +359,7 @@ func (s *Service) compileStored(ctx context.Context) (*engine.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.keep(p, v)
+	s.keep(p, v, false)
 	return snap, nil
 }
 
