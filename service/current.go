@@ -195,16 +195,16 @@ func diffPolicies(before, after *gatehouse.Policy) ([]gatehouse.Change, error) {
 	}
 	sections := []func() ([]gatehouse.Change, bool, error){
 		func() ([]gatehouse.Change, bool, error) {
-			return diffSection(gatehouse.KindTenant, before.Tenants, after.Tenants, func(t *gatehouse.Tenant) string { return t.ID })
+			return diffSection(gatehouse.KindTenant, before.Tenants, after.Tenants, func(t *gatehouse.Tenant) string { return t.ID }, deepEqual)
 		},
 		func() ([]gatehouse.Change, bool, error) {
-			return diffSection(gatehouse.KindUser, before.Users, after.Users, func(u *gatehouse.UserEntry) string { return u.Email })
+			return diffSection(gatehouse.KindUser, before.Users, after.Users, func(u *gatehouse.UserEntry) string { return u.Email }, sameUser)
 		},
 		func() ([]gatehouse.Change, bool, error) {
-			return diffSection(gatehouse.KindAgent, before.Agents, after.Agents, func(a *gatehouse.Agent) string { return a.ID })
+			return diffSection(gatehouse.KindAgent, before.Agents, after.Agents, func(a *gatehouse.Agent) string { return a.ID }, deepEqual)
 		},
 		func() ([]gatehouse.Change, bool, error) {
-			return diffSection(gatehouse.KindResource, before.Resources, after.Resources, (*gatehouse.ResourceEntry).Key)
+			return diffSection(gatehouse.KindResource, before.Resources, after.Resources, (*gatehouse.ResourceEntry).Key, deepEqual)
 		},
 	}
 	for _, section := range sections {
@@ -223,8 +223,10 @@ func diffPolicies(before, after *gatehouse.Policy) ([]gatehouse.Change, error) {
 
 // diffSection diffs one section whose objects have position 0 (ordered by
 // id) when after keeps before's objects at their indexes and appends any
-// new ones; ok is false otherwise, or when an appended id is not new.
-func diffSection[T any](kind gatehouse.Kind, before, after []T, id func(*T) string) (changes []gatehouse.Change, ok bool, err error) {
+// new ones; ok is false otherwise, or when an appended id is not new. same
+// reports objects that encode alike; it may miss some (they are encoded
+// and compared), never claim two that differ.
+func diffSection[T any](kind gatehouse.Kind, before, after []T, id func(*T) string, same func(a, b *T) bool) (changes []gatehouse.Change, ok bool, err error) {
 	if len(after) < len(before) {
 		return nil, false, nil
 	}
@@ -233,7 +235,7 @@ func diffSection[T any](kind gatehouse.Kind, before, after []T, id func(*T) stri
 		if id(b) != id(a) {
 			return nil, false, nil
 		}
-		if reflect.DeepEqual(b, a) {
+		if same(b, a) {
 			continue
 		}
 		bb, err := json.Marshal(b)
@@ -268,3 +270,20 @@ func diffSection[T any](kind gatehouse.Kind, before, after []T, id func(*T) stri
 	}
 	return changes, true, nil
 }
+
+// sameUser is reflect.DeepEqual for users, without reflection: a diff
+// compares every user of the policy.
+func sameUser(a, b *gatehouse.UserEntry) bool {
+	return a.Email == b.Email && a.Name == b.Name && a.Superuser == b.Superuser && a.Plan == b.Plan &&
+		sameSlice(a.Aliases, b.Aliases) && sameSlice(a.Tenants, b.Tenants) &&
+		sameSlice(a.Roles, b.Roles) && sameSlice(a.Grants, b.Grants) &&
+		(a.Attributes == nil && b.Attributes == nil || reflect.DeepEqual(a.Attributes, b.Attributes))
+}
+
+// sameSlice is slices.Equal that tells nil from empty, as `omitzero`
+// encodes them.
+func sameSlice[T comparable](a, b []T) bool {
+	return (a == nil) == (b == nil) && slices.Equal(a, b)
+}
+
+func deepEqual[T any](a, b *T) bool { return reflect.DeepEqual(a, b) }
