@@ -287,3 +287,21 @@ func sameSlice[T comparable](a, b []T) bool {
 }
 
 func deepEqual[T any](a, b *T) bool { return reflect.DeepEqual(a, b) }
+
+// sortByID puts the sections clonePolicy copies object by object in the
+// order a load from the store gives (by id), so that a policy kept after a
+// change that added or reordered objects is the one a fresh load would
+// give, problem paths included. A sorted section costs one pass.
+func sortByID(p *gatehouse.Policy) {
+	sortSection(p.Tenants, func(t *gatehouse.Tenant) string { return t.ID })
+	sortSection(p.Users, func(u *gatehouse.UserEntry) string { return u.Email })
+	sortSection(p.Agents, func(a *gatehouse.Agent) string { return a.ID })
+	sortSection(p.Resources, (*gatehouse.ResourceEntry).Key)
+}
+
+func sortSection[T any](s []T, id func(*T) string) {
+	cmp := func(a, b T) int { return strings.Compare(id(&a), id(&b)) }
+	if !slices.IsSortedFunc(s, cmp) {
+		slices.SortStableFunc(s, cmp)
+	}
+}

@@ -298,6 +298,8 @@ func (s *Service) plan(ctx context.Context, fn func(p *gatehouse.Policy) error) 
 	if problems := validateChange(cur, after, changes); len(problems) > 0 {
 		return planned{}, &policy.Error{Problems: problems}
 	}
+	// Validated first, so problems have the paths a fresh load gives.
+	sortByID(after)
 	if len(before.Superusers()) > 0 && len(after.Superusers()) == 0 {
 		return planned{}, fmt.Errorf("%w: promote another user first", gatehouse.ErrLastSuperuser)
 	}
