@@ -203,3 +203,75 @@ func TestKeptPolicyEqualsFreshLoad(t *testing.T) {
 		t.Errorf("%d changes committed and %d refused; the sequence should hold many of both", committed, refused)
 	}
 }
+
+// clonePolicy shares no memory with its source: every slice, map and
+// pointer of a policy with every field set is a copy, so a change may
+// mutate the clone while the kept policy stays as stored. A field added
+// to the policy types without a deep copy fails here.
+func TestClonePolicySharesNoMemory(t *testing.T) {
+	p := enginetest.Generate(enginetest.Config{Seed: 1, Users: 3, Agents: 2, Superusers: 1, Roles: 2, Bundles: 2,
+		Permissions: 4, Tenants: 4, StoresPerOrg: 1, BundlesPerRole: 1, PermsPerRole: 1, PermsPerBundle: 1,
+		MaxAssignments: 2, Grants: 1, Plans: 2, Features: 2, Visibility: true})
+	attrs := func() map[string]any {
+		return map[string]any{"region": "eu", "tags": []any{"a", map[string]any{"b": 1.0}}}
+	}
+	yes, count := true, int64(3)
+	p.Settings.DefaultTenants = []string{p.Tenants[0].ID}
+	p.Tenants[0].Attributes = attrs()
+	p.Tenants[1].Actions = map[string]gatehouse.ActionSetting{"refund": {Enabled: &yes, Limits: &gatehouse.ActionLimits{MaxCount: &count}}}
+	p.Users[0].Aliases, p.Users[0].Attributes = []string{"alias"}, attrs()
+	p.Users[1].Aliases = []string{"alias-1"} // copied field by field: no attributes
+	p.Agents[0].Attributes = attrs()
+	p.Resources = []gatehouse.ResourceEntry{{Type: "doc", ID: "d1", Attributes: attrs()}}
+	p.Actions = []gatehouse.ActionType{{Name: "refund", Labels: map[string]string{"en": "Refund"},
+		Default: gatehouse.ActionPolicy{Limits: &gatehouse.ActionLimits{MaxCount: &count}}}}
+	c, err := clonePolicy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := p.Objects()
+	got, _ := c.Objects()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("clone encodes differently from its source")
+	}
+	var shared []string
+	var walk func(path string, a, b reflect.Value)
+	walk = func(path string, a, b reflect.Value) {
+		switch a.Kind() {
+		case reflect.Map, reflect.Slice:
+			if a.Len() > 0 && b.Len() > 0 && a.UnsafePointer() == b.UnsafePointer() {
+				shared = append(shared, path)
+				return
+			}
+		case reflect.Pointer:
+			if !a.IsNil() && a.Pointer() == b.Pointer() {
+				shared = append(shared, path)
+				return
+			}
+		}
+		switch a.Kind() {
+		case reflect.Pointer, reflect.Interface:
+			if !a.IsNil() && !b.IsNil() {
+				walk(path, a.Elem(), b.Elem())
+			}
+		case reflect.Struct:
+			for i := range a.NumField() {
+				walk(path+"."+a.Type().Field(i).Name, a.Field(i), b.Field(i))
+			}
+		case reflect.Slice:
+			for i := range min(a.Len(), b.Len()) {
+				walk(fmt.Sprintf("%s[%d]", path, i), a.Index(i), b.Index(i))
+			}
+		case reflect.Map:
+			for _, k := range a.MapKeys() {
+				if bv := b.MapIndex(k); bv.IsValid() {
+					walk(fmt.Sprintf("%s[%v]", path, k), a.MapIndex(k), bv)
+				}
+			}
+		}
+	}
+	walk("policy", reflect.ValueOf(p).Elem(), reflect.ValueOf(c).Elem())
+	if len(shared) > 0 {
+		t.Errorf("clone shares memory with its source at %v", shared)
+	}
+}
