@@ -48,10 +48,18 @@ type ActionLimits struct {
 // is inherited from the nearest ancestor tenant that sets it, else from the
 // action type's default. Limits are inherited as a whole: a tenant that sets
 // limits replaces its ancestors' (an empty object removes them).
+//
+// Enforced makes the setting a ceiling for the tenant's subtree (an
+// organization capping its stores): its enabled: false, its
+// requires_confirmation: true and each of its limits bind every
+// descendant, which may only tighten them. Validation refuses a looser
+// descendant setting, naming the ancestor; the effective policy is the
+// tightest along the path even so.
 type ActionSetting struct {
 	Enabled              *bool         `json:"enabled,omitempty"`
 	RequiresConfirmation *bool         `json:"requires_confirmation,omitempty"`
 	Limits               *ActionLimits `json:"limits,omitempty"`
+	Enforced             bool          `json:"enforced,omitempty"`
 }
 
 // Limits are action limits in exact integers: amounts in minor units of
@@ -94,6 +102,49 @@ type EffectiveAction struct {
 	// Approver is the permission whose holders in the tenant may confirm
 	// the action besides the customer; empty when only the customer may.
 	Approver string `json:"approver_permission,omitempty"`
+	// Ceilings name, for each part an ancestor enforces ("enabled",
+	// "requires_confirmation", "limits"), the tenant source of the
+	// nearest enforced ceiling ("tenant:acme").
+	Ceilings map[string]string `json:"ceilings,omitempty"`
+}
+
+// Parts of an action policy a ceiling binds (EffectiveAction.Ceilings).
+const (
+	CeilingEnabled              = "enabled"
+	CeilingRequiresConfirmation = "requires_confirmation"
+	CeilingLimits               = "limits"
+)
+
+// Tighter returns the tightest of l and ceiling, field by field: the
+// smaller non-zero maximum of each. Windowed limits of a different window
+// than the ceiling's are replaced by the ceiling's; amounts in another
+// currency than the ceiling's are replaced by the ceiling's.
+func (l Limits) Tighter(ceiling Limits) Limits {
+	tight := func(a, b int64) int64 {
+		switch {
+		case a == 0:
+			return b
+		case b == 0:
+			return a
+		}
+		return min(a, b)
+	}
+	out := l
+	if ceiling.Currency != "" && l.Currency != ceiling.Currency {
+		// Amounts in another currency cannot be compared: the ceiling's apply.
+		out.Currency, out.MaxAmount, out.MaxTotalAmount = ceiling.Currency, ceiling.MaxAmount, ceiling.MaxTotalAmount
+	} else {
+		out.MaxAmount = tight(l.MaxAmount, ceiling.MaxAmount)
+		out.MaxTotalAmount = tight(l.MaxTotalAmount, ceiling.MaxTotalAmount)
+	}
+	out.MaxPercentage = tight(l.MaxPercentage, ceiling.MaxPercentage)
+	if ceiling.Window != 0 && l.Window != ceiling.Window {
+		// Counts over another window cannot be compared: the ceiling's apply.
+		out.Window, out.MaxCount, out.MaxTotalAmount = ceiling.Window, ceiling.MaxCount, ceiling.MaxTotalAmount
+	} else {
+		out.MaxCount = tight(l.MaxCount, ceiling.MaxCount)
+	}
+	return out
 }
 
 // ActionStatus is where an action record is in its lifecycle:

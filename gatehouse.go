@@ -195,10 +195,25 @@ func ParseSubject(s string) (SubjectRef, error) {
 	return SubjectRef{Type: SubjectType(typ), ID: id}, nil
 }
 
-// NormalizeEmail trims and lower-cases an email; emails compare
-// case-insensitively everywhere in Gatehouse.
+// NormalizeEmail trims an email and folds its ASCII letters to lower case;
+// emails compare this way everywhere in Gatehouse. It never applies Unicode
+// case-folding, which maps look-alikes such as "İ" (U+0130) to "i" and the
+// Kelvin sign to "k". Policies and credentials admit only canonical
+// addresses (package mailaddr), which are ASCII, so for them this is the
+// whole rule.
 func NormalizeEmail(email string) string {
-	return strings.ToLower(strings.TrimSpace(email))
+	email = strings.TrimSpace(email)
+	for i := 0; i < len(email); i++ {
+		if 'A' <= email[i] && email[i] <= 'Z' {
+			return strings.Map(func(r rune) rune {
+				if 'A' <= r && r <= 'Z' {
+					return r + 'a' - 'A'
+				}
+				return r
+			}, email)
+		}
+	}
+	return email
 }
 
 // Clock tells the time; tests inject a fake one.

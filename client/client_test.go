@@ -459,13 +459,13 @@ func TestAdministration(t *testing.T) {
 	checkErr(t, "PutObject(role with an unknown permission)", err, http.StatusBadRequest, gatehouse.CodeInvalid)
 	err = c.Object(ctx, gatehouse.KindRole, "No Such Role", &got)
 	checkErr(t, "Object(missing role)", err, http.StatusNotFound, gatehouse.CodeNotFound)
-	resource := gatehouse.ResourceEntry{Type: "record", ID: "r 1/x", Tenant: "acme"}
+	resource := gatehouse.ResourceEntry{Type: "record", ID: "r 1?x#y", Tenant: "acme"}
 	if _, err := c.PutObject(ctx, gatehouse.KindResource, resource.Key(), resource); err != nil {
 		t.Errorf("PutObject(resource %s): %v", resource.Key(), err)
 	}
 	var gotResource gatehouse.ResourceEntry
-	if err := c.Object(ctx, gatehouse.KindResource, "record/r 1/x", &gotResource); err != nil || gotResource.ID != "r 1/x" {
-		t.Errorf("Object(resource record/r 1/x) = %+v, %v", gotResource, err)
+	if err := c.Object(ctx, gatehouse.KindResource, "record/r 1?x#y", &gotResource); err != nil || gotResource.ID != "r 1?x#y" {
+		t.Errorf("Object(resource record/r 1?x#y) = %+v, %v", gotResource, err)
 	}
 
 	// Bindings and grants.

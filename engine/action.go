@@ -44,6 +44,12 @@ type resolvedAction struct {
 	enabledFrom, confirmFrom, limitsFrom int32
 	// limits indexes actionTable.limits, or -1 for none.
 	limits int32
+	// offBy, confirmBy and limitsBy are the nearest ancestors (or the
+	// tenant itself) whose enforced setting is a ceiling: enabled: false,
+	// requires_confirmation: true, limits; -1 for none. ceiling indexes
+	// the tightest enforced limits along the path, -1 for none.
+	offBy, confirmBy, limitsBy int32
+	ceiling                    int32
 }
 
 // ToolAction is the agent action a tool performs and where the action's
@@ -79,7 +85,7 @@ func (c *compiler) actions() error {
 			return fmt.Errorf("action %q: default: %w", a.Name, err)
 		}
 		info.def = resolvedAction{enabled: a.Default.Enabled, confirm: a.Default.RequiresConfirmation,
-			enabledFrom: -1, confirmFrom: -1, limitsFrom: -1, limits: lim}
+			enabledFrom: -1, confirmFrom: -1, limitsFrom: -1, limits: lim, offBy: -1, confirmBy: -1, limitsBy: -1, ceiling: -1}
 		at.types = append(at.types, info)
 	}
 	slices.SortFunc(at.types, func(a, b actionInfo) int { return strings.Compare(a.name, b.name) })
@@ -139,11 +145,79 @@ func (c *compiler) actions() error {
 					}
 					r.limits, r.limitsFrom = lim, t
 				}
+				if set.Enforced {
+					at.enforce(&r, set, t)
+				}
 			}
+			at.bound(&r)
 			at.eff[int(t)*na+a] = r
 		}
 	}
 	return nil
+}
+
+// enforce makes tenant t's enforced setting set a ceiling in r.
+func (at *actionTable) enforce(r *resolvedAction, set gatehouse.ActionSetting, t int32) {
+	if set.Enabled != nil && !*set.Enabled {
+		r.offBy = t
+	}
+	if set.RequiresConfirmation != nil && *set.RequiresConfirmation {
+		r.confirmBy = t
+	}
+	if set.Limits != nil {
+		// r.limits is the tenant's own, just compiled.
+		c := r.limits
+		if r.ceiling >= 0 {
+			c = at.tighter(r.limits, r.ceiling)
+		}
+		r.ceiling, r.limitsBy = c, t
+	}
+}
+
+// bound applies r's ceilings to it: the tightest along the path wins,
+// whatever a descendant sets.
+func (at *actionTable) bound(r *resolvedAction) {
+	if r.offBy >= 0 && r.enabled {
+		r.enabled, r.enabledFrom = false, r.offBy
+	}
+	if r.confirmBy >= 0 && !r.confirm {
+		r.confirm, r.confirmFrom = true, r.confirmBy
+	}
+	switch {
+	case r.ceiling < 0:
+	case r.limits < 0:
+		r.limits, r.limitsFrom = r.ceiling, r.limitsBy
+	default:
+		r.limits = at.tighter(r.limits, r.ceiling)
+	}
+}
+
+// tighter returns the index of the tightest of limits i and ceiling c: i
+// itself when the ceiling takes nothing off.
+func (at *actionTable) tighter(i, c int32) int32 {
+	own, ceil := at.limits[i], at.limits[c]
+	exact := own.exact.Tighter(ceil.exact)
+	if exact == own.exact {
+		return i
+	}
+	doc := gatehouse.ActionLimits{Currency: exact.Currency, Window: own.doc.Window}
+	if exact.Window != own.exact.Window {
+		doc.Window = ceil.doc.Window
+	}
+	if exact.MaxAmount > 0 {
+		doc.MaxAmount = gatehouse.Decimal(money.FormatAmount(exact.MaxAmount, exact.Currency))
+	}
+	if exact.MaxPercentage > 0 {
+		doc.MaxPercentage = gatehouse.Decimal(money.FormatPercent(exact.MaxPercentage))
+	}
+	if exact.MaxCount > 0 {
+		doc.MaxCount = new(exact.MaxCount)
+	}
+	if exact.MaxTotalAmount > 0 {
+		doc.MaxTotalAmount = gatehouse.Decimal(money.FormatAmount(exact.MaxTotalAmount, exact.Currency))
+	}
+	at.limits = append(at.limits, compiledLimits{doc: doc, exact: exact})
+	return int32(len(at.limits) - 1)
 }
 
 // addLimits compiles l into the table and returns its index, -1 for nil.
@@ -218,6 +292,15 @@ func (s *Snapshot) effectiveAction(t, a int32) gatehouse.EffectiveAction {
 		Enabled: r.enabled, EnabledFrom: from(r.enabledFrom),
 		RequiresConfirmation: r.confirm, RequiresConfirmationFrom: from(r.confirmFrom),
 		Approver: at.types[a].approver,
+	}
+	for part, by := range map[string]int32{gatehouse.CeilingEnabled: r.offBy,
+		gatehouse.CeilingRequiresConfirmation: r.confirmBy, gatehouse.CeilingLimits: r.limitsBy} {
+		if by >= 0 {
+			if e.Ceilings == nil {
+				e.Ceilings = map[string]string{}
+			}
+			e.Ceilings[part] = from(by)
+		}
 	}
 	if r.limits >= 0 {
 		l := at.limits[r.limits]

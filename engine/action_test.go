@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/money"
 )
 
 func actionPolicy() *gatehouse.Policy {
@@ -151,5 +152,56 @@ func TestCompileActionErrors(t *testing.T) {
 		if _, err := Compile(p, 1); !errors.Is(err, gatehouse.ErrInvalid) {
 			t.Errorf("%s: Compile = %v, want ErrInvalid", name, err)
 		}
+	}
+}
+
+// An enforced setting is a ceiling for the subtree: whatever a descendant
+// sets, the effective policy is the tightest along the path, and each
+// bound part names the ancestor that enforces it.
+func TestActionCeilings(t *testing.T) {
+	p := actionPolicy()
+	acme := p.Tenants[0].Actions["process_refund"]
+	acme.Enforced, acme.RequiresConfirmation = true, new(true)
+	p.Tenants[0].Actions["process_refund"] = acme
+	// Berlin (compiled without validation, which would refuse it) tries to
+	// loosen everything; Mitte below it tightens the amount.
+	p.Tenants[1].Actions["process_refund"] = gatehouse.ActionSetting{RequiresConfirmation: new(false),
+		Limits: &gatehouse.ActionLimits{Currency: "EUR", MaxAmount: "999999", Window: "24h", MaxCount: new(int64(500))}}
+	p.Tenants[2].Actions = map[string]gatehouse.ActionSetting{"process_refund": {Limits: &gatehouse.ActionLimits{Currency: "EUR", MaxAmount: "20"}}}
+	snap, err := Compile(p, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acmeSrc := gatehouse.TenantSource("acme")
+	for _, tt := range []struct {
+		tenant              string
+		maxAmount, maxCount int64
+		window              time.Duration
+	}{
+		{"acme", 10000, 50, 24 * time.Hour},
+		{"acme-berlin", 10000, 50, 24 * time.Hour},
+		// Mitte's own limits have no window: the ceiling's count applies.
+		{"acme-berlin-mitte", 2000, 50, 24 * time.Hour},
+		{"acme-milan", 10000, 50, 24 * time.Hour},
+	} {
+		e, err := snap.ActionPolicy(tt.tenant, "process_refund")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !e.RequiresConfirmation || e.Exact.MaxAmount != tt.maxAmount || e.Exact.MaxCount != tt.maxCount || e.Exact.Window != tt.window {
+			t.Errorf("%s: confirm %v, limits %+v; want confirmation and %d/%d per %v", tt.tenant, e.RequiresConfirmation, e.Exact, tt.maxAmount, tt.maxCount, tt.window)
+		}
+		if e.Ceilings[gatehouse.CeilingLimits] != acmeSrc || e.Ceilings[gatehouse.CeilingRequiresConfirmation] != acmeSrc {
+			t.Errorf("%s: ceilings %v, want limits and confirmation from %s", tt.tenant, e.Ceilings, acmeSrc)
+		}
+		if e.Limits == nil {
+			t.Fatalf("%s: no limits document", tt.tenant)
+		}
+		if got, err := money.ParseAmount(string(e.Limits.MaxAmount), "EUR"); err != nil || got != tt.maxAmount {
+			t.Errorf("%s: limits document max_amount %q, want %d minor units", tt.tenant, e.Limits.MaxAmount, tt.maxAmount)
+		}
+	}
+	if e, _ := snap.ActionPolicy("globex", "process_refund"); e.Ceilings != nil {
+		t.Errorf("globex has ceilings %v", e.Ceilings)
 	}
 }

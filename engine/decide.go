@@ -526,7 +526,9 @@ func (s *Snapshot) lookupEmail(email string) (int32, bool) {
 	for i := 0; i < len(email); i++ {
 		c := email[i]
 		if c >= utf8.RuneSelf {
-			i, ok := s.userIdx[strings.ToLower(email)]
+			// Users are keyed by canonical, ASCII emails; never fold
+			// Unicode, which would map look-alikes onto them.
+			i, ok := s.userIdx[gatehouse.NormalizeEmail(email)]
 			return i, ok
 		}
 		if 'A' <= c && c <= 'Z' {
@@ -538,7 +540,7 @@ func (s *Snapshot) lookupEmail(email string) (int32, bool) {
 		return i, ok
 	}
 	if len(email) > maxStackEmail {
-		i, ok := s.userIdx[strings.ToLower(email)]
+		i, ok := s.userIdx[gatehouse.NormalizeEmail(email)]
 		return i, ok
 	}
 	var buf [maxStackEmail]byte

@@ -68,7 +68,7 @@ type (
 
 func (s *Server) actionRoutes(mux *http.ServeMux) {
 	doc := func(id, summary string, body, resp any) operation {
-		return apiDoc(id, summary, body, resp).tagged("actions")
+		return apiDoc(id, summary, body, resp).tagged("actions").withScope(gatehouse.ScopeCheck)
 	}
 	s.route(mux, http.MethodPost, "/api/v1/actions/authorize", s.authenticated(s.handleActionAuthorize),
 		doc("authorize_action", "Decide an agent action and, if allowed, reserve its limits (pending until confirmed when required)",

@@ -102,7 +102,12 @@ func TestCheckAndExplain(t *testing.T) {
 	}
 
 	bad := []struct{ name, body, message, field string }{
-		{"unknown field", `{"permission": "chat.view", "tennant": "acme"}`, "error.bad_json", ""},
+		{"unknown field", `{"permission": "chat.view", "tennant": "acme"}`, "error.unknown_key", "tennant"},
+		{"a case variant of a field", `{"TOOL": "analyze_loan", "tenant": "acme"}`, "error.unknown_key", "TOOL"},
+		{"a repeated tool", `{"tool": "analyze_loan", "tool": "detect_fraud", "tenant": "acme"}`, "error.duplicate_key", "tool"},
+		{"a tool and its case variant", `{"tool": "analyze_loan", "Tool": "detect_fraud", "tenant": "acme"}`, "error.case_variant_key", "Tool"},
+		{"a repeated argument", `{"tool": "process_refund", "tenant": "acme", "args": {"amount": "500.00", "amount": "1.00"}}`, "error.duplicate_key", "amount"},
+		{"a nested unknown key", `{"tool": "analyze_loan", "tenant": "acme", "context": {"a": 1, "A": 2}}`, "error.case_variant_key", "A"},
 		{"both", `{"permission": "chat.view", "tool": "analyze_loan"}`, "error.permission_or_tool", ""},
 		{"neither", `{"tenant": "acme"}`, "error.permission_or_tool", ""},
 		{"bad subject", `{"subject": "robot:r2", "permission": "chat.view"}`, "error.bad_subject", "subject"},
@@ -116,7 +121,7 @@ func TestCheckAndExplain(t *testing.T) {
 	for _, tt := range bad {
 		r := f.do(call{path: "/api/v1/check", token: sara, body: tt.body})
 		e := decodeInto[errorBody](t, r)
-		if want := f.cat.Text("en", tt.message, map[string]any{"Field": tt.field}); r.status != http.StatusBadRequest || e.Error.Code != "invalid" || e.Error.Message != want {
+		if want := f.cat.Text("en", tt.message, map[string]any{"Field": tt.field, "Key": tt.field}); r.status != http.StatusBadRequest || e.Error.Code != "invalid" || e.Error.Message != want {
 			t.Errorf("%s: %d %+v, want 400 with %q", tt.name, r.status, e.Error, want)
 		}
 	}

@@ -27,6 +27,8 @@ func TestAPIKeys(t *testing.T) {
 		t.Fatalf("issue: %d %s", r.status, r.body)
 	}
 	_, adminKey := issue(`{"name": "ops", "subject": "admin@example.com", "scopes": ["admin"]}`)
+	_, adminAuthZEN := issue(`{"name": "pep", "subject": "admin@example.com", "scopes": ["authzen"]}`)
+	_, adminCheck := issue(`{"name": "pep", "subject": "admin@example.com", "scopes": ["check"]}`)
 
 	evaluation := `{"subject": {"type": "agent", "id": "support-bot"}, "action": {"name": "lookup_order"}, "resource": {"type": "tenant", "id": "acme-milan"}}`
 	tests := []struct {
@@ -43,6 +45,14 @@ func TestAPIKeys(t *testing.T) {
 		{"admin needs the admin scope", bot.Token, http.MethodGet, "/api/v1/roles", ``, 403, "forbidden"},
 		{"an admin key of an admin", adminKey.Token, http.MethodGet, "/api/v1/roles", ``, 200, ""},
 		{"an admin key cannot decide", adminKey.Token, http.MethodPost, "/access/v1/evaluation", evaluation, 403, "forbidden"},
+		// The matched route declares the scope, not the path's text: a role
+		// whose id spells /access/v1/ or /api/v1/check is still administration.
+		{"an authzen key cannot put a role named like AuthZEN", adminAuthZEN.Token, http.MethodPut, "/api/v1/roles/r%2Faccess%2Fv1%2Fx",
+			`{"name": "r/access/v1/x", "permissions": ["access_ai_chat"]}`, 403, "forbidden"},
+		{"an authzen key cannot delete a role named like AuthZEN", adminAuthZEN.Token, http.MethodDelete, "/api/v1/roles/r%2Faccess%2Fv1%2Fx", ``, 403, "forbidden"},
+		{"a check key cannot read a role named like check", adminCheck.Token, http.MethodGet, "/api/v1/roles/x%2Fapi%2Fv1%2Fme%2F", ``, 403, "forbidden"},
+		{"an authzen key on the tenant-scoped AuthZEN route", adminAuthZEN.Token, http.MethodPost, "/acme/access/v1/evaluation", evaluation, 200, ""},
+		{"a check key cannot use AuthZEN", adminCheck.Token, http.MethodPost, "/access/v1/evaluation", evaluation, 403, "forbidden"},
 		{"a wrong secret", bot.Token[:len(bot.Token)-2] + "xx", http.MethodPost, "/access/v1/evaluation", evaluation, 401, "unauthorized"},
 		{"an unknown id", service.APIKeyPrefix + "nosuchkey_secret", http.MethodPost, "/access/v1/evaluation", evaluation, 401, "unauthorized"},
 		{"a malformed key", service.APIKeyPrefix + "x", http.MethodPost, "/access/v1/evaluation", evaluation, 401, "unauthorized"},
@@ -93,7 +103,7 @@ func TestAPIKeys(t *testing.T) {
 	}
 	// Issuing and revoking are audited.
 	events, err := f.store.ListAudit(t.Context(), gatehouse.AuditFilter{TargetPrefix: "api_key/"})
-	if err != nil || len(events) != 3 {
+	if err != nil || len(events) != 5 {
 		t.Errorf("audit of keys: %d events, %v", len(events), err)
 	}
 }

@@ -17,22 +17,12 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/mailaddr"
 	"github.com/gatehouse/gatehouse/service"
 )
 
 // jwtLeeway is the clock skew tolerated on exp, nbf and iat.
 const jwtLeeway = 30 * time.Second
-
-// claims are the JWT claims Gatehouse reads: sub names the caller as
-// "user:EMAIL", "agent:ID" or a bare email; email is the fallback for a sub
-// that names neither (an opaque id from an identity provider); tenant is
-// the tenant the token is for, where a route needs one and the request
-// names none.
-type claims struct {
-	jwt.RegisteredClaims
-	Email  string `json:"email,omitempty"`
-	Tenant string `json:"tenant,omitempty"`
-}
 
 // IssueToken returns an HS256 token for subject ("user:EMAIL", "agent:ID"
 // or an email) that expires after ttl, with cfg's issuer and audience. The
@@ -49,12 +39,12 @@ func IssueToken(cfg Config, subject string, ttl time.Duration) (string, error) {
 		clock = gatehouse.SystemClock{}
 	}
 	now := clock.Now()
-	c := claims{RegisteredClaims: jwt.RegisteredClaims{
+	c := jwt.RegisteredClaims{
 		Subject:   subject,
 		Issuer:    cfg.JWTIssuer,
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-	}}
+	}
 	if cfg.JWTAudience != "" {
 		c.Audience = jwt.ClaimStrings{cfg.JWTAudience}
 	}
@@ -92,10 +82,19 @@ func newKeySet(ctx context.Context, cfg Config) (keyfunc.Keyfunc, error) {
 // and its tenant claim. HS256 tokens are checked with the secret,
 // RS256/ES256/EdDSA tokens with the JWKS key their kid names; nothing else
 // is accepted, which rules out alg "none" and RS/HS key confusion. Expiry
-// is required; issuer and audience are checked when set.
+// is required; an iat in the future (beyond jwtLeeway) is refused; issuer
+// and audience are checked when set. The claims are decoded as map claims
+// with JSON numbers, so golang-jwt refuses an exp, nbf or iat that is not a
+// JSON number (a registered-claims struct would accept "exp": "1e10").
+//
+// The subject is sub ("user:EMAIL", "agent:ID" or a bare email); for a sub
+// that names neither (an opaque id of an identity provider) it is the email
+// claim, if email_verified is true or Config.TrustUnverifiedEmail says so.
+// Every email must be canonical (package mailaddr), so a look-alike address is
+// refused instead of folded into another user.
 func (s *Server) authenticate(r *http.Request) (gatehouse.SubjectRef, string, error) {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+	token, ok := bearerToken(r)
+	if !ok {
 		return gatehouse.SubjectRef{}, "", errors.New("no bearer token")
 	}
 	var methods []string
@@ -108,6 +107,8 @@ func (s *Server) authenticate(r *http.Request) (gatehouse.SubjectRef, string, er
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(methods),
 		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithJSONNumber(),
 		jwt.WithLeeway(jwtLeeway),
 		jwt.WithTimeFunc(s.cfg.Clock.Now),
 	}
@@ -117,8 +118,8 @@ func (s *Server) authenticate(r *http.Request) (gatehouse.SubjectRef, string, er
 	if s.cfg.JWTAudience != "" {
 		opts = append(opts, jwt.WithAudience(s.cfg.JWTAudience))
 	}
-	var c claims
-	if _, err := jwt.NewParser(opts...).ParseWithClaims(strings.TrimSpace(token), &c, func(t *jwt.Token) (any, error) {
+	c := jwt.MapClaims{}
+	if _, err := jwt.NewParser(opts...).ParseWithClaims(token, c, func(t *jwt.Token) (any, error) {
 		if t.Method.Alg() == jwt.SigningMethodHS256.Alg() {
 			return s.cfg.JWTSecret, nil
 		}
@@ -129,13 +130,65 @@ func (s *Server) authenticate(r *http.Request) (gatehouse.SubjectRef, string, er
 	}); err != nil {
 		return gatehouse.SubjectRef{}, "", fmt.Errorf("bearer token: %w", err)
 	}
-	if ref, err := gatehouse.ParseSubject(c.Subject); err == nil {
-		return ref, c.Tenant, nil
+	sub, err := c.GetSubject()
+	if err != nil {
+		return gatehouse.SubjectRef{}, "", fmt.Errorf("bearer token: %w", err)
 	}
-	if ref, err := gatehouse.ParseSubject(c.Email); err == nil && ref.Type == gatehouse.SubjectUser {
-		return ref, c.Tenant, nil
+	email, okEmail := optionalString(c, "email")
+	tenant, okTenant := optionalString(c, "tenant")
+	if !okEmail || !okTenant {
+		return gatehouse.SubjectRef{}, "", errors.New("bearer token: email and tenant must be strings")
 	}
-	return gatehouse.SubjectRef{}, "", fmt.Errorf("bearer token: neither sub %q nor email %q names a user or agent", c.Subject, c.Email)
+	if ref, err := gatehouse.ParseSubject(sub); err == nil {
+		ref, err = canonicalSubject(ref)
+		return ref, tenant, err
+	}
+	if email == "" {
+		return gatehouse.SubjectRef{}, "", fmt.Errorf("bearer token: sub %q names no user or agent and there is no email", sub)
+	}
+	if verified := c["email_verified"]; verified != true && verified != "true" && !s.cfg.TrustUnverifiedEmail {
+		return gatehouse.SubjectRef{}, "", fmt.Errorf("bearer token: sub %q names no user or agent and email %q is not verified (email_verified %v)", sub, email, verified)
+	}
+	if ref, err := gatehouse.ParseSubject(email); err == nil && ref.Type == gatehouse.SubjectUser {
+		ref, err = canonicalSubject(ref)
+		return ref, tenant, err
+	}
+	return gatehouse.SubjectRef{}, "", fmt.Errorf("bearer token: neither sub %q nor email %q names a user or agent", sub, email)
+}
+
+// optionalString returns claim key of c, "" if absent; ok is false for a
+// value that is not a string.
+func optionalString(c jwt.MapClaims, key string) (string, bool) {
+	v, present := c[key]
+	if !present {
+		return "", true
+	}
+	str, ok := v.(string)
+	return str, ok
+}
+
+// canonicalSubject returns ref with its email in canonical form (package
+// mailaddr), or refuses it: a token may not name a look-alike address.
+func canonicalSubject(ref gatehouse.SubjectRef) (gatehouse.SubjectRef, error) {
+	if ref.Type != gatehouse.SubjectUser {
+		return ref, nil
+	}
+	email, err := mailaddr.Canonical(ref.ID)
+	if err != nil {
+		return gatehouse.SubjectRef{}, fmt.Errorf("bearer token: %w", err)
+	}
+	return gatehouse.User(email), nil
+}
+
+// bearerToken returns the token of r's "Authorization: Bearer TOKEN"
+// header: the scheme in any case, the token without surrounding spaces.
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
 }
 
 // authenticated lets only requests with a valid bearer token through and
@@ -165,9 +218,8 @@ func callerOf(r *http.Request) gatehouse.Caller { return info(r.Context()).calle
 // or a bearer JWT, and returns the caller it names. An API key carries no
 // tenant.
 func (s *Server) authenticateAny(r *http.Request) (gatehouse.Caller, error) {
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	token = strings.TrimSpace(token)
-	if !strings.EqualFold(scheme, "Bearer") || !strings.HasPrefix(token, service.APIKeyPrefix) {
+	token, _ := bearerToken(r)
+	if !strings.HasPrefix(token, service.APIKeyPrefix) {
 		subject, tenant, err := s.authenticate(r)
 		if err != nil {
 			return gatehouse.Caller{}, &Error{Code: CodeUnauthorized, Err: err}
@@ -182,28 +234,11 @@ func (s *Server) authenticateAny(r *http.Request) (gatehouse.Caller, error) {
 		// The store could not say: the caller is not let in, and may retry.
 		return gatehouse.Caller{}, err
 	}
-	if scope := scopeFor(r.URL.Path); !k.Allows(scope) {
+	if scope := info(r.Context()).scope; scope == "" || !k.Allows(scope) {
 		return gatehouse.Caller{}, &Error{Code: CodeForbidden, Message: "error.api_key_scope", Data: map[string]any{"Scope": scope},
 			Err: fmt.Errorf("api key %s lacks scope %s", k.ID, scope)}
 	}
 	return gatehouse.Caller{Subject: k.Subject, Credential: gatehouse.CredentialAPIKey, Scopes: k.Scopes}, nil
-}
-
-// scopeFor is the API key scope a path needs: AuthZEN, deciding, or
-// administration.
-func scopeFor(path string) string {
-	switch {
-	case path == mcpPath:
-		return gatehouse.ScopeMCP
-	case path == "/ws", path == "/api/v1/threads", strings.HasPrefix(path, "/api/v1/threads/"), strings.HasPrefix(path, "/api/v1/attachments/"):
-		return gatehouse.ScopeChat
-	case strings.Contains(path, "/access/v1/"):
-		return gatehouse.ScopeAuthZEN
-	case path == "/api/v1/check", path == "/api/v1/explain", strings.HasPrefix(path, "/api/v1/me/"),
-		path == "/api/v1/actions" || strings.HasPrefix(path, "/api/v1/actions/"):
-		return gatehouse.ScopeCheck
-	}
-	return gatehouse.ScopeAdmin
 }
 
 // apiKeyCacheTTL is how long a verified key is trusted without asking the
@@ -280,11 +315,10 @@ func (s *Server) authzen(next http.HandlerFunc) http.Handler {
 // sharedToken reports whether r carries one of Config.AuthZENTokens as its
 // bearer token, comparing in constant time.
 func (s *Server) sharedToken(r *http.Request) bool {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	token, ok := bearerToken(r)
+	if !ok {
 		return false
 	}
-	token = strings.TrimSpace(token)
 	match := 0
 	for _, t := range s.cfg.AuthZENTokens {
 		match |= subtle.ConstantTimeCompare([]byte(token), []byte(t))

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,8 +59,26 @@ func TestAuthentication(t *testing.T) {
 		{"email fallback", "Bearer " + sign(t, jwt.SigningMethodHS256, secret, func() jwt.MapClaims {
 			c := with("sub", "00u1abc")
 			c["email"] = "Sara@Acme.Example"
+			c["email_verified"] = true
 			return c
 		}()), http.StatusOK},
+		{"email fallback without email_verified", "Bearer " + sign(t, jwt.SigningMethodHS256, secret, func() jwt.MapClaims {
+			c := with("sub", "00u1abc")
+			c["email"] = "sara@acme.example"
+			return c
+		}()), http.StatusUnauthorized},
+		{"email fallback with email_verified false", "Bearer " + sign(t, jwt.SigningMethodHS256, secret, func() jwt.MapClaims {
+			c := with("sub", "00u1abc")
+			c["email"] = "sara@acme.example"
+			c["email_verified"] = false
+			return c
+		}()), http.StatusUnauthorized},
+		{"issued in the future", "Bearer " + sign(t, jwt.SigningMethodHS256, secret, with("iat", now.Add(time.Hour).Unix())), http.StatusUnauthorized},
+		{"issued within the leeway", "Bearer " + sign(t, jwt.SigningMethodHS256, secret, with("iat", now.Add(10*time.Second).Unix())), http.StatusOK},
+		{"exp as a string", "Bearer " + sign(t, jwt.SigningMethodHS256, secret, with("exp", strconv.FormatInt(now.Add(time.Hour).Unix(), 10))), http.StatusUnauthorized},
+		{"nbf as a string", "Bearer " + sign(t, jwt.SigningMethodHS256, secret, with("nbf", strconv.FormatInt(now.Unix(), 10))), http.StatusUnauthorized},
+		{"iat as a string", "Bearer " + sign(t, jwt.SigningMethodHS256, secret, with("iat", strconv.FormatInt(now.Unix(), 10))), http.StatusUnauthorized},
+		{"iat as a bool", "Bearer " + sign(t, jwt.SigningMethodHS256, secret, with("iat", true)), http.StatusUnauthorized},
 		{"expiry within the leeway", "Bearer " + sign(t, jwt.SigningMethodHS256, secret, with("exp", now.Add(-10*time.Second).Unix())), http.StatusOK},
 		{"no token", "", http.StatusUnauthorized},
 		{"basic auth", "Basic c2FyYTpwYXNz", http.StatusUnauthorized},
@@ -153,6 +172,32 @@ func TestIssueTokenAndConfig(t *testing.T) {
 		tt.modify(&c)
 		if err := c.Validate(); (err == nil) != tt.ok {
 			t.Errorf("Validate(%s) = %v, want ok %t", tt.name, err, tt.ok)
+		}
+	}
+}
+
+// TestLookAlikeEmails: a correctly signed token naming a look-alike of the
+// superuser's email is refused, never folded into admin@example.com.
+func TestLookAlikeEmails(t *testing.T) {
+	f := newFixture(t, examplePolicy, nil)
+	secret := []byte(testSecret)
+	exp := time.Now().Add(time.Hour).Unix()
+	tests := []struct {
+		name   string
+		claims jwt.MapClaims
+		status int
+	}{
+		{"the superuser", jwt.MapClaims{"sub": "user:admin@example.com", "exp": exp}, http.StatusOK},
+		{"the superuser in upper case", jwt.MapClaims{"sub": "user:ADMIN@Example.COM", "exp": exp}, http.StatusOK},
+		{"dotted capital I in sub", jwt.MapClaims{"sub": "user:adm\u0130n@example.com", "exp": exp}, http.StatusUnauthorized},
+		{"dotted capital I in a verified email", jwt.MapClaims{"sub": "00u1", "email": "ADM\u0130N@example.com", "email_verified": true, "exp": exp}, http.StatusUnauthorized},
+		{"Cyrillic a", jwt.MapClaims{"sub": "user:\u0430dmin@example.com", "exp": exp}, http.StatusUnauthorized},
+		{"bare email with a Kelvin sign", jwt.MapClaims{"sub": "\u212aarl@acme.example", "exp": exp}, http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		r := f.do(call{method: http.MethodGet, path: "/api/v1/policy", token: sign(t, jwt.SigningMethodHS256, secret, tt.claims)})
+		if r.status != tt.status {
+			t.Errorf("%s: GET /api/v1/policy %d, want %d: %.200s", tt.name, r.status, tt.status, r.body)
 		}
 	}
 }

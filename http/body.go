@@ -8,6 +8,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -53,12 +56,22 @@ func readAll(r io.Reader, n int64) ([]byte, error) {
 	return body, nil
 }
 
-// decodeStrict decodes body, one JSON object, into v, refusing unknown
-// fields and trailing data: the native API's rule. AuthZEN requests ignore
-// unknown fields instead (see parseObject).
+// decodeStrict decodes body, one JSON object, into v: the one decoder of
+// every JSON body of the native API. It refuses what checkJSON refuses (a
+// key repeated, also in another case, anywhere, so the amount a tool reads
+// is the amount Gatehouse checked), trailing data, and any key that is not
+// exactly the name of a field of v (encoding/json alone would match "TOOL"
+// to tool). AuthZEN requests ignore unknown fields instead (see
+// parseObject).
 func decodeStrict(body []byte, v any) error {
 	if first(body) != '{' {
 		return invalid("error.bad_json", nil).wrap(errors.New("body is not a JSON object"))
+	}
+	if err := checkJSON(body); err != nil {
+		return err
+	}
+	if err := exactKeys(body, reflect.TypeOf(v)); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -145,7 +158,11 @@ func scanJSON(body []byte) (plain bool, err error) {
 					plain = plainKey(key)
 				}
 				f := &frames[len(frames)-1]
-				if f.repeats(keys[f.firstKey:], key) {
+				if prior, ok := f.repeats(keys[f.firstKey:], key); ok {
+					if prior != string(key) {
+						return false, invalid("error.case_variant_key", map[string]any{"Key": string(key)}).
+							wrap(fmt.Errorf("key %q repeats %q in another case", key, prior))
+					}
 					return false, invalid("error.duplicate_key", map[string]any{"Key": string(key)}).wrap(fmt.Errorf("key %q repeated", key))
 				}
 				keys = append(keys, key)
@@ -173,33 +190,144 @@ func plainKey(key []byte) bool {
 type jsonFrame struct {
 	object   bool
 	firstKey int
-	set      map[string]struct{}
+	set      map[string]string // folded key → the key as first written
 }
 
 const keysBeforeSet = 16
 
-// repeats reports whether key is among seen, the keys before it in f, and
-// adds it to f's set once f has one.
-func (f *jsonFrame) repeats(seen [][]byte, key []byte) bool {
+// repeats reports whether key, or a case variant of it, is among seen, the
+// keys before it in f, and returns that earlier key; it adds key to f's
+// set once f has one. A case variant counts as a repeat: parsers that
+// match keys case-insensitively (encoding/json among them) would read one
+// of the two.
+func (f *jsonFrame) repeats(seen [][]byte, key []byte) (prior string, ok bool) {
 	if f.set == nil && len(seen) < keysBeforeSet {
 		for _, k := range seen {
-			if bytes.Equal(k, key) {
-				return true
+			if bytes.EqualFold(k, key) {
+				return string(k), true
 			}
 		}
-		return false
+		return "", false
 	}
 	if f.set == nil {
-		f.set = make(map[string]struct{}, 2*keysBeforeSet)
+		f.set = make(map[string]string, 2*keysBeforeSet)
 		for _, k := range seen {
-			f.set[string(k)] = struct{}{}
+			f.set[foldKey(k)] = string(k)
 		}
 	}
-	if _, ok := f.set[string(key)]; ok {
-		return true
+	fk := foldKey(key)
+	if k, ok := f.set[fk]; ok {
+		return k, true
 	}
-	f.set[string(key)] = struct{}{}
-	return false
+	f.set[fk] = string(key)
+	return "", false
+}
+
+// foldKey maps key to one representative of the keys bytes.EqualFold
+// finds equal to it: each rune replaced by the smallest of its simple
+// case-folding orbit.
+func foldKey(key []byte) string {
+	return strings.Map(func(r rune) rune {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return least
+	}, string(key))
+}
+
+// exactKeys refuses a key of data, a JSON value checked by checkJSON, that
+// is not exactly the JSON name of a field of the struct t (or what t points
+// to, holds or maps to) at its place. Values of interface type, raw JSON
+// and types that decode themselves are not looked into.
+func exactKeys(data []byte, t reflect.Type) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == rawMessageType || reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if first(data) != '{' {
+			return nil
+		}
+		var m map[string]json.RawMessage
+		if json.Unmarshal(data, &m) != nil {
+			return nil
+		}
+		fields := jsonFields(t)
+		for key, raw := range m {
+			ft, ok := fields[key]
+			if !ok {
+				return invalid("error.unknown_key", map[string]any{"Key": key}).wrap(fmt.Errorf("unknown key %q", key))
+			}
+			if err := exactKeys(raw, ft); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		var m map[string]json.RawMessage
+		if first(data) != '{' || json.Unmarshal(data, &m) != nil {
+			return nil
+		}
+		for _, raw := range m {
+			if err := exactKeys(raw, t.Elem()); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		var items []json.RawMessage
+		if first(data) != '[' || json.Unmarshal(data, &items) != nil {
+			return nil
+		}
+		for _, raw := range items {
+			if err := exactKeys(raw, t.Elem()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+var (
+	rawMessageType  = reflect.TypeFor[json.RawMessage]()
+	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+)
+
+// jsonFields maps the JSON names of struct t's fields, those of embedded
+// structs included, to their types, as encoding/json names them.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	fields := map[string]reflect.Type{}
+	for _, f := range reflect.VisibleFields(t) {
+		if !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				continue // its fields are visible fields of t
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if _, taken := fields[name]; !taken || len(f.Index) == 1 {
+			fields[name] = f.Type
+		}
+	}
+	return fields
 }
 
 // stringEnd returns the index of the quote that closes the string opening

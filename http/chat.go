@@ -87,8 +87,10 @@ func (s *Server) chatRoutes(mux *http.ServeMux) {
 	s.cfg.ChatLimits.defaults()
 	s.chat = &chatState{sockets: map[*websocket.Conn]struct{}{}, perUser: map[string]int{}, limiters: map[string]*rate.Limiter{}}
 	s.route(mux, http.MethodGet, "/ws", http.HandlerFunc(s.handleWS),
-		operation{id: "chat_socket", summary: "The chat WebSocket (see docs/chat.md)", tag: "chat", security: securityBearer})
-	doc := func(id, summary string, in, out any) operation { return apiDoc(id, summary, in, out).tagged("chat") }
+		operation{id: "chat_socket", summary: "The chat WebSocket (see docs/chat.md)", tag: "chat", security: securityBearer, scope: gatehouse.ScopeChat})
+	doc := func(id, summary string, in, out any) operation {
+		return apiDoc(id, summary, in, out).tagged("chat").withScope(gatehouse.ScopeChat)
+	}
 	s.route(mux, http.MethodGet, "/api/v1/threads", s.authenticated(s.handleListThreads),
 		doc("listThreads", "The caller's chat threads in a tenant, newest first", new(threadsQuery), new(chat.ThreadsData)))
 	s.route(mux, http.MethodPost, "/api/v1/threads", s.authenticated(s.handleStartThread),

@@ -628,6 +628,7 @@ func TestChatREST(t *testing.T) {
 		status int
 	}{
 		{call{path: "/api/v1/threads", token: tok, header: h, body: `{"title": "a", "title": "b"}`}, http.StatusBadRequest},
+		{call{path: "/api/v1/threads", token: tok, header: h, body: `{"Title": "a"}`}, http.StatusBadRequest},
 		{call{path: "/api/v1/threads/" + thread.ID + "/messages", token: tok, header: h, body: `{"content": ""}`}, http.StatusBadRequest},
 		{call{path: "/api/v1/threads", token: f.token("user:gus@example.org"), header: map[string]string{"X-Tenant-ID": "general"}, body: `{}`}, http.StatusForbidden},
 		{call{path: "/api/v1/threads", token: tok, body: `{}`}, http.StatusBadRequest},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -30,8 +31,13 @@ func checkJSONByTokens(body []byte) (message, key string) {
 		}
 		inObject := len(keys) > 0 && keys[len(keys)-1] != nil
 		if k, ok := tok.(string); ok && inObject && wantKey {
-			if keys[len(keys)-1][k] {
-				return "error.duplicate_key", k
+			for prior := range keys[len(keys)-1] {
+				switch {
+				case prior == k:
+					return "error.duplicate_key", k
+				case strings.EqualFold(prior, k):
+					return "error.case_variant_key", k
+				}
 			}
 			keys[len(keys)-1][k] = true
 			wantKey = false
@@ -79,6 +85,8 @@ var checkJSONCases = []struct {
 	{`{"a": 1, "\u0061": 2}`, "error.duplicate_key", "a"},
 	{`{"a\"b": 1, "a\u0022b": 2}`, "error.duplicate_key", `a"b`},
 	{`{"": 1, "": 2}`, "error.duplicate_key", ""},
+	{`{"tool": 1, "TOOL": 2}`, "error.case_variant_key", "TOOL"},
+	{`{"k": 1, "\u212a": 2}`, "error.case_variant_key", "\u212a"},
 	{`{"k": "a", "v": "a"}`, "", ""},
 	{`{"a": {"x": 1}, "b": {"x": 1}}`, "", ""},
 	{`{"a": "{\"a\": 1, \"a\": 2}"}`, "", ""},
@@ -92,6 +100,7 @@ var checkJSONCases = []struct {
 	{`{"a": ` + strings.Repeat(`[`, maxJSONDepth) + strings.Repeat(`]`, maxJSONDepth) + `}`, "error.too_deep", ""},
 	{manyKeys(40, false), "", ""},
 	{manyKeys(40, true), "error.duplicate_key", "k0"},
+	{manyKeys(40, false)[:len(manyKeys(40, false))-1] + `, "K0": 2}`, "error.case_variant_key", "K0"},
 }
 
 // manyKeys is an object of n keys, past keysBeforeSet; repeated adds k0 again.
@@ -147,4 +156,34 @@ func BenchmarkCheckJSON(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzDecodeStrict checks the native API's decoder: it never panics, and a
+// body it accepts has no key repeated in any case and no key that is not a
+// field, so encoding/json reads it the same with or without case folding.
+func FuzzDecodeStrict(f *testing.F) {
+	for _, s := range []string{`{"tool": "analyze_loan", "tenant": "acme"}`, `{"tool": "a", "tool": "b"}`, `{"TOOL": "a"}`,
+		`{"tool": "a", "Tool": "b"}`, `{"tool": "process_refund", "args": {"amount": "500.00", "amount": "1.00"}}`,
+		`{"context": {"k": 1, "\u212a": 2}}`, `{"tennant": "x"}`, `[]`, `{"tool": "a"} {}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var in checkRequest
+		if decodeStrict(body, &in) != nil {
+			return
+		}
+		if err := checkJSON(body); err != nil {
+			t.Fatalf("decodeStrict accepted %q, which checkJSON refuses: %v", body, err)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatalf("decodeStrict accepted %q, not an object: %v", body, err)
+		}
+		fields := jsonFields(reflect.TypeFor[checkRequest]())
+		for k := range m {
+			if _, ok := fields[k]; !ok {
+				t.Fatalf("decodeStrict accepted %q with the key %q", body, k)
+			}
+		}
+	})
 }

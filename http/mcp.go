@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse"
 )
 
 // mcpPath is the MCP gateway's endpoint.
@@ -37,7 +39,7 @@ func (s *Server) mcpRoutes(mux *http.ServeMux) {
 	h := s.mcpAuthenticated(s.mcpStreaming(s.cfg.MCP))
 	for _, m := range []string{http.MethodPost, http.MethodGet, http.MethodDelete} {
 		s.route(mux, m, mcpPath, h, operation{id: "mcp_" + strings.ToLower(m), summary: "The MCP gateway (Streamable HTTP)",
-			tag: "mcp", security: securityBearer, contentType: "application/json"})
+			tag: "mcp", security: securityBearer, contentType: "application/json", scope: gatehouse.ScopeMCP})
 	}
 	s.route(mux, http.MethodGet, resourceMetadataPath, http.HandlerFunc(s.handleResourceMetadata),
 		operation{id: "mcp_resource_metadata", summary: "OAuth 2.0 protected resource metadata of /mcp (RFC 9728)", tag: "mcp"})

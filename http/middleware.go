@@ -24,6 +24,8 @@ type requestInfo struct {
 	// callerOf), for the request log and the rate limiter; zero when
 	// unauthenticated.
 	caller gatehouse.Caller
+	// scope is the API key scope the matched route declares (see route).
+	scope string
 }
 
 type infoKey struct{}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/swaggest/openapi-go"
 	"github.com/swaggest/openapi-go/openapi31"
+
+	"github.com/gatehouse/gatehouse"
 )
 
 // endpoint is one route: what the mux serves, and what the OpenAPI
@@ -34,22 +36,27 @@ type operation struct {
 	status int
 	// contentType is the success response's type when it is not JSON.
 	contentType string
+	// scope is the API key scope the route needs (gatehouse.Scope…); an
+	// API key is refused on a route that declares none.
+	scope string
 }
 
-func (o operation) public() operation               { o.security = ""; return o }
-func (o operation) tagged(tag string) operation     { o.tag = tag; return o }
-func (o operation) withParams(params any) operation { o.params = params; return o }
-func (o operation) withStatus(status int) operation { o.status = status; return o }
+func (o operation) public() operation                { o.security = ""; return o }
+func (o operation) tagged(tag string) operation      { o.tag = tag; return o }
+func (o operation) withParams(params any) operation  { o.params = params; return o }
+func (o operation) withStatus(status int) operation  { o.status = status; return o }
+func (o operation) withScope(scope string) operation { o.scope = scope; return o }
 
-// apiDoc documents a native /api/v1 endpoint behind a bearer token.
+// apiDoc documents a native /api/v1 endpoint behind a bearer token; an API
+// key needs the admin scope unless the route declares another (withScope).
 func apiDoc(id, summary string, body, resp any) operation {
-	return operation{id: id, summary: summary, tag: "api", security: securityBearer, body: body, resp: resp}
+	return operation{id: id, summary: summary, tag: "api", security: securityBearer, body: body, resp: resp, scope: gatehouse.ScopeAdmin}
 }
 
 // authzenDoc documents an AuthZEN endpoint, at the root or scoped to a
 // tenant (whose variant takes the tenant as a path parameter).
 func authzenDoc(id, summary string, scoped bool, body, resp any) operation {
-	o := operation{id: id, summary: summary, tag: "authzen", security: securityAuthZEN, body: body, resp: resp}
+	o := operation{id: id, summary: summary, tag: "authzen", security: securityAuthZEN, body: body, resp: resp, scope: gatehouse.ScopeAuthZEN}
 	if scoped {
 		o.id += "InTenant"
 		o.summary += ", scoped to a tenant's subtree"
@@ -91,6 +98,9 @@ func addOperation(r *openapi31.Reflector, e endpoint) error {
 		oc.SetID(op.id)
 	}
 	oc.SetSummary(op.summary)
+	if op.scope != "" && op.security != "" {
+		oc.SetDescription("An API key needs the " + op.scope + " scope.")
+	}
 	if op.tag != "" {
 		oc.SetTags(op.tag)
 	}

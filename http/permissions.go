@@ -47,7 +47,9 @@ type (
 		EnabledFrom              string `json:"enabled_from" description:"default, or tenant:ID of the tenant that sets it"`
 		RequiresConfirmationFrom string `json:"requires_confirmation_from" description:"default, or tenant:ID of the tenant that sets it"`
 		ApproverPermission       string `json:"approver_permission,omitempty" description:"whose holders may confirm besides the customer"`
-		PolicyVersion            int64  `json:"policy_version"`
+		// Ceilings are the parts an ancestor enforces for its subtree.
+		Ceilings      map[string]string `json:"ceilings,omitempty" description:"enabled, requires_confirmation, limits: the tenant:ID that enforces each for its subtree; this tenant may only tighten them"`
+		PolicyVersion int64             `json:"policy_version"`
 	}
 	// limitRow is one limit of an action type in a tenant: seed 004's
 	// ActionLimitResponse without timestamps, with its provenance.
@@ -224,8 +226,8 @@ func permissionRowOf(version int64, p service.ActionPolicyText) permissionRow {
 		Description: p.Description,
 		Enabled:     p.Enabled, RequiresConfirmation: p.RequiresConfirmation,
 		EnabledFrom: p.EnabledFrom, RequiresConfirmationFrom: p.RequiresConfirmationFrom,
-		ApproverPermission: p.Approver,
-		PolicyVersion:      version,
+		ApproverPermission: p.Approver, Ceilings: p.Ceilings,
+		PolicyVersion: version,
 	}
 }
 

@@ -69,6 +69,11 @@ type Config struct {
 	// JWTIssuer and JWTAudience, when set, must match the token's iss and aud.
 	JWTIssuer   string
 	JWTAudience string
+	// TrustUnverifiedEmail lets a token whose sub names no user or agent
+	// fall back to its email claim even when email_verified is not true.
+	// Off by default: an identity provider that lets users set an email
+	// without verifying it would let them become that user.
+	TrustUnverifiedEmail bool
 	// AuthZENAuth is AuthJWT (the AuthZEN endpoints need a bearer JWT),
 	// AuthToken (they need one of AuthZENTokens as a bearer token, as
 	// interop harnesses send) or AuthNone (they are open; for a PDP
@@ -343,11 +348,11 @@ func (s *Server) routes() http.Handler {
 			authzenDoc("metadata", "AuthZEN PDP metadata", scoped, nil, new(metadata)).public())
 	}
 	s.route(mux, http.MethodPost, "/api/v1/check", s.authenticated(s.handleCheck),
-		apiDoc("check", "Decide a request (about the caller; about anyone for admins)", new(checkRequest), new(gatehouse.Answer)))
+		apiDoc("check", "Decide a request (about the caller; about anyone for admins)", new(checkRequest), new(gatehouse.Answer)).withScope(gatehouse.ScopeCheck))
 	s.route(mux, http.MethodPost, "/api/v1/explain", s.authenticated(s.handleExplain),
-		apiDoc("explain", "Decide a request and explain the decision path", new(checkRequest), new(gatehouse.Answer)))
+		apiDoc("explain", "Decide a request and explain the decision path", new(checkRequest), new(gatehouse.Answer)).withScope(gatehouse.ScopeCheck))
 	s.route(mux, http.MethodGet, "/api/v1/me/effective", s.authenticated(s.handleEffective),
-		apiDoc("effective", "Everything the caller may do in a tenant", new(tenantQuery), new(gatehouse.Effective)))
+		apiDoc("effective", "Everything the caller may do in a tenant", new(tenantQuery), new(gatehouse.Effective)).withScope(gatehouse.ScopeCheck))
 	s.restRoutes(mux)
 	s.apiKeyRoutes(mux)
 	s.actionRoutes(mux)
@@ -400,13 +405,19 @@ func (s *Server) routes() http.Handler {
 }
 
 // route registers h for method on path and records the endpoint with its
-// documentation, if given, for the OpenAPI document.
+// documentation, if given, for the OpenAPI document. The request info of
+// every request h serves carries the route's declared API key scope, which
+// authenticateAny checks: the matched route decides, never the path text.
 func (s *Server) route(mux *http.ServeMux, method, path string, h http.Handler, doc ...operation) {
-	mux.Handle(method+" "+path, h)
 	e := endpoint{method: method, path: path}
 	if len(doc) > 0 {
 		e.op = doc[0]
 	}
+	scope := e.op.scope
+	mux.Handle(method+" "+path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info(r.Context()).scope = scope
+		h.ServeHTTP(w, r)
+	}))
 	s.endpoints = append(s.endpoints, e)
 }
 

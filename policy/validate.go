@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/mailaddr"
 	"github.com/gatehouse/gatehouse/money"
 )
 
@@ -66,7 +67,7 @@ func Normalize(p *gatehouse.Policy) {
 	}
 	for i := range p.Users {
 		x := &p.Users[i]
-		x.Email, x.Plan = gatehouse.NormalizeEmail(x.Email), strings.TrimSpace(x.Plan)
+		x.Email, x.Plan = canonicalEmail(x.Email), strings.TrimSpace(x.Plan)
 		trim(x.Aliases)
 		subject(x.Tenants, x.Roles, x.Grants)
 	}
@@ -96,6 +97,15 @@ func Normalize(p *gatehouse.Policy) {
 		x := &p.Resources[i]
 		x.Type, x.ID, x.Tenant = strings.TrimSpace(x.Type), strings.TrimSpace(x.ID), strings.TrimSpace(x.Tenant)
 	}
+}
+
+// canonicalEmail is email in canonical form (package mailaddr), or, for an
+// address that has none, normalized for validate to report.
+func canonicalEmail(email string) string {
+	if c, err := mailaddr.Canonical(email); err == nil {
+		return c
+	}
+	return gatehouse.NormalizeEmail(email)
 }
 
 // normalizeActions trims a tenant's action names and its limits' text.
@@ -223,8 +233,14 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions
 	v.tenantCycles(p.Tenants)
 	for i, x := range p.Users {
 		path := fmt.Sprintf("users[%d]", i)
-		if email := gatehouse.NormalizeEmail(x.Email); email != "" && badName("email", email) == "" && !looksLikeEmail(email) {
-			v.addf(path+".email", "%q is not an email address", email)
+		if email := gatehouse.NormalizeEmail(x.Email); email != "" && badName("email", email) == "" {
+			if !looksLikeEmail(email) {
+				v.addf(path+".email", "%q is not an email address", email)
+			} else if c, err := mailaddr.Canonical(email); err != nil {
+				v.addf(path+".email", "%v", err)
+			} else if c != email {
+				v.addf(path+".email", "email %q is not in canonical form; write %q", email, c)
+			}
 		}
 		v.ref(path+".plan", gatehouse.KindPlan, x.Plan, true)
 		v.subject(path, x.Tenants, x.Roles, x.Grants)
@@ -251,6 +267,7 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions
 			v.limits(path+".limits", x.Actions[name].Limits)
 		}
 	}
+	v.ceilings(p.Tenants)
 	for i, x := range p.Tools {
 		path := fmt.Sprintf("tools[%d]", i)
 		for _, arg := range []struct{ key, val string }{{"amount", x.Amount}, {"percentage", x.Percentage}, {"currency", x.Currency}} {
@@ -331,7 +348,11 @@ func (v *validator) declare(kind gatehouse.Kind, section string, n int, name fun
 		path := fmt.Sprintf("%s[%d].%s", section, i, field)
 		id := name(i)
 		seen[id] = true
-		if msg := badName(field, id); msg != "" {
+		check := badID
+		if kind == gatehouse.KindUser {
+			check = badName
+		}
+		if msg := check(field, id); msg != "" {
 			v.addf(path, "%s", msg)
 		} else if f, dup := first[id]; dup {
 			v.addf(path, "duplicate %s %q (first at %s)", kind, id, v.where(f))
@@ -356,6 +377,28 @@ func badName(field, name string) string {
 		return fmt.Sprintf("%s %q contains control characters", field, name)
 	case strings.TrimSpace(name) != name:
 		return fmt.Sprintf("%s %q has surrounding spaces", field, name)
+	}
+	return ""
+}
+
+// badID is badName for the ids and names of objects, which also appear in
+// paths, logs and admin screens: it also refuses invisible formatting
+// characters (bidi overrides such as U+202E, zero-width spaces), which
+// make one id look like another, and '/' and "..", which would make an id
+// read as a path.
+func badID(field, id string) string {
+	if msg := badName(field, id); msg != "" {
+		return msg
+	}
+	if i := strings.IndexFunc(id, func(r rune) bool { return unicode.Is(unicode.Cf, r) }); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(id[i:])
+		return fmt.Sprintf("%s %q contains the invisible formatting character %U", field, id, r)
+	}
+	switch {
+	case strings.Contains(id, "/"):
+		return fmt.Sprintf("%s %q contains a slash", field, id)
+	case strings.Contains(id, ".."):
+		return fmt.Sprintf("%s %q contains \"..\"", field, id)
 	}
 	return ""
 }
@@ -426,15 +469,13 @@ func (v *validator) resources(rs []gatehouse.ResourceEntry) {
 		path := fmt.Sprintf("resources[%d]", i)
 		bad := false
 		for _, f := range []struct{ field, val string }{{"type", r.Type}, {"id", r.ID}} {
-			if msg := badName(f.field, f.val); msg != "" {
+			if msg := badID(f.field, f.val); msg != "" {
 				v.addf(path+"."+f.field, "%s", msg)
 				bad = true
 			}
 		}
 		switch {
 		case bad:
-		case strings.Contains(r.Type, "/"):
-			v.addf(path+".type", "resource type %q contains a slash", r.Type)
 		case reservedResourceTypes[r.Type]:
 			v.addf(path+".type", "resource type %q is Gatehouse's own; declare %ss in their own section", r.Type, r.Type)
 		default:

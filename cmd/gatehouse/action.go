@@ -375,10 +375,10 @@ func runActionPolicy(ctx context.Context, m *Main) error {
 	for _, p := range pols {
 		limits := "none"
 		if p.Limits != nil {
-			limits = limitsText(p) + " (" + p.LimitsFrom + ")"
+			limits = limitsText(p) + " (" + p.LimitsFrom + ceilingText(p, gatehouse.CeilingLimits) + ")"
 		}
-		fmt.Fprintf(w, "%s\t%t (%s)\t%t (%s)\t%s\n", p.Action, p.Enabled, p.EnabledFrom,
-			p.RequiresConfirmation, p.RequiresConfirmationFrom, limits)
+		fmt.Fprintf(w, "%s\t%t (%s%s)\t%t (%s%s)\t%s\n", p.Action, p.Enabled, p.EnabledFrom, ceilingText(p, gatehouse.CeilingEnabled),
+			p.RequiresConfirmation, p.RequiresConfirmationFrom, ceilingText(p, gatehouse.CeilingRequiresConfirmation), limits)
 	}
 	return w.Flush()
 }
@@ -564,4 +564,12 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// ceilingText says which ancestor enforces part of p, if one does.
+func ceilingText(p gatehouse.EffectiveAction, part string) string {
+	if by := p.Ceilings[part]; by != "" {
+		return "; ceiling " + by
+	}
+	return ""
 }

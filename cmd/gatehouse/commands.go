@@ -54,7 +54,9 @@ type options struct {
 	jwtSecret   string
 	jwtIssuer   string
 	jwtAudience string
-	authzenAuth string
+	// trustUnverifiedEmail is http.Config.TrustUnverifiedEmail.
+	trustUnverifiedEmail bool
+	authzenAuth          string
 	// authzenTokens are the shared tokens of --authzen-auth=token.
 	authzenTokens []string
 	jwksURL       string

@@ -25,6 +25,7 @@ func serveFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.jwtSecret, "jwt-secret", "", "HS256 secret that signs bearer tokens, at least 32 bytes (env GATEHOUSE_JWT_SECRET)")
 	fs.StringVar(&o.jwtIssuer, "jwt-issuer", "", "required iss claim of bearer tokens, if set")
 	fs.StringVar(&o.jwtAudience, "jwt-audience", "", "required aud claim of bearer tokens, if set")
+	fs.BoolVar(&o.trustUnverifiedEmail, "jwt-trust-unverified-email", false, "use a token's email claim for an opaque sub even when email_verified is not true")
 	fs.StringVar(&o.authzenAuth, "authzen-auth", gatehttp.AuthJWT, "jwt: the AuthZEN endpoints need a bearer JWT; token: one of the --authzen-token values; none: they are open (trusted networks only)")
 	fs.Func("authzen-token", "a shared bearer token for --authzen-auth=token, at least 16 bytes; repeat to rotate (env GATEHOUSE_AUTHZEN_TOKENS, comma-separated)", func(v string) error {
 		o.authzenTokens = append(o.authzenTokens, v)
@@ -66,6 +67,7 @@ func runServe(ctx context.Context, m *Main) error {
 	}
 	cfg.JWTIssuer = o.jwtIssuer
 	cfg.JWTAudience = o.jwtAudience
+	cfg.TrustUnverifiedEmail = o.trustUnverifiedEmail
 	cfg.AuthZENAuth = o.authzenAuth
 	cfg.AuthZENTokens = o.authzenTokens
 	if len(cfg.AuthZENTokens) == 0 {
