@@ -76,6 +76,10 @@ type Service struct {
 	// mu serializes this process's writers; writers in other processes are
 	// caught by the store's version check and retried.
 	mu sync.Mutex
+	// current is the stored policy of the newest version this process
+	// loaded or committed, which the next change starts from instead of
+	// loading the store (see base); guarded by mu.
+	current *versioned
 }
 
 // Open loads and compiles the stored policy and bootstraps a superuser if
@@ -163,6 +167,7 @@ func (s *Service) reload(ctx context.Context) (*gatehouse.Policy, int64, error) 
 	if err != nil {
 		return nil, 0, fmt.Errorf("compile stored policy version %d: %w", v, err)
 	}
+	s.keep(p, v, false)
 	s.swap(snap)
 	return p, v, nil
 }
@@ -198,7 +203,9 @@ type Result struct {
 // superuser, compiles it, and commits the difference with one audit event
 // per changed object, all or nothing. action names the operation in the
 // audit trail ("policy.apply", "user.promote", …). fn may run more than
-// once if another writer commits first, so it must depend only on p.
+// once if another writer commits first, so it must depend only on p, and
+// must not leave p sharing memory with anything mutated later: the
+// committed policy is what the next change starts from.
 func (s *Service) Update(ctx context.Context, actor, action string, fn func(p *gatehouse.Policy) error) (Result, error) {
 	return s.update(ctx, actor, action, false, fn)
 }
@@ -261,15 +268,17 @@ type planned struct {
 	snap *engine.Snapshot
 }
 
-// plan runs fn on a copy of the stored policy, normalizes and validates
-// the result, refuses to remove the last superuser, compiles it and
-// computes the changes.
+// plan runs fn on a copy of the stored policy (the one this process keeps,
+// if the store is still at its version), normalizes and validates the
+// result, refuses to remove the last superuser, compiles it and computes
+// the changes. The caller holds mu.
 func (s *Service) plan(ctx context.Context, fn func(p *gatehouse.Policy) error) (planned, error) {
-	before, base, err := s.load(ctx)
+	cur, err := s.base(ctx)
 	if err != nil {
 		return planned{}, err
 	}
-	after, err := before.Clone()
+	before, base := cur.p, cur.v
+	after, err := clonePolicy(before)
 	if err != nil {
 		return planned{}, err
 	}
@@ -277,7 +286,7 @@ func (s *Service) plan(ctx context.Context, fn func(p *gatehouse.Policy) error) 
 		return planned{}, err
 	}
 	policy.Normalize(after)
-	changes, err := policy.Diff(before, after)
+	changes, err := diffPolicies(before, after)
 	if err != nil {
 		return planned{}, err
 	}
@@ -286,9 +295,11 @@ func (s *Service) plan(ctx context.Context, fn func(p *gatehouse.Policy) error) 
 	if err := s.authorizeChanges(ctx, before, base, changes); err != nil {
 		return planned{}, err
 	}
-	if problems := policy.Validate(after); len(problems) > 0 {
+	if problems := validateChange(cur, after, changes); len(problems) > 0 {
 		return planned{}, &policy.Error{Problems: problems}
 	}
+	// Validated first, so problems have the paths a fresh load gives.
+	sortByID(after)
 	if len(before.Superusers()) > 0 && len(after.Superusers()) == 0 {
 		return planned{}, fmt.Errorf("%w: promote another user first", gatehouse.ErrLastSuperuser)
 	}
@@ -302,13 +313,15 @@ func (s *Service) plan(ctx context.Context, fn func(p *gatehouse.Policy) error) 
 }
 
 // committed returns the snapshot to install after pl was committed at
-// version v: none if nothing changed, pl's own if no other writer's version
-// got in between, else one compiled from the store.
+// version v, and keeps its policy for the next change: none if nothing
+// changed, pl's own if no other writer's version got in between, else one
+// compiled from the store.
 func (s *Service) committed(ctx context.Context, pl planned, v int64) (*engine.Snapshot, error) {
 	switch v {
 	case pl.base:
 		return nil, nil
 	case pl.base + 1:
+		s.keep(pl.after, v, true)
 		return pl.snap, nil
 	}
 	return s.compileStored(ctx)
@@ -344,7 +357,12 @@ func (s *Service) compileStored(ctx context.Context) (*engine.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return engine.Compile(p, v)
+	snap, err := engine.Compile(p, v)
+	if err != nil {
+		return nil, err
+	}
+	s.keep(p, v, false)
+	return snap, nil
 }
 
 // changeEvents returns one audit event per change, each binding the object
@@ -387,7 +405,12 @@ func (s *Service) Apply(ctx context.Context, actor string, doc *policy.Document,
 		if problems := policy.Validate(merged); len(problems) > 0 {
 			return doc.Locate(problems)
 		}
-		*p = *merged
+		// Merged shares the document's memory, which the caller owns.
+		owned, err := clonePolicy(merged)
+		if err != nil {
+			return err
+		}
+		*p = *owned
 		return nil
 	}
 	if dryRun {
