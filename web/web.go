@@ -161,7 +161,7 @@ func (u *UI) Wrap(api http.Handler) http.Handler {
 }
 
 // appPages are the pages of the signed-in app, each one ES module view.
-var appPages = []string{"chat", "inbox", "settings"}
+var appPages = []string{"chat", "inbox", "settings", "admin", "audit"}
 
 func (u *UI) staticHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -282,7 +282,6 @@ func (u *UI) handleRoot(w http.ResponseWriter, r *http.Request) {
 type pageData struct {
 	Lang      string
 	Languages []languageChoice
-	T         func(id string) string
 	Page      string
 	CSRF      string
 	Subject   string
@@ -291,7 +290,12 @@ type pageData struct {
 	Demo      []DemoUser
 	Boot      *boot
 	Next      string
+
+	catalog *locale.Catalog
 }
+
+// T is message id in the page's language.
+func (d pageData) T(id string) string { return d.catalog.Text(d.Lang, id, nil) }
 
 type languageChoice struct{ Code, Name string }
 
@@ -301,8 +305,7 @@ var languageNames = map[string]string{"de": "Deutsch", "en": "English", "es": "E
 
 func (u *UI) data(r *http.Request, page string) pageData {
 	lang := u.lang(r)
-	d := pageData{Lang: lang, Page: page, Next: r.URL.Path,
-		T: func(id string) string { return u.cfg.Catalog.Text(lang, id, nil) }}
+	d := pageData{Lang: lang, Page: page, Next: r.URL.Path, catalog: u.cfg.Catalog}
 	for _, l := range locale.Languages {
 		d.Languages = append(d.Languages, languageChoice{l, languageNames[l]})
 	}
