@@ -47,7 +47,8 @@ func (c *testClock) advance(d time.Duration) {
 }
 
 // fixture is the API of the example policy behind the UI, on a real
-// listener. Demo users are Sara (acme) and Gus (general).
+// listener. Demo users are Sara and Olga (acme), Gus (general) and the
+// superuser admin@example.com (acme).
 type fixture struct {
 	t      testing.TB
 	url    string
@@ -98,6 +99,8 @@ func newFixture(t testing.TB, configure func(*web.Config)) *fixture {
 	wc.DemoUsers = []web.DemoUser{
 		{Label: "supervisor", Subject: "user:sara@acme.example", Tenant: "acme", Token: f.tokens["user:sara@acme.example"]},
 		{Label: "guest", Subject: "user:gus@example.org", Tenant: "general", Token: f.tokens["user:gus@example.org"]},
+		{Label: "operations", Subject: "user:olga@acme.example", Tenant: "acme", Token: f.tokens["user:olga@acme.example"]},
+		{Label: "superuser", Subject: "user:admin@example.com", Tenant: "acme", Token: f.tokens["user:admin@example.com"]},
 	}
 	if configure != nil {
 		configure(&wc)

@@ -503,7 +503,8 @@ func (u *UI) handleApp(page string) http.HandlerFunc {
 // placeholders are the template fields web messages use; the page's module
 // fills in "{plan}" and the like itself.
 var placeholders = map[string]string{"Plan": "{plan}", "Count": "{count}", "Limit": "{limit}",
-	"Tenant": "{tenant}", "Source": "{source}", "Time": "{time}"}
+	"Tenant": "{tenant}", "Source": "{source}", "Time": "{time}", "Window": "{window}", "Part": "{part}",
+	"Name": "{name}", "User": "{user}", "Reason": "{reason}"}
 
 // messages are the catalog's web.* messages in lang, and the reason
 // messages, for the page's module.
