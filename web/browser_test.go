@@ -172,8 +172,8 @@ func TestBrowser(t *testing.T) {
 		s := session(t)
 		s.signIn("user:olga@acme.example")
 		s.do(chromedp.Navigate(f.url+"/settings"), chromedp.WaitVisible(chromedp.ID("action-process_refund")),
-			chromedp.SetValue(chromedp.ID("lang-select"), "de"), chromedp.Click(chromedp.CSS(`form.lang button`)),
-			chromedp.WaitVisible(chromedp.ID("action-process_refund")))
+			chromedp.SetValue(chromedp.ID("lang-select"), "de"), chromedp.Click(chromedp.CSS(`form.lang button`)))
+		s.waitFor(`document.documentElement.lang === 'de' && !!document.getElementById('action-process_refund')`)
 		if got := s.text("nav"); !strings.Contains(got, "Aktionseinstellungen") {
 			t.Errorf("nav after choosing German = %q", got)
 		}
@@ -207,6 +207,24 @@ func (s *browserSession) waitText(sel, want string) {
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js)); err != nil {
 		got, _ := chromedp.Run(s.ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {innerText: '(none)'}).innerText`, sel)))
 		s.t.Fatalf("waiting for %q in %s: %v; it says %q", want, sel, err, got)
+	}
+}
+
+// waitFor polls the page until js is true, across navigations.
+func (s *browserSession) waitFor(js string) {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, err := chromedp.Run(s.ctx, chromedp.Evaluate[bool](js))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("waiting for %s: %v", js, err)
+		}
+		if _, err := chromedp.Run(s.ctx, chromedp.Poll[bool]("true", chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+			s.t.Logf("waiting for %s: %v", js, err)
+		}
 	}
 }
 
