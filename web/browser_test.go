@@ -168,6 +168,63 @@ func TestBrowser(t *testing.T) {
 		s.waitText("#new-key", "ghk_")
 	})
 
+	t.Run("chat tools", func(t *testing.T) {
+		// Carl may use customer insights but not the loan tool; fraud
+		// detection needs the pro plan, which acme-berlin has through acme.
+		s := session(t)
+		s.signIn("user:carl@acme.example")
+		s.do(chromedp.Navigate(f.url+"/chat"), chromedp.WaitVisible(chromedp.ID("tools")))
+		s.waitText("#tools", "customer_insights")
+		check(s, "chat")
+		tools, err := chromedp.Run(s.ctx, chromedp.Evaluate[map[string]string](`Object.fromEntries([...document.querySelectorAll('#tools li')]
+			.map(li => [li.dataset.tool, li.getAttribute('aria-disabled') === 'true' ? 'denied: ' + li.innerText : 'allowed']))`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tools["customer_insights"] != "allowed" || !strings.HasPrefix(tools["analyze_loan"], "denied") {
+			t.Errorf("Carl's tools = %v, want customer_insights allowed and analyze_loan denied", tools)
+		}
+		s.do(chromedp.SendKeys(chromedp.ID("draft"), "what can you do"), chromedp.Click(chromedp.ID("send")))
+		s.waitText("#messages", "customer_insights")
+	})
+
+	t.Run("chat plan upgrade", func(t *testing.T) {
+		s := session(t)
+		s.signIn("user:gina@globex.example")
+		s.do(chromedp.Navigate(f.url+"/chat"), chromedp.WaitVisible(chromedp.ID("tools")))
+		s.waitText(`#tools li[data-tool="detect_fraud"]`, "Upgrade to pro")
+	})
+
+	t.Run("chat denied", func(t *testing.T) {
+		s := session(t)
+		s.signIn("user:gus@example.org")
+		s.do(chromedp.Navigate(f.url + "/chat"))
+		s.waitText("#chat-denied", "You don't have permission to access the AI assistant")
+		check(s, "chat-denied")
+	})
+
+	t.Run("confirm from the inbox", func(t *testing.T) {
+		// Olga asks for a refund in the chat; it waits for a confirmation,
+		// which she gives from the inbox, and the chat goes on.
+		s := session(t)
+		s.signIn("user:olga@acme.example")
+		s.do(chromedp.Navigate(f.url+"/chat"), chromedp.WaitVisible(chromedp.ID("draft")),
+			chromedp.SendKeys(chromedp.ID("draft"), "refund 20.00 EUR on order 1042"), chromedp.Click(chromedp.ID("send")))
+		s.waitText("main", "Confirm: ")
+		check(s, "chat-confirmation")
+		thread, err := chromedp.Run(s.ctx, chromedp.Evaluate[string](`location.hash.slice(1)`))
+		if err != nil || thread == "" {
+			t.Fatalf("no thread in the URL: %q %v", thread, err)
+		}
+		s.do(chromedp.Navigate(f.url+"/inbox"), chromedp.WaitVisible(chromedp.CSS("#inbox-list .card")))
+		s.waitText("#inbox-list", "€20.00")
+		check(s, "inbox")
+		s.do(chromedp.Click(chromedp.CSS("#inbox-list .card .approve")))
+		s.waitText(".inbox", f.http.Catalog.Text("en", "web.inbox.empty", nil))
+		s.do(chromedp.Navigate(f.url + "/chat#" + thread))
+		s.waitText("#messages", "Refund: ")
+	})
+
 	t.Run("language", func(t *testing.T) {
 		s := session(t)
 		s.signIn("user:olga@acme.example")

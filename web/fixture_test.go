@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/chat"
+	"github.com/gatehouse/gatehouse/chat/tools"
 	gatehttp "github.com/gatehouse/gatehouse/http"
 	"github.com/gatehouse/gatehouse/locale"
 	"github.com/gatehouse/gatehouse/policy"
@@ -100,6 +103,8 @@ func newFixture(t testing.TB, configure func(*web.Config)) *fixture {
 		{Label: "supervisor", Subject: "user:sara@acme.example", Tenant: "acme", Token: f.tokens["user:sara@acme.example"]},
 		{Label: "guest", Subject: "user:gus@example.org", Tenant: "general", Token: f.tokens["user:gus@example.org"]},
 		{Label: "operations", Subject: "user:olga@acme.example", Tenant: "acme", Token: f.tokens["user:olga@acme.example"]},
+		{Label: "supervisor on the free plan", Subject: "user:gina@globex.example", Tenant: "globex", Token: f.tokens["user:gina@globex.example"]},
+		{Label: "customer service", Subject: "user:carl@acme.example", Tenant: "acme-berlin", Token: f.tokens["user:carl@acme.example"]},
 		{Label: "superuser", Subject: "user:admin@example.com", Tenant: "acme", Token: f.tokens["user:admin@example.com"]},
 	}
 	if configure != nil {
@@ -110,6 +115,13 @@ func newFixture(t testing.TB, configure func(*web.Config)) *fixture {
 		t.Fatal(err)
 	}
 	f.http.Web = ui.Wrap
+	engine, err := chat.New(chat.Config{Decider: svc, Threads: store, Model: chat.DefaultScripted(), Executor: tools.Demo{},
+		Catalog: cat, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(engine.Close)
+	f.http.Chat = engine
 	srv := httptest.NewServer(gatehttp.NewServer(svc, f.http).Handler())
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
