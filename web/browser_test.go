@@ -166,6 +166,19 @@ func TestBrowser(t *testing.T) {
 		s.do(chromedp.Click(chromedp.ID("tab-keys")), chromedp.SendKeys(chromedp.ID("key-name"), "pep"),
 			chromedp.SendKeys(chromedp.ID("key-subject"), "agent:support-bot"), chromedp.Click(chromedp.CSS(`form.limit-form button[type="submit"]`)))
 		s.waitText("#new-key", "ghk_")
+
+		// The audit view: the chain verifies, the key's issue is listed
+		// with its before/after diff.
+		s.do(chromedp.Navigate(f.url+"/audit"), chromedp.WaitVisible(chromedp.ID("audit-events")))
+		s.waitText("#chain-status", "Verified: ")
+		s.do(chromedp.SendKeys(chromedp.ID("audit-actor"), "test"), chromedp.Click(chromedp.CSS(`#audit-filter button`)))
+		s.waitText("#audit-events tbody", "test")
+		if got := s.text("#audit-events tbody"); strings.Contains(got, "user:admin@example.com") {
+			t.Errorf("the actor filter lets other actors through: %q", got)
+		}
+		s.do(chromedp.Click(chromedp.CSS("#audit-events details summary")))
+		s.waitText("#audit-events details", "After")
+		check(s, "audit")
 	})
 
 	t.Run("chat tools", func(t *testing.T) {
@@ -211,6 +224,7 @@ func TestBrowser(t *testing.T) {
 		s.do(chromedp.Navigate(f.url+"/chat"), chromedp.WaitVisible(chromedp.ID("draft")),
 			chromedp.SendKeys(chromedp.ID("draft"), "refund 20.00 EUR on order 1042"), chromedp.Click(chromedp.ID("send")))
 		s.waitText("main", "Confirm: ")
+		s.do(chromedp.WaitVisible(chromedp.CSS(".card .actions button")))
 		check(s, "chat-confirmation")
 		thread, err := chromedp.Run(s.ctx, chromedp.Evaluate[string](`location.hash.slice(1)`))
 		if err != nil || thread == "" {

@@ -126,7 +126,7 @@ export default class Chat extends Component {
         </ol>
         ${Object.values(cards).map((c) => html`<div class="card" id=${'confirm-card-' + c.action_id}>
           <p>${c.summary}</p>
-          ${c.status ? html`<p role="status">${t('web.chat.confirmation.' + c.status)}</p>` : html`<div class="actions">
+          ${c.status && c.status !== 'pending' ? html`<p role="status">${t('web.chat.confirmation.' + c.status)}</p>` : html`<div class="actions">
             <button onClick=${() => this.send({ type: 'confirm', action_id: c.action_id })}>${t('web.chat.confirm')}</button>
             <button class="secondary" onClick=${() => this.send({ type: 'cancel', action_id: c.action_id })}>${t('web.cancel')}</button></div>`}
         </div>`)}
