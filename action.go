@@ -448,3 +448,15 @@ func (r Reservation) Exceeded(count, total int64) string {
 	}
 	return ""
 }
+
+// WindowUsage is how much of an action type's windowed limits a tenant's
+// window holds now; amounts are decimals in Currency.
+type WindowUsage struct {
+	Action   string `json:"action"`
+	Window   string `json:"window"`
+	Count    int64  `json:"count"`
+	MaxCount int64  `json:"max_count,omitempty"`
+	Total    string `json:"total,omitempty"`
+	MaxTotal string `json:"max_total_amount,omitempty"`
+	Currency string `json:"currency,omitempty"`
+}

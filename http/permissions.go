@@ -112,6 +112,9 @@ func (s *Server) permissionRoutes(mux *http.ServeMux) {
 			nil, new(permissionRow), new(actionTypeParams)))
 	s.route(mux, http.MethodGet, "/api/v1/permissions/limits", s.authenticated(s.handleLimits),
 		doc("list_action_limits", "The effective limits in the tenant, one row per limit", nil, new([]limitRow), new(tenantParams)))
+	s.route(mux, http.MethodGet, "/api/v1/permissions/usage", s.authenticated(s.handleUsage),
+		doc("action_usage", "What each windowed limit's window holds now in the tenant (count, total amount)",
+			nil, new([]gatehouse.WindowUsage), new(tenantParams)))
 	s.route(mux, http.MethodPost, "/api/v1/permissions/limits", s.authenticated(s.handleSetLimit),
 		doc("set_action_limit", "Create or update one limit: the action's effective limits, with this one set, become the tenant's own",
 			new(limitBody), new(limitRow), new(tenantParams)))
@@ -255,6 +258,22 @@ func (s *Server) handleLimits(w http.ResponseWriter, r *http.Request) {
 		rows = append(rows, limitRows(version, p.EffectiveAction)...)
 	}
 	s.writeJSON(w, r, http.StatusOK, rows)
+}
+
+// handleUsage answers GET /api/v1/permissions/usage for a tenant the
+// caller administers.
+func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request) {
+	tenant, err := s.adminTenant(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	usage, err := s.svc.ActionUsage(r.Context(), tenant)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, usage)
 }
 
 // limitRows returns a row for each limit p has.

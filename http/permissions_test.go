@@ -652,3 +652,40 @@ func TestLimitsAudited(t *testing.T) {
 		}
 	}
 }
+
+// The usage of each windowed limit counts the actions the guard reserved in
+// the window; only administrators of the tenant may read it.
+func TestActionUsage(t *testing.T) {
+	f := newPermFixture(t)
+	usage := func() []gatehouse.WindowUsage {
+		t.Helper()
+		r := f.as(f.olga, "acme-berlin", call{method: http.MethodGet, path: "/api/v1/permissions/usage"})
+		if r.status != http.StatusOK {
+			t.Fatalf("usage = %d %s", r.status, r.body)
+		}
+		var out []gatehouse.WindowUsage
+		if err := json.Unmarshal(r.body, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	want := []gatehouse.WindowUsage{{Action: "process_refund", Window: "24h", Count: 0, MaxCount: 20,
+		Total: "0.00", MaxTotal: "500.00", Currency: "EUR"}}
+	if diff := cmp.Diff(want, usage()); diff != "" {
+		t.Fatalf("usage before any refund (-want +got):\n%s", diff)
+	}
+	r := f.as(f.admin, "acme-berlin", call{method: http.MethodPost, path: "/api/v1/actions/authorize",
+		body: `{"subject":"agent:support-bot","on_behalf_of":"user:olga@acme.example","tool":"process_refund","args":{"amount":"20.00","currency":"EUR","order_id":"1042"}}`})
+	if r.status != http.StatusOK {
+		t.Fatalf("authorize = %d %s", r.status, r.body)
+	}
+	want[0].Count, want[0].Total = 1, "20.00"
+	if diff := cmp.Diff(want, usage()); diff != "" {
+		t.Errorf("usage after a refund (-want +got):\n%s", diff)
+	}
+	for _, tt := range []struct{ who, tenant string }{{"user:carl@acme.example", "acme-berlin"}, {"user:olga@acme.example", "globex"}} {
+		if r := f.as(f.token(tt.who), tt.tenant, call{method: http.MethodGet, path: "/api/v1/permissions/usage"}); r.status != http.StatusForbidden {
+			t.Errorf("usage as %s in %s = %d, want 403", tt.who, tt.tenant, r.status)
+		}
+	}
+}

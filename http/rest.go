@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/audit"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/service"
 )
@@ -146,6 +147,24 @@ func (s *Server) restRoutes(mux *http.ServeMux) {
 			withParams(new(applyQuery)).tagged("admin"))
 	s.route(mux, http.MethodGet, "/api/v1/audit", s.authenticated(s.handleAudit),
 		apiDoc("audit", "The audit trail, oldest first, with cursor pagination", nil, new(auditPage)).withParams(new(auditQuery)).tagged("admin"))
+	s.route(mux, http.MethodGet, "/api/v1/audit/verify", s.authenticated(s.handleVerifyAudit),
+		apiDoc("verify_audit", "Verify the audit chain and the signed checkpoints it records (error corrupt when it does not verify)",
+			nil, new(audit.Report)).tagged("admin"))
+}
+
+// handleVerifyAudit answers GET /api/v1/audit/verify: the whole chain's
+// verification, as `gatehouse audit verify` reports it; admins only.
+func (s *Server) handleVerifyAudit(w http.ResponseWriter, r *http.Request) {
+	if err := s.requireAdmin(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rep, err := s.svc.VerifyAudit(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, rep)
 }
 
 // admin returns what the caller administers; a caller who administers

@@ -272,3 +272,24 @@ func TestRESTTenantAdmin(t *testing.T) {
 		t.Errorf("olga's tenants: %v", ids)
 	}
 }
+
+// GET /api/v1/audit/verify reports the chain as `gatehouse audit verify`
+// does, to administrators only.
+func TestVerifyAudit(t *testing.T) {
+	f := newFixture(t, examplePolicy, nil)
+	r := f.do(call{method: http.MethodGet, path: "/api/v1/audit/verify", token: f.token("user:admin@example.com")})
+	var rep struct {
+		Events int64 `json:"events"`
+		Head   struct {
+			Seq int64 `json:"seq"`
+		} `json:"head"`
+	}
+	if err := json.Unmarshal(r.body, &rep); err != nil || r.status != http.StatusOK || rep.Events == 0 || rep.Head.Seq != rep.Events {
+		t.Fatalf("verify = %d %s (%v), want 200 with the events verified up to the head", r.status, r.body, err)
+	}
+	for _, who := range []string{"user:carl@acme.example", "user:gus@example.org"} {
+		if r := f.do(call{method: http.MethodGet, path: "/api/v1/audit/verify", token: f.token(who)}); r.status != http.StatusForbidden {
+			t.Errorf("verify as %s = %d, want 403", who, r.status)
+		}
+	}
+}

@@ -137,6 +137,12 @@ type Config struct {
 	Chat       *chat.Engine
 	ChatLimits ChatLimits
 
+	// Web, when set, wraps the API's routes: it serves the browser UI
+	// (package web) and passes every other request on, behind the request
+	// id, log and panic recovery and before rate limiting, so a browser
+	// session is limited per credential like any client.
+	Web func(api http.Handler) http.Handler
+
 	Logger  *slog.Logger
 	Catalog *locale.Catalog
 	Clock   gatehouse.Clock
@@ -421,7 +427,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &Error{Code: gatehouse.CodeNotFound, Err: fmt.Errorf("no route for %s", r.URL.Path)})
 	})
-	return s.withRequestID(s.withLog(s.withRecover(s.withRateLimit(s.withMetrics(mux)))))
+	api := s.withRateLimit(s.withMetrics(mux))
+	if s.cfg.Web != nil {
+		api = s.cfg.Web(api)
+	}
+	return s.withRequestID(s.withLog(s.withRecover(api)))
 }
 
 // route registers h for method on path and records the endpoint with its

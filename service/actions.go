@@ -9,6 +9,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/engine"
 	"github.com/gatehouse/gatehouse/guard"
+	"github.com/gatehouse/gatehouse/money"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -161,4 +162,33 @@ func actionTenant(p *gatehouse.Policy, tenant, action string) (*gatehouse.Tenant
 		return nil, gatehouse.NotFoundf("action type %q", action)
 	}
 	return t, nil
+}
+
+// ActionUsage returns, for every action type of tenant with a windowed
+// limit, what its window holds now: the count and total amount the guard
+// would compare with the limits.
+func (s *Service) ActionUsage(ctx context.Context, tenant string) ([]gatehouse.WindowUsage, error) {
+	pols, err := s.ActionPolicies(tenant)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Clock.Now()
+	out := []gatehouse.WindowUsage{}
+	for _, p := range pols {
+		l := p.Exact
+		if !l.Windowed() {
+			continue
+		}
+		count, total, err := s.store.ActionUsage(ctx, tenant, p.Action, l.Window, now)
+		if err != nil {
+			return nil, fmt.Errorf("usage of %s in %s: %w", p.Action, tenant, err)
+		}
+		u := gatehouse.WindowUsage{Action: p.Action, Window: p.Limits.Window, Count: count, MaxCount: l.MaxCount}
+		if l.MaxTotalAmount > 0 {
+			u.Currency = l.Currency
+			u.Total, u.MaxTotal = money.FormatAmount(total, l.Currency), money.FormatAmount(l.MaxTotalAmount, l.Currency)
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }

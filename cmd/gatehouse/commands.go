@@ -83,6 +83,9 @@ type options struct {
 	chatScript     string
 	chatTools      string
 	chatListOthers string
+
+	web           bool
+	webSessionTTL time.Duration
 	// create lets serve create a SQLite database file that does not exist.
 	create bool
 	// audit keys and checkpoints

@@ -15,18 +15,21 @@ import (
 	"github.com/gatehouse/gatehouse/examples"
 	gatehttp "github.com/gatehouse/gatehouse/http"
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/web"
 )
 
 // demoTokenTTL is how long the demo's bearer tokens stay valid.
 const demoTokenTTL = 24 * time.Hour
 
-// demoUsers get a token each; Var is the shell variable that holds it.
-var demoUsers = []struct{ Var, Email, Who string }{
-	{"SARA", "sara@acme.example", "supervisor at ACME (loan, fraud and customer insight tools in acme and its stores)"},
-	{"CARL", "carl@acme.example", "customer service at the ACME Berlin store"},
-	{"OLGA", "olga@acme.example", "operations at ACME: store support, refunds, AI tool administration"},
-	{"GINA", "gina@globex.example", "supervisor at Globex Bank, on the free plan"},
-	{"ADMIN", "admin@example.com", "superuser"},
+// demoUsers get a token each; Var is the shell variable that holds it, and
+// Tenant the tenant the web UI's sign-in page starts them in.
+var demoUsers = []struct{ Var, Email, Who, Tenant string }{
+	{"SARA", "sara@acme.example", "supervisor at ACME (loan, fraud and customer insight tools in acme and its stores)", "acme"},
+	{"CARL", "carl@acme.example", "customer service at the ACME Berlin store", "acme-berlin"},
+	{"OLGA", "olga@acme.example", "operations at ACME: store support, refunds, AI tool administration", "acme"},
+	{"GINA", "gina@globex.example", "supervisor at Globex Bank, on the free plan", "globex"},
+	{"GUS", "gus@example.org", "guest: no access to the AI assistant", "general"},
+	{"ADMIN", "admin@example.com", "superuser", "acme"},
 }
 
 // demoCall is one request the demo prints as a curl command.
@@ -83,6 +86,7 @@ func demoFlags(fs *flag.FlagSet, o *options) {
 	fs.DurationVar(&o.reloadEvery, "reload-interval", 2*time.Second, "how often to pick up policy changes made by other processes")
 	fs.BoolVar(&o.tls, "tls", false, "serve HTTPS with a self-signed certificate written to --dir")
 	fs.BoolVar(&o.decisionLog, "decision-log", true, "record every decision in the audit trail (see gatehouse audit list)")
+	webFlags(fs, o)
 }
 
 // runDemo applies the example policy to a SQLite database in --dir, mints
@@ -108,10 +112,15 @@ func runDemo(ctx context.Context, m *Main) error {
 	// A fresh secret per run: tokens from an earlier run stop working.
 	cfg.JWTSecret = []byte(rand.Text() + rand.Text())
 	tokens := make(map[string]string, len(demoUsers))
+	signIn := make([]web.DemoUser, 0, len(demoUsers))
 	for _, u := range demoUsers {
 		if tokens[u.Var], err = gatehttp.IssueToken(cfg, "user:"+u.Email, demoTokenTTL); err != nil {
 			return err
 		}
+		signIn = append(signIn, web.DemoUser{Label: u.Who, Subject: "user:" + u.Email, Tenant: u.Tenant, Token: tokens[u.Var]})
+	}
+	if err := m.loadWeb(&cfg, signIn); err != nil {
+		return err
 	}
 	// The MCP gateway at /mcp, in front of the example store served in-process.
 	stopMCP, err := m.loadMCP(ctx, &cfg, "", demoStore())
@@ -144,6 +153,7 @@ func runDemo(ctx context.Context, m *Main) error {
 
 func printDemo(w io.Writer, url, db, cacert string, version int64, tokens map[string]string) {
 	fmt.Fprintf(w, "Gatehouse demo: %s applied to %s (policy version %d)\n\n", examples.AIAssistantPolicyFile, db, version)
+	fmt.Fprintf(w, "  web UI     %s/ (sign in as any demo user below; see docs/web.md)\n", url)
 	fmt.Fprintf(w, "  server     %s\n  metadata   %s/.well-known/authzen-configuration\n  health     %s/healthz, %s/readyz\n", url, url, url, url)
 	fmt.Fprintf(w, "  MCP        %s/mcp (header X-Tenant-ID: acme-berlin; the example store behind it, see docs/mcp.md)\n", url)
 	fmt.Fprintf(w, "  chat       %s/ws (a WebSocket; try: go run ./examples/chatclient -url %s -token \"$OLGA\"; see docs/chat.md)\n\n", wsURL(url), url)

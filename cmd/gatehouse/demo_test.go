@@ -202,6 +202,24 @@ func TestDemo(t *testing.T) {
 			t.Errorf("the demo prints no token for %s", u.Email)
 		}
 	}
+	// The web UI's sign-in page offers every demo user, never a token.
+	res, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK || res.Request.URL.Path != "/signin" {
+		t.Fatalf("GET / = %d at %s (%v), want the sign-in page", res.StatusCode, res.Request.URL, err)
+	}
+	for _, u := range demoUsers {
+		if !strings.Contains(string(page), `value="user:`+u.Email+`"`) {
+			t.Errorf("the sign-in page does not offer %s", u.Email)
+		}
+		if strings.Contains(string(page), env[u.Var]) {
+			t.Errorf("the sign-in page shows the token of %s", u.Email)
+		}
+	}
 	want := []string{
 		"200 true granted ",
 		"200 false permission_missing ",

@@ -57,6 +57,7 @@ func serveFlags(fs *flag.FlagSet, o *options) {
 	billingFlags(fs, o)
 	mcpFlags(fs, o)
 	chatFlags(fs, o)
+	webFlags(fs, o)
 }
 
 func runServe(ctx context.Context, m *Main) error {
@@ -119,6 +120,9 @@ func runServe(ctx context.Context, m *Main) error {
 		return err
 	}
 	defer stopChat()
+	if err := m.loadWeb(&cfg, nil); err != nil {
+		return err
+	}
 	return m.serve(ctx, cfg, func(url string) {
 		fmt.Fprintf(m.Stdout, "gatehouse: serving %s (store %s); AuthZEN metadata at %s/.well-known/authzen-configuration\n",
 			url, m.Config.storeName(), url)

@@ -167,6 +167,16 @@ func TestServe(t *testing.T) {
 	if got := reason(); got != "permission_missing" {
 		t.Fatalf("carl's check = %s, want permission_missing", got)
 	}
+	// The web UI's sign-in page is at /, with no demo users to offer.
+	res, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK || res.Request.URL.Path != "/signin" || strings.Contains(string(page), `name="demo"`) {
+		t.Errorf("GET / = %d at %s (%v), want the sign-in page without demo users", res.StatusCode, res.Request.URL, err)
+	}
 	// A change made by another process reaches the running server.
 	if res := run(t, db, "user", "promote", "carl@acme.example"); res.code != 0 {
 		t.Fatalf("promote: %d %s", res.code, res.stderr)
