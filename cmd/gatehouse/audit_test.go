@@ -139,7 +139,14 @@ func TestServeCheckpoints(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	// A change, then a server whose interval never comes: its shutdown
+	// checkpoint is the one that covers the change.
 	mustRun(t, db, "", "user", "grant", "carl@acme.example", "acme-berlin,acme-milan")
+	r = start(t, db, "serve", "--addr", "127.0.0.1:0", "--audit-key", key, "--audit-checkpoint-interval", "1h")
+	r.waitFor(t, "serving http://")
 	if err := r.stop(t); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
