@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	gatehttp "github.com/gatehouse/gatehouse/http"
 )
 
 // The browser tests drive Debian's chromium through the pages against the
@@ -216,6 +218,26 @@ func TestBrowser(t *testing.T) {
 		check(s, "chat-denied")
 	})
 
+	t.Run("view only", func(t *testing.T) {
+		// A user who may read the chat but not write sees no composer; she
+		// signs in by pasting her token.
+		f.apiPut(t, "/api/v1/roles/Chat%20Reader", `{"name":"Chat Reader","permissions":["access_ai_chat","chat.view"]}`)
+		f.apiPut(t, "/api/v1/users/vera@acme.example", `{"email":"vera@acme.example","name":"Vera Viewer","tenants":["acme"],"roles":[{"role":"Chat Reader","tenant":"acme"}]}`)
+		tok, err := gatehttp.IssueToken(f.http, "user:vera@acme.example", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := session(t)
+		s.do(chromedp.Navigate(f.url+"/signin"), chromedp.WaitVisible(chromedp.ID("token")),
+			chromedp.SendKeys(chromedp.ID("token"), tok), chromedp.SendKeys(chromedp.ID("tenant"), "acme"),
+			chromedp.Click(chromedp.CSS(".token-form button")), chromedp.WaitVisible(chromedp.ID("signout")))
+		s.do(chromedp.Navigate(f.url+"/chat"), chromedp.WaitVisible(chromedp.ID("tools")))
+		s.waitText("#view-only", "read these conversations")
+		if n, err := chromedp.Run(s.ctx, chromedp.Evaluate[int](`document.querySelectorAll('#composer').length`)); err != nil || n != 0 {
+			t.Errorf("a view-only user has %d composers (%v), want none", n, err)
+		}
+	})
+
 	t.Run("confirm from the inbox", func(t *testing.T) {
 		// Olga asks for a refund in the chat; it waits for a confirmation,
 		// which she gives from the inbox, and the chat goes on.
@@ -334,6 +356,13 @@ func (f *fixture) explain(t *testing.T, body string) (a struct{ Reason string })
 	return a
 }
 
+// apiPut PUTs body to path as the superuser.
+func (f *fixture) apiPut(t *testing.T, path, body string) {
+	t.Helper()
+	var out map[string]any
+	f.apiCall(t, http.MethodPut, path, "", body, &out)
+}
+
 func (f *fixture) apiCall(t *testing.T, method, path, tenant, body string, out any) {
 	t.Helper()
 	req, err := http.NewRequest(method, f.url+path, strings.NewReader(body))
@@ -350,7 +379,7 @@ func (f *fixture) apiCall(t *testing.T, method, path, tenant, body string, out a
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
 		t.Fatalf("%s %s = %d", method, path, resp.StatusCode)
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
