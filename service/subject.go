@@ -162,7 +162,7 @@ func (s *Service) trySubject(ctx context.Context, actor, action string, subject 
 	} else {
 		cur.p.Agents[sv.at] = view.Agents[0]
 	}
-	s.keep(cur.p, v, true)
+	s.keep(cur.p, v, true, lastSeq(events))
 	return Result{Changes: changes, Version: v}, snap, true, nil
 }
 
