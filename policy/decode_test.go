@@ -254,23 +254,27 @@ func TestJSONPositions(t *testing.T) {
 	}
 }
 
-// BenchmarkParseJSONUsers parses a minified JSON document of 5,000 users,
-// the form programs write; positions must not make it quadratic.
-func BenchmarkParseJSONUsers(b *testing.B) {
-	var sb strings.Builder
-	sb.WriteString(`{"permissions": [{"name": "p"}], "roles": [{"name": "r", "permissions": ["p"]}], "users": [`)
-	for i := range 5000 {
-		if i > 0 {
-			sb.WriteString(",")
-		}
-		fmt.Fprintf(&sb, `{"email": "user%d@example.com", "name": "Üser %d", "roles": [{"role": "r"}]}`, i, i)
-	}
-	sb.WriteString("]}")
-	data := []byte(sb.String())
-	b.SetBytes(int64(len(data)))
-	for b.Loop() {
-		if _, err := Parse("users.json", data); err != nil {
-			b.Fatal(err)
+// BenchmarkParse parses generated documents of 10,000 and 100,000 users
+// (see generatedDocument) in minified JSON, the form programs write,
+// indented JSON and YAML. Parsing must be linear in the document's size
+// whatever its formatting: compare ns/op of users=100k with users=10k.
+func BenchmarkParse(b *testing.B) {
+	for _, format := range benchFormats {
+		for _, users := range []int{10_000, 100_000} {
+			b.Run(fmt.Sprintf("%s/users=%dk", format, users/1000), func(b *testing.B) {
+				data := generatedDocument(b, users, format)
+				file := "users.yaml"
+				if strings.HasPrefix(format, "json") {
+					file = "users.json"
+				}
+				b.SetBytes(int64(len(data)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := ParseMax(file, data, int64(len(data))); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 }
