@@ -1,13 +1,17 @@
 package policy
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/engine/enginetest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -276,5 +280,43 @@ func BenchmarkParse(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// Positions in generated documents, after non-ASCII text and at their end,
+// are those an independent count gives, in minified and indented JSON and
+// in YAML alike.
+func TestGeneratedDocumentPositions(t *testing.T) {
+	p := enginetest.Generate(smallGenerated())
+	p.Permissions[0].Title = "Ansicht für Öffentlichkeit – 日本語"
+	indented, err := Marshal(p, "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var minified bytes.Buffer
+	if err := json.Compact(&minified, indented); err != nil {
+		t.Fatal(err)
+	}
+	yamlDoc, err := Marshal(p, "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, file, src, key, typo string
+	}{
+		{formatJSONMinified, "p.json", minified.String(), `"email"`, `"emial"`},
+		{formatJSONIndented, "p.json", string(indented), `"email"`, `"emial"`},
+		{formatYAML, "p.yaml", string(yamlDoc), "email:", "emial:"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// Misspell the last user's email key.
+			i := strings.LastIndex(tt.src, tt.key)
+			src := tt.src[:i] + tt.typo + tt.src[i+len(tt.key):]
+			want := at(src, tt.typo, 1) + fmt.Sprintf(`: users[%d].emial: unknown key "emial" (did you mean "email"?)`, len(p.Users)-1)
+			got := problems(t, tt.file, src)
+			if !slices.Contains(got, want) {
+				t.Errorf("problems = %q, want them to include %q", got, want)
+			}
+		})
 	}
 }

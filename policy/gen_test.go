@@ -60,3 +60,10 @@ func generatedDocument(tb testing.TB, users int, format string) []byte {
 	generatedDocs.Store(key, doc)
 	return doc
 }
+
+// smallGenerated is a generated policy small enough for tests under -race.
+func smallGenerated() enginetest.Config {
+	cfg := enginetest.DefaultConfig()
+	cfg.Users, cfg.Tenants, cfg.Permissions, cfg.Bundles, cfg.Roles = 200, 60, 100, 20, 10
+	return cfg
+}
