@@ -263,6 +263,7 @@ var commands = []command{
 		},
 		run: runUserGrant,
 	},
+	userImportCommand,
 	{
 		name: "user promote", usage: "EMAIL", store: true, minArgs: 1, maxArgs: 1,
 		summary: "make a user a superuser",
