@@ -190,8 +190,10 @@ func TestBrowser(t *testing.T) {
 		}
 		f.waitDecision(t, "user:carl@acme.example")
 		s.do(chromedp.Navigate(f.url+"/audit"), chromedp.WaitVisible(chromedp.CSS(`#decision-chart svg[role="img"]`)))
-		if got := s.text("#chart-desc"); !strings.Contains(got, "permission_missing") {
-			t.Errorf("chart description = %q, want the permission_missing count", got)
+		// An SVG description is not rendered, so it has no innerText.
+		if got, err := chromedp.Run(s.ctx, chromedp.Evaluate[string](`document.getElementById('chart-desc').textContent`)); err != nil ||
+			!strings.Contains(got, "permission_missing") {
+			t.Errorf("chart description = %q, %v; want the permission_missing count", got, err)
 		}
 		s.do(chromedp.Click(chromedp.CSS("#decision-chart details summary")))
 		s.waitText("#chart-table thead", "permission_missing")
@@ -288,6 +290,23 @@ func TestBrowser(t *testing.T) {
 		s.waitText(".inbox", f.http.Catalog.Text("en", "web.inbox.empty", nil))
 		s.do(chromedp.Navigate(f.url + "/chat#" + thread))
 		s.waitText("#messages", "Refund: ")
+	})
+
+	t.Run("oidc sign-in", func(t *testing.T) {
+		// Sign in with the in-process provider: the button names it, the
+		// browser goes there and back, and the session is Sara's.
+		of, p := newOIDCFixture(t)
+		p.set(func(p *provider) { p.back = of.url })
+		s := session(t)
+		s.f = of
+		s.do(chromedp.Navigate(of.url+"/signin"), chromedp.WaitVisible(chromedp.ID("oidc-submit")))
+		if got := s.text("#oidc-submit"); got != "Sign in with Acme ID" {
+			t.Errorf("OIDC button = %q", got)
+		}
+		check(s, "signin-oidc")
+		s.do(chromedp.SendKeys(chromedp.ID("oidc-tenant"), "acme"), chromedp.Click(chromedp.ID("oidc-submit")),
+			chromedp.WaitVisible(chromedp.ID("signout")))
+		s.waitText("#who", "user:sara@acme.example")
 	})
 
 	t.Run("inbox updates live", func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/gatehouse/gatehouse/locale"
 	"github.com/gatehouse/gatehouse/web"
 )
 
@@ -38,7 +39,10 @@ type provider struct {
 	nonce string
 	// codeTTL is how long a code may be exchanged.
 	codeTTL time.Duration
-	codes   map[string]grant
+	// back, when set, is the base URL the browser is sent back to instead
+	// of the redirect URL's (the UI's address is known only once it runs).
+	back  string
+	codes map[string]grant
 }
 
 // grant is what an authorization code stands for.
@@ -108,6 +112,7 @@ func (p *provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	code := rand.Text()
 	g := grant{nonce: q.Get("nonce"), challenge: q.Get("code_challenge"), redirect: q.Get("redirect_uri"),
 		email: p.email, verified: p.verified, expires: p.clock.Now().Add(p.codeTTL)}
@@ -115,11 +120,16 @@ func (p *provider) authorize(w http.ResponseWriter, r *http.Request) {
 		g.nonce = p.nonce
 	}
 	p.codes[code] = g
-	p.mu.Unlock()
 	back, err := url.Parse(g.redirect)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
+	}
+	if p.back != "" {
+		if back, err = url.Parse(p.back + back.Path); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 	}
 	back.RawQuery = url.Values{"code": {code}, "state": {q.Get("state")}}.Encode()
 	http.Redirect(w, r, back.String(), http.StatusFound)
@@ -163,6 +173,15 @@ func (p *provider) token(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"access_token": rand.Text(), "token_type": "Bearer",
 		"expires_in": 3600, "id_token": signed})
+}
+
+func newCatalog(t *testing.T) *locale.Catalog {
+	t.Helper()
+	cat, err := locale.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cat
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -219,6 +238,9 @@ func (b *browser) providerRedirect(authURL string) *url.URL {
 }
 
 func TestOIDCSignIn(t *testing.T) {
+	if page := newFixture(t, nil).browser().do(http.MethodGet, "/signin", ""); strings.Contains(page.body, `action="/signin/oidc"`) {
+		t.Error("the sign-in page offers OIDC without an OIDC configuration")
+	}
 	f, _ := newOIDCFixture(t)
 	b := f.browser()
 	page := b.do(http.MethodGet, "/signin", "")
@@ -341,6 +363,11 @@ func TestOIDCConfigValidate(t *testing.T) {
 	}
 	if err := good.Validate(); err != nil {
 		t.Errorf("Validate(%+v) = %v", good, err)
+	}
+	c := web.DefaultConfig()
+	c.Catalog, c.OIDC = newCatalog(t), &good
+	if _, err := web.New(c); err == nil {
+		t.Error("web.New with OIDC and no token issuer = nil error")
 	}
 	if got := good.DisplayName(); got != "id.example" {
 		t.Errorf("DisplayName() = %q, want the issuer's host", got)
