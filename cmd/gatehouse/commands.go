@@ -90,6 +90,10 @@ type options struct {
 
 	web           bool
 	webSessionTTL time.Duration
+	// OpenID Connect sign-in to the web UI
+	oidcIssuer, oidcName, oidcClientID string
+	oidcClientSecret, oidcSecretFile   string
+	oidcRedirectURL, oidcScopes        string
 	// create lets serve create a SQLite database file that does not exist.
 	create bool
 	// audit keys and checkpoints
