@@ -41,6 +41,15 @@ const (
 	ReasonConfirmationRequired Reason = "confirmation_required"
 	// ReasonInternalError: the decision could not be made; always a deny.
 	ReasonInternalError Reason = "internal_error"
+	// ReasonTenantOutsideScope: a tenant-scoped decision point was asked
+	// about a tenant outside its subtree.
+	ReasonTenantOutsideScope Reason = "tenant_outside_scope"
+	// ReasonUnknownSubjectType: the subject's type is neither user, agent
+	// nor a type settings.subject_types declares.
+	ReasonUnknownSubjectType Reason = "unknown_subject_type"
+	// ReasonTenantRequired: the request names no tenant, and the subject
+	// holds the permission only in tenants.
+	ReasonTenantRequired Reason = "tenant_required"
 )
 
 // Reasons lists every reason code, for catalogs and tests.
@@ -48,7 +57,8 @@ var Reasons = []Reason{ReasonGranted, ReasonSuperuser, ReasonInvalidRequest,
 	ReasonUnknownSubject, ReasonUnknownTenant, ReasonUnknownPermission, ReasonUnknownResource,
 	ReasonTenantNotVisible, ReasonPermissionMissing, ReasonConditionFailed,
 	ReasonPlanRequired, ReasonActionDisabled, ReasonLimitExceeded,
-	ReasonConfirmationRequired, ReasonInternalError}
+	ReasonConfirmationRequired, ReasonInternalError,
+	ReasonTenantOutsideScope, ReasonUnknownSubjectType, ReasonTenantRequired}
 
 // Resource types with a Gatehouse meaning. A request about a tenant is a
 // request in that tenant; a request about a tool is a tool call. Every
@@ -128,8 +138,12 @@ type Effective struct {
 	Tenant    string     `json:"tenant,omitempty"`
 	Superuser bool       `json:"superuser"`
 	// Plan is the effective plan and Features everything it includes.
-	Plan     string   `json:"plan,omitempty"`
-	Features []string `json:"features,omitempty"`
+	Plan string `json:"plan,omitempty"`
+	// PlanSource says why Plan applies (PlanSourceTenant, …); PlanFrom
+	// names the ancestor tenant whose plan an inherited plan is.
+	PlanSource string   `json:"plan_source,omitempty"`
+	PlanFrom   string   `json:"plan_from,omitempty"`
+	Features   []string `json:"features,omitempty"`
 	// Permissions are held and usable, sorted.
 	Permissions []string `json:"permissions"`
 	// Locked are held but need a higher plan.
@@ -139,6 +153,27 @@ type Effective struct {
 	// Flags are the tools' capability flags (seed 000's canUseLoanTool).
 	Flags   map[string]bool `json:"flags"`
 	Version int64           `json:"version"`
+}
+
+// Why an effective plan applies (Effective.PlanSource), in the order the
+// decision looks: the tenant's own plan, an ancestor's, the user's own,
+// else the lowest plan.
+const (
+	PlanSourceTenant    = "tenant"
+	PlanSourceInherited = "inherited"
+	PlanSourceUser      = "user"
+	PlanSourceDefault   = "default"
+)
+
+// TenantSummary is a tenant as a tenant switcher shows it: its id, title
+// (the policy's name, else the id), parent and effective plan; PlanFrom
+// names the ancestor whose plan it inherits.
+type TenantSummary struct {
+	ID       string `json:"id"`
+	Title    string `json:"title"`
+	Parent   string `json:"parent,omitempty"`
+	Plan     string `json:"plan,omitempty"`
+	PlanFrom string `json:"plan_from,omitempty"`
 }
 
 // LockedPermission is a held permission that the effective plan does not include.
@@ -242,8 +277,12 @@ type Answer struct {
 	Replayed bool `json:"replayed,omitempty"`
 	// Limit names the limit a limit_exceeded denial is about, with figures.
 	Limit *LimitExceeded `json:"limit,omitempty"`
-	// Problem says, in English, what is wrong with an invalid_request.
-	Problem string `json:"problem,omitempty"`
+	// Problem says, in English, what is wrong with an invalid_request;
+	// ProblemCode is its stable code where it has one (the message is
+	// then that problem's, localized), ProblemArgs the message's values.
+	Problem     string            `json:"problem,omitempty"`
+	ProblemCode string            `json:"problem_code,omitempty"`
+	ProblemArgs map[string]string `json:"-"`
 	// Policy is the effective action policy that decided steps 6–8.
 	Policy  *EffectiveAction `json:"policy,omitempty"`
 	Version int64            `json:"version"`

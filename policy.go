@@ -43,6 +43,9 @@ type Settings struct {
 	// AdminPermission lets a subject administer Gatehouse within the tenants
 	// its grant covers (seed 000's manage_ai_tools); superusers always may.
 	AdminPermission string `json:"admin_permission,omitempty"`
+	// SubjectTypes maps the application's AuthZEN subject types (identity,
+	// employee, service…) onto user or agent; user and agent always work.
+	SubjectTypes map[string]SubjectType `json:"subject_types,omitempty"`
 }
 
 // Permission is the smallest named right, e.g. access_ai_chat or chat.view.

@@ -82,3 +82,14 @@ func (c *Client) Effective(ctx context.Context, tenant string) (gatehouse.Effect
 	err := c.call(ctx, request{method: http.MethodGet, path: "/api/v1/me/effective", query: q}, &e)
 	return e, err
 }
+
+// Tenants returns the tenants the caller may see, sorted by id, each with
+// its title, parent and effective plan (GET /api/v1/me/tenants): a
+// frontend's tenant switcher.
+func (c *Client) Tenants(ctx context.Context) ([]gatehouse.TenantSummary, error) {
+	var out struct {
+		Tenants []gatehouse.TenantSummary `json:"tenants"`
+	}
+	err := c.call(ctx, request{method: http.MethodGet, path: "/api/v1/me/tenants"}, &out)
+	return out.Tenants, err
+}

@@ -46,10 +46,28 @@ func WithSubject(f func(*http.Request) (gatehouse.SubjectRef, error)) GuardOptio
 }
 
 // WithTenant names the tenant a request is about (from its path, a header,
-// the host…); without it, or when f returns "", the check is tenant-less.
+// the host…); without it, or when f returns "", the check is tenant-less,
+// and a permission the caller holds only in tenants is denied with
+// tenant_required (see WithTenantHeader, WithTenantPathValue).
 func WithTenant(f func(*http.Request) string) GuardOption {
 	return func(g *guard) { g.tenant = f }
 }
+
+// WithTenantHeader takes the tenant from the request header name, such as
+// "X-Tenant-ID" (WithTenant with a function that reads it).
+func WithTenantHeader(name string) GuardOption {
+	return WithTenant(func(r *http.Request) string { return strings.TrimSpace(r.Header.Get(name)) })
+}
+
+// WithTenantPathValue takes the tenant from the wildcard name of the
+// route's pattern, such as "tenant" in "GET /stores/{tenant}/fraud"
+// (http.Request.PathValue).
+func WithTenantPathValue(name string) GuardOption {
+	return WithTenant(func(r *http.Request) string { return r.PathValue(name) })
+}
+
+// WithTenantFunc is WithTenant: f returns the request's tenant, "" for none.
+func WithTenantFunc(f func(*http.Request) string) GuardOption { return WithTenant(f) }
 
 // WithArgs supplies the tool's arguments of a request (its amount,
 // percentage, currency…), for a tool that performs an agent action with

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -414,5 +415,44 @@ func TestRequireToolAgentAction(t *testing.T) {
 		if status, body := get(tc.g, tc.tenant, tc.query); status != tc.status || body.Error.Reason != tc.reason {
 			t.Errorf("%s: %d %+v, want %d %s", tc.name, status, body.Error, tc.status, tc.reason)
 		}
+	}
+}
+
+// The guard takes the tenant from a header, a path value or a function;
+// without one, a permission held only in tenants is denied tenant_required.
+func TestRequireToolTenantFrom(t *testing.T) {
+	srv := newGatehouse(t, nil)
+	c := newClient(t, srv, "")
+	header := map[string]string{"Authorization": "Bearer " + srv.Token(sara), "X-Tenant-ID": "acme"}
+	for _, tc := range []struct {
+		name   string
+		opts   []client.GuardOption
+		header map[string]string
+		status int
+		reason gatehouse.Reason
+	}{
+		{"header", []client.GuardOption{client.WithTenantHeader("X-Tenant-ID")}, header, http.StatusOK, ""},
+		{"header missing", []client.GuardOption{client.WithTenantHeader("X-Tenant-ID")}, bearer(srv.Token(sara)),
+			http.StatusForbidden, gatehouse.ReasonTenantRequired},
+		{"path value", []client.GuardOption{client.WithTenantPathValue("tenant")}, bearer(srv.Token(sara)), http.StatusOK, ""},
+		{"function", []client.GuardOption{client.WithTenantFunc(func(*http.Request) string { return "acme-milan" })},
+			bearer(srv.Token(sara)), http.StatusOK, ""},
+		{"none", nil, bearer(srv.Token(sara)), http.StatusForbidden, gatehouse.ReasonTenantRequired},
+	} {
+		g := newGuarded(t, client.RequireTool(c, "detect_fraud", tc.opts...))
+		status, body, _ := g.get(t, "acme-berlin", tc.header)
+		if status != tc.status || body.Error.Reason != tc.reason {
+			t.Errorf("%s: GET = %d %+v, want %d %s", tc.name, status, body.Error, tc.status, tc.reason)
+		}
+	}
+}
+
+// Tenants lists the caller's tenants for a tenant switcher.
+func TestTenants(t *testing.T) {
+	srv := newGatehouse(t, nil)
+	got, err := newClient(t, srv, carl).Tenants(context.Background())
+	want := []gatehouse.TenantSummary{{ID: "acme-berlin", Title: "ACME Berlin store", Parent: "acme", Plan: "pro", PlanFrom: "acme"}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("Tenants() = %+v, %v, want %+v", got, err, want)
 	}
 }

@@ -96,7 +96,7 @@ func (c *compiler) permissions() error {
 			return gatehouse.Invalidf("permission %q is declared twice", pm.Name)
 		}
 		s.permIdx[pm.Name] = int32(len(s.perms))
-		s.perms = append(s.perms, permInfo{name: pm.Name, feature: -1, flag: pm.Flag})
+		s.perms = append(s.perms, permInfo{name: pm.Name, title: pm.Title, feature: -1, flag: pm.Flag})
 	}
 	s.permsByName = sortedIndices(len(s.perms), func(i int32) string { return s.perms[i].name })
 	s.sets = newSetTable(len(s.perms))
@@ -271,7 +271,7 @@ func (c *compiler) tenants() error {
 			}
 			own[i] = pl
 		}
-		s.tenants[i] = tenantInfo{id: t.ID, in: -1, out: -1, plan: -1, attrs: cloneMap(t.Attributes)}
+		s.tenants[i] = tenantInfo{id: t.ID, name: t.Name, parent: -1, in: -1, out: -1, plan: -1, planFrom: -1, attrs: cloneMap(t.Attributes)}
 	}
 	// children of t are child[start[t]:start[t+1]], in policy order.
 	start := nchild
@@ -329,9 +329,13 @@ func (s *Snapshot) enterTenant(t, parent int32, own []int32, visited *int32) {
 	ti := &s.tenants[t]
 	ti.in = *visited
 	*visited++
-	ti.plan = own[t]
-	if ti.plan < 0 && parent >= 0 {
-		ti.plan = s.tenants[parent].plan
+	ti.parent = parent
+	ti.plan, ti.planFrom = own[t], t
+	if ti.plan < 0 {
+		ti.planFrom = -1
+		if parent >= 0 {
+			ti.plan, ti.planFrom = s.tenants[parent].plan, s.tenants[parent].planFrom
+		}
 	}
 }
 
@@ -355,6 +359,15 @@ func (c *compiler) settings() error {
 			return gatehouse.Invalidf("settings: unknown admin_permission %q", set.AdminPermission)
 		}
 		s.admin = set.AdminPermission
+	}
+	for name, kind := range set.SubjectTypes {
+		if kind != gatehouse.SubjectUser && kind != gatehouse.SubjectAgent {
+			return gatehouse.Invalidf("settings: subject_types: %s maps to %q, want user or agent", name, kind)
+		}
+		if s.subjectTypes == nil {
+			s.subjectTypes = make(map[string]gatehouse.SubjectType, len(set.SubjectTypes))
+		}
+		s.subjectTypes[name] = kind
 	}
 	return nil
 }

@@ -71,6 +71,7 @@ func (s *Snapshot) Effective(subject gatehouse.SubjectRef, tenant string) (e gat
 	}
 	if q.plan >= 0 {
 		e.Plan = s.plans[q.plan]
+		e.PlanSource, e.PlanFrom = s.planSource(q.tenant, human)
 		for _, f := range s.featuresByName {
 			if s.features[f].minPlan <= q.plan {
 				e.Features = append(e.Features, s.features[f].name)
@@ -116,6 +117,68 @@ func (s *Snapshot) Effective(subject gatehouse.SubjectRef, tenant string) (e gat
 	return e, nil
 }
 
+// planSource says why effectivePlan(tenant, human) applies and, for an
+// inherited plan, which ancestor's it is.
+func (s *Snapshot) planSource(tenant, human int32) (source, from string) {
+	if tenant >= 0 {
+		switch f := s.tenants[tenant].planFrom; {
+		case f == tenant:
+			return gatehouse.PlanSourceTenant, ""
+		case f >= 0:
+			return gatehouse.PlanSourceInherited, s.tenants[f].id
+		}
+	}
+	if human >= 0 && s.hot[human].plan >= 0 {
+		return gatehouse.PlanSourceUser, ""
+	}
+	return gatehouse.PlanSourceDefault, ""
+}
+
+// Tenant returns the summary of the tenant with id, false if there is none.
+func (s *Snapshot) Tenant(id string) (gatehouse.TenantSummary, bool) {
+	if s == nil {
+		return gatehouse.TenantSummary{}, false
+	}
+	t, ok := s.tenantIdx[strings.TrimSpace(id)]
+	if !ok {
+		return gatehouse.TenantSummary{}, false
+	}
+	ti := &s.tenants[t]
+	ts := gatehouse.TenantSummary{ID: ti.id, Title: ti.name}
+	if ts.Title == "" {
+		ts.Title = ti.id
+	}
+	if ti.parent >= 0 {
+		ts.Parent = s.tenants[ti.parent].id
+	}
+	if ti.plan >= 0 {
+		ts.Plan = s.plans[ti.plan]
+		if ti.planFrom != t {
+			ts.PlanFrom = s.tenants[ti.planFrom].id
+		}
+	}
+	return ts, true
+}
+
+// PermissionTitle is the title the policy gives the permission, else its
+// name.
+func (s *Snapshot) PermissionTitle(name string) string {
+	if s != nil {
+		if p, ok := s.permIdx[name]; ok && s.perms[p].title != "" {
+			return s.perms[p].title
+		}
+	}
+	return name
+}
+
+// ToolTitle is the title the policy gives the tool, else its name.
+func (s *Snapshot) ToolTitle(name string) string {
+	if t, ok := s.ToolAction(name); ok && t.Title != "" {
+		return t.Title
+	}
+	return name
+}
+
 // VisibleTenants returns the tenant ids the user with email may see, sorted
 // (seed 003): every tenant for a superuser, exactly the user's own list if
 // it has one, else settings.default_tenants — also for an email the policy
@@ -132,6 +195,28 @@ func (s *Snapshot) VisibleTenants(email string) []string {
 		visible = s.hot.at(u).visible
 	}
 	ids := s.visible(visible)
+	out := make([]string, len(ids))
+	for i, t := range ids {
+		out[i] = s.tenants[t].id
+	}
+	slices.Sort(out)
+	return out
+}
+
+// AgentTenants returns the tenant ids the agent with id may act in,
+// sorted; nil for an unknown agent.
+func (s *Snapshot) AgentTenants(id string) []string {
+	if s == nil {
+		return nil
+	}
+	a, ok := s.agentIdx[strings.TrimSpace(id)]
+	if !ok {
+		return nil
+	}
+	if s.hot[a].superuser {
+		return slices.Clone(s.tenantNames)
+	}
+	ids := s.visible(s.hot[a].visible)
 	out := make([]string, len(ids))
 	for i, t := range ids {
 		out[i] = s.tenants[t].id

@@ -21,7 +21,7 @@ func TestEffective(t *testing.T) {
 		{
 			subject: user("Sara@Acme.Example"), tenant: "acme",
 			want: gatehouse.Effective{
-				Subject: user("sara@acme.example"), Tenant: "acme", Plan: "pro",
+				Subject: user("sara@acme.example"), Tenant: "acme", Plan: "pro", PlanSource: gatehouse.PlanSourceTenant,
 				Features:    []string{"advanced_analytics"},
 				Permissions: []string{"access_ai_chat", "chat.view", "eu.only", "fetch_loan", "use_ai_fraud_detection", "use_ai_loan_tool"},
 				Tools: []gatehouse.ToolAccess{
@@ -38,7 +38,7 @@ func TestEffective(t *testing.T) {
 		{
 			subject: user("gina@globex.example"), tenant: "globex-rome",
 			want: gatehouse.Effective{
-				Subject: user("gina@globex.example"), Tenant: "globex-rome", Plan: "free",
+				Subject: user("gina@globex.example"), Tenant: "globex-rome", Plan: "free", PlanSource: gatehouse.PlanSourceInherited, PlanFrom: "globex",
 				Permissions: []string{"access_ai_chat", "fetch_loan", "use_ai_loan_tool"},
 				Locked: []gatehouse.LockedPermission{
 					{Permission: "use_ai_fraud_detection", Feature: "advanced_analytics", Plan: "pro"},
@@ -59,7 +59,7 @@ func TestEffective(t *testing.T) {
 			// A user plan applies without a tenant.
 			subject: user("ed@example.org"),
 			want: gatehouse.Effective{
-				Subject: user("ed@example.org"), Plan: "enterprise",
+				Subject: user("ed@example.org"), Plan: "enterprise", PlanSource: gatehouse.PlanSourceUser,
 				Features:    []string{"advanced_analytics", "advanced_reporting", "audit_logs"},
 				Permissions: []string{"use_ai_report_generation"},
 				Tools: []gatehouse.ToolAccess{
@@ -77,7 +77,7 @@ func TestEffective(t *testing.T) {
 			// An invisible tenant yields nothing.
 			subject: user("ursula@example.org"), tenant: "acme",
 			want: gatehouse.Effective{
-				Subject: user("ursula@example.org"), Tenant: "acme", Plan: "pro",
+				Subject: user("ursula@example.org"), Tenant: "acme", Plan: "pro", PlanSource: gatehouse.PlanSourceTenant,
 				Features:    []string{"advanced_analytics"},
 				Permissions: []string{},
 				Tools: []gatehouse.ToolAccess{
@@ -94,7 +94,7 @@ func TestEffective(t *testing.T) {
 		{
 			subject: agent("support-bot"), tenant: "acme-milan",
 			want: gatehouse.Effective{
-				Subject: agent("support-bot"), Tenant: "acme-milan", Plan: "pro",
+				Subject: agent("support-bot"), Tenant: "acme-milan", Plan: "pro", PlanSource: gatehouse.PlanSourceInherited, PlanFrom: "acme",
 				Features:    []string{"advanced_analytics"},
 				Permissions: []string{"access_ai_chat", "orders.refund"},
 				Tools: []gatehouse.ToolAccess{

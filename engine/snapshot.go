@@ -59,6 +59,8 @@ type Snapshot struct {
 	access int32
 	// admin is settings.admin_permission, or "".
 	admin string
+	// subjectTypes maps settings.subject_types onto user or agent.
+	subjectTypes map[string]gatehouse.SubjectType
 
 	conds []condition
 
@@ -72,7 +74,8 @@ type Snapshot struct {
 }
 
 type permInfo struct {
-	name string
+	name  string
+	title string
 	// feature is the index of the required feature, or -1.
 	feature int32
 	// flag is the frontend flag Effective reports for the permission.
@@ -100,13 +103,16 @@ type featureInfo struct {
 }
 
 type tenantInfo struct {
-	id string
+	id, name string
+	// parent is the parent tenant's index, -1 for a root.
+	parent int32
 	// in and out number the tenant in a depth-first walk of the tenant
 	// forest: t is in the subtree of a iff a.in <= t.in && t.in <= a.out.
 	in, out int32
-	// plan is the plan of the nearest ancestor-or-self with one, or -1.
-	plan  int32
-	attrs map[string]any
+	// plan is the plan of the nearest ancestor-or-self with one, or -1;
+	// planFrom is that tenant's index.
+	plan, planFrom int32
+	attrs          map[string]any
 }
 
 type resourceInfo struct {
@@ -196,6 +202,20 @@ func (s *Snapshot) AdminPermission() string {
 		return ""
 	}
 	return s.admin
+}
+
+// SubjectType is the kind (user or agent) of an AuthZEN subject type:
+// user and agent themselves, or what settings.subject_types maps the type
+// to; "" for an unknown type.
+func (s *Snapshot) SubjectType(name string) gatehouse.SubjectType {
+	switch t := gatehouse.SubjectType(name); {
+	case t == gatehouse.SubjectUser || t == gatehouse.SubjectAgent:
+		return t
+	case s == nil:
+		return ""
+	default:
+		return s.subjectTypes[name]
+	}
 }
 
 // AccessPermission returns settings.access_permission, the permission

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -121,8 +122,12 @@ type Result struct {
 	Replayed bool `json:"replayed,omitempty"`
 	// Limit names the limit a limit_exceeded denial is about, with figures.
 	Limit *LimitExceeded `json:"limit,omitempty"`
-	// Problem says, in English, what is wrong with an invalid_request.
-	Problem string `json:"problem,omitempty"`
+	// Problem says, in English, what is wrong with an invalid_request;
+	// ProblemCode is its stable code, the message "problem."+code of the
+	// catalogs, and ProblemArgs fill that message's placeholders.
+	Problem     string            `json:"problem,omitempty"`
+	ProblemCode string            `json:"problem_code,omitempty"`
+	ProblemArgs map[string]string `json:"-"`
 	// Decision is steps 1–5's decision: for their denials it names the
 	// denied subject, the missing permission or the plan needed.
 	Decision gatehouse.Decision `json:"-"`
@@ -198,7 +203,7 @@ func (g *Guard) decide(ctx context.Context, req *Request, key string, reserve bo
 		return Result{Reason: gatehouse.ReasonInternalError}
 	}
 	if req == nil {
-		return Result{Reason: gatehouse.ReasonInvalidRequest, Version: snap.Version(), Problem: "the request is missing"}
+		return Result{Reason: gatehouse.ReasonInvalidRequest, Version: snap.Version(), Problem: "the request is missing", ProblemCode: "request_missing"}
 	}
 	now := g.now()
 	if usage != nil {
@@ -215,7 +220,7 @@ func (g *Guard) decide(ctx context.Context, req *Request, key string, reserve bo
 	if reserve {
 		var err error
 		if args, err = json.Marshal(req.Args); err != nil {
-			return res.invalid("the arguments cannot be encoded as JSON: %v", err)
+			return res.invalid("args_not_json", nil, "the arguments cannot be encoded as JSON: %v", err)
 		}
 		if req.Args == nil {
 			args = nil
@@ -223,7 +228,7 @@ func (g *Guard) decide(ctx context.Context, req *Request, key string, reserve bo
 		fp = fingerprint(ta.Tool, strings.TrimSpace(req.Tenant), req.OnBehalfOf.String(), args)
 	}
 	if len(key) > maxKey {
-		return res.invalid("the idempotency key is longer than %d bytes", maxKey)
+		return res.invalid("idempotency_key_too_long", map[string]string{"Max": strconv.Itoa(maxKey)}, "the idempotency key is longer than %d bytes", maxKey)
 	}
 	// A replay answers as the first time, even if the policy changed since.
 	if reserve && key != "" {
@@ -285,8 +290,11 @@ func (g *Guard) internal(res Result, op string, err error) Result {
 	return Result{Reason: gatehouse.ReasonInternalError, Version: res.Version, Tool: res.Tool, Tenant: res.Tenant, Action: res.Action}
 }
 
-func (r Result) invalid(format string, args ...any) Result {
+// invalid makes r an invalid_request with the problem code and its
+// message's values, and the problem in English.
+func (r Result) invalid(code string, values map[string]string, format string, args ...any) Result {
 	r.Reason, r.Problem = gatehouse.ReasonInvalidRequest, fmt.Sprintf(format, args...)
+	r.ProblemCode, r.ProblemArgs = code, values
 	r.Allowed, r.RequiresConfirmation = false, false
 	return r
 }
@@ -303,7 +311,7 @@ func allowed(res Result, rec gatehouse.ActionRecord) Result {
 // stored for the same request.
 func replayed(res Result, prev gatehouse.ActionRecord, fingerprint string) Result {
 	if prev.Fingerprint != fingerprint {
-		return res.invalid("the idempotency key was used for another request (action %s)", prev.ID)
+		return res.invalid("idempotency_key_reused", map[string]string{"ActionID": prev.ID}, "the idempotency key was used for another request (action %s)", prev.ID)
 	}
 	res = allowed(res, prev)
 	res.Replayed, res.Version = true, prev.PolicyVersion
@@ -341,7 +349,9 @@ func check(snap *engine.Snapshot, req *Request) (engine.ToolAction, Result, bool
 	}
 	res.Action = ta.Action
 	if strings.TrimSpace(req.Tenant) == "" {
-		return ta, res.invalid("tool %s performs the agent action %s, which needs a tenant", ta.Tool, ta.Action), true
+		// The action's policy is the tenant's: without one there is none.
+		res.Reason = gatehouse.ReasonTenantRequired
+		return ta, res, true
 	}
 	return ta, res, false
 }
@@ -372,48 +382,51 @@ func prepare(snap *engine.Snapshot, req *Request, ta engine.ToolAction, res Resu
 		rec.ExpiresAt = now.Add(ttl)
 	}
 	p := &prepared{policy: pol, record: rec}
-	if problem := p.figures(ta, req.Args); problem != "" {
-		return nil, res.invalid("%s", problem)
+	if pr := p.figures(ta, req.Args); pr.code != "" {
+		return nil, res.invalid(pr.code, pr.values, "%s", pr.text)
 	}
 	return p, res
 }
 
 // figures reads the action's amount and percentage from args into the
 // record and checks the per-action limits. It returns what is wrong with
-// the arguments, or "".
-func (p *prepared) figures(ta engine.ToolAction, args map[string]any) string {
+// the arguments, or a zero argProblem.
+func (p *prepared) figures(ta engine.ToolAction, args map[string]any) argProblem {
 	lim, rec := p.policy.Exact, &p.record
 	currency := lim.Currency
 	if ta.Currency != "" {
 		v, ok := lookup(args, ta.Currency)
 		switch s, isString := v.(string); {
 		case ok && (!isString || strings.TrimSpace(s) == ""):
-			return fmt.Sprintf("%s must be a currency code", ta.Currency)
+			return argProblem{"currency_not_code", map[string]string{"Field": ta.Currency}, fmt.Sprintf("%s must be a currency code", ta.Currency)}
 		case ok && currency != "" && strings.TrimSpace(s) != currency:
-			return fmt.Sprintf("%s is %q, but the limits are in %s", ta.Currency, s, currency)
+			return argProblem{"currency_mismatch", map[string]string{"Field": ta.Currency, "Value": s, "Currency": currency},
+				fmt.Sprintf("%s is %q, but the limits are in %s", ta.Currency, s, currency)}
 		case ok:
 			currency = strings.TrimSpace(s)
 		case lim.NeedsAmount():
-			return fmt.Sprintf("%s is missing; the action has an amount limit", ta.Currency)
+			return argProblem{"currency_missing", map[string]string{"Field": ta.Currency}, fmt.Sprintf("%s is missing; the action has an amount limit", ta.Currency)}
 		}
 	}
 	if v, ok := lookup(args, ta.Amount); ok && ta.Amount != "" {
 		if currency == "" {
-			return fmt.Sprintf("%s has no currency: the tool maps none and the action's limits name none", ta.Amount)
+			return argProblem{"amount_without_currency", map[string]string{"Field": ta.Amount},
+				fmt.Sprintf("%s has no currency: the tool maps none and the action's limits name none", ta.Amount)}
 		}
 		text, err := money.Text(v)
 		if err == nil {
 			rec.Amount, err = money.ParseAmount(text, currency)
 		}
 		if err != nil {
-			return fmt.Sprintf("%s: %s", ta.Amount, problem(err))
+			return argProblem{"bad_amount", map[string]string{"Field": ta.Amount, "Detail": problem(err)}, fmt.Sprintf("%s: %s", ta.Amount, problem(err))}
 		}
 		rec.Currency = currency
 	} else if lim.NeedsAmount() {
 		if ta.Amount == "" {
-			return fmt.Sprintf("tool %s maps no amount, but action %s has an amount limit", ta.Tool, ta.Action)
+			return argProblem{"amount_unmapped", map[string]string{"Tool": ta.Tool, "Action": ta.Action},
+				fmt.Sprintf("tool %s maps no amount, but action %s has an amount limit", ta.Tool, ta.Action)}
 		}
-		return fmt.Sprintf("%s is missing; the action has an amount limit", ta.Amount)
+		return argProblem{"amount_missing", map[string]string{"Field": ta.Amount}, fmt.Sprintf("%s is missing; the action has an amount limit", ta.Amount)}
 	}
 	if v, ok := lookup(args, ta.Percentage); ok && ta.Percentage != "" {
 		text, err := money.Text(v)
@@ -421,13 +434,14 @@ func (p *prepared) figures(ta engine.ToolAction, args map[string]any) string {
 			rec.Percentage, err = money.ParsePercent(text)
 		}
 		if err != nil {
-			return fmt.Sprintf("%s: %s", ta.Percentage, problem(err))
+			return argProblem{"bad_percentage", map[string]string{"Field": ta.Percentage, "Detail": problem(err)}, fmt.Sprintf("%s: %s", ta.Percentage, problem(err))}
 		}
 	} else if lim.MaxPercentage > 0 {
 		if ta.Percentage == "" {
-			return fmt.Sprintf("tool %s maps no percentage, but action %s has a percentage limit", ta.Tool, ta.Action)
+			return argProblem{"percentage_unmapped", map[string]string{"Tool": ta.Tool, "Action": ta.Action},
+				fmt.Sprintf("tool %s maps no percentage, but action %s has a percentage limit", ta.Tool, ta.Action)}
 		}
-		return fmt.Sprintf("%s is missing; the action has a percentage limit", ta.Percentage)
+		return argProblem{"percentage_missing", map[string]string{"Field": ta.Percentage}, fmt.Sprintf("%s is missing; the action has a percentage limit", ta.Percentage)}
 	}
 	switch {
 	case lim.MaxAmount > 0 && rec.Amount > lim.MaxAmount:
@@ -437,7 +451,15 @@ func (p *prepared) figures(ta engine.ToolAction, args map[string]any) string {
 		p.exceeded = &LimitExceeded{Limit: gatehouse.LimitMaxPercentage,
 			Max: money.FormatPercent(lim.MaxPercentage), Requested: money.FormatPercent(rec.Percentage)}
 	}
-	return ""
+	return argProblem{}
+}
+
+// argProblem is what is wrong with an action's arguments: its code (the
+// catalogs' "problem."+code), the message's values and the English text.
+type argProblem struct {
+	code   string
+	values map[string]string
+	text   string
 }
 
 // problem is err's message without the sentinel's.

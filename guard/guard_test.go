@@ -161,7 +161,7 @@ func TestAuthorizeDecisionOrder(t *testing.T) {
 			Args: map[string]any{"refund": map[string]any{"amount": "100.01", "currency": "EUR"}}}, false, gatehouse.ReasonLimitExceeded, gatehouse.LimitMaxAmount, ""},
 		{"default disabled", refund("globex", "5"), false, gatehouse.ReasonActionDisabled, "", ""},
 		{"no action", &guard.Request{Subject: bot, OnBehalfOf: ana, Tenant: "acme", Tool: "lookup"}, true, gatehouse.ReasonGranted, "", ""},
-		{"no tenant", &guard.Request{Subject: bot, OnBehalfOf: ana, Tool: "refund"}, false, gatehouse.ReasonInvalidRequest, "", ""},
+		{"no tenant", &guard.Request{Subject: bot, OnBehalfOf: ana, Tool: "refund"}, false, gatehouse.ReasonTenantRequired, "", ""},
 		{"missing amount", &guard.Request{Subject: bot, OnBehalfOf: ana, Tenant: "acme", Tool: "refund",
 			Args: map[string]any{"refund": map[string]any{"currency": "EUR"}}}, false, gatehouse.ReasonInvalidRequest, "", ""},
 		{"no args", &guard.Request{Subject: bot, OnBehalfOf: ana, Tenant: "acme", Tool: "refund"}, false, gatehouse.ReasonInvalidRequest, "", ""},
@@ -195,8 +195,8 @@ func TestAuthorizeDecisionOrder(t *testing.T) {
 		if res.Version != 7 {
 			t.Errorf("%s: version %d, want 7", tt.name, res.Version)
 		}
-		if res.Reason == gatehouse.ReasonInvalidRequest && res.Problem == "" {
-			t.Errorf("%s: invalid_request without a problem", tt.name)
+		if res.Reason == gatehouse.ReasonInvalidRequest && (res.Problem == "" || res.ProblemCode == "") {
+			t.Errorf("%s: invalid_request without a problem and its code: %q %q", tt.name, res.Problem, res.ProblemCode)
 		}
 		stored := res.ActionID != ""
 		if stored != (tt.status != "") {

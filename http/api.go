@@ -116,6 +116,17 @@ func (s *Server) handleEffective(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, eff)
 }
 
+// tenantList is the answer of GET /api/v1/me/tenants.
+type tenantList struct {
+	Tenants []gatehouse.TenantSummary `json:"tenants"`
+}
+
+// handleMyTenants answers GET /api/v1/me/tenants with the tenants the
+// caller may see.
+func (s *Server) handleMyTenants(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, r, http.StatusOK, tenantList{Tenants: s.svc.VisibleTenants(callerOf(r))})
+}
+
 // handlePolicy answers GET /api/v1/policy with the stored policy as a YAML
 // document that `gatehouse apply` accepts; admins only.
 func (s *Server) handlePolicy(w http.ResponseWriter, r *http.Request) {

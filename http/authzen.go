@@ -470,9 +470,10 @@ func (s *Server) decisionJSON(r *http.Request, a *gatehouse.Answer, ev *evaluati
 // permission; a resource of type tool is a call of that tool, of type
 // tenant a request in that tenant; the arguments of an agent action are
 // context overlaid with action.properties. A request Gatehouse cannot
-// answer (an item of a batch that is malformed, an unknown subject type, a
-// malformed on_behalf_of, a tenant that is not a string) carries its
-// Problem and is answered invalid_request.
+// answer (an item of a batch that is malformed, a malformed on_behalf_of,
+// a tenant that is not a string) carries its Problem and is answered
+// invalid_request; a subject type other than user and agent is left to the
+// service (settings.subject_types, else unknown_subject_type).
 func toQuestion(ev *evaluation) gatehouse.Question {
 	var q gatehouse.Question
 	if ev.err != nil {
@@ -485,8 +486,9 @@ func toQuestion(ev *evaluation) gatehouse.Question {
 	case gatehouse.SubjectAgent:
 		q.Subject = gatehouse.AgentRef(ev.subject.id)
 	default:
-		q.Problem = fmt.Sprintf("subject type %q: want user or agent", ev.subject.typ)
-		return q
+		// The application's own type (settings.subject_types): the
+		// service maps it, or answers unknown_subject_type.
+		q.Subject = gatehouse.SubjectRef{Type: gatehouse.SubjectType(ev.subject.typ), ID: ev.subject.id}
 	}
 	q.SubjectProperties = ev.subject.props
 	if raw := ev.subject.props["on_behalf_of"]; raw != nil {

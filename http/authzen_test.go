@@ -199,7 +199,7 @@ func TestAuthZENMapping(t *testing.T) {
 		{"agent for a user who may", eval(`{"type": "agent", "id": "support-bot", "properties": {"on_behalf_of": "user:olga@acme.example"}}`, `{"name": "lookup_order"}`, `{"type": "tenant", "id": "acme-berlin"}`, ""), true, "granted", "", ""},
 		{"agent for a bare email", eval(`{"type": "agent", "id": "support-bot", "properties": {"on_behalf_of": "Olga@acme.example"}}`, `{"name": "lookup_order"}`, `{"type": "tenant", "id": "acme-berlin"}`, ""), true, "granted", "", ""},
 		{"agent denial names the user", eval(`{"type": "agent", "id": "support-bot", "properties": {"on_behalf_of": "user:carl@acme.example"}}`, `{"name": "process_refund"}`, `{"type": "tenant", "id": "acme-berlin"}`, ""), false, "permission_missing", "", "user:carl@acme.example"},
-		{"unknown subject type", eval(`{"type": "group", "id": "admins"}`, `{"name": "chat.view"}`, `{"type": "chat", "id": "1"}`, ""), false, "invalid_request", "", ""},
+		{"unknown subject type", eval(`{"type": "group", "id": "admins"}`, `{"name": "chat.view"}`, `{"type": "chat", "id": "1"}`, ""), false, "unknown_subject_type", "", ""},
 		{"on_behalf_of not a string", eval(`{"type": "agent", "id": "support-bot", "properties": {"on_behalf_of": 7}}`, `{"name": "lookup_order"}`, `{"type": "tenant", "id": "acme-berlin"}`, ""), false, "invalid_request", "", ""},
 		{"on_behalf_of an agent", eval(`{"type": "agent", "id": "support-bot", "properties": {"on_behalf_of": "agent:x"}}`, `{"name": "lookup_order"}`, `{"type": "tenant", "id": "acme-berlin"}`, ""), false, "invalid_request", "", ""},
 		{"tenant not a string", eval(sara, `{"name": "analyze_loan"}`, `{"type": "loan", "id": "42"}`, `{"tenant": ["acme"]}`), false, "invalid_request", "", ""},

@@ -267,7 +267,7 @@ func exactKeys(data []byte, t reflect.Type) error {
 		for key, raw := range m {
 			ft, ok := fields[key]
 			if !ok {
-				return invalid("error.unknown_key", map[string]any{"Key": key}).wrap(fmt.Errorf("unknown key %q", key))
+				return invalid("error.unknown_key", map[string]any{"Key": key, "Field": key}).wrap(fmt.Errorf("unknown key %q", key))
 			}
 			if err := exactKeys(raw, ft); err != nil {
 				return err

@@ -387,6 +387,8 @@ func (s *Server) routes() http.Handler {
 		apiDoc("explain", "Decide a request and explain the decision path", new(checkRequest), new(gatehouse.Answer)).withScope(gatehouse.ScopeCheck))
 	s.route(mux, http.MethodGet, "/api/v1/me/effective", s.authenticated(s.handleEffective),
 		apiDoc("effective", "Everything the caller may do in a tenant", new(tenantQuery), new(gatehouse.Effective)).withScope(gatehouse.ScopeCheck))
+	s.route(mux, http.MethodGet, "/api/v1/me/tenants", s.authenticated(s.handleMyTenants),
+		apiDoc("my_tenants", "The tenants the caller may see, for a tenant switcher", nil, new(tenantList)).withScope(gatehouse.ScopeCheck))
 	s.restRoutes(mux)
 	s.apiKeyRoutes(mux)
 	s.actionRoutes(mux)

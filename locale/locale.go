@@ -109,6 +109,10 @@ type Args struct {
 	// Resource and ResourceType name the request's resource.
 	Resource     string
 	ResourceType string
+	// Scope is the tenant a tenant-scoped decision point serves;
+	// SubjectType the request's subject type.
+	Scope       string
+	SubjectType string
 }
 
 // RequestArgs fills Args from what req asks: its subject, tenant, and

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -208,6 +210,17 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions
 	v.refs("settings.default_tenants", gatehouse.KindTenant, s.DefaultTenants)
 	v.ref("settings.access_permission", gatehouse.KindPermission, s.AccessPermission, true)
 	v.ref("settings.admin_permission", gatehouse.KindPermission, s.AdminPermission, true)
+	for _, name := range slices.Sorted(maps.Keys(s.SubjectTypes)) {
+		path := "settings.subject_types." + name
+		switch kind := s.SubjectTypes[name]; {
+		case strings.TrimSpace(name) == "":
+			v.addf(path, "empty subject type")
+		case name == string(gatehouse.SubjectUser) || name == string(gatehouse.SubjectAgent):
+			v.addf(path, "subject type %q is built in; declare only the application's own types", name)
+		case kind != gatehouse.SubjectUser && kind != gatehouse.SubjectAgent:
+			v.addf(path, "subject type %q maps to %q: want user or agent", name, kind)
+		}
+	}
 	for i, x := range p.Permissions {
 		if x.Feature != "" && !v.absent[gatehouse.KindPlan] && v.features[x.Feature] == "" {
 			v.addf(fmt.Sprintf("permissions[%d].feature", i), "feature %q is not offered by any plan", x.Feature)

@@ -117,6 +117,7 @@ func (s *Service) AuthorizeToolCall(ctx context.Context, caller gatehouse.Caller
 	d := s.decider(ctx)
 	// Only the subject itself reserves in its name: asking about an agent
 	// acting for the caller is not acting as that agent.
+	q.Subject = d.subjectType(q.Subject)
 	if err := d.mayAskAbout(caller, q.Subject, gatehouse.SubjectRef{}); err != nil {
 		return gatehouse.Answer{}, err
 	}
@@ -151,8 +152,10 @@ func (s *Service) decider(ctx context.Context) *decider {
 var unavailable = gatehouse.Answer{Reason: gatehouse.ReasonInternalError}
 
 func (d *decider) mayAsk(caller gatehouse.Caller, q *gatehouse.Question) error {
-	if q.Problem != "" {
-		// Malformed: answered invalid_request, about nobody.
+	q.Subject = d.subjectType(q.Subject)
+	if t := q.Subject.Type; q.Problem != "" || (t != gatehouse.SubjectUser && t != gatehouse.SubjectAgent) {
+		// Malformed or of an unknown subject type: answered
+		// invalid_request or unknown_subject_type, about nobody.
 		return nil
 	}
 	return d.mayAskAbout(caller, q.Subject, q.OnBehalfOf)
@@ -237,12 +240,22 @@ func (d *decider) decide(q *gatehouse.Question, m mode, key string) gatehouse.An
 	if snap == nil {
 		return gatehouse.Answer{Reason: gatehouse.ReasonInternalError, Subject: q.Subject.String()}
 	}
-	if problem := d.resolve(q); problem != "" {
+	if reason, problem := d.resolve(q); reason != "" {
 		a := gatehouse.NewAnswer(&q.Request, q.Tool, gatehouse.Explanation{Decision: gatehouse.Decision{
-			Reason: gatehouse.ReasonInvalidRequest, Version: snap.Version()}}, "")
+			Reason: reason, Version: snap.Version()}}, "")
 		a.Problem = problem
 		return a
 	}
+	a := d.decideResolved(q, m, key)
+	if a.Reason == gatehouse.ReasonPermissionMissing && strings.TrimSpace(q.Tenant) == "" && d.tenantWouldGrant(q) {
+		a.Reason = gatehouse.ReasonTenantRequired
+	}
+	return a
+}
+
+// decideResolved decides q once resolve found nothing wrong with it.
+func (d *decider) decideResolved(q *gatehouse.Question, m mode, key string) gatehouse.Answer {
+	snap := d.snap
 	if q.Tool != "" {
 		if ta, ok := snap.ToolAction(q.Tool); ok && ta.Action != "" {
 			return d.action(q, m, key)
@@ -261,18 +274,21 @@ func (d *decider) decide(q *gatehouse.Question, m mode, key string) gatehouse.An
 	return gatehouse.NewAnswer(&q.Request, "", gatehouse.Explanation{Decision: snap.Check(&q.Request)}, "")
 }
 
-// resolve applies q's scope and resolves its Name; it returns what is
-// wrong with q, or "".
-func (d *decider) resolve(q *gatehouse.Question) string {
+// resolve applies q's scope and resolves its Name; it returns the reason
+// q cannot be decided and what is wrong with it in English, or "".
+func (d *decider) resolve(q *gatehouse.Question) (gatehouse.Reason, string) {
 	if q.Problem != "" {
-		return q.Problem
+		return gatehouse.ReasonInvalidRequest, q.Problem
+	}
+	if t := q.Subject.Type; t != gatehouse.SubjectUser && t != gatehouse.SubjectAgent {
+		return gatehouse.ReasonUnknownSubjectType, fmt.Sprintf("subject type %q: want user, agent or a type of settings.subject_types", t)
 	}
 	if q.Within != "" {
 		switch {
 		case q.Tenant == "":
 			q.Tenant = q.Within
 		case !d.snap.TenantWithin(q.Tenant, q.Within):
-			return fmt.Sprintf("tenant %q is outside the tenant %q this decision point serves", q.Tenant, q.Within)
+			return gatehouse.ReasonTenantOutsideScope, fmt.Sprintf("tenant %q is outside the tenant %q this decision point serves", q.Tenant, q.Within)
 		}
 	}
 	if q.Tool == "" && q.Permission == "" && q.Name != "" {
@@ -284,7 +300,57 @@ func (d *decider) resolve(q *gatehouse.Question) string {
 			q.Permission = q.Name
 		}
 	}
-	return ""
+	return "", ""
+}
+
+// maxTenantProbe bounds the tenants tenantWouldGrant tries.
+const maxTenantProbe = 256
+
+// tenantWouldGrant reports whether q, denied permission_missing without a
+// tenant, would pass the permission step in one of the tenants its subject
+// may see: the permission is held only within tenants, so the request
+// lacks its tenant rather than the permission. It runs on that denial only.
+func (d *decider) tenantWouldGrant(q *gatehouse.Question) bool {
+	var tenants []string
+	switch q.Subject.Type {
+	case gatehouse.SubjectUser:
+		tenants = d.snap.VisibleTenants(q.Subject.ID)
+	case gatehouse.SubjectAgent:
+		tenants = d.snap.AgentTenants(q.Subject.ID)
+	}
+	r := q.Request
+	for i, t := range tenants {
+		if i == maxTenantProbe {
+			break
+		}
+		r.Tenant = t
+		var dec gatehouse.Decision
+		if q.Tool != "" {
+			dec = d.snap.CheckTool(&r, q.Tool)
+		} else {
+			dec = d.snap.Check(&r)
+		}
+		if dec.Reason != gatehouse.ReasonPermissionMissing && dec.Reason != gatehouse.ReasonTenantNotVisible {
+			return true
+		}
+	}
+	return false
+}
+
+// subjectType maps a subject type the policy declares in
+// settings.subject_types onto user or agent; other types stay as they are
+// (and are answered unknown_subject_type).
+func (d *decider) subjectType(ref gatehouse.SubjectRef) gatehouse.SubjectRef {
+	if ref.Type == gatehouse.SubjectUser || ref.Type == gatehouse.SubjectAgent || ref.IsZero() {
+		return ref
+	}
+	switch d.snap.SubjectType(string(ref.Type)) {
+	case gatehouse.SubjectUser:
+		return gatehouse.User(strings.TrimSpace(ref.ID))
+	case gatehouse.SubjectAgent:
+		return gatehouse.AgentRef(ref.ID)
+	}
+	return ref
 }
 
 // action decides a tool that performs an agent action: steps 1–8 through
@@ -310,7 +376,7 @@ func (d *decider) action(q *gatehouse.Question, m mode, key string) gatehouse.An
 		Feature: res.Decision.Feature, Plan: res.Decision.Plan,
 		Action: res.Action, RequiresConfirmation: res.RequiresConfirmation, ActionID: res.ActionID,
 		Status: res.Status, ExpiresAt: res.ExpiresAt, Replayed: res.Replayed, Limit: res.Limit,
-		Problem: res.Problem, Policy: res.Policy, Version: res.Version,
+		Problem: res.Problem, ProblemCode: res.ProblemCode, ProblemArgs: res.ProblemArgs, Policy: res.Policy, Version: res.Version,
 	}
 	if a.Reason == gatehouse.ReasonInternalError {
 		a.Version = d.snap.Version()
@@ -371,13 +437,19 @@ func actionSteps(a *gatehouse.Answer) []gatehouse.ExplainStep {
 // disabled in which tenant, which limit was exceeded with its figures, or
 // the message of steps 1–5's decision.
 func (s *Service) message(lang string, q *gatehouse.Question, a *gatehouse.Answer) string {
-	c := s.cfg.Catalog
-	args := locale.Args{Subject: a.Subject, Permission: q.Permission, Tenant: q.Tenant,
-		Resource: q.Resource.ID, ResourceType: q.Resource.Type, Action: a.Action}
+	c, snap := s.cfg.Catalog, s.Snapshot()
+	// Messages name permissions and tools by the policy's titles; the ids
+	// stay in the answer's reason fields.
+	args := locale.Args{Subject: a.Subject, Permission: snap.PermissionTitle(q.Permission), Tenant: q.Tenant,
+		Resource: q.Resource.ID, ResourceType: q.Resource.Type, Action: a.Action,
+		Scope: q.Within, SubjectType: string(q.Subject.Type)}
+	if a.Reason == gatehouse.ReasonInvalidRequest && a.ProblemCode != "" {
+		return c.Text(lang, "problem."+a.ProblemCode, a.ProblemArgs)
+	}
 	if q.Tool != "" {
-		args.Permission = q.Tool
-	} else if args.Permission == "" {
-		args.Permission = q.Name
+		args.Permission = snap.ToolTitle(q.Tool)
+	} else if q.Permission == "" {
+		args.Permission = snap.PermissionTitle(q.Name)
 	}
 	if l := a.Limit; l != nil {
 		unit := func(v string) string {
@@ -394,7 +466,7 @@ func (s *Service) message(lang string, q *gatehouse.Question, a *gatehouse.Answe
 			"Requested": unit(l.Requested), "Max": unit(l.Max), "Used": used, "Window": l.Window,
 		})
 	}
-	d := gatehouse.Decision{Allowed: a.Allowed, Reason: a.Reason, Permission: a.DeniedPermission,
+	d := gatehouse.Decision{Allowed: a.Allowed, Reason: a.Reason, Permission: snap.PermissionTitle(a.DeniedPermission),
 		Feature: a.Feature, Plan: a.Plan, Version: a.Version}
 	if a.DeniedSubject != "" {
 		d.Subject, _ = gatehouse.ParseSubject(a.DeniedSubject)

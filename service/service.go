@@ -651,3 +651,26 @@ func (s *Service) CheckWritable(ctx context.Context) error {
 func (s *Service) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gatehouse.AuditEvent, error) {
 	return s.store.ListAudit(ctx, f)
 }
+
+// VisibleTenants returns the tenants the caller may see, as a tenant
+// switcher lists them, sorted by id: a user's own list, else
+// settings.default_tenants (seed 003), also for a user the policy does not
+// list; every tenant for a superuser; an agent's tenants. A caller without
+// a subject (a shared token) sees none.
+func (s *Service) VisibleTenants(caller gatehouse.Caller) []gatehouse.TenantSummary {
+	snap := s.Snapshot()
+	var ids []string
+	switch caller.Subject.Type {
+	case gatehouse.SubjectUser:
+		ids = snap.VisibleTenants(caller.Subject.ID)
+	case gatehouse.SubjectAgent:
+		ids = snap.AgentTenants(caller.Subject.ID)
+	}
+	out := make([]gatehouse.TenantSummary, 0, len(ids))
+	for _, id := range ids {
+		if t, ok := snap.Tenant(id); ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}

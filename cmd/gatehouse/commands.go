@@ -54,6 +54,7 @@ type options struct {
 	root        bool
 	// serve and demo
 	addr        string
+	reset       bool
 	jwtSecret   string
 	jwtIssuer   string
 	jwtAudience string

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -32,14 +34,25 @@ var demoUsers = []struct{ Var, Email, Who, Tenant string }{
 	{"ADMIN", "admin@example.com", "superuser", "acme"},
 }
 
+// demoAgents get a token each too; they are not offered on the web UI's
+// sign-in page, which is for people.
+var demoAgents = []struct{ Var, ID, Who string }{
+	{"BOT", "support-bot", "the store support assistant, acting for customers in the ACME stores"},
+}
+
 // demoCall is one request the demo prints as a curl command.
 type demoCall struct {
 	Title  string
-	Path   string
+	Path   string // may name $ACTION, the id an earlier call captured
 	Token  string // the shell variable of the bearer token; "" sends none
 	Header string // one extra header, "Name: value"
-	// Body, when set, is POSTed as JSON; without a body the call is a GET.
+	// Body, when set, is POSTed as JSON; without a body the call is a GET
+	// unless Post is set.
 	Body string
+	Post bool
+	// Capture, when set, is the shell variable the answer's action_id is
+	// assigned to.
+	Capture string
 }
 
 var demoCalls = []demoCall{
@@ -80,10 +93,25 @@ var demoCalls = []demoCall{
 		Path: "/api/v1/policy", Token: "ADMIN"},
 }
 
+// demoAction is the walkthrough of one agent action from request to audit
+// (seed 004): the bot asks to refund 20 EUR for Olga, the refund waits
+// for her, she confirms, the bot reports it executed, the audit shows it.
+var demoAction = []demoCall{
+	{Title: "The support bot asks to refund 20 EUR to Olga in the Berlin store: allowed, pending her confirmation (the id goes to $ACTION)",
+		Path: "/api/v1/actions/authorize", Token: "BOT", Header: "X-Tenant-ID: acme-berlin", Capture: "ACTION",
+		Body: `{"on_behalf_of":"user:olga@acme.example","tool":"process_refund","args":{"amount":"20.00","currency":"EUR"}}`},
+	{Title: "Olga sees the refund waiting for her (status pending)", Path: "/api/v1/actions/$ACTION", Token: "OLGA"},
+	{Title: "Olga confirms it (status confirmed)", Path: "/api/v1/actions/$ACTION/confirm", Token: "OLGA", Post: true},
+	{Title: "The bot carries the refund out and records it (status executed)", Path: "/api/v1/actions/$ACTION/executed", Token: "BOT", Post: true},
+	{Title: "The audit trail holds each step: action.authorize by the bot, action.confirmed by Olga, action.executed by the bot",
+		Path: "/api/v1/audit?target=action/$ACTION", Token: "ADMIN"},
+}
+
 func demoFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.dir, "dir", "demo", "directory of the demo database (created if missing)")
 	fs.StringVar(&o.addr, "addr", defaultAddr, "address to listen on")
 	fs.DurationVar(&o.reloadEvery, "reload-interval", 2*time.Second, "how often to pick up policy changes made by other processes")
+	fs.BoolVar(&o.reset, "reset", false, "start from a fresh database: delete the demo database (and its -wal and -shm files) first")
 	fs.BoolVar(&o.tls, "tls", false, "serve HTTPS with a self-signed certificate written to --dir")
 	fs.BoolVar(&o.decisionLog, "decision-log", true, "record every decision in the audit trail (see gatehouse audit list)")
 	webFlags(fs, o)
@@ -97,6 +125,13 @@ func runDemo(ctx context.Context, m *Main) error {
 		return usageErrorf("--dir: %v", err)
 	}
 	m.Config.DB = filepath.Join(m.opts.dir, "gatehouse.db")
+	if m.opts.reset {
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			if err := os.Remove(m.Config.DB + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("--reset: %w", err)
+			}
+		}
+	}
 	if err := m.open(ctx); err != nil {
 		return err
 	}
@@ -111,13 +146,18 @@ func runDemo(ctx context.Context, m *Main) error {
 	cfg := m.httpConfig()
 	// A fresh secret per run: tokens from an earlier run stop working.
 	cfg.JWTSecret = []byte(rand.Text() + rand.Text())
-	tokens := make(map[string]string, len(demoUsers))
+	tokens := make(map[string]string, len(demoUsers)+len(demoAgents))
 	signIn := make([]web.DemoUser, 0, len(demoUsers))
 	for _, u := range demoUsers {
 		if tokens[u.Var], err = gatehttp.IssueToken(cfg, "user:"+u.Email, demoTokenTTL); err != nil {
 			return err
 		}
 		signIn = append(signIn, web.DemoUser{Label: u.Who, Subject: "user:" + u.Email, Tenant: u.Tenant, Token: tokens[u.Var]})
+	}
+	for _, a := range demoAgents {
+		if tokens[a.Var], err = gatehttp.IssueToken(cfg, "agent:"+a.ID, demoTokenTTL); err != nil {
+			return err
+		}
 	}
 	if err := m.loadWeb(&cfg, signIn); err != nil {
 		return err
@@ -157,13 +197,20 @@ func printDemo(w io.Writer, url, db, cacert string, version int64, tokens map[st
 	fmt.Fprintf(w, "  server     %s\n  metadata   %s/.well-known/authzen-configuration\n  health     %s/healthz, %s/readyz\n", url, url, url, url)
 	fmt.Fprintf(w, "  MCP        %s/mcp (header X-Tenant-ID: acme-berlin; the example store behind it, see docs/mcp.md)\n", url)
 	fmt.Fprintf(w, "  chat       %s/ws (a WebSocket; try: go run ./examples/chatclient -url %s -token \"$OLGA\"; see docs/chat.md)\n\n", wsURL(url), url)
-	fmt.Fprintf(w, "Bearer tokens for the demo users, valid for %.0f hours (paste into a shell):\n\n", demoTokenTTL.Hours())
+	fmt.Fprintf(w, "Bearer tokens for every demo subject, valid for %.0f hours (paste into a shell):\n\n", demoTokenTTL.Hours())
 	for _, u := range demoUsers {
 		fmt.Fprintf(w, "# %s: %s\nexport %s='%s'\n", u.Email, u.Who, u.Var, tokens[u.Var])
+	}
+	for _, a := range demoAgents {
+		fmt.Fprintf(w, "# agent %s: %s\nexport %s='%s'\n", a.ID, a.Who, a.Var, tokens[a.Var])
 	}
 	fmt.Fprintln(w, "\nThen try:")
 	for i, c := range demoCalls {
 		fmt.Fprintf(w, "\n# %d. %s\n%s\n", i+1, c.Title, c.curl(url, cacert))
+	}
+	fmt.Fprintln(w, "\nAn agent action from request to audit, in order (seed 004; see docs/guardrails.md):")
+	for i, c := range demoAction {
+		fmt.Fprintf(w, "\n# %c. %s\n%s\n", 'a'+i, c.Title, c.curl(url, cacert))
 	}
 	fmt.Fprintf(w, "\nChange the policy from another terminal; the server picks the change up within seconds,\n")
 	fmt.Fprintf(w, "and command 2 then answers \"decision\": true with reason superuser:\n")
@@ -181,14 +228,26 @@ func wsURL(base string) string {
 
 // curl formats c as one shell line; the token stays a shell variable so the
 // line is short and works after the export lines above it. cacert, when
-// set, is the self-signed certificate curl must trust.
+// set, is the self-signed certificate curl must trust. A URL that names a
+// variable is double-quoted so the shell expands it; a call that captures
+// assigns the answer's action_id to its variable.
 func (c demoCall) curl(base, cacert string) string {
 	var b strings.Builder
+	if c.Capture != "" {
+		b.WriteString(c.Capture + "=$(")
+	}
 	b.WriteString("curl -sS")
+	if c.Post && c.Body == "" {
+		b.WriteString(" -X POST")
+	}
 	if cacert != "" {
 		b.WriteString(" --cacert '" + cacert + "'")
 	}
-	b.WriteString(" '" + base + c.Path + "'")
+	if strings.Contains(c.Path, "$") {
+		b.WriteString(` "` + base + c.Path + `"`)
+	} else {
+		b.WriteString(" '" + base + c.Path + "'")
+	}
 	if c.Token != "" {
 		b.WriteString(` -H "Authorization: Bearer $` + c.Token + `"`)
 	}
@@ -197,6 +256,9 @@ func (c demoCall) curl(base, cacert string) string {
 	}
 	if c.Body != "" {
 		b.WriteString(" -H 'Content-Type: application/json' -d '" + c.Body + "'")
+	}
+	if c.Capture != "" {
+		b.WriteString(` | sed -n 's/.*"action_id":"\([^"]*\)".*/\1/p'); echo "$` + c.Capture + `"`)
 	}
 	return b.String()
 }

@@ -65,11 +65,14 @@ func curlRequest(t *testing.T, words []string) (*http.Request, *http.Client) {
 		t.Fatalf("not a curl command: %q", words)
 	}
 	client := http.DefaultClient
-	var url, body string
+	var url, body, method string
 	header := http.Header{}
 	for i := 1; i < len(words); i++ {
 		switch w := words[i]; {
 		case w == "-sS":
+		case w == "-X":
+			i++
+			method = words[i]
 		case w == "-H":
 			i++
 			k, v, _ := strings.Cut(words[i], ":")
@@ -95,9 +98,10 @@ func curlRequest(t *testing.T, words []string) (*http.Request, *http.Client) {
 			t.Fatalf("unexpected curl argument %q in %q", w, words)
 		}
 	}
-	method := http.MethodGet
-	if body != "" {
+	if method == "" && body != "" {
 		method = http.MethodPost
+	} else if method == "" {
+		method = http.MethodGet
 	}
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
@@ -188,18 +192,26 @@ func TestDemo(t *testing.T) {
 	base := regexp.MustCompile(`server\s+(http://\S+)`).FindStringSubmatch(out)[1]
 
 	env := map[string]string{}
-	var curls []string
+	var curls, walkthrough []string
 	for _, line := range strings.Split(out, "\n") {
 		if m := regexp.MustCompile(`^export ([A-Z]+)='([^']+)'$`).FindStringSubmatch(line); m != nil {
 			env[m[1]] = m[2]
 		}
-		if strings.HasPrefix(line, "curl ") {
+		switch {
+		case strings.HasPrefix(line, "ACTION=$(curl "), strings.HasPrefix(line, "curl ") && strings.Contains(line, "$ACTION"):
+			walkthrough = append(walkthrough, line)
+		case strings.HasPrefix(line, "curl "):
 			curls = append(curls, line)
 		}
 	}
 	for _, u := range demoUsers {
 		if env[u.Var] == "" {
 			t.Errorf("the demo prints no token for %s", u.Email)
+		}
+	}
+	for _, a := range demoAgents {
+		if env[a.Var] == "" {
+			t.Errorf("the demo prints no token for agent %s", a.ID)
 		}
 	}
 	// The web UI's sign-in page offers every demo user, never a token.
@@ -268,9 +280,11 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if de := cat.Reason("de", gatehouse.Decision{Reason: gatehouse.ReasonPlanRequired, Plan: "pro"}, locale.Args{Permission: "detect_fraud"}); a.Message != de {
+	if de := cat.Reason("de", gatehouse.Decision{Reason: gatehouse.ReasonPlanRequired, Plan: "pro"}, locale.Args{Permission: "Fraud detection"}); a.Message != de {
 		t.Errorf("command 10 message %q, want the German %q", a.Message, de)
 	}
+
+	t.Run("agent action walkthrough", func(t *testing.T) { demoWalkthrough(t, walkthrough, env) })
 
 	// The change the demo suggests flips command 2 once the server reloads.
 	if !strings.Contains(out, "user promote carl@acme.example --db "+filepath.Join(dir, "gatehouse.db")) {
@@ -303,6 +317,78 @@ func TestDemo(t *testing.T) {
 	if err := r2.stop(t); err != nil {
 		t.Fatal(err)
 	}
+
+	// --reset starts from a fresh database: the example is version 1 again.
+	r3 := start(t, "unused.db", "demo", "--dir", dir, "--addr", "127.0.0.1:0", "--reset")
+	if out3 := r3.waitFor(t, "Press Ctrl-C"); !strings.Contains(out3, "(policy version 1)") {
+		t.Errorf("demo --reset does not start from a fresh database:\n%s", out3)
+	}
+	if err := r3.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// demoWalkthrough runs the demo's agent action walkthrough, as printed:
+// the bot's request is pending, Olga confirms, the bot records the refund
+// executed, and the audit trail holds the three steps.
+func demoWalkthrough(t *testing.T, lines []string, env map[string]string) {
+	if len(lines) != len(demoAction) {
+		t.Fatalf("the walkthrough has %d commands, want %d:\n%s", len(lines), len(demoAction), strings.Join(lines, "\n"))
+	}
+	capture := regexp.MustCompile(`^([A-Z]+)=\$\((curl .*) \| sed -n 's/(.*)/\\1/p'\); echo "\$[A-Z]+"$`)
+	var answers []map[string]any
+	for i, line := range lines {
+		variable := ""
+		if m := capture.FindStringSubmatch(line); m != nil {
+			variable, line = m[1], m[2]
+			// The sed expression, in Go's syntax.
+			if want := `.*"action_id":"\([^"]*\)".*`; m[3] != want {
+				t.Fatalf("command %c captures with %q, want %q", 'a'+i, m[3], want)
+			}
+		} else if strings.Contains(line, "=$(") {
+			t.Fatalf("command %c: cannot read the capture in %s", 'a'+i, line)
+		}
+		req, client := curlRequest(t, shellWords(t, line, env))
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		var a map[string]any
+		if res.StatusCode != http.StatusOK || json.Unmarshal(body, &a) != nil {
+			t.Fatalf("command %c: %d %s\n%s", 'a'+i, res.StatusCode, body, line)
+		}
+		if variable != "" {
+			m := regexp.MustCompile(`"action_id":"([^"]*)"`).FindSubmatch(body)
+			if m == nil {
+				t.Fatalf("command %c: no action_id in %s", 'a'+i, body)
+			}
+			env[variable] = string(m[1])
+		}
+		answers = append(answers, a)
+	}
+	want := []struct{ key, value string }{
+		{"reason", "confirmation_required"}, {"status", "pending"}, {"status", "confirmed"}, {"status", "executed"},
+	}
+	for i, w := range want {
+		if answers[i][w.key] != w.value {
+			t.Errorf("command %c: %s = %v, want %s", 'a'+i, w.key, answers[i][w.key], w.value)
+		}
+	}
+	if answers[0]["status"] != "pending" || answers[0]["allowed"] != true {
+		t.Errorf("the bot's request: %v, want allowed and pending", answers[0])
+	}
+	var steps []string
+	events, _ := answers[4]["events"].([]any)
+	for _, e := range events {
+		e := e.(map[string]any)
+		steps = append(steps, fmt.Sprintf("%s by %s", e["action"], e["actor"]))
+	}
+	if got, want := strings.Join(steps, ", "), "action.authorize by agent:support-bot, action.confirmed by user:olga@acme.example, "+
+		"action.executed by agent:support-bot"; got != want {
+		t.Errorf("the audit of the action: %s, want %s", got, want)
+	}
 }
 
 // With --tls the demo serves HTTPS with a self-signed certificate its curl
@@ -320,7 +406,8 @@ func TestDemoTLS(t *testing.T) {
 		env[m[1]] = m[2]
 	}
 	for _, line := range strings.Split(out, "\n") {
-		if !strings.HasPrefix(line, "curl ") {
+		// The walkthrough needs its captured id; TestDemo runs it.
+		if !strings.HasPrefix(line, "curl ") || strings.Contains(line, "$ACTION") {
 			continue
 		}
 		req, client := curlRequest(t, shellWords(t, line, env))
