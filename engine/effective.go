@@ -128,7 +128,7 @@ func (s *Snapshot) planSource(tenant, human int32) (source, from string) {
 			return gatehouse.PlanSourceInherited, s.tenants[f].id
 		}
 	}
-	if human >= 0 && s.hot[human].plan >= 0 {
+	if human >= 0 && s.hot.at(human).plan >= 0 {
 		return gatehouse.PlanSourceUser, ""
 	}
 	return gatehouse.PlanSourceDefault, ""
@@ -213,10 +213,10 @@ func (s *Snapshot) AgentTenants(id string) []string {
 	if !ok {
 		return nil
 	}
-	if s.hot[a].superuser {
+	if s.hot.at(a).superuser {
 		return slices.Clone(s.tenantNames)
 	}
-	ids := s.visible(s.hot[a].visible)
+	ids := s.visible(s.hot.at(a).visible)
 	out := make([]string, len(ids))
 	for i, t := range ids {
 		out[i] = s.tenants[t].id
