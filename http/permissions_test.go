@@ -264,7 +264,7 @@ func TestPermissionsUpdate(t *testing.T) {
 	}{
 		{"unknown action type", "launch_rocket", `{"enabled": true}`, http.StatusNotFound, gatehouse.CodeNotFound, ""},
 		{"unknown action type, empty body", "launch_rocket", `{}`, http.StatusNotFound, gatehouse.CodeNotFound, ""},
-		{"unknown field", "update_address", `{"limits": {"max_count": 1}}`, http.StatusBadRequest, gatehouse.CodeInvalid, ""},
+		{"unknown field", "update_address", `{"limits": {"max_count": 1}}`, http.StatusBadRequest, gatehouse.CodeInvalid, "limits"},
 		{"wrong type", "update_address", `{"enabled": "yes"}`, http.StatusBadRequest, gatehouse.CodeInvalid, "enabled"},
 		{"not an object", "update_address", `[true]`, http.StatusBadRequest, gatehouse.CodeInvalid, ""},
 		{"trailing data", "update_address", `{"enabled": false} {}`, http.StatusBadRequest, gatehouse.CodeInvalid, ""},
