@@ -13,6 +13,7 @@ import (
 // permission-set slab, visPool, scopedPool) in place, past the end the
 // base reads, which is safe only for the newest snapshot of the lineage:
 // tip. A snapshot derived from any other copies the pools it appends to.
+// WithSubjects is safe for concurrent use.
 type lineage struct {
 	mu  sync.Mutex
 	tip *Snapshot
@@ -114,16 +115,21 @@ func (s *Snapshot) WithSubjects(version int64, users []gatehouse.UserEntry, agen
 }
 
 // derivedCopy returns a shallow copy of s at version that owns its lists of
-// pages and its set table header. Unless s is its lineage's tip, the pools
-// are clipped to their length, so that appending to them copies.
+// pages and its set table header. Unless s is its lineage's tip, which it
+// then claims, the pools are clipped to their length, so that appending to
+// them copies. A derivation that fails leaves the lineage without a tip.
 func (s *Snapshot) derivedCopy(version int64) *Snapshot {
 	ns := *s
 	ns.version = version
 	ns.hot, ns.subjects = s.hot.cloneList(), s.subjects.cloneList()
 	sets := *s.sets
 	ns.sets = &sets
+	// Claimed for this derivation alone: a concurrent one from s copies.
 	s.lineage.mu.Lock()
 	tip := s.lineage.tip == s
+	if tip {
+		s.lineage.tip = nil
+	}
 	s.lineage.mu.Unlock()
 	if !tip {
 		ns.sets.slab = slices.Clip(ns.sets.slab)

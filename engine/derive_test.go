@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
@@ -232,5 +233,40 @@ func TestWithSubjectsDeclines(t *testing.T) {
 	}
 	if after := s.Check(req); after != before {
 		t.Errorf("Check changed after declined derivations: %+v, was %+v", after, before)
+	}
+}
+
+// TestWithSubjectsConcurrent: derivations from one snapshot at once (run
+// with -race) each decide as a Compile of their own change.
+func TestWithSubjectsConcurrent(t *testing.T) {
+	base := compileTest(t)
+	reqs := randomRequests(rand.New(rand.NewPCG(3, 4)), 200)
+	type result struct {
+		p    *gatehouse.Policy
+		snap *engine.Snapshot
+	}
+	results := make([]result, 8)
+	var wg sync.WaitGroup
+	for i := range results {
+		p := testPolicy()
+		users, agents := randomSubjectChange(rand.New(rand.NewPCG(uint64(i), 1)), p)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if snap, ok, err := base.WithSubjects(2, users, agents); ok && err == nil {
+				results[i] = result{p, snap}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.snap == nil {
+			continue
+		}
+		want, err := engine.Compile(r.p, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameDecisions(t, i, r.p, want, r.snap, reqs)
 	}
 }

@@ -11,24 +11,36 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/engine"
 	"github.com/gatehouse/gatehouse/engine/enginetest"
+	"github.com/gatehouse/gatehouse/postgres/pgtest"
 )
 
 // A follower that reloads only now and then (it missed notifications),
 // or restarts, over a random sequence of changes on another instance ends
 // every catch-up with the kept policy the store holds and a snapshot that
 // decides as one compiled from a fresh load; most catch-ups of subject
-// changes go by change, not by reload.
+// changes go by change, not by reload. On SQLite, and on PostgreSQL when
+// pgtest.EnvDSN names a server.
 func TestCatchUpEqualsReload(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "g.db")
+		testCatchUp(t, func() *Service { return openSQLite(t, path) })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn := pgtest.NewSchema(t, pgtest.DSN(t))
+		testCatchUp(t, func() *Service { return openPostgres(t, dsn) })
+	})
+}
+
+func testCatchUp(t *testing.T, open func() *Service) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "g.db")
-	writer := openSQLite(t, path)
+	writer := open()
 	cfg := enginetest.DefaultConfig()
 	cfg.Users, cfg.Agents, cfg.Tenants, cfg.Roles, cfg.Bundles, cfg.Permissions = 80, 4, 40, 8, 10, 30
 	gen := enginetest.Generate(cfg)
 	if _, err := writer.Update(ctx, "test", "policy.apply", func(p *gatehouse.Policy) error { *p = *gen; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	follower := openSQLite(t, path)
+	follower := open()
 	r := rand.New(rand.NewPCG(5, 11))
 	var reloads, byChange int
 	for step := range 150 {
@@ -46,7 +58,7 @@ func TestCatchUpEqualsReload(t *testing.T) {
 		}
 		switch r.IntN(6) {
 		case 0:
-			follower = openSQLite(t, path) // restarted
+			follower = open() // restarted
 			continue
 		case 1, 2:
 		default:

@@ -224,6 +224,8 @@ func BenchmarkFollowChange(b *testing.B) {
 				var m runtime.MemStats
 				runtime.ReadMemStats(&m)
 				b.ReportMetric(float64(m.HeapAlloc)/1e6, "heap-MB")
+				runtime.KeepAlive(writer)
+				runtime.KeepAlive(follower)
 			})
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/engine"
 	"github.com/gatehouse/gatehouse/engine/enginetest"
+	"github.com/gatehouse/gatehouse/postgres"
+	"github.com/gatehouse/gatehouse/postgres/pgtest"
 	"github.com/gatehouse/gatehouse/sqlite"
 )
 
@@ -178,18 +180,43 @@ func TestSubjectPathEqualsWholePolicy(t *testing.T) {
 
 // Two instances on one store changing the same user at once: every change
 // lands, none is merged over another (each binding added is stored, each
-// commit's before is the stored object), and both end deciding alike.
+// commit's before is the stored object), and both end deciding alike. On
+// SQLite, and on PostgreSQL when pgtest.EnvDSN names a server.
 func TestSubjectConcurrentInstances(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "g.db")
+		testConcurrentInstances(t, func() *Service { return openSQLite(t, path) })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn := pgtest.NewSchema(t, pgtest.DSN(t))
+		testConcurrentInstances(t, func() *Service { return openPostgres(t, dsn) })
+	})
+}
+
+func openPostgres(t *testing.T, dsn string) *Service {
+	t.Helper()
+	store, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	s, err := Open(context.Background(), store, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func testConcurrentInstances(t *testing.T, open func() *Service) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "g.db")
-	a := openSQLite(t, path)
+	a := open()
 	cfg := enginetest.DefaultConfig()
 	cfg.Users, cfg.Agents, cfg.Tenants, cfg.Roles, cfg.Bundles, cfg.Permissions = 20, 1, 10, 12, 10, 30
 	gen := enginetest.Generate(cfg)
 	if _, err := a.Update(ctx, "test", "policy.apply", func(p *gatehouse.Policy) error { *p = *gen; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	b := openSQLite(t, path)
+	b := open()
 	email := gen.Users[3].Email
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*len(gen.Roles))
