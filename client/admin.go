@@ -55,6 +55,32 @@ func (c *Client) ApplyPolicy(ctx context.Context, doc []byte, dryRun bool) (Writ
 	return res, err
 }
 
+// UserRecord is one user of BatchUsers: exactly the roles it holds (each
+// assigned without a tenant scope, replacing its other assignments) and
+// the tenants it may see (empty: the policy's default tenants).
+type UserRecord struct {
+	Email   string   `json:"email"`
+	Roles   []string `json:"roles,omitempty"`
+	Tenants []string `json:"tenants,omitempty"`
+}
+
+// BatchUsers sets many users in one change, audited per user, like
+// `gatehouse user import` (POST /api/v1/users:batch). A bad record refuses
+// the whole batch: an *Error with code invalid whose Details name each
+// record by its index (users[3]).
+func (c *Client) BatchUsers(ctx context.Context, users []UserRecord, dryRun bool) (WriteResult, error) {
+	var q url.Values
+	if dryRun {
+		q = url.Values{"dry_run": {"true"}}
+	}
+	var res WriteResult
+	err := c.call(ctx, request{method: http.MethodPost, path: "/api/v1/users:batch", query: q,
+		body: struct {
+			Users []UserRecord `json:"users"`
+		}{users}}, &res)
+	return res, err
+}
+
 // objectPath is the REST path of kind's collection or, with id, of one
 // object; a resource's id is "type/id", the settings have no id.
 func objectPath(kind gatehouse.Kind, id string) string {

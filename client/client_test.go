@@ -415,6 +415,14 @@ func TestAdministration(t *testing.T) {
 		t.Errorf("ApplyPolicy(unknown bundle): details %q, want one", e.Details)
 	}
 
+	// Many users in one change.
+	batch := []client.UserRecord{{Email: "new1@x.io", Roles: []string{"Store Support"}, Tenants: []string{"acme"}}, {Email: "new2@x.io"}}
+	if res, err := c.BatchUsers(ctx, batch, true); err != nil || !res.DryRun || len(res.Changes) != 2 {
+		t.Errorf("BatchUsers(dry run) = %+v, %v: want two changes not applied", res, err)
+	}
+	_, err = c.BatchUsers(ctx, []client.UserRecord{{Email: "b@x.io", Roles: []string{"No Such"}}}, false)
+	checkErr(t, "BatchUsers(unknown role)", err, http.StatusBadRequest, gatehouse.CodeInvalid)
+
 	// Objects: create, read, list, replace, delete.
 	role := gatehouse.Role{Name: "Auditor", Permissions: []string{"fetch_report"}}
 	res, err = c.PutObject(ctx, gatehouse.KindRole, role.Name, role)

@@ -17,12 +17,17 @@ import (
 // readBody returns r's body after checking that it is declared JSON (415)
 // and fits Config.MaxBodyBytes (413). It does not parse it.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	return s.readBodyMax(w, r, s.cfg.MaxBodyBytes)
+}
+
+// readBodyMax is readBody for a body of at most max bytes.
+func (s *Server) readBodyMax(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 			return nil, &Error{Code: CodeUnsupportedMediaType, Err: fmt.Errorf("content type %q", ct)}
 		}
 	}
-	return readLimited(w, r, s.cfg.MaxBodyBytes, "")
+	return readLimited(w, r, max, "")
 }
 
 // readLimited reads r's body of at most max bytes; a larger one is the 413

@@ -249,6 +249,41 @@ func TestRESTPolicyApplyLimit(t *testing.T) {
 	}
 }
 
+// POST /api/v1/users:batch sets many users in one change, audited per
+// user; a bad record refuses the whole batch naming its index.
+func TestRESTUserBatch(t *testing.T) {
+	f := newFixture(t, examplePolicy, nil)
+	admin := f.token("user:admin@example.com")
+	batch := `{"users": [{"email": "new1@x.io", "roles": ["Store Support"], "tenants": ["acme"]}, {"email": "new2@x.io"}]}`
+	r := f.do(call{path: "/api/v1/users:batch?dry_run=true", token: admin, body: batch})
+	if res := decodeLoose[writeResult](t, r); r.status != http.StatusOK || !res.DryRun || len(res.Changes) != 2 {
+		t.Fatalf("dry run: %d %s", r.status, r.body)
+	}
+	r = f.do(call{path: "/api/v1/users:batch", token: admin, body: batch})
+	res := decodeLoose[writeResult](t, r)
+	if r.status != http.StatusOK || len(res.Changes) != 2 || res.Version != 2 {
+		t.Fatalf("batch: %d %s, want 2 changes at version 2", r.status, r.body)
+	}
+	events, err := f.store.ListAudit(t.Context(), gatehouse.AuditFilter{Action: "user.import"})
+	if err != nil || len(events) != 2 {
+		t.Errorf("audit events of the batch: %d, %v; want one per user", len(events), err)
+	}
+	r = f.do(call{path: "/api/v1/users:batch", token: admin, body: `{"users": [{"email": "ok@x.io"}, {"email": "b@x.io", "roles": ["Store Suport"]}]}`})
+	e := decodeLoose[restError](t, r)
+	if r.status != http.StatusBadRequest || e.Error.Code != gatehouse.CodeInvalid || len(e.Error.Details) != 1 ||
+		!strings.Contains(e.Error.Details[0], `users[1]: unknown role "Store Suport" (did you mean "Store Support"?)`) {
+		t.Errorf("a bad record: %d %s", r.status, r.body)
+	}
+	if r := f.do(call{path: "/api/v1/users:batch", token: admin, body: `{"users": [{"email": "a@x.io", "name": "A"}]}`}); r.status != http.StatusBadRequest {
+		t.Errorf("an unknown key: %d %s", r.status, r.body)
+	}
+	// olga administers acme only: a batch touching globex is forbidden.
+	olga := f.token("user:olga@acme.example")
+	if r := f.do(call{path: "/api/v1/users:batch", token: olga, body: `{"users": [{"email": "gina@globex.example", "tenants": ["acme"]}]}`}); r.status != http.StatusForbidden {
+		t.Errorf("a tenant admin's batch outside its tenants: %d %s", r.status, r.body)
+	}
+}
+
 // A tenant admin (olga holds manage_ai_tools in acme) administers acme's
 // subtree only.
 func TestRESTTenantAdmin(t *testing.T) {

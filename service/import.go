@@ -33,8 +33,14 @@ type UserRecord struct {
 // records when Line is 0), and nothing changes. A dry run reports the
 // changes without committing them.
 func (s *Service) ImportUsers(ctx context.Context, actor, source string, records []UserRecord, dryRun bool) (Result, error) {
+	// A tenant admin is not told the names of tenants it may not see.
+	suggestTenants := true
+	if caller, ok := gatehouse.CallerFromContext(ctx); ok {
+		scope, err := adminScope(s.Snapshot(), caller)
+		suggestTenants = err == nil && scope.Global
+	}
 	fn := func(p *gatehouse.Policy) error {
-		if problems := checkRecords(p, source, records); len(problems) > 0 {
+		if problems := checkRecords(p, source, records, suggestTenants); len(problems) > 0 {
 			return &policy.Error{Problems: problems}
 		}
 		index := make(map[string]int, len(p.Users))
@@ -68,8 +74,8 @@ func (s *Service) ImportUsers(ctx context.Context, actor, source string, records
 }
 
 // checkRecords reports the problems of records against p, each located at
-// its record.
-func checkRecords(p *gatehouse.Policy, source string, records []UserRecord) []policy.Problem {
+// its record; unknown tenants get a did-you-mean only if suggestTenants.
+func checkRecords(p *gatehouse.Policy, source string, records []UserRecord, suggestTenants bool) []policy.Problem {
 	roles := make(map[string]bool, len(p.Roles))
 	roleNames := make([]string, 0, len(p.Roles))
 	for _, r := range p.Roles {
@@ -77,10 +83,12 @@ func checkRecords(p *gatehouse.Policy, source string, records []UserRecord) []po
 		roleNames = append(roleNames, r.Name)
 	}
 	tenants := make(map[string]bool, len(p.Tenants))
-	tenantIDs := make([]string, 0, len(p.Tenants))
+	var tenantIDs []string
 	for _, t := range p.Tenants {
 		tenants[t.ID] = true
-		tenantIDs = append(tenantIDs, t.ID)
+		if suggestTenants {
+			tenantIDs = append(tenantIDs, t.ID)
+		}
 	}
 	var problems []policy.Problem
 	seen := make(map[string]int, len(records))
