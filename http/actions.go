@@ -382,13 +382,18 @@ const actionEventsHeartbeat = 25 * time.Second
 // the caller may see or confirm moves (the service decides), "resync"
 // when the policy changed or events were lost, after which who may
 // confirm what may differ. The inbox reloads its list on either. The
-// stream starts with "ready" and lives outside the server's WriteTimeout.
+// stream starts with "ready" and lives outside the server's ReadTimeout
+// and WriteTimeout.
 func (s *Server) handleActionEvents(w http.ResponseWriter, r *http.Request) {
 	caller := callerOf(r)
 	rc := http.NewResponseController(w)
-	if err := rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		s.writeError(w, r, fmt.Errorf("action events: lift the write deadline: %w", err))
-		return
+	// As for /mcp: WriteTimeout would cut the stream, and an expired read
+	// deadline would cancel the request's context.
+	for _, lift := range []func(time.Time) error{rc.SetReadDeadline, rc.SetWriteDeadline} {
+		if err := lift(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			s.writeError(w, r, fmt.Errorf("action events: lift the connection's deadline: %w", err))
+			return
+		}
 	}
 	ctx := r.Context()
 	events := s.svc.Subscribe(ctx)

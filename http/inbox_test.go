@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	gatehttp "github.com/gatehouse/gatehouse/http"
 )
 
 // TestApprovableActions: ?approvable=true lists the pending actions the
@@ -59,9 +62,16 @@ func TestApprovableActions(t *testing.T) {
 }
 
 // TestActionEvents: the event stream says "ready", then "action" for a
-// record its caller may confirm, and nothing for one it may not.
+// record its caller may confirm, and nothing for one it may not; it
+// outlives the server's read and write timeouts.
 func TestActionEvents(t *testing.T) {
 	f := newFixture(t, examplePolicy, nil)
+	const timeout = 300 * time.Millisecond
+	ts := httptest.NewUnstartedServer(gatehttp.NewServer(f.svc, f.cfg).Handler())
+	ts.Config.ReadTimeout, ts.Config.WriteTimeout = timeout, timeout
+	ts.Start()
+	t.Cleanup(ts.Close)
+	f.url = ts.URL
 	events := func(subject string) <-chan string {
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
@@ -102,6 +112,8 @@ func TestActionEvents(t *testing.T) {
 	if e, e2 := next(olga), next(carl); e != "ready" || e2 != "ready" {
 		t.Fatalf("first events = %q, %q, want ready", e, e2)
 	}
+	// Past both timeouts, the streams still deliver.
+	time.Sleep(2 * timeout)
 	r := f.do(call{path: "/api/v1/actions/authorize", token: f.token("agent:support-bot"),
 		body:   `{"on_behalf_of":"user:olga@acme.example","tool":"process_refund","args":{"amount":"20.00","currency":"EUR"}}`,
 		header: map[string]string{"X-Tenant-ID": "acme-berlin"}})

@@ -182,7 +182,12 @@ func TestBrowser(t *testing.T) {
 		}
 		s.do(chromedp.Click(chromedp.CSS("#audit-events details summary")))
 		s.waitText("#audit-events details", "After")
+		check(s, "audit")
+	})
 
+	t.Run("audit chart", func(t *testing.T) {
+		s := session(t)
+		s.signIn("user:admin@example.com")
 		// The chart of decisions by reason: a denial made now is in it, in
 		// the SVG's description and in the table fallback.
 		if a := f.explain(t, `{"subject":"user:carl@acme.example","tool":"analyze_loan","tenant":"acme-berlin"}`); a.Reason != "permission_missing" {
@@ -200,7 +205,7 @@ func TestBrowser(t *testing.T) {
 		if n, err := chromedp.Run(s.ctx, chromedp.Evaluate[int](`document.querySelectorAll('#decision-chart rect[data-reason="permission_missing"]').length`)); err != nil || n == 0 {
 			t.Errorf("permission_missing bars = %d, %v; want some", n, err)
 		}
-		check(s, "audit")
+		check(s, "audit-chart")
 	})
 
 	t.Run("chat tools", func(t *testing.T) {

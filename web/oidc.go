@@ -121,9 +121,8 @@ func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 	if p != nil {
 		return p, nil
 	}
-	// The provider keeps the context for fetching its keys later: it must
-	// outlive the request, but keep the client.
-	p, err := oidc.NewProvider(o.ctx(context.WithoutCancel(ctx)), o.cfg.Issuer)
+	// The provider keeps only the client of ctx, for fetching its keys.
+	p, err := oidc.NewProvider(o.ctx(ctx), o.cfg.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("oidc discovery of %s: %w", o.cfg.Issuer, err)
 	}
@@ -133,6 +132,34 @@ func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 		o.provider = p
 	}
 	return o.provider, nil
+}
+
+// discoverTimeout bounds the discovery the sign-in page waits for.
+const discoverTimeout = 5 * time.Second
+
+// formAction is what the sign-in page's Content-Security-Policy must add to
+// form-action so that its form may redirect to the provider: the origin of
+// the issuer and, once discovered, of its authorization endpoint (browsers
+// check a form's redirects against form-action).
+func (o *oidcClient) formAction(ctx context.Context) string {
+	origins := []string{origin(o.cfg.Issuer)}
+	ctx, cancel := context.WithTimeout(ctx, discoverTimeout)
+	defer cancel()
+	if p, err := o.discover(ctx); err == nil {
+		if a := origin(p.Endpoint().AuthURL); a != "" && a != origins[0] {
+			origins = append(origins, a)
+		}
+	}
+	return strings.Join(origins, " ")
+}
+
+// origin is scheme://host of raw, "" if it has none.
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 func (o *oidcClient) oauth2(p *oidc.Provider) *oauth2.Config {
@@ -277,7 +304,8 @@ func (u *UI) oidcSubject(r *http.Request) (string, string, error) {
 	if raw == "" {
 		return "", "", oidcFail("web.oidc.bad_token", errors.New("the token response has no id_token"))
 	}
-	idt, err := p.VerifierContext(ctx, &oidc.Config{ClientID: u.oidc.cfg.ClientID, Now: u.cfg.Clock.Now}).Verify(ctx, raw)
+	// Verifier shares one cached key set per provider.
+	idt, err := p.Verifier(&oidc.Config{ClientID: u.oidc.cfg.ClientID, Now: u.cfg.Clock.Now}).Verify(ctx, raw)
 	if err != nil {
 		return "", "", oidcFail("web.oidc.bad_token", fmt.Errorf("verify the ID token: %w", err))
 	}

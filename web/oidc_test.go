@@ -241,11 +241,16 @@ func TestOIDCSignIn(t *testing.T) {
 	if page := newFixture(t, nil).browser().do(http.MethodGet, "/signin", ""); strings.Contains(page.body, `action="/signin/oidc"`) {
 		t.Error("the sign-in page offers OIDC without an OIDC configuration")
 	}
-	f, _ := newOIDCFixture(t)
+	f, p := newOIDCFixture(t)
 	b := f.browser()
 	page := b.do(http.MethodGet, "/signin", "")
 	if !strings.Contains(page.body, "Sign in with Acme ID") {
 		t.Fatalf("sign-in page offers no OIDC button:\n%s", page.body)
+	}
+	// Browsers check a form's redirects against form-action: the provider's
+	// origin is allowed on the sign-in page, and only there.
+	if csp := page.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' "+p.srv.URL+";") {
+		t.Errorf("sign-in page CSP = %q, want form-action 'self' %s", csp, p.srv.URL)
 	}
 	start := b.post("/signin/oidc", url.Values{"csrf": {b.csrf("/signin")}, "tenant": {"acme"}})
 	auth, err := url.Parse(start.Header.Get("Location"))

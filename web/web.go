@@ -279,10 +279,15 @@ func (u *UI) lang(r *http.Request) string {
 	return u.cfg.Catalog.Match(r.Header.Get("Accept-Language"))
 }
 
-// pageHeaders are the security headers of every HTML page.
-func pageHeaders(w http.ResponseWriter) {
+// pageHeaders are the security headers of every HTML page; formAction, if
+// set, are the origins besides 'self' its forms may be sent or redirected to.
+func pageHeaders(w http.ResponseWriter, formAction string) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", ContentSecurityPolicy)
+	csp := ContentSecurityPolicy
+	if formAction != "" {
+		csp = strings.Replace(csp, "form-action 'self'", "form-action 'self' "+formAction, 1)
+	}
+	h.Set("Content-Security-Policy", csp)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
@@ -319,6 +324,8 @@ type pageData struct {
 	Next string
 
 	catalog *locale.Catalog
+	// formAction are the origins besides 'self' the page's forms go to.
+	formAction string
 }
 
 // T is message id in the page's language.
@@ -345,7 +352,7 @@ func (u *UI) data(r *http.Request, page string) pageData {
 }
 
 func (u *UI) render(w http.ResponseWriter, status int, name string, d pageData) {
-	pageHeaders(w)
+	pageHeaders(w, d.formAction)
 	w.WriteHeader(status)
 	if err := u.pages.ExecuteTemplate(w, name, d); err != nil {
 		u.cfg.Logger.Warn("web: render page", "page", name, "err", err)
@@ -362,6 +369,7 @@ func (u *UI) signInPage(w http.ResponseWriter, r *http.Request, status int, errI
 	d.Demo = u.cfg.DemoUsers
 	if u.oidc != nil {
 		d.OIDC = u.oidc.cfg.DisplayName()
+		d.formAction = u.oidc.formAction(r.Context())
 	}
 	d.CSRF = rand.Text()
 	if errID == "" && r.URL.Query().Get("expired") != "" {
