@@ -264,7 +264,7 @@ func TestPermissionsUpdate(t *testing.T) {
 	}{
 		{"unknown action type", "launch_rocket", `{"enabled": true}`, http.StatusNotFound, gatehouse.CodeNotFound, ""},
 		{"unknown action type, empty body", "launch_rocket", `{}`, http.StatusNotFound, gatehouse.CodeNotFound, ""},
-		{"unknown field", "update_address", `{"limits": {"max_count": 1}}`, http.StatusBadRequest, gatehouse.CodeInvalid, ""},
+		{"unknown field", "update_address", `{"limits": {"max_count": 1}}`, http.StatusBadRequest, gatehouse.CodeInvalid, "limits"},
 		{"wrong type", "update_address", `{"enabled": "yes"}`, http.StatusBadRequest, gatehouse.CodeInvalid, "enabled"},
 		{"not an object", "update_address", `[true]`, http.StatusBadRequest, gatehouse.CodeInvalid, ""},
 		{"trailing data", "update_address", `{"enabled": false} {}`, http.StatusBadRequest, gatehouse.CodeInvalid, ""},
@@ -535,7 +535,7 @@ func TestLimitsRefused(t *testing.T) {
 		{"unknown limit type", limit("process_refund", "max_speed", `5`, ""), 400, gatehouse.CodeInvalid, "limit_type"},
 		{"no limit type", `{"action_type": "process_refund", "limit_value": 5}`, 400, gatehouse.CodeInvalid, "limit_type"},
 		{"no action type", `{"limit_type": "max_amount", "limit_value": 5}`, 400, gatehouse.CodeInvalid, "action_type"},
-		{"unknown field", limit("process_refund", "max_amount", `5`, `, "created_at": "2026-01-01T00:00:00Z"`), 400, gatehouse.CodeInvalid, ""},
+		{"unknown field", limit("process_refund", "max_amount", `5`, `, "created_at": "2026-01-01T00:00:00Z"`), 400, gatehouse.CodeInvalid, "created_at"},
 		{"not an object", `[]`, 400, gatehouse.CodeInvalid, ""},
 		{"unknown action type", limit("launch_rocket", "max_amount", `"-5"`, ""), 404, gatehouse.CodeNotFound, ""},
 	}
