@@ -190,6 +190,10 @@ type ToolAccess struct {
 	Allowed bool   `json:"allowed"`
 	Reason  Reason `json:"reason"`
 	Plan    string `json:"plan,omitempty"`
+	// Message is the reason of a denied tool as a localized sentence; the
+	// engine leaves it empty, a surface that knows its reader's language
+	// (the chat's capabilities event) fills it in.
+	Message string `json:"message,omitempty"`
 }
 
 // Question is one decision any surface asks of the service: a permission,

@@ -340,6 +340,12 @@ func (e *Engine) Capabilities(ctx context.Context, a Actor) (Capabilities, error
 		return Capabilities{}, err
 	}
 	c := Capabilities{Effective: eff}
+	for i := range c.Tools {
+		if ta := &c.Tools[i]; !ta.Allowed {
+			ta.Message = e.cfg.Catalog.Reason(a.Lang, gatehouse.Decision{Reason: ta.Reason, Plan: ta.Plan},
+				locale.Args{Subject: a.subject().String(), Permission: ta.Tool, Tenant: a.Tenant})
+		}
+	}
 	c.CanView = slices.Contains(eff.Permissions, e.cfg.ViewPermission)
 	c.CanWrite = slices.Contains(eff.Permissions, e.cfg.WritePermission)
 	if _, ok := c.Flags["canAccessChat"]; !ok {

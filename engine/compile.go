@@ -35,6 +35,8 @@ func Compile(p *gatehouse.Policy, version int64) (snap *Snapshot, err error) {
 		}
 	}
 	c.s.sets.seal()
+	c.s.hot, c.s.subjects = pagedOf(c.hot), pagedOf(c.subjects)
+	c.s.lineage = &lineage{tip: c.s}
 	// Pools grew by appending; keep only what they hold.
 	c.s.scopedPool = slices.Clone(c.s.scopedPool)
 	c.s.visPool = slices.Clone(c.s.visPool)
@@ -53,6 +55,16 @@ type compiler struct {
 	condIdx    map[string]int32
 	// visible interns tenant lists so subjects with the same list share it.
 	visible map[uint64][]span
+
+	// hot and subjects grow flat while compiling; Compile pages them.
+	hot      []subjectHot
+	subjects []subject
+	// deriving is set when the compiler derives a snapshot from another
+	// (WithSubjects) rather than compiling one; oldVisible is then the
+	// visibility span of the subject being derived, which an equal list
+	// keeps.
+	deriving   bool
+	oldVisible span
 
 	// Scratch space reused across subjects.
 	bits      []uint64
@@ -401,8 +413,8 @@ func (c *compiler) tools() error {
 func (c *compiler) users() error {
 	s := c.s
 	s.userIdx = make(map[string]int32, len(c.p.Users))
-	s.subjects = make([]subject, 0, len(c.p.Users)+len(c.p.Agents))
-	s.hot = make([]subjectHot, 0, len(c.p.Users)+len(c.p.Agents))
+	c.subjects = make([]subject, 0, len(c.p.Users)+len(c.p.Agents))
+	c.hot = make([]subjectHot, 0, len(c.p.Users)+len(c.p.Agents))
 	for _, u := range c.p.Users {
 		email := gatehouse.NormalizeEmail(u.Email)
 		if email == "" {
@@ -423,9 +435,9 @@ func (c *compiler) users() error {
 		if err := c.subject(&sub, &h, u.Tenants, u.Roles, u.Grants); err != nil {
 			return fmt.Errorf("user %q: %w", email, err)
 		}
-		s.userIdx[email] = int32(len(s.subjects))
-		s.subjects = append(s.subjects, sub)
-		s.hot = append(s.hot, h)
+		s.userIdx[email] = int32(len(c.subjects))
+		c.subjects = append(c.subjects, sub)
+		c.hot = append(c.hot, h)
 	}
 	return nil
 }
@@ -446,11 +458,14 @@ func (c *compiler) aliases() error {
 				other, dup = s.userIdx[gatehouse.NormalizeEmail(a)]
 			}
 			if dup && other != si {
-				return gatehouse.Invalidf("alias %q names users %q and %q", a, s.subjects[other].ref.ID, s.subjects[si].ref.ID)
+				return gatehouse.Invalidf("alias %q names users %q and %q", a, c.subjects[other].ref.ID, c.subjects[si].ref.ID)
+			}
+			if _, ok := s.aliasIdx[a]; !ok {
+				c.subjects[si].aliases++
 			}
 			s.aliasIdx[a] = si
-			if s.subjects[si].alias == "" {
-				s.subjects[si].alias = a
+			if c.subjects[si].alias == "" {
+				c.subjects[si].alias = a
 			}
 		}
 	}
@@ -507,9 +522,9 @@ func (c *compiler) agents() error {
 		if err := c.subject(&sub, &h, a.Tenants, a.Roles, a.Grants); err != nil {
 			return fmt.Errorf("agent %q: %w", a.ID, err)
 		}
-		s.agentIdx[a.ID] = int32(len(s.subjects))
-		s.subjects = append(s.subjects, sub)
-		s.hot = append(s.hot, h)
+		s.agentIdx[a.ID] = int32(len(c.subjects))
+		c.subjects = append(c.subjects, sub)
+		c.hot = append(c.hot, h)
 	}
 	return nil
 }
@@ -574,8 +589,8 @@ func (c *compiler) subject(sub *subject, h *subjectHot, tenants []string, roles 
 		}
 		c.addSource(src)
 	}
-	h.global = s.sets.intern(c.bits)
-	global := s.sets.set(h.global)
+	h.global = c.intern(c.bits)
+	global := c.set(h.global)
 
 	slices.SortStableFunc(c.scoped, func(a, b source) int { return cmp.Compare(a.tenant, b.tenant) })
 	h.scoped.off = int32(len(s.scopedPool))
@@ -593,7 +608,7 @@ func (c *compiler) subject(sub *subject, h *subjectHot, tenants []string, roles 
 		}
 		if extra {
 			ti := &s.tenants[t]
-			s.scopedPool = append(s.scopedPool, scopedSet{lo: ti.in, hi: ti.out, set: s.sets.intern(c.bits)})
+			s.scopedPool = append(s.scopedPool, scopedSet{lo: ti.in, hi: ti.out, set: c.intern(c.bits)})
 		}
 	}
 	h.scoped.n = int32(len(s.scopedPool)) - h.scoped.off
@@ -606,7 +621,26 @@ func (c *compiler) addSource(src source) {
 		setBit(c.bits, src.ref)
 		return
 	}
-	c.s.sets.orInto(c.bits, c.s.roles[src.ref].set)
+	for k, w := range c.set(c.s.roles[src.ref].set) {
+		c.bits[k] |= w
+	}
+}
+
+// intern interns a permission set in the snapshot's table, sealed when
+// deriving.
+func (c *compiler) intern(bits []uint64) int32 {
+	if c.deriving {
+		return c.s.sets.internSealed(bits)
+	}
+	return c.s.sets.intern(bits)
+}
+
+// set returns the words of set i, sealed when deriving.
+func (c *compiler) set(i int32) []uint64 {
+	if c.deriving {
+		return c.s.sets.sealedSet(i)
+	}
+	return c.s.sets.set(i)
 }
 
 // source resolves an assignment's or grant's scope and condition.
@@ -660,6 +694,9 @@ func (c *compiler) tenantList(owner string, ids []string) (span, error) {
 	}
 	slices.Sort(c.tenantBuf)
 	list := slices.Compact(c.tenantBuf)
+	if c.deriving && slices.Equal(c.s.visible(c.oldVisible), list) {
+		return c.oldVisible, nil
+	}
 	h := uint64(14695981039346656037)
 	for _, t := range list {
 		h ^= uint64(t)

@@ -164,7 +164,7 @@ func (s *Snapshot) resolve(q *query, d *gatehouse.Decision, req *gatehouse.Reque
 			return false
 		}
 		if tr != nil {
-			tr.add(ruleSubject, outcomePass, s.subjects[u].ref, "the user acted for is known", nil)
+			tr.add(ruleSubject, outcomePass, s.subjects.at(u).ref, "the user acted for is known", nil)
 		}
 		q.subs[0], q.nsubs, human = u, 1, u
 	}
@@ -186,7 +186,7 @@ func (s *Snapshot) resolve(q *query, d *gatehouse.Decision, req *gatehouse.Reque
 		return false
 	}
 	if tr != nil {
-		tr.add(ruleSubject, outcomePass, s.subjects[si].ref, fmt.Sprintf("the %s is known", req.Subject.Type), nil)
+		tr.add(ruleSubject, outcomePass, s.subjects.at(si).ref, fmt.Sprintf("the %s is known", req.Subject.Type), nil)
 	}
 	q.subs[q.nsubs] = si
 	q.nsubs++
@@ -346,7 +346,7 @@ func (s *Snapshot) evaluate(q *query, d *gatehouse.Decision, tr *tracer) {
 		if !allows(r) {
 			d.Reason = r
 			if q.nsubs > 1 {
-				d.Subject = s.subjects[q.subs[i]].ref
+				d.Subject = s.subjects.at(q.subs[i]).ref
 			}
 			if perm >= 0 {
 				d.Permission = s.perms[perm].name
@@ -374,7 +374,7 @@ func (s *Snapshot) featurePlan(f int32) (feature, plan string) {
 // When a permission denies it also returns that permission, and for
 // plan_required the missing feature; -1 otherwise.
 func (s *Snapshot) evalSubject(q *query, i int, tr *tracer) (r gatehouse.Reason, perm, feature int32) {
-	h, sub := &s.hot[q.subs[i]], &s.subjects[q.subs[i]]
+	h, sub := s.hot.at(q.subs[i]), s.subjects.at(q.subs[i])
 	if h.superuser {
 		if tr != nil {
 			tr.add(ruleSuperuser, outcomePass, sub.ref, "a superuser bypasses visibility, roles and plans", nil)
@@ -482,7 +482,7 @@ func (s *Snapshot) effectivePlan(tenant, human int32) int32 {
 		}
 	}
 	if human >= 0 {
-		if p := s.hot[human].plan; p >= 0 {
+		if p := s.hot.at(human).plan; p >= 0 {
 			return p
 		}
 	}

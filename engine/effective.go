@@ -42,7 +42,7 @@ func (s *Snapshot) Effective(subject gatehouse.SubjectRef, tenant string) (e gat
 	if !ok {
 		return gatehouse.Effective{}, gatehouse.NotFoundf("%s %q", subject.Type, subject.ID)
 	}
-	sub := &s.subjects[si]
+	sub := s.subjects.at(si)
 	q := query{subs: [2]int32{si}, nsubs: 1, tenant: -1, pos: -1, resource: -1}
 	req := gatehouse.Request{Subject: sub.ref}
 	if tenant = strings.TrimSpace(tenant); tenant != "" {
@@ -63,7 +63,7 @@ func (s *Snapshot) Effective(subject gatehouse.SubjectRef, tenant string) (e gat
 	e = gatehouse.Effective{
 		Subject:     sub.ref,
 		Tenant:      tenant,
-		Superuser:   s.hot[si].superuser,
+		Superuser:   s.hot.at(si).superuser,
 		Permissions: []string{},
 		Tools:       make([]gatehouse.ToolAccess, 0, len(s.tools)),
 		Flags:       make(map[string]bool),
@@ -128,7 +128,7 @@ func (s *Snapshot) planSource(tenant, human int32) (source, from string) {
 			return gatehouse.PlanSourceInherited, s.tenants[f].id
 		}
 	}
-	if human >= 0 && s.hot[human].plan >= 0 {
+	if human >= 0 && s.hot.at(human).plan >= 0 {
 		return gatehouse.PlanSourceUser, ""
 	}
 	return gatehouse.PlanSourceDefault, ""
@@ -189,10 +189,10 @@ func (s *Snapshot) VisibleTenants(email string) []string {
 	}
 	visible := s.defaultVisible
 	if u, ok := s.lookupUser(email); ok {
-		if s.hot[u].superuser {
+		if s.hot.at(u).superuser {
 			return slices.Clone(s.tenantNames)
 		}
-		visible = s.hot[u].visible
+		visible = s.hot.at(u).visible
 	}
 	ids := s.visible(visible)
 	out := make([]string, len(ids))
@@ -213,10 +213,10 @@ func (s *Snapshot) AgentTenants(id string) []string {
 	if !ok {
 		return nil
 	}
-	if s.hot[a].superuser {
+	if s.hot.at(a).superuser {
 		return slices.Clone(s.tenantNames)
 	}
-	ids := s.visible(s.hot[a].visible)
+	ids := s.visible(s.hot.at(a).visible)
 	out := make([]string, len(ids))
 	for i, t := range ids {
 		out[i] = s.tenants[t].id
@@ -231,5 +231,5 @@ func (s *Snapshot) IsSuperuser(email string) bool {
 		return false
 	}
 	u, ok := s.lookupUser(email)
-	return ok && s.hot[u].superuser
+	return ok && s.hot.at(u).superuser
 }

@@ -17,8 +17,8 @@ func (s *Snapshot) SubjectIDs(t gatehouse.SubjectType) []string {
 		return nil
 	}
 	var out []string
-	for i := range s.subjects {
-		if ref := s.subjects[i].ref; ref.Type == t {
+	for i := range s.subjects.len() {
+		if ref := s.subjects.at(i).ref; ref.Type == t {
 			out = append(out, ref.ID)
 		}
 	}
@@ -33,10 +33,10 @@ func (s *Snapshot) UserID(id string) string {
 		return id
 	}
 	if i, ok := s.lookupUser(id); ok {
-		if a := s.subjects[i].alias; a != "" {
+		if a := s.subjects.at(i).alias; a != "" {
 			return a
 		}
-		return s.subjects[i].ref.ID
+		return s.subjects.at(i).ref.ID
 	}
 	return id
 }

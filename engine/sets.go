@@ -69,20 +69,36 @@ func (t *setTable) set(i int32) []uint64 {
 	return t.chunks[i>>t.shift][off : off+t.words]
 }
 
-// orInto adds the members of set i to dst while compiling.
-func (t *setTable) orInto(dst []uint64, i int32) {
-	for k, w := range t.set(i) {
-		dst[k] |= w
-	}
-}
-
-// seal flattens the chunks into the slab and drops what only Compile needs.
+// seal flattens the chunks into the slab. The hash index stays: a derived
+// snapshot (Snapshot.WithSubjects) looks up the sets it needs in it.
 func (t *setTable) seal() {
 	t.slab = make([]uint64, 0, int(t.n)*t.words)
 	for _, c := range t.chunks {
 		t.slab = append(t.slab, c...)
 	}
-	t.chunks, t.index, t.next = nil, nil, nil
+	t.chunks = nil
+}
+
+// sealedSet returns the words of set i after seal.
+func (t *setTable) sealedSet(i int32) []uint64 {
+	off := int(i) * t.words
+	return t.slab[off : off+t.words : off+t.words]
+}
+
+// internSealed is intern after seal, for a table a derived snapshot owns:
+// a set that Compile interned is found through the index, any other is
+// appended to the slab (not indexed; the next Compile dedups it again).
+func (t *setTable) internSealed(bits []uint64) int32 {
+	if first, ok := t.index[hashWords(bits)]; ok {
+		for i := first; i >= 0; i = t.next[i] {
+			if equalWords(t.sealedSet(i), bits) {
+				return i
+			}
+		}
+	}
+	t.slab = append(t.slab, bits...)
+	t.n++
+	return t.n - 1
 }
 
 // has reports whether set i holds permission p; only after seal.

@@ -39,8 +39,8 @@ type Snapshot struct {
 	defaultVisible span
 
 	// hot and subjects are indexed alike: users first, then agents.
-	hot        []subjectHot
-	subjects   []subject
+	hot        paged[subjectHot]
+	subjects   paged[subject]
 	visPool    []int32
 	scopedPool []scopedSet
 	userIdx    map[string]int32
@@ -66,6 +66,11 @@ type Snapshot struct {
 
 	// actions are the agent action types and their policies per tenant.
 	actions actionTable
+
+	// lineage is shared by a compiled snapshot and those derived from it;
+	// derived counts the subject records derived since the Compile.
+	lineage *lineage
+	derived int
 }
 
 type permInfo struct {
@@ -155,6 +160,8 @@ type subject struct {
 	attrs   map[string]any
 	// alias is a user's first alias, "" without one.
 	alias string
+	// aliases counts the distinct aliases that name this user in aliasIdx.
+	aliases int32
 }
 
 // scopedSet is a permission set that applies in the subtree whose Euler

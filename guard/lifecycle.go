@@ -95,6 +95,16 @@ func (g *Guard) mayMove(rec gatehouse.ActionRecord, actor gatehouse.SubjectRef, 
 	return fmt.Errorf("%s may not make action %s %s: %w", who, rec.ID, to, gatehouse.ErrNotApprover)
 }
 
+// MayConfirm reports whether actor may confirm rec now: rec is pending and
+// actor is its customer or holds its action's approver permission in its
+// tenant.
+func (g *Guard) MayConfirm(rec gatehouse.ActionRecord, actor gatehouse.SubjectRef) bool {
+	if actor.Type == gatehouse.SubjectUser {
+		actor.ID = gatehouse.NormalizeEmail(actor.ID)
+	}
+	return rec.Status == gatehouse.ActionPending && g.mayMove(rec, actor, gatehouse.ActionConfirmed) == nil
+}
+
 // approves reports whether actor holds the approver permission of rec's
 // action in rec's tenant.
 func approves(snap *engine.Snapshot, actor gatehouse.SubjectRef, rec gatehouse.ActionRecord) bool {

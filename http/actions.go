@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,6 +62,9 @@ type (
 		Until   time.Time `query:"until" description:"RFC 3339, exclusive"`
 		After   int64     `query:"after" description:"the cursor: actions after this sequence number"`
 		Limit   int       `query:"limit"`
+		// Approvable keeps the pending actions the caller may confirm now,
+		// whoever requested them; the service decides (the inbox's list).
+		Approvable bool `query:"approvable" description:"only pending actions the caller may confirm now, as the service decides; status must be empty or pending"`
 	}
 	actionIDPath struct {
 		ID string `path:"id" description:"the action's id"`
@@ -78,6 +83,9 @@ func (s *Server) actionRoutes(mux *http.ServeMux) {
 			new(actionBody), new(gatehouse.Answer)))
 	s.route(mux, http.MethodGet, "/api/v1/actions/{id}", s.authenticated(s.handleActionGet),
 		doc("get_action", "One action record, its status as of now", nil, new(gatehouse.ActionRecord)).withParams(new(idPath)))
+	s.route(mux, http.MethodGet, "/api/v1/actions/events", s.authenticated(s.handleActionEvents),
+		operation{id: "action_events", summary: "Server-sent events: an action record the caller may see or confirm moved, or the policy changed",
+			tag: "actions", security: securityBearer, contentType: "text/event-stream", scope: gatehouse.ScopeCheck})
 	s.route(mux, http.MethodGet, "/api/v1/actions", s.authenticated(s.handleActionList),
 		doc("list_actions", "Action records, oldest first, with cursor pagination", nil, new(actionPage)).withParams(new(actionQuery)))
 	for _, step := range []struct {
@@ -305,6 +313,17 @@ func (s *Server) handleActionList(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = min(n, 10000)
 	}
+	approvable := false
+	if v := q.Get("approvable"); v != "" {
+		b, perr := strconv.ParseBool(v)
+		if perr != nil {
+			badQuery("approvable", perr)
+		}
+		approvable = b
+	}
+	if approvable && f.Status != "" && f.Status != gatehouse.ActionPending {
+		badQuery("status", fmt.Errorf("approvable with status %q", f.Status))
+	}
 	if f.Subject != "" {
 		ref, perr := gatehouse.ParseSubject(f.Subject)
 		if perr != nil {
@@ -318,7 +337,15 @@ func (s *Server) handleActionList(w http.ResponseWriter, r *http.Request) {
 	}
 	caller := callerOf(r)
 	var recs []gatehouse.ActionRecord
-	if id := q.Get("id"); id != "" {
+	if approvable {
+		if recs, err = s.svc.ApprovableActions(r.Context(), caller, f); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if id := q.Get("id"); id != "" {
+			recs = slices.DeleteFunc(recs, func(rec gatehouse.ActionRecord) bool { return rec.ID != id })
+		}
+	} else if id := q.Get("id"); id != "" {
 		rec, gerr := s.svc.GetAction(r.Context(), caller, id)
 		switch {
 		case errors.Is(gerr, gatehouse.ErrNotFound):
@@ -344,6 +371,76 @@ func (s *Server) handleActionList(w http.ResponseWriter, r *http.Request) {
 		page.Next = recs[len(recs)-1].Seq
 	}
 	s.writeJSON(w, r, http.StatusOK, page)
+}
+
+// actionEventsHeartbeat is how often an idle event stream sends a comment,
+// so that proxies keep it open and a dead client is noticed.
+const actionEventsHeartbeat = 25 * time.Second
+
+// handleActionEvents answers GET /api/v1/actions/events with a stream of
+// server-sent events: "action" ({"id", "status"}) when an action record
+// the caller may see or confirm moves (the service decides), "resync"
+// when the policy changed or events were lost, after which who may
+// confirm what may differ. The inbox reloads its list on either. The
+// stream starts with "ready" and lives outside the server's WriteTimeout.
+func (s *Server) handleActionEvents(w http.ResponseWriter, r *http.Request) {
+	caller := callerOf(r)
+	rc := http.NewResponseController(w)
+	if err := rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		s.writeError(w, r, fmt.Errorf("action events: lift the write deadline: %w", err))
+		return
+	}
+	ctx := r.Context()
+	events := s.svc.Subscribe(ctx)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	send := func(event string, data any) bool {
+		b, err := json.Marshal(data)
+		if err == nil {
+			_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
+		}
+		if err == nil {
+			err = rc.Flush()
+		}
+		if err != nil {
+			s.cfg.Logger.Debug("action events: write", "request_id", requestID(ctx), "err", err)
+			return false
+		}
+		return true
+	}
+	if !send("ready", map[string]int64{"version": s.svc.Version()}) {
+		return
+	}
+	heartbeat := time.NewTicker(actionEventsHeartbeat)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-heartbeat.C:
+			if _, err := io.WriteString(w, ": heartbeat\n\n"); err != nil || rc.Flush() != nil {
+				return
+			}
+		case e, ok := <-events:
+			if !ok {
+				return
+			}
+			switch {
+			case e.Kind == gatehouse.EventAction && e.Action != nil:
+				if s.svc.ActionConcerns(caller, *e.Action) &&
+					!send("action", map[string]string{"id": e.Action.ID, "status": string(e.Action.Status)}) {
+					return
+				}
+			case e.Kind == gatehouse.EventPolicy || e.Kind == gatehouse.EventResync:
+				if !send("resync", map[string]int64{"version": e.Version}) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // handleActionGet answers GET /api/v1/actions/{id}: for an administrator of

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -138,13 +139,28 @@ func (s *Server) handlePolicy(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out, err := policy.Marshal(p, "yaml")
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	w.Header().Set("Content-Type", "application/yaml; charset=utf-8")
-	if _, err := w.Write(out); err != nil {
-		s.cfg.Logger.Debug("write response", "request_id", requestID(r.Context()), "err", err)
+	out := &startedWriter{w: w}
+	if err := policy.Encode(out, p, "yaml"); err != nil {
+		if !out.started {
+			w.Header().Del("Content-Type")
+			s.writeError(w, r, err)
+			return
+		}
+		// A document cut short could be applied as a shorter policy: break
+		// the response instead of ending it cleanly.
+		s.cfg.Logger.Debug("write policy", "request_id", requestID(r.Context()), "err", err)
+		panic(http.ErrAbortHandler)
 	}
+}
+
+// startedWriter records whether anything was written to w.
+type startedWriter struct {
+	w       io.Writer
+	started bool
+}
+
+func (sw *startedWriter) Write(p []byte) (int, error) {
+	sw.started = true
+	return sw.w.Write(p)
 }

@@ -22,13 +22,20 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 			return nil, &Error{Code: CodeUnsupportedMediaType, Err: fmt.Errorf("content type %q", ct)}
 		}
 	}
+	return readLimited(w, r, s.cfg.MaxBodyBytes, "")
+}
+
+// readLimited reads r's body of at most max bytes; a larger one is the 413
+// payload_too_large, with message (error.payload_too_large when empty)
+// naming max.
+func readLimited(w http.ResponseWriter, r *http.Request, max int64, message string) ([]byte, error) {
 	tooLarge := func(err error) error {
-		return &Error{Code: CodePayloadTooLarge, Data: map[string]any{"Max": s.cfg.MaxBodyBytes}, Err: err}
+		return &Error{Code: CodePayloadTooLarge, Message: message, Data: map[string]any{"Max": max}, Err: err}
 	}
-	if r.ContentLength > s.cfg.MaxBodyBytes {
+	if r.ContentLength > max {
 		return nil, tooLarge(fmt.Errorf("content length %d", r.ContentLength))
 	}
-	body, err := readAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
+	body, err := readAll(http.MaxBytesReader(w, r.Body, max), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

@@ -377,14 +377,13 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &Error{Code: CodeUnsupportedMediaType, Message: "error.policy_media_type", Err: fmt.Errorf("content type %q", ct)})
 		return
 	}
-	r.Header.Set("Content-Type", "application/json") // readBody checks size only from here on
-	body, err := s.readBody(w, r)
+	body, err := readLimited(w, r, s.cfg.MaxApplyBytes, "error.policy_too_large")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	dryRun, _ := strconv.ParseBool(r.URL.Query().Get("dry_run"))
-	doc, err := policy.Parse("policy", body)
+	doc, err := policy.ParseMax("policy", body, s.cfg.MaxApplyBytes)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

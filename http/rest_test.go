@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
+	gatehttp "github.com/gatehouse/gatehouse/http"
 )
 
 type writeResult struct {
@@ -223,6 +225,27 @@ func TestRESTPolicyApply(t *testing.T) {
 	}
 	if r := f.do(call{path: "/api/v1/policy:apply", token: f.token("user:olga@acme.example"), body: doc}); r.status != http.StatusForbidden {
 		t.Errorf("a tenant admin applies a whole policy: %d", r.status)
+	}
+}
+
+// policy:apply has its own size limit, Config.MaxApplyBytes, above the
+// other bodies' MaxBodyBytes; beyond it the answer is 413
+// payload_too_large naming the limit.
+func TestRESTPolicyApplyLimit(t *testing.T) {
+	doc := "categories:\n  - {name: Only, bundles: [Access AI Chat]}\n"
+	f := newFixture(t, examplePolicy, func(c *gatehttp.Config) { c.MaxBodyBytes, c.MaxApplyBytes = 16, int64(len(doc)) })
+	admin := f.token("user:admin@example.com")
+	yamlType := map[string]string{"Content-Type": "application/yaml"}
+	if r := f.do(call{path: "/api/v1/policy:apply", token: admin, body: doc, header: yamlType}); r.status != http.StatusOK {
+		t.Errorf("a document within MaxApplyBytes but above MaxBodyBytes: %d %s", r.status, r.body)
+	}
+	r := f.do(call{path: "/api/v1/policy:apply", token: admin, body: doc + "# one byte too many\n", header: yamlType})
+	e := decodeLoose[restError](t, r)
+	if r.status != http.StatusRequestEntityTooLarge || e.Error.Code != gatehttp.CodePayloadTooLarge || !strings.Contains(e.Error.Message, strconv.Itoa(len(doc))) {
+		t.Errorf("a document above MaxApplyBytes: %d %s, want 413 %s naming %d", r.status, r.body, gatehttp.CodePayloadTooLarge, len(doc))
+	}
+	if err := (func() gatehttp.Config { c := testConfig(t); c.MaxApplyBytes = 0; return c })().Validate(); !errors.Is(err, gatehouse.ErrInvalid) {
+		t.Errorf("Validate(MaxApplyBytes 0) = %v, want ErrInvalid", err)
 	}
 }
 

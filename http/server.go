@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse/gatehouse/billing"
 	"github.com/gatehouse/gatehouse/chat"
 	"github.com/gatehouse/gatehouse/locale"
+	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/service"
 )
 
@@ -53,6 +54,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// MaxBodyBytes bounds a request body; larger bodies are answered 413.
 	MaxBodyBytes int64
+	// MaxApplyBytes bounds the policy document of POST
+	// /api/v1/policy:apply, which is larger than other bodies; a larger
+	// one is answered 413 payload_too_large.
+	MaxApplyBytes int64
 	// MaxEvaluations bounds the evaluations of one AuthZEN batch.
 	MaxEvaluations int
 
@@ -161,6 +166,7 @@ func DefaultConfig() Config {
 		JWKSMinRefresh:    10 * time.Second,
 		ShutdownTimeout:   10 * time.Second,
 		MaxBodyBytes:      1 << 20,
+		MaxApplyBytes:     policy.DefaultMaxDocument,
 		MaxEvaluations:    1000,
 		AuthZENAuth:       AuthJWT,
 		Logger:            slog.New(slog.DiscardHandler),
@@ -177,6 +183,8 @@ func (c Config) Validate() error {
 		return gatehouse.Invalidf("http: timeouts must be positive")
 	case c.MaxBodyBytes <= 0:
 		return gatehouse.Invalidf("http: max body bytes %d is not positive", c.MaxBodyBytes)
+	case c.MaxApplyBytes <= 0:
+		return gatehouse.Invalidf("http: max apply bytes %d is not positive", c.MaxApplyBytes)
 	case c.RateLimit < 0 || c.RateBurst < 0 || c.RateBuckets < 0:
 		return gatehouse.Invalidf("http: rate limit %g, burst %d and buckets %d must not be negative", c.RateLimit, c.RateBurst, c.RateBuckets)
 	case c.MaxEvaluations <= 0:

@@ -621,7 +621,7 @@ func Suggest(key string, names []string) string { return suggest(key, names) }
 func suggest(key string, names []string) string {
 	best, bestDist := "", 3
 	for _, name := range names {
-		if dist := editDistance(strings.ToLower(key), name); dist < bestDist {
+		if dist := editDistance(strings.ToLower(key), strings.ToLower(name)); dist < bestDist {
 			best, bestDist = name, dist
 		}
 	}

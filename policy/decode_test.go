@@ -1,13 +1,17 @@
 package policy
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/engine/enginetest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -254,23 +258,65 @@ func TestJSONPositions(t *testing.T) {
 	}
 }
 
-// BenchmarkParseJSONUsers parses a minified JSON document of 5,000 users,
-// the form programs write; positions must not make it quadratic.
-func BenchmarkParseJSONUsers(b *testing.B) {
-	var sb strings.Builder
-	sb.WriteString(`{"permissions": [{"name": "p"}], "roles": [{"name": "r", "permissions": ["p"]}], "users": [`)
-	for i := range 5000 {
-		if i > 0 {
-			sb.WriteString(",")
+// BenchmarkParse parses generated documents of 10,000 and 100,000 users
+// (see generatedDocument) in minified JSON, the form programs write,
+// indented JSON and YAML. Parsing must be linear in the document's size
+// whatever its formatting: compare ns/op of users=100k with users=10k.
+func BenchmarkParse(b *testing.B) {
+	for _, format := range benchFormats {
+		for _, users := range []int{10_000, 100_000} {
+			b.Run(fmt.Sprintf("%s/users=%dk", format, users/1000), func(b *testing.B) {
+				data := generatedDocument(b, users, format)
+				file := "users.yaml"
+				if strings.HasPrefix(format, "json") {
+					file = "users.json"
+				}
+				b.SetBytes(int64(len(data)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := ParseMax(file, data, int64(len(data))); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
-		fmt.Fprintf(&sb, `{"email": "user%d@example.com", "name": "Üser %d", "roles": [{"role": "r"}]}`, i, i)
 	}
-	sb.WriteString("]}")
-	data := []byte(sb.String())
-	b.SetBytes(int64(len(data)))
-	for b.Loop() {
-		if _, err := Parse("users.json", data); err != nil {
-			b.Fatal(err)
-		}
+}
+
+// Positions in generated documents, after non-ASCII text and at their end,
+// are those an independent count gives, in minified and indented JSON and
+// in YAML alike.
+func TestGeneratedDocumentPositions(t *testing.T) {
+	p := enginetest.Generate(smallGenerated())
+	p.Permissions[0].Title = "Ansicht für Öffentlichkeit – 日本語"
+	indented, err := Marshal(p, "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var minified bytes.Buffer
+	if err := json.Compact(&minified, indented); err != nil {
+		t.Fatal(err)
+	}
+	yamlDoc, err := Marshal(p, "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, file, src, key, typo string
+	}{
+		{formatJSONMinified, "p.json", minified.String(), `"email"`, `"emial"`},
+		{formatJSONIndented, "p.json", string(indented), `"email"`, `"emial"`},
+		{formatYAML, "p.yaml", string(yamlDoc), "email:", "emial:"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// Misspell the last user's email key.
+			i := strings.LastIndex(tt.src, tt.key)
+			src := tt.src[:i] + tt.typo + tt.src[i+len(tt.key):]
+			want := at(src, tt.typo, 1) + fmt.Sprintf(`: users[%d].emial: unknown key "emial" (did you mean "email"?)`, len(p.Users)-1)
+			got := problems(t, tt.file, src)
+			if !slices.Contains(got, want) {
+				t.Errorf("problems = %q, want them to include %q", got, want)
+			}
+		})
 	}
 }

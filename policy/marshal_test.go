@@ -1,11 +1,16 @@
 package policy
 
 import (
+	"bytes"
+	"encoding/json"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/engine/enginetest"
+	"github.com/google/go-cmp/cmp"
+	"go.yaml.in/yaml/v3"
 )
 
 // Marshal's output for testdata/sample.yaml is pinned, stable under any
@@ -87,6 +92,69 @@ func TestMarshalIsComplete(t *testing.T) {
 		}
 		if len(changes) != 0 {
 			t.Errorf("%s export applied over another policy left:\n%s", format, FormatDiff(changes))
+		}
+	}
+}
+
+// marshalWhole encodes the document in one piece, as Marshal did before it
+// streamed: Encode must write exactly these bytes.
+func marshalWhole(t *testing.T, p *gatehouse.Policy, format string) []byte {
+	t.Helper()
+	objs, err := p.Objects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	canonical, err := gatehouse.PolicyFromObjects(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var js bytes.Buffer
+	enc := json.NewEncoder(&js)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(full(canonical)); err != nil {
+		t.Fatal(err)
+	}
+	if format == "json" {
+		return js.Bytes()
+	}
+	root, problem := jsonTree("", js.Bytes())
+	if problem != nil {
+		t.Fatal(problem)
+	}
+	quoteYAML11(root)
+	var buf bytes.Buffer
+	ye := yaml.NewEncoder(&buf)
+	ye.SetIndent(2)
+	if err := ye.Encode(root); err != nil {
+		t.Fatal(err)
+	}
+	ye.Close()
+	return buf.Bytes()
+}
+
+// Encode writes one object at a time and still writes the bytes the whole
+// document encoded at once gives, for awkward strings too.
+func TestEncodeStreamsTheSameDocument(t *testing.T) {
+	doc, err := ParseFile(filepath.Join("testdata", "sample.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	awkward := deepCopy(doc.Policy)
+	awkward.Permissions = append(awkward.Permissions,
+		gatehouse.Permission{Name: "multi", Title: "line one\nline two\n\n  indented\n"},
+		gatehouse.Permission{Name: "lead", Title: "  leading spaces\nand more"},
+		gatehouse.Permission{Name: "yes", Title: "no"},
+		gatehouse.Permission{Name: "html", Title: "a < b && c > d", Description: "tab\there: colon #hash"})
+	for name, p := range map[string]*gatehouse.Policy{"sample": doc.Policy, "awkward": awkward, "empty": {}, "generated": enginetest.Generate(smallGenerated())} {
+		for _, format := range []string{"yaml", "json"} {
+			var got bytes.Buffer
+			if err := Encode(&got, p, format); err != nil {
+				t.Fatalf("Encode(%s, %s) = %v", name, format, err)
+			}
+			if want := marshalWhole(t, p, format); !bytes.Equal(got.Bytes(), want) {
+				t.Errorf("Encode(%s, %s) differs from the document encoded whole:\n%s", name, format, cmp.Diff(string(want), got.String()))
+			}
 		}
 	}
 }

@@ -13,8 +13,11 @@ import (
 	"github.com/gatehouse/gatehouse"
 )
 
-// maxDocument bounds the size of a document.
-const maxDocument = 64 << 20
+// DefaultMaxDocument bounds the size of a document Parse accepts.
+const DefaultMaxDocument = 64 << 20
+
+// maxDocument bounds the seed formats' files.
+const maxDocument = DefaultMaxDocument
 
 // Document is a parsed, normalized and valid policy document.
 type Document struct {
@@ -30,10 +33,16 @@ func (d *Document) Has(kind gatehouse.Kind) bool { return d.sections[kind.Sectio
 
 // Parse reads a YAML or JSON policy document named file, normalizes it
 // (see Normalize) and validates it. All problems are reported at once as an
-// *Error sorted by line.
+// *Error sorted by line. A document larger than DefaultMaxDocument is
+// refused; ParseMax sets another bound.
 func Parse(file string, data []byte) (*Document, error) {
-	if len(data) > maxDocument {
-		return nil, &Error{Problems: []Problem{{File: file, Message: fmt.Sprintf("document larger than %d bytes", maxDocument)}}}
+	return ParseMax(file, data, DefaultMaxDocument)
+}
+
+// ParseMax is Parse for documents of at most max bytes.
+func ParseMax(file string, data []byte, max int64) (*Document, error) {
+	if int64(len(data)) > max {
+		return nil, &Error{Problems: []Problem{{File: file, Message: fmt.Sprintf("document larger than %d bytes", max)}}}
 	}
 	p := &gatehouse.Policy{}
 	pos, problems := decodeDocument(file, data, p)

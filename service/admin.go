@@ -206,6 +206,59 @@ func (s *Service) ListActions(ctx context.Context, caller gatehouse.Caller, f ga
 	return s.guard.List(ctx, f)
 }
 
+// approvableBatch is how many pending records ApprovableActions reads at
+// a time while it looks for those the caller may confirm.
+const approvableBatch = 500
+
+// ApprovableActions returns the pending actions matching f (whatever its
+// Status) that caller may confirm now, oldest first: those it is the
+// customer of and those whose action's approver permission it holds in
+// their tenant (the guard decides, as ConfirmAction will). f.Limit caps
+// the answer as in ListActions, f.AfterSeq pages it.
+func (s *Service) ApprovableActions(ctx context.Context, caller gatehouse.Caller, f gatehouse.ActionFilter) ([]gatehouse.ActionRecord, error) {
+	if caller.Subject.IsZero() {
+		return nil, outside("a caller without a subject approves no actions")
+	}
+	want := f.Limit
+	switch {
+	case want < 0:
+		return nil, gatehouse.Invalidf("list approvable actions: negative limit %d", want)
+	case want == 0:
+		want = 100
+	}
+	f.Status, f.Limit = gatehouse.ActionPending, approvableBatch
+	out := []gatehouse.ActionRecord{}
+	for {
+		page, err := s.guard.List(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, rec := range page {
+			if s.guard.MayConfirm(rec, caller.Subject) {
+				out = append(out, rec)
+				if len(out) == want {
+					return out, nil
+				}
+			}
+		}
+		if len(page) < approvableBatch {
+			return out, nil
+		}
+		f.AfterSeq = page[len(page)-1].Seq
+	}
+}
+
+// ActionConcerns reports whether a change of rec is news to caller: it
+// may see rec, or could confirm it while it is pending (so that a record
+// confirmed or cancelled by someone else leaves its inbox).
+func (s *Service) ActionConcerns(caller gatehouse.Caller, rec gatehouse.ActionRecord) bool {
+	if s.seesAction(caller, rec) {
+		return true
+	}
+	rec.Status = gatehouse.ActionPending
+	return !caller.Subject.IsZero() && s.guard.MayConfirm(rec, caller.Subject)
+}
+
 // ConfirmAction records that caller confirmed the pending action id: its
 // customer, or a holder of the action's approver permission in its tenant.
 // ErrNotApprover if caller may not, ErrActionExpired after its expiry,

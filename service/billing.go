@@ -125,7 +125,7 @@ func (s *Service) tryBilling(ctx context.Context, cfg *billing.Config, e billing
 		return nil, fmt.Errorf("billing event %s: %w", e.ID, err)
 	}
 	res.Changes, res.Version = pl.changes, v
-	return s.committed(ctx, pl, v)
+	return s.committed(ctx, pl, v, events)
 }
 
 // SweepBilling downgrades every past-due customer whose grace period is

@@ -14,7 +14,7 @@ import (
 // Bind assigns a role to subject, creating a user entry if needed (an
 // unknown agent is ErrNotFound).
 func (s *Service) Bind(ctx context.Context, actor string, subject gatehouse.SubjectRef, a gatehouse.Assignment) (Result, error) {
-	return s.Update(ctx, actor, "binding.add", func(p *gatehouse.Policy) error {
+	return s.updateSubject(ctx, actor, "binding.add", subject, func(p *gatehouse.Policy) error {
 		roles, _, err := subjectSources(p, subject, true)
 		if err != nil {
 			return err
@@ -29,7 +29,7 @@ func (s *Service) Bind(ctx context.Context, actor string, subject gatehouse.Subj
 // Unbind removes subject's assignment of role in tenant ("" for the global
 // one), whatever its condition.
 func (s *Service) Unbind(ctx context.Context, actor string, subject gatehouse.SubjectRef, role, tenant string) (Result, error) {
-	return s.Update(ctx, actor, "binding.remove", func(p *gatehouse.Policy) error {
+	return s.updateSubject(ctx, actor, "binding.remove", subject, func(p *gatehouse.Policy) error {
 		roles, _, err := subjectSources(p, subject, false)
 		if err != nil {
 			return err
@@ -46,7 +46,7 @@ func (s *Service) Unbind(ctx context.Context, actor string, subject gatehouse.Su
 // AddGrant gives subject a permission directly, creating a user entry if
 // needed.
 func (s *Service) AddGrant(ctx context.Context, actor string, subject gatehouse.SubjectRef, g gatehouse.Grant) (Result, error) {
-	return s.Update(ctx, actor, "grant.add", func(p *gatehouse.Policy) error {
+	return s.updateSubject(ctx, actor, "grant.add", subject, func(p *gatehouse.Policy) error {
 		_, grants, err := subjectSources(p, subject, true)
 		if err != nil {
 			return err
@@ -60,7 +60,7 @@ func (s *Service) AddGrant(ctx context.Context, actor string, subject gatehouse.
 
 // RemoveGrant removes subject's direct grant of permission in tenant.
 func (s *Service) RemoveGrant(ctx context.Context, actor string, subject gatehouse.SubjectRef, permission, tenant string) (Result, error) {
-	return s.Update(ctx, actor, "grant.remove", func(p *gatehouse.Policy) error {
+	return s.updateSubject(ctx, actor, "grant.remove", subject, func(p *gatehouse.Policy) error {
 		_, grants, err := subjectSources(p, subject, false)
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
@@ -20,6 +21,11 @@ type versioned struct {
 	// valid is true when p passed validation, so a change of it needs to
 	// check only what it touches (validateChange).
 	valid bool
+	// seq is an audit sequence number at or before which every change
+	// event of version v or earlier is, and after which none of a later
+	// version is: where a follower catching up by change reads on
+	// (catchUp).
+	seq int64
 }
 
 // base returns the stored policy a change starts from: the one the
@@ -33,19 +39,31 @@ func (s *Service) base(ctx context.Context) (*versioned, error) {
 	if c := s.current; c != nil && c.v == v {
 		return c, nil
 	}
-	p, v, err := s.load(ctx)
+	p, v, seq, err := s.loadKept(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s.keep(p, v, false)
+	s.keep(p, v, false, seq)
 	return s.current, nil
 }
 
 // keep makes p, which nothing else may mutate, the policy of version v
 // that the next change starts from; valid says whether it passed
-// validation. The caller holds mu (or is Open).
-func (s *Service) keep(p *gatehouse.Policy, v int64, valid bool) {
-	s.current = &versioned{p: p, v: v, valid: valid}
+// validation, seq is as versioned.seq. The caller holds mu (or is Open).
+func (s *Service) keep(p *gatehouse.Policy, v int64, valid bool, seq int64) {
+	s.current = &versioned{p: p, v: v, valid: valid, seq: seq}
+}
+
+// loadKept loads the stored policy to keep, with the audit head read
+// before it as its versioned.seq: events of the loaded version or earlier
+// may follow it, events of later versions all do.
+func (s *Service) loadKept(ctx context.Context) (*gatehouse.Policy, int64, int64, error) {
+	head, err := s.store.AuditHead(ctx)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("audit head: %w", err)
+	}
+	p, v, err := s.load(ctx)
+	return p, v, head.Seq, err
 }
 
 // validateChange returns the problems of after, a change of before. When

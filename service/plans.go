@@ -29,7 +29,7 @@ func (s *Service) SetUserPlan(ctx context.Context, actor, email, plan string) (R
 	if err != nil {
 		return Result{}, err
 	}
-	return s.Update(ctx, actor, "user.set_plan", func(p *gatehouse.Policy) error {
+	return s.updateSubject(ctx, actor, "user.set_plan", gatehouse.User(email), func(p *gatehouse.Policy) error {
 		return setPlan(p, billing.Target{Kind: gatehouse.KindUser, ID: email}, plan, true)
 	})
 }

@@ -154,12 +154,19 @@ func (s *Service) Reload(ctx context.Context) (bool, error) {
 	if cur := s.snap.Load(); cur != nil && cur.Version() == v {
 		return false, nil
 	}
+	caught, err := s.catchUp(ctx, v)
+	if err != nil {
+		s.cfg.Logger.Warn("catching up by change failed; reloading the whole policy", "version", v, "err", err)
+	}
+	if caught {
+		return true, nil
+	}
 	_, _, err = s.reload(ctx)
 	return err == nil, err
 }
 
 func (s *Service) reload(ctx context.Context) (*gatehouse.Policy, int64, error) {
-	p, v, err := s.load(ctx)
+	p, v, seq, err := s.loadKept(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -167,7 +174,7 @@ func (s *Service) reload(ctx context.Context) (*gatehouse.Policy, int64, error) 
 	if err != nil {
 		return nil, 0, fmt.Errorf("compile stored policy version %d: %w", v, err)
 	}
-	s.keep(p, v, false)
+	s.keep(p, v, false, seq)
 	s.swap(snap)
 	return p, v, nil
 }
@@ -204,8 +211,10 @@ type Result struct {
 // per changed object, all or nothing. action names the operation in the
 // audit trail ("policy.apply", "user.promote", …). fn may run more than
 // once if another writer commits first, so it must depend only on p, and
-// must not leave p sharing memory with anything mutated later: the
-// committed policy is what the next change starts from.
+// must not leave p sharing memory with anything mutated later, nor with
+// anything the caller reads later: the committed policy is what the next
+// change starts from, and single-subject changes replace its entries in
+// place (updateSubject).
 func (s *Service) Update(ctx context.Context, actor, action string, fn func(p *gatehouse.Policy) error) (Result, error) {
 	return s.update(ctx, actor, action, false, fn)
 }
@@ -316,12 +325,12 @@ func (s *Service) plan(ctx context.Context, fn func(p *gatehouse.Policy) error) 
 // version v, and keeps its policy for the next change: none if nothing
 // changed, pl's own if no other writer's version got in between, else one
 // compiled from the store.
-func (s *Service) committed(ctx context.Context, pl planned, v int64) (*engine.Snapshot, error) {
+func (s *Service) committed(ctx context.Context, pl planned, v int64, events []gatehouse.AuditEvent) (*engine.Snapshot, error) {
 	switch v {
 	case pl.base:
 		return nil, nil
 	case pl.base + 1:
-		s.keep(pl.after, v, true)
+		s.keep(pl.after, v, true, lastSeq(events))
 		return pl.snap, nil
 	}
 	return s.compileStored(ctx)
@@ -344,7 +353,7 @@ func (s *Service) tryUpdate(ctx context.Context, actor, action string, dryRun bo
 	if err != nil {
 		return Result{}, nil, fmt.Errorf("%s: %w", action, err)
 	}
-	snap, err := s.committed(ctx, pl, v)
+	snap, err := s.committed(ctx, pl, v, events)
 	if err != nil {
 		return Result{}, nil, err
 	}
@@ -353,7 +362,7 @@ func (s *Service) tryUpdate(ctx context.Context, actor, action string, dryRun bo
 }
 
 func (s *Service) compileStored(ctx context.Context) (*engine.Snapshot, error) {
-	p, v, err := s.load(ctx)
+	p, v, seq, err := s.loadKept(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +370,7 @@ func (s *Service) compileStored(ctx context.Context) (*engine.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.keep(p, v, false)
+	s.keep(p, v, false, seq)
 	return snap, nil
 }
 

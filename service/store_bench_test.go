@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -170,10 +171,59 @@ func BenchmarkChange(b *testing.B) {
 						b.Fatalf("SetUserTenants: %d changes, want 1", len(res.Changes))
 					}
 				}
-				slices.Sort(took)
-				ms := func(q float64) float64 { return float64(took[int(q*float64(len(took)-1))]) / 1e6 }
-				b.ReportMetric(ms(0.5), "p50-ms")
-				b.ReportMetric(ms(0.99), "p99-ms")
+				reportPercentiles(b, took, "")
+			})
+		}
+	}
+}
+
+// reportPercentiles reports the median and 99th percentile of took in ms,
+// as PREFIXp50-ms and PREFIXp99-ms.
+func reportPercentiles(b *testing.B, took []time.Duration, prefix string) {
+	slices.Sort(took)
+	ms := func(q float64) float64 { return float64(took[int(q*float64(len(took)-1))]) / 1e6 }
+	b.ReportMetric(ms(0.5), prefix+"p50-ms")
+	b.ReportMetric(ms(0.99), prefix+"p99-ms")
+}
+
+// BenchmarkFollowChange is BenchmarkChange seen from a second instance on
+// the same store: after each single-user change on the writer, the
+// follower's Reload (what Follow runs on a notification or a poll) catches
+// up by change from the audit trail. follow-p50-ms and follow-p99-ms are
+// the Reload's; heap-MB is the live heap of the process holding both
+// instances (each keeps the policy and its snapshot) after a collection.
+func BenchmarkFollowChange(b *testing.B) {
+	for _, st := range benchStores {
+		for _, users := range []int{10_000, 100_000} {
+			b.Run(fmt.Sprintf("%s/users=%dk", st.name, users/1000), func(b *testing.B) {
+				cfg := enginetest.DefaultConfig()
+				cfg.Users = users
+				p := enginetest.Generate(cfg)
+				s := st.open(b)
+				writer := benchService(b, s)
+				benchApply(b, writer, p)
+				follower := benchService(b, s)
+				email := p.Users[0].Email
+				p = nil
+				ctx := context.Background()
+				lists := [2][]string{{enginetest.OrgID(1)}, {enginetest.OrgID(2), enginetest.StoreID(2, 1)}}
+				var took []time.Duration
+				for b.Loop() {
+					if _, err := writer.SetUserTenants(ctx, "bench", email, lists[len(took)%2]); err != nil {
+						b.Fatal(err)
+					}
+					start := time.Now()
+					swapped, err := follower.Reload(ctx)
+					took = append(took, time.Since(start))
+					if err != nil || !swapped {
+						b.Fatalf("follower Reload = %v, %v; want a swap", swapped, err)
+					}
+				}
+				reportPercentiles(b, took, "follow-")
+				runtime.GC()
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				b.ReportMetric(float64(m.HeapAlloc)/1e6, "heap-MB")
 			})
 		}
 	}

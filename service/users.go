@@ -23,7 +23,7 @@ func (s *Service) SetUserTenants(ctx context.Context, actor, email string, tenan
 	if tenants == nil {
 		tenants = []string{}
 	}
-	return s.Update(ctx, actor, "user.set_tenants", func(p *gatehouse.Policy) error {
+	return s.updateSubject(ctx, actor, "user.set_tenants", gatehouse.User(email), func(p *gatehouse.Policy) error {
 		for _, id := range tenants {
 			if p.Tenant(id) == nil {
 				return gatehouse.NotFoundf("unknown tenant %q", id)
@@ -42,7 +42,7 @@ func (s *Service) ResetUserTenants(ctx context.Context, actor, email string) (Re
 	if err != nil {
 		return Result{}, err
 	}
-	return s.Update(ctx, actor, "user.set_tenants", func(p *gatehouse.Policy) error {
+	return s.updateSubject(ctx, actor, "user.set_tenants", gatehouse.User(email), func(p *gatehouse.Policy) error {
 		if u := p.User(email); u != nil {
 			u.Tenants = nil
 		}
@@ -57,7 +57,7 @@ func (s *Service) Promote(ctx context.Context, actor, email string) (Result, err
 	if err != nil {
 		return Result{}, err
 	}
-	return s.Update(ctx, actor, "user.promote", func(p *gatehouse.Policy) error {
+	return s.updateSubject(ctx, actor, "user.promote", gatehouse.User(email), func(p *gatehouse.Policy) error {
 		return promote(p, email)
 	})
 }
@@ -69,7 +69,7 @@ func (s *Service) Demote(ctx context.Context, actor, email string) (Result, erro
 	if err != nil {
 		return Result{}, err
 	}
-	return s.Update(ctx, actor, "user.demote", func(p *gatehouse.Policy) error {
+	return s.updateSubject(ctx, actor, "user.demote", gatehouse.User(email), func(p *gatehouse.Policy) error {
 		if u := p.User(email); u != nil {
 			u.Superuser = false
 		}

@@ -16,6 +16,7 @@ import (
 var policyTests = []test{
 	{"Empty", testEmpty},
 	{"CreateUpdateDelete", testCreateUpdateDelete},
+	{"CommitOnlyChanged", testCommitOnlyChanged},
 	{"BodyBytesExact", testBodyBytesExact},
 	{"StaleBase", testStaleBase},
 	{"BeforeMismatch", testBeforeMismatch},
@@ -192,6 +193,51 @@ func testCreateUpdateDelete(t *testing.T, s gatehouse.Store) {
 		t.Fatalf("CommitPolicy(re-create) = version %d, want 4", v)
 	}
 	wantPolicy(t, s, next, 4)
+}
+
+// testCommitOnlyChanged: a commit names only the objects it changes (the
+// service commits a single-user change of a large policy as one change and
+// one event), and leaves every other stored object as it was, byte for
+// byte and at its position.
+func testCommitOnlyChanged(t *testing.T, s gatehouse.Store) {
+	p := samplePolicy()
+	for i := range 500 {
+		p.Users = append(p.Users, gatehouse.UserEntry{Email: fmt.Sprintf("user%03d@example.com", i), Tenants: []string{"acme"}})
+	}
+	objs := objectsOf(t, p)
+	commit(t, s, 0, creates(objs), nil)
+	head, err := s.AuditHead(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Change one user, delete another and create a third, naming only them.
+	var (
+		changes []gatehouse.Change
+		want    []gatehouse.Object
+	)
+	for _, o := range objs {
+		switch o.ID {
+		case "user007@example.com":
+			after := []byte(`{"email":"user007@example.com","tenants":["acme-berlin"]}`)
+			changes = append(changes, gatehouse.Change{Kind: o.Kind, ID: o.ID, Before: o.Body, After: after})
+			o.Body = after
+		case "user123@example.com":
+			changes = append(changes, gatehouse.Change{Kind: o.Kind, ID: o.ID, Before: o.Body})
+			continue
+		}
+		want = append(want, o)
+	}
+	created := gatehouse.Object{Kind: gatehouse.KindUser, ID: "zoe@example.com", Body: []byte(`{"email":"zoe@example.com"}`)}
+	changes = append(changes, gatehouse.Change{Kind: created.Kind, ID: created.ID, After: created.Body})
+	want = append(want, created)
+	events := []gatehouse.AuditEvent{event("cli:ops", "user.set_tenants", "user/user007@example.com")}
+	if v := commit(t, s, 1, changes, events); v != 2 {
+		t.Fatalf("CommitPolicy(3 of %d objects) = version %d, want 2", len(objs), v)
+	}
+	wantPolicy(t, s, want, 2)
+	if got := list(t, s, gatehouse.AuditFilter{AfterSeq: head.Seq}); len(got) != 1 {
+		t.Errorf("commit appended %d events, want the 1 given", len(got))
+	}
 }
 
 func testBodyBytesExact(t *testing.T, s gatehouse.Store) {

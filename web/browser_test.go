@@ -14,7 +14,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/gatehouse/gatehouse"
 	gatehttp "github.com/gatehouse/gatehouse/http"
+	"github.com/gatehouse/gatehouse/locale"
 )
 
 // The browser tests drive Debian's chromium through the pages against the
@@ -180,6 +182,24 @@ func TestBrowser(t *testing.T) {
 		}
 		s.do(chromedp.Click(chromedp.CSS("#audit-events details summary")))
 		s.waitText("#audit-events details", "After")
+
+		// The chart of decisions by reason: a denial made now is in it, in
+		// the SVG's description and in the table fallback.
+		if a := f.explain(t, `{"subject":"user:carl@acme.example","tool":"analyze_loan","tenant":"acme-berlin"}`); a.Reason != "permission_missing" {
+			t.Fatalf("explain analyze_loan for Carl = %q", a.Reason)
+		}
+		f.waitDecision(t, "user:carl@acme.example")
+		s.do(chromedp.Navigate(f.url+"/audit"), chromedp.WaitVisible(chromedp.CSS(`#decision-chart svg[role="img"]`)))
+		// An SVG description is not rendered, so it has no innerText.
+		if got, err := chromedp.Run(s.ctx, chromedp.Evaluate[string](`document.getElementById('chart-desc').textContent`)); err != nil ||
+			!strings.Contains(got, "permission_missing") {
+			t.Errorf("chart description = %q, %v; want the permission_missing count", got, err)
+		}
+		s.do(chromedp.Click(chromedp.CSS("#decision-chart details summary")))
+		s.waitText("#chart-table thead", "permission_missing")
+		if n, err := chromedp.Run(s.ctx, chromedp.Evaluate[int](`document.querySelectorAll('#decision-chart rect[data-reason="permission_missing"]').length`)); err != nil || n == 0 {
+			t.Errorf("permission_missing bars = %d, %v; want some", n, err)
+		}
 		check(s, "audit")
 	})
 
@@ -198,6 +218,17 @@ func TestBrowser(t *testing.T) {
 		}
 		if tools["customer_insights"] != "allowed" || !strings.HasPrefix(tools["analyze_loan"], "denied") {
 			t.Errorf("Carl's tools = %v, want customer_insights allowed and analyze_loan denied", tools)
+		}
+		// The denied tool says why in a sentence, the server's message for its reason.
+		why, err := chromedp.Run(s.ctx, chromedp.Evaluate[map[string]string](`(() => { const w = document.querySelector('#tools li[data-tool="analyze_loan"] .why');
+			return { reason: w.dataset.reason, text: w.innerText }; })()`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := f.cat.Reason("en", gatehouse.Decision{Reason: gatehouse.Reason(why["reason"])},
+			locale.Args{Subject: "user:carl@acme.example", Permission: "analyze_loan", Tenant: "acme-berlin"})
+		if why["reason"] != string(gatehouse.ReasonPermissionMissing) || why["text"] != want {
+			t.Errorf("analyze_loan's reason = %v, want permission_missing saying %q", why, want)
 		}
 		s.do(chromedp.SendKeys(chromedp.ID("draft"), "what can you do"), chromedp.Click(chromedp.ID("send")))
 		s.waitText("#messages", "customer_insights")
@@ -259,6 +290,47 @@ func TestBrowser(t *testing.T) {
 		s.waitText(".inbox", f.http.Catalog.Text("en", "web.inbox.empty", nil))
 		s.do(chromedp.Navigate(f.url + "/chat#" + thread))
 		s.waitText("#messages", "Refund: ")
+	})
+
+	t.Run("oidc sign-in", func(t *testing.T) {
+		// Sign in with the in-process provider: the button names it, the
+		// browser goes there and back, and the session is Sara's.
+		of, p := newOIDCFixture(t)
+		p.set(func(p *provider) { p.back = of.url })
+		s := session(t)
+		s.f = of
+		s.do(chromedp.Navigate(of.url+"/signin"), chromedp.WaitVisible(chromedp.ID("oidc-submit")))
+		if got := s.text("#oidc-submit"); got != "Sign in with Acme ID" {
+			t.Errorf("OIDC button = %q", got)
+		}
+		check(s, "signin-oidc")
+		s.do(chromedp.SendKeys(chromedp.ID("oidc-tenant"), "acme"), chromedp.Click(chromedp.ID("oidc-submit")),
+			chromedp.WaitVisible(chromedp.ID("signout")))
+		s.waitText("#who", "user:sara@acme.example")
+	})
+
+	t.Run("inbox updates live", func(t *testing.T) {
+		// Olga's inbox is open when the assistant asks to refund her: the
+		// card appears without a reload, and leaves when she cancels it
+		// elsewhere. Carl, who may not confirm it, never sees it.
+		olga, carl := session(t), session(t)
+		olga.signIn("user:olga@acme.example")
+		carl.signIn("user:carl@acme.example")
+		for _, s := range []*browserSession{olga, carl} {
+			s.do(chromedp.Navigate(f.url+"/inbox"), chromedp.WaitVisible(chromedp.CSS(`.inbox[data-live="true"]`)))
+		}
+		var a struct {
+			ActionID string `json:"action_id"`
+		}
+		f.apiCallAs(t, "agent:support-bot", http.MethodPost, "/api/v1/actions/authorize", "acme-berlin",
+			`{"on_behalf_of":"user:olga@acme.example","tool":"process_refund","args":{"amount":"30.00","currency":"EUR"}}`, &a)
+		olga.waitText("#inbox-list", "€30.00")
+		var rec map[string]any
+		f.apiCallAs(t, "user:olga@acme.example", http.MethodPost, "/api/v1/actions/"+a.ActionID+"/cancel", "", "", &rec)
+		olga.waitText(".inbox", f.http.Catalog.Text("en", "web.inbox.empty", nil))
+		if got := carl.text(".inbox"); strings.Contains(got, "€30.00") {
+			t.Errorf("Carl's inbox shows Olga's refund: %q", got)
+		}
 	})
 
 	t.Run("language", func(t *testing.T) {
@@ -365,11 +437,24 @@ func (f *fixture) apiPut(t *testing.T, path, body string) {
 
 func (f *fixture) apiCall(t *testing.T, method, path, tenant, body string, out any) {
 	t.Helper()
+	f.apiCallAs(t, "user:admin@example.com", method, path, tenant, body, out)
+}
+
+// apiCallAs calls the API as subject, whose token the fixture issues.
+func (f *fixture) apiCallAs(t *testing.T, subject, method, path, tenant, body string, out any) {
+	t.Helper()
 	req, err := http.NewRequest(method, f.url+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+f.tokens["user:admin@example.com"])
+	token, ok := f.tokens[subject]
+	if !ok {
+		var err error
+		if token, err = f.issue(subject, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	if tenant != "" {
 		req.Header.Set("X-Tenant-ID", tenant)

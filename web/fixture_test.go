@@ -60,7 +60,37 @@ type fixture struct {
 	http   gatehttp.Config
 	clock  *testClock
 	tokens map[string]string
+	cat    *locale.Catalog
+	// decisions records the API's decisions in the audit trail.
+	decisions *service.DecisionLog
 }
+
+// waitDecision polls the audit trail, for at most 10 s, until the
+// decision log has written a decision about target.
+func (f *fixture) waitDecision(t testing.TB, target string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		events, err := f.svc.ListAudit(context.Background(), gatehouse.AuditFilter{Action: "decision", TargetPrefix: target, Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no decision about %s in the audit trail within 10 s", target)
+		}
+	}
+}
+
+// issue is a token of the API for subject, as gatehouse serve issues one
+// for an OIDC session.
+func (f *fixture) issue(subject string, ttl time.Duration) (string, error) {
+	return gatehttp.IssueToken(f.http, subject, ttl)
+}
+
+// text is message id in lang.
+func (f *fixture) text(lang, id string) string { return f.cat.Text(lang, id, nil) }
 
 // newFixture serves the example policy; configure, if set, adjusts the UI.
 func newFixture(t testing.TB, configure func(*web.Config)) *fixture {
@@ -86,7 +116,9 @@ func newFixture(t testing.TB, configure func(*web.Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, svc: svc, store: store, clock: &testClock{now: time.Now()}, tokens: map[string]string{}}
+	decisions := svc.DecisionLog(service.DecisionLogConfig{Flush: 20 * time.Millisecond})
+	t.Cleanup(func() { _ = decisions.Close(context.Background()) })
+	f := &fixture{t: t, svc: svc, store: store, decisions: decisions, clock: &testClock{now: time.Now()}, tokens: map[string]string{}, cat: cat}
 	f.http = gatehttp.DefaultConfig()
 	f.http.JWTSecret, f.http.Catalog = []byte(testSecret), cat
 	for _, s := range []string{"user:sara@acme.example", "user:gus@example.org", "user:admin@example.com",

@@ -71,6 +71,12 @@ type Config struct {
 	MaxSessions int
 	// DemoUsers, when set, are offered on the sign-in page (gatehouse demo).
 	DemoUsers []DemoUser
+	// OIDC, when set, offers sign-in with an OpenID Connect provider.
+	OIDC *OIDCConfig
+	// IssueToken returns the bearer token a session signed in by OIDC
+	// sends to the API for subject ("user:EMAIL"), valid for ttl; required
+	// with OIDC (gatehouse serve signs it with its JWT secret).
+	IssueToken func(subject string, ttl time.Duration) (string, error)
 }
 
 // DefaultConfig returns a configuration without a catalog.
@@ -97,6 +103,14 @@ func (c Config) Validate() error {
 	case c.MaxSessions <= 0:
 		return gatehouse.Invalidf("web: max sessions %d is not positive", c.MaxSessions)
 	}
+	if c.OIDC != nil {
+		if err := c.OIDC.Validate(); err != nil {
+			return err
+		}
+		if c.IssueToken == nil {
+			return gatehouse.Invalidf("web: OIDC sign-in needs a token issuer")
+		}
+	}
 	for i, u := range c.DemoUsers {
 		if u.Subject == "" || u.Token == "" || u.Tenant == "" {
 			return gatehouse.Invalidf("web: demo user %d needs a subject, a tenant and a token", i)
@@ -121,6 +135,9 @@ type UI struct {
 	// static serves the embedded assets.
 	static http.Handler
 
+	// oidc is nil without Config.OIDC.
+	oidc *oidcClient
+
 	mu       sync.Mutex
 	sessions map[string]*session
 }
@@ -138,7 +155,11 @@ func New(cfg Config) (*UI, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: static files: %w", err)
 	}
-	return &UI{cfg: cfg, pages: pages, static: http.FileServerFS(sub), sessions: map[string]*session{}}, nil
+	u := &UI{cfg: cfg, pages: pages, static: http.FileServerFS(sub), sessions: map[string]*session{}}
+	if cfg.OIDC != nil {
+		u.oidc = &oidcClient{cfg: cfg.OIDC, pending: map[string]*pendingSignIn{}}
+	}
+	return u, nil
 }
 
 // Wrap returns a handler that serves the UI's pages and passes every other
@@ -150,6 +171,10 @@ func (u *UI) Wrap(api http.Handler) http.Handler {
 	mux.HandleFunc("GET /{$}", u.handleRoot)
 	mux.HandleFunc("GET /signin", u.handleSignInPage)
 	mux.HandleFunc("POST /signin", func(w http.ResponseWriter, r *http.Request) { u.handleSignIn(w, r, api) })
+	if u.oidc != nil {
+		mux.HandleFunc("POST /signin/oidc", u.handleOIDCStart)
+		mux.HandleFunc("GET "+u.oidc.cfg.callbackPath(), func(w http.ResponseWriter, r *http.Request) { u.handleOIDCCallback(w, r, api) })
+	}
 	mux.HandleFunc("POST /signout", u.handleSignOut)
 	mux.HandleFunc("POST /lang", u.handleLang)
 	for _, p := range appPages {
@@ -288,14 +313,21 @@ type pageData struct {
 	Tenant    string
 	Error     string
 	Demo      []DemoUser
-	Boot      *boot
-	Next      string
+	// OIDC is the identity provider's name when OIDC sign-in is offered.
+	OIDC string
+	Boot *boot
+	Next string
 
 	catalog *locale.Catalog
 }
 
 // T is message id in the page's language.
 func (d pageData) T(id string) string { return d.catalog.Text(d.Lang, id, nil) }
+
+// SignInWith is the OIDC button's label, naming the provider.
+func (d pageData) SignInWith() string {
+	return d.catalog.Text(d.Lang, "web.oidc.submit", map[string]string{"Name": d.OIDC})
+}
 
 type languageChoice struct{ Code, Name string }
 
@@ -328,6 +360,9 @@ func (u *UI) handleSignInPage(w http.ResponseWriter, r *http.Request) {
 func (u *UI) signInPage(w http.ResponseWriter, r *http.Request, status int, errID string) {
 	d := u.data(r, "signin")
 	d.Demo = u.cfg.DemoUsers
+	if u.oidc != nil {
+		d.OIDC = u.oidc.cfg.DisplayName()
+	}
 	d.CSRF = rand.Text()
 	if errID == "" && r.URL.Query().Get("expired") != "" {
 		errID = "web.signin.expired"
@@ -374,6 +409,12 @@ func (u *UI) handleSignIn(w http.ResponseWriter, r *http.Request, api http.Handl
 		u.signInPage(w, r, http.StatusBadRequest, "web.signin.missing")
 		return
 	}
+	u.startSession(w, r, api, token, tenant)
+}
+
+// startSession starts a session sending token in tenant, once the API has
+// accepted it there, and goes to the chat.
+func (u *UI) startSession(w http.ResponseWriter, r *http.Request, api http.Handler, token, tenant string) {
 	subject, errID := u.whoAmI(r, api, token, tenant)
 	if errID != "" {
 		u.signInPage(w, r, http.StatusUnauthorized, errID)
@@ -504,7 +545,7 @@ func (u *UI) handleApp(page string) http.HandlerFunc {
 // fills in "{plan}" and the like itself.
 var placeholders = map[string]string{"Plan": "{plan}", "Count": "{count}", "Limit": "{limit}",
 	"Tenant": "{tenant}", "Source": "{source}", "Time": "{time}", "Window": "{window}", "Part": "{part}",
-	"Name": "{name}", "User": "{user}", "Reason": "{reason}"}
+	"Name": "{name}", "User": "{user}", "Reason": "{reason}", "From": "{from}", "To": "{to}"}
 
 // messages are the catalog's web.* messages in lang, and the reason
 // messages, for the page's module.

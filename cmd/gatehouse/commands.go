@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/backup"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/service"
 )
@@ -75,6 +77,8 @@ type options struct {
 	baseURL        string
 	reloadEvery    time.Duration
 	dir            string
+	// maxApplyBytes is http.Config.MaxApplyBytes.
+	maxApplyBytes int64
 
 	// billing: the webhook configuration, secrets and sweep interval
 	billingConfig  string
@@ -87,6 +91,10 @@ type options struct {
 
 	web           bool
 	webSessionTTL time.Duration
+	// OpenID Connect sign-in to the web UI
+	oidcIssuer, oidcName, oidcClientID string
+	oidcClientSecret, oidcSecretFile   string
+	oidcRedirectURL, oidcScopes        string
 	// create lets serve create a SQLite database file that does not exist.
 	create bool
 	// audit keys and checkpoints
@@ -260,6 +268,7 @@ var commands = []command{
 		},
 		run: runUserGrant,
 	},
+	userImportCommand,
 	{
 		name: "user promote", usage: "EMAIL", store: true, minArgs: 1, maxArgs: 1,
 		summary: "make a user a superuser",
@@ -476,7 +485,9 @@ func runApply(ctx context.Context, m *Main) error {
 	if name == "-" {
 		name = "stdin"
 	}
-	doc, err := policy.Parse(name, data)
+	// Stdin is bounded by readAll; a file is the operator's to size, so a
+	// policy too large for one request can still be applied from disk.
+	doc, err := policy.ParseMax(name, data, max(policy.DefaultMaxDocument, int64(len(data))))
 	if err != nil {
 		return err
 	}
@@ -491,15 +502,15 @@ func runExport(ctx context.Context, m *Main) error {
 	if err != nil {
 		return err
 	}
-	out, err := policy.Marshal(p, m.opts.format)
-	if err != nil {
-		return err
-	}
 	if m.opts.output == "" {
-		_, err = m.Stdout.Write(out)
-		return err
+		return policy.Encode(m.Stdout, p, m.opts.format)
 	}
-	return os.WriteFile(m.opts.output, out, 0o644)
+	// Through a temporary file: a failed export leaves no partial document
+	// that apply would read as a shorter policy.
+	_, err = writeFileAtomic(m.opts.output, func(w io.Writer) (backup.Header, error) {
+		return backup.Header{}, policy.Encode(w, p, m.opts.format)
+	})
+	return err
 }
 
 func runImportSeed000(ctx context.Context, m *Main) error {

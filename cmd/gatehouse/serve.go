@@ -51,6 +51,7 @@ func serveFlags(fs *flag.FlagSet, o *options) {
 		return nil
 	})
 	fs.DurationVar(&o.reloadEvery, "reload-interval", 2*time.Second, "how often to pick up policy changes made by other processes")
+	fs.Int64Var(&o.maxApplyBytes, "max-apply-bytes", gatehttp.DefaultConfig().MaxApplyBytes, "largest policy document POST /api/v1/policy:apply accepts, in bytes (larger ones: 413 payload_too_large)")
 	fs.BoolVar(&o.allowEmpty, "allow-empty", false, "report ready (/readyz) even while no policy has been applied")
 	fs.BoolVar(&o.create, "create", false, "create the SQLite database if --db names no file (without it, a missing file is an error)")
 	checkpointFlags(fs, o)
@@ -93,6 +94,7 @@ func runServe(ctx context.Context, m *Main) error {
 	cfg.BaseURL = o.baseURL
 	cfg.TrustedProxies = o.trustedProxies
 	cfg.AllowEmpty = o.allowEmpty
+	cfg.MaxApplyBytes = o.maxApplyBytes
 	if m.svc.Version() == 0 && !o.allowEmpty {
 		cfg.Logger.Warn("no policy has been applied: /readyz answers 503 until one is (gatehouse apply -f FILE, or POST /api/v1/policy:apply as the bootstrap superuser); --allow-empty reports ready anyway")
 	}

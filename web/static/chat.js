@@ -146,7 +146,7 @@ export default class Chat extends Component {
           aria-disabled=${tool.allowed ? 'false' : 'true'} data-tool=${tool.tool}>${tool.tool}
           ${!tool.allowed && (tool.reason === 'plan_required' && tool.plan
             ? html`<span class="why upgrade">${t('web.chat.upgrade', { plan: tool.plan })}</span>`
-            : html`<span class="why">${t('web.chat.unavailable')} (<code>${tool.reason}</code>)</span>`)}</li>`)}</ul>
+            : html`<span class="why" data-reason=${tool.reason}>${tool.message || t('web.chat.unavailable')}</span>`)}</li>`)}</ul>
       </aside>
     </div>`;
   }

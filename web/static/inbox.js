@@ -1,8 +1,9 @@
-// The confirmations inbox: pending actions as /api/v1/actions lists them
-// (a tenant's, for its administrators; else the user's own), refreshed
-// every few seconds. Approve and cancel are the API's confirm and cancel;
-// the server decides who may, and its refusal shows on the card.
-import { html, Component, api, t, boot, Alert, TenantPicker, q } from './lib.js';
+// The confirmations inbox: the pending actions the signed-in user may
+// confirm, as the server decides (GET /api/v1/actions?approvable=true),
+// reloaded whenever the server's event stream (/api/v1/actions/events)
+// says one of them moved or the policy changed. Approve and cancel are the
+// API's confirm and cancel; a refusal shows on the card.
+import { html, Component, api, t, boot, Alert } from './lib.js';
 
 // money formats an amount in minor units of currency.
 export function money(minor, currency, lang) {
@@ -20,23 +21,34 @@ function left(at, now) {
 export default class Inbox extends Component {
   constructor() {
     super();
-    this.state = { tenant: boot.tenant, actions: null, error: null, cardError: {}, now: Date.now() };
+    this.state = { actions: null, error: null, cardError: {}, now: Date.now(), live: false };
   }
   componentDidMount() {
     this.load();
-    this.refresh = setInterval(() => this.load(), 5000);
+    // The browser reconnects an EventSource by itself; every (re)connect
+    // starts with "ready", after which the list is read afresh.
+    this.events = new EventSource('/api/v1/actions/events');
+    for (const name of ['ready', 'action', 'resync']) this.events.addEventListener(name, () => this.changed(name));
+    this.events.onerror = () => this.setState({ live: false });
     this.tick = setInterval(() => this.setState({ now: Date.now() }), 1000);
   }
   componentWillUnmount() {
-    clearInterval(this.refresh);
+    this.events.close();
     clearInterval(this.tick);
+    clearTimeout(this.pending);
   }
-  async load(tenant = this.state.tenant) {
+  // changed reloads the list soon after an event, once for a burst.
+  changed(name) {
+    if (name === 'ready') this.setState({ live: true });
+    clearTimeout(this.pending);
+    this.pending = setTimeout(() => this.load(), 100);
+  }
+  async load() {
     try {
-      const page = await api('GET', '/api/v1/actions' + q({ status: 'pending', tenant }));
-      this.setState({ tenant, actions: page.actions || [], error: null });
+      const page = await api('GET', '/api/v1/actions?approvable=true');
+      this.setState({ actions: page.actions || [], error: null });
     } catch (e) {
-      this.setState({ tenant, error: e });
+      this.setState({ error: e });
     }
   }
   async step(a, op) {
@@ -48,9 +60,9 @@ export default class Inbox extends Component {
       this.setState({ cardError: { ...this.state.cardError, [a.id]: e } });
     }
   }
-  render(_, { tenant, actions, error, cardError, now }) {
-    return html`<div class="inbox">
-      <${TenantPicker} id="inbox-tenant" value=${tenant} onChange=${(v) => this.load(v)} />
+  render(_, { actions, error, cardError, now, live }) {
+    return html`<div class="inbox" data-live=${live ? 'true' : 'false'}>
+      <p class="hint" id="inbox-live">${t(live ? 'web.inbox.live' : 'web.inbox.offline')}</p>
       <${Alert} error=${error} />
       ${actions && actions.length === 0 && html`<p class="notice" id="inbox-empty">${t('web.inbox.empty')}</p>`}
       <ul class="cards" id="inbox-list">${(actions || []).map((a) => {
@@ -59,6 +71,7 @@ export default class Inbox extends Component {
         return html`<li class="card" id=${'pending-' + a.id}>
           <h2>${a.action}</h2>
           <dl>
+            <dt>${t('web.tenant')}</dt><dd>${a.tenant}</dd>
             ${a.currency && html`<dt>${t('web.inbox.amount')}</dt><dd>${money(a.amount_minor || 0, a.currency, boot.lang)}</dd>`}
             <dt>${t('web.inbox.requester')}</dt><dd>${a.on_behalf_of || a.subject}</dd>
             ${a.on_behalf_of && html`<dt>${t('web.inbox.agent')}</dt><dd>${a.subject}</dd>`}

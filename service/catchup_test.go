@@ -1,0 +1,95 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/engine"
+	"github.com/gatehouse/gatehouse/engine/enginetest"
+)
+
+// A follower that reloads only now and then (it missed notifications),
+// or restarts, over a random sequence of changes on another instance ends
+// every catch-up with the kept policy the store holds and a snapshot that
+// decides as one compiled from a fresh load; most catch-ups of subject
+// changes go by change, not by reload.
+func TestCatchUpEqualsReload(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "g.db")
+	writer := openSQLite(t, path)
+	cfg := enginetest.DefaultConfig()
+	cfg.Users, cfg.Agents, cfg.Tenants, cfg.Roles, cfg.Bundles, cfg.Permissions = 80, 4, 40, 8, 10, 30
+	gen := enginetest.Generate(cfg)
+	if _, err := writer.Update(ctx, "test", "policy.apply", func(p *gatehouse.Policy) error { *p = *gen; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	follower := openSQLite(t, path)
+	r := rand.New(rand.NewPCG(5, 11))
+	var reloads, byChange int
+	for step := range 150 {
+		stored, _, err := writer.load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.IntN(25) == 0 {
+			if _, err := writer.CreateTenant(ctx, "t", gatehouse.Tenant{ID: fmt.Sprintf("extra-%d", step)}); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			_, op := subjectOp(rand.New(rand.NewPCG(uint64(step), 9)), stored)
+			_, _ = op(ctx, writer) // refused changes are part of the mix
+		}
+		switch r.IntN(6) {
+		case 0:
+			follower = openSQLite(t, path) // restarted
+			continue
+		case 1, 2:
+		default:
+			continue // missed the notification
+		}
+		kept := follower.current.p
+		swapped, err := follower.Reload(ctx)
+		if err != nil {
+			t.Fatalf("step %d: Reload: %v", step, err)
+		}
+		if !swapped {
+			continue
+		}
+		reloads++
+		if follower.current.p == kept {
+			byChange++
+		}
+		fresh, v, err := follower.load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keptObjs, _ := follower.current.p.Objects()
+		freshObjs, _ := fresh.Objects()
+		if !reflect.DeepEqual(keptObjs, freshObjs) || follower.current.v != v || follower.Snapshot().Version() != v {
+			t.Fatalf("step %d: the follower keeps version %d (snapshot %d), not the stored policy of version %d", step, follower.current.v, follower.Snapshot().Version(), v)
+		}
+		snap, err := engine.Compile(fresh, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, req := range enginetest.Requests(fresh, uint64(step), 64) {
+			if got, want := follower.Snapshot().Check(&req), snap.Check(&req); got != want {
+				t.Fatalf("step %d: follower Check(%+v) = %+v, fresh compile %+v", step, req, got, want)
+			}
+		}
+		// The follower writes too: its kept policy is a base like any other.
+		if step%10 == 0 {
+			_, op := subjectOp(rand.New(rand.NewPCG(uint64(step), 13)), fresh)
+			_, _ = op(ctx, follower)
+		}
+	}
+	t.Logf("%d catch-ups, %d by change", reloads, byChange)
+	if reloads < 20 || byChange < reloads/3 {
+		t.Errorf("%d catch-ups, %d by change; want many, a third by change at least", reloads, byChange)
+	}
+}
