@@ -535,7 +535,7 @@ func TestLimitsRefused(t *testing.T) {
 		{"unknown limit type", limit("process_refund", "max_speed", `5`, ""), 400, gatehouse.CodeInvalid, "limit_type"},
 		{"no limit type", `{"action_type": "process_refund", "limit_value": 5}`, 400, gatehouse.CodeInvalid, "limit_type"},
 		{"no action type", `{"limit_type": "max_amount", "limit_value": 5}`, 400, gatehouse.CodeInvalid, "action_type"},
-		{"unknown field", limit("process_refund", "max_amount", `5`, `, "created_at": "2026-01-01T00:00:00Z"`), 400, gatehouse.CodeInvalid, ""},
+		{"unknown field", limit("process_refund", "max_amount", `5`, `, "created_at": "2026-01-01T00:00:00Z"`), 400, gatehouse.CodeInvalid, "created_at"},
 		{"not an object", `[]`, 400, gatehouse.CodeInvalid, ""},
 		{"unknown action type", limit("launch_rocket", "max_amount", `"-5"`, ""), 404, gatehouse.CodeNotFound, ""},
 	}

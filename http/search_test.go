@@ -207,11 +207,11 @@ func TestTenantScopedPDP(t *testing.T) {
 		reason           gatehouse.Reason
 	}{
 		{"scope is the tenant", "/acme", eval("sara@acme.example", "analyze_loan", `{"type": "tool", "id": "analyze_loan"}`), true, gatehouse.ReasonGranted},
-		{"unscoped has no tenant", "", eval("carl@acme.example", "customer_insights", `{"type": "tool", "id": "customer_insights"}`), false, gatehouse.ReasonPermissionMissing},
+		{"unscoped has no tenant", "", eval("carl@acme.example", "customer_insights", `{"type": "tool", "id": "customer_insights"}`), false, gatehouse.ReasonTenantRequired},
 		{"scope gives carl his store", "/acme-berlin", eval("carl@acme.example", "customer_insights", `{"type": "tool", "id": "customer_insights"}`), true, gatehouse.ReasonGranted},
 		{"a descendant inside the scope", "/acme", eval("sara@acme.example", "analyze_loan", `{"type": "tenant", "id": "acme-milan"}`), true, gatehouse.ReasonGranted},
-		{"a tenant outside the scope", "/acme", eval("gina@globex.example", "analyze_loan", `{"type": "tenant", "id": "globex"}`), false, gatehouse.ReasonInvalidRequest},
-		{"an ancestor is outside the scope", "/acme-berlin", eval("sara@acme.example", "analyze_loan", `{"type": "tenant", "id": "acme"}`), false, gatehouse.ReasonInvalidRequest},
+		{"a tenant outside the scope", "/acme", eval("gina@globex.example", "analyze_loan", `{"type": "tenant", "id": "globex"}`), false, gatehouse.ReasonTenantOutsideScope},
+		{"an ancestor is outside the scope", "/acme-berlin", eval("sara@acme.example", "analyze_loan", `{"type": "tenant", "id": "acme"}`), false, gatehouse.ReasonTenantOutsideScope},
 	}
 	for _, tt := range tests {
 		r := f.do(call{path: tt.path + "/access/v1/evaluation", token: tok, body: tt.body})

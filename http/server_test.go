@@ -126,7 +126,7 @@ func TestLocalizedMessages(t *testing.T) {
 		}
 		body := `{"subject": {"type": "user", "id": "carl@acme.example"}, "action": {"name": "analyze_loan"}, "resource": {"type": "tenant", "id": "acme-berlin"}}`
 		d := decodeInto[decision](t, f.do(call{path: "/access/v1/evaluation", token: tok, body: body, header: map[string]string{"Accept-Language": tt.accept}}))
-		want := f.cat.Reason(tt.lang, gatehouse.Decision{Reason: gatehouse.ReasonPermissionMissing, Permission: "use_ai_loan_tool"}, localeArgs("user:carl@acme.example", "analyze_loan", "acme-berlin"))
+		want := f.cat.Reason(tt.lang, gatehouse.Decision{Reason: gatehouse.ReasonPermissionMissing, Permission: "Use AI Loan Analysis"}, localeArgs("user:carl@acme.example", "analyze_loan", "acme-berlin"))
 		if d.Context.Message != want {
 			t.Errorf("Accept-Language %q: deny message %q, want %q", tt.accept, d.Context.Message, want)
 		}

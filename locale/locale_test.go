@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
@@ -110,7 +111,7 @@ func TestMatch(t *testing.T) {
 func TestReasonRendersEverywhere(t *testing.T) {
 	c := newCatalog(t)
 	a := Args{Subject: "user:alice@example.com", Permission: "use_ai_loan_tool", Tenant: "acme",
-		Action: "process_refund", Limit: "max_amount"}
+		Action: "process_refund", Limit: "max_amount", Scope: "globex", SubjectType: "identity"}
 	for _, lang := range Languages {
 		for _, r := range gatehouse.Reasons {
 			d := gatehouse.Decision{Reason: r, Plan: "pro", Feature: "advanced_analytics"}
@@ -164,5 +165,28 @@ func TestReasonNamesMissingPermission(t *testing.T) {
 	msg := c.Reason("en", d, Args{Subject: "user:carl@x.io", Permission: "analyze_loan"})
 	if !regexp.MustCompile(`use_ai_loan_tool`).MatchString(msg) || regexp.MustCompile(`analyze_loan`).MatchString(msg) {
 		t.Errorf("Reason = %q, want it to name use_ai_loan_tool", msg)
+	}
+}
+
+// Every problem of an invalid_request renders in every language, with the
+// values the guard gives, without template residue.
+func TestProblemsRenderEverywhere(t *testing.T) {
+	c := newCatalog(t)
+	values := map[string]string{"Field": "args.amount", "Value": "USD", "Currency": "EUR", "Max": "200",
+		"ActionID": "a1", "Tool": "process_refund", "Action": "process_refund", "Detail": "too many decimals"}
+	n := 0
+	for _, id := range c.IDs() {
+		if !strings.HasPrefix(id, "problem.") {
+			continue
+		}
+		n++
+		for _, lang := range Languages {
+			if msg := c.Text(lang, id, values); msg == id || regexp.MustCompile(`{{|<no value>`).MatchString(msg) {
+				t.Errorf("Text(%s, %s) = %q", lang, id, msg)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("the catalogs hold no problem messages")
 	}
 }

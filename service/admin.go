@@ -333,6 +333,7 @@ type SearchResult struct {
 // Gatehouse does not know has no candidates.
 func (s *Service) Search(ctx context.Context, caller gatehouse.Caller, sr Search) (SearchResult, error) {
 	d := s.decider(ctx)
+	d.searching = true
 	sr.Template.Subject = d.subjectType(sr.Template.Subject)
 	probe := sr.Template.Request
 	if sr.Target == SearchSubject {

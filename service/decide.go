@@ -142,6 +142,9 @@ type decider struct {
 	// admin caches whether the caller administers Gatehouse: 0 unknown,
 	// 1 yes, 2 no.
 	admin int8
+	// searching: only whether each answer allows counts, so a denial
+	// without a tenant is not probed for tenant_required.
+	searching bool
 }
 
 func (s *Service) decider(ctx context.Context) *decider {
@@ -247,7 +250,7 @@ func (d *decider) decide(q *gatehouse.Question, m mode, key string) gatehouse.An
 		return a
 	}
 	a := d.decideResolved(q, m, key)
-	if a.Reason == gatehouse.ReasonPermissionMissing && strings.TrimSpace(q.Tenant) == "" && d.tenantWouldGrant(q) {
+	if a.Reason == gatehouse.ReasonPermissionMissing && !d.searching && strings.TrimSpace(q.Tenant) == "" && d.tenantWouldGrant(q) {
 		a.Reason = gatehouse.ReasonTenantRequired
 	}
 	return a
