@@ -46,6 +46,7 @@ func (f *fixture) allows(user, permission, tenant string) bool {
 }
 
 func TestRESTObjects(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	admin := f.token("user:admin@example.com")
 	put := func(path, body string) response {
@@ -138,6 +139,7 @@ func TestRESTObjects(t *testing.T) {
 }
 
 func TestRESTBindingsAndSuperusers(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	admin := f.token("user:admin@example.com")
 	if f.allows("carl@acme.example", "analyze_loan", "acme-berlin") {
@@ -194,6 +196,7 @@ func TestRESTBindingsAndSuperusers(t *testing.T) {
 }
 
 func TestRESTPolicyApply(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	admin := f.token("user:admin@example.com")
 	doc := "categories:\n  - {name: Only, bundles: [Access AI Chat]}\n"
@@ -229,6 +232,7 @@ func TestRESTPolicyApply(t *testing.T) {
 // A tenant admin (olga holds manage_ai_tools in acme) administers acme's
 // subtree only.
 func TestRESTTenantAdmin(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	olga := f.token("user:olga@acme.example")
 	tests := []struct {
@@ -276,6 +280,7 @@ func TestRESTTenantAdmin(t *testing.T) {
 // GET /api/v1/audit/verify reports the chain as `gatehouse audit verify`
 // does, to administrators only.
 func TestVerifyAudit(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	r := f.do(call{method: http.MethodGet, path: "/api/v1/audit/verify", token: f.token("user:admin@example.com")})
 	var rep struct {
