@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,24 +14,24 @@ import (
 	"github.com/gatehouse/gatehouse/chat/tools"
 	"github.com/gatehouse/gatehouse/examples"
 	"github.com/gatehouse/gatehouse/locale"
+	"github.com/gatehouse/gatehouse/memstore"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/service"
-	"github.com/gatehouse/gatehouse/sqlite"
 )
 
-// world is the example policy's service over a SQLite file, the store the
-// threads are kept in, and a catalog.
+// world is the example policy's service over a store in memory, which
+// keeps the threads too, and a catalog.
 type world struct {
 	t     testing.TB
-	path  string
-	store *sqlite.DB
+	store *memstore.Store
 	svc   *service.Service
 	cat   *locale.Catalog
 }
 
 func newWorld(t testing.TB) *world {
 	t.Helper()
-	w := &world{t: t, path: filepath.Join(t.TempDir(), "g.db")}
+	w := &world{t: t, store: memstore.New()}
+	t.Cleanup(func() { w.store.Close() })
 	w.open()
 	doc, err := policy.Parse(examples.AIAssistantPolicyFile, examples.AIAssistantPolicy())
 	if err != nil {
@@ -47,20 +46,15 @@ func newWorld(t testing.TB) *world {
 	return w
 }
 
-// open opens the store and the service, as a (re)started server does.
+// open opens a service over the store, as a (re)started server does.
 func (w *world) open() {
 	w.t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, w.path)
+	svc, err := service.Open(ctx, w.store, service.Config{})
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	w.t.Cleanup(func() { db.Close() })
-	svc, err := service.Open(ctx, db, service.Config{})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	w.store, w.svc = db, svc
+	w.svc = svc
 }
 
 // recorder collects a session's events.

@@ -64,6 +64,7 @@ func checkErr(t *testing.T, name string, err error, status int, code string) {
 }
 
 func TestNewRejectsBadURL(t *testing.T) {
+	t.Parallel()
 	for _, u := range []string{"", "localhost:8080", "ftp://host", "http://", "http://host/?q=1"} {
 		if _, err := client.New(u); !errors.Is(err, gatehouse.ErrInvalid) {
 			t.Errorf("New(%q) = %v, want ErrInvalid", u, err)
@@ -72,6 +73,7 @@ func TestNewRejectsBadURL(t *testing.T) {
 }
 
 func TestEvaluate(t *testing.T) {
+	t.Parallel()
 	srv := newGatehouse(t, nil)
 	ctx := context.Background()
 	tests := []struct {
@@ -133,6 +135,7 @@ func TestEvaluate(t *testing.T) {
 }
 
 func TestEvaluations(t *testing.T) {
+	t.Parallel()
 	srv := newGatehouse(t, nil)
 	c := newClient(t, srv, gina)
 	ctx := context.Background()
@@ -215,6 +218,7 @@ func (c *requestCounter) wrap(next http.Handler) http.Handler {
 func (c *requestCounter) get(path string) int { return int(c.n[path].Load()) }
 
 func TestSearch(t *testing.T) {
+	t.Parallel()
 	counter := newRequestCounter("/access/v1/search/subject", "/access/v1/search/resource", "/access/v1/search/action")
 	srv := newGatehouse(t, counter.wrap)
 	c := newClient(t, srv, admin)
@@ -312,6 +316,7 @@ func TestSearch(t *testing.T) {
 }
 
 func TestCheckExplainEffective(t *testing.T) {
+	t.Parallel()
 	srv := newGatehouse(t, nil)
 	ctx := context.Background()
 	tests := []struct {
@@ -387,6 +392,7 @@ func TestCheckExplainEffective(t *testing.T) {
 }
 
 func TestAdministration(t *testing.T) {
+	t.Parallel()
 	srv := newGatehouse(t, nil)
 	c := newClient(t, srv, admin)
 	ctx := context.Background()
@@ -527,6 +533,7 @@ func TestAdministration(t *testing.T) {
 }
 
 func TestAudit(t *testing.T) {
+	t.Parallel()
 	srv := newGatehouse(t, nil)
 	c := newClient(t, srv, admin)
 	ctx := context.Background()
@@ -605,6 +612,7 @@ func (f *failing) wrap(next http.Handler) http.Handler {
 }
 
 func TestRetries(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	tests := []struct {
 		name    string
@@ -652,6 +660,7 @@ func TestRetries(t *testing.T) {
 // TestRetryConnectionErrors: a server that accepts and drops connections
 // is retried for a GET only, and reported as unavailable.
 func TestRetryConnectionErrors(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -692,6 +701,7 @@ func TestRetryConnectionErrors(t *testing.T) {
 }
 
 func TestContextCancellation(t *testing.T) {
+	t.Parallel()
 	// hang holds every request until its client gives up.
 	release := make(chan struct{})
 	defer close(release)
@@ -736,6 +746,7 @@ func TestContextCancellation(t *testing.T) {
 }
 
 func TestTokenSourceAndHeaders(t *testing.T) {
+	t.Parallel()
 	var got struct {
 		auth, lang, agent atomic.Value
 	}
@@ -785,6 +796,7 @@ func TestTokenSourceAndHeaders(t *testing.T) {
 // the server's table maps to a status has a sentinel if the domain has one,
 // and a body that is not Gatehouse's gets its status's code.
 func TestErrorCodes(t *testing.T) {
+	t.Parallel()
 	pairs := [][2]string{
 		{client.CodeUnauthorized, gatehttp.CodeUnauthorized},
 		{client.CodeForbidden, gatehttp.CodeForbidden},

@@ -88,6 +88,7 @@ func bearer(token string) map[string]string {
 func pathTenant(r *http.Request) string { return r.PathValue("tenant") }
 
 func TestRequirePermission(t *testing.T) {
+	t.Parallel()
 	var lang atomic.Value
 	lang.Store("")
 	record := func(next http.Handler) http.Handler {
@@ -166,6 +167,7 @@ func TestRequirePermission(t *testing.T) {
 }
 
 func TestRequirePermissionWithSubject(t *testing.T) {
+	t.Parallel()
 	srv := newGatehouse(t, nil)
 	fromHeader := client.WithSubject(func(r *http.Request) (gatehouse.SubjectRef, error) {
 		return gatehouse.ParseSubject(r.Header.Get("X-User"))
@@ -200,6 +202,7 @@ func TestRequirePermissionWithSubject(t *testing.T) {
 // TestRequirePermissionFailsClosed: whatever keeps Gatehouse from
 // answering, the request is refused and the handler never runs.
 func TestRequirePermissionFailsClosed(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -273,6 +276,7 @@ func (c *fakeClock) advance(d time.Duration) {
 }
 
 func TestDecisionCache(t *testing.T) {
+	t.Parallel()
 	counter := newRequestCounter("/api/v1/check")
 	srv := newGatehouse(t, counter.wrap)
 	c := newClient(t, srv, "")
@@ -327,6 +331,7 @@ func TestDecisionCache(t *testing.T) {
 // TestDecisionCacheConcurrent runs the cached guard from many goroutines
 // (for -race) and checks every answer.
 func TestDecisionCacheConcurrent(t *testing.T) {
+	t.Parallel()
 	srv := newGatehouse(t, nil)
 	mw := client.RequirePermission(newClient(t, srv, ""), "use_ai_fraud_detection", client.WithTenant(pathTenant),
 		client.WithDecisionCache(time.Minute, 3, nil))
@@ -366,6 +371,7 @@ func TestDecisionCacheConcurrent(t *testing.T) {
 // answer: the request's arguments are checked against the tenant's
 // limits, a disabled action and one that needs a confirmation are refused.
 func TestRequireToolAgentAction(t *testing.T) {
+	t.Parallel()
 	srv := newGatehouse(t, nil)
 	c := newClient(t, srv, "")
 	args := func(r *http.Request) (map[string]any, error) {

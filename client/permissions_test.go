@@ -13,6 +13,7 @@ import (
 // olga administers acme and its stores: she reads and changes their action
 // permissions and limits; carl administers nothing.
 func TestActionPermissions(t *testing.T) {
+	t.Parallel()
 	srv := newGatehouse(t, nil)
 	c := newClient(t, srv, olga)
 	ctx := context.Background()

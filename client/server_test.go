@@ -5,46 +5,35 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/examples"
 	gatehttp "github.com/gatehouse/gatehouse/http"
 	"github.com/gatehouse/gatehouse/locale"
+	"github.com/gatehouse/gatehouse/memstore"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/service"
-	"github.com/gatehouse/gatehouse/sqlite"
 )
 
 // testSecret signs the test server's bearer tokens.
 const testSecret = "0123456789abcdef0123456789abcdef-client-test"
 
 // gatehouseServer is the real Gatehouse HTTP server on a loopback
-// listener, over a SQLite store in a temporary directory holding the
-// example policy (examples/ai-assistant/policy.yaml).
+// listener, over a store in memory holding the example policy
+// (examples/ai-assistant/policy.yaml).
 type gatehouseServer struct {
 	URL   string
 	cfg   gatehttp.Config
 	ts    *httptest.Server
-	store *sqlite.DB
-	dir   string
+	store *memstore.Store
 }
 
 // startGatehouse starts a server; wrap, if not nil, wraps its handler (to
 // fail or count requests).
 func startGatehouse(wrap func(http.Handler) http.Handler) (*gatehouseServer, error) {
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "gatehouse-client-")
-	if err != nil {
-		return nil, err
-	}
-	s := &gatehouseServer{dir: dir}
-	if s.store, err = sqlite.Open(ctx, filepath.Join(dir, "gatehouse.db")); err != nil {
-		s.Close()
-		return nil, err
-	}
+	s := &gatehouseServer{store: memstore.New()}
 	svc, err := service.Open(ctx, s.store, service.Config{})
 	if err != nil {
 		s.Close()
@@ -88,15 +77,12 @@ func (s *gatehouseServer) Token(subject string) string {
 	return tok
 }
 
-// Close stops the server and removes its store.
+// Close stops the server and discards its store.
 func (s *gatehouseServer) Close() {
 	if s.ts != nil {
 		s.ts.Close()
 	}
-	if s.store != nil {
-		s.store.Close()
-	}
-	os.RemoveAll(s.dir)
+	s.store.Close()
 }
 
 // newGatehouse starts a server for the test and stops it at its end.

@@ -40,6 +40,7 @@ func lenient[T any](t *testing.T, r response) T {
 // the customer confirms with her own token, the bot reports the refund
 // executed; limits, idempotency and illegal steps answer with stable codes.
 func TestActionsAPI(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	bot, olga, carl := f.token("agent:support-bot"), f.token("user:olga@acme.example"), f.token("user:carl@acme.example")
 	admin := f.token("user:admin@example.com")

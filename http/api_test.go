@@ -31,6 +31,7 @@ type checkResponse struct {
 }
 
 func TestCheckAndExplain(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	sara, carl := f.token("user:sara@acme.example"), f.token("user:carl@acme.example")
 	admin, bot := f.token("user:admin@example.com"), f.token("agent:support-bot")
@@ -128,6 +129,7 @@ func TestCheckAndExplain(t *testing.T) {
 }
 
 func TestEffective(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	sara := f.token("user:sara@acme.example")
 	r := f.do(call{method: http.MethodGet, path: "/api/v1/me/effective?tenant=acme", token: sara})
@@ -156,6 +158,7 @@ func TestEffective(t *testing.T) {
 }
 
 func TestPolicyExport(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	r := f.do(call{method: http.MethodGet, path: "/api/v1/policy", token: f.token("user:Admin@Example.com")})
 	if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "application/yaml") {
@@ -176,6 +179,7 @@ func TestPolicyExport(t *testing.T) {
 
 // A policy without an admin permission leaves administration to superusers.
 func TestAdminWithoutAdminPermission(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, specPolicy, nil)
 	r := f.do(call{method: http.MethodGet, path: "/api/v1/policy", token: f.token("alice@example.com")})
 	if e := decodeInto[errorBody](t, r); r.status != http.StatusForbidden || e.Error.Reason != "permission_missing" {

@@ -15,6 +15,7 @@ type issuedKey struct {
 }
 
 func TestAPIKeys(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	admin := f.token("user:admin@example.com")
 	issue := func(body string) (response, issuedKey) {

@@ -24,6 +24,7 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims)
 }
 
 func TestAuthentication(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, func(c *gatehttp.Config) {
 		c.JWTIssuer = "https://idp.example.com"
 		c.JWTAudience = "gatehouse"
@@ -127,6 +128,7 @@ func TestAuthentication(t *testing.T) {
 // With --authzen-auth=none the AuthZEN endpoints are open; the native API
 // still needs a token.
 func TestAuthZENWithoutAuthentication(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, func(c *gatehttp.Config) { c.AuthZENAuth = gatehttp.AuthNone })
 	r := f.do(call{path: "/access/v1/evaluation", body: `{"subject": {"type": "user", "id": "sara@acme.example"}, "action": {"name": "analyze_loan"}, "resource": {"type": "tenant", "id": "acme"}}`})
 	if d := decodeInto[decision](t, r); r.status != http.StatusOK || !d.Decision {
@@ -138,6 +140,7 @@ func TestAuthZENWithoutAuthentication(t *testing.T) {
 }
 
 func TestIssueTokenAndConfig(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	if _, err := gatehttp.IssueToken(cfg, "robot:x", time.Hour); err == nil {
 		t.Error("IssueToken(robot:x) succeeded, want an error")
@@ -179,6 +182,7 @@ func TestIssueTokenAndConfig(t *testing.T) {
 // TestLookAlikeEmails: a correctly signed token naming a look-alike of the
 // superuser's email is refused, never folded into admin@example.com.
 func TestLookAlikeEmails(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	secret := []byte(testSecret)
 	exp := time.Now().Add(time.Hour).Unix()

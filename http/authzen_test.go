@@ -25,6 +25,7 @@ func decisions(b batchResponse) []bool {
 
 // The examples of the AuthZEN 1.0 text, decided against testdata/spec.yaml.
 func TestAuthZENSpecExamples(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, specPolicy, nil)
 	tok := f.pep()
 	single := []struct {
@@ -169,6 +170,7 @@ func TestAuthZENSpecExamples(t *testing.T) {
 
 // The Gatehouse mapping of docs/http.md, against the example policy.
 func TestAuthZENMapping(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	tok := f.token("user:admin@example.com")
 	eval := func(subject, action, resource, context string) string {
@@ -224,6 +226,7 @@ func TestAuthZENMapping(t *testing.T) {
 }
 
 func TestAuthZENBadRequests(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, specPolicy, func(c *gatehttp.Config) { c.MaxEvaluations = 5 })
 	tok := f.token("user:alice@example.com")
 	const ok = `{"subject": {"type": "user", "id": "alice@example.com"}, "action": {"name": "can_read"}, "resource": {"type": "todo", "id": "1"}}`
@@ -296,6 +299,7 @@ func TestAuthZENBadRequests(t *testing.T) {
 
 // Fifty evaluations in parallel through the listener decide like one.
 func TestAuthZENConcurrentEvaluations(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	tok := f.token("user:admin@example.com")
 	var wg sync.WaitGroup

@@ -90,6 +90,7 @@ func (f *fixture) checkTool(subject, tool, tenant, lang string) gatehouse.Answer
 // check allows the tool the new plan unlocks; a cancellation takes it
 // away again, and the denial names the plan to buy in every language.
 func TestBillingWebhookUpgradesTenant(t *testing.T) {
+	t.Parallel()
 	f := newBillingFixture(t, webhookSecret)
 	now := time.Now()
 	if a := f.checkTool("gina@globex.example", "detect_fraud", "globex", "en"); a.Reason != gatehouse.ReasonPlanRequired || a.Plan != "pro" {
@@ -127,6 +128,7 @@ func TestBillingWebhookUpgradesTenant(t *testing.T) {
 }
 
 func TestBillingWebhookRefuses(t *testing.T) {
+	t.Parallel()
 	f := newBillingFixture(t, webhookSecret)
 	now := time.Now()
 	body := stripeEvent("evt_1", billing.TypeCheckoutCompleted, "cus_globex", now, `"metadata":{"price_id":"price_enterprise_monthly"}`)
@@ -169,6 +171,7 @@ func TestBillingWebhookRefuses(t *testing.T) {
 // Verified events that change nothing are acknowledged with 200, so the
 // provider stops sending them, and counted by outcome.
 func TestBillingWebhookNoChange(t *testing.T) {
+	t.Parallel()
 	f := newBillingFixture(t, webhookSecret, oldWebhookSecret)
 	now := time.Now()
 	paid := `"metadata":{"price_id":"price_pro_once"}`
@@ -189,6 +192,7 @@ func TestBillingWebhookNoChange(t *testing.T) {
 }
 
 func TestBillingWebhookDisabled(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	body := stripeEvent("evt_1", billing.TypeCheckoutCompleted, "cus_globex", time.Now(), "")
 	r := f.webhook(body, webhookSecret, time.Now())
@@ -204,6 +208,7 @@ func TestBillingWebhookDisabled(t *testing.T) {
 }
 
 func TestPlanAdmin(t *testing.T) {
+	t.Parallel()
 	f := newBillingFixture(t, webhookSecret)
 	admin, gina := f.token("user:admin@example.com"), f.token("user:gina@globex.example")
 	put := func(path, token, body string) response {

@@ -377,6 +377,7 @@ func certCases() []certCase {
 }
 
 func TestAuthZENCertification(t *testing.T) {
+	t.Parallel()
 	c := newCertServer(t)
 	for _, tc := range certCases() {
 		t.Run(tc.id, func(t *testing.T) {

@@ -121,6 +121,7 @@ func manyKeys(n int, repeated bool) string {
 }
 
 func TestCheckJSON(t *testing.T) {
+	t.Parallel()
 	for _, tc := range checkJSONCases {
 		message, key := checkJSONResult([]byte(tc.body))
 		if message != tc.message || key != tc.key {

@@ -7,16 +7,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/locale"
+	"github.com/gatehouse/gatehouse/memstore"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/service"
-	"github.com/gatehouse/gatehouse/sqlite"
 
 	gatehttp "github.com/gatehouse/gatehouse/http"
 )
@@ -27,24 +26,21 @@ const (
 	testSecret    = "0123456789abcdef0123456789abcdef-test"
 )
 
-// fixture is a server on a real listener over a SQLite store in a temp
-// directory holding one policy file.
+// fixture is a server on a real listener over a store holding one policy
+// file: in memory (newFixture) or a SQLite file (faultFixture).
 type fixture struct {
 	t     testing.TB
 	url   string
 	cfg   gatehttp.Config
-	store *sqlite.DB
+	store gatehouse.Store
 	svc   *service.Service
 	cat   *locale.Catalog
 }
 
-func newService(t testing.TB, policyFile string) (*service.Service, *sqlite.DB) {
+func newService(t testing.TB, policyFile string) (*service.Service, *memstore.Store) {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "gatehouse.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := memstore.New()
 	t.Cleanup(func() { store.Close() })
 	svc, err := service.Open(ctx, store, service.Config{})
 	if err != nil {

@@ -81,6 +81,7 @@ func signKID(t *testing.T, method jwt.SigningMethod, kid string, key any, claims
 // Tokens signed by an identity provider's keys, found by kid in its JWKS,
 // with the key set rotated while the server runs.
 func TestJWKS(t *testing.T) {
+	t.Parallel()
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +163,7 @@ func TestJWKS(t *testing.T) {
 
 // A JWKS that cannot be fetched fails closed: 401, never an allow.
 func TestJWKSUnreachable(t *testing.T) {
+	t.Parallel()
 	idp := newJWKSServer(t)
 	url := idp.url
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)

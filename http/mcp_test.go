@@ -5,21 +5,21 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
 	gatehttp "github.com/gatehouse/gatehouse/http"
+	"github.com/gatehouse/gatehouse/memstore"
 	"github.com/gatehouse/gatehouse/service"
-	"github.com/gatehouse/gatehouse/sqlite"
 )
 
 // /mcp authenticates like the rest of the API and hands the gateway the
 // caller in the request's context; a refused caller is pointed at the
 // resource metadata (RFC 9728), as the MCP authorization spec says.
 func TestMCPEndpoint(t *testing.T) {
+	t.Parallel()
 	var seen gatehouse.Caller
 	gateway := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen, _ = gatehouse.CallerFromContext(r.Context())
@@ -65,10 +65,8 @@ func TestMCPEndpoint(t *testing.T) {
 // An instance without a policy (version 0) is not ready: it would deny
 // everything. AllowEmpty says the operator knows.
 func TestReadyWithoutPolicy(t *testing.T) {
-	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "empty.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Parallel()
+	store := memstore.New()
 	t.Cleanup(func() { store.Close() })
 	svc, err := service.Open(t.Context(), store, service.Config{})
 	if err != nil {
@@ -100,6 +98,7 @@ func TestReadyWithoutPolicy(t *testing.T) {
 // session's GET stream or a subscriptions/listen POST lasts as long as its
 // client. The body is still bounded by MaxBodyBytes.
 func TestMCPStreamOutlivesTimeouts(t *testing.T) {
+	t.Parallel()
 	const timeout = 200 * time.Millisecond
 	svc, _ := newService(t, examplePolicy)
 	cfg := testConfig(t)

@@ -39,6 +39,7 @@ func authzenCall(tool, tenant, args string) string {
 // The 5,000 EUR refund and the 90 % discount are denied on every surface,
 // with the guard's reason codes.
 func TestOneDoorAgentActions(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	pep := f.pep()
 	var batch []string
@@ -109,6 +110,7 @@ func limitOf(d decision) string {
 // Window usage counts as the guard counts it: a read-only evaluation sees
 // the reservations made through the agent action API.
 func TestOneDoorWindows(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	pep := f.pep()
 	// acme-berlin: at most 500.00 EUR of refunds in 24 h.
@@ -139,6 +141,7 @@ func TestOneDoorWindows(t *testing.T) {
 // an agent acting for it); a PEP credential or an administrator about
 // anyone.
 func TestOneDoorWhoMayAsk(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	carl, admin, pep := f.token("user:carl@acme.example"), f.token("user:admin@example.com"), f.pep()
 	aboutSara := `{"subject": {"type": "user", "id": "sara@acme.example"}, "action": {"name": "analyze_loan"}, "resource": {"type": "tenant", "id": "acme"}}`

@@ -138,7 +138,7 @@ func addOperation(r *openapi31.Reflector, e endpoint) error {
 // handleOpenAPI serves the OpenAPI document.
 func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	if _, err := w.Write(s.openapi); err != nil {
+	if _, err := w.Write(s.openapi()); err != nil {
 		s.cfg.Logger.Debug("write response", "request_id", requestID(r.Context()), "err", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 // The OpenAPI document is built from the route table, so it cannot miss a
 // route; the golden file makes every change to the API visible in review.
 func TestOpenAPIDocument(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	r := f.do(call{method: http.MethodGet, path: "/api/v1/openapi.json"})
 	if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/json" {

@@ -31,6 +31,7 @@ func metricValue(body, name string) float64 {
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	tok := f.token("user:sara@acme.example")
 	for range 3 {
@@ -64,6 +65,7 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, func(c *gatehttp.Config) {
 		c.RateLimit = 0.5 // one token every two seconds: the test never refills
 		c.RateBurst = 3
@@ -96,6 +98,7 @@ func TestRateLimit(t *testing.T) {
 // One verified caller has one bucket however its credential is spelled:
 // the scheme's case, spaces, or another token of the same subject.
 func TestRateLimitByIdentity(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, func(c *gatehttp.Config) {
 		c.RateLimit = 0.1 // never refills within the test
 		c.RateBurst = 5
@@ -123,6 +126,7 @@ func TestRateLimitByIdentity(t *testing.T) {
 // they reach the verifier; a client behind a trusted proxy is counted by its
 // forwarded address, and X-Forwarded-For from anyone else is ignored.
 func TestRateLimitFailedAttempts(t *testing.T) {
+	t.Parallel()
 	limited := func(c *gatehttp.Config) { c.RateLimit = 0.1; c.RateBurst = 3 }
 	garbage := func(f *fixture, n int, header map[string]string) (unauthorized, limited int) {
 		for i := range n {
@@ -170,6 +174,7 @@ func TestRateLimitFailedAttempts(t *testing.T) {
 
 // Every decision lands in the audit trail, through the asynchronous log.
 func TestDecisionLogging(t *testing.T) {
+	t.Parallel()
 	svc, store := newService(t, examplePolicy)
 	log := svc.DecisionLog(service.DecisionLogConfig{Flush: 5 * time.Millisecond})
 	cfg := testConfig(t)

@@ -118,6 +118,7 @@ func wantError(t *testing.T, name string, r response, status int, code, field st
 }
 
 func TestPermissionsList(t *testing.T) {
+	t.Parallel()
 	f := newPermFixture(t)
 	// A new tenant without a parent has the action types' defaults: seed
 	// 004's conservative seven.
@@ -190,6 +191,7 @@ func TestPermissionsList(t *testing.T) {
 }
 
 func TestPermissionsUpdate(t *testing.T) {
+	t.Parallel()
 	f := newPermFixture(t)
 	put := func(action, body string) response {
 		return f.as(f.olga, "acme-berlin", call{method: http.MethodPut, path: "/api/v1/permissions/" + action, body: body})
@@ -289,6 +291,7 @@ func TestPermissionsUpdate(t *testing.T) {
 }
 
 func TestPermissionsTenant(t *testing.T) {
+	t.Parallel()
 	f := newPermFixture(t)
 	// tina administers acme-milan, the one tenant she lists.
 	if r := f.do(call{method: http.MethodPut, path: "/api/v1/users/tina@acme.example", token: f.admin,
@@ -371,6 +374,7 @@ func TestPermissionsTenant(t *testing.T) {
 }
 
 func TestLimitsList(t *testing.T) {
+	t.Parallel()
 	f := newPermFixture(t)
 	want := []limRow{
 		{StoreID: "acme-berlin", Tenant: "acme-berlin", ActionType: "apply_discount", LimitType: "max_percentage", LimitValue: "15", Source: "tenant:acme"},
@@ -400,6 +404,7 @@ func TestLimitsList(t *testing.T) {
 // acme-milan's own with the one limit changed; acme and acme-berlin keep
 // theirs.
 func TestLimitsSet(t *testing.T) {
+	t.Parallel()
 	amount := limRow{ActionType: "process_refund", LimitType: "max_amount", LimitValue: "100", Currency: "EUR"}
 	count := limRow{ActionType: "process_refund", LimitType: "max_count", LimitValue: "50", Window: "24h", TimeWindowHours: 24}
 	total := limRow{ActionType: "process_refund", LimitType: "max_total_amount", LimitValue: "1000", Currency: "EUR", Window: "24h", TimeWindowHours: 24}
@@ -484,6 +489,7 @@ func TestLimitsSet(t *testing.T) {
 
 // A refused limit names its field and stores nothing.
 func TestLimitsRefused(t *testing.T) {
+	t.Parallel()
 	f := newPermFixture(t)
 	limit := func(action, typ, value, rest string) string {
 		b := fmt.Sprintf(`{"action_type": %q, "limit_type": %q`, action, typ)
@@ -552,6 +558,7 @@ func TestLimitsRefused(t *testing.T) {
 }
 
 func TestLimitsDelete(t *testing.T) {
+	t.Parallel()
 	f := newPermFixture(t)
 	del := func(tenant, action, typ string) response {
 		return f.as(f.olga, tenant, call{method: http.MethodDelete, path: "/api/v1/permissions/limits/" + action + "/" + typ})
@@ -625,6 +632,7 @@ func TestLimitsDelete(t *testing.T) {
 
 // Every limit change is one audited policy change of the tenant.
 func TestLimitsAudited(t *testing.T) {
+	t.Parallel()
 	f := newPermFixture(t)
 	for _, c := range []call{
 		{path: "/api/v1/permissions/limits", body: `{"action_type": "process_refund", "limit_type": "max_amount", "limit_value": "40.00"}`},
@@ -656,6 +664,7 @@ func TestLimitsAudited(t *testing.T) {
 // The usage of each windowed limit counts the actions the guard reserved in
 // the window; only administrators of the tenant may read it.
 func TestActionUsage(t *testing.T) {
+	t.Parallel()
 	f := newPermFixture(t)
 	usage := func() []gatehouse.WindowUsage {
 		t.Helper()

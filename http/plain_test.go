@@ -41,6 +41,7 @@ func FuzzPlainEvaluation(f *testing.F) {
 // Keys that encoding/json would match to a field case-insensitively keep
 // a body off the one-pass decoder.
 func TestPlainKeys(t *testing.T) {
+	t.Parallel()
 	for body, want := range map[string]bool{
 		`{"subject":{"type":"user","id":"a","properties":{"OwnerID":"x"}},"context":{"snake_case":1}}`: true,
 		`{"Subject":{}}`:                false,

@@ -10,6 +10,7 @@ import (
 // The limiter tracks at most its size of keys: a flood of new keys evicts
 // the least recently used, and a key still in use keeps its bucket.
 func TestKeyLimiterBounded(t *testing.T) {
+	t.Parallel()
 	l := newKeyLimiter(0.001, 1, 100)
 	now := time.Unix(1_800_000_000, 0)
 	if ok, _ := l.allow("busy", now); !ok {
@@ -33,6 +34,7 @@ func TestKeyLimiterBounded(t *testing.T) {
 }
 
 func TestAddrKey(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ addr, want string }{
 		{"203.0.113.7", "203.0.113.7"},
 		{"::ffff:203.0.113.7", "203.0.113.7"},

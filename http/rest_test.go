@@ -48,6 +48,7 @@ func (f *fixture) allows(user, permission, tenant string) bool {
 }
 
 func TestRESTObjects(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	admin := f.token("user:admin@example.com")
 	put := func(path, body string) response {
@@ -140,6 +141,7 @@ func TestRESTObjects(t *testing.T) {
 }
 
 func TestRESTBindingsAndSuperusers(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	admin := f.token("user:admin@example.com")
 	if f.allows("carl@acme.example", "analyze_loan", "acme-berlin") {
@@ -196,6 +198,7 @@ func TestRESTBindingsAndSuperusers(t *testing.T) {
 }
 
 func TestRESTPolicyApply(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	admin := f.token("user:admin@example.com")
 	doc := "categories:\n  - {name: Only, bundles: [Access AI Chat]}\n"
@@ -287,6 +290,7 @@ func TestRESTUserBatch(t *testing.T) {
 // A tenant admin (olga holds manage_ai_tools in acme) administers acme's
 // subtree only.
 func TestRESTTenantAdmin(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	olga := f.token("user:olga@acme.example")
 	tests := []struct {
@@ -334,6 +338,7 @@ func TestRESTTenantAdmin(t *testing.T) {
 // GET /api/v1/audit/verify reports the chain as `gatehouse audit verify`
 // does, to administrators only.
 func TestVerifyAudit(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	r := f.do(call{method: http.MethodGet, path: "/api/v1/audit/verify", token: f.token("user:admin@example.com")})
 	var rep struct {

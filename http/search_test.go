@@ -37,6 +37,7 @@ func (r searchResult) ids() []string {
 // Searches over the AI assistant example: who may use a tool in a tenant,
 // which tenants and tools a user may use, what a user may do.
 func TestSearch(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	tok := f.token("user:admin@example.com")
 	tests := []struct {
@@ -88,6 +89,7 @@ func TestSearch(t *testing.T) {
 }
 
 func TestSearchPagination(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	tok := f.token("user:admin@example.com")
 	query := `"subject": {"type": "user"}, "action": {"name": "access_ai_chat"}, "resource": {"type": "tenant", "id": "acme"}`
@@ -149,6 +151,7 @@ func TestSearchPagination(t *testing.T) {
 // A malformed item of a batch is a deny that says what is wrong; the rest
 // of the batch is decided (certification C.3.4.1).
 func TestBatchItemErrors(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, specPolicy, nil)
 	tok := f.pep()
 	body := `{"subject": {"type": "user", "id": "alice@example.com"}, "action": {"name": "can_read"}, "options": {"evaluations_semantic": "%s"},
@@ -196,6 +199,7 @@ func TestBatchItemErrors(t *testing.T) {
 // A PDP scoped to a tenant (/{tenant}/access/v1/…) decides within that
 // tenant's subtree: requests default to it and may not leave it.
 func TestTenantScopedPDP(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	tok := f.token("user:admin@example.com")
 	eval := func(sub, action, resource string) string {
@@ -229,6 +233,7 @@ func TestTenantScopedPDP(t *testing.T) {
 }
 
 func TestAuthZENSharedToken(t *testing.T) {
+	t.Parallel()
 	const token = "shared-token-0123456789"
 	f := newFixture(t, examplePolicy, func(c *gatehttp.Config) {
 		c.AuthZENAuth = gatehttp.AuthToken
@@ -262,6 +267,7 @@ func TestAuthZENSharedToken(t *testing.T) {
 }
 
 func TestConfigValidateAuthZENAndTLS(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		change func(*gatehttp.Config)

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
@@ -236,10 +237,11 @@ type Server struct {
 	svc     *service.Service
 	cfg     Config
 	handler http.Handler
-	// endpoints are the routes in registration order; openapi is the
-	// document built from them.
+	// endpoints are the routes in registration order; openapi returns
+	// the document built from them, built on first use: reflecting on
+	// every route's shapes is most of what building a Server costs.
 	endpoints []endpoint
-	openapi   []byte
+	openapi   func() []byte
 	// keys verifies tokens of the JWKS URL; nil without one. keysErr is
 	// why it could not be set up. stop ends its refreshing.
 	keys    keyfunc.Keyfunc
@@ -271,7 +273,7 @@ func NewServer(svc *service.Service, cfg Config) *Server {
 	}
 	s.metrics = newMetrics(s)
 	s.handler = s.routes()
-	s.openapi = s.openAPI()
+	s.openapi = sync.OnceValue(s.openAPI)
 	return s
 }
 

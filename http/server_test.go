@@ -18,6 +18,7 @@ import (
 const saraLoan = `{"subject": {"type": "user", "id": "sara@acme.example"}, "action": {"name": "analyze_loan"}, "resource": {"type": "tenant", "id": "acme"}}`
 
 func TestTransportErrors(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	tok := f.token("user:sara@acme.example")
 	oversize := `{"subject": {"type": "user", "id": "sara@acme.example"}, "pad": "` + strings.Repeat("x", 1<<20) + `"}`
@@ -66,6 +67,7 @@ func TestTransportErrors(t *testing.T) {
 
 // Every code of the error table has a status and a message in every language.
 func TestErrorTable(t *testing.T) {
+	t.Parallel()
 	cat := testConfig(t).Catalog
 	for _, code := range gatehttp.ErrorCodes() {
 		if s := gatehttp.StatusCode(code); s < 400 || s > 599 {
@@ -91,6 +93,7 @@ func TestErrorTable(t *testing.T) {
 }
 
 func TestRequestID(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	tok := f.token("user:sara@acme.example")
 	const id = "bfe9eb29-ab87-4ca3-be83-a1d5d8305716"
@@ -117,6 +120,7 @@ func TestRequestID(t *testing.T) {
 }
 
 func TestLocalizedMessages(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	tok := f.pep()
 	for _, tt := range []struct{ accept, lang string }{{"", "en"}, {"de-CH, de;q=0.9, en;q=0.5", "de"}, {"ja", "en"}, {"zh-Hans", "zh"}} {
@@ -139,6 +143,7 @@ func TestLocalizedMessages(t *testing.T) {
 }
 
 func TestMetadata(t *testing.T) {
+	t.Parallel()
 	type doc struct {
 		PDP            string `json:"policy_decision_point"`
 		Evaluation     string `json:"access_evaluation_endpoint"`
@@ -220,6 +225,7 @@ func TestMetadata(t *testing.T) {
 }
 
 func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, examplePolicy, nil)
 	if r := f.do(call{method: http.MethodGet, path: "/healthz"}); r.status != http.StatusOK {
 		t.Errorf("healthz = %d", r.status)
@@ -249,6 +255,7 @@ func TestHealthAndReadiness(t *testing.T) {
 
 // A decision that fails internally is a deny with internal_error, not a 500.
 func TestDecisionNeverFails(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.AuthZENAuth = gatehttp.AuthNone
 	h := gatehttp.NewServer(nil, cfg).Handler()
@@ -271,6 +278,7 @@ func TestDecisionNeverFails(t *testing.T) {
 }
 
 func TestOpenAndClose(t *testing.T) {
+	t.Parallel()
 	svc, _ := newService(t, examplePolicy)
 	cfg := testConfig(t)
 	cfg.Addr = "127.0.0.1:0"

@@ -73,6 +73,7 @@ func faultFixture(t *testing.T) (f *fixture, path string, log *lockedBuffer) {
 // unavailable with a logged error, never an acknowledged write; /readyz
 // says so; restoring the permissions heals both without a restart.
 func TestStoreFaults(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		fault, undo func(t *testing.T, path string)

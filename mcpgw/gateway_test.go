@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -18,9 +17,9 @@ import (
 	"github.com/gatehouse/gatehouse/examples"
 	"github.com/gatehouse/gatehouse/mcpgw"
 	"github.com/gatehouse/gatehouse/mcpgw/storeserver"
+	"github.com/gatehouse/gatehouse/memstore"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/service"
-	"github.com/gatehouse/gatehouse/sqlite"
 )
 
 // fixture is the example policy's service, the example store upstream and
@@ -41,10 +40,7 @@ type fixture struct {
 func newFixture(t *testing.T, configure func(*mcpgw.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "g.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := memstore.New()
 	t.Cleanup(func() { db.Close() })
 	svc, err := service.Open(ctx, db, service.Config{})
 	if err != nil {
@@ -187,6 +183,7 @@ var storeTools = []string{"apply_discount", "cancel_order", "initiate_return", "
 // Each caller lists only what it may call in its tenant: Olga the store's
 // enabled actions, Carl none of them; an unmapped upstream tool is hidden.
 func TestToolsList(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	for _, v := range protocols {
 		olga := f.connect("user:olga@acme.example", "acme-berlin", v, nil)
@@ -212,6 +209,7 @@ func TestToolsList(t *testing.T) {
 // reaches the upstream, over them it is an isError result with the reason
 // and the upstream never sees it.
 func TestToolsCall(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	for _, v := range protocols {
 		olga := f.connect("user:olga@acme.example", "acme-berlin", v, nil)
@@ -246,6 +244,7 @@ func TestToolsCall(t *testing.T) {
 // executed; declined, cancelled and never carried out. A client that
 // cannot elicit gets a result saying how to confirm, and nothing happens.
 func TestConfirmation(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	refund := map[string]any{"order_id": "A-2", "amount": "20.00", "currency": "EUR"}
 	for _, v := range protocols {
@@ -312,6 +311,7 @@ func TestConfirmation(t *testing.T) {
 // listens is told its list changed: a 2025-11-25 session on its session,
 // a 2026-07-28 client on its subscriptions/listen stream.
 func TestRevocation(t *testing.T) {
+	t.Parallel()
 	for _, v := range protocols {
 		f := newFixture(t, nil)
 		olga := f.connect("user:olga@acme.example", "acme-berlin", v, nil)
@@ -347,6 +347,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // Lists are decided for their caller: an intermediary must not serve
 // them to another (2026-07-28 results carry a cache scope).
 func TestListsArePrivate(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	olga := f.connect("user:olga@acme.example", "acme-berlin", "", nil)
 	res, err := olga.ListTools(context.Background(), nil)
@@ -358,6 +359,7 @@ func TestListsArePrivate(t *testing.T) {
 // An upstream slower than the call timeout, or failing, is an isError
 // result, and the action is recorded failed.
 func TestUpstreamFailure(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(c *mcpgw.Config) { c.CallTimeout = 100 * time.Millisecond })
 	olga := f.connect("user:olga@acme.example", "acme-berlin", "2025-11-25", nil)
 	f.store.SetDelay(time.Second)
@@ -389,6 +391,7 @@ func TestUpstreamFailure(t *testing.T) {
 // file as serve does (ParseConfig, then New, which validates again), shows
 // them to the permission's holders only.
 func TestUnmappedPermission(t *testing.T) {
+	t.Parallel()
 	cfg, err := mcpgw.ParseConfig("mcp.yaml", []byte(`
 upstreams:
   - name: store
@@ -422,6 +425,7 @@ upstreams:
 // A session's server is built once, not for every request the SDK asks
 // it for: the gateway keeps one list per session.
 func TestOneServerPerSession(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	olga := f.connect("user:olga@acme.example", "acme-berlin", "2025-11-25", nil)
 	for range 5 {

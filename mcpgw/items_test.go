@@ -86,6 +86,7 @@ func refusedWith(err error, reason gatehouse.Reason) bool {
 // permissions show, reads and gets those, and is refused the others; a
 // refused read or get never reaches the upstream.
 func TestResourcesAndPrompts(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, itemRules)
 	for _, v := range protocols {
 		olga := f.connect("user:olga@acme.example", "acme-berlin", v, nil)
@@ -144,6 +145,7 @@ func TestResourcesAndPrompts(t *testing.T) {
 // A permission revoked after the list was built is refused at read and
 // get time, with the reason, before the session's list is refreshed.
 func TestItemsDecidedAtReadTime(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, itemRules)
 	olga := f.connect("user:olga@acme.example", "acme-berlin", "2025-11-25", nil)
 	if uris, _ := olga.resources(t); len(uris) != 1 {
@@ -166,6 +168,7 @@ func TestItemsDecidedAtReadTime(t *testing.T) {
 
 // A session is told when its resources and prompts change.
 func TestItemsListChanged(t *testing.T) {
+	t.Parallel()
 	for _, v := range protocols {
 		f := newFixture(t, itemRules)
 		olga := f.connect("user:olga@acme.example", "acme-berlin", v, nil)
@@ -187,6 +190,7 @@ func TestItemsListChanged(t *testing.T) {
 // The rules of resources and prompts take deny or permission NAME, like
 // unmapped; anything else is invalid naming the upstream.
 func TestItemRulesConfig(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		yaml string
 		ok   bool

@@ -148,7 +148,7 @@ func (s *Store) FindAction(ctx context.Context, subject, key string, now time.Ti
 	var rec gatehouse.ActionRecord
 	err := s.read(ctx, "find action", func(st *state) error {
 		i, ok := st.byKey[subjectKey{subject, key}]
-		if !ok || key == "" {
+		if !ok {
 			return gatehouse.NotFoundf("action of %s with idempotency key %q", subject, key)
 		}
 		rec = storedAction(st.actions[i])

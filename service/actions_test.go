@@ -20,6 +20,7 @@ actions: [{name: process_refund, default: {enabled: false, requires_confirmation
 // An organization enables refunds with limits, a store overrides only the
 // confirmation, and every change is one audited policy change.
 func TestSetActionPolicy(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, service.Config{})
 	f.apply(actionsPolicy)
 	ctx := context.Background()
@@ -82,6 +83,7 @@ func TestSetActionPolicy(t *testing.T) {
 // makes all of them the store's own; the organization's and its other
 // stores' stay as they were.
 func TestEditActionLimits(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, service.Config{})
 	f.apply(strings.Replace(actionsPolicy, "requires_confirmation: true}", "requires_confirmation: true, limits: {max_percentage: 20}}", 1))
 	ctx := context.Background()
@@ -155,6 +157,7 @@ func TestEditActionLimits(t *testing.T) {
 }
 
 func TestReplayActions(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, service.Config{})
 	f.apply(actionsPolicy)
 	ctx := context.Background()

@@ -30,6 +30,7 @@ users:
 // the rule of service/authorize.go, table-driven, and decided on the
 // stored policy even when this instance's snapshot is behind.
 func TestTenantAdminChanges(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, service.Config{})
 	f.apply(tenantAdminPolicy)
 	tad := gatehouse.NewContext(context.Background(), gatehouse.Caller{Subject: gatehouse.User("tad@example.com"), Credential: gatehouse.CredentialToken})

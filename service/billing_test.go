@@ -180,6 +180,7 @@ func subscription(id, typ, customer string, at time.Duration, status string, pri
 // An organization's upgrade reaches its stores at once; its downgrade
 // takes the feature away from the next decision.
 func TestBillingUpgradeAndDowngrade(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, 1, func(t *testing.T, env *billingEnv) {
 		env.wantDecision("ann@example.com", "fraud", "store-a", gatehouse.ReasonPlanRequired, "pro")
 		res := env.want(checkout("evt_1", "cus_org", 0, "price_pro"), billing.OutcomeApplied)
@@ -218,6 +219,7 @@ func TestBillingUpgradeAndDowngrade(t *testing.T) {
 // The same event delivered many times at once, to two instances, is
 // applied once; every other delivery is a duplicate.
 func TestBillingConcurrentDelivery(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, 2, func(t *testing.T, env *billingEnv) {
 		const n = 8
 		e := checkout("evt_1", "cus_org", 0, "price_premium")
@@ -261,6 +263,7 @@ func TestBillingConcurrentDelivery(t *testing.T) {
 
 // Deliveries out of order never move a customer back.
 func TestBillingOutOfOrder(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, 1, func(t *testing.T, env *billingEnv) {
 		env.want(subscription("evt_upd", billing.TypeSubscriptionUpdated, "cus_org", 2*time.Minute, "active", "price_premium"), billing.OutcomeApplied)
 		env.want(subscription("evt_new", billing.TypeSubscriptionCreated, "cus_org", time.Minute, "active", "price_pro"), billing.OutcomeStale)
@@ -282,6 +285,7 @@ func TestBillingOutOfOrder(t *testing.T) {
 // A failed payment keeps the plan through the grace period; the sweep then
 // downgrades, once, however many instances sweep.
 func TestBillingGracePeriod(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, 2, func(t *testing.T, env *billingEnv) {
 		env.want(checkout("evt_1", "cus_org", 0, "price_pro"), billing.OutcomeApplied)
 		env.clock.set(bt0.Add(time.Hour))
@@ -325,6 +329,7 @@ func TestBillingGracePeriod(t *testing.T) {
 
 // A user pays for their own plan (B2C); it applies where no tenant plan does.
 func TestBillingUserPlan(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, 1, func(t *testing.T, env *billingEnv) {
 		env.wantDecision("bob@example.com", "reports", "", gatehouse.ReasonPlanRequired, "premium")
 		env.want(checkout("evt_1", "cus_bob", 0, "price_premium"), billing.OutcomeApplied)
@@ -339,6 +344,7 @@ func TestBillingUserPlan(t *testing.T) {
 
 // Events that name no known customer, tenant or price change nothing.
 func TestBillingNoChange(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, 1, func(t *testing.T, env *billingEnv) {
 		v := env.svcs[0].Snapshot().Version()
 		env.want(checkout("evt_1", "cus_unknown", 0, "price_pro"), billing.OutcomeUnknownCustomer)
@@ -356,6 +362,7 @@ func TestBillingNoChange(t *testing.T) {
 }
 
 func TestSetPlans(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, service.Config{})
 	f.apply(billingPolicy)
 	ctx := t.Context()
@@ -418,6 +425,7 @@ func ignoreView(_ service.PlanView, err error) error { return err }
 // Applying the document again after customers paid keeps the plans billing
 // gave them; plans billing does not manage follow the document.
 func TestApplyKeepsBilledPlans(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, 1, func(t *testing.T, env *billingEnv) {
 		env.want(checkout("evt_1", "cus_org", 0, "price_pro"), billing.OutcomeApplied)
 		env.want(checkout("evt_2", "cus_bob", 0, "price_premium"), billing.OutcomeApplied)

@@ -15,6 +15,7 @@ import (
 // limits, drop the confirmation or lift the ceilings its organization
 // enforces, and a 90,000 EUR refund in the store stays denied.
 func TestCeilingsBindStoreAdmins(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, service.Config{})
 	f.apply(string(examples.AIAssistantPolicy()))
 	ctx := context.Background()

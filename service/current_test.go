@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
@@ -13,8 +12,8 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/engine"
 	"github.com/gatehouse/gatehouse/engine/enginetest"
+	"github.com/gatehouse/gatehouse/memstore"
 	"github.com/gatehouse/gatehouse/policy"
-	"github.com/gatehouse/gatehouse/sqlite"
 )
 
 // referencePlan is the write path without the kept policy: load every
@@ -120,11 +119,9 @@ func randomChange(r *rand.Rand, p *gatehouse.Policy) (string, func(*gatehouse.Po
 // refuses the same ones, keeps the policy the store holds and decides as a
 // snapshot compiled from a fresh load, over random change sequences.
 func TestKeptPolicyEqualsFreshLoad(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "g.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := memstore.New()
 	t.Cleanup(func() { store.Close() })
 	s, err := Open(ctx, store, Config{})
 	if err != nil {
@@ -209,6 +206,7 @@ func TestKeptPolicyEqualsFreshLoad(t *testing.T) {
 // mutate the clone while the kept policy stays as stored. A field added
 // to the policy types without a deep copy fails here.
 func TestClonePolicySharesNoMemory(t *testing.T) {
+	t.Parallel()
 	p := enginetest.Generate(enginetest.Config{Seed: 1, Users: 3, Agents: 2, Superusers: 1, Roles: 2, Bundles: 2,
 		Permissions: 4, Tenants: 4, StoresPerOrg: 1, BundlesPerRole: 1, PermsPerRole: 1, PermsPerBundle: 1,
 		MaxAssignments: 2, Grants: 1, Plans: 2, Features: 2, Visibility: true})

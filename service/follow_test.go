@@ -93,6 +93,7 @@ func propagate(t testing.TB, follower, writer instance, grant bool) time.Duratio
 }
 
 func TestFollowSQLite(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "g.db")
 	follower, writer := pair(t, func() gatehouse.Store {
 		s, err := sqlite.Open(context.Background(), path)
@@ -119,6 +120,7 @@ func openPostgres(t testing.TB) func() gatehouse.Store {
 // Two instances on one PostgreSQL database: a role change on one reaches
 // the other through LISTEN/NOTIFY (DESIGN.md goal: within 1 s).
 func TestFollowPostgres(t *testing.T) {
+	t.Parallel()
 	follower, writer := pair(t, openPostgres(t))
 	for i, grant := range []bool{false, true, false} {
 		t.Logf("change %d reached the other instance after %v", i+1, propagate(t, follower, writer, grant))

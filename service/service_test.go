@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/memstore"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/service"
-	"github.com/gatehouse/gatehouse/sqlite"
 )
 
 const basePolicy = `
@@ -30,33 +29,29 @@ users:
   - {email: ann@example.com, roles: [{role: user}]}
 `
 
+// fixture is a service over a store in memory; open starts another
+// instance over the same store, as a second server process would.
 type fixture struct {
 	t     *testing.T
-	path  string
-	store *sqlite.DB
+	store *memstore.Store
 	svc   *service.Service
 }
 
 func newFixture(t *testing.T, cfg service.Config) *fixture {
 	t.Helper()
-	f := &fixture{t: t, path: filepath.Join(t.TempDir(), "gatehouse.db")}
-	f.store, f.svc = f.open(cfg)
+	f := &fixture{t: t, store: memstore.New()}
+	t.Cleanup(func() { f.store.Close() })
+	_, f.svc = f.open(cfg)
 	return f
 }
 
-func (f *fixture) open(cfg service.Config) (*sqlite.DB, *service.Service) {
+func (f *fixture) open(cfg service.Config) (*memstore.Store, *service.Service) {
 	f.t.Helper()
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, f.path)
+	svc, err := service.Open(context.Background(), f.store, cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.t.Cleanup(func() { store.Close() })
-	svc, err := service.Open(ctx, store, cfg)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return store, svc
+	return f.store, svc
 }
 
 func (f *fixture) apply(src string) service.Result {
@@ -82,6 +77,7 @@ func (f *fixture) version() int64 {
 }
 
 func TestBootstrapSuperuser(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, service.Config{BootstrapSuperuser: " Admin@Example.com "})
 	ctx := context.Background()
 	v, err := f.svc.User(ctx, "admin@example.com")
@@ -103,11 +99,9 @@ func TestBootstrapSuperuser(t *testing.T) {
 }
 
 func TestBootstrapRejectsBadEmail(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "g.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := memstore.New()
 	defer store.Close()
 	if _, err := service.Open(ctx, store, service.Config{BootstrapSuperuser: "  "}); err != nil {
 		t.Fatalf("blank bootstrap email should mean none, got %v", err)
@@ -118,6 +112,7 @@ func TestBootstrapRejectsBadEmail(t *testing.T) {
 }
 
 func TestLastSuperuserGuard(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, service.Config{})
 	f.apply(basePolicy)
 	ctx := context.Background()
@@ -159,6 +154,7 @@ func TestLastSuperuserGuard(t *testing.T) {
 }
 
 func TestSetUserTenants(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, service.Config{})
 	f.apply(basePolicy)
 	ctx := context.Background()
@@ -225,6 +221,7 @@ func TestSetUserTenants(t *testing.T) {
 }
 
 func TestTenantCreateMove(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, service.Config{})
 	f.apply(basePolicy)
 	ctx := context.Background()
@@ -285,6 +282,7 @@ func TestTenantCreateMove(t *testing.T) {
 
 // A document that fails validation or compilation changes nothing.
 func TestApplyRejectsBadPolicy(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, service.Config{})
 	f.apply(basePolicy)
 	before := f.version()
@@ -302,6 +300,7 @@ func TestApplyRejectsBadPolicy(t *testing.T) {
 }
 
 func TestDryRunChangesNothing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, service.Config{})
 	doc, err := policy.Parse("x.yaml", []byte(basePolicy))
 	if err != nil {
@@ -319,6 +318,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 // Two services on one database (two CLI processes, say) promote different
 // users at once: both land, and the audit chain stays one chain.
 func TestConcurrentWritersOnOneDatabase(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, service.Config{})
 	f.apply(basePolicy)
 	_, other := f.open(service.Config{})
@@ -363,6 +363,7 @@ func TestConcurrentWritersOnOneDatabase(t *testing.T) {
 // With the store gone, decisions keep coming from the last snapshot and
 // writes fail without a partial change.
 func TestStoreDown(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, service.Config{})
 	f.apply(basePolicy)
 	ctx := context.Background()
@@ -381,6 +382,7 @@ func TestStoreDown(t *testing.T) {
 // the store's version check makes every change conflict and be recomputed
 // on what the other committed, so none is lost and none is merged wrongly.
 func TestConcurrentWritersOnOneUser(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, service.Config{})
 	f.apply(basePolicy)
 	_, other := f.open(service.Config{})

@@ -45,6 +45,7 @@ func next(t *testing.T, ch <-chan gatehouse.Event) gatehouse.Event {
 }
 
 func TestSubscribe(t *testing.T) {
+	t.Parallel()
 	for _, o := range storeOpeners {
 		t.Run(o.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -99,6 +100,7 @@ func TestSubscribe(t *testing.T) {
 // A subscriber that does not read never holds writers up; it is told it
 // missed events once it reads again.
 func TestSubscribeSlow(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, service.Config{})
 	f.apply(basePolicy)
@@ -148,6 +150,7 @@ func TestSubscribeSlow(t *testing.T) {
 // A change another instance commits reaches this instance's subscribers
 // through Follow (PostgreSQL's LISTEN/NOTIFY).
 func TestSubscribeFollowsPostgres(t *testing.T) {
+	t.Parallel()
 	open := openPostgres(t)
 	a := openExample(t, open())
 	bStore := open()

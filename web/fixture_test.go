@@ -8,7 +8,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -20,9 +19,9 @@ import (
 	"github.com/gatehouse/gatehouse/chat/tools"
 	gatehttp "github.com/gatehouse/gatehouse/http"
 	"github.com/gatehouse/gatehouse/locale"
+	"github.com/gatehouse/gatehouse/memstore"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/service"
-	"github.com/gatehouse/gatehouse/sqlite"
 	"github.com/gatehouse/gatehouse/web"
 )
 
@@ -56,7 +55,7 @@ type fixture struct {
 	t      testing.TB
 	url    string
 	svc    *service.Service
-	store  *sqlite.DB
+	store  *memstore.Store
 	http   gatehttp.Config
 	clock  *testClock
 	tokens map[string]string
@@ -96,10 +95,7 @@ func (f *fixture) text(lang, id string) string { return f.cat.Text(lang, id, nil
 func newFixture(t testing.TB, configure func(*web.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "gatehouse.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := memstore.New()
 	t.Cleanup(func() { store.Close() })
 	svc, err := service.Open(ctx, store, service.Config{})
 	if err != nil {

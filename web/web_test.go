@@ -31,6 +31,7 @@ func reasonOf(t *testing.T, a answer) string {
 }
 
 func TestPagesSendSecurityHeaders(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	b := f.browser()
 	b.signIn("user:sara@acme.example")
@@ -65,6 +66,7 @@ func TestPagesSendSecurityHeaders(t *testing.T) {
 }
 
 func TestSignInDemoUser(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	b := f.browser()
 	page := b.do(http.MethodGet, "/signin", "")
@@ -99,6 +101,7 @@ func TestSignInDemoUser(t *testing.T) {
 }
 
 func TestSignInToken(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(c *web.Config) { c.DemoUsers = nil })
 	tests := []struct {
 		name          string
@@ -132,6 +135,7 @@ func TestSignInToken(t *testing.T) {
 }
 
 func TestSignInNeedsCSRF(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	tests := []struct {
 		name   string
@@ -155,6 +159,7 @@ func TestSignInNeedsCSRF(t *testing.T) {
 }
 
 func TestSecureCookiesUnderTLS(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	ui, err := web.New(func() web.Config {
 		c := web.DefaultConfig()
@@ -182,6 +187,7 @@ func TestSecureCookiesUnderTLS(t *testing.T) {
 }
 
 func TestProxyNeedsCSRFHeader(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	b := f.browser()
 	csrf := b.signIn("user:sara@acme.example")
@@ -218,6 +224,7 @@ func TestProxyNeedsCSRFHeader(t *testing.T) {
 }
 
 func TestWebSocketFromOtherOriginRefused(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	b := f.browser()
 	b.signIn("user:sara@acme.example")
@@ -229,6 +236,7 @@ func TestWebSocketFromOtherOriginRefused(t *testing.T) {
 }
 
 func TestSessionExpires(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(c *web.Config) { c.SessionTTL = time.Hour })
 	b := f.browser()
 	b.signIn("user:sara@acme.example")
@@ -247,6 +255,7 @@ func TestSessionExpires(t *testing.T) {
 }
 
 func TestSignOut(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	b := f.browser()
 	csrf := b.signIn("user:sara@acme.example")
@@ -270,6 +279,7 @@ func TestSignOut(t *testing.T) {
 }
 
 func TestMaxSessions(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(c *web.Config) { c.MaxSessions = 1; c.SessionTTL = time.Minute })
 	f.browser().signIn("user:sara@acme.example")
 	b := f.browser()
@@ -283,6 +293,7 @@ func TestMaxSessions(t *testing.T) {
 }
 
 func TestLanguageChoice(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	tests := []struct{ next, want string }{
 		{"/settings", "/settings"},
@@ -307,6 +318,7 @@ func TestLanguageChoice(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
+	t.Parallel()
 	good := web.DefaultConfig()
 	good.Catalog = newFixture(t, nil).http.Catalog
 	tests := []struct {

@@ -12,6 +12,7 @@ import (
 // customer's confirmation, the agent reports it executed, and a proposed
 // lower limit is replayed against it.
 func TestActionCommands(t *testing.T) {
+	t.Parallel()
 	db := newDB(t)
 	refund := func(amount string, extra ...string) []string {
 		return append([]string{"action", "authorize", "--json", "--subject", "agent:support-bot",
@@ -113,6 +114,7 @@ func TestActionCommands(t *testing.T) {
 // action limits lists one line per effective limit with its source, and
 // sets or removes one: the others become the tenant's own.
 func TestActionLimitsCommand(t *testing.T) {
+	t.Parallel()
 	db := newDB(t)
 	limits := func(args ...string) []string { return append([]string{"action", "limits"}, args...) }
 	steps := []struct {

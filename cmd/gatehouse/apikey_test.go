@@ -7,6 +7,7 @@ import (
 )
 
 func TestAPIKeyCommands(t *testing.T) {
+	t.Parallel()
 	db := newDB(t)
 	r := run(t, db, "apikey", "create", "support bot", "--subject", "agent:support-bot", "--scopes", "authzen,check", "--ttl", "720h", "--json")
 	var out struct {
@@ -46,6 +47,7 @@ func TestAPIKeyCommands(t *testing.T) {
 
 // Every command name is listed once; a second entry would never run.
 func TestCommandNamesUnique(t *testing.T) {
+	t.Parallel()
 	seen := map[string]bool{}
 	for _, c := range commands {
 		if seen[c.name] {

@@ -47,6 +47,7 @@ func sqlValue(t *testing.T, db, query string) string {
 // stored head passes a plain audit verify (the chain is unkeyed), and the
 // signed checkpoints exported earlier catch it, naming the last good one.
 func TestAuditTruncationCaught(t *testing.T) {
+	t.Parallel()
 	db := newDB(t)
 	dir := t.TempDir()
 	key := filepath.Join(dir, "audit.key")
@@ -111,6 +112,7 @@ func TestAuditTruncationCaught(t *testing.T) {
 // TestAuditStateEditCaught: making a user superuser by editing
 // policy_objects directly is named by audit verify.
 func TestAuditStateEditCaught(t *testing.T) {
+	t.Parallel()
 	db := newDB(t)
 	if r := mustRun(t, db, "", "audit", "verify"); !strings.Contains(r.stdout, "policy ok") {
 		t.Errorf("audit verify: %s", r.stdout)
@@ -186,6 +188,7 @@ func appendOldDecisions(t *testing.T, db string, n int) {
 // exported before the prune still verify; a prune no checkpoint signs is
 // refused by a verify with the key until one does.
 func TestAuditPrune(t *testing.T) {
+	t.Parallel()
 	db := newDB(t)
 	dir := t.TempDir()
 	key := filepath.Join(dir, "audit.key")

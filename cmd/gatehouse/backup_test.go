@@ -76,6 +76,7 @@ func withoutCreatedAt(t *testing.T, archive string) string {
 // The restored store answers as the original, holds the same policy and a
 // verifying audit trail, and backs up to the same archive.
 func TestBackupRestore(t *testing.T) {
+	t.Parallel()
 	src := sourceDB(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "backup.jsonl")
@@ -116,6 +117,7 @@ func TestBackupRestore(t *testing.T) {
 // Moving from the embedded default to PostgreSQL and back is one pipe each
 // way, and every store along the way backs up to the same archive.
 func TestBackupRestoreAcrossStores(t *testing.T) {
+	t.Parallel()
 	pg := pgtest.NewSchema(t, pgtest.DSN(t))
 	src := sourceDB(t)
 	archive := mustRun(t, src, "", "backup").stdout
@@ -139,6 +141,7 @@ func TestBackupRestoreAcrossStores(t *testing.T) {
 // A refused restore exits 2 with the stable code and leaves the destination
 // as it was.
 func TestRestoreRefused(t *testing.T) {
+	t.Parallel()
 	src := sourceDB(t)
 	archive := mustRun(t, src, "", "backup").stdout
 	lines := strings.SplitAfter(archive, "\n")

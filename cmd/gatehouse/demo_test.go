@@ -186,6 +186,7 @@ func summarize(status int, contentType string, body []byte) string {
 // TestDemo starts the demo in-process and runs every curl command it
 // prints, as printed, against it.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "demo")
 	r := start(t, "unused.db", "demo", "--dir", dir, "--addr", "127.0.0.1:0", "--reload-interval", "20ms")
 	out := r.waitFor(t, "Press Ctrl-C")
@@ -394,6 +395,7 @@ func demoWalkthrough(t *testing.T, lines []string, env map[string]string) {
 // With --tls the demo serves HTTPS with a self-signed certificate its curl
 // commands trust, and the metadata names the https base URL.
 func TestDemoTLS(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "demo")
 	r := start(t, "unused.db", "demo", "--dir", dir, "--addr", "127.0.0.1:0", "--tls")
 	out := r.waitFor(t, "Press Ctrl-C")
@@ -430,6 +432,7 @@ func TestDemoTLS(t *testing.T) {
 }
 
 func TestDemoBusyAddress(t *testing.T) {
+	t.Parallel()
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

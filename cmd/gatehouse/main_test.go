@@ -56,6 +56,7 @@ func newDB(t *testing.T) string {
 }
 
 func TestCheckExitCodesAndReasons(t *testing.T) {
+	t.Parallel()
 	db := newDB(t)
 	tests := []struct {
 		args   []string
@@ -102,6 +103,7 @@ func TestCheckExitCodesAndReasons(t *testing.T) {
 }
 
 func TestUsageAndInputErrorsExit2(t *testing.T) {
+	t.Parallel()
 	db := newDB(t)
 	dir := t.TempDir()
 	broken := filepath.Join(dir, "broken.yaml")
@@ -151,6 +153,7 @@ func TestUsageAndInputErrorsExit2(t *testing.T) {
 }
 
 func TestApplyIdempotentAndExportRoundTrip(t *testing.T) {
+	t.Parallel()
 	db := newDB(t)
 	if r := run(t, db, "apply", "-f", examplePolicy); r.code != 0 || !strings.Contains(r.stdout, "policy unchanged") {
 		t.Fatalf("second apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -169,6 +172,7 @@ func TestApplyIdempotentAndExportRoundTrip(t *testing.T) {
 
 // Golden outputs for what a person reads.
 func TestGoldenOutputs(t *testing.T) {
+	t.Parallel()
 	db := newDB(t)
 	tests := []struct {
 		name string
@@ -193,6 +197,7 @@ func TestGoldenOutputs(t *testing.T) {
 }
 
 func TestAuditListAfterChanges(t *testing.T) {
+	t.Parallel()
 	db := newDB(t)
 	if r := run(t, db, "user", "promote", "sara@acme.example", "--actor", "cli:alice"); r.code != 0 {
 		t.Fatalf("promote: %d %s", r.code, r.stderr)
@@ -217,6 +222,7 @@ func TestAuditListAfterChanges(t *testing.T) {
 
 // Store and input failures exit 2, unexpected ones 1, denials 3.
 func TestExitStatusByErrorCode(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		err  error
 		want int
@@ -246,6 +252,7 @@ func TestExitStatusByErrorCode(t *testing.T) {
 // Read-only commands never create a store: on a missing SQLite file they
 // say so and exit 2, and the file still does not exist.
 func TestReadOnlyCommandsOnMissingDatabase(t *testing.T) {
+	t.Parallel()
 	db := filepath.Join(t.TempDir(), "missing.db")
 	for _, args := range [][]string{
 		{"check", "--subject", "user:sara@acme.example", "--permission", "chat.view"},
@@ -272,6 +279,7 @@ func TestReadOnlyCommandsOnMissingDatabase(t *testing.T) {
 // A check naming a tenant, tool or permission the policy lacks is a usage
 // error with the closest name; an unknown subject is still a denial.
 func TestCheckUnknownNames(t *testing.T) {
+	t.Parallel()
 	db := newDB(t)
 	for _, tt := range []struct {
 		args    []string

@@ -67,6 +67,7 @@ func apiKey(t *testing.T, db, subject, scopes string) (token, id string) {
 // demo store's resources; a key revoked meanwhile refuses the next
 // request; closing stdin ends the command with status 0.
 func TestMCPStdio(t *testing.T) {
+	t.Parallel()
 	db := newDB(t)
 	token, id := apiKey(t, db, "user:olga@acme.example", "mcp")
 	cs, done, stderr := startStdio(t, db, token, "--tenant", "acme-berlin")
@@ -110,6 +111,7 @@ func TestMCPStdio(t *testing.T) {
 
 // Without an active key with the mcp scope mcp stdio does not start.
 func TestMCPStdioCredential(t *testing.T) {
+	t.Parallel()
 	db := newDB(t)
 	check, _ := apiKey(t, db, "user:olga@acme.example", "check")
 	for _, tc := range []struct {

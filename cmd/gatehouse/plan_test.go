@@ -19,6 +19,7 @@ import (
 const exampleBilling = "../../examples/ai-assistant/billing.yaml"
 
 func TestPlanSetAndShow(t *testing.T) {
+	t.Parallel()
 	db := newDB(t)
 	show := run(t, db, "plan", "show", "--tenant", "acme-berlin")
 	if show.code != 0 || !strings.Contains(show.stdout, "effective   pro (inherited from acme)") {

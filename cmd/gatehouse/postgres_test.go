@@ -9,6 +9,7 @@ import (
 
 // The CLI runs the same against PostgreSQL: --db postgres://… selects it.
 func TestCLIOnPostgres(t *testing.T) {
+	t.Parallel()
 	db := pgtest.NewSchema(t, pgtest.DSN(t))
 	if r := run(t, db, "apply", "-f", examplePolicy); r.code != 0 {
 		t.Fatalf("apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -30,6 +31,7 @@ func TestCLIOnPostgres(t *testing.T) {
 // A server that is down is a clear error, exit 2, and the password never
 // shows.
 func TestPostgresDownAtStart(t *testing.T) {
+	t.Parallel()
 	r := run(t, "postgres://gate:s3cret-pw@127.0.0.1:1/gatehouse?connect_timeout=2&sslmode=disable", "user", "list")
 	if r.code != 2 {
 		t.Fatalf("exit %d, want 2\n%s", r.code, r.stderr)
@@ -40,6 +42,7 @@ func TestPostgresDownAtStart(t *testing.T) {
 }
 
 func TestUnknownDBScheme(t *testing.T) {
+	t.Parallel()
 	r := run(t, "mysql://u:pw@localhost/x", "user", "list")
 	if r.code != 2 || strings.Contains(r.stderr, "pw@") {
 		t.Errorf("exit %d stderr %q: want 2 and a redacted URL", r.code, r.stderr)
@@ -49,6 +52,7 @@ func TestUnknownDBScheme(t *testing.T) {
 // On PostgreSQL too, checkpoints sign and verify, and a user made superuser
 // by editing policy_objects directly is named by audit verify.
 func TestAuditTamperOnPostgres(t *testing.T) {
+	t.Parallel()
 	db := pgtest.NewSchema(t, pgtest.DSN(t))
 	mustRun(t, db, "", "apply", "-f", examplePolicy)
 	key := t.TempDir() + "/audit.key"
