@@ -84,8 +84,14 @@ type AuditEvent struct {
 type AuditFilter struct {
 	// AfterSeq returns only events with Seq > AfterSeq (cursor pagination).
 	AfterSeq int64
-	Actor    string
-	Action   string
+	// BeforeSeq, when positive, returns only events with Seq < BeforeSeq
+	// (the cursor of newest-first pagination).
+	BeforeSeq int64
+	// Newest returns the matching events newest first, in descending Seq
+	// order, so that Limit keeps the newest of them.
+	Newest bool
+	Actor  string
+	Action string
 	// TargetPrefix matches events whose Target starts with it.
 	TargetPrefix string
 	// Since is inclusive, Until exclusive.
@@ -138,7 +144,8 @@ type AuditLog interface {
 	// An event without time, actor or action, or with invalid JSON, is
 	// ErrInvalid (see audit.Validate).
 	AppendAudit(ctx context.Context, events []AuditEvent) error
-	// ListAudit returns events matching f in Seq order.
+	// ListAudit returns events matching f in Seq order (descending with
+	// f.Newest), using an index for every filter.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 	// AuditHead returns the newest event's Seq and Hash as the store recorded
 	// them when appending; a verifier compares the chain's end against it.

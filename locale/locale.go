@@ -52,8 +52,8 @@ func New() (*Catalog, error) {
 }
 
 // Match returns the supported language that best fits prefs, each an
-// Accept-Language value or a tag such as "de-CH" or "fr_FR.UTF-8"; English
-// when nothing fits.
+// Accept-Language value or a tag such as "de-CH" or "fr_FR.UTF-8" (the
+// POSIX locales C and POSIX are English); English when nothing fits.
 func (c *Catalog) Match(prefs ...string) string {
 	var tags []language.Tag
 	for _, p := range prefs {
@@ -63,6 +63,11 @@ func (c *Catalog) Match(prefs ...string) string {
 		}
 		// POSIX locales (LANG=de_DE.UTF-8) are not BCP 47.
 		p, _, _ = strings.Cut(p, ".")
+		if p == "C" || p == "POSIX" {
+			// The POSIX default locale: untranslated messages, English.
+			tags = append(tags, language.English)
+			continue
+		}
 		p = strings.ReplaceAll(p, "_", "-")
 		parsed, _, err := language.ParseAcceptLanguage(p)
 		if err != nil {

@@ -99,11 +99,19 @@ func TestMatch(t *testing.T) {
 		{"ja, ko", "en"},
 		{"*", "en"},
 		{"garbage;;q=x", "en"},
+		// The POSIX locales are English, and pass over no language listed
+		// after them.
+		{"C", "en"},
+		{"C.UTF-8", "en"},
+		{"POSIX", "en"},
 	}
 	for _, tt := range tests {
 		if got := c.Match(tt.in); got != tt.want {
 			t.Errorf("Match(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+	if got := c.Match("C", "de"); got != "en" {
+		t.Errorf(`Match("C", "de") = %q, want "en"`, got)
 	}
 }
 

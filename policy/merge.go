@@ -1,8 +1,11 @@
 package policy
 
 import (
+	"fmt"
 	"maps"
+	"regexp"
 	"slices"
+	"strconv"
 
 	"github.com/gatehouse/gatehouse"
 )
@@ -143,4 +146,34 @@ func cloneLimits(l *gatehouse.ActionLimits) *gatehouse.ActionLimits {
 		c.MaxCount = new(*c.MaxCount)
 	}
 	return &c
+}
+
+// unknownRef matches the validator's "unknown KIND "NAME"" problems.
+var unknownRef = regexp.MustCompile(`^unknown (\w+) ("(?:[^"\\]|\\.)*")$`)
+
+// ExplainReplaced says, in each problem about an unknown reference that
+// current has in a section d replaces, why it is unknown now: a section the
+// document holds replaces the stored one as a whole, so a proposal that
+// lists one tenant removes the others. problems are those of Validate on
+// Merge(current, d), or, with a nil d, those of Parse (which checks only
+// references into sections the document holds).
+func ExplainReplaced(current *gatehouse.Policy, d *Document, problems []Problem) {
+	if current == nil {
+		return
+	}
+	v := &validator{names: map[gatehouse.Kind]map[string]bool{}}
+	v.declareAll(current)
+	for i := range problems {
+		m := unknownRef.FindStringSubmatch(problems[i].Message)
+		if m == nil {
+			continue
+		}
+		name, err := strconv.Unquote(m[2])
+		kind := gatehouse.Kind(m[1])
+		if err != nil || (d != nil && !d.Has(kind)) || !v.names[kind][name] {
+			continue
+		}
+		problems[i].Message += fmt.Sprintf("; the document's %s: section replaces the stored one, which has %s: list it in the document too, or leave the section out",
+			kind.Section(), m[2])
+	}
 }

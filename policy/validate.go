@@ -180,16 +180,7 @@ func (v *validator) addf(path, format string, args ...any) {
 // locates the values of the document p was decoded from.
 func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions) []Problem {
 	v := &validator{absent: absent, pos: pos, names: map[gatehouse.Kind]map[string]bool{}, features: map[string]string{}}
-	v.declare(gatehouse.KindPermission, "permissions", len(p.Permissions), func(i int) string { return p.Permissions[i].Name }, "name")
-	v.declare(gatehouse.KindBundle, "bundles", len(p.Bundles), func(i int) string { return p.Bundles[i].Name }, "name")
-	v.declare(gatehouse.KindCategory, "categories", len(p.Categories), func(i int) string { return p.Categories[i].Name }, "name")
-	v.declare(gatehouse.KindRole, "roles", len(p.Roles), func(i int) string { return p.Roles[i].Name }, "name")
-	v.declare(gatehouse.KindPlan, "plans", len(p.Plans), func(i int) string { return p.Plans[i].Name }, "name")
-	v.declare(gatehouse.KindTenant, "tenants", len(p.Tenants), func(i int) string { return p.Tenants[i].ID }, "id")
-	v.declare(gatehouse.KindUser, "users", len(p.Users), func(i int) string { return gatehouse.NormalizeEmail(p.Users[i].Email) }, "email")
-	v.declare(gatehouse.KindAgent, "agents", len(p.Agents), func(i int) string { return p.Agents[i].ID }, "id")
-	v.declare(gatehouse.KindTool, "tools", len(p.Tools), func(i int) string { return p.Tools[i].Name }, "name")
-	v.declare(gatehouse.KindAction, "actions", len(p.Actions), func(i int) string { return p.Actions[i].Name }, "name")
+	v.declareAll(p)
 
 	for i, pl := range p.Plans {
 		for j, f := range pl.Features {
@@ -350,6 +341,20 @@ func validArgPath(s string) bool {
 		}
 	}
 	return true
+}
+
+// declareAll records the names of every kind p declares.
+func (v *validator) declareAll(p *gatehouse.Policy) {
+	v.declare(gatehouse.KindPermission, "permissions", len(p.Permissions), func(i int) string { return p.Permissions[i].Name }, "name")
+	v.declare(gatehouse.KindBundle, "bundles", len(p.Bundles), func(i int) string { return p.Bundles[i].Name }, "name")
+	v.declare(gatehouse.KindCategory, "categories", len(p.Categories), func(i int) string { return p.Categories[i].Name }, "name")
+	v.declare(gatehouse.KindRole, "roles", len(p.Roles), func(i int) string { return p.Roles[i].Name }, "name")
+	v.declare(gatehouse.KindPlan, "plans", len(p.Plans), func(i int) string { return p.Plans[i].Name }, "name")
+	v.declare(gatehouse.KindTenant, "tenants", len(p.Tenants), func(i int) string { return p.Tenants[i].ID }, "id")
+	v.declare(gatehouse.KindUser, "users", len(p.Users), func(i int) string { return gatehouse.NormalizeEmail(p.Users[i].Email) }, "email")
+	v.declare(gatehouse.KindAgent, "agents", len(p.Agents), func(i int) string { return p.Agents[i].ID }, "id")
+	v.declare(gatehouse.KindTool, "tools", len(p.Tools), func(i int) string { return p.Tools[i].Name }, "name")
+	v.declare(gatehouse.KindAction, "actions", len(p.Actions), func(i int) string { return p.Actions[i].Name }, "name")
 }
 
 // declare records the names of one kind, reporting empty, malformed and

@@ -116,9 +116,18 @@ func (db *DB) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gatehou
 	if !f.Until.IsZero() {
 		where("time < $%d", ceilMicro(f.Until))
 	}
+	if f.BeforeSeq > 0 {
+		where("seq < $%d", f.BeforeSeq)
+	}
+	order := "seq"
+	if f.Newest {
+		// The primary key, and the (actor|action|time, seq) indexes, scan
+		// backwards as well.
+		order = "seq DESC"
+	}
 	args = append(args, limit)
 	query := `SELECT ` + eventColumns + ` FROM audit_events WHERE ` +
-		strings.Join(conds, " AND ") + ` ORDER BY seq LIMIT $` + strconv.Itoa(len(args))
+		strings.Join(conds, " AND ") + ` ORDER BY ` + order + ` LIMIT $` + strconv.Itoa(len(args))
 
 	var out []gatehouse.AuditEvent
 	err = db.readTx(ctx, "list audit", func(tx pgx.Tx) error {

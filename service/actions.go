@@ -20,8 +20,10 @@ func (s *Service) ActionPolicies(tenant string) ([]gatehouse.EffectiveAction, er
 }
 
 // ReplayActions replays the actions recorded within the last period
-// against the stored policy with doc applied (as Apply would apply it),
-// without changing anything, and reports what the change would deny.
+// against the stored policy with doc applied (as Apply would apply it:
+// section by section, so a proposal holding only tenants: keeps the stored
+// users, roles, actions, …), without changing anything, and reports what
+// the change would deny.
 func (s *Service) ReplayActions(ctx context.Context, doc *policy.Document, period time.Duration, examples int) (guard.ReplayReport, error) {
 	if period <= 0 {
 		return guard.ReplayReport{}, gatehouse.Invalidf("replay: the period %v must be positive", period)
@@ -33,6 +35,7 @@ func (s *Service) ReplayActions(ctx context.Context, doc *policy.Document, perio
 	proposed := policy.Merge(current, doc)
 	policy.Normalize(proposed)
 	if problems := policy.Validate(proposed); len(problems) > 0 {
+		policy.ExplainReplaced(current, doc, problems)
 		return guard.ReplayReport{}, doc.Locate(problems)
 	}
 	snap, err := engine.Compile(proposed, version+1)

@@ -412,6 +412,7 @@ func (s *Service) Apply(ctx context.Context, actor string, doc *policy.Document,
 		}
 		// Check here, not only in Update, so problems get the file's lines.
 		if problems := policy.Validate(merged); len(problems) > 0 {
+			policy.ExplainReplaced(p, doc, problems)
 			return doc.Locate(problems)
 		}
 		// Merged shares the document's memory, which the caller owns.

@@ -450,3 +450,59 @@ func sameAssignments(a, b []gatehouse.Assignment) bool {
 	slices.Sort(kb)
 	return slices.Equal(ka, kb)
 }
+
+// GrantUserTenants adds and RevokeUserTenants removes, starting from the
+// default tenants for a user without a list of its own; SetUserTenants is
+// the exact set.
+func TestGrantRevokeUserTenants(t *testing.T) {
+	f := newFixture(t, service.Config{})
+	f.apply(basePolicy)
+	ctx := context.Background()
+	grant := func(email string, ts ...string) (service.Result, error) {
+		return f.svc.GrantUserTenants(ctx, "admin", email, ts)
+	}
+	revoke := func(email string, ts ...string) (service.Result, error) {
+		return f.svc.RevokeUserTenants(ctx, "admin", email, ts)
+	}
+	steps := []struct {
+		name    string
+		run     func() (service.Result, error)
+		wantErr error
+		changed bool
+		want    []string
+	}{
+		{"grant keeps the defaults", func() (service.Result, error) { return grant("ann@example.com", "store-a") }, nil, true, []string{"general", "store-a"}},
+		{"grant adds", func() (service.Result, error) { return grant("ann@example.com", "store-b", "org") }, nil, true, []string{"general", "org", "store-a", "store-b"}},
+		{"grant again changes nothing", func() (service.Result, error) { return grant("ann@example.com", "org") }, nil, false, []string{"general", "org", "store-a", "store-b"}},
+		{"revoke removes", func() (service.Result, error) { return revoke("ann@example.com", "general", "org") }, nil, true, []string{"store-a", "store-b"}},
+		{"revoke unseen changes nothing", func() (service.Result, error) { return revoke("ann@example.com", "org") }, nil, false, []string{"store-a", "store-b"}},
+		{"revoke all", func() (service.Result, error) { return revoke("ann@example.com", "store-a", "store-b") }, nil, true, []string{}},
+		{"unknown tenant", func() (service.Result, error) { return grant("ann@example.com", "atlantis") }, gatehouse.ErrNotFound, false, []string{}},
+		{"no tenant", func() (service.Result, error) { return grant("ann@example.com") }, gatehouse.ErrInvalid, false, []string{}},
+	}
+	for _, s := range steps {
+		before := f.version()
+		_, err := s.run()
+		if !errors.Is(err, s.wantErr) || (s.wantErr == nil && err != nil) {
+			t.Fatalf("%s: err = %v, want %v", s.name, err, s.wantErr)
+		}
+		if changed := f.version() != before; changed != s.changed {
+			t.Errorf("%s: changed the policy = %v, want %v", s.name, changed, s.changed)
+		}
+		v, err := f.svc.User(ctx, "ann@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(v.VisibleTenants, s.want) || v.DefaultTenants {
+			t.Errorf("%s: visible = %v (default %v), want %v", s.name, v.VisibleTenants, v.DefaultTenants, s.want)
+		}
+	}
+	// A user the policy does not list gets an entry only when a grant
+	// changes what it sees.
+	if _, err := grant("new@example.com", "general"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := f.svc.User(ctx, "new@example.com"); v.Known {
+		t.Errorf("granting a default tenant to a new user created its entry: %+v", v)
+	}
+}

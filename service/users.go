@@ -35,6 +35,64 @@ func (s *Service) SetUserTenants(ctx context.Context, actor, email string, tenan
 	})
 }
 
+// GrantUserTenants adds tenants to those email may see; a user who sees
+// the default tenants keeps them and sees tenants too (its list becomes
+// its own). Every tenant must exist (ErrNotFound); granting one the user
+// already sees changes nothing.
+func (s *Service) GrantUserTenants(ctx context.Context, actor, email string, tenants []string) (Result, error) {
+	return s.editUserTenants(ctx, actor, email, "user.grant_tenants", tenants, func(list []string, id string) []string {
+		return append(list, id)
+	})
+}
+
+// RevokeUserTenants removes tenants from those email may see; a user who
+// sees the default tenants keeps the others of them (its list becomes its
+// own). Every tenant must exist (ErrNotFound); revoking one the user does
+// not see changes nothing.
+func (s *Service) RevokeUserTenants(ctx context.Context, actor, email string, tenants []string) (Result, error) {
+	return s.editUserTenants(ctx, actor, email, "user.revoke_tenants", tenants, func(list []string, id string) []string {
+		return slices.DeleteFunc(list, func(t string) bool { return t == id })
+	})
+}
+
+// editUserTenants applies edit, for each of tenants, to the list of
+// tenants email sees, starting from the default tenants if it has none of
+// its own.
+func (s *Service) editUserTenants(ctx context.Context, actor, email, action string, tenants []string, edit func(list []string, id string) []string) (Result, error) {
+	email, err := requireEmail(email)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(tenants) == 0 {
+		return Result{}, gatehouse.Invalidf("no tenant given")
+	}
+	return s.Update(ctx, actor, action, func(p *gatehouse.Policy) error {
+		for _, id := range tenants {
+			if p.Tenant(id) == nil {
+				return gatehouse.NotFoundf("unknown tenant %q", id)
+			}
+		}
+		list := p.Settings.DefaultTenants
+		if u := p.User(email); u != nil && u.Tenants != nil {
+			list = u.Tenants
+		}
+		before := slices.Compact(slices.Sorted(slices.Values(list)))
+		after := slices.Clone(before)
+		for _, id := range tenants {
+			after = edit(after, id)
+		}
+		after = slices.Compact(slices.Sorted(slices.Values(after)))
+		if slices.Equal(before, after) {
+			return nil
+		}
+		if after == nil {
+			after = []string{}
+		}
+		ensureUser(p, email).Tenants = after
+		return nil
+	})
+}
+
 // ResetUserTenants removes email's own tenant list so the policy's default
 // tenants apply again.
 func (s *Service) ResetUserTenants(ctx context.Context, actor, email string) (Result, error) {

@@ -131,9 +131,19 @@ func (db *DB) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gatehou
 		conds = append(conds, "time < ?")
 		args = append(args, ceilMicro(f.Until))
 	}
+	if f.BeforeSeq > 0 {
+		conds = append(conds, "seq < ?")
+		args = append(args, f.BeforeSeq)
+	}
+	order := "seq"
+	if f.Newest {
+		// The primary key, and the (actor|action|time, seq) indexes, walk
+		// backwards as well.
+		order = "seq DESC"
+	}
 	args = append(args, limit)
 	query := `SELECT ` + eventColumns + ` FROM audit_events WHERE ` +
-		strings.Join(conds, " AND ") + ` ORDER BY seq LIMIT ?`
+		strings.Join(conds, " AND ") + ` ORDER BY ` + order + ` LIMIT ?`
 
 	rows, err := db.read.QueryContext(ctx, query, args...)
 	if err != nil {

@@ -76,34 +76,25 @@ var _ gatehouse.Store = (*DB)(nil)
 
 // Open opens the database at path, creating the file if its directory
 // exists, and migrates it to the latest schema (a read-only file at the
-// latest schema opens, and refuses writes until it is writable). It fails without creating
-// anything if the directory does not exist; with an error wrapping
-// gatehouse.ErrCorrupt if the file is not a SQLite database, is damaged or
-// belongs to another application; with gatehouse.ErrSchemaTooNew if a newer
-// Gatehouse migrated it; and with gatehouse.ErrUnavailable if another
-// process holds its lock beyond the busy timeout.
+// latest schema opens, and refuses writes until it is writable). A file it
+// cannot use fails with an *OpenError naming the problem: a directory that
+// does not exist (nothing is created), a permission denied, a directory in
+// the way, a file that is not a SQLite database, is damaged or belongs to
+// another application (wrapping gatehouse.ErrCorrupt), or a lock another
+// process holds beyond the busy timeout (gatehouse.ErrUnavailable, as the
+// others). A database a newer Gatehouse migrated fails with
+// gatehouse.ErrSchemaTooNew.
 func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	cfg := config{clock: gatehouse.SystemClock{}, busyTimeout: DefaultBusyTimeout}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if path == "" {
-		return nil, gatehouse.Invalidf("sqlite: open: empty path")
-	}
 	if cfg.busyTimeout < 0 {
 		return nil, gatehouse.Invalidf("sqlite %s: open: negative busy timeout %v", path, cfg.busyTimeout)
 	}
-	abs, err := filepath.Abs(path)
+	abs, err := CheckPath(path)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite %s: open: %w", path, err)
-	}
-	// SQLite would report a missing directory only as "unable to open";
-	// checking first names the cause.
-	if _, err := os.Stat(filepath.Dir(abs)); err != nil {
-		return nil, fmt.Errorf("sqlite %s: open: %w", path, err)
-	}
-	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
-		return nil, fmt.Errorf("sqlite %s: open: is a directory", path)
+		return nil, err
 	}
 	// An empty file is an empty SQLite database. Creating it here lets every
 	// connection open the path with mode=rw, which never creates a file: a
@@ -111,12 +102,19 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	// starting an empty store.
 	if f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644); err == nil {
 		if err := f.Close(); err != nil {
-			return nil, fmt.Errorf("sqlite %s: open: %w", path, err)
+			return nil, openError(path, fmt.Errorf("sqlite %s: open: %w", path, err))
 		}
 	} else if !errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("sqlite %s: open: %w", path, err)
+		return nil, openError(path, fmt.Errorf("sqlite %s: open: %w", path, err))
 	}
-	opened, err := os.Stat(abs)
+	// A file this process may not read would fail later, inside SQLite,
+	// with a code that does not say why.
+	f, err := os.Open(abs)
+	if err != nil {
+		return nil, openError(path, fmt.Errorf("sqlite %s: open: %w", path, err))
+	}
+	opened, err := f.Stat()
+	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: open: %w", path, err)
 	}
@@ -137,11 +135,11 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	db.write.SetMaxOpenConns(1)
 	if err := db.write.PingContext(ctx); err != nil {
 		db.write.Close()
-		return nil, db.wrap("open", err)
+		return nil, openError(path, db.wrap("open", err))
 	}
 	if err := db.Migrate(ctx); err != nil {
 		db.write.Close()
-		return nil, err
+		return nil, openError(path, err)
 	}
 	db.read, err = sql.Open("sqlite", dsn(abs, url.Values{
 		"_busy_timeout": {busy},
@@ -156,7 +154,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	if err := db.read.PingContext(ctx); err != nil {
 		db.read.Close()
 		db.write.Close()
-		return nil, db.wrap("open", err)
+		return nil, openError(path, db.wrap("open", err))
 	}
 	return db, nil
 }
@@ -179,6 +177,9 @@ func (db *DB) Close() error {
 	return nil
 }
 
+// errLocked marks a lock held by another connection beyond the busy timeout.
+var errLocked = errors.New("database is locked by another process")
+
 // wrap adds the operation and path to err and maps SQLite's lock and
 // corruption errors to the gatehouse sentinels; errors that already carry a
 // sentinel or a context error keep it.
@@ -187,8 +188,8 @@ func (db *DB) wrap(op string, err error) error {
 	if errors.As(err, &se) {
 		switch se.Code() & 0xff {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-			return fmt.Errorf("sqlite %s: %s: database is locked by another process (%v): %w",
-				db.path, op, se, gatehouse.ErrUnavailable)
+			return fmt.Errorf("sqlite %s: %s: %w (%v): %w",
+				db.path, op, errLocked, se, gatehouse.ErrUnavailable)
 		case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
 			return fmt.Errorf("sqlite %s: %s: %v: %w", db.path, op, se, gatehouse.ErrCorrupt)
 		case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR:

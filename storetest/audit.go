@@ -212,6 +212,16 @@ func testFilters(t *testing.T, s gatehouse.Store) {
 		{"combined", gatehouse.AuditFilter{Actor: "user:ana@example.com", Action: "decision", TargetPrefix: "tool/", AfterSeq: 1, Limit: 5}, []int64{3}},
 		{"after seq and limit", gatehouse.AuditFilter{Action: "decision", AfterSeq: 2, Limit: 2}, []int64{3, 4}},
 		{"nothing", gatehouse.AuditFilter{Action: "nope"}, []int64{}},
+		{"before seq", gatehouse.AuditFilter{BeforeSeq: 3}, []int64{1, 2}},
+		{"after and before seq", gatehouse.AuditFilter{AfterSeq: 1, BeforeSeq: 5}, []int64{2, 3, 4}},
+		{"newest", gatehouse.AuditFilter{Newest: true}, []int64{6, 5, 4, 3, 2, 1}},
+		{"newest keeps the newest", gatehouse.AuditFilter{Newest: true, Limit: 2}, []int64{6, 5}},
+		{"newest before seq", gatehouse.AuditFilter{Newest: true, BeforeSeq: 5, Limit: 2}, []int64{4, 3}},
+		{"newest by actor", gatehouse.AuditFilter{Newest: true, Actor: "user:ana@example.com"}, []int64{5, 3, 1}},
+		{"newest by action before seq", gatehouse.AuditFilter{Newest: true, Action: "decision", BeforeSeq: 6}, []int64{4, 3, 2}},
+		{"newest since", gatehouse.AuditFilter{Newest: true, Since: t0.Add(2 * time.Minute), Limit: 3}, []int64{6, 5, 4}},
+		{"newest until", gatehouse.AuditFilter{Newest: true, Until: t0.Add(3 * time.Minute), Limit: 2}, []int64{3, 2}},
+		{"newest target prefix after seq", gatehouse.AuditFilter{Newest: true, TargetPrefix: "tool/", AfterSeq: 2}, []int64{6, 3}},
 	}
 	for _, tt := range tests {
 		got := seqs(list(t, s, tt.f))
@@ -245,6 +255,23 @@ func testPagination(t *testing.T, s gatehouse.Store) {
 	}
 	if len(paged) != n || paged[0] != 1 || paged[n-1] != n || !slices.IsSorted(paged) {
 		t.Errorf("paging by 3000 found %d events, want %d in order", len(paged), n)
+	}
+	if got := seqs(list(t, s, gatehouse.AuditFilter{Newest: true})); len(got) != 100 || got[0] != n || got[99] != n-99 {
+		t.Errorf("ListAudit(newest, no limit) = %d events, want the default 100 from seq %d down", len(got), n)
+	}
+	// Newest first pages backwards with BeforeSeq.
+	var back []int64
+	for before := int64(0); ; {
+		page := list(t, s, gatehouse.AuditFilter{Newest: true, BeforeSeq: before, Limit: 3000})
+		if len(page) == 0 {
+			break
+		}
+		back = append(back, seqs(page)...)
+		before = page[len(page)-1].Seq
+	}
+	slices.Reverse(back)
+	if !slices.Equal(back, paged) {
+		t.Errorf("paging newest first by 3000 found %d events, want the %d of paging forwards", len(back), len(paged))
 	}
 	verify(t, s, n)
 }

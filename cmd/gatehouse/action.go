@@ -166,7 +166,7 @@ func runActionReplay(ctx context.Context, m *Main) error {
 	}
 	doc, err := policy.Parse(o.replay, data)
 	if err != nil {
-		return err
+		return m.explainParseError(ctx, err)
 	}
 	rep, err := m.svc.ReplayActions(ctx, doc, time.Duration(o.days)*24*time.Hour, o.examples)
 	if err != nil {

@@ -167,3 +167,57 @@ func TestActionLimitsCommand(t *testing.T) {
 		t.Errorf("audit verify after limit changes: %s%s", r.stdout, r.stderr)
 	}
 }
+
+// A proposal holding only tenants: is overlaid on the stored policy section
+// by section, as apply treats it: the stored users, roles and action types
+// stay, and the replay shows what the tenants' new limits deny. A tenants
+// section that lists one tenant replaces all of them, and the problem says
+// so.
+func TestActionReplayTenantsOnly(t *testing.T) {
+	db := newDB(t)
+	if r := run(t, db, "action", "authorize", "--subject", "agent:support-bot", "--on-behalf-of", "user:olga@acme.example",
+		"--tenant", "acme-berlin", "--tool", "process_refund", "--args", `{"amount":"20.00","currency":"EUR"}`); r.code != 0 {
+		t.Fatalf("action authorize: exit %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	src, err := os.ReadFile(examplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenants := string(src[strings.Index(string(src), "\ntenants:\n")+1:])
+	tenants = tenants[:strings.Index(tenants, "\n\n")+1]
+	dir := t.TempDir()
+	write := func(name, doc string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	tighter := strings.Replace(tenants, `max_amount: "50.00"`, `max_amount: "10.00"`, 1)
+	if tighter == tenants {
+		t.Fatal(`the example's acme-berlin refund limit is no longer max_amount: "50.00"`)
+	}
+	r := run(t, db, "action", "simulate", "--json", "--replay", write("tenants.yaml", tighter))
+	if r.code != 0 {
+		t.Fatalf("replay of a tenants-only proposal: exit %d %s", r.code, r.stderr)
+	}
+	var rep struct {
+		Actions         int            `json:"actions"`
+		AllowedToDenied int            `json:"allowed_to_denied"`
+		ByReason        map[string]int `json:"by_reason"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("replay --json: %v\n%s", err, r.stdout)
+	}
+	if rep.Actions != 1 || rep.AllowedToDenied != 1 || rep.ByReason["limit_exceeded"] != 1 {
+		t.Errorf("replay of a 10 EUR limit over a 20 EUR refund = %+v, want 1 allowed → denied by limit_exceeded\n%s", rep, r.stdout)
+	}
+
+	one := write("one.yaml", "tenants:\n  - {id: acme-berlin, parent: acme}\n")
+	for _, args := range [][]string{{"action", "simulate", "--replay", one}, {"apply", "--dry-run", "-f", one}} {
+		r := run(t, db, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, `unknown tenant "acme"; the document's tenants: section replaces the stored one`) {
+			t.Errorf("gatehouse %s: exit %d, stderr %q; want the replaced section explained", strings.Join(args, " "), r.code, r.stderr)
+		}
+	}
+}

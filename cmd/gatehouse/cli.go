@@ -4,14 +4,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
-	"sort"
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
@@ -43,11 +41,13 @@ type Config struct {
 	// APIKey is who `mcp stdio` serves: an API key with the mcp scope, in
 	// the environment rather than on a command line anyone can list.
 	APIKey string
+	// Verbose adds an error's internal cause to its message.
+	Verbose bool
 }
 
 // DefaultConfig reads the environment: GATEHOUSE_DB, GATEHOUSE_ACTOR,
-// GATEHOUSE_LANG (or LANG), GATEHOUSE_BOOTSTRAP_SUPERUSER,
-// GATEHOUSE_API_KEY.
+// GATEHOUSE_LANG (or the POSIX LC_ALL, LC_MESSAGES, LANG, in that order),
+// GATEHOUSE_BOOTSTRAP_SUPERUSER, GATEHOUSE_API_KEY.
 func DefaultConfig(getenv func(string) string) Config {
 	c := Config{
 		DB:                 getenv("GATEHOUSE_DB"),
@@ -66,8 +66,11 @@ func DefaultConfig(getenv func(string) string) Config {
 		}
 		c.Actor = "cli:" + user
 	}
-	if c.Lang == "" {
-		c.Lang = getenv("LANG")
+	for _, v := range []string{"LC_ALL", "LC_MESSAGES", "LANG"} {
+		if c.Lang != "" {
+			break
+		}
+		c.Lang = getenv(v)
 	}
 	return c
 }
@@ -125,6 +128,9 @@ type Main struct {
 	cmd  *command
 	opts options
 	args []string
+	// group is the command group (user, audit, …) a usage error names
+	// without a subcommand, or with one it does not have.
+	group string
 
 	catalog *locale.Catalog
 	store   store
@@ -157,96 +163,15 @@ func Execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	return m.report(err)
 }
 
-// errUsage marks an error in how the command was called.
-var errUsage = errors.New("usage")
-
-func usageErrorf(format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), errUsage)
-}
-
-// errDenied makes check exit with status 3 after printing its decision.
-var errDenied = errors.New("denied")
-
-// errHelp ends a run that printed help.
-var errHelp = errors.New("help")
-
-func (m *Main) report(err error) int {
-	switch {
-	case err == nil, errors.Is(err, errHelp):
-		return exitOK
-	case errors.Is(err, errDenied):
-		return exitDenied
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(m.Stderr, "gatehouse: %v\n", strings.TrimSuffix(err.Error(), ": usage"))
-		if m.cmd != nil {
-			fmt.Fprintf(m.Stderr, "usage: gatehouse %s %s\n", m.cmd.name, m.cmd.usage)
-		} else {
-			fmt.Fprintln(m.Stderr, "run 'gatehouse help' for the list of commands")
-		}
-		return exitUsage
-	}
-	fmt.Fprintf(m.Stderr, "gatehouse: %v\n", err)
-	code := gatehouse.ErrorCode(err)
-	if code == gatehouse.CodeInternal {
-		return exitInternal
-	}
-	if m.catalog != nil {
-		fmt.Fprintf(m.Stderr, "(%s) %s\n", code, m.catalog.Error(m.lang(), err))
-	}
-	return exitUsage
-}
-
-// ParseFlags picks the command named by the leading arguments and parses
-// its flags; global flags (--db, --actor, --lang) are accepted anywhere.
-func (m *Main) ParseFlags(args []string) error {
-	cat, err := locale.New()
-	if err != nil {
-		return err
-	}
-	m.catalog = cat
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		m.printHelp()
-		return errHelp
-	}
-	cmd, rest := findCommand(args)
-	if cmd == nil {
-		return usageErrorf("unknown command %q", strings.Join(args[:min(2, len(args))], " "))
-	}
-	m.cmd = cmd
-	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.StringVar(&m.Config.DB, "db", m.Config.DB, "store: SQLite file path (env GATEHOUSE_DB)")
-	fs.StringVar(&m.Config.Actor, "actor", m.Config.Actor, "who the audit trail records for changes (env GATEHOUSE_ACTOR)")
-	fs.StringVar(&m.Config.Lang, "lang", m.Config.Lang, "language of messages: de, en, es, fr, it, zh")
-	fs.StringVar(&m.Config.BootstrapSuperuser, "bootstrap-superuser", m.Config.BootstrapSuperuser, "make this email a superuser if the store has none (env GATEHOUSE_BOOTSTRAP_SUPERUSER)")
-	if cmd.flags != nil {
-		cmd.flags(fs, &m.opts)
-	}
-	// Accept flags after positional arguments too.
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				m.printCommandHelp(fs)
-				return errHelp
-			}
-			return usageErrorf("%v", err)
-		}
-		rest = fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		m.args = append(m.args, rest[0])
-		rest = rest[1:]
-	}
-	if len(m.args) < cmd.minArgs || (cmd.maxArgs >= 0 && len(m.args) > cmd.maxArgs) {
-		return usageErrorf("wrong number of arguments")
-	}
-	return m.Config.Validate()
-}
-
 // Run opens the store, and the service on it, if the command needs them
 // and runs the command.
 func (m *Main) Run(ctx context.Context) error {
+	if (m.cmd.readOnly || m.cmd.noCreate) && !m.Config.isPostgres() {
+		// A missing directory, or a directory in the way, is named as such.
+		if _, err := sqlite.CheckPath(m.Config.dbPath()); err != nil {
+			return err
+		}
+	}
 	if m.cmd.readOnly && !m.Config.isPostgres() {
 		if _, err := os.Stat(m.Config.dbPath()); errors.Is(err, fs.ErrNotExist) {
 			return usageErrorf("database %s does not exist: apply a policy first (gatehouse apply -f FILE --db %s) or name another with --db", m.Config.dbPath(), m.Config.dbPath())
@@ -288,9 +213,14 @@ func (m *Main) openStore(ctx context.Context) error {
 		st, err = sqlite.Open(ctx, m.Config.dbPath())
 	}
 	if err != nil {
-		if gatehouse.ErrorCode(err) == gatehouse.CodeInternal {
-			// A missing directory or an unreadable file: the store cannot be used.
-			return fmt.Errorf("open %s: %v: %w", m.Config.storeName(), err, gatehouse.ErrUnavailable)
+		switch {
+		case gatehouse.ErrorCode(err) == gatehouse.CodeInternal:
+			// A path through a file, a server that does not answer: the
+			// store cannot be used.
+			return &storeError{Store: m.Config.storeName(),
+				Err: fmt.Errorf("open %s: %v: %w", m.Config.storeName(), err, gatehouse.ErrUnavailable)}
+		case m.Config.isPostgres() && gatehouse.ErrorCode(err) == gatehouse.CodeUnavailable:
+			return &storeError{Store: m.Config.storeName(), Err: fmt.Errorf("open %s: %w", m.Config.storeName(), err)}
 		}
 		return fmt.Errorf("open %s: %w", m.Config.storeName(), err)
 	}
@@ -326,43 +256,4 @@ func (m *Main) lang() string {
 		return locale.Languages[0]
 	}
 	return m.catalog.Match(m.Config.Lang)
-}
-
-func findCommand(args []string) (*command, []string) {
-	if len(args) >= 2 {
-		for i := range commands {
-			if commands[i].name == args[0]+" "+args[1] {
-				return &commands[i], args[2:]
-			}
-		}
-	}
-	for i := range commands {
-		if commands[i].name == args[0] {
-			return &commands[i], args[1:]
-		}
-	}
-	return nil, nil
-}
-
-func (m *Main) printHelp() {
-	fmt.Fprintln(m.Stdout, "gatehouse — permissions and guardrails for AI assistants")
-	fmt.Fprintln(m.Stdout, "\nusage: gatehouse COMMAND [flags]\n\ncommands:")
-	names := make([]string, 0, len(commands))
-	byName := map[string]*command{}
-	for i := range commands {
-		names = append(names, commands[i].name)
-		byName[commands[i].name] = &commands[i]
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(m.Stdout, "  %-22s %s\n", n, byName[n].summary)
-	}
-	fmt.Fprintln(m.Stdout, "\nglobal flags: --db PATH (default ./gatehouse.db, env GATEHOUSE_DB), --actor NAME, --lang LANG")
-	fmt.Fprintln(m.Stdout, "exit status: 0 ok, 1 internal error, 2 usage or input error, 3 check denied")
-}
-
-func (m *Main) printCommandHelp(fs *flag.FlagSet) {
-	fmt.Fprintf(m.Stdout, "usage: gatehouse %s %s\n\n%s\n\nflags:\n", m.cmd.name, m.cmd.usage, m.cmd.summary)
-	fs.SetOutput(m.Stdout)
-	fs.PrintDefaults()
 }

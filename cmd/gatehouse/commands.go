@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -49,9 +50,12 @@ type options struct {
 	target      string
 	after       int64
 	limit       int
-	none        bool
-	useDefault  bool
-	root        bool
+	// audit list
+	since, before string
+	oldest        bool
+	none          bool
+	useDefault    bool
+	root          bool
 	// serve and demo
 	addr        string
 	reset       bool
@@ -235,13 +239,17 @@ var commands = []command{
 		run:     runAuditCheckpoints,
 	},
 	{
-		name: "audit list", readOnly: true, usage: "[--actor A] [--action A] [--target PREFIX] [--after SEQ] [--limit N] [--json]", store: true, maxArgs: 0,
-		summary: "list audit events, oldest first; --after pages on",
+		name: "audit list", readOnly: true, store: true, maxArgs: 0,
+		usage:   "[--actor A] [--action A] [--target PREFIX] [--since TIME|DURATION] [--before TIME|DURATION|SEQ] [--after SEQ] [--oldest] [--limit N] [--json]",
+		summary: "list audit events, newest first (--oldest: oldest first), decisions with allowed, reason and tool; notes on stderr when --limit cut the list",
 		flags: func(fs *flag.FlagSet, o *options) {
-			fs.StringVar(&o.actor, "actor-filter", "", "only events by this actor")
-			fs.StringVar(&o.action, "action", "", "only events of this action, e.g. user.promote")
+			fs.StringVar(&o.actor, "actor", "", "only events by this actor (here --actor filters; audit list records nothing)")
+			fs.StringVar(&o.action, "action", "", "only events of this action, e.g. user.promote or decision")
 			fs.StringVar(&o.target, "target", "", "only events whose target starts with this, e.g. user/")
-			fs.Int64Var(&o.after, "after", 0, "only events after this sequence number")
+			fs.StringVar(&o.since, "since", "", "only events at or after this `TIME`: RFC 3339 (2026-12-01T09:00:00Z), a date, or a duration ago (24h)")
+			fs.StringVar(&o.before, "before", "", "only events before this: a `TIME` or duration ago as --since, or a sequence number (the next page, newest first)")
+			fs.Int64Var(&o.after, "after", 0, "only events after this sequence number (the next page with --oldest)")
+			fs.BoolVar(&o.oldest, "oldest", false, "oldest first")
 			fs.IntVar(&o.limit, "limit", 100, "at most this many events")
 			fs.BoolVar(&o.jsonOut, "json", false, "print as JSON lines")
 		},
@@ -260,13 +268,35 @@ var commands = []command{
 		run:     runUserList,
 	},
 	{
-		name: "user grant", usage: "EMAIL TENANT[,TENANT…] | EMAIL --none | EMAIL --default", store: true, minArgs: 1, maxArgs: 2,
-		summary: "set exactly which tenants a user may see",
+		name: "user set-tenants", usage: "EMAIL TENANT[,TENANT…] | EMAIL --none | EMAIL --default", store: true, minArgs: 1, maxArgs: 2,
+		summary: "set exactly which tenants a user may see, replacing its list (the others are no longer visible)",
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.BoolVar(&o.none, "none", false, "the user sees no tenant")
 			fs.BoolVar(&o.useDefault, "default", false, "the user sees the default tenants again")
 		},
-		run: runUserGrant,
+		run: runUserSetTenants,
+	},
+	{
+		name: "user grant", usage: "EMAIL TENANT[,TENANT…]", store: true, minArgs: 2, maxArgs: 2,
+		summary: "add tenants to those a user may see, keeping the others (a user on the default tenants keeps them)",
+		run: func(ctx context.Context, m *Main) error {
+			tenants, err := tenantList(m.args[1])
+			if err != nil {
+				return err
+			}
+			return m.printResult(m.svc.GrantUserTenants(ctx, m.Config.Actor, m.args[0], tenants))
+		},
+	},
+	{
+		name: "user revoke", usage: "EMAIL TENANT[,TENANT…]", store: true, minArgs: 2, maxArgs: 2,
+		summary: "remove tenants from those a user may see, keeping the others",
+		run: func(ctx context.Context, m *Main) error {
+			tenants, err := tenantList(m.args[1])
+			if err != nil {
+				return err
+			}
+			return m.printResult(m.svc.RevokeUserTenants(ctx, m.Config.Actor, m.args[0], tenants))
+		},
 	},
 	userImportCommand,
 	{
@@ -443,6 +473,10 @@ var commands = []command{
 		summary: "list a tenant's effective action limits, one line per limit, or set or remove one (the others become the tenant's own)",
 	},
 	{
+		name: "version", usage: "[--json]", maxArgs: 0, flags: jsonFlag, run: runVersion,
+		summary: "print the module version, VCS revision (+dirty for uncommitted changes) and Go version of this binary (also --version)",
+	},
+	{
 		name: "migrate", usage: "", store: true, maxArgs: 0,
 		summary: "create or upgrade the database schema",
 		run: func(ctx context.Context, m *Main) error {
@@ -489,7 +523,7 @@ func runApply(ctx context.Context, m *Main) error {
 	// policy too large for one request can still be applied from disk.
 	doc, err := policy.ParseMax(name, data, max(policy.DefaultMaxDocument, int64(len(data))))
 	if err != nil {
-		return err
+		return m.explainParseError(ctx, err)
 	}
 	return m.printResult(m.svc.Apply(ctx, m.Config.Actor, doc, m.opts.dryRun))
 }
@@ -546,6 +580,20 @@ func runImportRBAC(ctx context.Context, m *Main) error {
 		return err
 	}
 	return m.printResult(m.svc.ImportModuleRBAC(ctx, m.Config.Actor, module, data, m.opts.dryRun))
+}
+
+// explainParseError adds to the problems of a document that does not
+// parse why a reference the stored policy has is unknown: the document's
+// section replaces the stored one (see policy.ExplainReplaced).
+func (m *Main) explainParseError(ctx context.Context, err error) error {
+	var perr *policy.Error
+	if !errors.As(err, &perr) {
+		return err
+	}
+	if current, _, lerr := m.svc.Policy(ctx); lerr == nil {
+		policy.ExplainReplaced(current, nil, perr.Problems)
+	}
+	return err
 }
 
 // printResult prints what a change did, or returns its error.
@@ -736,33 +784,6 @@ func runAuditVerify(ctx context.Context, m *Main) error {
 	return nil
 }
 
-func runAuditList(ctx context.Context, m *Main) error {
-	o := m.opts
-	if o.limit <= 0 {
-		return usageErrorf("--limit must be positive")
-	}
-	events, err := m.svc.ListAudit(ctx, gatehouse.AuditFilter{
-		AfterSeq: o.after, Actor: o.actor, Action: o.action, TargetPrefix: o.target, Limit: o.limit,
-	})
-	if err != nil {
-		return err
-	}
-	if o.jsonOut {
-		enc := json.NewEncoder(m.Stdout)
-		for _, e := range events {
-			if err := enc.Encode(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	for _, e := range events {
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Format(time.RFC3339), e.Actor, e.Action, e.Target)
-	}
-	return w.Flush()
-}
-
 func runUserShow(ctx context.Context, m *Main) error {
 	v, err := m.svc.User(ctx, m.args[0])
 	if err != nil {
@@ -827,7 +848,7 @@ func runUserList(ctx context.Context, m *Main) error {
 	return w.Flush()
 }
 
-func runUserGrant(ctx context.Context, m *Main) error {
+func runUserSetTenants(ctx context.Context, m *Main) error {
 	none, def := m.opts.none, m.opts.useDefault
 	email := m.args[0]
 	switch {
@@ -838,16 +859,25 @@ func runUserGrant(ctx context.Context, m *Main) error {
 	case none:
 		return m.printResult(m.svc.SetUserTenants(ctx, m.Config.Actor, email, nil))
 	}
+	tenants, err := tenantList(m.args[1])
+	if err != nil {
+		return err
+	}
+	return m.printResult(m.svc.SetUserTenants(ctx, m.Config.Actor, email, tenants))
+}
+
+// tenantList splits a comma-separated TENANT[,TENANT…] argument.
+func tenantList(arg string) ([]string, error) {
 	var tenants []string
-	for _, t := range strings.Split(m.args[1], ",") {
+	for _, t := range strings.Split(arg, ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			tenants = append(tenants, t)
 		}
 	}
 	if len(tenants) == 0 {
-		return usageErrorf("no tenant given; use --none to grant none")
+		return nil, usageErrorf("no tenant given (user set-tenants EMAIL --none grants none)")
 	}
-	return m.printResult(m.svc.SetUserTenants(ctx, m.Config.Actor, email, tenants))
+	return tenants, nil
 }
 
 func runTenantList(ctx context.Context, m *Main) error {

@@ -185,7 +185,7 @@ func TestGoldenOutputs(t *testing.T) {
 		{"effective", []string{"effective", "--subject", "user:carl@acme.example", "--tenant", "acme-berlin"}},
 		{"user_show_unknown", []string{"user", "show", "Nobody@Example.com"}},
 		{"tenant_list", []string{"tenant", "list"}},
-		{"user_grant", []string{"user", "grant", "carl@acme.example", "acme-milan,acme-berlin"}},
+		{"user_set_tenants", []string{"user", "set-tenants", "carl@acme.example", "acme-milan,acme-berlin"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
