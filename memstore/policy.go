@@ -178,9 +178,21 @@ func (s *Store) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gateh
 	var out []gatehouse.AuditEvent
 	err = s.read(ctx, "list audit", func(st *state) error {
 		from := sort.Search(len(st.events), func(i int) bool { return st.events[i].Seq > f.AfterSeq })
-		for _, e := range st.events[from:] {
+		to := len(st.events)
+		if f.BeforeSeq > 0 {
+			to = sort.Search(len(st.events), func(i int) bool { return st.events[i].Seq >= f.BeforeSeq })
+		}
+		if to < from {
+			return nil
+		}
+		window := st.events[from:to]
+		for i := range window {
 			if len(out) == limit {
 				break
+			}
+			e := window[i]
+			if f.Newest {
+				e = window[len(window)-1-i]
 			}
 			if matchEvent(e, f) {
 				out = append(out, storedEvent(e))
