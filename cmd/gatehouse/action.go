@@ -102,27 +102,27 @@ func actionLimitsFlags(fs *flag.FlagSet, o *options) {
 func actionQuestion(m *Main) (gatehouse.Question, error) {
 	o := m.opts
 	if o.subject == "" || o.tool == "" {
-		return gatehouse.Question{}, usageErrorf("--subject and --tool are required")
+		return gatehouse.Question{}, usage("required_both", "Flag", "--subject", "Other", "--tool")
 	}
 	subject, err := gatehouse.ParseSubject(o.subject)
 	if err != nil {
-		return gatehouse.Question{}, usageErrorf("--subject: %v", err)
+		return gatehouse.Question{}, usage("bad_value", "Flag", "--subject", "Detail", err)
 	}
 	q := gatehouse.Question{Request: gatehouse.Request{Subject: subject, Tenant: o.tenant}, Tool: o.tool,
 		Lang: m.lang(), Surface: "cli"}
 	if o.onBehalfOf != "" {
 		if q.OnBehalfOf, err = gatehouse.ParseSubject(o.onBehalfOf); err != nil {
-			return gatehouse.Question{}, usageErrorf("--on-behalf-of: %v", err)
+			return gatehouse.Question{}, usage("bad_value", "Flag", "--on-behalf-of", "Detail", err)
 		}
 	}
 	if o.act.args != "" {
-		if err := decodeObject(o.act.args, &q.Args); err != nil {
-			return gatehouse.Question{}, usageErrorf("--args: %v", err)
+		if err := decodeObject("--args", o.act.args, &q.Args); err != nil {
+			return gatehouse.Question{}, err
 		}
 	}
 	if o.context != "" {
-		if err := decodeObject(o.context, &q.Context); err != nil {
-			return gatehouse.Question{}, usageErrorf("--context: %v", err)
+		if err := decodeObject("--context", o.context, &q.Context); err != nil {
+			return gatehouse.Question{}, err
 		}
 	}
 	return q, nil
@@ -203,7 +203,7 @@ func moveAction(step func(m *Main, ctx context.Context, actor gatehouse.Caller, 
 		}
 		subject, err := gatehouse.ParseSubject(m.opts.act.as)
 		if err != nil {
-			return usageErrorf("--as: %v", err)
+			return usage("bad_value", "Flag", "--as", "Detail", err)
 		}
 		actor := gatehouse.Operator
 		actor.Subject = subject
@@ -227,7 +227,7 @@ var (
 	})
 	runActionFail = func(ctx context.Context, m *Main) error {
 		if strings.TrimSpace(m.opts.act.message) == "" {
-			return usageErrorf("--error is required")
+			return usage("required", "Flag", "--error")
 		}
 		return moveAction(func(m *Main, ctx context.Context, actor gatehouse.Caller, id string) (gatehouse.ActionRecord, error) {
 			return m.svc.ActionFailed(ctx, actor, id, m.opts.act.message)
@@ -294,14 +294,14 @@ func amountText(r gatehouse.ActionRecord) string {
 func runActionList(ctx context.Context, m *Main) error {
 	o := m.opts
 	if o.limit <= 0 {
-		return usageErrorf("--limit must be positive")
+		return usage("positive", "Flag", "--limit")
 	}
 	f := gatehouse.ActionFilter{Tenant: o.tenant, Action: o.act.kind, Subject: o.subject,
 		Status: gatehouse.ActionStatus(o.act.status), AfterSeq: o.after, Limit: o.limit}
 	if o.subject != "" {
 		s, err := gatehouse.ParseSubject(o.subject)
 		if err != nil {
-			return usageErrorf("--subject: %v", err)
+			return usage("bad_value", "Flag", "--subject", "Detail", err)
 		}
 		f.Subject = s.String()
 	}
@@ -352,7 +352,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 
 func runActionPolicy(ctx context.Context, m *Main) error {
 	if m.opts.tenant == "" {
-		return usageErrorf("--tenant is required")
+		return usage("required", "Flag", "--tenant")
 	}
 	switch {
 	case len(m.args) == 2 && m.args[0] == "set":
@@ -409,8 +409,8 @@ func setActionPolicy(ctx context.Context, m *Main, action string) error {
 	}
 	if o.limits != "" {
 		c.Limits = new(gatehouse.ActionLimits)
-		if err := decodeObject(o.limits, c.Limits); err != nil {
-			return usageErrorf("--limits: %v", err)
+		if err := decodeObject("--limits", o.limits, c.Limits); err != nil {
+			return err
 		}
 	}
 	if c == (service.ActionPolicyChange{}) {
@@ -457,7 +457,7 @@ type limitLine struct {
 func runActionLimits(ctx context.Context, m *Main) error {
 	o, args := m.opts, m.args
 	if o.tenant == "" {
-		return usageErrorf("--tenant is required")
+		return usage("required", "Flag", "--tenant")
 	}
 	limitType := func(name string) (string, error) {
 		if name == "time_window" {

@@ -41,7 +41,7 @@ func (m *Main) loadAuditKey() (ed25519.PrivateKey, error) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, usageErrorf("--audit-key: %v", err)
+		return nil, usage("bad_value", "Flag", "--audit-key", "Detail", err)
 	}
 	key, err := audit.ParsePrivateKey(b)
 	if err != nil {
@@ -136,7 +136,7 @@ func (m *Main) readVerifyInputs() (ed25519.PublicKey, []audit.Checkpoint, error)
 	}
 	b, err := os.ReadFile(o.publicKey)
 	if err != nil {
-		return nil, nil, usageErrorf("--public-key: %v", err)
+		return nil, nil, usage("bad_value", "Flag", "--public-key", "Detail", err)
 	}
 	pub, err := audit.ParsePublicKey(b)
 	if err != nil {
@@ -147,7 +147,7 @@ func (m *Main) readVerifyInputs() (ed25519.PublicKey, []audit.Checkpoint, error)
 	}
 	f, err := os.Open(o.checkpoints)
 	if err != nil {
-		return nil, nil, usageErrorf("--checkpoints: %v", err)
+		return nil, nil, usage("bad_value", "Flag", "--checkpoints", "Detail", err)
 	}
 	defer f.Close()
 	cps, err := audit.ReadCheckpoints(f)

@@ -50,7 +50,7 @@ func chatExecutor(path string) (chat.Executor, error) {
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, usageErrorf("--chat-tools: %v", err)
+		return nil, usage("bad_value", "Flag", "--chat-tools", "Detail", err)
 	}
 	var f toolsFile
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -100,7 +100,7 @@ func chatModel(name, script string) (chat.Model, error) {
 		}
 		data, err := os.ReadFile(script)
 		if err != nil {
-			return nil, usageErrorf("--chat-script: %v", err)
+			return nil, usage("bad_value", "Flag", "--chat-script", "Detail", err)
 		}
 		return chat.ParseScript(data)
 	}

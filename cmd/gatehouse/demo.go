@@ -122,7 +122,7 @@ func demoFlags(fs *flag.FlagSet, o *options) {
 // try until interrupted.
 func runDemo(ctx context.Context, m *Main) error {
 	if err := os.MkdirAll(m.opts.dir, 0o755); err != nil {
-		return usageErrorf("--dir: %v", err)
+		return usage("bad_value", "Flag", "--dir", "Detail", err)
 	}
 	m.Config.DB = filepath.Join(m.opts.dir, "gatehouse.db")
 	if m.opts.reset {

@@ -143,11 +143,11 @@ func (nopWriteCloser) Close() error { return nil }
 func runMCPTools(ctx context.Context, m *Main) error {
 	o := m.opts
 	if o.subject == "" {
-		return usageErrorf("--subject is required")
+		return usage("required", "Flag", "--subject")
 	}
 	subject, err := gatehouse.ParseSubject(o.subject)
 	if err != nil {
-		return usageErrorf("--subject: %v", err)
+		return usage("bad_value", "Flag", "--subject", "Detail", err)
 	}
 	gw, err := m.gateway()
 	if err != nil {

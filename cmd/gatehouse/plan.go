@@ -28,7 +28,7 @@ func planFlags(withNone bool) func(fs *flag.FlagSet, o *options) {
 // planTarget checks that exactly one of --tenant and --user is given.
 func planTarget(m *Main) error {
 	if (m.opts.tenant == "") == (m.opts.user == "") {
-		return usageErrorf("give exactly one of --tenant ID or --user EMAIL")
+		return usage("one_of", "Flags", "--tenant ID, --user EMAIL")
 	}
 	return nil
 }
@@ -123,11 +123,11 @@ func (m *Main) loadBilling(ctx context.Context, cfg *gatehttp.Config) error {
 	case o.billingConfig == "":
 		return nil
 	case o.billingSweep <= 0:
-		return usageErrorf("--billing-sweep-interval must be positive")
+		return usage("positive", "Flag", "--billing-sweep-interval")
 	}
 	bc, err := billing.LoadConfig(o.billingConfig)
 	if err != nil {
-		return usageErrorf("--billing-config: %v", err)
+		return usage("bad_value", "Flag", "--billing-config", "Detail", err)
 	}
 	bc.Secrets = secrets
 	if err := bc.Validate(); err != nil {

@@ -104,10 +104,10 @@ func runServe(ctx context.Context, m *Main) error {
 	}
 	m.auditKey = key
 	if m.auditKey != nil && o.checkpointEvery <= 0 {
-		return usageErrorf("--audit-checkpoint-interval must be positive")
+		return usage("positive", "Flag", "--audit-checkpoint-interval")
 	}
 	if o.retention < 0 {
-		return usageErrorf("--decision-log-retention must not be negative")
+		return usage("not_negative", "Flag", "--decision-log-retention")
 	}
 	if err := m.loadBilling(ctx, &cfg); err != nil {
 		return err
@@ -146,7 +146,7 @@ func (m *Main) httpConfig() gatehttp.Config {
 // by the CLI in another process take effect.
 func (m *Main) serve(ctx context.Context, cfg gatehttp.Config, ready func(url string)) error {
 	if m.opts.reloadEvery <= 0 {
-		return usageErrorf("--reload-interval must be positive")
+		return usage("positive", "Flag", "--reload-interval")
 	}
 	if m.auditKey != nil {
 		cctx, stop := context.WithCancel(ctx)

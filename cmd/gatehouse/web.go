@@ -38,7 +38,7 @@ func (o *options) oidcConfig() (*web.OIDCConfig, error) {
 		}
 		b, err := os.ReadFile(o.oidcSecretFile)
 		if err != nil {
-			return nil, usageErrorf("--oidc-client-secret-file: %v", err)
+			return nil, usage("bad_value", "Flag", "--oidc-client-secret-file", "Detail", err)
 		}
 		secret = strings.TrimSpace(string(b))
 	}
