@@ -104,7 +104,7 @@ func chatModel(name, script string) (chat.Model, error) {
 		}
 		return chat.ParseScript(data)
 	}
-	return nil, usageErrorf("--chat-model %q: want scripted or openai", name)
+	return nil, usage("chat_model", "Model", name)
 }
 
 // loadChat starts the chat engine with model and tools, if a model is

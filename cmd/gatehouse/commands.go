@@ -502,7 +502,7 @@ func readInput(m *Main, path string) ([]byte, error) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, usageErrorf("%v", err)
+		return nil, usage("file", "Detail", err)
 	}
 	return b, nil
 }

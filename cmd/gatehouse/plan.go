@@ -39,7 +39,7 @@ func runPlanSet(ctx context.Context, m *Main) error {
 		return err
 	}
 	if (len(m.args) == 1) == m.opts.none {
-		return usageErrorf("give a PLAN or --none")
+		return usage("plan_missing")
 	}
 	plan := ""
 	if len(m.args) == 1 {
@@ -119,7 +119,7 @@ func (m *Main) loadBilling(ctx context.Context, cfg *gatehttp.Config) error {
 	}
 	switch {
 	case o.billingConfig == "" && len(o.billingSecrets) > 0:
-		return usageErrorf("--billing-secret needs --billing-config")
+		return usage("needs", "Flag", "--billing-secret", "Other", "--billing-config")
 	case o.billingConfig == "":
 		return nil
 	case o.billingSweep <= 0:
@@ -131,7 +131,7 @@ func (m *Main) loadBilling(ctx context.Context, cfg *gatehttp.Config) error {
 	}
 	bc.Secrets = secrets
 	if err := bc.Validate(); err != nil {
-		return usageErrorf("%v (secrets come from --billing-secret or GATEHOUSE_BILLING_SECRETS)", err)
+		return usage("billing_secrets", "Detail", err)
 	}
 	p, _, err := m.svc.Policy(ctx)
 	if err != nil {

@@ -67,7 +67,7 @@ func runServe(ctx context.Context, m *Main) error {
 		o.jwtSecret = os.Getenv("GATEHOUSE_JWT_SECRET")
 	}
 	if o.jwtSecret == "" && o.jwksURL == "" {
-		return usageErrorf("--jwt-secret (or GATEHOUSE_JWT_SECRET, at least %d bytes) or --jwks-url is required", gatehttp.MinJWTSecret)
+		return usage("jwt_required", "Min", gatehttp.MinJWTSecret)
 	}
 	cfg := m.httpConfig()
 	if o.jwtSecret != "" {
@@ -181,7 +181,7 @@ func (m *Main) serve(ctx context.Context, cfg gatehttp.Config, ready func(url st
 	srv := gatehttp.NewServer(m.svc, cfg)
 	if err := srv.Open(ctx); err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return usageErrorf("%s is already in use: stop the program listening there or pick another address with --addr", cfg.Addr)
+			return usage("addr_in_use", "Addr", cfg.Addr)
 		}
 		if gatehouse.ErrorCode(err) == gatehouse.CodeInvalid {
 			return err
