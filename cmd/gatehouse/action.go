@@ -102,27 +102,27 @@ func actionLimitsFlags(fs *flag.FlagSet, o *options) {
 func actionQuestion(m *Main) (gatehouse.Question, error) {
 	o := m.opts
 	if o.subject == "" || o.tool == "" {
-		return gatehouse.Question{}, usageErrorf("--subject and --tool are required")
+		return gatehouse.Question{}, usage("required_both", "Flag", "--subject", "Other", "--tool")
 	}
 	subject, err := gatehouse.ParseSubject(o.subject)
 	if err != nil {
-		return gatehouse.Question{}, usageErrorf("--subject: %v", err)
+		return gatehouse.Question{}, usage("bad_value", "Flag", "--subject", "Detail", err)
 	}
 	q := gatehouse.Question{Request: gatehouse.Request{Subject: subject, Tenant: o.tenant}, Tool: o.tool,
 		Lang: m.lang(), Surface: "cli"}
 	if o.onBehalfOf != "" {
 		if q.OnBehalfOf, err = gatehouse.ParseSubject(o.onBehalfOf); err != nil {
-			return gatehouse.Question{}, usageErrorf("--on-behalf-of: %v", err)
+			return gatehouse.Question{}, usage("bad_value", "Flag", "--on-behalf-of", "Detail", err)
 		}
 	}
 	if o.act.args != "" {
-		if err := decodeObject(o.act.args, &q.Args); err != nil {
-			return gatehouse.Question{}, usageErrorf("--args: %v", err)
+		if err := decodeObject("--args", o.act.args, &q.Args); err != nil {
+			return gatehouse.Question{}, err
 		}
 	}
 	if o.context != "" {
-		if err := decodeObject(o.context, &q.Context); err != nil {
-			return gatehouse.Question{}, usageErrorf("--context: %v", err)
+		if err := decodeObject("--context", o.context, &q.Context); err != nil {
+			return gatehouse.Question{}, err
 		}
 	}
 	return q, nil
@@ -158,7 +158,7 @@ func runActionSimulate(ctx context.Context, m *Main) error {
 func runActionReplay(ctx context.Context, m *Main) error {
 	o := m.opts.act
 	if o.days <= 0 || o.examples < 0 {
-		return usageErrorf("--days must be positive and --examples not negative")
+		return usage("days_examples")
 	}
 	data, err := readInput(m, o.replay)
 	if err != nil {
@@ -199,11 +199,11 @@ func runActionReplay(ctx context.Context, m *Main) error {
 func moveAction(step func(m *Main, ctx context.Context, actor gatehouse.Caller, id string) (gatehouse.ActionRecord, error)) func(ctx context.Context, m *Main) error {
 	return func(ctx context.Context, m *Main) error {
 		if m.opts.act.as == "" {
-			return usageErrorf("--as is required: who confirms, cancels or reports the action")
+			return usage("as_required")
 		}
 		subject, err := gatehouse.ParseSubject(m.opts.act.as)
 		if err != nil {
-			return usageErrorf("--as: %v", err)
+			return usage("bad_value", "Flag", "--as", "Detail", err)
 		}
 		actor := gatehouse.Operator
 		actor.Subject = subject
@@ -227,7 +227,7 @@ var (
 	})
 	runActionFail = func(ctx context.Context, m *Main) error {
 		if strings.TrimSpace(m.opts.act.message) == "" {
-			return usageErrorf("--error is required")
+			return usage("required", "Flag", "--error")
 		}
 		return moveAction(func(m *Main, ctx context.Context, actor gatehouse.Caller, id string) (gatehouse.ActionRecord, error) {
 			return m.svc.ActionFailed(ctx, actor, id, m.opts.act.message)
@@ -294,14 +294,14 @@ func amountText(r gatehouse.ActionRecord) string {
 func runActionList(ctx context.Context, m *Main) error {
 	o := m.opts
 	if o.limit <= 0 {
-		return usageErrorf("--limit must be positive")
+		return usage("positive", "Flag", "--limit")
 	}
 	f := gatehouse.ActionFilter{Tenant: o.tenant, Action: o.act.kind, Subject: o.subject,
 		Status: gatehouse.ActionStatus(o.act.status), AfterSeq: o.after, Limit: o.limit}
 	if o.subject != "" {
 		s, err := gatehouse.ParseSubject(o.subject)
 		if err != nil {
-			return usageErrorf("--subject: %v", err)
+			return usage("bad_value", "Flag", "--subject", "Detail", err)
 		}
 		f.Subject = s.String()
 	}
@@ -311,7 +311,7 @@ func runActionList(ctx context.Context, m *Main) error {
 	}
 	if o.act.until != "" {
 		if f.Until, err = time.Parse(time.RFC3339, o.act.until); err != nil {
-			return usageErrorf("--until: want an RFC 3339 time: %v", err)
+			return usage("rfc3339", "Flag", "--until", "Detail", err)
 		}
 	}
 	recs, err := m.svc.ListActions(ctx, gatehouse.Operator, f)
@@ -345,14 +345,14 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, usageErrorf("--since: want an RFC 3339 time or a positive duration such as 24h")
+		return time.Time{}, usage("time_or_duration", "Flag", "--since")
 	}
 	return t, nil
 }
 
 func runActionPolicy(ctx context.Context, m *Main) error {
 	if m.opts.tenant == "" {
-		return usageErrorf("--tenant is required")
+		return usage("required", "Flag", "--tenant")
 	}
 	switch {
 	case len(m.args) == 2 && m.args[0] == "set":
@@ -361,7 +361,7 @@ func runActionPolicy(ctx context.Context, m *Main) error {
 		}
 	case len(m.args) == 0 || len(m.args) == 1 && m.args[0] == "get":
 	default:
-		return usageErrorf("want get, or set ACTION")
+		return usage("choices", "Choices", "get | set ACTION")
 	}
 	pols, err := m.svc.ActionPolicies(m.opts.tenant)
 	if err != nil {
@@ -388,7 +388,7 @@ func setActionPolicy(ctx context.Context, m *Main, action string) error {
 	o := m.opts.act
 	if o.inherit {
 		if o.enabled != "" || o.confirmation != "" || o.limits != "" {
-			return usageErrorf("--inherit takes no other change")
+			return usage("inherit_alone")
 		}
 		_, err := m.svc.InheritActionPolicy(ctx, m.Config.Actor, m.opts.tenant, action)
 		return err
@@ -403,18 +403,18 @@ func setActionPolicy(ctx context.Context, m *Main, action string) error {
 		}
 		b, err := strconv.ParseBool(f.val)
 		if err != nil {
-			return usageErrorf("%s: want true or false", f.name)
+			return usage("bool", "Flag", f.name)
 		}
 		*f.dst = &b
 	}
 	if o.limits != "" {
 		c.Limits = new(gatehouse.ActionLimits)
-		if err := decodeObject(o.limits, c.Limits); err != nil {
-			return usageErrorf("--limits: %v", err)
+		if err := decodeObject("--limits", o.limits, c.Limits); err != nil {
+			return err
 		}
 	}
 	if c == (service.ActionPolicyChange{}) {
-		return usageErrorf("set: give --enabled, --confirmation, --limits or --inherit")
+		return usage("at_least_one", "Flags", "--enabled, --confirmation, --limits, --inherit")
 	}
 	_, err := m.svc.SetActionPolicy(ctx, m.Config.Actor, m.opts.tenant, action, c)
 	return err
@@ -457,7 +457,7 @@ type limitLine struct {
 func runActionLimits(ctx context.Context, m *Main) error {
 	o, args := m.opts, m.args
 	if o.tenant == "" {
-		return usageErrorf("--tenant is required")
+		return usage("required", "Flag", "--tenant")
 	}
 	limitType := func(name string) (string, error) {
 		if name == "time_window" {
@@ -467,7 +467,7 @@ func runActionLimits(ctx context.Context, m *Main) error {
 		if slices.Contains(gatehouse.LimitTypes, name) {
 			return name, nil
 		}
-		return "", usageErrorf("limit %q: want one of %s or time_window", name, strings.Join(gatehouse.LimitTypes, ", "))
+		return "", usage("limit_type", "Limit", name, "Types", strings.Join(append(slices.Clone(gatehouse.LimitTypes), "time_window"), ", "))
 	}
 	switch {
 	case len(args) == 4 && args[0] == "set":
@@ -495,7 +495,7 @@ func runActionLimits(ctx context.Context, m *Main) error {
 		}
 	case len(args) == 0 || len(args) == 1 && args[0] == "get":
 	default:
-		return usageErrorf("want get, set ACTION LIMIT VALUE, or remove ACTION LIMIT")
+		return usage("choices", "Choices", "get | set ACTION LIMIT VALUE | remove ACTION LIMIT")
 	}
 	pols, err := m.svc.ActionPolicies(o.tenant)
 	if err != nil {
@@ -543,7 +543,7 @@ func setLimit(l *gatehouse.ActionLimits, typ, value, window, currency string) er
 	case gatehouse.LimitMaxCount:
 		n, err := strconv.ParseInt(value, 10, 64)
 		if err != nil || n <= 0 {
-			return usageErrorf("max_count %q: want a positive whole number", value)
+			return usage("max_count", "Value", value)
 		}
 		l.MaxCount = &n
 	case gatehouse.LimitMaxTotalAmount:

@@ -70,10 +70,10 @@ func TestActionCommands(t *testing.T) {
 			"--limits", `{"max_percentage":"10"}`}, 0, "false (tenant:acme-milan)  max_percentage 10% (tenant:acme-milan)"},
 		{[]string{"action", "policy", "set", "apply_discount", "--tenant", "acme-milan", "--inherit"}, 0, "true (default)             max_percentage 15% (tenant:acme)"},
 		{[]string{"action", "policy", "set", "apply_discount", "--tenant", "acme-milan", "--limits", `{"max_percentage":"101"}`}, exitUsage, "larger than 100"},
-		{[]string{"action", "policy", "set", "apply_discount", "--tenant", "acme-milan", "--enabled", "maybe"}, exitUsage, "want true or false"},
-		{[]string{"action", "policy", "set", "apply_discount", "--tenant", "acme-milan"}, exitUsage, "give --enabled"},
+		{[]string{"action", "policy", "set", "apply_discount", "--tenant", "acme-milan", "--enabled", "maybe"}, exitUsage, "wants true or false"},
+		{[]string{"action", "policy", "set", "apply_discount", "--tenant", "acme-milan"}, exitUsage, "Give at least one of --enabled"},
 		{[]string{"action", "policy", "set", "launch_rocket", "--tenant", "acme-milan", "--enabled", "true"}, exitUsage, "not_found"},
-		{[]string{"action", "policy", "unset", "x", "--tenant", "acme-milan"}, exitUsage, "want get, or set ACTION"},
+		{[]string{"action", "policy", "unset", "x", "--tenant", "acme-milan"}, exitUsage, "get | set ACTION"},
 		{[]string{"action", "authorize", "--tool", "process_refund"}, exitUsage, "--subject and --tool are required"},
 		{[]string{"action", "simulate", "--subject", "agent:support-bot", "--on-behalf-of", "user:olga@acme.example",
 			"--tenant", "acme-milan", "--tool", "update_address"}, exitDenied, "action_disabled"},
@@ -138,7 +138,7 @@ func TestActionLimitsCommand(t *testing.T) {
 		{limits("set", "apply_discount", "max_speed", "3", "--tenant", "acme-milan"), exitUsage, "want one of"},
 		{limits("set", "launch_rocket", "max_count", "3", "--window", "1h", "--tenant", "acme-milan"), exitUsage, "not_found"},
 		{limits("set", "process_refund", "max_count", "3"), exitUsage, "--tenant is required"},
-		{limits("drop", "x", "--tenant", "acme-milan"), exitUsage, "want get, set"},
+		{limits("drop", "x", "--tenant", "acme-milan"), exitUsage, "get | set ACTION LIMIT VALUE"},
 	}
 	// Lines compare with their columns one space apart.
 	squeeze := func(out string) string {

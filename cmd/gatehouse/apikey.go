@@ -12,11 +12,11 @@ import (
 
 func runAPIKeyCreate(ctx context.Context, m *Main) error {
 	if m.opts.subject == "" || m.opts.scopes == "" {
-		return usageErrorf("--subject and --scopes are required")
+		return usage("required_both", "Flag", "--subject", "Other", "--scopes")
 	}
 	subject, err := gatehouse.ParseSubject(m.opts.subject)
 	if err != nil {
-		return usageErrorf("--subject: %v", err)
+		return usage("bad_value", "Flag", "--subject", "Detail", err)
 	}
 	var scopes []string
 	for s := range strings.SplitSeq(m.opts.scopes, ",") {

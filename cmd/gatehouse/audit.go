@@ -41,18 +41,18 @@ func (m *Main) loadAuditKey() (ed25519.PrivateKey, error) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, usageErrorf("--audit-key: %v", err)
+		return nil, usage("bad_value", "Flag", "--audit-key", "Detail", err)
 	}
 	key, err := audit.ParsePrivateKey(b)
 	if err != nil {
-		return nil, usageErrorf("--audit-key %s: %v", path, err)
+		return nil, usage("value_error", "Flag", "--audit-key", "Value", path, "Detail", err)
 	}
 	return key, nil
 }
 
 func runAuditKeygen(ctx context.Context, m *Main) error {
 	if m.opts.output == "" {
-		return usageErrorf("-o FILE is required: the private key goes there, the public key to FILE.pub")
+		return usage("key_out_required")
 	}
 	priv, pub, err := audit.GenerateKey(rand.Reader)
 	if err != nil {
@@ -77,10 +77,10 @@ func runAuditKeygen(ctx context.Context, m *Main) error {
 func writeNew(path string, b []byte, mode os.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if errors.Is(err, fs.ErrExist) {
-		return usageErrorf("%s exists: a key is never overwritten", path)
+		return usage("key_exists", "Path", path)
 	}
 	if err != nil {
-		return usageErrorf("%v", err)
+		return usage("file", "Detail", err)
 	}
 	if _, err := f.Write(b); err != nil {
 		f.Close()
@@ -97,7 +97,7 @@ func runAuditCheckpoint(ctx context.Context, m *Main) error {
 		return err
 	}
 	if key == nil {
-		return usageErrorf("--audit-key FILE (or GATEHOUSE_AUDIT_KEY) is required")
+		return usage("audit_key_required")
 	}
 	c, ok, err := m.svc.Checkpoint(ctx, key, audit.CheckpointManual)
 	if err != nil {
@@ -130,32 +130,32 @@ func (m *Main) readVerifyInputs() (ed25519.PublicKey, []audit.Checkpoint, error)
 	o := m.opts
 	if o.publicKey == "" {
 		if o.checkpoints != "" {
-			return nil, nil, usageErrorf("--checkpoints needs --public-key")
+			return nil, nil, usage("needs", "Flag", "--checkpoints", "Other", "--public-key")
 		}
 		return nil, nil, nil
 	}
 	b, err := os.ReadFile(o.publicKey)
 	if err != nil {
-		return nil, nil, usageErrorf("--public-key: %v", err)
+		return nil, nil, usage("bad_value", "Flag", "--public-key", "Detail", err)
 	}
 	pub, err := audit.ParsePublicKey(b)
 	if err != nil {
-		return nil, nil, usageErrorf("--public-key %s: %v", o.publicKey, err)
+		return nil, nil, usage("value_error", "Flag", "--public-key", "Value", o.publicKey, "Detail", err)
 	}
 	if o.checkpoints == "" {
 		return pub, nil, nil
 	}
 	f, err := os.Open(o.checkpoints)
 	if err != nil {
-		return nil, nil, usageErrorf("--checkpoints: %v", err)
+		return nil, nil, usage("bad_value", "Flag", "--checkpoints", "Detail", err)
 	}
 	defer f.Close()
 	cps, err := audit.ReadCheckpoints(f)
 	if err != nil {
-		return nil, nil, usageErrorf("--checkpoints %s: %v", o.checkpoints, err)
+		return nil, nil, usage("value_error", "Flag", "--checkpoints", "Value", o.checkpoints, "Detail", err)
 	}
 	if len(cps) == 0 {
-		return nil, nil, usageErrorf("--checkpoints %s holds no checkpoint", o.checkpoints)
+		return nil, nil, usage("no_checkpoint", "Path", o.checkpoints)
 	}
 	return pub, cps, nil
 }
@@ -187,7 +187,7 @@ func (m *Main) signCheckpoint(ctx context.Context, key ed25519.PrivateKey, reaso
 
 func runAuditPrune(ctx context.Context, m *Main) error {
 	if m.opts.retention <= 0 {
-		return usageErrorf("--older-than DURATION is required and must be positive")
+		return usage("older_than")
 	}
 	key, err := m.loadAuditKey()
 	if err != nil {

@@ -15,21 +15,21 @@ import (
 func runAuditList(ctx context.Context, m *Main) error {
 	o := m.opts
 	if o.limit <= 0 {
-		return usageErrorf("--limit must be positive")
+		return usage("positive", "Flag", "--limit")
 	}
 	now := time.Now()
 	f := gatehouse.AuditFilter{AfterSeq: o.after, Actor: o.actor, Action: o.action, TargetPrefix: o.target, Newest: !o.oldest}
 	var err error
 	if o.since != "" {
 		if f.Since, err = parseWhen(o.since, now); err != nil {
-			return usageErrorf("--since: %v", err)
+			return usage("bad_value", "Flag", "--since", "Detail", err)
 		}
 	}
 	if o.before != "" {
 		if seq, err := strconv.ParseInt(o.before, 10, 64); err == nil && seq > 0 {
 			f.BeforeSeq = seq
 		} else if f.Until, err = parseWhen(o.before, now); err != nil {
-			return usageErrorf("--before: %v", err)
+			return usage("bad_value", "Flag", "--before", "Detail", err)
 		}
 	}
 	// One more than shown tells whether the limit cut the list.

@@ -41,7 +41,7 @@ func runBackup(ctx context.Context, m *Main) error {
 func writeFileAtomic(path string, write func(w io.Writer) (backup.Header, error)) (backup.Header, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return backup.Header{}, usageErrorf("%v", err)
+		return backup.Header{}, usage("file", "Detail", err)
 	}
 	h, err := write(f)
 	if err == nil {
@@ -61,13 +61,13 @@ func writeFileAtomic(path string, write func(w io.Writer) (backup.Header, error)
 
 func runRestore(ctx context.Context, m *Main) error {
 	if m.opts.file == "" {
-		return usageErrorf("-f FILE is required (- for stdin)")
+		return usage("file_required_stdin")
 	}
 	r, name := m.Stdin, "stdin"
 	if m.opts.file != "-" {
 		f, err := os.Open(m.opts.file)
 		if err != nil {
-			return usageErrorf("%v", err)
+			return usage("file", "Detail", err)
 		}
 		defer f.Close()
 		r, name = f, m.opts.file

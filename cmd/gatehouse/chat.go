@@ -50,7 +50,7 @@ func chatExecutor(path string) (chat.Executor, error) {
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, usageErrorf("--chat-tools: %v", err)
+		return nil, usage("bad_value", "Flag", "--chat-tools", "Detail", err)
 	}
 	var f toolsFile
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -100,11 +100,11 @@ func chatModel(name, script string) (chat.Model, error) {
 		}
 		data, err := os.ReadFile(script)
 		if err != nil {
-			return nil, usageErrorf("--chat-script: %v", err)
+			return nil, usage("bad_value", "Flag", "--chat-script", "Detail", err)
 		}
 		return chat.ParseScript(data)
 	}
-	return nil, usageErrorf("--chat-model %q: want scripted or openai", name)
+	return nil, usage("chat_model", "Model", name)
 }
 
 // loadChat starts the chat engine with model and tools, if a model is

@@ -78,13 +78,13 @@ func DefaultConfig(getenv func(string) string) Config {
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
 	if c.dbPath() == "" {
-		return usageErrorf("--db is empty")
+		return usage("empty", "Flag", "--db")
 	}
 	if strings.Contains(c.DB, "://") && !c.isPostgres() {
-		return usageErrorf("--db %s: want a SQLite path, sqlite:PATH, or postgres://…", c.storeName())
+		return usage("db_url", "Store", c.storeName())
 	}
 	if strings.TrimSpace(c.Actor) == "" {
-		return usageErrorf("--actor is empty")
+		return usage("empty", "Flag", "--actor")
 	}
 	return nil
 }
@@ -174,13 +174,12 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	if m.cmd.readOnly && !m.Config.isPostgres() {
 		if _, err := os.Stat(m.Config.dbPath()); errors.Is(err, fs.ErrNotExist) {
-			return usageErrorf("database %s does not exist: apply a policy first (gatehouse apply -f FILE --db %s) or name another with --db", m.Config.dbPath(), m.Config.dbPath())
+			return usage("db_missing", "Path", m.Config.dbPath())
 		}
 	}
 	if m.cmd.noCreate && !m.opts.create && !m.Config.isPostgres() {
 		if _, err := os.Stat(m.Config.dbPath()); errors.Is(err, fs.ErrNotExist) {
-			return usageErrorf("database %s does not exist, and %s does not create one unless --create: apply a policy first (gatehouse apply -f FILE --db %s), restore a backup, or name the right file with --db",
-				m.Config.dbPath(), m.cmd.name, m.Config.dbPath())
+			return usage("db_missing_no_create", "Path", m.Config.dbPath(), "Command", m.cmd.name)
 		}
 	}
 	var err error

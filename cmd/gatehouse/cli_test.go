@@ -74,6 +74,15 @@ func TestErrorGolden(t *testing.T) {
 		{"error_not_a_database", garbage, []string{"user", "list"}, 2},
 		{"error_is_directory", dir, []string{"apply", "-f", examplePolicy}, 2},
 		{"error_unknown_flag", db, []string{"check", "--frob"}, 2},
+		// Usage errors are localized too and end with the code usage.
+		{"error_unknown_flag_de", db, []string{"check", "--frob", "--lang", "de"}, 2},
+		{"error_subject_required", db, []string{"check", "--tool", "analyze_loan"}, 2},
+		{"error_subject_required_fr", db, []string{"check", "--tool", "analyze_loan", "--lang", "fr"}, 2},
+		{"error_bad_args", db, []string{"check", "--subject", "user:carl@acme.example", "--tool", "analyze_loan", "--args", "[1]"}, 2},
+		{"error_bad_args_de", db, []string{"check", "--subject", "user:carl@acme.example", "--tool", "analyze_loan", "--args", "[1]", "--lang", "de"}, 2},
+		{"error_unknown_format_zh", db, []string{"export", "--format", "toml", "--lang", "zh"}, 2},
+		{"error_flag_needs_value_fr", db, []string{"check", "--lang", "fr", "--tool"}, 2},
+		{"error_bad_json_it", db, []string{"check", "--subject", "user:carl@acme.example", "--tool", "analyze_loan", "--context", "{oops", "--lang", "it"}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -363,7 +363,7 @@ var commands = []command{
 		},
 		run: func(ctx context.Context, m *Main) error {
 			if (m.opts.parent == "") == !m.opts.root {
-				return usageErrorf("give exactly one of --parent or --root")
+				return usage("one_of", "Flags", "--parent, --root")
 			}
 			return m.printResult(m.svc.MoveTenant(ctx, m.Config.Actor, m.args[0], m.opts.parent))
 		},
@@ -502,14 +502,14 @@ func readInput(m *Main, path string) ([]byte, error) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, usageErrorf("%v", err)
+		return nil, usage("file", "Detail", err)
 	}
 	return b, nil
 }
 
 func runApply(ctx context.Context, m *Main) error {
 	if m.opts.file == "" {
-		return usageErrorf("-f FILE is required")
+		return usage("required", "Flag", "-f FILE")
 	}
 	data, err := readInput(m, m.opts.file)
 	if err != nil {
@@ -530,7 +530,7 @@ func runApply(ctx context.Context, m *Main) error {
 
 func runExport(ctx context.Context, m *Main) error {
 	if m.opts.format != "yaml" && m.opts.format != "json" {
-		return usageErrorf("--format %q: want yaml or json", m.opts.format)
+		return usage("format", "Format", m.opts.format)
 	}
 	p, _, err := m.svc.Policy(ctx)
 	if err != nil {
@@ -549,7 +549,7 @@ func runExport(ctx context.Context, m *Main) error {
 
 func runImportSeed000(ctx context.Context, m *Main) error {
 	if m.opts.permissions == "" && m.opts.actions == "" && m.opts.categories == "" {
-		return usageErrorf("give at least one of --permissions, --actions, --categories")
+		return usage("at_least_one", "Flags", "--permissions, --actions, --categories")
 	}
 	var files [3][]byte
 	for i, path := range []string{m.opts.permissions, m.opts.actions, m.opts.categories} {
@@ -571,7 +571,7 @@ func runImportRBAC(ctx context.Context, m *Main) error {
 	if module == "" {
 		dir := strings.TrimSuffix(path, "/rbac.json")
 		if dir == path {
-			return usageErrorf("--module is required when the file is not MODULE/rbac.json")
+			return usage("module_required")
 		}
 		module = dir[strings.LastIndex(dir, "/")+1:]
 	}
@@ -621,35 +621,35 @@ func (m *Main) printResult(res service.Result, err error) error {
 func runCheck(ctx context.Context, m *Main) error {
 	o := m.opts
 	if o.subject == "" {
-		return usageErrorf("--subject is required")
+		return usage("required", "Flag", "--subject")
 	}
 	if (o.permission == "") == (o.tool == "") {
-		return usageErrorf("give exactly one of --permission or --tool")
+		return usage("one_of", "Flags", "--permission, --tool")
 	}
 	subject, err := gatehouse.ParseSubject(o.subject)
 	if err != nil {
-		return usageErrorf("--subject: %v", err)
+		return usage("bad_value", "Flag", "--subject", "Detail", err)
 	}
 	q := gatehouse.Question{Request: gatehouse.Request{Subject: subject, Permission: o.permission, Tenant: o.tenant},
 		Tool: o.tool, Explain: o.explain, Lang: m.lang(), Surface: "cli"}
 	if o.onBehalfOf != "" {
 		if q.OnBehalfOf, err = gatehouse.ParseSubject(o.onBehalfOf); err != nil {
-			return usageErrorf("--on-behalf-of: %v", err)
+			return usage("bad_value", "Flag", "--on-behalf-of", "Detail", err)
 		}
 	}
 	if o.context != "" {
-		if err := decodeObject(o.context, &q.Context); err != nil {
-			return usageErrorf("--context: %v", err)
+		if err := decodeObject("--context", o.context, &q.Context); err != nil {
+			return err
 		}
 	}
 	if o.resource != "" {
-		if err := decodeObject(o.resource, &q.Resource); err != nil {
-			return usageErrorf("--resource: %v", err)
+		if err := decodeObject("--resource", o.resource, &q.Resource); err != nil {
+			return err
 		}
 	}
 	if o.act.args != "" {
-		if err := decodeObject(o.act.args, &q.Args); err != nil {
-			return usageErrorf("--args: %v", err)
+		if err := decodeObject("--args", o.act.args, &q.Args); err != nil {
+			return err
 		}
 	}
 	// A name the policy lacks is the asker's mistake, not a denial.
@@ -711,29 +711,34 @@ func (m *Main) printAnswer(a gatehouse.Answer, explain bool) error {
 	return nil
 }
 
-func decodeObject(s string, v any) error {
+// decodeObject decodes flag's value s, a JSON object, into v.
+func decodeObject(flag, s string, v any) error {
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("not a JSON object: %v", err)
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field == "" {
+			return usage("json_not_object", "Flag", flag)
+		}
+		return usage("not_json", "Flag", flag, "Detail", err)
 	}
 	if dec.More() {
-		return fmt.Errorf("trailing data after the JSON object")
+		return usage("json_trailing", "Flag", flag)
 	}
 	return nil
 }
 
 func runEffective(ctx context.Context, m *Main) error {
 	if m.opts.subject == "" {
-		return usageErrorf("--subject is required")
+		return usage("required", "Flag", "--subject")
 	}
 	subject, err := gatehouse.ParseSubject(m.opts.subject)
 	if err != nil {
-		return usageErrorf("--subject: %v", err)
+		return usage("bad_value", "Flag", "--subject", "Detail", err)
 	}
 	if err := m.svc.CheckNames(m.opts.tenant, "", ""); err != nil {
-		return usageErrorf("--tenant: %v", err)
+		return usage("bad_value", "Flag", "--tenant", "Detail", err)
 	}
 	eff, err := m.svc.Effective(subject, m.opts.tenant)
 	if err != nil {
@@ -853,7 +858,7 @@ func runUserSetTenants(ctx context.Context, m *Main) error {
 	email := m.args[0]
 	switch {
 	case none && def, (none || def) && len(m.args) == 2, !none && !def && len(m.args) != 2:
-		return usageErrorf("give TENANT[,TENANT…], --none or --default")
+		return usage("tenants_missing")
 	case def:
 		return m.printResult(m.svc.ResetUserTenants(ctx, m.Config.Actor, email))
 	case none:
@@ -875,7 +880,7 @@ func tenantList(arg string) ([]string, error) {
 		}
 	}
 	if len(tenants) == 0 {
-		return nil, usageErrorf("no tenant given (user set-tenants EMAIL --none grants none)")
+		return nil, usage("no_tenant")
 	}
 	return tenants, nil
 }

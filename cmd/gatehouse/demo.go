@@ -122,7 +122,7 @@ func demoFlags(fs *flag.FlagSet, o *options) {
 // try until interrupted.
 func runDemo(ctx context.Context, m *Main) error {
 	if err := os.MkdirAll(m.opts.dir, 0o755); err != nil {
-		return usageErrorf("--dir: %v", err)
+		return usage("bad_value", "Flag", "--dir", "Detail", err)
 	}
 	m.Config.DB = filepath.Join(m.opts.dir, "gatehouse.db")
 	if m.opts.reset {
@@ -179,7 +179,7 @@ func runDemo(ctx context.Context, m *Main) error {
 		cfg.TLSCertFile, cfg.TLSKeyFile = filepath.Join(m.opts.dir, "cert.pem"), filepath.Join(m.opts.dir, "key.pem")
 		host, _, err := net.SplitHostPort(cfg.Addr)
 		if err != nil {
-			return usageErrorf("--addr %s: %v", cfg.Addr, err)
+			return usage("value_error", "Flag", "--addr", "Value", cfg.Addr, "Detail", err)
 		}
 		if err := gatehttp.WriteSelfSignedCert(cfg.TLSCertFile, cfg.TLSKeyFile, []string{host, "localhost", "127.0.0.1"}, demoTokenTTL); err != nil {
 			return err

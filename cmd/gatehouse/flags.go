@@ -5,9 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 
 	"github.com/gatehouse/gatehouse/locale"
@@ -19,6 +21,40 @@ var errUsage = errors.New("usage")
 func usageErrorf(format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), errUsage)
 }
+
+// codeUsage is the stable code printed after a usage error's message.
+const codeUsage = "usage"
+
+// usageError is a mistake in how a command was called, as a catalog
+// message (cli.usage.*) and its data: report prints it in the run's
+// language, Error in English.
+type usageError struct {
+	ID   string
+	Data map[string]any
+}
+
+// usage returns the usage error of message id with data given as
+// name, value pairs.
+func usage(id string, kv ...any) error {
+	data := make(map[string]any, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		data[kv[i].(string)] = kv[i+1]
+	}
+	return &usageError{ID: "cli.usage." + id, Data: data}
+}
+
+func (e *usageError) Error() string {
+	cat, err := englishCatalog()
+	if err != nil {
+		return e.ID
+	}
+	return cat.Text(locale.Languages[0], e.ID, e.Data)
+}
+
+func (e *usageError) Is(target error) bool { return target == errUsage }
+
+// englishCatalog is the catalog usage errors render their English text from.
+var englishCatalog = sync.OnceValues(locale.New)
 
 // errDenied makes check exit with status 3 after printing its decision.
 var errDenied = errors.New("denied")
@@ -125,6 +161,11 @@ func (m *Main) ParseFlags(args []string) error {
 		return err
 	}
 	m.catalog = cat
+	// A usage error found before the flags are parsed is in the language
+	// --lang asks for.
+	if lang, ok := langArg(args); ok {
+		m.Config.Lang = lang
+	}
 	lead, words := splitLeading(args)
 	if len(words) == 0 {
 		switch {
@@ -135,7 +176,7 @@ func (m *Main) ParseFlags(args []string) error {
 			m.printHelp()
 			return errHelp
 		default:
-			return usageErrorf("no command given")
+			return usage("no_command")
 		}
 	}
 	if words[0] == "help" {
@@ -146,10 +187,10 @@ func (m *Main) ParseFlags(args []string) error {
 		if isGroup(words[0]) {
 			m.group = words[0]
 			if len(words) == 1 || strings.HasPrefix(words[1], "-") {
-				return usageErrorf("%s", m.text("cli.group_needs_subcommand", map[string]any{"Group": words[0]}))
+				return usage("group_needs_subcommand", "Group", words[0])
 			}
 		}
-		return usageErrorf("unknown command %q", strings.Join(words[:min(2, len(words))], " "))
+		return usage("unknown_command", "Command", strings.Join(words[:min(2, len(words))], " "))
 	}
 	m.cmd = cmd
 	fs, _ := m.flagSet(cmd)
@@ -161,7 +202,7 @@ func (m *Main) ParseFlags(args []string) error {
 				m.printCommandHelp(cmd)
 				return errHelp
 			}
-			return usageErrorf("%s", gnuFlagError(err))
+			return flagError(err)
 		}
 		rest = fs.Args()
 		if len(rest) == 0 {
@@ -171,16 +212,57 @@ func (m *Main) ParseFlags(args []string) error {
 		rest = rest[1:]
 	}
 	if len(m.args) < cmd.minArgs || (cmd.maxArgs >= 0 && len(m.args) > cmd.maxArgs) {
-		return usageErrorf("wrong number of arguments")
+		return usage("wrong_args")
 	}
 	return m.Config.Validate()
 }
+
+// langArg is the value of the last --lang flag in args.
+func langArg(args []string) (lang string, ok bool) {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "lang" {
+			continue
+		}
+		switch {
+		case hasValue:
+			lang, ok = value, true
+		case i+1 < len(args):
+			lang, ok = args[i+1], true
+		}
+	}
+	return lang, ok
+}
+
+// flagError is the usage error for err of package flag, naming the flag
+// as help does.
+func flagError(err error) error {
+	s := gnuFlagError(err)
+	for _, p := range []struct{ prefix, id string }{
+		{"flag provided but not defined: ", "unknown_flag"},
+		{"flag needs an argument: ", "flag_needs_value"},
+	} {
+		if name, ok := strings.CutPrefix(s, p.prefix); ok {
+			return usage(p.id, "Flag", name)
+		}
+	}
+	if m := badFlagValue.FindStringSubmatch(s); m != nil {
+		return usage("flag_bad_value", "Value", m[1], "Flag", m[2], "Detail", m[3])
+	}
+	return usage("flag_syntax", "Detail", s)
+}
+
+// badFlagValue matches package flag's error for a value a flag rejects.
+var badFlagValue = regexp.MustCompile(`^invalid (?:boolean )?value (".*") for (?:flag )?(-\S+): (.*)$`)
 
 // gnuFlagError spells the flag in a flag package error as help does:
 // --name, not -name.
 func gnuFlagError(err error) string {
 	s := err.Error()
-	for _, p := range []string{"not defined: -", "needs an argument: -", "for flag -"} {
+	for _, p := range []string{"not defined: -", "needs an argument: -", "for flag -", "for -"} {
 		i := strings.Index(s, p)
 		if i < 0 {
 			continue
@@ -208,7 +290,7 @@ func (m *Main) help(words []string) error {
 		m.printGroup(m.Stdout, words[0])
 		return errHelp
 	}
-	return usageErrorf("no help for %q: no such command", strings.Join(words, " "))
+	return usage("no_help", "Command", strings.Join(words, " "))
 }
 
 func findCommand(args []string) (*command, []string) {

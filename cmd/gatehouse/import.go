@@ -43,7 +43,7 @@ func runUserImport(ctx context.Context, m *Main) error {
 	} else {
 		f, err := os.Open(path)
 		if err != nil {
-			return usageErrorf("%v", err)
+			return usage("file", "Detail", err)
 		}
 		defer f.Close()
 		in = f
@@ -97,7 +97,7 @@ func readUserRecords(name string, r io.Reader, prog *progress) ([]service.UserRe
 		return nil, &policy.Error{Problems: problems}
 	}
 	if len(records) == 0 {
-		return nil, usageErrorf("%s lists no users", name)
+		return nil, usage("no_users", "File", name)
 	}
 	return records, nil
 }

@@ -8,7 +8,7 @@ const maxInput = 64 << 20
 func readAll(r io.Reader) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r, maxInput+1))
 	if err == nil && len(b) > maxInput {
-		return nil, usageErrorf("input larger than %d bytes", maxInput)
+		return nil, usage("too_large", "Max", maxInput)
 	}
 	return b, err
 }

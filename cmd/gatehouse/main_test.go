@@ -120,7 +120,7 @@ func TestUsageAndInputErrorsExit2(t *testing.T) {
 		args   []string
 		stderr string // a fragment the error must name
 	}{
-		{"no command", db, []string{"frobnicate"}, "unknown command"},
+		{"no command", db, []string{"frobnicate"}, "Unknown command"},
 		{"check without subject", db, []string{"check", "--permission", "x"}, "--subject"},
 		{"check with both", db, []string{"check", "--subject", "user:a@b.c", "--permission", "x", "--tool", "y"}, "exactly one"},
 		{"bad subject", db, []string{"check", "--subject", "robot:x", "--permission", "x"}, "unknown type"},

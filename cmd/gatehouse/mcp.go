@@ -94,7 +94,7 @@ func (m *Main) gateway() (*mcpgw.Gateway, error) {
 // protocol's.
 func runMCPStdio(ctx context.Context, m *Main) error {
 	if m.Config.APIKey == "" {
-		return usageErrorf("GATEHOUSE_API_KEY is not set: create a key with 'gatehouse apikey create NAME --subject SUBJECT --scopes mcp'")
+		return usage("api_key_missing")
 	}
 	verify := func(ctx context.Context) (gatehouse.APIKey, error) {
 		k, err := m.svc.VerifyAPIKey(ctx, m.Config.APIKey)
@@ -108,7 +108,7 @@ func runMCPStdio(ctx context.Context, m *Main) error {
 	}
 	k, err := verify(ctx)
 	if errors.Is(err, service.ErrBadAPIKey) {
-		return usageErrorf("GATEHOUSE_API_KEY is not an active API key with the %s scope", gatehouse.ScopeMCP)
+		return usage("api_key_invalid", "Scope", gatehouse.ScopeMCP)
 	}
 	if err != nil {
 		return err
@@ -143,11 +143,11 @@ func (nopWriteCloser) Close() error { return nil }
 func runMCPTools(ctx context.Context, m *Main) error {
 	o := m.opts
 	if o.subject == "" {
-		return usageErrorf("--subject is required")
+		return usage("required", "Flag", "--subject")
 	}
 	subject, err := gatehouse.ParseSubject(o.subject)
 	if err != nil {
-		return usageErrorf("--subject: %v", err)
+		return usage("bad_value", "Flag", "--subject", "Detail", err)
 	}
 	gw, err := m.gateway()
 	if err != nil {

@@ -28,7 +28,7 @@ func planFlags(withNone bool) func(fs *flag.FlagSet, o *options) {
 // planTarget checks that exactly one of --tenant and --user is given.
 func planTarget(m *Main) error {
 	if (m.opts.tenant == "") == (m.opts.user == "") {
-		return usageErrorf("give exactly one of --tenant ID or --user EMAIL")
+		return usage("one_of", "Flags", "--tenant ID, --user EMAIL")
 	}
 	return nil
 }
@@ -39,7 +39,7 @@ func runPlanSet(ctx context.Context, m *Main) error {
 		return err
 	}
 	if (len(m.args) == 1) == m.opts.none {
-		return usageErrorf("give a PLAN or --none")
+		return usage("plan_missing")
 	}
 	plan := ""
 	if len(m.args) == 1 {
@@ -119,19 +119,19 @@ func (m *Main) loadBilling(ctx context.Context, cfg *gatehttp.Config) error {
 	}
 	switch {
 	case o.billingConfig == "" && len(o.billingSecrets) > 0:
-		return usageErrorf("--billing-secret needs --billing-config")
+		return usage("needs", "Flag", "--billing-secret", "Other", "--billing-config")
 	case o.billingConfig == "":
 		return nil
 	case o.billingSweep <= 0:
-		return usageErrorf("--billing-sweep-interval must be positive")
+		return usage("positive", "Flag", "--billing-sweep-interval")
 	}
 	bc, err := billing.LoadConfig(o.billingConfig)
 	if err != nil {
-		return usageErrorf("--billing-config: %v", err)
+		return usage("bad_value", "Flag", "--billing-config", "Detail", err)
 	}
 	bc.Secrets = secrets
 	if err := bc.Validate(); err != nil {
-		return usageErrorf("%v (secrets come from --billing-secret or GATEHOUSE_BILLING_SECRETS)", err)
+		return usage("billing_secrets", "Detail", err)
 	}
 	p, _, err := m.svc.Policy(ctx)
 	if err != nil {

@@ -154,7 +154,7 @@ func TestServeBillingUsageErrors(t *testing.T) {
 		args   []string
 		stderr string
 	}{
-		{"secret without config", []string{"--billing-secret", "whsec_0123456789abcdef"}, "needs --billing-config"},
+		{"secret without config", []string{"--billing-secret", "whsec_0123456789abcdef"}, "--billing-config is required with --billing-secret"},
 		{"missing config", []string{"--billing-config", "nope.yaml", "--billing-secret", "whsec_0123456789abcdef"}, "--billing-config"},
 		{"no secret", []string{"--billing-config", exampleBilling}, "no webhook secret"},
 		{"short secret", []string{"--billing-config", exampleBilling, "--billing-secret", "short"}, "at least 16"},

@@ -23,14 +23,19 @@ func (m *Main) report(err error) int {
 	case errors.Is(err, errDenied):
 		return exitDenied
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(m.Stderr, "gatehouse: %s\n", strings.TrimSuffix(err.Error(), ": usage"))
+		msg := strings.TrimSuffix(err.Error(), ": usage")
+		var ue *usageError
+		if errors.As(err, &ue) {
+			msg = m.text(ue.ID, ue.Data)
+		}
+		fmt.Fprintf(m.Stderr, "gatehouse: %s (%s)\n", msg, codeUsage)
 		switch {
 		case m.group != "":
 			m.printGroup(m.Stderr, m.group)
 		case m.cmd != nil:
-			fmt.Fprintf(m.Stderr, "usage: gatehouse %s %s\nrun 'gatehouse help %s' for its flags\n", m.cmd.name, m.cmd.usage, m.cmd.name)
+			fmt.Fprintf(m.Stderr, "usage: gatehouse %s %s\n%s\n", m.cmd.name, m.cmd.usage, m.text("cli.usage.hint_command", map[string]any{"Command": m.cmd.name}))
 		default:
-			fmt.Fprintln(m.Stderr, "run 'gatehouse help' for the list of commands")
+			fmt.Fprintln(m.Stderr, m.text("cli.usage.hint", nil))
 		}
 		return exitUsage
 	}

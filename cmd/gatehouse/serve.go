@@ -67,7 +67,7 @@ func runServe(ctx context.Context, m *Main) error {
 		o.jwtSecret = os.Getenv("GATEHOUSE_JWT_SECRET")
 	}
 	if o.jwtSecret == "" && o.jwksURL == "" {
-		return usageErrorf("--jwt-secret (or GATEHOUSE_JWT_SECRET, at least %d bytes) or --jwks-url is required", gatehttp.MinJWTSecret)
+		return usage("jwt_required", "Min", gatehttp.MinJWTSecret)
 	}
 	cfg := m.httpConfig()
 	if o.jwtSecret != "" {
@@ -104,10 +104,10 @@ func runServe(ctx context.Context, m *Main) error {
 	}
 	m.auditKey = key
 	if m.auditKey != nil && o.checkpointEvery <= 0 {
-		return usageErrorf("--audit-checkpoint-interval must be positive")
+		return usage("positive", "Flag", "--audit-checkpoint-interval")
 	}
 	if o.retention < 0 {
-		return usageErrorf("--decision-log-retention must not be negative")
+		return usage("not_negative", "Flag", "--decision-log-retention")
 	}
 	if err := m.loadBilling(ctx, &cfg); err != nil {
 		return err
@@ -146,7 +146,7 @@ func (m *Main) httpConfig() gatehttp.Config {
 // by the CLI in another process take effect.
 func (m *Main) serve(ctx context.Context, cfg gatehttp.Config, ready func(url string)) error {
 	if m.opts.reloadEvery <= 0 {
-		return usageErrorf("--reload-interval must be positive")
+		return usage("positive", "Flag", "--reload-interval")
 	}
 	if m.auditKey != nil {
 		cctx, stop := context.WithCancel(ctx)
@@ -181,7 +181,7 @@ func (m *Main) serve(ctx context.Context, cfg gatehttp.Config, ready func(url st
 	srv := gatehttp.NewServer(m.svc, cfg)
 	if err := srv.Open(ctx); err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return usageErrorf("%s is already in use: stop the program listening there or pick another address with --addr", cfg.Addr)
+			return usage("addr_in_use", "Addr", cfg.Addr)
 		}
 		if gatehouse.ErrorCode(err) == gatehouse.CodeInvalid {
 			return err

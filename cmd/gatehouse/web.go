@@ -27,18 +27,18 @@ func webFlags(fs *flag.FlagSet, o *options) {
 func (o *options) oidcConfig() (*web.OIDCConfig, error) {
 	if o.oidcIssuer == "" {
 		if o.oidcClientID != "" || o.oidcRedirectURL != "" {
-			return nil, usageErrorf("--oidc-client-id and --oidc-redirect-url need --oidc-issuer")
+			return nil, usage("needs", "Flag", "--oidc-client-id, --oidc-redirect-url", "Other", "--oidc-issuer")
 		}
 		return nil, nil
 	}
 	secret := o.oidcClientSecret
 	if o.oidcSecretFile != "" {
 		if secret != "" {
-			return nil, usageErrorf("give --oidc-client-secret or --oidc-client-secret-file, not both")
+			return nil, usage("not_both", "Flag", "--oidc-client-secret", "Other", "--oidc-client-secret-file")
 		}
 		b, err := os.ReadFile(o.oidcSecretFile)
 		if err != nil {
-			return nil, usageErrorf("--oidc-client-secret-file: %v", err)
+			return nil, usage("bad_value", "Flag", "--oidc-client-secret-file", "Detail", err)
 		}
 		secret = strings.TrimSpace(string(b))
 	}
