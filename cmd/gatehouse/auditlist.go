@@ -21,7 +21,7 @@ func runAuditList(ctx context.Context, m *Main) error {
 	f := gatehouse.AuditFilter{AfterSeq: o.after, Actor: o.actor, Action: o.action, TargetPrefix: o.target,
 		Kind: o.kind, Reason: o.reason, Newest: !o.oldest}
 	if f.CheckKind() != nil {
-		return usageErrorf("--kind must be decision or change, not %q", o.kind)
+		return usage("bad_value", "Flag", "--kind", "Detail", fmt.Sprintf("%q is neither decision nor change", o.kind))
 	}
 	var err error
 	if o.since != "" {
