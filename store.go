@@ -94,11 +94,41 @@ type AuditFilter struct {
 	Action string
 	// TargetPrefix matches events whose Target starts with it.
 	TargetPrefix string
+	// Kind, when set, is AuditKindDecision (the events of action
+	// ActionDecision) or AuditKindChange (every other event); anything
+	// else is ErrInvalid.
+	Kind string
+	// Reason matches the decision events whose detail records that reason
+	// code (detail.reason); it selects decisions only.
+	Reason string
 	// Since is inclusive, Until exclusive.
 	Since, Until time.Time
 	// Limit caps the number of events: 0 means 100, more than 10000 is
 	// capped at 10000, negative is ErrInvalid.
 	Limit int
+}
+
+// ActionDecision is the action of the audit events that record decisions;
+// their detail holds the question and the reason code.
+const ActionDecision = "decision"
+
+// The kinds of audit event AuditFilter.Kind selects.
+const (
+	// AuditKindDecision selects the decisions (action ActionDecision).
+	AuditKindDecision = "decision"
+	// AuditKindChange selects every other event: policy and account
+	// changes, action lifecycle, tool calls, billing, checkpoints.
+	AuditKindChange = "change"
+)
+
+// CheckKind returns ErrInvalid if f.Kind is neither empty nor one of the
+// AuditKind constants.
+func (f AuditFilter) CheckKind() error {
+	switch f.Kind {
+	case "", AuditKindDecision, AuditKindChange:
+		return nil
+	}
+	return Invalidf("audit filter: unknown kind %q", f.Kind)
 }
 
 // AuditHead is the newest event's sequence number and hash; Seq 0 means the

@@ -239,6 +239,8 @@ func (c *Client) Audit(ctx context.Context, f gatehouse.AuditFilter) (AuditPage,
 	set("actor", f.Actor)
 	set("action", f.Action)
 	set("target", f.TargetPrefix)
+	set("kind", f.Kind)
+	set("reason", f.Reason)
 	if !f.Since.IsZero() {
 		set("since", f.Since.Format(time.RFC3339Nano))
 	}

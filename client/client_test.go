@@ -579,6 +579,26 @@ func TestAudit(t *testing.T) {
 	if page, err := c.Audit(ctx, gatehouse.AuditFilter{Since: time.Now().Add(time.Hour)}); err != nil || len(page.Events) != 0 {
 		t.Errorf("Audit(since an hour ahead) = %d events, %v: want none", len(page.Events), err)
 	}
+	changes, err := c.Audit(ctx, gatehouse.AuditFilter{Kind: gatehouse.AuditKindChange, Limit: 10000})
+	if err != nil || len(changes.Events) < 5 {
+		t.Errorf("Audit(kind change) = %d events, %v: want at least the 4 promotions and demotions and the policy", len(changes.Events), err)
+	}
+	for _, e := range changes.Events {
+		if e.Action == gatehouse.ActionDecision {
+			t.Errorf("Audit(kind change) lists a decision: %+v", e)
+		}
+	}
+	granted, err := c.Audit(ctx, gatehouse.AuditFilter{Reason: "granted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range granted.Events {
+		if e.Action != gatehouse.ActionDecision || !strings.Contains(string(e.Detail), `"reason":"granted"`) {
+			t.Errorf("Audit(reason granted) lists %+v", e)
+		}
+	}
+	_, err = c.Audit(ctx, gatehouse.AuditFilter{Kind: "decisions"})
+	checkErr(t, "Audit(kind decisions)", err, http.StatusBadRequest, gatehouse.CodeInvalid)
 	if _, err := c.Audit(ctx, gatehouse.AuditFilter{Limit: -1}); !errors.Is(err, gatehouse.ErrInvalid) {
 		t.Errorf("Audit(limit -1) = %v, want ErrInvalid", err)
 	}

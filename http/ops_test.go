@@ -239,3 +239,66 @@ func TestDecisionLogging(t *testing.T) {
 		t.Errorf("written %d dropped %d failed %d", log.Written(), log.Dropped(), log.Failed())
 	}
 }
+
+// GET /api/v1/audit keeps the decisions or the changes, and the decisions
+// with one reason code.
+func TestAuditKindAndReason(t *testing.T) {
+	t.Parallel()
+	svc, store := newService(t, examplePolicy)
+	log := svc.DecisionLog(service.DecisionLogConfig{Flush: 5 * time.Millisecond})
+	cfg := testConfig(t)
+	cfg.Decisions = log
+	f := &fixture{t: t, cfg: cfg, store: store, cat: cfg.Catalog}
+	f.url = newListener(t, gatehttp.NewServer(svc, cfg).Handler())
+	tok := f.token("user:sara@acme.example")
+	f.do(call{path: "/access/v1/evaluations", token: tok, body: `{"subject": {"type": "user", "id": "sara@acme.example"}, "resource": {"type": "tenant", "id": "acme"},
+		"evaluations": [{"action": {"name": "analyze_loan"}}, {"action": {"name": "manage_ai_tools"}}]}`})
+	if err := log.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	admin := f.token("user:admin@example.com")
+	type page struct {
+		Events []struct {
+			Action string          `json:"action"`
+			Detail json.RawMessage `json:"detail"`
+		} `json:"events"`
+	}
+	get := func(query string) page {
+		t.Helper()
+		r := f.do(call{method: http.MethodGet, path: "/api/v1/audit?" + query, token: admin})
+		if r.status != http.StatusOK {
+			t.Fatalf("audit?%s: %d %s", query, r.status, r.body)
+		}
+		var p page
+		if err := json.Unmarshal(r.body, &p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	all := get("")
+	changes := get("kind=change")
+	decisions := get("kind=decision")
+	if len(decisions.Events) != 2 || len(changes.Events) == 0 || len(changes.Events)+len(decisions.Events) != len(all.Events) {
+		t.Errorf("%d events: %d decisions, %d changes; want 2 decisions and the rest changes", len(all.Events), len(decisions.Events), len(changes.Events))
+	}
+	for _, e := range changes.Events {
+		if e.Action == "decision" {
+			t.Errorf("kind=change has a decision")
+		}
+	}
+	denied := get("kind=decision&reason=permission_missing")
+	if len(denied.Events) != 1 || !strings.Contains(string(denied.Events[0].Detail), `"action":"manage_ai_tools"`) {
+		t.Errorf("reason=permission_missing = %+v, want the manage_ai_tools decision", denied.Events)
+	}
+	if p := get("reason=permission_missing&actor=user:bo@example.com"); len(p.Events) != 0 {
+		t.Errorf("reason and another actor = %d events, want none", len(p.Events))
+	}
+	if p := get("kind=change&reason=granted"); len(p.Events) != 0 {
+		t.Errorf("changes with a reason = %d events, want none", len(p.Events))
+	}
+	r := f.do(call{method: http.MethodGet, path: "/api/v1/audit?kind=decisions", token: admin})
+	var e struct{ Error struct{ Code string } }
+	if err := json.Unmarshal(r.body, &e); err != nil || r.status != http.StatusBadRequest || e.Error.Code != "invalid" {
+		t.Errorf("kind=decisions: %d %s, want 400 invalid", r.status, r.body)
+	}
+}

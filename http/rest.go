@@ -86,6 +86,8 @@ type (
 		Actor  string    `query:"actor"`
 		Action string    `query:"action"`
 		Target string    `query:"target" description:"events whose target starts with this"`
+		Kind   string    `query:"kind" enum:"decision,change" description:"decision: the decisions; change: every other event"`
+		Reason string    `query:"reason" description:"the decisions with this reason code"`
 		Since  time.Time `query:"since" description:"RFC 3339, inclusive"`
 		Until  time.Time `query:"until" description:"RFC 3339, exclusive"`
 		After  int64     `query:"after" description:"the cursor: events after this sequence number"`
@@ -443,8 +445,12 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	f := gatehouse.AuditFilter{Actor: q.Get("actor"), Action: q.Get("action"), TargetPrefix: q.Get("target")}
+	f := gatehouse.AuditFilter{Actor: q.Get("actor"), Action: q.Get("action"), TargetPrefix: q.Get("target"),
+		Kind: q.Get("kind"), Reason: q.Get("reason")}
 	var err error
+	if kerr := f.CheckKind(); kerr != nil {
+		err = invalid("error.bad_query", map[string]any{"Field": "kind"}).wrap(kerr)
+	}
 	parseInt := func(key string, dst *int64) {
 		if v := q.Get(key); v != "" && err == nil {
 			if *dst, err = strconv.ParseInt(v, 10, 64); err != nil || *dst < 0 {

@@ -3,6 +3,7 @@ package memstore
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -175,6 +176,9 @@ func (s *Store) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gateh
 	if err != nil {
 		return nil, err
 	}
+	if err := f.CheckKind(); err != nil {
+		return nil, err
+	}
 	var out []gatehouse.AuditEvent
 	err = s.read(ctx, "list audit", func(st *state) error {
 		from := sort.Search(len(st.events), func(i int) bool { return st.events[i].Seq > f.AfterSeq })
@@ -212,10 +216,27 @@ func matchEvent(e gatehouse.AuditEvent, f gatehouse.AuditFilter) bool {
 		f.Action != "" && e.Action != f.Action,
 		f.TargetPrefix != "" && (len(e.Target) < len(f.TargetPrefix) || e.Target[:len(f.TargetPrefix)] != f.TargetPrefix),
 		!f.Since.IsZero() && e.Time.Before(f.Since),
-		!f.Until.IsZero() && !e.Time.Before(f.Until):
+		!f.Until.IsZero() && !e.Time.Before(f.Until),
+		f.Kind == gatehouse.AuditKindDecision && e.Action != gatehouse.ActionDecision,
+		f.Kind == gatehouse.AuditKindChange && e.Action == gatehouse.ActionDecision,
+		f.Reason != "" && (e.Action != gatehouse.ActionDecision || decisionReason(e.Detail) != f.Reason):
 		return false
 	}
 	return true
+}
+
+// decisionReason is the reason code a decision event's detail records, as
+// the databases' JSON functions read it: "" when detail is not an object
+// or its reason is not a string.
+func decisionReason(detail json.RawMessage) string {
+	var d struct {
+		Reason json.RawMessage `json:"reason"`
+	}
+	var reason string
+	if json.Unmarshal(detail, &d) != nil || json.Unmarshal(d.Reason, &reason) != nil {
+		return ""
+	}
+	return reason
 }
 
 // AuditHead returns the head recorded by the last append.

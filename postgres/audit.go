@@ -94,6 +94,9 @@ func (db *DB) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gatehou
 	if err != nil {
 		return nil, err
 	}
+	if err := f.CheckKind(); err != nil {
+		return nil, err
+	}
 	args := []any{f.AfterSeq}
 	conds := []string{"seq > $1"}
 	where := func(cond string, arg any) {
@@ -105,6 +108,23 @@ func (db *DB) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gatehou
 	}
 	if f.Action != "" {
 		where("action = $%d", f.Action)
+	}
+	switch {
+	case f.Kind == gatehouse.AuditKindDecision || f.Reason != "":
+		where("action = $%d", gatehouse.ActionDecision)
+	case f.Kind == gatehouse.AuditKindChange:
+		where("action <> $%d", gatehouse.ActionDecision)
+	}
+	if f.Kind == gatehouse.AuditKindChange && f.Reason != "" {
+		// Changes record no reason.
+		conds = append(conds, "false")
+	}
+	if f.Reason != "" {
+		// The action index narrows the scan to decisions; detail is JSON
+		// text the store validated on append. ->> yields NULL for a
+		// detail that is not an object, and a reason that is not a JSON
+		// string never matches, as in every store.
+		where("jsonb_typeof(detail::jsonb -> 'reason') = 'string' AND detail::jsonb ->> 'reason' = $%d", f.Reason)
 	}
 	if f.TargetPrefix != "" {
 		// starts_with, unlike LIKE, has no wildcards.

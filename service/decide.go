@@ -479,7 +479,7 @@ func (s *Service) message(lang string, q *gatehouse.Question, a *gatehouse.Answe
 
 // decisionAction is the action of the audit events that record decisions;
 // retention prunes them (see PruneDecisions).
-const decisionAction = "decision"
+const decisionAction = gatehouse.ActionDecision
 
 // decisionRecord is what a "decision" audit event says was asked.
 type decisionRecord struct {

@@ -108,6 +108,9 @@ func (db *DB) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gatehou
 	if err != nil {
 		return nil, err
 	}
+	if err := f.CheckKind(); err != nil {
+		return nil, err
+	}
 	conds := []string{"seq > ?"}
 	args := []any{f.AfterSeq}
 	if f.Actor != "" {
@@ -117,6 +120,25 @@ func (db *DB) ListAudit(ctx context.Context, f gatehouse.AuditFilter) ([]gatehou
 	if f.Action != "" {
 		conds = append(conds, "action = ?")
 		args = append(args, f.Action)
+	}
+	switch {
+	case f.Kind == gatehouse.AuditKindDecision || f.Reason != "":
+		conds = append(conds, "action = ?")
+		args = append(args, gatehouse.ActionDecision)
+	case f.Kind == gatehouse.AuditKindChange:
+		conds = append(conds, "action <> ?")
+		args = append(args, gatehouse.ActionDecision)
+	}
+	if f.Kind == gatehouse.AuditKindChange && f.Reason != "" {
+		// Changes record no reason.
+		conds = append(conds, "0")
+	}
+	if f.Reason != "" {
+		// The action index narrows the scan to decisions; detail is JSON
+		// text the store validated on append. A reason that is not text
+		// (json_type) never matches, as in every store.
+		conds = append(conds, "json_type(detail, '$.reason') = 'text' AND json_extract(detail, '$.reason') = ?")
+		args = append(args, f.Reason)
 	}
 	if f.TargetPrefix != "" {
 		// instr, unlike LIKE, is case-sensitive and has no wildcards.

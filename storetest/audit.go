@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -22,6 +24,7 @@ var auditTests = []test{
 	{"RawJSONExact", testRawJSONExact},
 	{"TimePrecision", testTimePrecision},
 	{"Filters", testFilters},
+	{"KindAndReasonFilters", testKindAndReasonFilters},
 	{"Pagination", testPagination},
 	{"ConcurrentAppend", testConcurrentAppend},
 }
@@ -228,6 +231,58 @@ func testFilters(t *testing.T, s gatehouse.Store) {
 		if !slices.Equal(got, tt.want) {
 			t.Errorf("ListAudit(%s %+v) = seqs %v, want %v", tt.name, tt.f, got, tt.want)
 		}
+	}
+}
+
+func testKindAndReasonFilters(t *testing.T, s gatehouse.Store) {
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	at := func(action, detail string, d time.Duration) gatehouse.AuditEvent {
+		e := event("user:ana@example.com", action, "tool/refund")
+		e.Time = t0.Add(d)
+		if detail != "" {
+			e.Detail = json.RawMessage(detail)
+		}
+		return e
+	}
+	appendEvents(t, s,
+		at("decision", `{"allowed":true,"reason":"allowed"}`, 0),                     // 1
+		at("policy.apply", `{"reason":"allowed"}`, time.Minute),                      // 2: not a decision
+		at("decision", `{"allowed":false,"reason":"no_permission"}`, 2*time.Minute),  // 3
+		at("tool.call", "", 3*time.Minute),                                           // 4
+		at("decision", `{"allowed":false,"reason":"limit_exceeded"}`, 4*time.Minute), // 5
+		at("decision", `{"reason":["no_permission"]}`, 5*time.Minute),                // 6: not text
+		at("decision", "", 6*time.Minute),                                            // 7: no detail
+		at("decision", `{"allowed":false,"reason":"no_permission"}`, 7*time.Minute),  // 8
+		at("decision", `[1]`, 8*time.Minute),                                         // 9: not an object
+		at("Decision", `{"reason":"no_permission"}`, 9*time.Minute),                  // 10: action is exact
+	)
+	tests := []struct {
+		name string
+		f    gatehouse.AuditFilter
+		want []int64
+	}{
+		{"decisions", gatehouse.AuditFilter{Kind: gatehouse.AuditKindDecision}, []int64{1, 3, 5, 6, 7, 8, 9}},
+		{"changes", gatehouse.AuditFilter{Kind: gatehouse.AuditKindChange}, []int64{2, 4, 10}},
+		{"reason", gatehouse.AuditFilter{Reason: "no_permission"}, []int64{3, 8}},
+		{"reason is exact", gatehouse.AuditFilter{Reason: "no_perm"}, []int64{}},
+		{"reason of decisions", gatehouse.AuditFilter{Kind: gatehouse.AuditKindDecision, Reason: "allowed"}, []int64{1}},
+		{"changes have no reason", gatehouse.AuditFilter{Kind: gatehouse.AuditKindChange, Reason: "allowed"}, []int64{}},
+		{"reason and action", gatehouse.AuditFilter{Action: "policy.apply", Reason: "allowed"}, []int64{}},
+		{"reason since", gatehouse.AuditFilter{Reason: "no_permission", Since: t0.Add(3 * time.Minute)}, []int64{8}},
+		{"reason newest", gatehouse.AuditFilter{Reason: "no_permission", Newest: true, Limit: 1}, []int64{8}},
+		{"reason after seq", gatehouse.AuditFilter{Reason: "no_permission", AfterSeq: 3}, []int64{8}},
+		{"changes before seq", gatehouse.AuditFilter{Kind: gatehouse.AuditKindChange, BeforeSeq: 10}, []int64{2, 4}},
+		{"decisions newest by limit", gatehouse.AuditFilter{Kind: gatehouse.AuditKindDecision, Newest: true, Limit: 2}, []int64{9, 8}},
+	}
+	for _, tt := range tests {
+		got := seqs(list(t, s, tt.f))
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("ListAudit(%s %+v) = seqs %v, want %v", tt.name, tt.f, got, tt.want)
+		}
+	}
+	_, err := s.ListAudit(context.Background(), gatehouse.AuditFilter{Kind: "decisions"})
+	if !errors.Is(err, gatehouse.ErrInvalid) {
+		t.Errorf("ListAudit(kind decisions) = %v, want ErrInvalid", err)
 	}
 }
 

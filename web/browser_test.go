@@ -206,6 +206,25 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("permission_missing bars = %d, %v; want some", n, err)
 		}
 		check(s, "audit-chart")
+
+		// The kind and reason filters select the list and the chart alike.
+		set := func(id, value, event string) {
+			t.Helper()
+			if _, err := chromedp.Run(s.ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const e = document.getElementById(%q);
+				e.value = %q; e.dispatchEvent(new Event(%q, {bubbles: true})); return true; })()`, id, value, event))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		actions := `[...document.querySelectorAll('#audit-events > tbody > tr')].map(tr => tr.cells[3].innerText)`
+		set("audit-reason", "permission_missing", "input")
+		s.do(chromedp.Click(chromedp.CSS(`#audit-filter button`)))
+		s.waitFor(`(() => { const a = ` + actions + `; return a.length > 0 && a.every(x => x === 'decision'); })() &&
+			[...document.querySelectorAll('#chart-table thead th')].every(th => !th.innerText.includes('granted'))`)
+		set("audit-reason", "", "input")
+		set("audit-kind", "change", "change")
+		s.do(chromedp.Click(chromedp.CSS(`#audit-filter button`)))
+		s.waitFor(`!!document.getElementById('chart-none') && (() => { const a = ` + actions + `; return a.length > 0 && !a.includes('decision'); })()`)
+		check(s, "audit-filtered")
 	})
 
 	t.Run("chat tools", func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/web"
 )
 
@@ -341,5 +342,58 @@ func TestConfigValidate(t *testing.T) {
 		if _, err := web.New(c); err == nil {
 			t.Errorf("New(%s) = nil error", tt.name)
 		}
+	}
+}
+
+// The audit page offers the kind and reason filters, and the API the
+// session calls answers them.
+func TestAuditKindAndReasonFilters(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	now := time.Now()
+	if err := f.store.AppendAudit(t.Context(), []gatehouse.AuditEvent{
+		{Time: now, Actor: "user:carl@acme.example", Action: gatehouse.ActionDecision, Target: "user:carl@acme.example",
+			Detail: json.RawMessage(`{"allowed":false,"reason":"permission_missing"}`)},
+		{Time: now, Actor: "user:sara@acme.example", Action: gatehouse.ActionDecision, Target: "user:sara@acme.example",
+			Detail: json.RawMessage(`{"allowed":true,"reason":"granted"}`)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b := f.browser()
+	b.signIn("user:admin@example.com")
+	page := b.do(http.MethodGet, "/audit", "")
+	for _, id := range []string{"web.audit.kind", "web.audit.kind_all", "web.audit.kind_decision", "web.audit.kind_change", "web.audit.reason"} {
+		if !strings.Contains(page.body, `"`+id+`"`) {
+			t.Errorf("GET /audit does not carry the message %s", id)
+		}
+	}
+	if js := b.do(http.MethodGet, "/static/audit.js", ""); js.StatusCode != http.StatusOK || !strings.Contains(js.body, "audit-kind") {
+		t.Errorf("GET /static/audit.js = %d without the kind filter", js.StatusCode)
+	}
+	list := func(query string) []gatehouse.AuditEvent {
+		t.Helper()
+		a := b.do(http.MethodGet, "/api/v1/audit?"+query, "")
+		if a.StatusCode != http.StatusOK {
+			t.Fatalf("GET /api/v1/audit?%s = %d %s", query, a.StatusCode, a.body)
+		}
+		var p struct{ Events []gatehouse.AuditEvent }
+		if err := json.Unmarshal([]byte(a.body), &p); err != nil {
+			t.Fatal(err)
+		}
+		return p.Events
+	}
+	if got := list("reason=permission_missing"); len(got) != 1 || got[0].Actor != "user:carl@acme.example" {
+		t.Errorf("reason=permission_missing = %+v, want Carl's denial", got)
+	}
+	for _, e := range list("kind=change&limit=1000") {
+		if e.Action == gatehouse.ActionDecision {
+			t.Errorf("kind=change lists a decision: %+v", e)
+		}
+	}
+	if got := list("kind=decision&actor=user:sara@acme.example"); len(got) != 1 || !strings.Contains(string(got[0].Detail), `"granted"`) {
+		t.Errorf("Sara's decisions = %+v, want her grant", got)
+	}
+	if a := b.do(http.MethodGet, "/api/v1/audit?kind=denials", ""); a.StatusCode != http.StatusBadRequest {
+		t.Errorf("kind=denials = %d %s, want 400", a.StatusCode, a.body)
 	}
 }

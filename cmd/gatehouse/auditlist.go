@@ -18,7 +18,11 @@ func runAuditList(ctx context.Context, m *Main) error {
 		return usage("positive", "Flag", "--limit")
 	}
 	now := time.Now()
-	f := gatehouse.AuditFilter{AfterSeq: o.after, Actor: o.actor, Action: o.action, TargetPrefix: o.target, Newest: !o.oldest}
+	f := gatehouse.AuditFilter{AfterSeq: o.after, Actor: o.actor, Action: o.action, TargetPrefix: o.target,
+		Kind: o.kind, Reason: o.reason, Newest: !o.oldest}
+	if f.CheckKind() != nil {
+		return usage("bad_value", "Flag", "--kind", "Detail", fmt.Sprintf("%q is neither decision nor change", o.kind))
+	}
 	var err error
 	if o.since != "" {
 		if f.Since, err = parseWhen(o.since, now); err != nil {

@@ -317,6 +317,14 @@ func TestAuditListNewestFirst(t *testing.T) {
 	}
 	want("--actor", seqsOf(run(t, db, "audit", "list", "--actor", "pep:api_key", "--oldest")), last-2, last-1, last)
 	want("--target", seqsOf(run(t, db, "audit", "list", "--target", "agent:")), last)
+	want("--kind decision", seqsOf(run(t, db, "audit", "list", "--kind", "decision")), last, last-1, last-2)
+	if got := seqsOf(run(t, db, "audit", "list", "--kind", "change", "--oldest")); len(got) == 0 || got[len(got)-1] != last-3 {
+		t.Errorf("--kind change: seqs %v, want the policy's events up to %d", got, last-3)
+	}
+	want("--reason", seqsOf(run(t, db, "audit", "list", "--reason", "permission_missing")), last-1)
+	if r := run(t, db, "audit", "list", "--kind", "decisions"); r.code != 2 || !strings.Contains(r.stderr, "--kind") {
+		t.Errorf("--kind decisions: exit %d %q, want a usage error", r.code, r.stderr)
+	}
 	want("--since TIME", seqsOf(run(t, db, "audit", "list", "--action", "decision", "--since", "2026-12-01T09:01:00Z")), last, last-1)
 	want("--before TIME", seqsOf(run(t, db, "audit", "list", "--action", "decision", "--before", "2026-12-01T09:01:00Z")), last-2)
 	want("--before DATE", seqsOf(run(t, db, "audit", "list", "--action", "decision", "--before", "2026-12-01")))

@@ -51,6 +51,7 @@ type options struct {
 	after       int64
 	limit       int
 	// audit list
+	kind, reason  string
 	since, before string
 	oldest        bool
 	none          bool
@@ -240,12 +241,14 @@ var commands = []command{
 	},
 	{
 		name: "audit list", readOnly: true, store: true, maxArgs: 0,
-		usage:   "[--actor A] [--action A] [--target PREFIX] [--since TIME|DURATION] [--before TIME|DURATION|SEQ] [--after SEQ] [--oldest] [--limit N] [--json]",
+		usage:   "[--actor A] [--action A] [--target PREFIX] [--kind decision|change] [--reason CODE] [--since TIME|DURATION] [--before TIME|DURATION|SEQ] [--after SEQ] [--oldest] [--limit N] [--json]",
 		summary: "list audit events, newest first (--oldest: oldest first), decisions with allowed, reason and tool; notes on stderr when --limit cut the list",
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.actor, "actor", "", "only events by this actor (here --actor filters; audit list records nothing)")
 			fs.StringVar(&o.action, "action", "", "only events of this action, e.g. user.promote or decision")
 			fs.StringVar(&o.target, "target", "", "only events whose target starts with this, e.g. user/")
+			fs.StringVar(&o.kind, "kind", "", "only decisions (decision) or every other event (change)")
+			fs.StringVar(&o.reason, "reason", "", "only decisions with this reason `CODE`, e.g. permission_missing")
 			fs.StringVar(&o.since, "since", "", "only events at or after this `TIME`: RFC 3339 (2026-12-01T09:00:00Z), a date, or a duration ago (24h)")
 			fs.StringVar(&o.before, "before", "", "only events before this: a `TIME` or duration ago as --since, or a sequence number (the next page, newest first)")
 			fs.Int64Var(&o.after, "after", 0, "only events after this sequence number (the next page with --oldest)")

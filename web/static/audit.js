@@ -96,7 +96,7 @@ const show = (v) => (v === undefined ? '—' : JSON.stringify(v));
 export default class Audit extends Component {
   constructor() {
     super();
-    this.state = { filter: { actor: '', action: '', target: '', since: '', until: '' }, cursors: [0], events: null,
+    this.state = { filter: { actor: '', action: '', target: '', kind: '', reason: '', since: '', until: '' }, cursors: [0], events: null,
       next: 0, error: null, chain: null, chainError: null, chart: null, chartError: null };
   }
   componentDidMount() {
@@ -109,21 +109,26 @@ export default class Audit extends Component {
     const iso = (v) => (v ? new Date(v).toISOString() : '');
     try {
       const page = await api('GET', '/api/v1/audit' + q({ actor: f.actor, action: f.action, target: f.target,
-        since: iso(f.since), until: iso(f.until), after, limit: pageSize }));
+        kind: f.kind, reason: f.reason, since: iso(f.since), until: iso(f.until), after, limit: pageSize }));
       this.setState({ events: page.events || [], next: page.next, cursors, error: null });
     } catch (e) {
       this.setState({ error: e });
     }
   }
-  // loadChart reads the decisions of the filter's period (the last 24 hours
-  // without one) for the chart.
+  // loadChart reads the decisions the filter selects in its period (the
+  // last 24 hours without one) for the chart; a filter for changes selects
+  // none.
   async loadChart() {
     const f = this.state.filter;
     const to = f.until ? Date.parse(f.until) : Date.now();
     const from = f.since ? Date.parse(f.since) : to - day;
+    if (f.kind === 'change') {
+      this.setState({ chart: { decisions: [], from, to, truncated: false }, chartError: null });
+      return;
+    }
     try {
-      const page = await api('GET', '/api/v1/audit' + q({ action: 'decision', actor: f.actor, target: f.target,
-        since: new Date(from).toISOString(), until: f.until ? new Date(to).toISOString() : '', limit: chartMax }));
+      const page = await api('GET', '/api/v1/audit' + q({ kind: 'decision', action: f.action, actor: f.actor, target: f.target,
+        reason: f.reason, since: new Date(from).toISOString(), until: f.until ? new Date(to).toISOString() : '', limit: chartMax }));
       const decisions = (page.events || []).map((ev) => ({ time: Date.parse(ev.time), reason: (ev.detail && ev.detail.reason) || '?' }));
       this.setState({ chart: { decisions, from, to, truncated: decisions.length === chartMax }, chartError: null });
     } catch (e) {
@@ -134,6 +139,13 @@ export default class Audit extends Component {
     return html`<label>${t('web.audit.' + name)}<input id=${'audit-' + name} type=${type} value=${this.state.filter[name]}
       onInput=${(e) => this.setState({ filter: { ...this.state.filter, [name]: e.target.value } })} /></label>`;
   }
+  kindField() {
+    return html`<label>${t('web.audit.kind')}<select id="audit-kind" value=${this.state.filter.kind}
+      onChange=${(e) => this.setState({ filter: { ...this.state.filter, kind: e.target.value } })}>
+      <option value="">${t('web.audit.kind_all')}</option>
+      <option value="decision">${t('web.audit.kind_decision')}</option>
+      <option value="change">${t('web.audit.kind_change')}</option></select></label>`;
+  }
   render(_, { events, next, cursors, error, chain, chainError, chart, chartError }) {
     return html`<div class="audit">
       <section class="notice" id="chain-status" aria-labelledby="chain-heading"><h2 id="chain-heading">${t('web.audit.chain')}</h2>
@@ -143,7 +155,7 @@ export default class Audit extends Component {
         ${chainError && html`<p class="verdict denied">${t('web.audit.not_verified')}</p><${Alert} error=${chainError} />`}
       </section>
       <form class="limit-form" id="audit-filter" onSubmit=${(e) => { e.preventDefault(); this.load(0, [0]); this.loadChart(); }}>
-        ${this.field('actor')}${this.field('action')}${this.field('target')}
+        ${this.field('actor')}${this.field('action')}${this.field('target')}${this.kindField()}${this.field('reason')}
         ${this.field('since', 'datetime-local')}${this.field('until', 'datetime-local')}
         <button type="submit">${t('web.audit.filter')}</button>
       </form>
