@@ -63,6 +63,9 @@ func (s *Service) PutObject(ctx context.Context, actor string, kind gatehouse.Ki
 	if err != nil {
 		return Result{}, false, err
 	}
+	if kind == gatehouse.KindUser || kind == gatehouse.KindAgent {
+		return s.putSubject(ctx, actor, obj)
+	}
 	res, err = s.Update(ctx, actor, string(kind)+".put", func(p *gatehouse.Policy) error {
 		objs, err := p.Objects()
 		if err != nil {
@@ -92,6 +95,44 @@ func (s *Service) PutObject(ctx context.Context, actor string, kind gatehouse.Ki
 			return nil
 		}
 		return s.keepBilledPlan(ctx, kind, obj.ID, oldPlan, planOf(p, kind, obj.ID))
+	})
+	return res, created, err
+}
+
+// putSubject is PutObject of a user or agent: a replacement costs what it
+// changes (updateSubject), a new subject takes Update's path.
+func (s *Service) putSubject(ctx context.Context, actor string, obj gatehouse.Object) (res Result, created bool, err error) {
+	entry, err := gatehouse.PolicyFromObjects([]gatehouse.Object{obj})
+	if err != nil {
+		return Result{}, false, err
+	}
+	subject := gatehouse.AgentRef(obj.ID)
+	if obj.Kind == gatehouse.KindUser {
+		subject = gatehouse.User(obj.ID)
+	}
+	res, err = s.updateSubject(ctx, actor, string(obj.Kind)+".put", subject, func(p *gatehouse.Policy) error {
+		if obj.Kind == gatehouse.KindAgent {
+			a := entry.Agents[0]
+			i := slices.IndexFunc(p.Agents, func(x gatehouse.Agent) bool { return x.ID == a.ID })
+			created = i < 0
+			if created {
+				p.Agents = append(p.Agents, a)
+			} else {
+				p.Agents[i] = a
+			}
+			return nil
+		}
+		u := entry.Users[0]
+		i := slices.IndexFunc(p.Users, func(x gatehouse.UserEntry) bool { return x.Email == u.Email })
+		created = i < 0
+		if created {
+			p.Users = append(p.Users, u)
+			return nil
+		}
+		// A replaced user keeps the plan billing manages.
+		old := p.Users[i].Plan
+		p.Users[i] = u
+		return s.keepBilledPlan(ctx, gatehouse.KindUser, u.Email, old, &p.Users[i].Plan)
 	})
 	return res, created, err
 }

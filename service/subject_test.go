@@ -41,7 +41,7 @@ func subjectOp(r *rand.Rand, p *gatehouse.Policy) (string, func(ctx context.Cont
 	}
 	perm := p.Permissions[r.IntN(len(p.Permissions))].Name
 	scope := []string{"", tenant()}[r.IntN(2)]
-	switch r.IntN(9) {
+	switch r.IntN(10) {
 	case 0:
 		ts := []string{tenant(), tenant()}
 		return "set tenants", func(ctx context.Context, s *Service) (Result, error) { return s.SetUserTenants(ctx, "t", email, ts) }
@@ -63,6 +63,17 @@ func subjectOp(r *rand.Rand, p *gatehouse.Policy) (string, func(ctx context.Cont
 	case 7:
 		return "revoke", func(ctx context.Context, s *Service) (Result, error) {
 			return s.RemoveGrant(ctx, "t", subject, perm, scope)
+		}
+	case 8:
+		// PUT of the whole entry: tenants, roles and a grant at once.
+		kind := gatehouse.KindUser
+		if subject.Type == gatehouse.SubjectAgent {
+			kind = gatehouse.KindAgent
+		}
+		body := fmt.Sprintf(`{"tenants":[%q],"roles":[{"role":%q,"tenant":%q}],"grants":[{"permission":%q}]}`, tenant(), role, scope, perm)
+		return "put", func(ctx context.Context, s *Service) (Result, error) {
+			res, _, err := s.PutObject(ctx, "t", kind, subject.ID, []byte(body))
+			return res, err
 		}
 	}
 	return "bind", func(ctx context.Context, s *Service) (Result, error) {
