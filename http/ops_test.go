@@ -172,15 +172,24 @@ func TestRateLimitFailedAttempts(t *testing.T) {
 	}
 }
 
-// Every decision lands in the audit trail, through the asynchronous log.
-func TestDecisionLogging(t *testing.T) {
-	t.Parallel()
+// decisionLogFixture is a server on the example policy whose decisions go
+// to the audit trail through the asynchronous log, which the caller closes
+// to flush it.
+func decisionLogFixture(t *testing.T) (*fixture, *service.DecisionLog) {
+	t.Helper()
 	svc, store := newService(t, examplePolicy)
 	log := svc.DecisionLog(service.DecisionLogConfig{Flush: 5 * time.Millisecond})
 	cfg := testConfig(t)
 	cfg.Decisions = log
 	f := &fixture{t: t, cfg: cfg, store: store, cat: cfg.Catalog}
 	f.url = newListener(t, gatehttp.NewServer(svc, cfg).Handler())
+	return f, log
+}
+
+// Every decision lands in the audit trail, through the asynchronous log.
+func TestDecisionLogging(t *testing.T) {
+	t.Parallel()
+	f, log := decisionLogFixture(t)
 	tok := f.token("user:sara@acme.example")
 	f.do(call{path: "/access/v1/evaluation", token: tok, body: saraLoan, header: map[string]string{"X-Request-ID": "req-1"}})
 	f.do(call{path: "/access/v1/evaluations", token: tok, body: `{"subject": {"type": "user", "id": "sara@acme.example"}, "resource": {"type": "tenant", "id": "acme"},
@@ -189,7 +198,7 @@ func TestDecisionLogging(t *testing.T) {
 	if err := log.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	events, err := store.ListAudit(t.Context(), gatehouse.AuditFilter{Action: "decision"})
+	events, err := f.store.ListAudit(t.Context(), gatehouse.AuditFilter{Action: "decision"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,12 +253,7 @@ func TestDecisionLogging(t *testing.T) {
 // with one reason code.
 func TestAuditKindAndReason(t *testing.T) {
 	t.Parallel()
-	svc, store := newService(t, examplePolicy)
-	log := svc.DecisionLog(service.DecisionLogConfig{Flush: 5 * time.Millisecond})
-	cfg := testConfig(t)
-	cfg.Decisions = log
-	f := &fixture{t: t, cfg: cfg, store: store, cat: cfg.Catalog}
-	f.url = newListener(t, gatehttp.NewServer(svc, cfg).Handler())
+	f, log := decisionLogFixture(t)
 	tok := f.token("user:sara@acme.example")
 	f.do(call{path: "/access/v1/evaluations", token: tok, body: `{"subject": {"type": "user", "id": "sara@acme.example"}, "resource": {"type": "tenant", "id": "acme"},
 		"evaluations": [{"action": {"name": "analyze_loan"}}, {"action": {"name": "manage_ai_tools"}}]}`})

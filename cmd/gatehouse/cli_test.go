@@ -53,10 +53,7 @@ func TestHelpGolden(t *testing.T) {
 func TestErrorGolden(t *testing.T) {
 	db := newDB(t)
 	dir := t.TempDir()
-	garbage := filepath.Join(dir, "garbage.db")
-	if err := os.WriteFile(garbage, bytes.Repeat([]byte("not a database "), 500), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	garbage := garbageDB(t, dir)
 	tests := []struct {
 		name string
 		db   string

@@ -110,10 +110,7 @@ func TestUsageAndInputErrorsExit2(t *testing.T) {
 	if err := os.WriteFile(broken, []byte("roles: [{name: r, bundles: [missing]}]\nbundles: []\nbogus: 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	garbage := filepath.Join(dir, "garbage.db")
-	if err := os.WriteFile(garbage, bytes.Repeat([]byte("not a database "), 500), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	garbage := garbageDB(t, dir)
 	tests := []struct {
 		name   string
 		db     string
@@ -300,4 +297,14 @@ func TestCheckUnknownNames(t *testing.T) {
 	if r := run(t, db, "effective", "--subject", "user:sara@acme.example", "--tenant", "acmee"); r.code != 2 || !strings.Contains(r.stderr, `"acme"`) {
 		t.Errorf("effective --tenant acmee: exit %d, %q", r.code, r.stderr)
 	}
+}
+
+// garbageDB writes a file in dir that is not a database and returns its path.
+func garbageDB(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "garbage.db")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("not a database "), 500), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
