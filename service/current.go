@@ -41,7 +41,8 @@ func (cur *versioned) declared() *policy.Declared {
 }
 
 // base returns the stored policy a change starts from: the one the
-// service keeps if the store is still at its version, else the stored one,
+// service keeps if the store is still at its version, brought up to the
+// stored version by change when it can be (catchUp), else the stored one,
 // loaded and kept. The caller holds mu and must not mutate the policy.
 func (s *Service) base(ctx context.Context) (*versioned, error) {
 	v, err := s.store.PolicyVersion(ctx)
@@ -50,6 +51,16 @@ func (s *Service) base(ctx context.Context) (*versioned, error) {
 	}
 	if c := s.current; c != nil && c.v == v {
 		return c, nil
+	}
+	// Another instance committed: follow it by change if it can be.
+	if c := s.current; c != nil && c.v < v {
+		caught, err := s.catchUp(ctx, v)
+		if err != nil {
+			s.cfg.Logger.Warn("catching up by change failed; loading the whole policy", "version", v, "err", err)
+		}
+		if caught {
+			return s.current, nil
+		}
 	}
 	p, v, seq, err := s.loadKept(ctx)
 	if err != nil {
