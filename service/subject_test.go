@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 
@@ -296,4 +297,114 @@ func containsAssignment(as []gatehouse.Assignment, a gatehouse.Assignment) bool 
 		}
 	}
 	return false
+}
+
+// Two instances on one store changing the same role at once: additions
+// made by reading the role and writing it back are all kept (a lost race
+// runs the function again on the newer policy), and of two whole
+// replacements one wins entire, never a mix — on both stores.
+func TestRoleConcurrentInstances(t *testing.T) {
+	t.Parallel()
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "g.db")
+		testRoleConcurrentInstances(t, func() *Service { return openSQLite(t, path) })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		dsn := pgtest.NewSchema(t, pgtest.DSN(t))
+		testRoleConcurrentInstances(t, func() *Service { return openPostgres(t, dsn) })
+	})
+}
+
+func testRoleConcurrentInstances(t *testing.T, open func() *Service) {
+	ctx := context.Background()
+	a := open()
+	cfg := enginetest.DefaultConfig()
+	cfg.Users, cfg.Agents, cfg.Tenants, cfg.Roles, cfg.Bundles, cfg.Permissions = 20, 1, 10, 4, 4, 30
+	gen := enginetest.Generate(cfg)
+	if _, err := a.Update(ctx, "test", "policy.apply", func(p *gatehouse.Policy) error { *p = *enginetest.Generate(cfg); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	b := open()
+	role := gen.Roles[0].Name
+	// Permissions the role does not hold yet, half for each instance.
+	var add []string
+	for _, p := range gen.Permissions {
+		if !slices.Contains(gen.Roles[0].Permissions, p.Name) && len(add) < 12 {
+			add = append(add, p.Name)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(add))
+	for i, s := range []*Service{a, b} {
+		wg.Go(func() {
+			for j := i; j < len(add); j += 2 {
+				_, err := s.Update(ctx, "t", "role.put", func(p *gatehouse.Policy) error {
+					at := slices.IndexFunc(p.Roles, func(r gatehouse.Role) bool { return r.Name == role })
+					p.Roles[at].Permissions = append(p.Roles[at].Permissions, add[j])
+					return nil
+				})
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent role change: %v", err)
+	}
+	stored, _, err := a.load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := stored.Roles[slices.IndexFunc(stored.Roles, func(r gatehouse.Role) bool { return r.Name == role })].Permissions
+	for _, p := range add {
+		if !slices.Contains(got, p) {
+			t.Errorf("permission %q added to role %q was lost: %v", p, role, got)
+		}
+	}
+
+	// Whole replacements: each instance puts its own body, several times.
+	bodies := [2]string{
+		fmt.Sprintf(`{"name": %q, "permissions": [%q, %q]}`, role, add[0], add[1]),
+		fmt.Sprintf(`{"name": %q, "permissions": [%q]}`, role, add[2]),
+	}
+	for i, s := range []*Service{a, b} {
+		wg.Go(func() {
+			for range 4 {
+				if _, _, err := s.PutObject(ctx, "t", gatehouse.KindRole, role, []byte(bodies[i])); err != nil {
+					t.Errorf("PutObject: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	stored, v, err := a.load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = stored.Roles[slices.IndexFunc(stored.Roles, func(r gatehouse.Role) bool { return r.Name == role })].Permissions
+	if !slices.Equal(got, []string{add[0], add[1]}) && !slices.Equal(got, []string{add[2]}) {
+		t.Errorf("role %q holds %v: a mix of two replacements", role, got)
+	}
+	if rep, err := a.VerifyAudit(ctx); err != nil {
+		t.Errorf("VerifyAudit = %+v, %v", rep, err)
+	}
+	snap, err := engine.Compile(stored, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Service{a, b} {
+		if _, err := s.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, req := range enginetest.Requests(stored, 1, 200) {
+			if got, want := s.Snapshot().Check(&req), snap.Check(&req); got != want {
+				t.Fatalf("Check(%+v) = %+v, fresh compile %+v", req, got, want)
+			}
+		}
+	}
 }
