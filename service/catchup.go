@@ -8,6 +8,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/engine"
 )
 
 // maxCatchUp bounds the change events a follower applies one by one;
@@ -33,11 +34,12 @@ func lastSeq(events []gatehouse.AuditEvent) int64 {
 // version is there, in order, and that each body hashes to the ObjectHash
 // its event records, then replaces the changed users and agents in the kept
 // policy and derives the snapshot from the current one
-// (engine.Snapshot.WithSubjects). It reports false, having changed
-// nothing, when catching up does not apply and the caller must reload: no
-// kept policy at the snapshot's version, more than maxCatchUp changes, a
-// version without change events (a restore), an object of another kind, a
-// user or agent created or deleted, or a derivation the engine declines.
+// (engine.Snapshot.Derive), users and agents changed, created or removed.
+// It reports false, having changed nothing, when catching up does not
+// apply and the caller must reload: no kept policy at the snapshot's
+// version, more than maxCatchUp changes, a version without change events
+// (a restore), an object of another kind, or a derivation the engine
+// declines.
 // The caller holds mu.
 func (s *Service) catchUp(ctx context.Context, version int64) (bool, error) {
 	cur, snap := s.current, s.Snapshot()
@@ -93,53 +95,79 @@ scan:
 	if seen != version {
 		return false, nil
 	}
-	var (
-		users   []gatehouse.UserEntry
-		agents  []gatehouse.Agent
-		userAt  []int
-		agentAt []int
-	)
+	var d engine.SubjectDelta
 	for _, target := range order {
 		c := last[target]
-		if c.body == nil {
-			return false, nil
-		}
-		switch c.kind {
-		case gatehouse.KindUser:
+		switch {
+		case c.kind == gatehouse.KindUser && c.body == nil:
+			d.RemoveUsers = append(d.RemoveUsers, c.id)
+		case c.kind == gatehouse.KindAgent && c.body == nil:
+			d.RemoveAgents = append(d.RemoveAgents, c.id)
+		case c.kind == gatehouse.KindUser:
 			var u gatehouse.UserEntry
 			if err := json.Unmarshal(c.body, &u); err != nil {
 				return false, err
 			}
-			at, found := slices.BinarySearchFunc(cur.p.Users, c.id, func(x gatehouse.UserEntry, id string) int { return strings.Compare(x.Email, id) })
-			if !found || u.Email != c.id {
+			if u.Email != c.id {
 				return false, nil
 			}
-			users, userAt = append(users, u), append(userAt, at)
-		case gatehouse.KindAgent:
+			d.Users = append(d.Users, u)
+		default:
 			var a gatehouse.Agent
 			if err := json.Unmarshal(c.body, &a); err != nil {
 				return false, err
 			}
-			at, found := slices.BinarySearchFunc(cur.p.Agents, c.id, func(x gatehouse.Agent, id string) int { return strings.Compare(x.ID, id) })
-			if !found || a.ID != c.id {
+			if a.ID != c.id {
 				return false, nil
 			}
-			agents, agentAt = append(agents, a), append(agentAt, at)
+			d.Agents = append(d.Agents, a)
 		}
 	}
-	next, ok, err := snap.WithSubjects(version, users, agents)
+	// A subject created and removed again since the kept version is no
+	// change.
+	d.RemoveUsers = slices.DeleteFunc(d.RemoveUsers, func(email string) bool {
+		_, found := findUser(cur.p, email)
+		return !found
+	})
+	d.RemoveAgents = slices.DeleteFunc(d.RemoveAgents, func(id string) bool {
+		_, found := findAgent(cur.p, id)
+		return !found
+	})
+	next, ok, err := snap.Derive(version, d)
 	if err != nil || !ok {
 		return false, err
 	}
-	for i, at := range userAt {
-		cur.p.Users[at] = users[i]
+	p := cur.p
+	for _, u := range d.Users {
+		at, found := findUser(p, u.Email)
+		p.Users = replaceAt(p.Users, at, found, []gatehouse.UserEntry{u})
 	}
-	for i, at := range agentAt {
-		cur.p.Agents[at] = agents[i]
+	for _, a := range d.Agents {
+		at, found := findAgent(p, a.ID)
+		p.Agents = replaceAt(p.Agents, at, found, []gatehouse.Agent{a})
 	}
-	s.keepSubjects(cur, version, cur.valid, seq)
+	for _, email := range d.RemoveUsers {
+		at, _ := findUser(p, email)
+		p.Users = replaceAt(p.Users, at, true, nil)
+	}
+	for _, id := range d.RemoveAgents {
+		at, _ := findAgent(p, id)
+		p.Agents = replaceAt(p.Agents, at, true, nil)
+	}
+	s.keepSubjects(cur, version, cur.valid, true, seq)
 	s.swap(next)
 	return true, nil
+}
+
+// findUser returns the index of the user with email in p's sorted users,
+// or where it would be inserted.
+func findUser(p *gatehouse.Policy, email string) (int, bool) {
+	return slices.BinarySearchFunc(p.Users, email, func(x gatehouse.UserEntry, id string) int { return strings.Compare(x.Email, id) })
+}
+
+// findAgent is findUser for an agent id.
+func findAgent(p *gatehouse.Policy, id string) (int, bool) {
+	return slices.BinarySearchFunc(p.Agents, id, func(x gatehouse.Agent, id string) int { return strings.Compare(x.ID, id) })
 }
 
 // changeEvent parses a change event of a policy object; ok is false for

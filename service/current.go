@@ -29,6 +29,24 @@ type versioned struct {
 	// decl is what p declares apart from its users and agents, once
 	// declared asked for it.
 	decl *policy.Declared
+	// aliasSet holds every alias of p's users and its normalized form,
+	// once aliases asked for it; it may also hold aliases of users removed
+	// since, never miss one.
+	aliasSet map[string]bool
+}
+
+// aliases returns cur.aliasSet, computing it on first use. The caller
+// holds mu.
+func (cur *versioned) aliases() map[string]bool {
+	if cur.aliasSet == nil {
+		cur.aliasSet = map[string]bool{}
+		for i := range cur.p.Users {
+			for _, a := range cur.p.Users[i].Aliases {
+				cur.aliasSet[a], cur.aliasSet[gatehouse.NormalizeEmail(a)] = true, true
+			}
+		}
+	}
+	return cur.aliasSet
 }
 
 // declared returns what cur's policy, which must be valid, declares apart
@@ -78,9 +96,13 @@ func (s *Service) keep(p *gatehouse.Policy, v int64, valid bool, seq int64) {
 }
 
 // keepSubjects is keep for cur's policy changed in place in its users and
-// agents alone, at version v: what it declares besides them is still cur's.
-func (s *Service) keepSubjects(cur *versioned, v int64, valid bool, seq int64) {
+// agents alone, at version v: what it declares besides them is still cur's,
+// and so are its aliases unless aliased says a change may have added one.
+func (s *Service) keepSubjects(cur *versioned, v int64, valid, aliased bool, seq int64) {
 	s.current = &versioned{p: cur.p, v: v, valid: valid, seq: seq, decl: cur.decl}
+	if !aliased {
+		s.current.aliasSet = cur.aliasSet
+	}
 }
 
 // loadKept loads the stored policy to keep, with the audit head read

@@ -145,6 +145,9 @@ func (s *Service) DeleteObject(ctx context.Context, actor string, kind gatehouse
 		return Result{}, gatehouse.Invalidf("the settings cannot be deleted; put empty settings instead")
 	}
 	id = objectID(kind, id)
+	if kind == gatehouse.KindUser || kind == gatehouse.KindAgent {
+		return s.deleteSubject(ctx, actor, kind, id)
+	}
 	return s.Update(ctx, actor, string(kind)+".delete", func(p *gatehouse.Policy) error {
 		objs, err := p.Objects()
 		if err != nil {
@@ -155,6 +158,27 @@ func (s *Service) DeleteObject(ctx context.Context, actor string, kind gatehouse
 			return gatehouse.NotFoundf("%s %q", kind, id)
 		}
 		return replacePolicy(p, slices.Delete(objs, i, i+1))
+	})
+}
+
+// deleteSubject is DeleteObject for a user or an agent, which nothing else
+// in the policy refers to: a single-subject change (updateSubject).
+func (s *Service) deleteSubject(ctx context.Context, actor string, kind gatehouse.Kind, id string) (Result, error) {
+	subject := gatehouse.AgentRef(id)
+	if kind == gatehouse.KindUser {
+		subject = gatehouse.User(id)
+	}
+	return s.updateSubject(ctx, actor, string(kind)+".delete", subject, func(p *gatehouse.Policy) error {
+		n := len(p.Users) + len(p.Agents)
+		if kind == gatehouse.KindUser {
+			p.Users = slices.DeleteFunc(p.Users, func(u gatehouse.UserEntry) bool { return u.Email == id })
+		} else {
+			p.Agents = slices.DeleteFunc(p.Agents, func(a gatehouse.Agent) bool { return a.ID == id })
+		}
+		if len(p.Users)+len(p.Agents) == n {
+			return gatehouse.NotFoundf("%s %q", kind, id)
+		}
+		return nil
 	})
 }
 

@@ -80,18 +80,6 @@ func (s *Service) combine(queue []*subjectWrite) {
 	}
 }
 
-// staged is a write of a batch, checked and applied in place to the kept
-// policy, which is undone if the batch does not commit.
-type staged struct {
-	w      *subjectWrite
-	sv     subjectView
-	change gatehouse.Change
-	events []gatehouse.AuditEvent
-	// was is the entry sv replaced.
-	wasUser  gatehouse.UserEntry
-	wasAgent gatehouse.Agent
-}
-
 // commitBatch commits a prefix of batch, whose writes are not done, as one
 // change of the stored policy and returns how many writes it went
 // through, at least one unless another writer committed first, in which
@@ -131,17 +119,17 @@ func (s *Service) commitBatch(batch []*subjectWrite) int {
 			continue
 		}
 		caller := callerID(w.ctx)
-		if ids[subjectID(w.subject)] || ids[caller] || callers[subjectID(w.subject)] {
+		if ids[caller] || callers[subjectID(w.subject)] {
 			break
 		}
-		st, own, err := s.stage(cur, current, w)
+		st, own, err := s.stage(cur, current, w, func(id string) bool { return ids[id] })
 		if !own {
 			break
 		}
 		if err != nil || st == nil {
 			continue
 		}
-		for _, id := range st.sv.ids(st.wasUser, st.wasAgent) {
+		for _, id := range st.ids() {
 			ids[id] = true
 		}
 		if caller != "" {
@@ -158,17 +146,10 @@ func (s *Service) commitBatch(batch []*subjectWrite) int {
 	var (
 		changes []gatehouse.Change
 		events  []gatehouse.AuditEvent
-		users   []gatehouse.UserEntry
-		agents  []gatehouse.Agent
 	)
 	for _, st := range done {
 		changes = append(changes, st.change)
 		events = append(events, st.events...)
-		if len(st.sv.view.Users) == 1 {
-			users = append(users, st.sv.view.Users[0])
-		} else {
-			agents = append(agents, st.sv.view.Agents[0])
-		}
 	}
 	// A commit under way finishes whoever of the batch stops waiting.
 	ctx := context.WithoutCancel(first.ctx)
@@ -189,7 +170,7 @@ func (s *Service) commitBatch(batch []*subjectWrite) int {
 	var snap *engine.Snapshot
 	if v == base+1 {
 		var ok bool
-		snap, ok, err = current.WithSubjects(v, users, agents)
+		snap, ok, err = current.Derive(v, delta(done))
 		if err != nil || !ok {
 			if err != nil {
 				s.cfg.Logger.Warn("deriving the snapshot of committed changes failed; compiling the policy", "version", v, "err", err)
@@ -197,7 +178,7 @@ func (s *Service) commitBatch(batch []*subjectWrite) int {
 			snap, err = engine.Compile(cur.p, v)
 		}
 		if err == nil {
-			s.keepSubjects(cur, v, true, lastSeq(events))
+			s.keepSubjects(cur, v, true, false, lastSeq(events))
 		}
 	} else {
 		snap, err = s.compileStored(ctx)
@@ -251,10 +232,11 @@ func (s *Service) alone(w *subjectWrite) int {
 
 // stage checks w on the kept policy as the batch before it left it and,
 // if w changes its subject, applies it in place and returns it staged. own
-// is false, having changed nothing, when w is not for the own path: its
-// subject not kept, or a change of ids; otherwise w is finished unless
+// is false, having changed nothing, when w is not for the own path (see
+// subjectView.change) or one of the ids it gives its subject is taken(),
+// by a write before it in the batch; otherwise w is finished unless
 // staged.
-func (s *Service) stage(cur *versioned, current *engine.Snapshot, w *subjectWrite) (st *staged, own bool, err error) {
+func (s *Service) stage(cur *versioned, current *engine.Snapshot, w *subjectWrite, taken func(id string) bool) (st *staged, own bool, err error) {
 	fail := func(err error) (*staged, bool, error) {
 		w.finish(Result{}, err)
 		return nil, true, err
@@ -266,20 +248,15 @@ func (s *Service) stage(cur *versioned, current *engine.Snapshot, w *subjectWrit
 	if !ok {
 		return nil, false, nil
 	}
-	view := sv.view
-	if err := w.fn(view); err != nil {
+	if err := w.fn(sv.view); err != nil {
 		return fail(err)
 	}
-	// fn may add subjects to the view (a user it creates): Update's.
-	if len(view.Users)+len(view.Agents) != 1 {
-		return nil, false, nil
-	}
-	policy.Normalize(&gatehouse.Policy{Users: view.Users, Agents: view.Agents})
+	policy.Normalize(&gatehouse.Policy{Users: sv.view.Users, Agents: sv.view.Agents})
 	change, changed, ok, err := sv.change()
 	if err != nil {
 		return fail(err)
 	}
-	if !ok {
+	if !ok || !sv.free(current, taken) {
 		return nil, false, nil
 	}
 	if !changed {
@@ -296,30 +273,98 @@ func (s *Service) stage(cur *versioned, current *engine.Snapshot, w *subjectWrit
 	if err := sv.keepsSuperuser(); err != nil {
 		return fail(err)
 	}
-	if !current.Derivable(view.Users, view.Agents) {
+	if !current.DerivableDelta(engine.SubjectDelta{Users: sv.view.Users, Agents: sv.view.Agents}) {
 		return nil, false, nil
 	}
 	events, err := s.changeEvents(w.actor, w.action, cur.v+1, changes)
 	if err != nil {
 		return fail(err)
 	}
-	st = &staged{w: w, sv: sv, change: change, events: events}
-	// The kept policy is read only under mu, which the caller holds.
-	if len(view.Users) == 1 {
-		st.wasUser, cur.p.Users[sv.at] = cur.p.Users[sv.at], view.Users[0]
-	} else {
-		st.wasAgent, cur.p.Agents[sv.at] = cur.p.Agents[sv.at], view.Agents[0]
-	}
+	st = &staged{sv: sv, w: w, change: change, events: events}
+	st.apply()
 	return st, true, nil
 }
 
-// undo puts back the entry st replaced.
-func (st *staged) undo() {
-	if len(st.sv.view.Users) == 1 {
-		st.sv.cur.p.Users[st.sv.at] = st.wasUser
+// staged is a write of a batch, checked and applied in place to the kept
+// policy (which is read only under mu), undone if the batch does not
+// commit.
+type staged struct {
+	w      *subjectWrite
+	sv     subjectView
+	change gatehouse.Change
+	events []gatehouse.AuditEvent
+	// was is the entry the write replaced or removed.
+	wasUser  gatehouse.UserEntry
+	wasAgent gatehouse.Agent
+}
+
+// apply makes the kept policy hold the view's entry, or not hold the
+// subject if the view holds none.
+func (st *staged) apply() {
+	sv, p := st.sv, st.sv.cur.p
+	if sv.kind == gatehouse.KindUser {
+		if sv.exists {
+			st.wasUser = p.Users[sv.at]
+		}
+		p.Users = replaceAt(p.Users, sv.at, sv.exists, sv.view.Users)
 	} else {
-		st.sv.cur.p.Agents[st.sv.at] = st.wasAgent
+		if sv.exists {
+			st.wasAgent = p.Agents[sv.at]
+		}
+		p.Agents = replaceAt(p.Agents, sv.at, sv.exists, sv.view.Agents)
 	}
+}
+
+// undo puts back what apply replaced.
+func (st *staged) undo() {
+	sv, p := st.sv, st.sv.cur.p
+	exists := len(sv.view.Users)+len(sv.view.Agents) == 1
+	if sv.kind == gatehouse.KindUser {
+		var was []gatehouse.UserEntry
+		if sv.exists {
+			was = []gatehouse.UserEntry{st.wasUser}
+		}
+		p.Users = replaceAt(p.Users, sv.at, exists, was)
+	} else {
+		var was []gatehouse.Agent
+		if sv.exists {
+			was = []gatehouse.Agent{st.wasAgent}
+		}
+		p.Agents = replaceAt(p.Agents, sv.at, exists, was)
+	}
+}
+
+// replaceAt returns s with the entry at i, if exists, replaced by with
+// (none or one entry), or with inserted at i.
+func replaceAt[T any](s []T, i int, exists bool, with []T) []T {
+	switch {
+	case exists && len(with) == 1:
+		s[i] = with[0]
+	case exists:
+		s = slices.Delete(s, i, i+1)
+	case len(with) == 1:
+		s = slices.Insert(s, i, with[0])
+	}
+	return s
+}
+
+// delta is what the staged writes change, for deriving a snapshot.
+func delta(done []*staged) engine.SubjectDelta {
+	var d engine.SubjectDelta
+	for _, st := range done {
+		sv := st.sv
+		switch {
+		case len(sv.view.Users) == 1:
+			d.Users = append(d.Users, sv.view.Users[0])
+		case len(sv.view.Agents) == 1:
+			d.Agents = append(d.Agents, sv.view.Agents[0])
+		case sv.kind == gatehouse.KindUser:
+			d.RemoveUsers = append(d.RemoveUsers, sv.id)
+		default:
+			d.RemoveAgents = append(d.RemoveAgents, sv.id)
+		}
+	}
+	return d
 }
 
 // subjectID is the key of a subject in a batch's sets: its type and id,
@@ -341,58 +386,66 @@ func callerID(ctx context.Context) string {
 	return subjectID(c.Subject)
 }
 
-// ids returns every key a caller may name the view's subject by, before
-// (was) and after the change: its email or id and its aliases.
-func (sv subjectView) ids(wasUser gatehouse.UserEntry, wasAgent gatehouse.Agent) []string {
-	if len(sv.view.Users) == 1 {
-		var ids []string
-		for _, u := range []*gatehouse.UserEntry{&wasUser, &sv.view.Users[0]} {
-			ids = append(ids, subjectID(gatehouse.User(u.Email)))
-			for _, a := range u.Aliases {
-				ids = append(ids, "user:"+a, subjectID(gatehouse.User(a)))
-			}
-		}
-		return ids
+// ids returns every key a caller may name the subject of st by, before
+// and after the change: its email or id and its aliases.
+func (st *staged) ids() []string {
+	sv := st.sv
+	if sv.kind == gatehouse.KindAgent {
+		return []string{subjectID(gatehouse.AgentRef(sv.id))}
 	}
-	return []string{subjectID(gatehouse.SubjectRef{Type: gatehouse.SubjectAgent, ID: wasAgent.ID})}
+	users := slices.Clone(sv.view.Users)
+	if sv.exists {
+		users = append(users, st.wasUser)
+	}
+	ids := []string{subjectID(gatehouse.User(sv.id))}
+	for _, u := range users {
+		for _, a := range u.Aliases {
+			ids = append(ids, "user:"+a, subjectID(gatehouse.User(a)))
+		}
+	}
+	return ids
 }
 
-// subjectView is the kept policy seen through one user or agent entry.
+// subjectView is the kept policy seen through one user or agent: a view
+// whose users or agents are a copy of its entry alone, or none when the
+// kept policy does not hold it.
 type subjectView struct {
-	cur *versioned
-	// at is the entry's index in its section of cur.p.
-	at   int
-	view *gatehouse.Policy
+	cur  *versioned
+	kind gatehouse.Kind
+	// id is the subject's email, normalized, or its agent id.
+	id string
+	// at is the entry's index in its section of cur.p, or where it would
+	// be inserted; exists says which.
+	at     int
+	exists bool
+	view   *gatehouse.Policy
 }
 
-// viewSubject returns the view of cur for subject, ok false if cur does
-// not hold it.
+// viewSubject returns the view of cur for subject, ok false for a subject
+// that is neither a user nor an agent.
 func viewSubject(cur *versioned, subject gatehouse.SubjectRef) (subjectView, bool, error) {
 	p := cur.p
 	view := smallSections(p)
 	view.Tenants = p.Tenants
-	var (
-		at    int
-		found bool
-		err   error
-	)
+	sv := subjectView{cur: cur, view: view}
+	var err error
 	switch subject.Type {
 	case gatehouse.SubjectUser:
-		email := gatehouse.NormalizeEmail(subject.ID)
-		at, found = slices.BinarySearchFunc(p.Users, email, func(u gatehouse.UserEntry, id string) int { return strings.Compare(u.Email, id) })
-		if found {
-			view.Users, err = clonePolicyUsers(p.Users[at : at+1])
+		sv.kind, sv.id = gatehouse.KindUser, gatehouse.NormalizeEmail(subject.ID)
+		sv.at, sv.exists = slices.BinarySearchFunc(p.Users, sv.id, func(u gatehouse.UserEntry, id string) int { return strings.Compare(u.Email, id) })
+		if sv.exists {
+			view.Users, err = clonePolicyUsers(p.Users[sv.at : sv.at+1])
 		}
 	case gatehouse.SubjectAgent:
-		at, found = slices.BinarySearchFunc(p.Agents, subject.ID, func(a gatehouse.Agent, id string) int { return strings.Compare(a.ID, id) })
-		if found {
-			view.Agents, err = clonePolicyAgents(p.Agents[at : at+1])
+		sv.kind, sv.id = gatehouse.KindAgent, subject.ID
+		sv.at, sv.exists = slices.BinarySearchFunc(p.Agents, sv.id, func(a gatehouse.Agent, id string) int { return strings.Compare(a.ID, id) })
+		if sv.exists {
+			view.Agents, err = clonePolicyAgents(p.Agents[sv.at : sv.at+1])
 		}
+	default:
+		return subjectView{}, false, nil
 	}
-	if !found || err != nil {
-		return subjectView{}, false, err
-	}
-	return subjectView{cur: cur, at: at, view: view}, true, nil
+	return sv, err == nil, err
 }
 
 func clonePolicyUsers(u []gatehouse.UserEntry) ([]gatehouse.UserEntry, error) {
@@ -411,41 +464,77 @@ func clonePolicyAgents(a []gatehouse.Agent) ([]gatehouse.Agent, error) {
 	return c.Agents, nil
 }
 
-// change returns the change fn made to the view's entry, changed false if
-// none; ok is false if the entry's ids changed (its email, id or aliases),
-// which validateChange checks against the whole policy.
+// change returns the change fn made to the view: its subject changed,
+// created (the view holds it and the kept policy does not) or removed (the
+// other way round); changed is false if none. ok is false when the change
+// is not for the own path: the view left holding another subject or more
+// than one, or a user whose aliases changed or who is created with
+// aliases, which validateChange checks against the whole policy.
 func (sv subjectView) change() (c gatehouse.Change, changed, ok bool, err error) {
 	var before, after any
-	var kind gatehouse.Kind
-	var id string
-	if len(sv.view.Users) == 1 {
-		b, a := &sv.cur.p.Users[sv.at], &sv.view.Users[0]
-		if a.Email != b.Email || !slices.Equal(a.Aliases, b.Aliases) {
+	if sv.kind == gatehouse.KindUser {
+		if len(sv.view.Agents) > 0 || len(sv.view.Users) > 1 {
 			return c, false, false, nil
 		}
-		if sameUser(b, a) {
-			return c, false, true, nil
+		var was []string
+		if sv.exists {
+			before, was = &sv.cur.p.Users[sv.at], sv.cur.p.Users[sv.at].Aliases
 		}
-		before, after, kind, id = b, a, gatehouse.KindUser, a.Email
+		if len(sv.view.Users) == 1 {
+			a := &sv.view.Users[0]
+			if a.Email != sv.id || !slices.Equal(a.Aliases, was) {
+				return c, false, false, nil
+			}
+			if sv.exists && sameUser(&sv.cur.p.Users[sv.at], a) {
+				return c, false, true, nil
+			}
+			after = a
+		}
 	} else {
-		b, a := &sv.cur.p.Agents[sv.at], &sv.view.Agents[0]
-		if a.ID != b.ID {
+		if len(sv.view.Users) > 0 || len(sv.view.Agents) > 1 {
 			return c, false, false, nil
 		}
-		before, after, kind, id = b, a, gatehouse.KindAgent, a.ID
+		if sv.exists {
+			before = &sv.cur.p.Agents[sv.at]
+		}
+		if len(sv.view.Agents) == 1 {
+			if sv.view.Agents[0].ID != sv.id {
+				return c, false, false, nil
+			}
+			after = &sv.view.Agents[0]
+		}
 	}
-	bb, err := json.Marshal(before)
-	if err != nil {
-		return c, false, false, err
+	c = gatehouse.Change{Kind: sv.kind, ID: sv.id}
+	if before != nil {
+		if c.Before, err = json.Marshal(before); err != nil {
+			return gatehouse.Change{}, false, false, err
+		}
 	}
-	ab, err := json.Marshal(after)
-	if err != nil {
-		return c, false, false, err
+	if after != nil {
+		if c.After, err = json.Marshal(after); err != nil {
+			return gatehouse.Change{}, false, false, err
+		}
 	}
-	if string(bb) == string(ab) {
-		return c, false, true, nil
+	if string(c.Before) == string(c.After) {
+		return gatehouse.Change{}, false, true, nil
 	}
-	return gatehouse.Change{Kind: kind, ID: id, Before: bb, After: ab}, true, true, nil
+	return c, true, true, nil
+}
+
+// free reports whether the ids the write gives its subject are no other's
+// and not taken by a write before it in the batch. A changed user keeps
+// its ids (change); a created one's email must not be a user's email or
+// alias in current, nor the normalized form of an alias in the kept
+// policy (validate's rule).
+func (sv subjectView) free(current *engine.Snapshot, taken func(id string) bool) bool {
+	if taken(subjectID(gatehouse.SubjectRef{Type: gatehouse.SubjectType(sv.kind), ID: sv.id})) {
+		return false
+	}
+	if sv.kind != gatehouse.KindUser || sv.exists || len(sv.view.Users) == 0 {
+		return true
+	}
+	_, found := current.UserEmail(sv.id)
+	return !found && !sv.cur.aliases()[sv.id]
 }
 
 // validate is validateChange for the view, with problem paths into the
@@ -458,9 +547,11 @@ func (sv subjectView) validate(changes []gatehouse.Change) []policy.Problem {
 	return problems
 }
 
-// keepsSuperuser refuses the change that demotes the last superuser.
+// keepsSuperuser refuses the change that demotes or removes the last
+// superuser.
 func (sv subjectView) keepsSuperuser() error {
-	if len(sv.view.Users) != 1 || sv.view.Users[0].Superuser || !sv.cur.p.Users[sv.at].Superuser {
+	if sv.kind != gatehouse.KindUser || !sv.exists || !sv.cur.p.Users[sv.at].Superuser ||
+		(len(sv.view.Users) == 1 && sv.view.Users[0].Superuser) {
 		return nil
 	}
 	for i := range sv.cur.p.Users {
