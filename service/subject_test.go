@@ -119,9 +119,21 @@ func openSQLite(t *testing.T, path string) *Service {
 // compiled from a fresh load. A change now and then on the twin of
 // another kind (a tenant) makes the next one start from a full compile.
 func TestSubjectPathEqualsWholePolicy(t *testing.T) {
+	t.Parallel()
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		testSubjectPathEqualsWholePolicy(t, openSQLite(t, filepath.Join(dir, "fast.db")), openSQLite(t, filepath.Join(dir, "whole.db")))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		dsn := pgtest.DSN(t)
+		testSubjectPathEqualsWholePolicy(t, openPostgres(t, pgtest.NewSchema(t, dsn)), openPostgres(t, pgtest.NewSchema(t, dsn)))
+	})
+}
+
+func testSubjectPathEqualsWholePolicy(t *testing.T, fast, whole *Service) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	fast, whole := openSQLite(t, filepath.Join(dir, "fast.db")), openSQLite(t, filepath.Join(dir, "whole.db"))
 	cfg := enginetest.DefaultConfig()
 	cfg.Users, cfg.Agents, cfg.Tenants, cfg.Roles, cfg.Bundles, cfg.Permissions = 80, 4, 40, 8, 10, 30
 	for _, s := range []*Service{fast, whole} {
