@@ -2,10 +2,13 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/engine"
 	"github.com/gatehouse/gatehouse/mailaddr"
 	"github.com/gatehouse/gatehouse/policy"
 )
@@ -67,10 +70,163 @@ func (s *Service) ImportUsers(ctx context.Context, actor, source string, records
 		}
 		return nil
 	}
-	if dryRun {
-		return s.DryRun(ctx, fn)
+	var res Result
+	err := s.write(ctx, "user.import", func() (*engine.Snapshot, error) {
+		var (
+			snap *engine.Snapshot
+			done bool
+			err  error
+		)
+		res, snap, done, err = s.tryImport(ctx, actor, records, dryRun, fn)
+		if err != nil || done {
+			return snap, err
+		}
+		res, snap, err = s.tryUpdate(ctx, actor, "user.import", dryRun, fn)
+		return snap, err
+	})
+	if err != nil {
+		return Result{}, err
 	}
-	return s.Update(ctx, actor, "user.import", fn)
+	return res, nil
+}
+
+// tryImport is one attempt of ImportUsers that costs what the import
+// changes, not what the policy holds: fn runs on a view of the kept policy
+// whose users are copies of the records' users it holds, the changes are
+// checked as validateChange does, committed, merged into the kept policy
+// and derived into the snapshot (engine.Snapshot.Derive, else a compile of
+// the kept policy). done is false, having changed nothing, when the own
+// path does not apply — a kept policy not known valid, a snapshot of
+// another version, an email that is another user's alias, a change the
+// engine cannot derive — and the import is Update's. The caller holds mu.
+func (s *Service) tryImport(ctx context.Context, actor string, records []UserRecord, dryRun bool, fn func(p *gatehouse.Policy) error) (res Result, snap *engine.Snapshot, done bool, err error) {
+	cur, err := s.base(ctx)
+	if err != nil {
+		return Result{}, nil, true, err
+	}
+	current := s.Snapshot()
+	if !cur.valid || current.Version() != cur.v {
+		return Result{}, nil, false, nil
+	}
+	view := smallSections(cur.p)
+	view.Tenants = cur.p.Tenants
+	// at is where each user of the view is in the kept policy.
+	at := map[string]int{}
+	for _, r := range records {
+		email, err := mailaddr.Canonical(r.Email)
+		if err != nil {
+			continue
+		}
+		if i, found := findUser(cur.p, email); found {
+			if _, dup := at[email]; !dup {
+				at[email] = i
+				u, err := clonePolicyUsers(cur.p.Users[i : i+1])
+				if err != nil {
+					return Result{}, nil, true, err
+				}
+				view.Users = append(view.Users, u[0])
+			}
+		}
+	}
+	if err := fn(view); err != nil {
+		return Result{}, nil, true, err
+	}
+	normalized := &gatehouse.Policy{Users: view.Users}
+	policy.Normalize(normalized)
+	// In the order of the policy's objects, as Update's diff gives them.
+	view.Users = slices.SortedStableFunc(slices.Values(normalized.Users), func(a, b gatehouse.UserEntry) int { return strings.Compare(a.Email, b.Email) })
+	var (
+		changes []gatehouse.Change
+		d       engine.SubjectDelta
+	)
+	for i := range view.Users {
+		u := &view.Users[i]
+		c := gatehouse.Change{Kind: gatehouse.KindUser, ID: u.Email}
+		if j, found := at[u.Email]; found {
+			if sameUser(&cur.p.Users[j], u) {
+				continue
+			}
+			if c.Before, err = json.Marshal(&cur.p.Users[j]); err != nil {
+				return Result{}, nil, true, err
+			}
+		} else if _, taken := current.UserEmail(u.Email); taken || cur.aliases()[u.Email] || len(u.Aliases) > 0 {
+			return Result{}, nil, false, nil
+		}
+		if c.After, err = json.Marshal(u); err != nil {
+			return Result{}, nil, true, err
+		}
+		if string(c.Before) != string(c.After) {
+			changes = append(changes, c)
+			d.Users = append(d.Users, *u)
+		}
+	}
+	base := cur.v
+	if len(changes) == 0 {
+		return Result{Version: base, DryRun: dryRun}, nil, true, nil
+	}
+	if err := s.authorizeChanges(ctx, cur.p, base, changes); err != nil {
+		return Result{}, nil, true, err
+	}
+	if problems := validateChange(cur, view, changes); len(problems) > 0 {
+		return Result{}, nil, false, nil
+	}
+	if !current.DerivableDelta(d) {
+		return Result{}, nil, false, nil
+	}
+	if dryRun {
+		return Result{Changes: changes, Version: base, DryRun: true}, nil, true, nil
+	}
+	events, err := s.changeEvents(actor, "user.import", base+1, changes)
+	if err != nil {
+		return Result{}, nil, true, err
+	}
+	v, err := s.store.CommitPolicy(ctx, base, changes, events)
+	if err != nil {
+		return Result{}, nil, true, fmt.Errorf("user.import: %w", err)
+	}
+	res = Result{Changes: changes, Version: v}
+	if v != base+1 {
+		snap, err = s.compileStored(ctx)
+		return res, snap, true, err
+	}
+	cur.p.Users = mergeUsers(cur.p.Users, d.Users, at)
+	snap, ok, err := current.Derive(v, d)
+	if err != nil || !ok {
+		snap, err = engine.Compile(cur.p, v)
+	}
+	if err != nil {
+		s.current = nil
+		return res, nil, true, fmt.Errorf("user.import: committed version %d but %w", v, err)
+	}
+	s.keepSubjects(cur, v, true, false, lastSeq(events))
+	return res, snap, true, nil
+}
+
+// mergeUsers returns users, sorted by email, with each of changed replacing
+// the entry at its index in at, or inserted in order if at has none: one
+// pass however many are inserted.
+func mergeUsers(users, changed []gatehouse.UserEntry, at map[string]int) []gatehouse.UserEntry {
+	var added []gatehouse.UserEntry
+	for _, u := range changed {
+		if i, found := at[u.Email]; found {
+			users[i] = u
+		} else {
+			added = append(added, u)
+		}
+	}
+	if len(added) == 0 {
+		return users
+	}
+	slices.SortFunc(added, func(a, b gatehouse.UserEntry) int { return strings.Compare(a.Email, b.Email) })
+	merged := make([]gatehouse.UserEntry, 0, len(users)+len(added))
+	for len(users) > 0 || len(added) > 0 {
+		if len(added) == 0 || len(users) > 0 && users[0].Email < added[0].Email {
+			merged, users = append(merged, users[0]), users[1:]
+		} else {
+			merged, added = append(merged, added[0]), added[1:]
+		}
+	}
+	return merged
 }
 
 // checkRecords reports the problems of records against p, each located at

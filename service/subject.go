@@ -251,7 +251,9 @@ func (s *Service) stage(cur *versioned, current *engine.Snapshot, w *subjectWrit
 	if err := w.fn(sv.view); err != nil {
 		return fail(err)
 	}
-	policy.Normalize(&gatehouse.Policy{Users: sv.view.Users, Agents: sv.view.Agents})
+	normalized := &gatehouse.Policy{Users: sv.view.Users, Agents: sv.view.Agents}
+	policy.Normalize(normalized)
+	sv.view.Users, sv.view.Agents = normalized.Users, normalized.Agents
 	change, changed, ok, err := sv.change()
 	if err != nil {
 		return fail(err)
