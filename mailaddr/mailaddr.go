@@ -32,7 +32,21 @@ import (
 
 // Canonical returns the canonical form of the address addr, or an error
 // saying why addr is not an address Gatehouse accepts.
-func Canonical(addr string) (string, error) {
+func Canonical(addr string) (string, error) { return canonical(addr, nil) }
+
+// A Cache canonicalizes many addresses, converting each domain once: a
+// policy's users share a few domains, and IDNA conversion is most of the
+// cost of Canonical. The zero Cache is ready; it is not safe for concurrent
+// use.
+type Cache struct {
+	domains map[string]string
+}
+
+// Canonical is the package's Canonical, remembering the A-label form of
+// each valid domain.
+func (c *Cache) Canonical(addr string) (string, error) { return canonical(addr, c) }
+
+func canonical(addr string, c *Cache) (string, error) {
 	addr = strings.TrimSpace(addr)
 	if !utf8.ValidString(addr) {
 		return "", fmt.Errorf("email %q is not valid UTF-8", addr)
@@ -49,7 +63,11 @@ func Canonical(addr string) (string, error) {
 			return "", fmt.Errorf("email %q: the part before @ must be printable ASCII without spaces", addr)
 		}
 	}
-	ascii, err := idna.Registration.ToASCII(foldASCII(domain))
+	folded := foldASCII(domain)
+	if ascii, ok := c.domain(folded); ok {
+		return foldASCII(local) + "@" + ascii, nil
+	}
+	ascii, err := idna.Registration.ToASCII(folded)
 	if err != nil {
 		return "", fmt.Errorf("email %q: domain: %v", addr, err)
 	}
@@ -62,7 +80,29 @@ func Canonical(addr string) (string, error) {
 			return "", fmt.Errorf("email %q: domain label %q mixes the %s and %s scripts", addr, label, a, b)
 		}
 	}
+	c.remember(folded, ascii)
 	return foldASCII(local) + "@" + ascii, nil
+}
+
+// domain returns the A-label form of a folded domain c found valid before.
+func (c *Cache) domain(folded string) (string, bool) {
+	if c == nil {
+		return "", false
+	}
+	ascii, ok := c.domains[folded]
+	return ascii, ok
+}
+
+// remember records that folded is a valid domain whose A-label form is
+// ascii.
+func (c *Cache) remember(folded, ascii string) {
+	if c == nil {
+		return
+	}
+	if c.domains == nil {
+		c.domains = map[string]string{}
+	}
+	c.domains[folded] = ascii
 }
 
 // foldASCII lower-cases the ASCII letters of s and nothing else.

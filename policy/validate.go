@@ -67,9 +67,10 @@ func Normalize(p *gatehouse.Policy) {
 			grants[i].Condition = strings.TrimSpace(grants[i].Condition)
 		}
 	}
+	var emails mailaddr.Cache
 	for i := range p.Users {
 		x := &p.Users[i]
-		x.Email, x.Plan = canonicalEmail(x.Email), strings.TrimSpace(x.Plan)
+		x.Email, x.Plan = canonicalEmail(&emails, x.Email), strings.TrimSpace(x.Plan)
 		trim(x.Aliases)
 		subject(x.Tenants, x.Roles, x.Grants)
 	}
@@ -103,8 +104,8 @@ func Normalize(p *gatehouse.Policy) {
 
 // canonicalEmail is email in canonical form (package mailaddr), or, for an
 // address that has none, normalized for validate to report.
-func canonicalEmail(email string) string {
-	if c, err := mailaddr.Canonical(email); err == nil {
+func canonicalEmail(cache *mailaddr.Cache, email string) string {
+	if c, err := cache.Canonical(email); err == nil {
 		return c
 	}
 	return gatehouse.NormalizeEmail(email)
@@ -145,6 +146,7 @@ type validator struct {
 	problems []Problem
 	names    map[gatehouse.Kind]map[string]bool
 	features map[string]string // feature → plan
+	emails   mailaddr.Cache
 }
 
 // where names the place of path in messages: its line when the policy came
@@ -431,7 +433,7 @@ func (v *validator) subjects(users []gatehouse.UserEntry, agents []gatehouse.Age
 		if email := gatehouse.NormalizeEmail(x.Email); email != "" && badName("email", email) == "" {
 			if !looksLikeEmail(email) {
 				v.addf(path+".email", "%q is not an email address", email)
-			} else if c, err := mailaddr.Canonical(email); err != nil {
+			} else if c, err := v.emails.Canonical(email); err != nil {
 				v.addf(path+".email", "%v", err)
 			} else if c != email {
 				v.addf(path+".email", "email %q is not in canonical form; write %q", email, c)

@@ -118,7 +118,8 @@ func (s *Service) loadKept(ctx context.Context) (*gatehouse.Policy, int64, int64
 }
 
 // validateChange returns the problems of after, a change of before. When
-// before is known valid and the change only creates or changes users and
+// before is known valid and the change leaves users, agents and what they
+// refer to alone, it checks all but them; when it only creates or changes users and
 // agents, which no other object refers to, it checks just those (their
 // names and references, and that no email or alias of theirs names another
 // user) against what before declares (policy.Declared); otherwise,
@@ -126,6 +127,13 @@ func (s *Service) loadKept(ctx context.Context) (*gatehouse.Policy, int64, int64
 func validateChange(before *versioned, after *gatehouse.Policy, changes []gatehouse.Change) []policy.Problem {
 	if !before.valid {
 		return policy.Validate(after)
+	}
+	if keepsSubjectRefs(changes) {
+		// Users and agents are as before, and so is everything they
+		// refer to: check the rest.
+		reduced := smallSections(after)
+		reduced.Tenants, reduced.Resources = after.Tenants, after.Resources
+		return policy.Validate(reduced)
 	}
 	touched := map[gatehouse.Kind]map[string]bool{gatehouse.KindUser: {}, gatehouse.KindAgent: {}}
 	for _, c := range changes {
@@ -174,6 +182,23 @@ func validateChange(before *versioned, after *gatehouse.Policy, changes []gateho
 		problems[i].Path = reindex(reindex(problems[i].Path, "users[", userAt), "agents[", agentAt)
 	}
 	return problems
+}
+
+// keepsSubjectRefs reports whether changes leave users and agents, and
+// every reference of theirs, valid: none changes a user or agent, nor
+// removes a role, tenant, plan or permission, the kinds they refer to.
+func keepsSubjectRefs(changes []gatehouse.Change) bool {
+	for _, c := range changes {
+		switch c.Kind {
+		case gatehouse.KindUser, gatehouse.KindAgent:
+			return false
+		case gatehouse.KindRole, gatehouse.KindTenant, gatehouse.KindPlan, gatehouse.KindPermission:
+			if c.After == nil {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // reindex rewrites a path into a section of the reduced policy

@@ -67,7 +67,7 @@ func (s *Service) PutObject(ctx context.Context, actor string, kind gatehouse.Ki
 		return s.putSubject(ctx, actor, obj)
 	}
 	res, err = s.Update(ctx, actor, string(kind)+".put", func(p *gatehouse.Policy) error {
-		objs, err := p.Objects()
+		objs, err := sectionObjects(p, kind)
 		if err != nil {
 			return err
 		}
@@ -88,7 +88,7 @@ func (s *Service) PutObject(ctx context.Context, actor string, kind gatehouse.Ki
 		if old != nil {
 			oldPlan = *old
 		}
-		if err := replacePolicy(p, objs); err != nil {
+		if err := replaceSection(p, kind, objs); err != nil {
 			return err
 		}
 		if old == nil {
@@ -149,15 +149,15 @@ func (s *Service) DeleteObject(ctx context.Context, actor string, kind gatehouse
 		return s.deleteSubject(ctx, actor, kind, id)
 	}
 	return s.Update(ctx, actor, string(kind)+".delete", func(p *gatehouse.Policy) error {
-		objs, err := p.Objects()
+		objs, err := sectionObjects(p, kind)
 		if err != nil {
 			return err
 		}
-		i := slices.IndexFunc(objs, func(o gatehouse.Object) bool { return o.Kind == kind && o.ID == id })
+		i := slices.IndexFunc(objs, func(o gatehouse.Object) bool { return o.ID == id })
 		if i < 0 {
 			return gatehouse.NotFoundf("%s %q", kind, id)
 		}
-		return replacePolicy(p, slices.Delete(objs, i, i+1))
+		return replaceSection(p, kind, slices.Delete(objs, i, i+1))
 	})
 }
 
@@ -182,14 +182,57 @@ func (s *Service) deleteSubject(ctx context.Context, actor string, kind gatehous
 	})
 }
 
-// replacePolicy makes p the policy of objs.
-func replacePolicy(p *gatehouse.Policy, objs []gatehouse.Object) error {
+// sectionObjects returns the objects of p's section of kind, as
+// p.Objects gives them, without encoding the other sections.
+func sectionObjects(p *gatehouse.Policy, kind gatehouse.Kind) ([]gatehouse.Object, error) {
+	var section gatehouse.Policy
+	copySection(&section, p, kind)
+	objs, err := section.Objects()
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(objs, func(o gatehouse.Object) bool { return o.Kind != kind }), nil
+}
+
+// replaceSection makes p's section of kind the one objs, all of that kind,
+// make, as a policy loaded from them has it.
+func replaceSection(p *gatehouse.Policy, kind gatehouse.Kind, objs []gatehouse.Object) error {
 	q, err := gatehouse.PolicyFromObjects(objs)
 	if err != nil {
 		return err
 	}
-	*p = *q
+	copySection(p, q, kind)
 	return nil
+}
+
+// copySection sets dst's section of kind to src's.
+func copySection(dst, src *gatehouse.Policy, kind gatehouse.Kind) {
+	switch kind {
+	case gatehouse.KindSettings:
+		dst.Settings = src.Settings
+	case gatehouse.KindPermission:
+		dst.Permissions = src.Permissions
+	case gatehouse.KindBundle:
+		dst.Bundles = src.Bundles
+	case gatehouse.KindCategory:
+		dst.Categories = src.Categories
+	case gatehouse.KindRole:
+		dst.Roles = src.Roles
+	case gatehouse.KindPlan:
+		dst.Plans = src.Plans
+	case gatehouse.KindTenant:
+		dst.Tenants = src.Tenants
+	case gatehouse.KindUser:
+		dst.Users = src.Users
+	case gatehouse.KindAgent:
+		dst.Agents = src.Agents
+	case gatehouse.KindTool:
+		dst.Tools = src.Tools
+	case gatehouse.KindAction:
+		dst.Actions = src.Actions
+	case gatehouse.KindResource:
+		dst.Resources = src.Resources
+	}
 }
 
 // objectID normalizes a path id: users are keyed by normalized email.

@@ -230,3 +230,36 @@ func BenchmarkFollowChange(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRoleChange is a change of a role (PutObject, alternating
+// between two permission lists) in the same stores as BenchmarkChange: a
+// change of a shared table, which every user holding the role depends on.
+func BenchmarkRoleChange(b *testing.B) {
+	for _, st := range benchStores {
+		for _, users := range []int{10_000, 100_000} {
+			b.Run(fmt.Sprintf("%s/users=%dk", st.name, users/1000), func(b *testing.B) {
+				cfg := enginetest.DefaultConfig()
+				cfg.Users = users
+				p := enginetest.Generate(cfg)
+				svc := benchService(b, st.open(b))
+				benchApply(b, svc, p)
+				ctx := context.Background()
+				role := p.Roles[0]
+				bodies := [2]string{
+					fmt.Sprintf(`{"name": %q, "permissions": [%q]}`, role.Name, enginetest.PermissionName(1)),
+					fmt.Sprintf(`{"name": %q, "permissions": [%q, %q]}`, role.Name, enginetest.PermissionName(1), enginetest.PermissionName(2)),
+				}
+				var took []time.Duration
+				for b.Loop() {
+					start := time.Now()
+					_, _, err := svc.PutObject(ctx, "bench", gatehouse.KindRole, role.Name, []byte(bodies[len(took)%2]))
+					took = append(took, time.Since(start))
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				reportPercentiles(b, took, "")
+			})
+		}
+	}
+}
