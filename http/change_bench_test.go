@@ -136,8 +136,8 @@ func (r *restBench) run(req func(i int)) {
 // p50-ms and p99-ms are the client's round trips.
 func BenchmarkRESTChange(b *testing.B) {
 	for _, st := range restBenchStores {
-		for _, users := range []int{10_000, 100_000} {
-			b.Run(fmt.Sprintf("%s/users=%dk", st.name, users/1000), func(b *testing.B) {
+		for _, users := range enginetest.BenchUsers() {
+			b.Run(st.name+"/users="+enginetest.SizeName(users), func(b *testing.B) {
 				r := newRESTBench(b, st.open(b), users)
 				// A role the user does not hold.
 				role := ""
@@ -165,8 +165,8 @@ func BenchmarkRESTChange(b *testing.B) {
 // tenant lists.
 func BenchmarkRESTPutUser(b *testing.B) {
 	for _, st := range restBenchStores {
-		for _, users := range []int{10_000, 100_000} {
-			b.Run(fmt.Sprintf("%s/users=%dk", st.name, users/1000), func(b *testing.B) {
+		for _, users := range enginetest.BenchUsers() {
+			b.Run(st.name+"/users="+enginetest.SizeName(users), func(b *testing.B) {
 				r := newRESTBench(b, st.open(b), users)
 				var bodies [2]string
 				for i, tenants := range [2][]string{{enginetest.OrgID(1)}, {enginetest.OrgID(2), enginetest.StoreID(2, 1)}} {
@@ -189,7 +189,7 @@ func BenchmarkRESTPutUser(b *testing.B) {
 // the admin REST API: 32 clients over loopback, each assigning a role to
 // users of its own and removing it again (POST and DELETE
 // /api/v1/users/{id}/roles), for GATEHOUSE_BENCH_SECONDS seconds (default
-// 5) per iteration, with 100,000 users in the store. It reports the changes
+// 5) per iteration, with the largest of enginetest.BenchUsers in the store. It reports the changes
 // committed per second and the round trips' p50 and p99, then checks that
 // the audit trail holds exactly one change event per change and verifies
 // its chain. Run it with -benchtime=1x.
@@ -203,10 +203,11 @@ func BenchmarkRESTThroughput(b *testing.B) {
 		seconds = n
 	}
 	const clients = 32
+	users := slices.Max(enginetest.BenchUsers())
 	for _, st := range restBenchStores {
-		b.Run(st.name+"/users=100k", func(b *testing.B) {
+		b.Run(st.name+"/users="+enginetest.SizeName(users), func(b *testing.B) {
 			store := st.open(b)
-			r := newRESTBench(b, store, 100_000)
+			r := newRESTBench(b, store, users)
 			ctx := context.Background()
 			head, err := store.AuditHead(ctx)
 			if err != nil {

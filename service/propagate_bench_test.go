@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -21,8 +20,8 @@ import (
 // or not); propagate-p50-ms and propagate-p99-ms are from the start of the
 // write to that decision. Skipped without GATEHOUSE_TEST_POSTGRES.
 func BenchmarkPropagateChange(b *testing.B) {
-	for _, users := range []int{10_000, 100_000} {
-		b.Run(fmt.Sprintf("postgres/users=%dk", users/1000), func(b *testing.B) {
+	for _, users := range enginetest.BenchUsers() {
+		b.Run("postgres/users="+enginetest.SizeName(users), func(b *testing.B) {
 			dsn := pgtest.NewSchema(b, pgtest.DSN(b))
 			ctx := context.Background()
 			open := func() gatehouse.Store {

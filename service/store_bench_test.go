@@ -148,8 +148,8 @@ func BenchmarkSnapshot(b *testing.B) {
 // holds. p50-ms and p99-ms are over the iterations of one run.
 func BenchmarkChange(b *testing.B) {
 	for _, st := range benchStores {
-		for _, users := range []int{10_000, 100_000} {
-			b.Run(fmt.Sprintf("%s/users=%dk", st.name, users/1000), func(b *testing.B) {
+		for _, users := range enginetest.BenchUsers() {
+			b.Run(st.name+"/users="+enginetest.SizeName(users), func(b *testing.B) {
 				cfg := enginetest.DefaultConfig()
 				cfg.Users = users
 				p := enginetest.Generate(cfg)
@@ -194,8 +194,8 @@ func reportPercentiles(b *testing.B, took []time.Duration, prefix string) {
 // instances (each keeps the policy and its snapshot) after a collection.
 func BenchmarkFollowChange(b *testing.B) {
 	for _, st := range benchStores {
-		for _, users := range []int{10_000, 100_000} {
-			b.Run(fmt.Sprintf("%s/users=%dk", st.name, users/1000), func(b *testing.B) {
+		for _, users := range enginetest.BenchUsers() {
+			b.Run(st.name+"/users="+enginetest.SizeName(users), func(b *testing.B) {
 				cfg := enginetest.DefaultConfig()
 				cfg.Users = users
 				p := enginetest.Generate(cfg)
@@ -236,8 +236,8 @@ func BenchmarkFollowChange(b *testing.B) {
 // change of a shared table, which every user holding the role depends on.
 func BenchmarkRoleChange(b *testing.B) {
 	for _, st := range benchStores {
-		for _, users := range []int{10_000, 100_000} {
-			b.Run(fmt.Sprintf("%s/users=%dk", st.name, users/1000), func(b *testing.B) {
+		for _, users := range enginetest.BenchUsers() {
+			b.Run(st.name+"/users="+enginetest.SizeName(users), func(b *testing.B) {
 				cfg := enginetest.DefaultConfig()
 				cfg.Users = users
 				p := enginetest.Generate(cfg)
