@@ -599,3 +599,108 @@ func TestDeriveMatchesCompile(t *testing.T) {
 		t.Errorf("%d of 400 deltas derived, %d refused; want at least 250 and some", derived, refused)
 	}
 }
+
+// TestDeriveConcurrent: chains of random deltas derived from one snapshot
+// at once (run with -race) each end where a Compile of their own policy
+// does, and the snapshot they started from still decides as before.
+func TestDeriveConcurrent(t *testing.T) {
+	u := newDeriveUniverse()
+	p := aliasPolicy()
+	base, err := engine.Compile(p, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := universeRequests(rand.New(rand.NewPCG(3, 4)), u, 300)
+	before := make([]gatehouse.Decision, len(reqs))
+	for i, r := range reqs {
+		before[i] = base.Check(r)
+	}
+	type result struct {
+		p    *gatehouse.Policy
+		snap *engine.Snapshot
+		err  error
+	}
+	results := make([]result, 6)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), 2))
+			cur, snap := aliasPolicy(), base
+			for range 30 {
+				next, err := cur.Clone()
+				if err != nil {
+					results[i].err = err
+					return
+				}
+				d := randomDelta(rng, next, u)
+				derived, ok, err := snap.Derive(snap.Version()+1, d)
+				if err != nil || !ok {
+					continue
+				}
+				cur, snap = next, derived
+			}
+			results[i] = result{p: cur, snap: snap}
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		want, err := engine.Compile(r.p, r.snap.Version())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameDecisions(t, i, r.p, want, r.snap, reqs)
+		sameListings(t, i, want, r.snap, u)
+	}
+	for i, r := range reqs {
+		if d := base.Check(r); d != before[i] {
+			t.Errorf("Check(%s) on the base = %+v after derivations, was %+v", reqString(r), d, before[i])
+		}
+	}
+}
+
+// TestDerivedCheckAllocs: Check does not allocate on a derived snapshot
+// either, for users found through the overlay (added, renamed, by alias,
+// in another case) and for removed ones.
+func TestDerivedCheckAllocs(t *testing.T) {
+	s, err := engine.Compile(aliasPolicy(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok, err := s.Derive(2, engine.SubjectDelta{
+		Users: []gatehouse.UserEntry{
+			{Email: "New@Example.com", Aliases: []string{"n1", "U1@example.com"}, Roles: []gatehouse.Assignment{{Role: "Chat User"}}},
+			{Email: "ursula@example.org", Aliases: []string{"ursula.u"}, Roles: []gatehouse.Assignment{{Role: "Chat User"}}},
+		},
+		Agents:      []gatehouse.Agent{{ID: "new-bot", Roles: []gatehouse.Assignment{{Role: "Chat User"}}}},
+		RemoveUsers: []string{"olga@acme.example"},
+	})
+	if !ok || err != nil {
+		t.Fatalf("Derive = %v, %v", ok, err)
+	}
+	cases := []struct {
+		req  *gatehouse.Request
+		want gatehouse.Reason
+	}{
+		{&gatehouse.Request{Subject: user("sara@acme.example"), Permission: "chat.view"}, granted},
+		{&gatehouse.Request{Subject: user("new@example.com"), Permission: "chat.view"}, granted},
+		{&gatehouse.Request{Subject: user("NEW@example.com"), Permission: "chat.view"}, granted},
+		{&gatehouse.Request{Subject: user("U1@example.com"), Permission: "chat.view"}, granted},
+		{&gatehouse.Request{Subject: user("ursula.u"), Permission: "chat.view"}, granted},
+		{&gatehouse.Request{Subject: user("Olga@acme.example"), Permission: "chat.view"}, unknownSub},
+		{&gatehouse.Request{Subject: user("ghost@example.com"), Permission: "chat.view"}, unknownSub},
+		{&gatehouse.Request{Subject: agent("new-bot"), OnBehalfOf: user("n1"), Permission: "chat.view"}, granted},
+	}
+	for _, tc := range cases {
+		if d := s.Check(tc.req); d.Reason != tc.want {
+			t.Errorf("Check(%s) = %s, want %s", reqString(tc.req), d.Reason, tc.want)
+		}
+		if n := testing.AllocsPerRun(100, func() { s.Check(tc.req) }); n != 0 {
+			t.Errorf("Check(%s) allocates %v times, want 0", reqString(tc.req), n)
+		}
+	}
+}
