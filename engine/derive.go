@@ -13,7 +13,7 @@ import (
 // permission-set slab, visPool, scopedPool) in place, past the end the
 // base reads, which is safe only for the newest snapshot of the lineage:
 // tip. A snapshot derived from any other copies the pools it appends to.
-// WithSubjects is safe for concurrent use.
+// Derive is safe for concurrent use.
 type lineage struct {
 	mu  sync.Mutex
 	tip *Snapshot
@@ -21,9 +21,9 @@ type lineage struct {
 	folded baseFolded
 }
 
-// maxDerived bounds how many subject records a lineage re-derives before
-// WithSubjects asks for a full Compile: the records a derivation replaces
-// stay in the pools unused, and a Compile drops them.
+// maxDerived bounds how many subject records a lineage derives before
+// Derive asks for a full Compile: the records a derivation replaces or
+// removes stay in the pools unused, and a Compile drops them.
 func maxDerived(subjects int32) int { return 1024 + int(subjects) }
 
 // SubjectDelta is a change of a policy's users and agents: Users and

@@ -562,6 +562,7 @@ func TestDeriveMatchesCompile(t *testing.T) {
 	history := []kept{{clonePolicy(t, p), snap}}
 	reqs := append(randomRequests(rng, 200), universeRequests(rng, u, 300)...)
 	derived, refused := 0, 0
+	kinds := map[string]int{}
 	for step := range 400 {
 		base := history[len(history)-1]
 		if rng.IntN(5) == 0 {
@@ -569,6 +570,7 @@ func TestDeriveMatchesCompile(t *testing.T) {
 		}
 		next := clonePolicy(t, base.p)
 		d := randomDelta(rng, next, u)
+		countDelta(kinds, base.p, d)
 		version := base.snap.Version() + 1
 		want, wantErr := engine.Compile(next, version)
 		derivable := base.snap.DerivableDelta(d)
@@ -598,6 +600,34 @@ func TestDeriveMatchesCompile(t *testing.T) {
 	if derived < 250 || refused == 0 {
 		t.Errorf("%d of 400 deltas derived, %d refused; want at least 250 and some", derived, refused)
 	}
+	for _, k := range []string{"user created", "user created again", "user removed", "aliases changed", "agent created", "agent removed"} {
+		if kinds[k] < 10 {
+			t.Errorf("only %d deltas with %s: %v", kinds[k], k, kinds)
+		}
+	}
+}
+
+// countDelta counts the kinds of change d makes to p in kinds.
+func countDelta(kinds map[string]int, p *gatehouse.Policy, d engine.SubjectDelta) {
+	original := testPolicy()
+	for _, e := range d.Users {
+		i := slices.IndexFunc(p.Users, func(x gatehouse.UserEntry) bool { return gatehouse.NormalizeEmail(x.Email) == gatehouse.NormalizeEmail(e.Email) })
+		switch {
+		case i < 0 && slices.ContainsFunc(original.Users, func(x gatehouse.UserEntry) bool { return x.Email == gatehouse.NormalizeEmail(e.Email) }):
+			kinds["user created again"]++
+		case i < 0:
+			kinds["user created"]++
+		case !slices.Equal(p.Users[i].Aliases, e.Aliases):
+			kinds["aliases changed"]++
+		}
+	}
+	for _, a := range d.Agents {
+		if !slices.ContainsFunc(p.Agents, func(x gatehouse.Agent) bool { return x.ID == a.ID }) {
+			kinds["agent created"]++
+		}
+	}
+	kinds["user removed"] += len(d.RemoveUsers)
+	kinds["agent removed"] += len(d.RemoveAgents)
 }
 
 // TestDeriveConcurrent: chains of random deltas derived from one snapshot
@@ -702,5 +732,91 @@ func TestDerivedCheckAllocs(t *testing.T) {
 		if n := testing.AllocsPerRun(100, func() { s.Check(tc.req) }); n != 0 {
 			t.Errorf("Check(%s) allocates %v times, want 0", reqString(tc.req), n)
 		}
+	}
+}
+
+// applyDelta changes p as d says.
+func applyDelta(p *gatehouse.Policy, d engine.SubjectDelta) {
+	for _, e := range d.RemoveUsers {
+		p.Users = slices.DeleteFunc(p.Users, func(x gatehouse.UserEntry) bool { return gatehouse.NormalizeEmail(x.Email) == gatehouse.NormalizeEmail(e) })
+	}
+	for _, id := range d.RemoveAgents {
+		p.Agents = slices.DeleteFunc(p.Agents, func(x gatehouse.Agent) bool { return x.ID == id })
+	}
+	for _, e := range d.Users {
+		if i := slices.IndexFunc(p.Users, func(x gatehouse.UserEntry) bool { return gatehouse.NormalizeEmail(x.Email) == gatehouse.NormalizeEmail(e.Email) }); i >= 0 {
+			p.Users[i] = e
+		} else {
+			p.Users = append(p.Users, e)
+		}
+	}
+	for _, a := range d.Agents {
+		if i := slices.IndexFunc(p.Agents, func(x gatehouse.Agent) bool { return x.ID == a.ID }); i >= 0 {
+			p.Agents[i] = a
+		} else {
+			p.Agents = append(p.Agents, a)
+		}
+	}
+}
+
+// TestDeriveAliasMoves: aliases move from a removed user to a new one, to
+// the removed user created again, between two users at once, and go; each
+// step derives and decides as Compile does.
+func TestDeriveAliasMoves(t *testing.T) {
+	chat := []gatehouse.Assignment{{Role: "Chat User"}}
+	steps := []struct {
+		d engine.SubjectDelta
+		// names maps ids to the user they must name, "" for none.
+		names map[string]string
+	}{
+		{engine.SubjectDelta{
+			RemoveUsers: []string{"ursula@example.org"},
+			Users:       []gatehouse.UserEntry{{Email: "n@example.com", Aliases: []string{"ursula.u"}, Roles: chat}},
+		}, map[string]string{"ursula.u": "n@example.com", "U1@example.com": "", "ursula@example.org": ""}},
+		{engine.SubjectDelta{
+			Users: []gatehouse.UserEntry{{Email: "Ursula@example.org", Aliases: []string{"U1@example.com"}}},
+		}, map[string]string{"ursula.u": "n@example.com", "U1@example.com": "ursula@example.org", "ursula@example.org": "ursula@example.org"}},
+		{engine.SubjectDelta{
+			Users: []gatehouse.UserEntry{{Email: "n@example.com", Aliases: []string{"n1"}, Roles: chat}, {Email: "sara@acme.example", Aliases: []string{"ursula.u", "s1"}}},
+		}, map[string]string{"ursula.u": "sara@acme.example", "n1": "n@example.com", "s1": "sara@acme.example"}},
+		{engine.SubjectDelta{
+			Users: []gatehouse.UserEntry{{Email: "n@example.com", Aliases: []string{"s1"}, Roles: chat}, {Email: "sara@acme.example", Aliases: []string{"n1", "ursula.u"}}},
+		}, map[string]string{"ursula.u": "sara@acme.example", "n1": "sara@acme.example", "s1": "n@example.com"}},
+		{engine.SubjectDelta{RemoveUsers: []string{"N@example.com"}, Users: []gatehouse.UserEntry{{Email: "sara@acme.example"}}},
+			map[string]string{"ursula.u": "", "n1": "", "s1": "", "n@example.com": "", "sara@acme.example": "sara@acme.example"}},
+		{engine.SubjectDelta{Users: []gatehouse.UserEntry{{Email: "n@example.com", Aliases: []string{"ursula.u"}}}},
+			map[string]string{"ursula.u": "n@example.com", "n@example.com": "n@example.com"}},
+	}
+	p := aliasPolicy()
+	snap, err := engine.Compile(p, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := newDeriveUniverse()
+	u.emails = append(u.emails, "n@example.com")
+	u.aliases = append(u.aliases, "n1", "s1")
+	reqs := universeRequests(rand.New(rand.NewPCG(5, 6)), u, 300)
+	for i, st := range steps {
+		applyDelta(p, st.d)
+		next, ok, err := snap.Derive(snap.Version()+1, st.d)
+		if !ok || err != nil {
+			t.Fatalf("step %d: Derive = %v, %v", i, ok, err)
+		}
+		want, err := engine.Compile(p, next.Version())
+		if err != nil {
+			t.Fatalf("step %d: Compile: %v", i, err)
+		}
+		for id, email := range st.names {
+			got := next.Check(&gatehouse.Request{Subject: user(id), Permission: "chat.view"})
+			if (got.Reason == unknownSub) != (email == "") {
+				t.Errorf("step %d: Check(%s) = %s; want it to name %q", i, id, got.Reason, email)
+			}
+			if email != "" && next.UserID(email) != want.UserID(email) {
+				t.Errorf("step %d: UserID(%s) = %q, want %q", i, email, next.UserID(email), want.UserID(email))
+			}
+		}
+		sameDecisions(t, i, p, want, next, reqs)
+		sameListings(t, i, want, next, u)
+		snap = next
 	}
 }
