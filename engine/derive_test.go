@@ -611,7 +611,9 @@ func TestDeriveMatchesCompile(t *testing.T) {
 func countDelta(kinds map[string]int, p *gatehouse.Policy, d engine.SubjectDelta) {
 	original := testPolicy()
 	for _, e := range d.Users {
-		i := slices.IndexFunc(p.Users, func(x gatehouse.UserEntry) bool { return gatehouse.NormalizeEmail(x.Email) == gatehouse.NormalizeEmail(e.Email) })
+		i := slices.IndexFunc(p.Users, func(x gatehouse.UserEntry) bool {
+			return gatehouse.NormalizeEmail(x.Email) == gatehouse.NormalizeEmail(e.Email)
+		})
 		switch {
 		case i < 0 && slices.ContainsFunc(original.Users, func(x gatehouse.UserEntry) bool { return x.Email == gatehouse.NormalizeEmail(e.Email) }):
 			kinds["user created again"]++
@@ -738,13 +740,17 @@ func TestDerivedCheckAllocs(t *testing.T) {
 // applyDelta changes p as d says.
 func applyDelta(p *gatehouse.Policy, d engine.SubjectDelta) {
 	for _, e := range d.RemoveUsers {
-		p.Users = slices.DeleteFunc(p.Users, func(x gatehouse.UserEntry) bool { return gatehouse.NormalizeEmail(x.Email) == gatehouse.NormalizeEmail(e) })
+		p.Users = slices.DeleteFunc(p.Users, func(x gatehouse.UserEntry) bool {
+			return gatehouse.NormalizeEmail(x.Email) == gatehouse.NormalizeEmail(e)
+		})
 	}
 	for _, id := range d.RemoveAgents {
 		p.Agents = slices.DeleteFunc(p.Agents, func(x gatehouse.Agent) bool { return x.ID == id })
 	}
 	for _, e := range d.Users {
-		if i := slices.IndexFunc(p.Users, func(x gatehouse.UserEntry) bool { return gatehouse.NormalizeEmail(x.Email) == gatehouse.NormalizeEmail(e.Email) }); i >= 0 {
+		if i := slices.IndexFunc(p.Users, func(x gatehouse.UserEntry) bool {
+			return gatehouse.NormalizeEmail(x.Email) == gatehouse.NormalizeEmail(e.Email)
+		}); i >= 0 {
 			p.Users[i] = e
 		} else {
 			p.Users = append(p.Users, e)
