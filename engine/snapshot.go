@@ -38,8 +38,7 @@ type Snapshot struct {
 	// every subject without a tenant list of its own.
 	defaultVisible span
 
-	// hot and subjects are indexed alike: users first, then agents, then
-	// the subjects derivations added (Derive).
+	// hot and subjects are indexed alike: users first, then agents.
 	hot        paged[subjectHot]
 	subjects   paged[subject]
 	visPool    []int32
@@ -73,7 +72,8 @@ type Snapshot struct {
 	lineage *lineage
 	derived int
 	// over is what derivations changed in the ids since the Compile; nil
-	// while they changed none.
+	// while they changed none. The subjects they added are indexed after
+	// the compiled ones, users and agents in the order they came.
 	over *overlay
 }
 
