@@ -173,7 +173,7 @@ func (s *Snapshot) resolve(q *query, d *gatehouse.Decision, req *gatehouse.Reque
 	if req.Subject.Type == gatehouse.SubjectUser {
 		si, ok = s.lookupTrimmedUser(subID)
 	} else {
-		si, ok = s.agentIdx[subID]
+		si, ok = s.lookupAgent(subID)
 	}
 	if !ok {
 		if tr != nil {
@@ -512,6 +512,9 @@ func (s *Snapshot) lookupUser(email string) (int32, bool) {
 // lookupTrimmedUser finds a user by a trimmed id: the email,
 // case-insensitively, or else one of the user's aliases, exactly.
 func (s *Snapshot) lookupTrimmedUser(id string) (int32, bool) {
+	if s.over != nil {
+		return s.lookupDerivedUser(id)
+	}
 	if i, ok := s.lookupEmail(id); ok {
 		return i, true
 	}

@@ -2,24 +2,22 @@ package engine
 
 import "github.com/gatehouse/gatehouse"
 
-// Derivable reports whether WithSubjects could derive a snapshot from s
-// for users and agents, as far as they themselves decide it: each is one
-// s holds, with the same ids (email and aliases), and refers only to
-// conditions s compiled. WithSubjects may still decline when the lineage
-// re-derived too many records; Compile then gives the same snapshot.
+// Derivable is DerivableDelta for users and agents upserted.
 func (s *Snapshot) Derivable(users []gatehouse.UserEntry, agents []gatehouse.Agent) bool {
+	return s.DerivableDelta(SubjectDelta{Users: users, Agents: agents})
+}
+
+// DerivableDelta reports whether Derive would derive a snapshot from s for
+// d rather than decline it (ok false): every subject d removes is one s
+// holds, every condition d refers to is one s compiled, and the lineage
+// has not derived too many records or ids since its Compile. It does not
+// check what d refers to: a delta Derive refuses as invalid (an unknown
+// role, an alias naming two users, a subject named twice) is derivable,
+// and Derive reports the error as Compile would.
+func (s *Snapshot) DerivableDelta(d SubjectDelta) bool {
 	if s == nil || s.lineage == nil {
 		return false
 	}
-	for i := range users {
-		if _, same := s.sameUser(&users[i]); !same || !s.knownConditions(users[i].Roles, users[i].Grants) {
-			return false
-		}
-	}
-	for i := range agents {
-		if _, found := s.agentIdx[agents[i].ID]; !found || !s.knownConditions(agents[i].Roles, agents[i].Grants) {
-			return false
-		}
-	}
-	return true
+	_, ok, err := s.planDelta(&d)
+	return ok || err != nil
 }

@@ -71,6 +71,10 @@ type Snapshot struct {
 	// derived counts the subject records derived since the Compile.
 	lineage *lineage
 	derived int
+	// over is what derivations changed in the ids since the Compile; nil
+	// while they changed none. The subjects they added are indexed after
+	// the compiled ones, users and agents in the order they came.
+	over *overlay
 }
 
 type permInfo struct {
@@ -132,6 +136,8 @@ type toolInfo struct {
 // apart from the rest (subject) so that a check touches one small record.
 type subjectHot struct {
 	superuser bool
+	// state is live, or what a derivation did to the subject's ids.
+	state uint8
 	// hasConds reports whether the subject has conditional sources.
 	hasConds bool
 	// plan is a user's own plan, or -1.
