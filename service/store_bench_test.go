@@ -177,6 +177,44 @@ func BenchmarkChange(b *testing.B) {
 	}
 }
 
+// BenchmarkCreateDelete is BenchmarkChange for creating a user (PUT of a
+// new entry) and deleting it again, alternately: each iteration one
+// change, whose snapshot is derived, not compiled.
+func BenchmarkCreateDelete(b *testing.B) {
+	for _, st := range benchStores {
+		for _, users := range enginetest.BenchUsers() {
+			b.Run(st.name+"/users="+enginetest.SizeName(users), func(b *testing.B) {
+				cfg := enginetest.DefaultConfig()
+				cfg.Users = users
+				p := enginetest.Generate(cfg)
+				svc := benchService(b, st.open(b))
+				benchApply(b, svc, p)
+				ctx := context.Background()
+				body := fmt.Sprintf(`{"tenants": [%q], "roles": [{"role": %q}]}`, enginetest.OrgID(1), enginetest.RoleName(1))
+				var took []time.Duration
+				for b.Loop() {
+					email := fmt.Sprintf("bench%06d@example.com", len(took)/2)
+					start := time.Now()
+					var err error
+					if len(took)%2 == 0 {
+						var created bool
+						if _, created, err = svc.PutObject(ctx, "bench", gatehouse.KindUser, email, []byte(body)); err == nil && !created {
+							b.Fatalf("PUT %s did not create it", email)
+						}
+					} else {
+						_, err = svc.DeleteObject(ctx, "bench", gatehouse.KindUser, email)
+					}
+					took = append(took, time.Since(start))
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				reportPercentiles(b, took, "")
+			})
+		}
+	}
+}
+
 // reportPercentiles reports the median and 99th percentile of took in ms,
 // as PREFIXp50-ms and PREFIXp99-ms.
 func reportPercentiles(b *testing.B, took []time.Duration, prefix string) {
