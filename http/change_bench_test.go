@@ -29,33 +29,46 @@ import (
 )
 
 // restBenchStores open a fresh store of each kind; the PostgreSQL one skips
-// its benchmarks without GATEHOUSE_TEST_POSTGRES.
+// its benchmarks without GATEHOUSE_TEST_POSTGRES. twin opens another
+// handle on the store open made, as a second process would.
 var restBenchStores = []struct {
 	name string
-	open func(b *testing.B) gatehouse.Store
+	open func(b *testing.B) (s gatehouse.Store, twin func() gatehouse.Store)
 }{
-	{"sqlite", func(b *testing.B) gatehouse.Store {
-		s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "g.db"))
-		if err != nil {
-			b.Fatal(err)
+	{"sqlite", func(b *testing.B) (gatehouse.Store, func() gatehouse.Store) {
+		path := filepath.Join(b.TempDir(), "g.db")
+		open := func() gatehouse.Store {
+			s, err := sqlite.Open(context.Background(), path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close() })
+			return s
 		}
-		b.Cleanup(func() { s.Close() })
-		return s
+		return open(), open
 	}},
-	{"postgres", func(b *testing.B) gatehouse.Store {
-		s, err := postgres.Open(context.Background(), pgtest.NewSchema(b, pgtest.DSN(b)))
-		if err != nil {
-			b.Fatal(err)
+	{"postgres", func(b *testing.B) (gatehouse.Store, func() gatehouse.Store) {
+		dsn := pgtest.NewSchema(b, pgtest.DSN(b))
+		open := func() gatehouse.Store {
+			s, err := postgres.Open(context.Background(), dsn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close() })
+			return s
 		}
-		b.Cleanup(func() { s.Close() })
-		return s
+		return open(), open
 	}},
 }
+
+// storeOf is the store of a restBenchStores entry.
+func storeOf(s gatehouse.Store, _ func() gatehouse.Store) gatehouse.Store { return s }
 
 // restBench is the admin API on a loopback listener over a store holding
 // the engine benchmarks' generated policy.
 type restBench struct {
 	b    *testing.B
+	svc  *service.Service
 	ts   *httptest.Server
 	tok  string
 	user gatehouse.UserEntry
@@ -89,7 +102,7 @@ func newRESTBench(b *testing.B, s gatehouse.Store, users int) *restBench {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &restBench{b: b, ts: ts, tok: tok, user: p.Users[cfg.Superusers], cfg: cfg}
+	return &restBench{b: b, svc: svc, ts: ts, tok: tok, user: p.Users[cfg.Superusers], cfg: cfg}
 }
 
 // send makes one admin request and fails unless it answers 200 or 201.
@@ -138,7 +151,7 @@ func BenchmarkRESTChange(b *testing.B) {
 	for _, st := range restBenchStores {
 		for _, users := range enginetest.BenchUsers() {
 			b.Run(st.name+"/users="+enginetest.SizeName(users), func(b *testing.B) {
-				r := newRESTBench(b, st.open(b), users)
+				r := newRESTBench(b, storeOf(st.open(b)), users)
 				// A role the user does not hold.
 				role := ""
 				for i := r.cfg.Roles - 1; i >= 0 && role == ""; i-- {
@@ -167,7 +180,7 @@ func BenchmarkRESTPutUser(b *testing.B) {
 	for _, st := range restBenchStores {
 		for _, users := range enginetest.BenchUsers() {
 			b.Run(st.name+"/users="+enginetest.SizeName(users), func(b *testing.B) {
-				r := newRESTBench(b, st.open(b), users)
+				r := newRESTBench(b, storeOf(st.open(b)), users)
 				var bodies [2]string
 				for i, tenants := range [2][]string{{enginetest.OrgID(1)}, {enginetest.OrgID(2), enginetest.StoreID(2, 1)}} {
 					u := r.user
@@ -189,10 +202,13 @@ func BenchmarkRESTPutUser(b *testing.B) {
 // the admin REST API: 32 clients over loopback, each assigning a role to
 // users of its own and removing it again (POST and DELETE
 // /api/v1/users/{id}/roles), for GATEHOUSE_BENCH_SECONDS seconds (default
-// 5) per iteration, with the largest of enginetest.BenchUsers in the store. It reports the changes
-// committed per second and the round trips' p50 and p99, then checks that
-// the audit trail holds exactly one change event per change and verifies
-// its chain. Run it with -benchtime=1x.
+// 5) per iteration, with the largest of enginetest.BenchUsers in the
+// store, while a second instance on the same store follows it (Follow). It
+// reports the changes committed per second, the round trips' p50 and p99,
+// and how long the follower took to reach the writer's version, sampled
+// every 20 ms (follow-p50-ms, follow-p99-ms); then it checks that the audit
+// trail holds exactly one change event per change and verifies its chain.
+// Run it with -benchtime=1x.
 func BenchmarkRESTThroughput(b *testing.B) {
 	seconds := 5
 	if s := os.Getenv("GATEHOUSE_BENCH_SECONDS"); s != "" {
@@ -206,7 +222,7 @@ func BenchmarkRESTThroughput(b *testing.B) {
 	users := slices.Max(enginetest.BenchUsers())
 	for _, st := range restBenchStores {
 		b.Run(st.name+"/users="+enginetest.SizeName(users), func(b *testing.B) {
-			store := st.open(b)
+			store, twin := st.open(b)
 			r := newRESTBench(b, store, users)
 			ctx := context.Background()
 			head, err := store.AuditHead(ctx)
@@ -216,6 +232,9 @@ func BenchmarkRESTThroughput(b *testing.B) {
 			// A role no user holds: every request is one change.
 			const role = "bench-throughput"
 			r.send(http.MethodPut, "/api/v1/roles/"+role, fmt.Sprintf(`{"name": %q, "permissions": [%q]}`, role, enginetest.PermissionName(0)))
+			// A second instance, started with the role: what it follows
+			// from then on is changes of users.
+			lag := followLag(b, r.svc, twin())
 			var (
 				mu   sync.Mutex
 				took []time.Duration
@@ -246,7 +265,10 @@ func BenchmarkRESTThroughput(b *testing.B) {
 				}
 				wg.Wait()
 			}
+			lags := lag.stop()
 			b.ReportMetric(float64(len(took))/float64(b.N*seconds), "changes/s")
+			b.ReportMetric(float64(lags[len(lags)/2])/1e6, "follow-p50-ms")
+			b.ReportMetric(float64(lags[len(lags)*99/100])/1e6, "follow-p99-ms")
 			slices.Sort(took)
 			ms := func(q float64) float64 { return float64(took[int(q*float64(len(took)-1))]) / 1e6 }
 			b.ReportMetric(ms(0.5), "p50-ms")
@@ -273,4 +295,97 @@ func BenchmarkRESTThroughput(b *testing.B) {
 			}
 		})
 	}
+}
+
+// lagMeter measures how long a second instance following the store takes
+// to reach each version the writer had, sampled every 20 ms.
+type lagMeter struct {
+	b      *testing.B
+	cancel context.CancelFunc
+	done   chan error
+	sample chan struct{}
+	mu     sync.Mutex
+	// pending are the sampled versions the follower has not reached yet.
+	pending []lagSample
+	lags    []time.Duration
+	writer  *service.Service
+	follows *service.Service
+}
+
+type lagSample struct {
+	version int64
+	at      time.Time
+}
+
+// followLag opens a second instance on store, following it (Follow: the
+// PostgreSQL notifications, a 100 ms poll on SQLite), and samples writer.
+func followLag(b *testing.B, writer *service.Service, store gatehouse.Store) *lagMeter {
+	ctx, cancel := context.WithCancel(context.Background())
+	follows, err := service.Open(ctx, store, service.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := &lagMeter{b: b, cancel: cancel, done: make(chan error, 2), writer: writer, follows: follows}
+	go func() {
+		m.done <- follows.Follow(ctx, 100*time.Millisecond, m.reached, func(err error) { b.Log(err) })
+	}()
+	go func() {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				m.done <- nil
+				return
+			case now := <-t.C:
+				v := writer.Snapshot().Version()
+				m.mu.Lock()
+				if v > follows.Snapshot().Version() {
+					m.pending = append(m.pending, lagSample{v, now})
+				} else {
+					m.lags = append(m.lags, 0)
+				}
+				m.mu.Unlock()
+			}
+		}
+	}()
+	return m
+}
+
+// reached records the lag of every sample at or before version.
+func (m *lagMeter) reached(version int64) {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, s := range m.pending {
+		if s.version <= version {
+			m.lags = append(m.lags, now.Sub(s.at))
+		} else {
+			m.pending[n] = s
+			n++
+		}
+	}
+	m.pending = m.pending[:n]
+}
+
+// stop waits up to 10 s for the follower to reach the writer's version,
+// stops following and returns the lags, sorted.
+func (m *lagMeter) stop() []time.Duration {
+	final := m.writer.Snapshot().Version()
+	for deadline := time.Now().Add(10 * time.Second); m.follows.Snapshot().Version() < final; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			m.b.Fatalf("the follower is at version %d 10 s after the writer reached %d", m.follows.Snapshot().Version(), final)
+		}
+	}
+	m.cancel()
+	<-m.done
+	<-m.done
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.pending) > 0 {
+		m.b.Fatalf("%d sampled versions never reached by the follower", len(m.pending))
+	}
+	slices.Sort(m.lags)
+	return m.lags
 }
