@@ -470,21 +470,19 @@ func clonePolicyAgents(a []gatehouse.Agent) ([]gatehouse.Agent, error) {
 // created (the view holds it and the kept policy does not) or removed (the
 // other way round); changed is false if none. ok is false when the change
 // is not for the own path: the view left holding another subject or more
-// than one, or a user whose aliases changed or who is created with
-// aliases, which validateChange checks against the whole policy.
+// than one.
 func (sv subjectView) change() (c gatehouse.Change, changed, ok bool, err error) {
 	var before, after any
 	if sv.kind == gatehouse.KindUser {
 		if len(sv.view.Agents) > 0 || len(sv.view.Users) > 1 {
 			return c, false, false, nil
 		}
-		var was []string
 		if sv.exists {
-			before, was = &sv.cur.p.Users[sv.at], sv.cur.p.Users[sv.at].Aliases
+			before = &sv.cur.p.Users[sv.at]
 		}
 		if len(sv.view.Users) == 1 {
 			a := &sv.view.Users[0]
-			if a.Email != sv.id || !slices.Equal(a.Aliases, was) {
+			if a.Email != sv.id {
 				return c, false, false, nil
 			}
 			if sv.exists && sameUser(&sv.cur.p.Users[sv.at], a) {
@@ -524,19 +522,41 @@ func (sv subjectView) change() (c gatehouse.Change, changed, ok bool, err error)
 }
 
 // free reports whether the ids the write gives its subject are no other's
-// and not taken by a write before it in the batch. A changed user keeps
-// its ids (change); a created one's email must not be a user's email or
-// alias in current, nor the normalized form of an alias in the kept
-// policy (validate's rule).
+// and not taken by a write before it in the batch: a created user's email
+// and a user's new aliases (each also normalized) must not name another
+// user in current, nor be the normalized form of an alias in the kept
+// policy (validate's rule, which the kept aliases may only overstate). It
+// records the new aliases among the kept ones.
 func (sv subjectView) free(current *engine.Snapshot, taken func(id string) bool) bool {
 	if taken(subjectID(gatehouse.SubjectRef{Type: gatehouse.SubjectType(sv.kind), ID: sv.id})) {
 		return false
 	}
-	if sv.kind != gatehouse.KindUser || sv.exists || len(sv.view.Users) == 0 {
+	if sv.kind != gatehouse.KindUser || len(sv.view.Users) == 0 {
 		return true
 	}
-	_, found := current.UserEmail(sv.id)
-	return !found && !sv.cur.aliases()[sv.id]
+	var was, added []string
+	if sv.exists {
+		was = sv.cur.p.Users[sv.at].Aliases
+	}
+	for _, a := range sv.view.Users[0].Aliases {
+		if !slices.Contains(was, a) {
+			added = append(added, a, gatehouse.NormalizeEmail(a))
+		}
+	}
+	ids := added
+	if !sv.exists {
+		ids = append([]string{sv.id}, added...)
+	}
+	kept := sv.cur.aliases()
+	for _, id := range ids {
+		if email, found := current.UserEmail(id); found && email != sv.id || kept[id] || taken("user:"+id) || taken(subjectID(gatehouse.User(id))) {
+			return false
+		}
+	}
+	for _, id := range added {
+		kept[id] = true
+	}
+	return true
 }
 
 // validate is validateChange for the view, with problem paths into the
