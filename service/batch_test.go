@@ -3,11 +3,13 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,4 +214,96 @@ func assertKeptEqualsStored(t *testing.T, s *Service, stored *gatehouse.Policy, 
 			t.Fatalf("Check(%+v) = %+v, fresh compile %+v", req, got, want)
 		}
 	}
+}
+
+// downStore is a store whose commits fail while down is set.
+type downStore struct {
+	gatehouse.Store
+	down atomic.Bool
+}
+
+var errDown = errors.New("store down")
+
+func (d *downStore) CommitPolicy(ctx context.Context, base int64, changes []gatehouse.Change, events []gatehouse.AuditEvent) (int64, error) {
+	if d.down.Load() {
+		return 0, errDown
+	}
+	return d.Store.CommitPolicy(ctx, base, changes, events)
+}
+
+// A batch whose commit fails fails every write in it with the store's
+// error and leaves the kept policy and the snapshot as they were; the same
+// writes commit once the store is back.
+func TestBatchCommitFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := &downStore{Store: memstore.New()}
+	s, err := Open(ctx, store, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := enginetest.DefaultConfig()
+	cfg.Users, cfg.Superusers, cfg.Agents, cfg.Tenants, cfg.Roles, cfg.Bundles, cfg.Permissions = 40, 2, 2, 10, 12, 10, 30
+	if _, err := s.Update(ctx, "test", "policy.apply", func(p *gatehouse.Policy) error { *p = *enginetest.Generate(cfg); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	gen := enginetest.Generate(cfg)
+	writes := func() []error {
+		s.mu.Lock()
+		errs := make([]error, 12)
+		var wg sync.WaitGroup
+		for i := range errs {
+			wg.Go(func() {
+				switch i % 3 {
+				case 0:
+					_, errs[i] = s.SetUserTenants(ctx, "t", gen.Users[10+i].Email, []string{gen.Tenants[1].ID})
+				case 1:
+					_, _, errs[i] = s.PutObject(ctx, "t", gatehouse.KindUser, fmt.Sprintf("created%02d@example.com", i), []byte(`{"tenants": []}`))
+				default:
+					_, errs[i] = s.DeleteObject(ctx, "t", gatehouse.KindUser, gen.Users[10+i].Email)
+				}
+			})
+		}
+		for {
+			s.queueMu.Lock()
+			n := len(s.queue)
+			s.queueMu.Unlock()
+			if n == len(errs) {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		s.mu.Unlock()
+		wg.Wait()
+		return errs
+	}
+	before := s.Snapshot().Version()
+	store.down.Store(true)
+	for i, err := range writes() {
+		if !errors.Is(err, errDown) {
+			t.Errorf("write %d with the store down: %v, want %v", i, err, errDown)
+		}
+	}
+	stored, v, err := s.load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != before || s.Snapshot().Version() != before {
+		t.Fatalf("store at %d, snapshot at %d, want both at %d", v, s.Snapshot().Version(), before)
+	}
+	assertKeptEqualsStored(t, s, stored, v)
+	store.down.Store(false)
+	for i, err := range writes() {
+		if err != nil {
+			t.Errorf("write %d with the store back: %v", i, err)
+		}
+	}
+	stored, v, err = s.load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.Users) != len(gen.Users) {
+		t.Errorf("%d users, want %d: four created, four deleted", len(stored.Users), len(gen.Users))
+	}
+	assertKeptEqualsStored(t, s, stored, v)
 }

@@ -15,24 +15,27 @@ import (
 	"github.com/gatehouse/gatehouse/policy"
 )
 
-// updateSubject is Update for a change of one user or agent that the
-// stored policy already holds, costing what it changes rather than what the
-// policy holds: fn runs on a view of the kept policy whose users and agents
-// are a copy of subject's entry alone, beside the other sections shared
-// with the kept policy, which fn must only read and must not change. The
-// change is validated as validateChange does, its snapshot derived from
-// the current one (engine.Snapshot.WithSubjects) and, once committed, the
-// entry replaced in the kept policy.
+// updateSubject is Update for a change of one user or agent — changed,
+// created or removed — costing what it changes rather than what the
+// policy holds: fn runs on a view of the kept policy whose users or agents
+// are a copy of subject's entry alone (none if the policy has no such
+// subject), beside the other sections shared with the kept policy, which
+// fn must only read and must not change. The change is validated as
+// validateChange does, the ids it gives the subject checked against the
+// snapshot (free), its snapshot derived from the current one
+// (engine.Snapshot.Derive) and, once committed, the entry replaced,
+// inserted or removed in the kept policy.
 //
 // Concurrent single-subject changes are committed together: each waits
 // for the writers' lock, and whichever holds it commits every change
 // queued by then (combine) in one store transaction — one version, one
 // audit event per change, each checked, authorized and refused on its
 // own — so that a burst of changes costs one commit and one derivation per
-// batch, not per change. Whenever the own path does not apply — a subject
-// to create, changed aliases, a kept policy not known valid, a snapshot of
-// another version — the change is Update's, which runs fn again on a copy
-// of the whole policy.
+// batch, not per change. Whenever the own path does not apply — fn leaving
+// the view with another subject, an email or alias that may be another
+// user's, a kept policy not known valid, a snapshot of another version, a
+// condition the snapshot never compiled — the change is Update's, which
+// runs fn again on a copy of the whole policy.
 func (s *Service) updateSubject(ctx context.Context, actor, action string, subject gatehouse.SubjectRef, fn func(p *gatehouse.Policy) error) (Result, error) {
 	w := &subjectWrite{ctx: ctx, actor: actor, action: action, subject: subject, fn: fn}
 	s.queueMu.Lock()
