@@ -38,7 +38,9 @@ func Compile(p *gatehouse.Policy, version int64) (snap *Snapshot, err error) {
 	c.s.hot, c.s.subjects = pagedOf(c.hot), pagedOf(c.subjects)
 	c.s.lineage = &lineage{tip: c.s}
 	// Pools grew by appending; keep only what they hold.
-	c.s.scopedPool = slices.Clone(c.s.scopedPool)
+	c.s.heldPool = slices.Clone(c.s.heldPool)
+	c.s.sourcePool = slices.Clone(c.s.sourcePool)
+	c.s.condPool = slices.Clone(c.s.condPool)
 	c.s.visPool = slices.Clone(c.s.visPool)
 	return c.s, nil
 }
@@ -68,7 +70,8 @@ type compiler struct {
 
 	// Scratch space reused across subjects.
 	bits      []uint64
-	scoped    []source
+	uncond    []entry
+	scoped    []entry
 	tenantBuf []int32
 }
 
@@ -230,7 +233,9 @@ func (c *compiler) roles() error {
 			}
 		}
 		c.roleIdx[r.Name] = int32(len(s.roles))
-		s.roles = append(s.roles, roleInfo{name: r.Name, set: s.sets.intern(c.bits), bundles: bundles, perms: perms})
+		set := s.sets.intern(c.bits)
+		s.roles = append(s.roles, roleInfo{name: r.Name, set: set, bundles: bundles, perms: perms})
+		s.roleSets = append(s.roleSets, set)
 	}
 	return nil
 }
@@ -317,8 +322,10 @@ func (c *compiler) tenants() error {
 		}
 	}
 	s.tenantNames = make([]string, n)
+	s.subtrees = make([]subtree, n)
 	for i, t := range s.tenants {
 		s.tenantNames[i] = t.id
+		s.subtrees[i] = subtree{in: t.in, out: t.out}
 	}
 	slices.Sort(s.tenantNames)
 	return nil
@@ -542,58 +549,73 @@ func (c *compiler) subject(sub *subject, h *subjectHot, tenants []string, roles 
 		h.visible = vis
 	}
 
-	sources := make([]source, 0, len(roles)+len(grants))
-	nconds := 0
+	c.uncond = c.uncond[:0]
+	condOff := int32(len(s.condPool))
+	add := func(src source) {
+		if src.cond >= 0 {
+			s.condPool = append(s.condPool, src)
+		} else {
+			c.uncond = append(c.uncond, src.entry)
+		}
+	}
 	for _, a := range roles {
 		r, ok := c.roleIdx[a.Role]
 		if !ok {
 			return gatehouse.Invalidf("unknown role %q", a.Role)
 		}
-		src, err := c.source(sourceRole, r, a.Tenant, a.Condition)
+		src, err := c.source(r, a.Tenant, a.Condition)
 		if err != nil {
 			return fmt.Errorf("role %q: %w", a.Role, err)
 		}
-		sources = append(sources, src)
+		add(src)
 	}
 	for _, g := range grants {
 		p, ok := s.permIdx[g.Permission]
 		if !ok {
 			return gatehouse.Invalidf("grant of unknown permission %q", g.Permission)
 		}
-		src, err := c.source(sourceGrant, p, g.Tenant, g.Condition)
+		src, err := c.source(^p, g.Tenant, g.Condition)
 		if err != nil {
 			return fmt.Errorf("grant %q: %w", g.Permission, err)
 		}
-		sources = append(sources, src)
+		add(src)
 	}
-	// Unconditional sources first, each group in policy order.
-	slices.SortStableFunc(sources, func(a, b source) int {
-		return cmp.Compare(min(a.cond, 0), min(b.cond, 0))
-	})
-	for _, src := range sources {
-		if src.cond >= 0 {
-			nconds++
-		}
+	sub.conds = span{off: condOff, n: int32(len(s.condPool)) - condOff}
+	h.hasConds = sub.conds.n > 0
+	h.held.off = int32(len(s.heldPool))
+	if len(c.uncond) <= mergeAbove {
+		s.heldPool = append(s.heldPool, c.uncond...)
+	} else {
+		sub.merged = true
+		sub.sources = span{off: int32(len(s.sourcePool)), n: int32(len(c.uncond))}
+		s.sourcePool = append(s.sourcePool, c.uncond...)
+		c.merge()
 	}
-	sub.sources = sources
-	sub.conds = sources[len(sources)-nconds:]
-	h.hasConds = nconds > 0
-	uncond := sources[:len(sources)-nconds]
+	h.held.n = int32(len(s.heldPool)) - h.held.off
+	return nil
+}
 
+// merge appends to heldPool the entries of a subject with many
+// unconditional sources, c.uncond: one permission set for the global ones
+// and one for each scope tenant, without what the global set holds.
+func (c *compiler) merge() {
+	s := c.s
+	nroles := int32(len(s.roles))
 	clearWords(c.bits)
 	c.scoped = c.scoped[:0]
-	for _, src := range uncond {
-		if src.tenant >= 0 {
-			c.scoped = append(c.scoped, src)
+	for _, e := range c.uncond {
+		if e.tenant >= 0 {
+			c.scoped = append(c.scoped, e)
 			continue
 		}
-		c.addSource(src)
+		c.addSource(e)
 	}
-	h.global = c.intern(c.bits)
-	global := c.set(h.global)
-
-	slices.SortStableFunc(c.scoped, func(a, b source) int { return cmp.Compare(a.tenant, b.tenant) })
-	h.scoped.off = int32(len(s.scopedPool))
+	globalSet := c.intern(c.bits)
+	if globalSet != 0 {
+		s.heldPool = append(s.heldPool, entry{ref: nroles + globalSet, tenant: -1})
+	}
+	global := c.set(globalSet)
+	slices.SortStableFunc(c.scoped, func(a, b entry) int { return cmp.Compare(a.tenant, b.tenant) })
 	for i := 0; i < len(c.scoped); {
 		t := c.scoped[i].tenant
 		clearWords(c.bits)
@@ -607,21 +629,18 @@ func (c *compiler) subject(sub *subject, h *subjectHot, tenants []string, roles 
 			extra = extra || c.bits[k] != 0
 		}
 		if extra {
-			ti := &s.tenants[t]
-			s.scopedPool = append(s.scopedPool, scopedSet{lo: ti.in, hi: ti.out, set: c.intern(c.bits)})
+			s.heldPool = append(s.heldPool, entry{ref: nroles + c.intern(c.bits), tenant: t})
 		}
 	}
-	h.scoped.n = int32(len(s.scopedPool)) - h.scoped.off
-	return nil
 }
 
-// addSource adds the permissions src gives to c.bits.
-func (c *compiler) addSource(src source) {
-	if src.kind == sourceGrant {
-		setBit(c.bits, src.ref)
+// addSource adds the permissions e gives to c.bits.
+func (c *compiler) addSource(e entry) {
+	if e.isGrant() {
+		setBit(c.bits, ^e.ref)
 		return
 	}
-	for k, w := range c.set(c.s.roles[src.ref].set) {
+	for k, w := range c.set(c.s.roles[e.ref].set) {
 		c.bits[k] |= w
 	}
 }
@@ -643,9 +662,10 @@ func (c *compiler) set(i int32) []uint64 {
 	return c.s.sets.set(i)
 }
 
-// source resolves an assignment's or grant's scope and condition.
-func (c *compiler) source(kind sourceKind, ref int32, tenant, cond string) (source, error) {
-	src := source{kind: kind, ref: ref, tenant: -1, cond: -1}
+// source resolves an assignment's or grant's scope and condition; ref is
+// the entry's.
+func (c *compiler) source(ref int32, tenant, cond string) (source, error) {
+	src := source{entry: entry{ref: ref, tenant: -1}, cond: -1}
 	if tenant != "" {
 		t, ok := c.s.tenantIdx[tenant]
 		if !ok {

@@ -410,7 +410,7 @@ func (s *Snapshot) evalSubject(q *query, i int, tr *tracer) (r gatehouse.Reason,
 func (s *Snapshot) evalPermission(q *query, i int, h *subjectHot, sub *subject, p int32, tr *tracer) (gatehouse.Reason, int32) {
 	if s.holds(h, p, q.pos) {
 		if tr != nil {
-			s.tracePermission(q, sub, p, tr)
+			s.tracePermission(q, sub, h, p, tr)
 		}
 	} else {
 		granted, tried := false, false
@@ -453,8 +453,8 @@ func (s *Snapshot) evalPermission(q *query, i int, h *subjectHot, sub *subject, 
 // the request's tenant. Evaluation errors count as false.
 func (s *Snapshot) evalConditions(q *query, i int, sub *subject, p int32, tr *tracer) (granted, tried bool) {
 	var vars map[string]any
-	for _, src := range sub.conds {
-		if !s.applies(src.tenant, q.pos) || !s.gives(src, p) {
+	for _, src := range s.condSources(sub) {
+		if !s.applies(src.tenant, q.pos) || !s.gives(src.entry, p) {
 			continue
 		}
 		tried = true

@@ -10,7 +10,7 @@ import (
 
 // lineage is shared by a compiled snapshot and every snapshot derived from
 // it (WithSubjects). Derived snapshots append to their base's pools (the
-// permission-set slab, visPool, scopedPool) in place, past the end the
+// permission-set slab, visPool, heldPool, sourcePool, condPool) in place, past the end the
 // base reads, which is safe only for the newest snapshot of the lineage:
 // tip. A snapshot derived from any other copies the pools it appends to.
 // WithSubjects is safe for concurrent use.
@@ -134,7 +134,9 @@ func (s *Snapshot) derivedCopy(version int64) *Snapshot {
 	if !tip {
 		ns.sets.slab = slices.Clip(ns.sets.slab)
 		ns.visPool = slices.Clip(ns.visPool)
-		ns.scopedPool = slices.Clip(ns.scopedPool)
+		ns.heldPool = slices.Clip(ns.heldPool)
+		ns.sourcePool = slices.Clip(ns.sourcePool)
+		ns.condPool = slices.Clip(ns.condPool)
 	}
 	return &ns
 }
