@@ -37,11 +37,10 @@ func Compile(p *gatehouse.Policy, version int64) (snap *Snapshot, err error) {
 	c.s.sets.seal()
 	c.s.hot, c.s.subjects = pagedOf(c.hot), pagedOf(c.subjects)
 	c.s.lineage = &lineage{tip: c.s}
-	// Pools grew by appending; keep only what they hold.
-	c.s.heldPool = slices.Clone(c.s.heldPool)
-	c.s.sourcePool = slices.Clone(c.s.sourcePool)
-	c.s.condPool = slices.Clone(c.s.condPool)
-	c.s.visPool = slices.Clone(c.s.visPool)
+	c.s.heldPool = trimmed(c.s.heldPool)
+	c.s.sourcePool = trimmed(c.s.sourcePool)
+	c.s.condPool = trimmed(c.s.condPool)
+	c.s.visPool = trimmed(c.s.visPool)
 	return c.s, nil
 }
 
@@ -419,19 +418,28 @@ func (c *compiler) tools() error {
 
 func (c *compiler) users() error {
 	s := c.s
-	s.userIdx = make(map[string]int32, len(c.p.Users))
+	s.emails = newEmailTable(len(c.p.Users))
 	c.subjects = make([]subject, 0, len(c.p.Users)+len(c.p.Agents))
 	c.hot = make([]subjectHot, 0, len(c.p.Users)+len(c.p.Agents))
+	sources := 0
+	for i := range c.p.Users {
+		sources += len(c.p.Users[i].Roles) + len(c.p.Users[i].Grants)
+	}
+	for i := range c.p.Agents {
+		sources += len(c.p.Agents[i].Roles) + len(c.p.Agents[i].Grants)
+	}
+	s.heldPool = make([]entry, 0, sources)
 	for _, u := range c.p.Users {
 		email := gatehouse.NormalizeEmail(u.Email)
 		if email == "" {
 			return gatehouse.Invalidf("user with an empty email")
 		}
-		if _, dup := s.userIdx[email]; dup {
+		if _, dup := c.addUser(email, int32(len(c.subjects))); dup {
 			return gatehouse.Invalidf("user %q is declared twice", email)
 		}
 		sub := subject{ref: gatehouse.User(email), attrs: cloneMap(u.Attributes)}
 		h := subjectHot{superuser: u.Superuser, plan: -1}
+		h.setEmail(email)
 		if u.Plan != "" {
 			pl, ok := c.planIdx[u.Plan]
 			if !ok {
@@ -442,7 +450,6 @@ func (c *compiler) users() error {
 		if err := c.subject(&sub, &h, u.Tenants, u.Roles, u.Grants); err != nil {
 			return fmt.Errorf("user %q: %w", email, err)
 		}
-		s.userIdx[email] = int32(len(c.subjects))
 		c.subjects = append(c.subjects, sub)
 		c.hot = append(c.hot, h)
 	}
@@ -455,14 +462,14 @@ func (c *compiler) aliases() error {
 	s := c.s
 	s.aliasIdx = map[string]int32{}
 	for _, u := range c.p.Users {
-		si := s.userIdx[gatehouse.NormalizeEmail(u.Email)]
+		si, _ := c.findUser(gatehouse.NormalizeEmail(u.Email))
 		for _, a := range u.Aliases {
 			if err := checkName("alias", a); err != nil {
 				return fmt.Errorf("user %q: %w", u.Email, err)
 			}
 			other, dup := s.aliasIdx[a]
 			if !dup {
-				other, dup = s.userIdx[gatehouse.NormalizeEmail(a)]
+				other, dup = c.findUser(gatehouse.NormalizeEmail(a))
 			}
 			if dup && other != si {
 				return gatehouse.Invalidf("alias %q names users %q and %q", a, c.subjects[other].ref.ID, c.subjects[si].ref.ID)
@@ -734,6 +741,15 @@ func (c *compiler) tenantList(owner string, ids []string) (span, error) {
 	c.s.visPool = append(c.s.visPool, list...)
 	c.visible[h] = append(c.visible[h], v)
 	return v, nil
+}
+
+// trimmed returns a pool that grew by appending without most of its spare
+// capacity. Derived snapshots append to what is left.
+func trimmed[T any](pool []T) []T {
+	if cap(pool)-len(pool) > len(pool)/8 {
+		return slices.Clone(pool)
+	}
+	return pool
 }
 
 // sortedIndices returns 0..n-1 ordered by name.

@@ -501,9 +501,6 @@ func trimSpace(s string) string {
 	return strings.TrimSpace(s)
 }
 
-// maxStackEmail is the longest email lower-cased on the stack.
-const maxStackEmail = 128
-
 // lookupUser finds a user by email, trimmed and case-insensitively.
 func (s *Snapshot) lookupUser(email string) (int32, bool) {
 	return s.lookupTrimmedUser(trimSpace(email))
@@ -516,42 +513,5 @@ func (s *Snapshot) lookupTrimmedUser(id string) (int32, bool) {
 		return i, true
 	}
 	i, ok := s.aliasIdx[id]
-	return i, ok
-}
-
-// lookupEmail finds a user by a trimmed email, case-insensitively, without
-// allocating for ASCII emails of up to maxStackEmail bytes.
-func (s *Snapshot) lookupEmail(email string) (int32, bool) {
-	upper := false
-	for i := 0; i < len(email); i++ {
-		c := email[i]
-		if c >= utf8.RuneSelf {
-			// Users are keyed by canonical, ASCII emails; never fold
-			// Unicode, which would map look-alikes onto them.
-			i, ok := s.userIdx[gatehouse.NormalizeEmail(email)]
-			return i, ok
-		}
-		if 'A' <= c && c <= 'Z' {
-			upper = true
-		}
-	}
-	if !upper {
-		i, ok := s.userIdx[email]
-		return i, ok
-	}
-	if len(email) > maxStackEmail {
-		i, ok := s.userIdx[gatehouse.NormalizeEmail(email)]
-		return i, ok
-	}
-	var buf [maxStackEmail]byte
-	for i := 0; i < len(email); i++ {
-		c := email[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		buf[i] = c
-	}
-	// The compiler does not allocate for a map index by string(bytes).
-	i, ok := s.userIdx[string(buf[:len(email)])]
 	return i, ok
 }

@@ -81,6 +81,7 @@ func (s *Snapshot) WithSubjects(version int64, users []gatehouse.UserEntry, agen
 		old := s.subjects.at(at[i])
 		sub := subject{ref: old.ref, attrs: cloneMap(u.Attributes), alias: old.alias, aliases: old.aliases}
 		h := subjectHot{superuser: u.Superuser, plan: -1}
+		h.setEmail(old.ref.ID)
 		if u.Plan != "" {
 			pl, found := c.planIdx[u.Plan]
 			if !found {
@@ -144,7 +145,7 @@ func (s *Snapshot) derivedCopy(version int64) *Snapshot {
 // sameUser finds u's record and reports whether u keeps the ids it has in
 // s: its email and exactly the aliases that name it.
 func (s *Snapshot) sameUser(u *gatehouse.UserEntry) (int32, bool) {
-	si, ok := s.userIdx[gatehouse.NormalizeEmail(u.Email)]
+	si, ok := s.lookupEmail(gatehouse.NormalizeEmail(u.Email))
 	if !ok {
 		return 0, false
 	}

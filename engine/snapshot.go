@@ -55,7 +55,8 @@ type Snapshot struct {
 	heldPool   []entry
 	sourcePool []entry
 	condPool   []source
-	userIdx    map[string]int32
+	// emails finds users by email.
+	emails   emailTable
 	agentIdx   map[string]int32
 	// aliasIdx finds users by their other ids, compared exactly.
 	aliasIdx map[string]int32
@@ -141,12 +142,16 @@ type toolInfo struct {
 }
 
 // subjectHot is what Check reads about a subject for every request, kept
-// apart from the rest (subject) so that a check touches one small record
-// and the subject's entries next to each other in heldPool.
+// apart from the rest (subject) so that a check touches one record of one
+// cache line (64 bytes; pages of them are allocated aligned) and the
+// subject's entries next to each other in heldPool.
 type subjectHot struct {
 	superuser bool
 	// hasConds reports whether the subject has conditional sources.
 	hasConds bool
+	// emailLen is the length of a user's canonical email held in email, 0
+	// when it does not fit (subject.ref has it) and for agents.
+	emailLen uint8
 	// plan is a user's own plan, or -1.
 	plan int32
 	// visible spans the sorted tenant indices the subject may see in
@@ -155,6 +160,8 @@ type subjectHot struct {
 	// held spans the subject's entries in Snapshot.heldPool: an
 	// unconditional permission is held where one of them gives it.
 	held span
+	// email holds the email the user is looked up by (emailTable).
+	email [40]byte
 }
 
 // span is a slice of a pool: pool[off : off+n].
