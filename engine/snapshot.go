@@ -57,7 +57,7 @@ type Snapshot struct {
 	condPool   []source
 	// emails finds users by email.
 	emails   emailTable
-	agentIdx   map[string]int32
+	agentIdx map[string]int32
 	// aliasIdx finds users by their other ids, compared exactly.
 	aliasIdx map[string]int32
 
