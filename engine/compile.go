@@ -35,9 +35,9 @@ func Compile(p *gatehouse.Policy, version int64) (snap *Snapshot, err error) {
 		}
 	}
 	c.s.sets.seal()
-	c.s.hot, c.s.subjects = pagedOf(c.hot), pagedOf(c.subjects)
+	c.s.recOff, c.s.subjects = pagedOf(c.recOff), pagedOf(c.subjects)
 	c.s.lineage = &lineage{tip: c.s}
-	c.s.heldPool = trimmed(c.s.heldPool)
+	c.s.records = trimmed(c.s.records)
 	c.s.sourcePool = trimmed(c.s.sourcePool)
 	c.s.condPool = trimmed(c.s.condPool)
 	c.s.visPool = trimmed(c.s.visPool)
@@ -57,8 +57,8 @@ type compiler struct {
 	// visible interns tenant lists so subjects with the same list share it.
 	visible map[uint64][]span
 
-	// hot and subjects grow flat while compiling; Compile pages them.
-	hot      []subjectHot
+	// recOff and subjects grow flat while compiling; Compile pages them.
+	recOff   []int32
 	subjects []subject
 	// deriving is set when the compiler derives a snapshot from another
 	// (WithSubjects) rather than compiling one; oldVisible is then the
@@ -71,6 +71,7 @@ type compiler struct {
 	bits      []uint64
 	uncond    []entry
 	scoped    []entry
+	held      []entry
 	tenantBuf []int32
 }
 
@@ -419,27 +420,34 @@ func (c *compiler) tools() error {
 func (c *compiler) users() error {
 	s := c.s
 	s.emails = newEmailTable(len(c.p.Users))
-	c.subjects = make([]subject, 0, len(c.p.Users)+len(c.p.Agents))
-	c.hot = make([]subjectHot, 0, len(c.p.Users)+len(c.p.Agents))
-	sources := 0
+	n := len(c.p.Users) + len(c.p.Agents)
+	c.subjects = make([]subject, 0, n)
+	c.recOff = make([]int32, 0, n)
+	// Records take recEmail units, the email's and one per source at
+	// most (merged sources take fewer).
+	units := recEmail * n
 	for i := range c.p.Users {
-		sources += len(c.p.Users[i].Roles) + len(c.p.Users[i].Grants)
+		u := &c.p.Users[i]
+		units += (len(u.Email)+7)/8 + len(u.Roles) + len(u.Grants)
 	}
 	for i := range c.p.Agents {
-		sources += len(c.p.Agents[i].Roles) + len(c.p.Agents[i].Grants)
+		units += len(c.p.Agents[i].Roles) + len(c.p.Agents[i].Grants)
 	}
-	s.heldPool = make([]entry, 0, sources)
+	s.records = make([]entry, 0, units)
 	for _, u := range c.p.Users {
 		email := gatehouse.NormalizeEmail(u.Email)
 		if email == "" {
 			return gatehouse.Invalidf("user with an empty email")
 		}
-		if _, dup := c.addUser(email, int32(len(c.subjects))); dup {
+		if len(email) > maxEmail {
+			return gatehouse.Invalidf("user email of %d bytes: longer than %d", len(email), maxEmail)
+		}
+		pos, dup := s.emails.slot(s, email)
+		if dup {
 			return gatehouse.Invalidf("user %q is declared twice", email)
 		}
 		sub := subject{ref: gatehouse.User(email), attrs: cloneMap(u.Attributes)}
 		h := subjectHot{superuser: u.Superuser, plan: -1}
-		h.setEmail(email)
 		if u.Plan != "" {
 			pl, ok := c.planIdx[u.Plan]
 			if !ok {
@@ -450,10 +458,37 @@ func (c *compiler) users() error {
 		if err := c.subject(&sub, &h, u.Tenants, u.Roles, u.Grants); err != nil {
 			return fmt.Errorf("user %q: %w", email, err)
 		}
+		off := c.putRecord(int32(len(c.subjects)), &h, email)
+		s.emails.setSlot(pos, email, off, nil)
 		c.subjects = append(c.subjects, sub)
-		c.hot = append(c.hot, h)
+		c.recOff = append(c.recOff, off)
 	}
 	return nil
+}
+
+// putRecord appends subject i's record, with h's fields, the email (""
+// for an agent) and the entries in c.held, to the snapshot's records and
+// returns its offset.
+func (c *compiler) putRecord(i int32, h *subjectHot, email string) int32 {
+	s := c.s
+	off := int32(len(s.records))
+	flags := int32(len(email)) << recLenShift
+	if h.superuser {
+		flags |= recSuperuser
+	}
+	if h.hasConds {
+		flags |= recHasConds
+	}
+	s.records = append(s.records,
+		entry{ref: flags, tenant: h.plan},
+		entry{ref: h.visible.off, tenant: h.visible.n},
+		entry{ref: i, tenant: int32(len(c.held))})
+	for k := 0; k < len(email); k += 8 {
+		w := word(email, k)
+		s.records = append(s.records, entry{ref: int32(uint32(w)), tenant: int32(uint32(w >> 32))})
+	}
+	s.records = append(s.records, c.held...)
+	return off
 }
 
 // aliases indexes the users' other ids. An alias that names a second user,
@@ -462,14 +497,14 @@ func (c *compiler) aliases() error {
 	s := c.s
 	s.aliasIdx = map[string]int32{}
 	for _, u := range c.p.Users {
-		si, _ := c.findUser(gatehouse.NormalizeEmail(u.Email))
+		si, _, _ := s.lookupEmail(gatehouse.NormalizeEmail(u.Email))
 		for _, a := range u.Aliases {
 			if err := checkName("alias", a); err != nil {
 				return fmt.Errorf("user %q: %w", u.Email, err)
 			}
 			other, dup := s.aliasIdx[a]
 			if !dup {
-				other, dup = c.findUser(gatehouse.NormalizeEmail(a))
+				other, _, dup = s.lookupEmail(gatehouse.NormalizeEmail(a))
 			}
 			if dup && other != si {
 				return gatehouse.Invalidf("alias %q names users %q and %q", a, c.subjects[other].ref.ID, c.subjects[si].ref.ID)
@@ -536,14 +571,15 @@ func (c *compiler) agents() error {
 		if err := c.subject(&sub, &h, a.Tenants, a.Roles, a.Grants); err != nil {
 			return fmt.Errorf("agent %q: %w", a.ID, err)
 		}
-		s.agentIdx[a.ID] = int32(len(c.subjects))
+		i := int32(len(c.subjects))
+		s.agentIdx[a.ID] = i
+		c.recOff = append(c.recOff, c.putRecord(i, &h, ""))
 		c.subjects = append(c.subjects, sub)
-		c.hot = append(c.hot, h)
 	}
 	return nil
 }
 
-// subject compiles a subject's visibility, sources and permission sets.
+// subject compiles a subject's visibility and sources into h and c.held.
 func (c *compiler) subject(sub *subject, h *subjectHot, tenants []string, roles []gatehouse.Assignment, grants []gatehouse.Grant) error {
 	s := c.s
 	if tenants == nil {
@@ -589,20 +625,19 @@ func (c *compiler) subject(sub *subject, h *subjectHot, tenants []string, roles 
 	}
 	sub.conds = span{off: condOff, n: int32(len(s.condPool)) - condOff}
 	h.hasConds = sub.conds.n > 0
-	h.held.off = int32(len(s.heldPool))
+	c.held = c.held[:0]
 	if len(c.uncond) <= mergeAbove {
-		s.heldPool = append(s.heldPool, c.uncond...)
+		c.held = append(c.held, c.uncond...)
 	} else {
 		sub.merged = true
 		sub.sources = span{off: int32(len(s.sourcePool)), n: int32(len(c.uncond))}
 		s.sourcePool = append(s.sourcePool, c.uncond...)
 		c.merge()
 	}
-	h.held.n = int32(len(s.heldPool)) - h.held.off
 	return nil
 }
 
-// merge appends to heldPool the entries of a subject with many
+// merge appends to c.held the entries of a subject with many
 // unconditional sources, c.uncond: one permission set for the global ones
 // and one for each scope tenant, without what the global set holds.
 func (c *compiler) merge() {
@@ -619,7 +654,7 @@ func (c *compiler) merge() {
 	}
 	globalSet := c.intern(c.bits)
 	if globalSet != 0 {
-		s.heldPool = append(s.heldPool, entry{ref: nroles + globalSet, tenant: -1})
+		c.held = append(c.held, entry{ref: nroles + globalSet, tenant: -1})
 	}
 	global := c.set(globalSet)
 	slices.SortStableFunc(c.scoped, func(a, b entry) int { return cmp.Compare(a.tenant, b.tenant) })
@@ -636,7 +671,7 @@ func (c *compiler) merge() {
 			extra = extra || c.bits[k] != 0
 		}
 		if extra {
-			s.heldPool = append(s.heldPool, entry{ref: nroles + c.intern(c.bits), tenant: t})
+			c.held = append(c.held, entry{ref: nroles + c.intern(c.bits), tenant: t})
 		}
 	}
 }

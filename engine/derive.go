@@ -10,9 +10,9 @@ import (
 
 // lineage is shared by a compiled snapshot and every snapshot derived from
 // it (WithSubjects). Derived snapshots append to their base's pools (the
-// permission-set slab, visPool, heldPool, sourcePool, condPool) in place, past the end the
-// base reads, which is safe only for the newest snapshot of the lineage:
-// tip. A snapshot derived from any other copies the pools it appends to.
+// permission-set slab, visPool, records, sourcePool, condPool) in place,
+// past the end the base reads, which is safe only for the newest snapshot
+// of the lineage: tip. A snapshot derived from any other copies the pools it appends to.
 // WithSubjects is safe for concurrent use.
 type lineage struct {
 	mu  sync.Mutex
@@ -72,7 +72,8 @@ func (s *Snapshot) WithSubjects(version int64, users []gatehouse.UserEntry, agen
 		c.planIdx[p] = int32(i)
 	}
 	ns := c.s
-	owned := [2]map[int32]bool{{}, {}}
+	// The pages of recOff, subjects and email slots this derivation copied.
+	owned := [3]map[int32]bool{{}, {}, {}}
 	for i := range users {
 		u := &users[i]
 		if !s.knownConditions(u.Roles, u.Grants) {
@@ -81,7 +82,6 @@ func (s *Snapshot) WithSubjects(version int64, users []gatehouse.UserEntry, agen
 		old := s.subjects.at(at[i])
 		sub := subject{ref: old.ref, attrs: cloneMap(u.Attributes), alias: old.alias, aliases: old.aliases}
 		h := subjectHot{superuser: u.Superuser, plan: -1}
-		h.setEmail(old.ref.ID)
 		if u.Plan != "" {
 			pl, found := c.planIdx[u.Plan]
 			if !found {
@@ -89,11 +89,14 @@ func (s *Snapshot) WithSubjects(version int64, users []gatehouse.UserEntry, agen
 			}
 			h.plan = pl
 		}
-		if err := c.derivedSubject(&sub, &h, s.hot.at(at[i]), u.Tenants, u.Roles, u.Grants); err != nil {
+		if err := c.derivedSubject(&sub, &h, s.hotAt(at[i]), u.Tenants, u.Roles, u.Grants); err != nil {
 			return nil, false, fmt.Errorf("compile policy version %d: user %q: %w", version, old.ref.ID, err)
 		}
-		ns.hot.put(at[i], h, owned[0])
+		off := c.putRecord(at[i], &h, old.ref.ID)
+		ns.recOff.put(at[i], off, owned[0])
 		ns.subjects.put(at[i], sub, owned[1])
+		pos, _ := ns.emails.slot(ns, old.ref.ID)
+		ns.emails.setSlot(pos, old.ref.ID, off, owned[2])
 	}
 	for i := range agents {
 		a, si := &agents[i], at[len(users)+i]
@@ -102,10 +105,10 @@ func (s *Snapshot) WithSubjects(version int64, users []gatehouse.UserEntry, agen
 		}
 		sub := subject{ref: s.subjects.at(si).ref, attrs: cloneMap(a.Attributes)}
 		h := subjectHot{plan: -1}
-		if err := c.derivedSubject(&sub, &h, s.hot.at(si), a.Tenants, a.Roles, a.Grants); err != nil {
+		if err := c.derivedSubject(&sub, &h, s.hotAt(si), a.Tenants, a.Roles, a.Grants); err != nil {
 			return nil, false, fmt.Errorf("compile policy version %d: agent %q: %w", version, a.ID, err)
 		}
-		ns.hot.put(si, h, owned[0])
+		ns.recOff.put(si, c.putRecord(si, &h, ""), owned[0])
 		ns.subjects.put(si, sub, owned[1])
 	}
 	ns.derived += len(at)
@@ -122,7 +125,8 @@ func (s *Snapshot) WithSubjects(version int64, users []gatehouse.UserEntry, agen
 func (s *Snapshot) derivedCopy(version int64) *Snapshot {
 	ns := *s
 	ns.version = version
-	ns.hot, ns.subjects = s.hot.cloneList(), s.subjects.cloneList()
+	ns.recOff, ns.subjects = s.recOff.cloneList(), s.subjects.cloneList()
+	ns.emails.slots = s.emails.slots.cloneList()
 	sets := *s.sets
 	ns.sets = &sets
 	// Claimed for this derivation alone: a concurrent one from s copies.
@@ -135,7 +139,7 @@ func (s *Snapshot) derivedCopy(version int64) *Snapshot {
 	if !tip {
 		ns.sets.slab = slices.Clip(ns.sets.slab)
 		ns.visPool = slices.Clip(ns.visPool)
-		ns.heldPool = slices.Clip(ns.heldPool)
+		ns.records = slices.Clip(ns.records)
 		ns.sourcePool = slices.Clip(ns.sourcePool)
 		ns.condPool = slices.Clip(ns.condPool)
 	}
@@ -145,7 +149,7 @@ func (s *Snapshot) derivedCopy(version int64) *Snapshot {
 // sameUser finds u's record and reports whether u keeps the ids it has in
 // s: its email and exactly the aliases that name it.
 func (s *Snapshot) sameUser(u *gatehouse.UserEntry) (int32, bool) {
-	si, ok := s.lookupEmail(gatehouse.NormalizeEmail(u.Email))
+	si, _, ok := s.lookupEmail(gatehouse.NormalizeEmail(u.Email))
 	if !ok {
 		return 0, false
 	}
@@ -190,7 +194,7 @@ func (s *Snapshot) knownConditions(roles []gatehouse.Assignment, grants []gateho
 
 // derivedSubject is subject for a derivation: conditions are those s
 // compiled, and a tenant list equal to the one old has keeps its span.
-func (c *compiler) derivedSubject(sub *subject, h, old *subjectHot, tenants []string, roles []gatehouse.Assignment, grants []gatehouse.Grant) error {
+func (c *compiler) derivedSubject(sub *subject, h *subjectHot, old subjectHot, tenants []string, roles []gatehouse.Assignment, grants []gatehouse.Grant) error {
 	c.condIdx = make(map[string]int32)
 	for _, a := range roles {
 		c.knowCondition(a.Condition)

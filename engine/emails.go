@@ -11,25 +11,27 @@ import (
 // is an open-addressing hash table of 8-byte slots, at most half full, that
 // hashes and compares emails with ASCII letters folded to lower case, so a
 // lookup needs no lower-cased copy of the request's email. A slot holds a
-// 32-bit tag of the hash and the user's index; the email itself is read
-// from the user's hot record, where it is inline (subjectHot.email), so a
-// cold lookup touches the slot's cache line and the hot record's, which
-// Check reads anyway. The table never changes after Compile: derived
-// snapshots keep every user and email.
+// 32-bit tag of the hash and the offset of the user's record in
+// Snapshot.records, which begins with the user's email: a cold lookup
+// touches the slot's cache line and then the record's, which Check reads
+// anyway, and nothing in between. The slots are paged like the records, so
+// that a derived snapshot (WithSubjects) that moves a user's record copies
+// one page of slots.
 type emailTable struct {
-	slots []emailSlot
+	slots paged[emailSlot]
 	mask  uint64
 }
 
 type emailSlot struct {
 	tag uint32
-	// user is the user's index plus one; 0 marks an empty slot.
-	user int32
+	// rec is the offset of the user's record plus one; 0 marks an empty
+	// slot.
+	rec int32
 }
 
 func newEmailTable(users int) emailTable {
 	n := 1 << bits.Len(uint(2*max(users, 1)))
-	return emailTable{slots: make([]emailSlot, n), mask: uint64(n - 1)}
+	return emailTable{slots: pagedOf(make([]emailSlot, n)), mask: uint64(n - 1)}
 }
 
 // emailHashKey seeds the hash; it is fixed so that a compile is
@@ -40,18 +42,8 @@ const emailHashKey = 0x9e3779b97f4a7c15
 // bytes at a time (a wyhash-style multiply-fold of each word).
 func foldHash(s string) uint64 {
 	h := uint64(emailHashKey) ^ uint64(len(s))
-	for len(s) >= 8 {
-		w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-		h = mix(h, foldWord(w))
-		s = s[8:]
-	}
-	if len(s) > 0 {
-		var w uint64
-		for i := len(s) - 1; i >= 0; i-- {
-			w = w<<8 | uint64(s[i])
-		}
-		h = mix(h, foldWord(w))
+	for i := 0; i < len(s); i += 8 {
+		h = mix(h, foldWord(word(s, i)))
 	}
 	return mix(h, 0xa0761d6478bd642f)
 }
@@ -59,6 +51,20 @@ func foldHash(s string) uint64 {
 func mix(h, w uint64) uint64 {
 	hi, lo := bits.Mul64(h^w, 0xe7037ed1a0b428db)
 	return hi ^ lo
+}
+
+// word returns the eight bytes of s from i, little-endian, padded with
+// zeros past the end of s.
+func word(s string, i int) uint64 {
+	if i+8 <= len(s) {
+		return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+	}
+	var w uint64
+	for k := len(s) - 1; k >= i; k-- {
+		w = w<<8 | uint64(s[k])
+	}
+	return w
 }
 
 // foldWord lower-cases the ASCII letters among the eight bytes of w: a byte
@@ -72,27 +78,10 @@ func foldWord(w uint64) uint64 {
 	return w | upper>>2
 }
 
-// foldEqual reports whether s equals the canonical email email once its
-// ASCII letters are folded to lower case.
-func foldEqual[T string | []byte](s string, email T) bool {
-	if len(s) != len(email) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != email[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // lookupEmail finds a user by a trimmed email, case-insensitively, without
-// allocating for an ASCII email.
-func (s *Snapshot) lookupEmail(email string) (int32, bool) {
+// allocating for an ASCII email. It returns the user's index and the
+// offset of its record.
+func (s *Snapshot) lookupEmail(email string) (user, rec int32, ok bool) {
 	for i := 0; i < len(email); i++ {
 		if email[i] >= utf8.RuneSelf {
 			// Users are keyed by canonical emails; never fold Unicode,
@@ -106,54 +95,55 @@ func (s *Snapshot) lookupEmail(email string) (int32, bool) {
 	h := foldHash(email)
 	tag := uint32(h >> 32)
 	for pos := h & t.mask; ; pos = (pos + 1) & t.mask {
-		sl := t.slots[pos]
-		if sl.user == 0 {
-			return 0, false
+		sl := *t.slots.at(int32(pos))
+		if sl.rec == 0 {
+			return 0, 0, false
 		}
-		if sl.tag == tag && s.userHasEmail(sl.user-1, email) {
-			return sl.user - 1, true
+		if sl.tag == tag && s.hasEmail(sl.rec-1, email) {
+			return s.records[sl.rec-1+recSubject].ref, sl.rec - 1, true
 		}
 	}
 }
 
-// userHasEmail reports whether user u's canonical email is email, folded.
-func (s *Snapshot) userHasEmail(u int32, email string) bool {
-	h := s.hot.at(u)
-	if h.emailLen > 0 {
-		return foldEqual(email, h.email[:h.emailLen])
+// hasEmail reports whether the user whose record is at off has canonical
+// email email, folded.
+func (s *Snapshot) hasEmail(off int32, email string) bool {
+	r := s.records[off:]
+	n := int(r[recFlags].ref >> recLenShift)
+	if len(email) != n {
+		return false
 	}
-	id := s.subjects.at(u).ref.ID
-	return foldEqual(email, id)
+	for k, e := range r[recEmail : recEmail+(n+7)/8] {
+		if foldWord(word(email, 8*k)) != uint64(uint32(e.ref))|uint64(uint32(e.tenant))<<32 {
+			return false
+		}
+	}
+	return true
 }
 
-// findUser finds the user with canonical email email while compiling.
-func (c *compiler) findUser(email string) (int32, bool) {
-	return c.addUser(email, -1)
-}
-
-// addUser enters user u with canonical email email, or returns the index of
-// the user that already has it; u -1 only looks.
-func (c *compiler) addUser(email string, u int32) (dup int32, found bool) {
-	t := &c.s.emails
+// emailSlot finds the slot of the user with canonical email email, or the
+// empty slot where it belongs.
+func (t *emailTable) slot(s *Snapshot, email string) (pos int32, found bool) {
 	h := foldHash(email)
 	tag := uint32(h >> 32)
-	for pos := h & t.mask; ; pos = (pos + 1) & t.mask {
-		sl := &t.slots[pos]
-		if sl.user == 0 {
-			if u >= 0 {
-				*sl = emailSlot{tag: tag, user: u + 1}
-			}
-			return 0, false
+	for p := h & t.mask; ; p = (p + 1) & t.mask {
+		sl := *t.slots.at(int32(p))
+		if sl.rec == 0 {
+			return int32(p), false
 		}
-		if sl.tag == tag && c.subjects[sl.user-1].ref.ID == email {
-			return sl.user - 1, true
+		if sl.tag == tag && s.hasEmail(sl.rec-1, email) {
+			return int32(p), true
 		}
 	}
 }
 
-// setEmail keeps email inline in h if it fits.
-func (h *subjectHot) setEmail(email string) {
-	if len(email) <= len(h.email) {
-		h.emailLen = uint8(copy(h.email[:], email))
+// setSlot points the slot at pos, of the user with canonical email email,
+// at the record at off; owned is as for paged.put.
+func (t *emailTable) setSlot(pos int32, email string, off int32, owned map[int32]bool) {
+	sl := emailSlot{tag: uint32(foldHash(email) >> 32), rec: off + 1}
+	if owned == nil {
+		*t.slots.at(pos) = sl
+		return
 	}
+	t.slots.put(pos, sl, owned)
 }

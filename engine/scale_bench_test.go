@@ -25,7 +25,7 @@ func scaleConfig(users int) enginetest.Config {
 // scaleRounds is how many times BenchmarkScale decides each size's
 // requests, the sizes taking turns, so that load from other processes on
 // the machine falls on both alike: compare the fastest round of each.
-const scaleRounds = 3
+const scaleRounds = 5
 
 // BenchmarkScale compiles a generated policy of 10k and of 1M users once
 // each, reporting the compile time (compile-s) and the heap in use after a

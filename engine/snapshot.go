@@ -44,15 +44,16 @@ type Snapshot struct {
 	// every subject without a tenant list of its own.
 	defaultVisible span
 
-	// hot and subjects are indexed alike: users first, then agents.
-	hot      paged[subjectHot]
+	// recOff and subjects are indexed alike: users first, then agents.
+	// recOff is the offset of each subject's record in records, which
+	// holds what Check reads about the subject (see recFlags).
+	recOff   paged[int32]
+	records  []entry
 	subjects paged[subject]
 	visPool  []int32
-	// heldPool holds the entries Check reads (subjectHot.held),
-	// sourcePool the unconditional sources of subjects whose entries are
-	// merged sets (subject.sources), condPool the conditional sources
+	// sourcePool holds the unconditional sources of subjects whose entries
+	// are merged sets (subject.sources), condPool the conditional sources
 	// (subject.conds).
-	heldPool   []entry
 	sourcePool []entry
 	condPool   []source
 	// emails finds users by email.
@@ -141,28 +142,59 @@ type toolInfo struct {
 	perm int32
 }
 
-// subjectHot is what Check reads about a subject for every request, kept
-// apart from the rest (subject) so that a check touches one record of one
-// cache line (64 bytes; pages of them are allocated aligned) and the
-// subject's entries next to each other in heldPool.
+// A subject's record in Snapshot.records is what Check reads about it,
+// in consecutive 8-byte units, so that a cold check reads one run of
+// memory after the email table's slot:
+//
+//	recFlags    ref: recSuperuser, recHasConds | email length<<recLenShift; tenant: the user's own plan, or -1
+//	recVisible  the visible span (subjectHot.visible)
+//	recSubject  ref: the subject's index; tenant: the number of entries
+//	recEmail    a user's canonical email, eight bytes a unit, little-endian and zero-padded
+//	then        the entries (subjectHot.held)
+const (
+	recFlags = iota
+	recVisible
+	recSubject
+	recEmail
+
+	recSuperuser = 1
+	recHasConds  = 2
+	recLenShift  = 8
+	// maxEmail is the longest email a record holds.
+	maxEmail = 1<<(31-recLenShift) - 1
+)
+
+// subjectHot is a subject's record, decoded.
 type subjectHot struct {
 	superuser bool
 	// hasConds reports whether the subject has conditional sources.
 	hasConds bool
-	// emailLen is the length of a user's canonical email held in email, 0
-	// when it does not fit (subject.ref has it) and for agents.
-	emailLen uint8
 	// plan is a user's own plan, or -1.
 	plan int32
 	// visible spans the sorted tenant indices the subject may see in
 	// Snapshot.visPool; subjects with equal lists share one span.
 	visible span
-	// held spans the subject's entries in Snapshot.heldPool: an
-	// unconditional permission is held where one of them gives it.
-	held span
-	// email holds the email the user is looked up by (emailTable).
-	email [40]byte
+	// held are the subject's entries: an unconditional permission is held
+	// where one of them gives it.
+	held []entry
 }
+
+// hot decodes the record at off.
+func (s *Snapshot) hot(off int32) subjectHot {
+	r := s.records[off:]
+	flags, n := r[recFlags].ref, r[recSubject].tenant
+	first := recEmail + (flags>>recLenShift+7)/8
+	return subjectHot{
+		superuser: flags&recSuperuser != 0,
+		hasConds:  flags&recHasConds != 0,
+		plan:      r[recFlags].tenant,
+		visible:   span{off: r[recVisible].ref, n: r[recVisible].tenant},
+		held:      r[first : first+n : first+n],
+	}
+}
+
+// hotAt decodes the record of subject i.
+func (s *Snapshot) hotAt(i int32) subjectHot { return s.hot(*s.recOff.at(i)) }
 
 // span is a slice of a pool: pool[off : off+n].
 type span struct{ off, n int32 }
@@ -314,7 +346,7 @@ func (s *Snapshot) gives(e entry, p int32) bool {
 // holds reports whether h holds p unconditionally in the tenant with Euler
 // number pos (-1 for a tenant-less request).
 func (s *Snapshot) holds(h *subjectHot, p, pos int32) bool {
-	for _, e := range s.heldPool[h.held.off : h.held.off+h.held.n] {
+	for _, e := range h.held {
 		if s.applies(e.tenant, pos) && s.gives(e, p) {
 			return true
 		}
@@ -328,7 +360,7 @@ func (s *Snapshot) uncond(sub *subject, h *subjectHot) []entry {
 	if sub.merged {
 		return s.sourcePool[sub.sources.off : sub.sources.off+sub.sources.n]
 	}
-	return s.heldPool[h.held.off : h.held.off+h.held.n]
+	return h.held
 }
 
 // condSources returns the conditional sources of sub in policy order.
