@@ -2,7 +2,6 @@ package engine
 
 import (
 	"math/bits"
-	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
 )
@@ -48,6 +47,19 @@ func foldHash(s string) uint64 {
 	return mix(h, 0xa0761d6478bd642f)
 }
 
+// hashEmailWords is foldHash of the string of n bytes whose folded words are
+// words.
+func hashEmailWords(n int, words []uint64) uint64 {
+	h := uint64(emailHashKey) ^ uint64(n)
+	for _, w := range words {
+		h = mix(h, w)
+	}
+	return mix(h, 0xa0761d6478bd642f)
+}
+
+// stackWords bounds the emails lookupEmail folds on the stack: 256 bytes.
+const stackWords = 32
+
 func mix(h, w uint64) uint64 {
 	hi, lo := bits.Mul64(h^w, 0xe7037ed1a0b428db)
 	return hi ^ lo
@@ -60,6 +72,11 @@ func word(s string, i int) uint64 {
 		return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
 			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
 	}
+	return tailWord(s, i)
+}
+
+// tailWord is word for the last, short word of s.
+func tailWord(s string, i int) uint64 {
 	var w uint64
 	for k := len(s) - 1; k >= i; k-- {
 		w = w<<8 | uint64(s[k])
@@ -79,46 +96,65 @@ func foldWord(w uint64) uint64 {
 }
 
 // lookupEmail finds a user by a trimmed email, case-insensitively, without
-// allocating for an ASCII email. It returns the user's index and the
-// offset of its record.
+// allocating for an ASCII email of up to 8*stackWords bytes. It returns
+// the user's index and the offset of its record.
 func (s *Snapshot) lookupEmail(email string) (user, rec int32, ok bool) {
-	for i := 0; i < len(email); i++ {
-		if email[i] >= utf8.RuneSelf {
-			// Users are keyed by canonical emails; never fold Unicode,
-			// which would map look-alikes onto them: canonicalize as the
-			// policy's emails were.
-			email = gatehouse.NormalizeEmail(email)
-			break
-		}
+	var buf [stackWords]uint64
+	words, ascii := foldWords(email, buf[:0])
+	if !ascii {
+		// Users are keyed by canonical emails; never fold Unicode, which
+		// would map look-alikes onto them: canonicalize as the policy's
+		// emails were.
+		email = gatehouse.NormalizeEmail(email)
+		words, _ = foldWords(email, buf[:0])
 	}
 	t := &s.emails
-	h := foldHash(email)
+	h := hashEmailWords(len(email), words)
 	tag := uint32(h >> 32)
 	for pos := h & t.mask; ; pos = (pos + 1) & t.mask {
 		sl := *t.slots.at(int32(pos))
 		if sl.rec == 0 {
 			return 0, 0, false
 		}
-		if sl.tag == tag && s.hasEmail(sl.rec-1, email) {
+		if sl.tag == tag && s.recordHas(sl.rec-1, len(email), words) {
 			return s.records[sl.rec-1+recSubject].ref, sl.rec - 1, true
 		}
 	}
 }
 
-// hasEmail reports whether the user whose record is at off has canonical
-// email email, folded.
-func (s *Snapshot) hasEmail(off int32, email string) bool {
+// foldWords appends the folded words of email to words and reports whether
+// email is ASCII.
+func foldWords(email string, words []uint64) ([]uint64, bool) {
+	var high uint64
+	for i := 0; i < len(email); i += 8 {
+		w := word(email, i)
+		high |= w
+		words = append(words, foldWord(w))
+	}
+	return words, high&0x8080808080808080 == 0
+}
+
+// recordHas reports whether the user whose record is at off has the
+// canonical email of n bytes whose folded words are words.
+func (s *Snapshot) recordHas(off int32, n int, words []uint64) bool {
 	r := s.records[off:]
-	n := int(r[recFlags].ref >> recLenShift)
-	if len(email) != n {
+	if int(r[recFlags].ref>>recLenShift) != n {
 		return false
 	}
-	for k, e := range r[recEmail : recEmail+(n+7)/8] {
-		if foldWord(word(email, 8*k)) != uint64(uint32(e.ref))|uint64(uint32(e.tenant))<<32 {
+	for k, e := range r[recEmail : recEmail+len(words)] {
+		if words[k] != uint64(uint32(e.ref))|uint64(uint32(e.tenant))<<32 {
 			return false
 		}
 	}
 	return true
+}
+
+// hasEmail reports whether the user whose record is at off has canonical
+// email email, folded.
+func (s *Snapshot) hasEmail(off int32, email string) bool {
+	var buf [stackWords]uint64
+	words, _ := foldWords(email, buf[:0])
+	return s.recordHas(off, len(email), words)
 }
 
 // emailSlot finds the slot of the user with canonical email email, or the
