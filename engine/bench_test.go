@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -134,6 +135,39 @@ func BenchmarkCheck(b *testing.B) {
 	}
 }
 
+// BenchmarkCheckDerived is BenchmarkCheck's cold mixes on a snapshot
+// derived from the compiled one by creating, renaming and removing a user,
+// so that every user is looked up through the overlay's path.
+func BenchmarkCheckDerived(b *testing.B) {
+	f := mustLoadBench(b)
+	snap, ok, err := f.snap.Derive(2, engine.SubjectDelta{
+		Users: []gatehouse.UserEntry{
+			{Email: "created@example.com", Aliases: []string{"created"}},
+			{Email: enginetest.UserEmail(1), Aliases: []string{"renamed"}},
+		},
+		RemoveUsers: []string{enginetest.UserEmail(2)},
+	})
+	if !ok || err != nil {
+		b.Fatalf("Derive = %v, %v", ok, err)
+	}
+	for _, mix := range []struct {
+		name string
+		reqs []gatehouse.Request
+	}{{"cold/mixed", f.mixed}, {"cold/mixed-case-email", f.upper}, {"cold/agent-for-user", f.agentForUser}} {
+		b.Run(mix.name, func(b *testing.B) {
+			reqs := mix.reqs
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				snap.Check(&reqs[i])
+				if i++; i == len(reqs) {
+					i = 0
+				}
+			}
+		})
+	}
+}
+
 func BenchmarkCheckParallel(b *testing.B) {
 	f := mustLoadBench(b)
 	var h engine.Holder
@@ -229,6 +263,66 @@ func BenchmarkCompile(b *testing.B) {
 			runtime.ReadMemStats(&after)
 			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/1e6, "MB-heap")
 			runtime.KeepAlive(s)
+		})
+	}
+}
+
+// BenchmarkDerive derives the snapshot of a one-user change of a generated
+// 100k-user policy from the newest snapshot, as a writer does after each
+// commit: a user's roles changed, a user created, a user deleted. When the
+// lineage has derived as much as it may, the benchmark compiles again,
+// with the timer stopped.
+func BenchmarkDerive(b *testing.B) {
+	cfg := enginetest.DefaultConfig()
+	cfg.Users = 100_000
+	p := enginetest.Generate(cfg)
+	base, err := engine.Compile(p, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	role := func(i int) []gatehouse.Assignment {
+		return []gatehouse.Assignment{{Role: enginetest.RoleName(i % cfg.Roles)}, {Role: enginetest.RoleName((i + 7) % cfg.Roles), Tenant: enginetest.OrgID(i % 50)}}
+	}
+	for _, tc := range []struct {
+		name  string
+		delta func(i int) engine.SubjectDelta
+	}{
+		{"change", func(i int) engine.SubjectDelta {
+			u := p.Users[i%len(p.Users)]
+			u.Roles = role(i)
+			return engine.SubjectDelta{Users: []gatehouse.UserEntry{u}}
+		}},
+		{"create", func(i int) engine.SubjectDelta {
+			u := gatehouse.UserEntry{Email: fmt.Sprintf("created%07d@example.com", i), Roles: role(i), Tenants: []string{enginetest.OrgID(i % 50)}}
+			return engine.SubjectDelta{Users: []gatehouse.UserEntry{u}}
+		}},
+		{"delete", func(i int) engine.SubjectDelta {
+			return engine.SubjectDelta{RemoveUsers: []string{p.Users[i%len(p.Users)].Email}}
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			snap, compiles := base, 0
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				next, ok, err := snap.Derive(snap.Version()+1, tc.delta(i))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if !ok {
+					// The lineage is full, or the user to delete is gone:
+					// start again from a Compile.
+					b.StopTimer()
+					if next, err = engine.Compile(p, snap.Version()+1); err != nil {
+						b.Fatal(err)
+					}
+					compiles++
+					b.StartTimer()
+				}
+				snap = next
+				i++
+			}
+			b.ReportMetric(float64(compiles), "compiles")
 		})
 	}
 }

@@ -472,7 +472,7 @@ func (c *compiler) users() error {
 func (c *compiler) putRecord(i int32, h *subjectHot, email string) int32 {
 	s := c.s
 	off := int32(len(s.records))
-	flags := int32(len(email)) << recLenShift
+	flags := int32(len(email))<<recLenShift | int32(h.state)<<recStateShift
 	if h.superuser {
 		flags |= recSuperuser
 	}

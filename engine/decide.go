@@ -175,7 +175,7 @@ func (s *Snapshot) resolve(q *query, d *gatehouse.Decision, req *gatehouse.Reque
 	var ok bool
 	if req.Subject.Type == gatehouse.SubjectUser {
 		si, rec, ok = s.lookupTrimmedUser(subID)
-	} else if si, ok = s.agentIdx[subID]; ok {
+	} else if si, ok = s.lookupAgent(subID); ok {
 		rec = *s.recOff.at(si)
 	}
 	if !ok {
@@ -517,6 +517,9 @@ func (s *Snapshot) lookupUser(email string) (int32, bool) {
 // case-insensitively, or else one of the user's aliases, exactly. It
 // returns the user's index and the offset of its record.
 func (s *Snapshot) lookupTrimmedUser(id string) (user, rec int32, ok bool) {
+	if s.over != nil {
+		return s.lookupDerivedUser(id)
+	}
 	if i, rec, ok := s.lookupEmail(id); ok {
 		return i, rec, true
 	}

@@ -43,6 +43,24 @@
 // a tracer that records each rule. Effective answers every permission and
 // tool at once, as Check would for a request without resource or context.
 //
+// # Deriving
+//
+// Derive gives the snapshot Compile would give after a change of users and
+// agents (SubjectDelta: upserts and removals) without compiling: it builds
+// the records of the subjects the change names and shares everything else
+// with the snapshot it starts from, which does not change. Records are
+// paged (1,024 a page), so a derivation copies the pages it changes, and
+// appends the subjects it adds after the compiled ones. A removed subject's
+// record stays, marked removed; the ids derivations added or moved (added
+// subjects' emails and agent ids, the aliases of users whose aliases
+// changed) are in a copy-on-write overlay of 64 shards that lookups
+// consult only for what the compiled maps no longer answer, so a live
+// user's lookup costs what it costs on a compiled snapshot. A lineage
+// (a Compile and the snapshots derived from it) derives a bounded number
+// of records and ids; past that, or for a condition the Compile did not
+// see, Derive declines and the caller compiles. DerivableDelta says so
+// without deriving.
+//
 // # Conditions
 //
 // A role assignment or grant may carry a CEL condition (cel.dev/cel-go). It

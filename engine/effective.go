@@ -35,7 +35,7 @@ func (s *Snapshot) Effective(subject gatehouse.SubjectRef, tenant string) (e gat
 	case gatehouse.SubjectUser:
 		si, ok = s.lookupUser(subject.ID)
 	case gatehouse.SubjectAgent:
-		si, ok = s.agentIdx[strings.TrimSpace(subject.ID)]
+		si, ok = s.lookupAgent(strings.TrimSpace(subject.ID))
 	default:
 		return gatehouse.Effective{}, gatehouse.Invalidf("effective: subject type %q is not user or agent", subject.Type)
 	}
@@ -212,7 +212,7 @@ func (s *Snapshot) AgentTenants(id string) []string {
 	if s == nil {
 		return nil
 	}
-	a, ok := s.agentIdx[strings.TrimSpace(id)]
+	a, ok := s.lookupAgent(strings.TrimSpace(id))
 	if !ok {
 		return nil
 	}

@@ -47,3 +47,19 @@ func (p *paged[T]) put(i int32, v T, owned map[int32]bool) {
 	}
 	p.pages[pg][i&pageMask] = v
 }
+
+// push appends v to p, whose list of pages p must own (cloneList), copying
+// the last page first unless owned says this p already copied it or made
+// it.
+func (p *paged[T]) push(v T, owned map[int32]bool) {
+	pg := p.n >> pageShift
+	if p.n&pageMask == 0 {
+		p.pages = append(p.pages, make([]T, 0, 1<<pageShift))
+		owned[pg] = true
+	} else if !owned[pg] {
+		p.pages[pg] = append(make([]T, 0, 1<<pageShift), p.pages[pg]...)
+		owned[pg] = true
+	}
+	p.pages[pg] = append(p.pages[pg], v)
+	p.n++
+}

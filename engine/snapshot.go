@@ -85,6 +85,10 @@ type Snapshot struct {
 	// derived counts the subject records derived since the Compile.
 	lineage *lineage
 	derived int
+	// over is what derivations changed in the ids since the Compile; nil
+	// while they changed none. The subjects they added are indexed after
+	// the compiled ones, users and agents in the order they came.
+	over *overlay
 }
 
 type permInfo struct {
@@ -146,7 +150,7 @@ type toolInfo struct {
 // in consecutive 8-byte units, so that a cold check reads one run of
 // memory after the email table's slot:
 //
-//	recFlags    ref: recSuperuser, recHasConds | email length<<recLenShift; tenant: the user's own plan, or -1
+//	recFlags    ref: recSuperuser, recHasConds | state<<recStateShift | email length<<recLenShift; tenant: the user's own plan, or -1
 //	recVisible  the visible span (subjectHot.visible)
 //	recSubject  ref: the subject's index; tenant: the number of entries
 //	recEmail    a user's canonical email, eight bytes a unit, little-endian and zero-padded
@@ -159,7 +163,10 @@ const (
 
 	recSuperuser = 1
 	recHasConds  = 2
-	recLenShift  = 8
+	// The subject's state (live, renamed, removed) is two bits.
+	recStateShift = 2
+	recStateMask  = 3
+	recLenShift   = 8
 	// maxEmail is the longest email a record holds.
 	maxEmail = 1<<(31-recLenShift) - 1
 )
@@ -167,6 +174,8 @@ const (
 // subjectHot is a subject's record, decoded.
 type subjectHot struct {
 	superuser bool
+	// state is live, or what a derivation did to the subject's ids.
+	state uint8
 	// hasConds reports whether the subject has conditional sources.
 	hasConds bool
 	// plan is a user's own plan, or -1.
@@ -186,6 +195,7 @@ func (s *Snapshot) hot(off int32) subjectHot {
 	first := recEmail + (flags>>recLenShift+7)/8
 	return subjectHot{
 		superuser: flags&recSuperuser != 0,
+		state:     uint8(flags >> recStateShift & recStateMask),
 		hasConds:  flags&recHasConds != 0,
 		plan:      r[recFlags].tenant,
 		visible:   span{off: r[recVisible].ref, n: r[recVisible].tenant},
@@ -195,6 +205,11 @@ func (s *Snapshot) hot(off int32) subjectHot {
 
 // hotAt decodes the record of subject i.
 func (s *Snapshot) hotAt(i int32) subjectHot { return s.hot(*s.recOff.at(i)) }
+
+// stateAt is the state of subject i, read from its record.
+func (s *Snapshot) stateAt(i int32) uint8 {
+	return uint8(s.records[*s.recOff.at(i)+recFlags].ref >> recStateShift & recStateMask)
+}
 
 // span is a slice of a pool: pool[off : off+n].
 type span struct{ off, n int32 }

@@ -235,24 +235,7 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions
 		}
 	}
 	v.tenantCycles(p.Tenants)
-	for i, x := range p.Users {
-		path := fmt.Sprintf("users[%d]", i)
-		if email := gatehouse.NormalizeEmail(x.Email); email != "" && badName("email", email) == "" {
-			if !looksLikeEmail(email) {
-				v.addf(path+".email", "%q is not an email address", email)
-			} else if c, err := mailaddr.Canonical(email); err != nil {
-				v.addf(path+".email", "%v", err)
-			} else if c != email {
-				v.addf(path+".email", "email %q is not in canonical form; write %q", email, c)
-			}
-		}
-		v.ref(path+".plan", gatehouse.KindPlan, x.Plan, true)
-		v.subject(path, x.Tenants, x.Roles, x.Grants)
-	}
-	v.aliases(p.Users)
-	for i, x := range p.Agents {
-		v.subject(fmt.Sprintf("agents[%d]", i), x.Tenants, x.Roles, x.Grants)
-	}
+	v.subjects(p.Users, p.Agents)
 	v.resources(p.Resources)
 	flags := map[string]string{}
 	for i, x := range p.Permissions {
@@ -439,16 +422,63 @@ func (v *validator) refs(path string, kind gatehouse.Kind, names []string) {
 	}
 }
 
+// subjects checks users and agents: their emails, plans, references and
+// aliases.
+func (v *validator) subjects(users []gatehouse.UserEntry, agents []gatehouse.Agent) {
+	for i := range users {
+		x := &users[i]
+		path := "users[" + strconv.Itoa(i) + "]"
+		if email := gatehouse.NormalizeEmail(x.Email); email != "" && badName("email", email) == "" {
+			if !looksLikeEmail(email) {
+				v.addf(path+".email", "%q is not an email address", email)
+			} else if c, err := mailaddr.Canonical(email); err != nil {
+				v.addf(path+".email", "%v", err)
+			} else if c != email {
+				v.addf(path+".email", "email %q is not in canonical form; write %q", email, c)
+			}
+		}
+		v.ref(path+".plan", gatehouse.KindPlan, x.Plan, true)
+		v.subject(path, x.Tenants, x.Roles, x.Grants)
+	}
+	v.aliases(users)
+	for i := range agents {
+		x := &agents[i]
+		v.subject("agents["+strconv.Itoa(i)+"]", x.Tenants, x.Roles, x.Grants)
+	}
+}
+
+// subject checks one user's or agent's references. A path is formatted
+// only for a reference that has a problem: a policy holds millions.
 func (v *validator) subject(path string, tenants []string, roles []gatehouse.Assignment, grants []gatehouse.Grant) {
-	v.refs(path+".tenants", gatehouse.KindTenant, tenants)
+	for i, t := range tenants {
+		if !v.knows(gatehouse.KindTenant, t, false) {
+			v.ref(fmt.Sprintf("%s.tenants[%d]", path, i), gatehouse.KindTenant, t, false)
+		}
+	}
 	for i, a := range roles {
-		v.ref(fmt.Sprintf("%s.roles[%d].role", path, i), gatehouse.KindRole, a.Role, false)
-		v.ref(fmt.Sprintf("%s.roles[%d].tenant", path, i), gatehouse.KindTenant, a.Tenant, true)
+		if !v.knows(gatehouse.KindRole, a.Role, false) {
+			v.ref(fmt.Sprintf("%s.roles[%d].role", path, i), gatehouse.KindRole, a.Role, false)
+		}
+		if !v.knows(gatehouse.KindTenant, a.Tenant, true) {
+			v.ref(fmt.Sprintf("%s.roles[%d].tenant", path, i), gatehouse.KindTenant, a.Tenant, true)
+		}
 	}
 	for i, g := range grants {
-		v.ref(fmt.Sprintf("%s.grants[%d].permission", path, i), gatehouse.KindPermission, g.Permission, false)
-		v.ref(fmt.Sprintf("%s.grants[%d].tenant", path, i), gatehouse.KindTenant, g.Tenant, true)
+		if !v.knows(gatehouse.KindPermission, g.Permission, false) {
+			v.ref(fmt.Sprintf("%s.grants[%d].permission", path, i), gatehouse.KindPermission, g.Permission, false)
+		}
+		if !v.knows(gatehouse.KindTenant, g.Tenant, true) {
+			v.ref(fmt.Sprintf("%s.grants[%d].tenant", path, i), gatehouse.KindTenant, g.Tenant, true)
+		}
 	}
+}
+
+// knows reports whether ref would find no problem with name.
+func (v *validator) knows(kind gatehouse.Kind, name string, optional bool) bool {
+	if name == "" {
+		return optional
+	}
+	return v.absent[kind] || v.names[kind][name]
 }
 
 // aliases reports malformed aliases and any id that would name two users:

@@ -137,7 +137,7 @@ scan:
 	for i, at := range agentAt {
 		cur.p.Agents[at] = agents[i]
 	}
-	s.keep(cur.p, version, cur.valid, seq)
+	s.keepSubjects(cur, version, cur.valid, seq)
 	s.swap(next)
 	return true, nil
 }

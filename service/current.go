@@ -26,10 +26,23 @@ type versioned struct {
 	// version is: where a follower catching up by change reads on
 	// (catchUp).
 	seq int64
+	// decl is what p declares apart from its users and agents, once
+	// declared asked for it.
+	decl *policy.Declared
+}
+
+// declared returns what cur's policy, which must be valid, declares apart
+// from its users and agents, computing it on first use. The caller holds mu.
+func (cur *versioned) declared() *policy.Declared {
+	if cur.decl == nil {
+		cur.decl = policy.Declare(cur.p)
+	}
+	return cur.decl
 }
 
 // base returns the stored policy a change starts from: the one the
-// service keeps if the store is still at its version, else the stored one,
+// service keeps if the store is still at its version, brought up to the
+// stored version by change when it can be (catchUp), else the stored one,
 // loaded and kept. The caller holds mu and must not mutate the policy.
 func (s *Service) base(ctx context.Context) (*versioned, error) {
 	v, err := s.store.PolicyVersion(ctx)
@@ -38,6 +51,16 @@ func (s *Service) base(ctx context.Context) (*versioned, error) {
 	}
 	if c := s.current; c != nil && c.v == v {
 		return c, nil
+	}
+	// Another instance committed: follow it by change if it can be.
+	if c := s.current; c != nil && c.v < v {
+		caught, err := s.catchUp(ctx, v)
+		if err != nil {
+			s.cfg.Logger.Warn("catching up by change failed; loading the whole policy", "version", v, "err", err)
+		}
+		if caught {
+			return s.current, nil
+		}
 	}
 	p, v, seq, err := s.loadKept(ctx)
 	if err != nil {
@@ -52,6 +75,12 @@ func (s *Service) base(ctx context.Context) (*versioned, error) {
 // validation, seq is as versioned.seq. The caller holds mu (or is Open).
 func (s *Service) keep(p *gatehouse.Policy, v int64, valid bool, seq int64) {
 	s.current = &versioned{p: p, v: v, valid: valid, seq: seq}
+}
+
+// keepSubjects is keep for cur's policy changed in place in its users and
+// agents alone, at version v: what it declares besides them is still cur's.
+func (s *Service) keepSubjects(cur *versioned, v int64, valid bool, seq int64) {
+	s.current = &versioned{p: cur.p, v: v, valid: valid, seq: seq, decl: cur.decl}
 }
 
 // loadKept loads the stored policy to keep, with the audit head read
@@ -70,7 +99,7 @@ func (s *Service) loadKept(ctx context.Context) (*gatehouse.Policy, int64, int64
 // before is known valid and the change only creates or changes users and
 // agents, which no other object refers to, it checks just those (their
 // names and references, and that no email or alias of theirs names another
-// user) with the small sections and the tenants they refer to; otherwise,
+// user) against what before declares (policy.Declared); otherwise,
 // or when an id may collide, it checks all of after (policy.Validate).
 func validateChange(before *versioned, after *gatehouse.Policy, changes []gatehouse.Change) []policy.Problem {
 	if !before.valid {
@@ -86,13 +115,15 @@ func validateChange(before *versioned, after *gatehouse.Policy, changes []gateho
 			ids[c.ID] = true
 		}
 	}
-	reduced := smallSections(after)
-	reduced.Tenants = after.Tenants
-	var userAt, agentAt []int
+	var (
+		users           []gatehouse.UserEntry
+		agents          []gatehouse.Agent
+		userAt, agentAt []int
+	)
 	names := map[string]bool{}
 	for i := range after.Users {
 		if u := &after.Users[i]; touched[gatehouse.KindUser][u.Email] {
-			reduced.Users, userAt = append(reduced.Users, *u), append(userAt, i)
+			users, userAt = append(users, *u), append(userAt, i)
 			names[gatehouse.NormalizeEmail(u.Email)] = true
 			for _, a := range u.Aliases {
 				names[a], names[gatehouse.NormalizeEmail(a)] = true, true
@@ -112,10 +143,11 @@ func validateChange(before *versioned, after *gatehouse.Policy, changes []gateho
 	}
 	for i := range after.Agents {
 		if a := &after.Agents[i]; touched[gatehouse.KindAgent][a.ID] {
-			reduced.Agents, agentAt = append(reduced.Agents, *a), append(agentAt, i)
+			agents, agentAt = append(agents, *a), append(agentAt, i)
 		}
 	}
-	problems := policy.Validate(reduced)
+	// The changes touch nothing else: the rest is as valid as before's.
+	problems := before.declared().CheckSubjects(users, agents)
 	for i := range problems {
 		problems[i].Path = reindex(reindex(problems[i].Path, "users[", userAt), "agents[", agentAt)
 	}

@@ -80,6 +80,10 @@ type Service struct {
 	// loaded or committed, which the next change starts from instead of
 	// loading the store (see base); guarded by mu.
 	current *versioned
+	// queue holds the single-subject writes waiting for mu (updateSubject);
+	// guarded by queueMu.
+	queueMu sync.Mutex
+	queue   []*subjectWrite
 }
 
 // Open loads and compiles the stored policy and bootstraps a superuser if
@@ -246,6 +250,11 @@ func (s *Service) update(ctx context.Context, actor, action string, dryRun bool,
 func (s *Service) write(ctx context.Context, action string, try func() (*engine.Snapshot, error)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.writeLocked(ctx, action, try)
+}
+
+// writeLocked is write for a caller that holds mu.
+func (s *Service) writeLocked(ctx context.Context, action string, try func() (*engine.Snapshot, error)) error {
 	for attempt := 0; ; attempt++ {
 		snap, err := try()
 		if errors.Is(err, gatehouse.ErrConflict) && attempt < s.cfg.MaxRetries {

@@ -1,0 +1,215 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/engine"
+	"github.com/gatehouse/gatehouse/engine/enginetest"
+	"github.com/gatehouse/gatehouse/memstore"
+	"github.com/gatehouse/gatehouse/postgres/pgtest"
+)
+
+// Single-subject writes queued while another holds the writers' lock are
+// committed by whoever takes it next, in as few versions as their
+// independence allows, each with its own result: an unknown role refused
+// alone, two demotions of the last two superusers of which the second is
+// refused, two changes of one user both kept, a user created through the
+// whole-policy path — on every store.
+func TestBatchedWrites(t *testing.T) {
+	t.Parallel()
+	stores := map[string]func(t *testing.T) *Service{
+		"memstore": func(t *testing.T) *Service {
+			s, err := Open(context.Background(), memstore.New(), Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		"sqlite": func(t *testing.T) *Service { return openSQLite(t, filepath.Join(t.TempDir(), "g.db")) },
+		"postgres": func(t *testing.T) *Service {
+			return openPostgres(t, pgtest.NewSchema(t, pgtest.DSN(t)))
+		},
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testBatchedWrites(t, open(t))
+		})
+	}
+}
+
+func testBatchedWrites(t *testing.T, s *Service) {
+	ctx := context.Background()
+	cfg := enginetest.DefaultConfig()
+	cfg.Users, cfg.Superusers, cfg.Agents, cfg.Tenants, cfg.Roles, cfg.Bundles, cfg.Permissions = 60, 2, 2, 10, 12, 10, 30
+	gen := enginetest.Generate(cfg)
+	// The kept policy is changed in place: it must not share gen's memory.
+	if _, err := s.Update(ctx, "test", "policy.apply", func(p *gatehouse.Policy) error { *p = *enginetest.Generate(cfg); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	start := s.Snapshot().Version()
+	user := func(i int) gatehouse.SubjectRef { return gatehouse.User(gen.Users[i].Email) }
+	fresh := func(u gatehouse.SubjectRef) string {
+		held := gen.User(u.ID).Roles
+		for _, r := range gen.Roles {
+			if !slices.ContainsFunc(held, func(a gatehouse.Assignment) bool { return a.Role == r.Name && a.Tenant == "" }) {
+				return r.Name
+			}
+		}
+		t.Fatalf("user %s holds every role", u.ID)
+		return ""
+	}
+	type write struct {
+		name string
+		do   func() (Result, error)
+		want error // nil: committed
+	}
+	var writes []write
+	for i := 10; i < 30; i++ {
+		u := user(i)
+		writes = append(writes, write{name: "bind " + u.ID, do: func() (Result, error) {
+			return s.Bind(ctx, "test", u, gatehouse.Assignment{Role: fresh(u)})
+		}})
+	}
+	writes = append(writes,
+		write{name: "unknown role", want: gatehouse.ErrInvalid, do: func() (Result, error) {
+			return s.Bind(ctx, "test", user(31), gatehouse.Assignment{Role: "no such role"})
+		}},
+		write{name: "demote first superuser", do: func() (Result, error) { return s.Demote(ctx, "test", gen.Users[0].Email) }},
+		write{name: "demote last superuser", want: gatehouse.ErrLastSuperuser, do: func() (Result, error) {
+			return s.Demote(ctx, "test", gen.Users[1].Email)
+		}},
+		write{name: "tenants of user 40", do: func() (Result, error) {
+			return s.SetUserTenants(ctx, "test", gen.Users[40].Email, []string{gen.Tenants[1].ID})
+		}},
+		write{name: "role of user 40", do: func() (Result, error) {
+			return s.Bind(ctx, "test", user(40), gatehouse.Assignment{Role: fresh(user(40))})
+		}},
+		write{name: "create a user", do: func() (Result, error) {
+			return s.SetUserTenants(ctx, "test", "new.user@example.com", []string{gen.Tenants[2].ID})
+		}},
+	)
+	// Hold the writers' lock until every write is queued, so that they
+	// are committed together.
+	s.mu.Lock()
+	var wg sync.WaitGroup
+	results := make([]Result, len(writes))
+	errs := make([]error, len(writes))
+	for i, w := range writes {
+		wg.Go(func() { results[i], errs[i] = w.do() })
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.queueMu.Lock()
+		n := len(s.queue)
+		s.queueMu.Unlock()
+		if n == len(writes) {
+			break
+		}
+		if time.Now().After(deadline) {
+			s.mu.Unlock()
+			t.Fatalf("%d of %d writes queued", n, len(writes))
+		}
+	}
+	s.mu.Unlock()
+	wg.Wait()
+	// The demotions race for their place in the queue: whichever came
+	// second is refused.
+	for i := range writes {
+		if writes[i].name == "demote first superuser" && errors.Is(errs[i], gatehouse.ErrLastSuperuser) {
+			writes[i].want, writes[i+1].want = gatehouse.ErrLastSuperuser, nil
+		}
+	}
+	versions := map[int64]bool{}
+	changes := 0
+	for i, w := range writes {
+		switch {
+		case w.want != nil && !errors.Is(errs[i], w.want):
+			t.Errorf("%s: %v, want %v", w.name, errs[i], w.want)
+		case w.want == nil && errs[i] != nil:
+			t.Errorf("%s: %v", w.name, errs[i])
+		case w.want == nil && len(results[i].Changes) != 1:
+			t.Errorf("%s: %d changes, want 1", w.name, len(results[i].Changes))
+		case w.want == nil:
+			versions[results[i].Version] = true
+			changes++
+		}
+	}
+	end := s.Snapshot().Version()
+	if int(end-start) != len(versions) || len(versions) >= changes {
+		t.Errorf("%d changes in versions %v (from %d to %d): want fewer versions than changes, each a commit", changes, slices.Sorted(maps.Keys(versions)), start, end)
+	}
+	stored, v, err := s.load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != end {
+		t.Fatalf("store at version %d, snapshot at %d", v, end)
+	}
+	for i := 10; i < 30; i++ {
+		if got := stored.User(gen.Users[i].Email).Roles; len(got) != len(gen.Users[i].Roles)+1 {
+			t.Errorf("user %d: roles %v, want one more than %v", i, got, gen.Users[i].Roles)
+		}
+	}
+	if u := stored.User(gen.Users[40].Email); len(u.Roles) != len(gen.Users[40].Roles)+1 || !slices.Equal(u.Tenants, []string{gen.Tenants[1].ID}) {
+		t.Errorf("user 40 = %+v, was %+v: both changes must be kept", u, gen.Users[40])
+	}
+	if stored.User("new.user@example.com") == nil {
+		t.Error("the created user is not stored")
+	}
+	if n := len(slices.DeleteFunc(slices.Clone(stored.Users), func(u gatehouse.UserEntry) bool { return !u.Superuser })); n != 1 {
+		t.Errorf("%d superusers, want 1", n)
+	}
+	events, err := s.store.ListAudit(ctx, gatehouse.AuditFilter{Kind: gatehouse.AuditKindChange, TargetPrefix: "user/", Limit: 10_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The apply's events, then one per change.
+	if got := len(events) - len(gen.Users); got != changes {
+		t.Errorf("%d change events after the apply, want %d", got, changes)
+	}
+	if rep, err := s.VerifyAudit(ctx); err != nil {
+		t.Errorf("VerifyAudit = %+v, %v", rep, err)
+	}
+	assertKeptEqualsStored(t, s, stored, v)
+}
+
+// assertKeptEqualsStored checks that s keeps the stored policy and decides
+// as a snapshot compiled from it.
+func assertKeptEqualsStored(t *testing.T, s *Service, stored *gatehouse.Policy, v int64) {
+	t.Helper()
+	s.mu.Lock()
+	kept := s.current
+	s.mu.Unlock()
+	if kept == nil || kept.v != v {
+		t.Fatalf("kept policy %+v, store at version %d", kept, v)
+	}
+	keptObjs, err := kept.p.Objects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	storedObjs, err := stored.Objects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(keptObjs, storedObjs) {
+		t.Error("kept policy differs from the stored one")
+	}
+	snap, err := engine.Compile(stored, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range enginetest.Requests(stored, 1, 300) {
+		if got, want := s.Snapshot().Check(&req), snap.Check(&req); got != want {
+			t.Fatalf("Check(%+v) = %+v, fresh compile %+v", req, got, want)
+		}
+	}
+}
