@@ -61,7 +61,7 @@ type compiler struct {
 	recOff   []int32
 	subjects []subject
 	// deriving is set when the compiler derives a snapshot from another
-	// (WithSubjects) rather than compiling one; oldVisible is then the
+	// (Derive) rather than compiling one; oldVisible is then the
 	// visibility span of the subject being derived, which an equal list
 	// keeps.
 	deriving   bool

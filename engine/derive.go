@@ -9,7 +9,7 @@ import (
 )
 
 // lineage is shared by a compiled snapshot and every snapshot derived from
-// it (WithSubjects). Derived snapshots append to their base's pools (the
+// it (Derive). Derived snapshots append to their base's pools (the
 // permission-set slab, visPool, records, sourcePool, condPool) in place,
 // past the end the base reads, which is safe only for the newest snapshot
 // of the lineage: tip. A snapshot derived from any other copies the pools

@@ -584,8 +584,18 @@ func sameListings(t *testing.T, step int, want, got *engine.Snapshot, u *deriveU
 // deltas — edits, alias changes and moves, users and agents created,
 // removed and created again — from the newest snapshot or now and then
 // from an older one, decides, explains and lists as a Compile of the same
-// policy does; a delta Compile refuses, Derive refuses too.
+// policy does; a delta Compile refuses, Derive refuses too. It runs twice:
+// with the default layout, and with every subject's sources merged into
+// permission sets.
 func TestDeriveMatchesCompile(t *testing.T) {
+	t.Run("default", testDeriveMatchesCompile)
+	t.Run("merged", func(t *testing.T) {
+		defer engine.SetMergeAbove(0)()
+		testDeriveMatchesCompile(t)
+	})
+}
+
+func testDeriveMatchesCompile(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 19))
 	u := newDeriveUniverse()
 	p := aliasPolicy()

@@ -14,8 +14,9 @@ import (
 // Snapshot.records, which begins with the user's email: a cold lookup
 // touches the slot's cache line and then the record's, which Check reads
 // anyway, and nothing in between. The slots are paged like the records, so
-// that a derived snapshot (WithSubjects) that moves a user's record copies
-// one page of slots.
+// that a derived snapshot (Derive) that moves a user's record copies
+// one page of slots. The table is sized at Compile and holds the compiled
+// users; the users derivations add are in the snapshot's overlay.
 type emailTable struct {
 	slots paged[emailSlot]
 	mask  uint64

@@ -70,7 +70,7 @@ func (t *setTable) set(i int32) []uint64 {
 }
 
 // seal flattens the chunks into the slab. The hash index stays: a derived
-// snapshot (Snapshot.WithSubjects) looks up the sets it needs in it.
+// snapshot (Snapshot.Derive) looks up the sets it needs in it.
 func (t *setTable) seal() {
 	t.slab = make([]uint64, 0, int(t.n)*t.words)
 	for _, c := range t.chunks {
