@@ -110,7 +110,7 @@ func (s *Snapshot) Derive(version int64, d SubjectDelta) (snap *Snapshot, ok boo
 		old := subjectHot{}
 		if at < s.subjects.len() {
 			old = s.hotAt(at)
-			if h.state = old.state; !pl.sameAliases[i] {
+			if h.state = s.stateAt(at); !pl.sameAliases[i] {
 				h.state = renamed
 			}
 		}

@@ -155,7 +155,7 @@ func (s *Snapshot) lookupAgent(id string) (int32, bool) {
 // whose state says whether the user is still there; the overlay has the
 // users derivations added.
 func (s *Snapshot) emailOwner(id string) (user, rec int32, ok bool) {
-	if i, rec, ok := s.lookupEmail(id); ok && s.records[rec+recFlags].ref>>recStateShift&recStateMask != int32(removed) {
+	if i, rec, ok := s.lookupEmail(id); ok && s.recState(rec) != removed {
 		return i, rec, true
 	}
 	if s.over == nil || s.over.emails.shards == nil {

@@ -174,7 +174,9 @@ const (
 // subjectHot is a subject's record, decoded.
 type subjectHot struct {
 	superuser bool
-	// state is live, or what a derivation did to the subject's ids.
+	// state is live, or what a derivation did to the subject's ids, as
+	// putRecord writes it. hot does not decode it, so that Check's decode
+	// stays small enough to inline: stateAt reads it.
 	state uint8
 	// hasConds reports whether the subject has conditional sources.
 	hasConds bool
@@ -195,7 +197,6 @@ func (s *Snapshot) hot(off int32) subjectHot {
 	first := recEmail + (flags>>recLenShift+7)/8
 	return subjectHot{
 		superuser: flags&recSuperuser != 0,
-		state:     uint8(flags >> recStateShift & recStateMask),
 		hasConds:  flags&recHasConds != 0,
 		plan:      r[recFlags].tenant,
 		visible:   span{off: r[recVisible].ref, n: r[recVisible].tenant},
@@ -207,8 +208,11 @@ func (s *Snapshot) hot(off int32) subjectHot {
 func (s *Snapshot) hotAt(i int32) subjectHot { return s.hot(*s.recOff.at(i)) }
 
 // stateAt is the state of subject i, read from its record.
-func (s *Snapshot) stateAt(i int32) uint8 {
-	return uint8(s.records[*s.recOff.at(i)+recFlags].ref >> recStateShift & recStateMask)
+func (s *Snapshot) stateAt(i int32) uint8 { return s.recState(*s.recOff.at(i)) }
+
+// recState is the state of the subject whose record is at off.
+func (s *Snapshot) recState(off int32) uint8 {
+	return uint8(s.records[off+recFlags].ref >> recStateShift & recStateMask)
 }
 
 // span is a slice of a pool: pool[off : off+n].
