@@ -35,11 +35,12 @@ func Compile(p *gatehouse.Policy, version int64) (snap *Snapshot, err error) {
 		}
 	}
 	c.s.sets.seal()
-	c.s.hot, c.s.subjects = pagedOf(c.hot), pagedOf(c.subjects)
+	c.s.recOff, c.s.subjects = pagedOf(c.recOff), pagedOf(c.subjects)
 	c.s.lineage = &lineage{tip: c.s}
-	// Pools grew by appending; keep only what they hold.
-	c.s.scopedPool = slices.Clone(c.s.scopedPool)
-	c.s.visPool = slices.Clone(c.s.visPool)
+	c.s.records = trimmed(c.s.records)
+	c.s.sourcePool = trimmed(c.s.sourcePool)
+	c.s.condPool = trimmed(c.s.condPool)
+	c.s.visPool = trimmed(c.s.visPool)
 	return c.s, nil
 }
 
@@ -56,11 +57,11 @@ type compiler struct {
 	// visible interns tenant lists so subjects with the same list share it.
 	visible map[uint64][]span
 
-	// hot and subjects grow flat while compiling; Compile pages them.
-	hot      []subjectHot
+	// recOff and subjects grow flat while compiling; Compile pages them.
+	recOff   []int32
 	subjects []subject
 	// deriving is set when the compiler derives a snapshot from another
-	// (WithSubjects) rather than compiling one; oldVisible is then the
+	// (Derive) rather than compiling one; oldVisible is then the
 	// visibility span of the subject being derived, which an equal list
 	// keeps.
 	deriving   bool
@@ -68,7 +69,9 @@ type compiler struct {
 
 	// Scratch space reused across subjects.
 	bits      []uint64
-	scoped    []source
+	uncond    []entry
+	scoped    []entry
+	held      []entry
 	tenantBuf []int32
 }
 
@@ -230,7 +233,9 @@ func (c *compiler) roles() error {
 			}
 		}
 		c.roleIdx[r.Name] = int32(len(s.roles))
-		s.roles = append(s.roles, roleInfo{name: r.Name, set: s.sets.intern(c.bits), bundles: bundles, perms: perms})
+		set := s.sets.intern(c.bits)
+		s.roles = append(s.roles, roleInfo{name: r.Name, set: set, bundles: bundles, perms: perms})
+		s.roleSets = append(s.roleSets, set)
 	}
 	return nil
 }
@@ -317,8 +322,10 @@ func (c *compiler) tenants() error {
 		}
 	}
 	s.tenantNames = make([]string, n)
+	s.subtrees = make([]subtree, n)
 	for i, t := range s.tenants {
 		s.tenantNames[i] = t.id
+		s.subtrees[i] = subtree{in: t.in, out: t.out}
 	}
 	slices.Sort(s.tenantNames)
 	return nil
@@ -412,15 +419,31 @@ func (c *compiler) tools() error {
 
 func (c *compiler) users() error {
 	s := c.s
-	s.userIdx = make(map[string]int32, len(c.p.Users))
-	c.subjects = make([]subject, 0, len(c.p.Users)+len(c.p.Agents))
-	c.hot = make([]subjectHot, 0, len(c.p.Users)+len(c.p.Agents))
+	s.emails = newEmailTable(len(c.p.Users))
+	n := len(c.p.Users) + len(c.p.Agents)
+	c.subjects = make([]subject, 0, n)
+	c.recOff = make([]int32, 0, n)
+	// Records take recEmail units, the email's and one per source at
+	// most (merged sources take fewer).
+	units := recEmail * n
+	for i := range c.p.Users {
+		u := &c.p.Users[i]
+		units += (len(u.Email)+7)/8 + len(u.Roles) + len(u.Grants)
+	}
+	for i := range c.p.Agents {
+		units += len(c.p.Agents[i].Roles) + len(c.p.Agents[i].Grants)
+	}
+	s.records = make([]entry, 0, units)
 	for _, u := range c.p.Users {
 		email := gatehouse.NormalizeEmail(u.Email)
 		if email == "" {
 			return gatehouse.Invalidf("user with an empty email")
 		}
-		if _, dup := s.userIdx[email]; dup {
+		if len(email) > maxEmail {
+			return gatehouse.Invalidf("user email of %d bytes: longer than %d", len(email), maxEmail)
+		}
+		pos, dup := s.emails.slot(s, email)
+		if dup {
 			return gatehouse.Invalidf("user %q is declared twice", email)
 		}
 		sub := subject{ref: gatehouse.User(email), attrs: cloneMap(u.Attributes)}
@@ -435,11 +458,37 @@ func (c *compiler) users() error {
 		if err := c.subject(&sub, &h, u.Tenants, u.Roles, u.Grants); err != nil {
 			return fmt.Errorf("user %q: %w", email, err)
 		}
-		s.userIdx[email] = int32(len(c.subjects))
+		off := c.putRecord(int32(len(c.subjects)), &h, email)
+		s.emails.setSlot(pos, email, off, nil)
 		c.subjects = append(c.subjects, sub)
-		c.hot = append(c.hot, h)
+		c.recOff = append(c.recOff, off)
 	}
 	return nil
+}
+
+// putRecord appends subject i's record, with h's fields, the email (""
+// for an agent) and the entries in c.held, to the snapshot's records and
+// returns its offset.
+func (c *compiler) putRecord(i int32, h *subjectHot, email string) int32 {
+	s := c.s
+	off := int32(len(s.records))
+	flags := int32(len(email))<<recLenShift | int32(h.state)<<recStateShift
+	if h.superuser {
+		flags |= recSuperuser
+	}
+	if h.hasConds {
+		flags |= recHasConds
+	}
+	s.records = append(s.records,
+		entry{ref: flags, tenant: h.plan},
+		entry{ref: h.visible.off, tenant: h.visible.n},
+		entry{ref: i, tenant: int32(len(c.held))})
+	for k := 0; k < len(email); k += 8 {
+		w := word(email, k)
+		s.records = append(s.records, entry{ref: int32(uint32(w)), tenant: int32(uint32(w >> 32))})
+	}
+	s.records = append(s.records, c.held...)
+	return off
 }
 
 // aliases indexes the users' other ids. An alias that names a second user,
@@ -448,14 +497,14 @@ func (c *compiler) aliases() error {
 	s := c.s
 	s.aliasIdx = map[string]int32{}
 	for _, u := range c.p.Users {
-		si := s.userIdx[gatehouse.NormalizeEmail(u.Email)]
+		si, _, _ := s.lookupEmail(gatehouse.NormalizeEmail(u.Email))
 		for _, a := range u.Aliases {
 			if err := checkName("alias", a); err != nil {
 				return fmt.Errorf("user %q: %w", u.Email, err)
 			}
 			other, dup := s.aliasIdx[a]
 			if !dup {
-				other, dup = s.userIdx[gatehouse.NormalizeEmail(a)]
+				other, _, dup = s.lookupEmail(gatehouse.NormalizeEmail(a))
 			}
 			if dup && other != si {
 				return gatehouse.Invalidf("alias %q names users %q and %q", a, c.subjects[other].ref.ID, c.subjects[si].ref.ID)
@@ -522,14 +571,15 @@ func (c *compiler) agents() error {
 		if err := c.subject(&sub, &h, a.Tenants, a.Roles, a.Grants); err != nil {
 			return fmt.Errorf("agent %q: %w", a.ID, err)
 		}
-		s.agentIdx[a.ID] = int32(len(c.subjects))
+		i := int32(len(c.subjects))
+		s.agentIdx[a.ID] = i
+		c.recOff = append(c.recOff, c.putRecord(i, &h, ""))
 		c.subjects = append(c.subjects, sub)
-		c.hot = append(c.hot, h)
 	}
 	return nil
 }
 
-// subject compiles a subject's visibility, sources and permission sets.
+// subject compiles a subject's visibility and sources into h and c.held.
 func (c *compiler) subject(sub *subject, h *subjectHot, tenants []string, roles []gatehouse.Assignment, grants []gatehouse.Grant) error {
 	s := c.s
 	if tenants == nil {
@@ -542,58 +592,72 @@ func (c *compiler) subject(sub *subject, h *subjectHot, tenants []string, roles 
 		h.visible = vis
 	}
 
-	sources := make([]source, 0, len(roles)+len(grants))
-	nconds := 0
+	c.uncond = c.uncond[:0]
+	condOff := int32(len(s.condPool))
+	add := func(src source) {
+		if src.cond >= 0 {
+			s.condPool = append(s.condPool, src)
+		} else {
+			c.uncond = append(c.uncond, src.entry)
+		}
+	}
 	for _, a := range roles {
 		r, ok := c.roleIdx[a.Role]
 		if !ok {
 			return gatehouse.Invalidf("unknown role %q", a.Role)
 		}
-		src, err := c.source(sourceRole, r, a.Tenant, a.Condition)
+		src, err := c.source(r, a.Tenant, a.Condition)
 		if err != nil {
 			return fmt.Errorf("role %q: %w", a.Role, err)
 		}
-		sources = append(sources, src)
+		add(src)
 	}
 	for _, g := range grants {
 		p, ok := s.permIdx[g.Permission]
 		if !ok {
 			return gatehouse.Invalidf("grant of unknown permission %q", g.Permission)
 		}
-		src, err := c.source(sourceGrant, p, g.Tenant, g.Condition)
+		src, err := c.source(^p, g.Tenant, g.Condition)
 		if err != nil {
 			return fmt.Errorf("grant %q: %w", g.Permission, err)
 		}
-		sources = append(sources, src)
+		add(src)
 	}
-	// Unconditional sources first, each group in policy order.
-	slices.SortStableFunc(sources, func(a, b source) int {
-		return cmp.Compare(min(a.cond, 0), min(b.cond, 0))
-	})
-	for _, src := range sources {
-		if src.cond >= 0 {
-			nconds++
-		}
+	sub.conds = span{off: condOff, n: int32(len(s.condPool)) - condOff}
+	h.hasConds = sub.conds.n > 0
+	c.held = c.held[:0]
+	if len(c.uncond) <= mergeAbove {
+		c.held = append(c.held, c.uncond...)
+	} else {
+		sub.merged = true
+		sub.sources = span{off: int32(len(s.sourcePool)), n: int32(len(c.uncond))}
+		s.sourcePool = append(s.sourcePool, c.uncond...)
+		c.merge()
 	}
-	sub.sources = sources
-	sub.conds = sources[len(sources)-nconds:]
-	h.hasConds = nconds > 0
-	uncond := sources[:len(sources)-nconds]
+	return nil
+}
 
+// merge appends to c.held the entries of a subject with many
+// unconditional sources, c.uncond: one permission set for the global ones
+// and one for each scope tenant, without what the global set holds.
+func (c *compiler) merge() {
+	s := c.s
+	nroles := int32(len(s.roles))
 	clearWords(c.bits)
 	c.scoped = c.scoped[:0]
-	for _, src := range uncond {
-		if src.tenant >= 0 {
-			c.scoped = append(c.scoped, src)
+	for _, e := range c.uncond {
+		if e.tenant >= 0 {
+			c.scoped = append(c.scoped, e)
 			continue
 		}
-		c.addSource(src)
+		c.addSource(e)
 	}
-	h.global = c.intern(c.bits)
-	global := c.set(h.global)
-
-	slices.SortStableFunc(c.scoped, func(a, b source) int { return cmp.Compare(a.tenant, b.tenant) })
-	h.scoped.off = int32(len(s.scopedPool))
+	globalSet := c.intern(c.bits)
+	if globalSet != 0 {
+		c.held = append(c.held, entry{ref: nroles + globalSet, tenant: -1})
+	}
+	global := c.set(globalSet)
+	slices.SortStableFunc(c.scoped, func(a, b entry) int { return cmp.Compare(a.tenant, b.tenant) })
 	for i := 0; i < len(c.scoped); {
 		t := c.scoped[i].tenant
 		clearWords(c.bits)
@@ -607,21 +671,18 @@ func (c *compiler) subject(sub *subject, h *subjectHot, tenants []string, roles 
 			extra = extra || c.bits[k] != 0
 		}
 		if extra {
-			ti := &s.tenants[t]
-			s.scopedPool = append(s.scopedPool, scopedSet{lo: ti.in, hi: ti.out, set: c.intern(c.bits)})
+			c.held = append(c.held, entry{ref: nroles + c.intern(c.bits), tenant: t})
 		}
 	}
-	h.scoped.n = int32(len(s.scopedPool)) - h.scoped.off
-	return nil
 }
 
-// addSource adds the permissions src gives to c.bits.
-func (c *compiler) addSource(src source) {
-	if src.kind == sourceGrant {
-		setBit(c.bits, src.ref)
+// addSource adds the permissions e gives to c.bits.
+func (c *compiler) addSource(e entry) {
+	if e.isGrant() {
+		setBit(c.bits, ^e.ref)
 		return
 	}
-	for k, w := range c.set(c.s.roles[src.ref].set) {
+	for k, w := range c.set(c.s.roles[e.ref].set) {
 		c.bits[k] |= w
 	}
 }
@@ -643,9 +704,10 @@ func (c *compiler) set(i int32) []uint64 {
 	return c.s.sets.set(i)
 }
 
-// source resolves an assignment's or grant's scope and condition.
-func (c *compiler) source(kind sourceKind, ref int32, tenant, cond string) (source, error) {
-	src := source{kind: kind, ref: ref, tenant: -1, cond: -1}
+// source resolves an assignment's or grant's scope and condition; ref is
+// the entry's.
+func (c *compiler) source(ref int32, tenant, cond string) (source, error) {
+	src := source{entry: entry{ref: ref, tenant: -1}, cond: -1}
 	if tenant != "" {
 		t, ok := c.s.tenantIdx[tenant]
 		if !ok {
@@ -714,6 +776,15 @@ func (c *compiler) tenantList(owner string, ids []string) (span, error) {
 	c.s.visPool = append(c.s.visPool, list...)
 	c.visible[h] = append(c.visible[h], v)
 	return v, nil
+}
+
+// trimmed returns a pool that grew by appending without most of its spare
+// capacity. Derived snapshots append to what is left.
+func trimmed[T any](pool []T) []T {
+	if cap(pool)-len(pool) > len(pool)/8 {
+		return slices.Clone(pool)
+	}
+	return pool
 }
 
 // sortedIndices returns 0..n-1 ordered by name.

@@ -32,6 +32,8 @@ type query struct {
 	// for, then the request's subject.
 	subs  [2]int32
 	nsubs int
+	// recs are the offsets of the subjects' records.
+	recs [2]int32
 	// perms must all be held: settings.access_permission and a tool's
 	// permission, or the requested permission.
 	perms  [2]int32
@@ -153,9 +155,10 @@ func (s *Snapshot) resolve(q *query, d *gatehouse.Decision, req *gatehouse.Reque
 		tr.add(ruleRequest, outcomePass, gatehouse.SubjectRef{}, "the request is well-formed", nil)
 	}
 
+	// human is the offset of the record of the user decided for, or -1.
 	human := int32(-1)
 	if req.OnBehalfOf.Type != "" {
-		u, ok := s.lookupTrimmedUser(oboID)
+		u, rec, ok := s.lookupTrimmedUser(oboID)
 		if !ok {
 			if tr != nil {
 				tr.add(ruleSubject, outcomeFail, req.OnBehalfOf, "no user with this email is in the policy", nil)
@@ -166,14 +169,14 @@ func (s *Snapshot) resolve(q *query, d *gatehouse.Decision, req *gatehouse.Reque
 		if tr != nil {
 			tr.add(ruleSubject, outcomePass, s.subjects.at(u).ref, "the user acted for is known", nil)
 		}
-		q.subs[0], q.nsubs, human = u, 1, u
+		q.subs[0], q.recs[0], q.nsubs, human = u, rec, 1, rec
 	}
-	var si int32
+	var si, rec int32
 	var ok bool
 	if req.Subject.Type == gatehouse.SubjectUser {
-		si, ok = s.lookupTrimmedUser(subID)
-	} else {
-		si, ok = s.lookupAgent(subID)
+		si, rec, ok = s.lookupTrimmedUser(subID)
+	} else if si, ok = s.lookupAgent(subID); ok {
+		rec = *s.recOff.at(si)
 	}
 	if !ok {
 		if tr != nil {
@@ -188,10 +191,10 @@ func (s *Snapshot) resolve(q *query, d *gatehouse.Decision, req *gatehouse.Reque
 	if tr != nil {
 		tr.add(ruleSubject, outcomePass, s.subjects.at(si).ref, fmt.Sprintf("the %s is known", req.Subject.Type), nil)
 	}
-	q.subs[q.nsubs] = si
+	q.subs[q.nsubs], q.recs[q.nsubs] = si, rec
 	q.nsubs++
 	if human < 0 && req.Subject.Type == gatehouse.SubjectUser {
-		human = si
+		human = rec
 	}
 
 	if isTool {
@@ -242,7 +245,11 @@ func (s *Snapshot) resolve(q *query, d *gatehouse.Decision, req *gatehouse.Reque
 	if q.tenant < 0 && tr != nil {
 		tr.add(ruleTenant, outcomeSkip, gatehouse.SubjectRef{}, "the request names no tenant", nil)
 	}
-	q.plan = s.effectivePlan(q.tenant, human)
+	humanPlan := int32(-1)
+	if human >= 0 {
+		humanPlan = s.records[human+recFlags].tenant
+	}
+	q.plan = s.effectivePlan(q.tenant, humanPlan)
 	return true
 }
 
@@ -374,7 +381,8 @@ func (s *Snapshot) featurePlan(f int32) (feature, plan string) {
 // When a permission denies it also returns that permission, and for
 // plan_required the missing feature; -1 otherwise.
 func (s *Snapshot) evalSubject(q *query, i int, tr *tracer) (r gatehouse.Reason, perm, feature int32) {
-	h, sub := s.hot.at(q.subs[i]), s.subjects.at(q.subs[i])
+	hot, sub := s.hot(q.recs[i]), s.subjects.at(q.subs[i])
+	h := &hot
 	if h.superuser {
 		if tr != nil {
 			tr.add(ruleSuperuser, outcomePass, sub.ref, "a superuser bypasses visibility, roles and plans", nil)
@@ -410,7 +418,7 @@ func (s *Snapshot) evalSubject(q *query, i int, tr *tracer) (r gatehouse.Reason,
 func (s *Snapshot) evalPermission(q *query, i int, h *subjectHot, sub *subject, p int32, tr *tracer) (gatehouse.Reason, int32) {
 	if s.holds(h, p, q.pos) {
 		if tr != nil {
-			s.tracePermission(q, sub, p, tr)
+			s.tracePermission(q, sub, h, p, tr)
 		}
 	} else {
 		granted, tried := false, false
@@ -453,8 +461,8 @@ func (s *Snapshot) evalPermission(q *query, i int, h *subjectHot, sub *subject, 
 // the request's tenant. Evaluation errors count as false.
 func (s *Snapshot) evalConditions(q *query, i int, sub *subject, p int32, tr *tracer) (granted, tried bool) {
 	var vars map[string]any
-	for _, src := range sub.conds {
-		if !s.applies(src.tenant, q.pos) || !s.gives(src, p) {
+	for _, src := range s.condSources(sub) {
+		if !s.applies(src.tenant, q.pos) || !s.gives(src.entry, p) {
 			continue
 		}
 		tried = true
@@ -474,17 +482,15 @@ func (s *Snapshot) evalConditions(q *query, i int, sub *subject, p int32, tr *tr
 }
 
 // effectivePlan is the plan of the tenant (nearest ancestor-or-self with
-// one), else the human user's own plan, else the lowest plan.
-func (s *Snapshot) effectivePlan(tenant, human int32) int32 {
+// one), else the human user's own plan (-1 for none), else the lowest plan.
+func (s *Snapshot) effectivePlan(tenant, humanPlan int32) int32 {
 	if tenant >= 0 {
 		if p := s.tenants[tenant].plan; p >= 0 {
 			return p
 		}
 	}
-	if human >= 0 {
-		if p := s.hot.at(human).plan; p >= 0 {
-			return p
-		}
+	if humanPlan >= 0 {
+		return humanPlan
 	}
 	if len(s.plans) > 0 {
 		return 0
@@ -501,60 +507,24 @@ func trimSpace(s string) string {
 	return strings.TrimSpace(s)
 }
 
-// maxStackEmail is the longest email lower-cased on the stack.
-const maxStackEmail = 128
-
 // lookupUser finds a user by email, trimmed and case-insensitively.
 func (s *Snapshot) lookupUser(email string) (int32, bool) {
-	return s.lookupTrimmedUser(trimSpace(email))
+	i, _, ok := s.lookupTrimmedUser(trimSpace(email))
+	return i, ok
 }
 
 // lookupTrimmedUser finds a user by a trimmed id: the email,
-// case-insensitively, or else one of the user's aliases, exactly.
-func (s *Snapshot) lookupTrimmedUser(id string) (int32, bool) {
+// case-insensitively, or else one of the user's aliases, exactly. It
+// returns the user's index and the offset of its record.
+func (s *Snapshot) lookupTrimmedUser(id string) (user, rec int32, ok bool) {
 	if s.over != nil {
 		return s.lookupDerivedUser(id)
 	}
-	if i, ok := s.lookupEmail(id); ok {
-		return i, true
+	if i, rec, ok := s.lookupEmail(id); ok {
+		return i, rec, true
 	}
-	i, ok := s.aliasIdx[id]
-	return i, ok
-}
-
-// lookupEmail finds a user by a trimmed email, case-insensitively, without
-// allocating for ASCII emails of up to maxStackEmail bytes.
-func (s *Snapshot) lookupEmail(email string) (int32, bool) {
-	upper := false
-	for i := 0; i < len(email); i++ {
-		c := email[i]
-		if c >= utf8.RuneSelf {
-			// Users are keyed by canonical, ASCII emails; never fold
-			// Unicode, which would map look-alikes onto them.
-			i, ok := s.userIdx[gatehouse.NormalizeEmail(email)]
-			return i, ok
-		}
-		if 'A' <= c && c <= 'Z' {
-			upper = true
-		}
+	if i, ok := s.aliasIdx[id]; ok {
+		return i, *s.recOff.at(i), true
 	}
-	if !upper {
-		i, ok := s.userIdx[email]
-		return i, ok
-	}
-	if len(email) > maxStackEmail {
-		i, ok := s.userIdx[gatehouse.NormalizeEmail(email)]
-		return i, ok
-	}
-	var buf [maxStackEmail]byte
-	for i := 0; i < len(email); i++ {
-		c := email[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		buf[i] = c
-	}
-	// The compiler does not allocate for a map index by string(bytes).
-	i, ok := s.userIdx[string(buf[:len(email)])]
-	return i, ok
+	return 0, 0, false
 }

@@ -9,11 +9,11 @@ import (
 )
 
 // lineage is shared by a compiled snapshot and every snapshot derived from
-// it (WithSubjects). Derived snapshots append to their base's pools (the
-// permission-set slab, visPool, scopedPool) in place, past the end the
-// base reads, which is safe only for the newest snapshot of the lineage:
-// tip. A snapshot derived from any other copies the pools it appends to.
-// Derive is safe for concurrent use.
+// it (Derive). Derived snapshots append to their base's pools (the
+// permission-set slab, visPool, records, sourcePool, condPool) in place,
+// past the end the base reads, which is safe only for the newest snapshot
+// of the lineage: tip. A snapshot derived from any other copies the pools
+// it appends to. Derive is safe for concurrent use.
 type lineage struct {
 	mu  sync.Mutex
 	tip *Snapshot
@@ -88,12 +88,17 @@ func (s *Snapshot) Derive(version int64, d SubjectDelta) (snap *Snapshot, ok boo
 		c.planIdx[p] = int32(i)
 	}
 	ns := c.s
-	owned := [2]map[int32]bool{{}, {}}
+	// The pages of recOff, subjects and email slots this derivation copied.
+	owned := [3]map[int32]bool{{}, {}, {}}
 	ids := s.editIDs(&d, pl)
 	for _, at := range append(pl.removeUserAt, pl.removeAgentAt...) {
-		h := *s.hot.at(at)
+		h, email := s.hotAt(at), ""
+		if ref := s.subjects.at(at).ref; ref.Type == gatehouse.SubjectUser {
+			email = ref.ID
+		}
 		h.state = removed
-		ns.hot.put(at, h, owned[0])
+		c.held = append(c.held[:0], h.held...)
+		c.setRecord(at, &h, email, &owned)
 	}
 	for i := range d.Users {
 		u, at := &d.Users[i], pl.userAt[i]
@@ -102,10 +107,10 @@ func (s *Snapshot) Derive(version int64, d SubjectDelta) (snap *Snapshot, ok boo
 			sub.alias = u.Aliases[0]
 		}
 		h := subjectHot{superuser: u.Superuser, plan: -1}
-		old := &subjectHot{}
+		old := subjectHot{}
 		if at < s.subjects.len() {
-			old = s.hot.at(at)
-			if h.state = old.state; !pl.sameAliases[i] {
+			old = s.hotAt(at)
+			if h.state = s.stateAt(at); !pl.sameAliases[i] {
 				h.state = renamed
 			}
 		}
@@ -119,20 +124,22 @@ func (s *Snapshot) Derive(version int64, d SubjectDelta) (snap *Snapshot, ok boo
 		if err := c.derivedSubject(&sub, &h, old, u.Tenants, u.Roles, u.Grants); err != nil {
 			return nil, false, fmt.Errorf("compile policy version %d: user %q: %w", version, sub.ref.ID, err)
 		}
-		ns.setSubject(at, h, sub, owned)
+		c.setRecord(at, &h, sub.ref.ID, &owned)
+		ns.setSubject(at, sub, owned[1])
 	}
 	for i := range d.Agents {
 		a, at := &d.Agents[i], pl.agentAt[i]
 		sub := subject{ref: gatehouse.AgentRef(a.ID), attrs: cloneMap(a.Attributes)}
 		h := subjectHot{plan: -1}
-		old := &subjectHot{}
+		old := subjectHot{}
 		if at < s.subjects.len() {
-			old = s.hot.at(at)
+			old = s.hotAt(at)
 		}
 		if err := c.derivedSubject(&sub, &h, old, a.Tenants, a.Roles, a.Grants); err != nil {
 			return nil, false, fmt.Errorf("compile policy version %d: agent %q: %w", version, a.ID, err)
 		}
-		ns.setSubject(at, h, sub, owned)
+		c.setRecord(at, &h, "", &owned)
+		ns.setSubject(at, sub, owned[1])
 	}
 	ns.derived += pl.records
 	if ids != nil {
@@ -144,17 +151,35 @@ func (s *Snapshot) Derive(version int64, d SubjectDelta) (snap *Snapshot, ok boo
 	return ns, true, nil
 }
 
-// setSubject sets record at of s, or appends it when at is the next
-// index: the new subjects of a delta come in the order planDelta numbered
-// them.
-func (s *Snapshot) setSubject(at int32, h subjectHot, sub subject, owned [2]map[int32]bool) {
-	if at == s.subjects.len() {
-		s.hot.push(h, owned[0])
-		s.subjects.push(sub, owned[1])
+// setRecord makes subject at's record in c's snapshot one with h's
+// fields, email ("" for an agent) and the entries in c.held, appending the
+// subject when at is the next index: the new subjects of a delta come in
+// the order planDelta numbered them. A user the email table holds has its
+// slot follow the record; the overlay finds the users derivations added.
+func (c *compiler) setRecord(at int32, h *subjectHot, email string, owned *[3]map[int32]bool) {
+	s := c.s
+	off := c.putRecord(at, h, email)
+	if at == s.recOff.len() {
+		s.recOff.push(off, owned[0])
 		return
 	}
-	s.hot.put(at, h, owned[0])
-	s.subjects.put(at, sub, owned[1])
+	s.recOff.put(at, off, owned[0])
+	if email == "" {
+		return
+	}
+	if pos, found := s.emails.slot(s, email); found && s.records[s.emails.slots.at(pos).rec-1+recSubject].ref == at {
+		s.emails.setSlot(pos, email, off, owned[2])
+	}
+}
+
+// setSubject sets subject at of s, or appends it when at is the next
+// index, as setRecord does its record.
+func (s *Snapshot) setSubject(at int32, sub subject, owned map[int32]bool) {
+	if at == s.subjects.len() {
+		s.subjects.push(sub, owned)
+		return
+	}
+	s.subjects.put(at, sub, owned)
 }
 
 // deltaPlan is where the subjects of a delta are in a snapshot.
@@ -186,6 +211,9 @@ func (s *Snapshot) planDelta(d *SubjectDelta) (pl *deltaPlan, ok bool, err error
 		email := gatehouse.NormalizeEmail(d.Users[i].Email)
 		if email == "" {
 			return nil, false, gatehouse.Invalidf("user with an empty email")
+		}
+		if len(email) > maxEmail {
+			return nil, false, gatehouse.Invalidf("user email of %d bytes: longer than %d", len(email), maxEmail)
 		}
 		users[email] = true
 		pl.emails = append(pl.emails, email)
@@ -219,7 +247,7 @@ func (s *Snapshot) planDelta(d *SubjectDelta) (pl *deltaPlan, ok bool, err error
 		return nil, false, nil
 	}
 	for _, e := range d.RemoveUsers {
-		at, found := s.emailOwner(gatehouse.NormalizeEmail(e))
+		at, _, found := s.emailOwner(gatehouse.NormalizeEmail(e))
 		if !found {
 			return nil, false, nil
 		}
@@ -238,7 +266,7 @@ func (s *Snapshot) planDelta(d *SubjectDelta) (pl *deltaPlan, ok bool, err error
 		if !s.knownConditions(u.Roles, u.Grants) {
 			return nil, false, nil
 		}
-		at, found := s.emailOwner(pl.emails[i])
+		at, _, found := s.emailOwner(pl.emails[i])
 		if !found {
 			at = next
 			next++
@@ -366,7 +394,7 @@ func (s *Snapshot) checkAliases(d *SubjectDelta, pl *deltaPlan) error {
 			if k, ok := emails[email]; ok && k != i {
 				return gatehouse.Invalidf("alias %q names users %q and %q", a, pl.emails[k], pl.emails[i])
 			}
-			at, found = s.emailOwner(email)
+			at, _, found = s.emailOwner(email)
 			if o, clash := other(at, found, i); clash {
 				return gatehouse.Invalidf("alias %q names users %q and %q", a, o, pl.emails[i])
 			}
@@ -479,7 +507,8 @@ func (s *Snapshot) editIDs(d *SubjectDelta, pl *deltaPlan) *overlay {
 func (s *Snapshot) derivedCopy(version int64) *Snapshot {
 	ns := *s
 	ns.version = version
-	ns.hot, ns.subjects = s.hot.cloneList(), s.subjects.cloneList()
+	ns.recOff, ns.subjects = s.recOff.cloneList(), s.subjects.cloneList()
+	ns.emails.slots = s.emails.slots.cloneList()
 	sets := *s.sets
 	ns.sets = &sets
 	// Claimed for this derivation alone: a concurrent one from s copies.
@@ -492,7 +521,9 @@ func (s *Snapshot) derivedCopy(version int64) *Snapshot {
 	if !tip {
 		ns.sets.slab = slices.Clip(ns.sets.slab)
 		ns.visPool = slices.Clip(ns.visPool)
-		ns.scopedPool = slices.Clip(ns.scopedPool)
+		ns.records = slices.Clip(ns.records)
+		ns.sourcePool = slices.Clip(ns.sourcePool)
+		ns.condPool = slices.Clip(ns.condPool)
 	}
 	return &ns
 }
@@ -518,7 +549,7 @@ func (s *Snapshot) knownConditions(roles []gatehouse.Assignment, grants []gateho
 
 // derivedSubject is subject for a derivation: conditions are those s
 // compiled, and a tenant list equal to the one old has keeps its span.
-func (c *compiler) derivedSubject(sub *subject, h, old *subjectHot, tenants []string, roles []gatehouse.Assignment, grants []gatehouse.Grant) error {
+func (c *compiler) derivedSubject(sub *subject, h *subjectHot, old subjectHot, tenants []string, roles []gatehouse.Assignment, grants []gatehouse.Grant) error {
 	c.condIdx = make(map[string]int32)
 	for _, a := range roles {
 		c.knowCondition(a.Condition)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/engine"
+	"github.com/gatehouse/gatehouse/engine/enginetest"
 )
 
 // randomSubjectChange changes one user or agent of p at random, within what
@@ -104,7 +105,17 @@ func randomSubjectChange(rng *rand.Rand, p *gatehouse.Policy) ([]gatehouse.UserE
 // of subject changes, from the newest snapshot or now and then from an
 // older one, decides every sampled request, and reports every subject's
 // effective permissions, as a Compile of the same policy does.
+// It runs twice: with the default layout, and with every subject's
+// sources merged into permission sets.
 func TestWithSubjectsMatchesCompile(t *testing.T) {
+	t.Run("default", testWithSubjectsMatchesCompile)
+	t.Run("merged", func(t *testing.T) {
+		defer engine.SetMergeAbove(0)()
+		testWithSubjectsMatchesCompile(t)
+	})
+}
+
+func testWithSubjectsMatchesCompile(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 19))
 	p := testPolicy()
 	snap, err := engine.Compile(p, 1)
@@ -319,6 +330,33 @@ func TestWithSubjectsConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 		sameDecisions(t, i, r.p, want, r.snap, reqs)
+	}
+}
+
+// TestMergedSubjectsDecideAlike: a subject's sources read one by one and
+// merged into permission sets decide, explain and report alike, on the
+// fixture and on a generated policy whose users hold many grants.
+func TestMergedSubjectsDecideAlike(t *testing.T) {
+	cfg := enginetest.DefaultConfig()
+	cfg.Users, cfg.Tenants, cfg.Permissions, cfg.Grants = 40, 40, 200, 20
+	for name, p := range map[string]*gatehouse.Policy{"fixture": testPolicy(), "generated": enginetest.Generate(cfg)} {
+		t.Run(name, func(t *testing.T) {
+			want, err := engine.Compile(p, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			restore := engine.SetMergeAbove(0)
+			got, err := engine.Compile(p, 1)
+			restore()
+			if err != nil {
+				t.Fatal(err)
+			}
+			reqs := randomRequests(rand.New(rand.NewPCG(3, 9)), 400)
+			for _, r := range enginetest.Requests(p, 5, 2000) {
+				reqs = append(reqs, &r)
+			}
+			sameDecisions(t, 0, p, want, got, reqs)
+		})
 	}
 }
 
@@ -546,8 +584,18 @@ func sameListings(t *testing.T, step int, want, got *engine.Snapshot, u *deriveU
 // deltas — edits, alias changes and moves, users and agents created,
 // removed and created again — from the newest snapshot or now and then
 // from an older one, decides, explains and lists as a Compile of the same
-// policy does; a delta Compile refuses, Derive refuses too.
+// policy does; a delta Compile refuses, Derive refuses too. It runs twice:
+// with the default layout, and with every subject's sources merged into
+// permission sets.
 func TestDeriveMatchesCompile(t *testing.T) {
+	t.Run("default", testDeriveMatchesCompile)
+	t.Run("merged", func(t *testing.T) {
+		defer engine.SetMergeAbove(0)()
+		testDeriveMatchesCompile(t)
+	})
+}
+
+func testDeriveMatchesCompile(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 19))
 	u := newDeriveUniverse()
 	p := aliasPolicy()

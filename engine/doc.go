@@ -9,7 +9,11 @@
 // distinct bitset once, numbers the tenant forest depth-first so that "is T
 // in the subtree of S" is two comparisons, resolves each tenant's nearest
 // plan and each feature's lowest plan, and compiles every distinct CEL
-// condition once.
+// condition once. A subject's record is small and fixed-size; its
+// unconditional role assignments and grants follow each other in one pool
+// (8 bytes each), which Check scans, so that a decision about one of a
+// million users reads a few cache lines. A subject with more than a
+// handful of them holds merged bitsets instead, one per scope.
 //
 // # Deciding
 //
@@ -44,14 +48,18 @@
 // Derive gives the snapshot Compile would give after a change of users and
 // agents (SubjectDelta: upserts and removals) without compiling: it builds
 // the records of the subjects the change names and shares everything else
-// with the snapshot it starts from, which does not change. Records are
-// paged (1,024 a page), so a derivation copies the pages it changes, and
-// appends the subjects it adds after the compiled ones. A removed subject's
-// record stays, marked removed; the ids derivations added or moved (added
+// with the snapshot it starts from, which does not change. It appends the
+// new records to the pool, past the end the snapshot it starts from reads;
+// the record offsets, the subjects and the email table's slots are paged
+// (1,024 a page), so a derivation copies the pages it changes, and appends
+// the subjects it adds after the compiled ones. A compiled user's slot
+// follows its record. A removed subject gets a record marked removed (its
+// state, in the record's flags); the ids derivations added or moved (added
 // subjects' emails and agent ids, the aliases of users whose aliases
 // changed) are in a copy-on-write overlay of 64 shards that lookups
-// consult only for what the compiled maps no longer answer, so a live
-// user's lookup costs what it costs on a compiled snapshot. A lineage
+// consult only for what the email table and the compiled maps no longer
+// answer, so a live user's lookup costs what it costs on a compiled
+// snapshot: the slot and the record, whose state it reads. A lineage
 // (a Compile and the snapshots derived from it) derives a bounded number
 // of records and ids; past that, or for a condition the Compile did not
 // see, Derive declines and the caller compiles. DerivableDelta says so

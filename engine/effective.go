@@ -54,16 +54,18 @@ func (s *Snapshot) Effective(subject gatehouse.SubjectRef, tenant string) (e gat
 		req.Tenant = tenant
 	}
 	q.req = &req
-	human := int32(-1)
+	hot := s.hotAt(si)
+	q.recs[0] = *s.recOff.at(si)
+	humanPlan := int32(-1)
 	if sub.ref.Type == gatehouse.SubjectUser {
-		human = si
+		humanPlan = hot.plan
 	}
-	q.plan = s.effectivePlan(q.tenant, human)
+	q.plan = s.effectivePlan(q.tenant, humanPlan)
 
 	e = gatehouse.Effective{
 		Subject:     sub.ref,
 		Tenant:      tenant,
-		Superuser:   s.hot.at(si).superuser,
+		Superuser:   hot.superuser,
 		Permissions: []string{},
 		Tools:       make([]gatehouse.ToolAccess, 0, len(s.tools)),
 		Flags:       make(map[string]bool),
@@ -71,7 +73,7 @@ func (s *Snapshot) Effective(subject gatehouse.SubjectRef, tenant string) (e gat
 	}
 	if q.plan >= 0 {
 		e.Plan = s.plans[q.plan]
-		e.PlanSource, e.PlanFrom = s.planSource(q.tenant, human)
+		e.PlanSource, e.PlanFrom = s.planSource(q.tenant, humanPlan)
 		for _, f := range s.featuresByName {
 			if s.features[f].minPlan <= q.plan {
 				e.Features = append(e.Features, s.features[f].name)
@@ -117,9 +119,9 @@ func (s *Snapshot) Effective(subject gatehouse.SubjectRef, tenant string) (e gat
 	return e, nil
 }
 
-// planSource says why effectivePlan(tenant, human) applies and, for an
+// planSource says why effectivePlan(tenant, humanPlan) applies and, for an
 // inherited plan, which ancestor's it is.
-func (s *Snapshot) planSource(tenant, human int32) (source, from string) {
+func (s *Snapshot) planSource(tenant, humanPlan int32) (source, from string) {
 	if tenant >= 0 {
 		switch f := s.tenants[tenant].planFrom; {
 		case f == tenant:
@@ -128,7 +130,7 @@ func (s *Snapshot) planSource(tenant, human int32) (source, from string) {
 			return gatehouse.PlanSourceInherited, s.tenants[f].id
 		}
 	}
-	if human >= 0 && s.hot.at(human).plan >= 0 {
+	if humanPlan >= 0 {
 		return gatehouse.PlanSourceUser, ""
 	}
 	return gatehouse.PlanSourceDefault, ""
@@ -189,10 +191,11 @@ func (s *Snapshot) VisibleTenants(email string) []string {
 	}
 	visible := s.defaultVisible
 	if u, ok := s.lookupUser(email); ok {
-		if s.hot.at(u).superuser {
+		h := s.hotAt(u)
+		if h.superuser {
 			return slices.Clone(s.tenantNames)
 		}
-		visible = s.hot.at(u).visible
+		visible = h.visible
 	}
 	ids := s.visible(visible)
 	out := make([]string, len(ids))
@@ -213,10 +216,11 @@ func (s *Snapshot) AgentTenants(id string) []string {
 	if !ok {
 		return nil
 	}
-	if s.hot.at(a).superuser {
+	h := s.hotAt(a)
+	if h.superuser {
 		return slices.Clone(s.tenantNames)
 	}
-	ids := s.visible(s.hot.at(a).visible)
+	ids := s.visible(h.visible)
 	out := make([]string, len(ids))
 	for i, t := range ids {
 		out[i] = s.tenants[t].id
@@ -231,5 +235,5 @@ func (s *Snapshot) IsSuperuser(email string) bool {
 		return false
 	}
 	u, ok := s.lookupUser(email)
-	return ok && s.hot.at(u).superuser
+	return ok && s.hotAt(u).superuser
 }

@@ -19,11 +19,11 @@ func (t *tracer) add(rule, outcome string, sub gatehouse.SubjectRef, detail stri
 }
 
 // tracePermission records the first unconditional source that gives p.
-func (s *Snapshot) tracePermission(q *query, sub *subject, p int32, tr *tracer) {
+func (s *Snapshot) tracePermission(q *query, sub *subject, h *subjectHot, p int32, tr *tracer) {
 	var path []string
-	for _, src := range sub.sources[:len(sub.sources)-len(sub.conds)] {
-		if s.applies(src.tenant, q.pos) && s.gives(src, p) {
-			path = s.sourcePath(src, p)
+	for _, e := range s.uncond(sub, h) {
+		if s.applies(e.tenant, q.pos) && s.gives(e, p) {
+			path = s.sourcePath(source{entry: e, cond: -1}, p)
 			break
 		}
 	}
@@ -33,7 +33,7 @@ func (s *Snapshot) tracePermission(q *query, sub *subject, p int32, tr *tracer) 
 // sourcePath is how src gives p: role → bundle → permission, or the grant.
 func (s *Snapshot) sourcePath(src source, p int32) []string {
 	label := s.sourceLabel(src)
-	if src.kind == sourceGrant {
+	if src.isGrant() {
 		return []string{label}
 	}
 	perm := "permission " + s.perms[p].name
@@ -63,8 +63,8 @@ func (s *Snapshot) sourceLabel(src source) string {
 	if src.cond >= 0 {
 		scope += ", condition " + s.conds[src.cond].expr
 	}
-	if src.kind == sourceGrant {
-		return fmt.Sprintf("grant %s (%s)", s.perms[src.ref].name, scope)
+	if src.isGrant() {
+		return fmt.Sprintf("grant %s (%s)", s.perms[^src.ref].name, scope)
 	}
 	return fmt.Sprintf("role %s (%s)", s.roles[src.ref].name, scope)
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
@@ -20,8 +21,8 @@ func TestRecoverInternalError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.userIdx["broken@example.com"] = 99
-	req := &gatehouse.Request{Subject: gatehouse.User("broken@example.com"), Permission: "p"}
+	s.agentIdx["broken"] = 99
+	req := &gatehouse.Request{Subject: gatehouse.AgentRef("broken"), Permission: "p"}
 	want := gatehouse.Decision{Reason: gatehouse.ReasonInternalError, Version: 4}
 	if d := s.Check(req); d != want {
 		t.Errorf("Check(broken) = %+v, want %+v", d, want)
@@ -114,6 +115,68 @@ func TestTenantSubtree(t *testing.T) {
 			di := s.tenantIdx[fmt.Sprintf("t%d", d)]
 			if got, want := s.applies(ai, s.tenants[di].in), isAncestorOrSelf(a, d); got != want {
 				t.Fatalf("applies(t%d, t%d) = %v, want %v", a, d, got, want)
+			}
+		}
+	}
+}
+
+// TestFoldWord: the eight-bytes-at-once fold lower-cases exactly the ASCII
+// letters, whatever the other bytes are.
+func TestFoldWord(t *testing.T) {
+	for b := range 256 {
+		for _, pos := range []int{0, 3, 7} {
+			w := uint64(0x4142435a5b60617a) // "zaa`[ZCBA" little-endian, mixed
+			w = w&^(0xff<<(8*pos)) | uint64(b)<<(8*pos)
+			var want uint64
+			for k := range 8 {
+				c := byte(w >> (8 * k))
+				if 'A' <= c && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				want |= uint64(c) << (8 * k)
+			}
+			if got := foldWord(w); got != want {
+				t.Fatalf("foldWord(%#x) = %#x, want %#x", w, got, want)
+			}
+		}
+	}
+}
+
+// TestEmailTable: users are found by email whatever its case and length,
+// and only by their own email.
+func TestEmailTable(t *testing.T) {
+	p := &gatehouse.Policy{Permissions: []gatehouse.Permission{{Name: "p"}}}
+	var emails []string
+	for i := range 3000 {
+		e := fmt.Sprintf("user%d@example.com", i)
+		switch i % 5 {
+		case 1:
+			e = strings.Repeat("long", 10+i%70) + e
+		case 2:
+			e = "Ünïcode" + e
+		}
+		emails = append(emails, gatehouse.NormalizeEmail(e))
+		p.Users = append(p.Users, gatehouse.UserEntry{Email: strings.ToUpper(e[:2]) + e[2:]})
+	}
+	s, err := Compile(p, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range emails {
+		upper := strings.Map(func(r rune) rune {
+			if 'a' <= r && r <= 'z' {
+				return r - ('a' - 'A')
+			}
+			return r
+		}, e)
+		for _, q := range []string{e, upper, " " + e + " "} {
+			if got, ok := s.lookupUser(q); !ok || got != int32(i) {
+				t.Fatalf("lookupUser(%q) = %d, %v; want %d", q, got, ok, i)
+			}
+		}
+		for _, q := range []string{e + "x", e[1:], "x" + e, upper + "\x00", strings.ToUpper(e[:len(e)-1])} {
+			if got, ok := s.lookupUser(q); ok {
+				t.Fatalf("lookupUser(%q) = %d, want none", q, got)
 			}
 		}
 	}

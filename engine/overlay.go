@@ -9,9 +9,10 @@ import (
 
 // Subject states (subjectHot.state). A compiled snapshot's subjects are all
 // live; a derivation (Derive) marks the ones it removes, and the users
-// whose aliases it changes, whose entries in the compiled snapshot's maps
-// (userIdx, aliasIdx, agentIdx) then no longer say where their ids lead:
-// the snapshot's overlay does.
+// whose aliases it changes, whose entries in the compiled snapshot's email
+// table and maps (aliasIdx, agentIdx) then no longer say where their ids
+// lead: the snapshot's overlay does. The state is in the subject's record
+// (recFlags), which a lookup reads anyway.
 const (
 	live uint8 = iota
 	// renamed: a user whose aliases a derivation set; the overlay's
@@ -129,42 +130,48 @@ func foldShard(id string) uint32 {
 }
 
 // lookupDerivedUser is lookupTrimmedUser for a snapshot with an overlay.
-func (s *Snapshot) lookupDerivedUser(id string) (int32, bool) {
-	if i, ok := s.emailOwner(id); ok {
-		return i, true
+func (s *Snapshot) lookupDerivedUser(id string) (user, rec int32, ok bool) {
+	if i, rec, ok := s.emailOwner(id); ok {
+		return i, rec, true
 	}
-	return s.aliasOwner(id)
+	if i, ok := s.aliasOwner(id); ok {
+		return i, *s.recOff.at(i), true
+	}
+	return 0, 0, false
 }
 
 // lookupAgent finds an agent by a trimmed id.
 func (s *Snapshot) lookupAgent(id string) (int32, bool) {
 	i, ok := s.agentIdx[id]
-	if s.over == nil || ok && s.hot.at(i).state == live {
+	if s.over == nil || ok && s.stateAt(i) == live {
 		return i, ok
 	}
 	return s.over.agents.get(foldShard(id), id)
 }
 
 // emailOwner finds the user whose email a trimmed id is,
-// case-insensitively, without allocating for an ASCII id.
-func (s *Snapshot) emailOwner(id string) (int32, bool) {
-	if i, ok := s.lookupEmail(id); ok && s.hot.at(i).state != removed {
-		return i, true
+// case-insensitively, without allocating for an ASCII id, and the offset
+// of its record. The email table's slot leads to a compiled user's record,
+// whose state says whether the user is still there; the overlay has the
+// users derivations added.
+func (s *Snapshot) emailOwner(id string) (user, rec int32, ok bool) {
+	if i, rec, ok := s.lookupEmail(id); ok && s.recState(rec) != removed {
+		return i, rec, true
 	}
 	if s.over == nil || s.over.emails.shards == nil {
-		return 0, false
+		return 0, 0, false
 	}
 	sh := foldShard(id)
 	upper := false
 	for i := 0; i < len(id); i++ {
 		c := id[i]
 		if c >= utf8.RuneSelf || len(id) > maxStackID {
-			return s.over.emails.get(sh, gatehouse.NormalizeEmail(id))
+			return s.addedUser(s.over.emails.get(sh, gatehouse.NormalizeEmail(id)))
 		}
 		upper = upper || 'A' <= c && c <= 'Z'
 	}
 	if !upper {
-		return s.over.emails.get(sh, id)
+		return s.addedUser(s.over.emails.get(sh, id))
 	}
 	var buf [maxStackID]byte
 	for i := 0; i < len(id); i++ {
@@ -176,13 +183,21 @@ func (s *Snapshot) emailOwner(id string) (int32, bool) {
 	}
 	// The compiler does not allocate for a map index by string(bytes).
 	i, ok := s.over.emails.shards[sh%overlayShards][string(buf[:len(id)])]
-	return i, ok
+	return s.addedUser(i, ok)
+}
+
+// addedUser returns user i, if found, with the offset of its record.
+func (s *Snapshot) addedUser(i int32, found bool) (user, rec int32, ok bool) {
+	if !found {
+		return 0, 0, false
+	}
+	return i, *s.recOff.at(i), true
 }
 
 // aliasOwner finds the user with alias a, compared exactly.
 func (s *Snapshot) aliasOwner(a string) (int32, bool) {
 	i, ok := s.aliasIdx[a]
-	if s.over == nil || ok && s.hot.at(i).state == live {
+	if s.over == nil || ok && s.stateAt(i) == live {
 		return i, ok
 	}
 	// A renamed user that kept a has it in the overlay.

@@ -7,7 +7,7 @@ const (
 )
 
 // paged is an array of per-subject records cut into fixed-size pages, so
-// that a snapshot derived from another (Snapshot.WithSubjects) copies only
+// that a snapshot derived from another (Snapshot.Derive) copies only
 // the list of pages and the pages it changes, and shares the rest.
 type paged[T any] struct {
 	pages [][]T

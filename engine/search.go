@@ -18,7 +18,7 @@ func (s *Snapshot) SubjectIDs(t gatehouse.SubjectType) []string {
 	}
 	var out []string
 	for i := range s.subjects.len() {
-		if ref := s.subjects.at(i).ref; ref.Type == t && s.hot.at(i).state != removed {
+		if ref := s.subjects.at(i).ref; ref.Type == t && s.stateAt(i) != removed {
 			out = append(out, ref.ID)
 		}
 	}

@@ -2,9 +2,9 @@ package engine
 
 import "math/bits"
 
-// setTable holds every distinct permission set of a snapshot. Identical sets
-// are stored once, so 100k users holding a handful of distinct role
-// combinations share a handful of sets.
+// setTable holds every distinct permission set of a snapshot: the roles'
+// and the merged sets of subjects with many sources. Identical sets are
+// stored once.
 //
 // Compile builds the table in chunks of 2^shift sets, so that growing it
 // never copies what it holds; seal flattens them into one slab, in which set
@@ -70,7 +70,7 @@ func (t *setTable) set(i int32) []uint64 {
 }
 
 // seal flattens the chunks into the slab. The hash index stays: a derived
-// snapshot (Snapshot.WithSubjects) looks up the sets it needs in it.
+// snapshot (Snapshot.Derive) looks up the sets it needs in it.
 func (t *setTable) seal() {
 	t.slab = make([]uint64, 0, int(t.n)*t.words)
 	for _, c := range t.chunks {

@@ -10,8 +10,8 @@ import (
 )
 
 // Snapshot is a compiled, immutable policy. Every id of the policy is
-// interned to an int32 index at Compile; permission sets are bitsets shared
-// between subjects that hold the same set. A Snapshot is safe for
+// interned to an int32 index at Compile; roles' permission sets are bitsets
+// stored once. A Snapshot is safe for
 // concurrent use and never changes after Compile.
 type Snapshot struct {
 	version int64
@@ -24,13 +24,19 @@ type Snapshot struct {
 
 	bundles []bundleInfo
 	roles   []roleInfo
+	// roleSets is each role's permission set, roles[i].set, kept apart so
+	// that Check reads a small array.
+	roleSets []int32
 
 	plans    []string
 	features []featureInfo
 	// featuresByName lists feature indices sorted by name.
 	featuresByName []int32
 
-	tenants   []tenantInfo
+	tenants []tenantInfo
+	// subtrees is each tenant's [in, out], tenants[i].in and .out, kept
+	// apart so that Check reads a small array.
+	subtrees  []subtree
 	tenantIdx map[string]int32
 	// tenantNames lists every tenant id, sorted.
 	tenantNames []string
@@ -38,13 +44,21 @@ type Snapshot struct {
 	// every subject without a tenant list of its own.
 	defaultVisible span
 
-	// hot and subjects are indexed alike: users first, then agents.
-	hot        paged[subjectHot]
-	subjects   paged[subject]
-	visPool    []int32
-	scopedPool []scopedSet
-	userIdx    map[string]int32
-	agentIdx   map[string]int32
+	// recOff and subjects are indexed alike: users first, then agents.
+	// recOff is the offset of each subject's record in records, which
+	// holds what Check reads about the subject (see recFlags).
+	recOff   paged[int32]
+	records  []entry
+	subjects paged[subject]
+	visPool  []int32
+	// sourcePool holds the unconditional sources of subjects whose entries
+	// are merged sets (subject.sources), condPool the conditional sources
+	// (subject.conds).
+	sourcePool []entry
+	condPool   []source
+	// emails finds users by email.
+	emails   emailTable
+	agentIdx map[string]int32
 	// aliasIdx finds users by their other ids, compared exactly.
 	aliasIdx map[string]int32
 
@@ -132,68 +146,124 @@ type toolInfo struct {
 	perm int32
 }
 
-// subjectHot is what Check reads about a subject for every request, kept
-// apart from the rest (subject) so that a check touches one small record.
+// A subject's record in Snapshot.records is what Check reads about it,
+// in consecutive 8-byte units, so that a cold check reads one run of
+// memory after the email table's slot:
+//
+//	recFlags    ref: recSuperuser, recHasConds | state<<recStateShift | email length<<recLenShift; tenant: the user's own plan, or -1
+//	recVisible  the visible span (subjectHot.visible)
+//	recSubject  ref: the subject's index; tenant: the number of entries
+//	recEmail    a user's canonical email, eight bytes a unit, little-endian and zero-padded
+//	then        the entries (subjectHot.held)
+const (
+	recFlags = iota
+	recVisible
+	recSubject
+	recEmail
+
+	recSuperuser = 1
+	recHasConds  = 2
+	// The subject's state (live, renamed, removed) is two bits.
+	recStateShift = 2
+	recStateMask  = 3
+	recLenShift   = 8
+	// maxEmail is the longest email a record holds.
+	maxEmail = 1<<(31-recLenShift) - 1
+)
+
+// subjectHot is a subject's record, decoded.
 type subjectHot struct {
 	superuser bool
-	// state is live, or what a derivation did to the subject's ids.
+	// state is live, or what a derivation did to the subject's ids, as
+	// putRecord writes it. hot does not decode it, so that Check's decode
+	// stays small enough to inline: stateAt reads it.
 	state uint8
 	// hasConds reports whether the subject has conditional sources.
 	hasConds bool
 	// plan is a user's own plan, or -1.
 	plan int32
-	// global is the set of permissions held everywhere without condition.
-	global int32
 	// visible spans the sorted tenant indices the subject may see in
 	// Snapshot.visPool; subjects with equal lists share one span.
 	visible span
-	// scoped spans the subject's unconditional scoped sets in
-	// Snapshot.scopedPool.
-	scoped span
+	// held are the subject's entries: an unconditional permission is held
+	// where one of them gives it.
+	held []entry
+}
+
+// hot decodes the record at off.
+func (s *Snapshot) hot(off int32) subjectHot {
+	r := s.records[off:]
+	flags, n := r[recFlags].ref, r[recSubject].tenant
+	first := recEmail + (flags>>recLenShift+7)/8
+	return subjectHot{
+		superuser: flags&recSuperuser != 0,
+		hasConds:  flags&recHasConds != 0,
+		plan:      r[recFlags].tenant,
+		visible:   span{off: r[recVisible].ref, n: r[recVisible].tenant},
+		held:      r[first : first+n : first+n],
+	}
+}
+
+// hotAt decodes the record of subject i.
+func (s *Snapshot) hotAt(i int32) subjectHot { return s.hot(*s.recOff.at(i)) }
+
+// stateAt is the state of subject i, read from its record.
+func (s *Snapshot) stateAt(i int32) uint8 { return s.recState(*s.recOff.at(i)) }
+
+// recState is the state of the subject whose record is at off.
+func (s *Snapshot) recState(off int32) uint8 {
+	return uint8(s.records[off+recFlags].ref >> recStateShift & recStateMask)
 }
 
 // span is a slice of a pool: pool[off : off+n].
 type span struct{ off, n int32 }
 
+// subtree is a tenant's Euler numbers: t is in the subtree iff
+// in <= t.in && t.in <= out.
+type subtree struct{ in, out int32 }
+
 // subject is the rest of a compiled user or agent: what explanations,
 // conditions and Effective need.
 type subject struct {
 	ref gatehouse.SubjectRef
-	// sources are the subject's assignments and grants, unconditional ones
-	// first, each group in policy order; conds is the conditional tail.
-	sources []source
-	conds   []source
-	attrs   map[string]any
+	// merged reports that the subject's entries are permission sets merged
+	// from more than mergeAbove unconditional sources; sources spans those
+	// sources in Snapshot.sourcePool. Otherwise the entries are the
+	// sources themselves.
+	merged  bool
+	sources span
+	// conds spans the conditional sources in Snapshot.condPool, in policy
+	// order.
+	conds span
+	attrs map[string]any
 	// alias is a user's first alias, "" without one.
 	alias string
 	// aliases counts the distinct aliases that name this user in aliasIdx.
 	aliases int32
 }
 
-// scopedSet is a permission set that applies in the subtree whose Euler
-// numbers span [lo, hi].
-type scopedSet struct {
-	lo, hi int32
-	set    int32
-}
+// mergeAbove is the most unconditional sources Check reads one by one;
+// a subject with more holds one merged permission set per scope instead,
+// so that a check never scans a long list. Tests lower it to merge every
+// subject.
+var mergeAbove = 16
 
-type sourceKind uint8
+// entry is an unconditional source as Check reads it: ref is a role index,
+// ^p for a grant of permission p, or, in a merged subject's entries,
+// len(roles)+i for permission set i; tenant is the scope tenant, or -1 for
+// global. Role assignments and grants come first, each in policy order.
+type entry struct{ ref, tenant int32 }
 
-const (
-	sourceRole sourceKind = iota
-	sourceGrant
-)
-
-// source is one role assignment or direct grant.
+// source is one conditional role assignment or direct grant (an entry and
+// its condition), or an unconditional one with cond -1.
 type source struct {
-	kind sourceKind
-	// ref is a role index or, for a grant, a permission index.
-	ref int32
-	// tenant is the scope tenant, or -1 for global.
-	tenant int32
+	entry
 	// cond is a condition index, or -1.
 	cond int32
 }
+
+// isGrant reports whether e is a direct grant; its permission is ^e.ref.
+func (e entry) isGrant() bool { return e.ref < 0 }
 
 type condition struct {
 	expr string
@@ -276,33 +346,45 @@ func (s *Snapshot) applies(scope, pos int32) bool {
 	if pos < 0 {
 		return false
 	}
-	t := &s.tenants[scope]
+	t := s.subtrees[scope]
 	return t.in <= pos && pos <= t.out
 }
 
-// gives reports whether src gives permission p.
-func (s *Snapshot) gives(src source, p int32) bool {
-	if src.kind == sourceGrant {
-		return src.ref == p
+// gives reports whether e gives permission p.
+func (s *Snapshot) gives(e entry, p int32) bool {
+	switch nroles := int32(len(s.roleSets)); {
+	case e.ref < 0:
+		return ^e.ref == p
+	case e.ref < nroles:
+		return s.sets.has(s.roleSets[e.ref], p)
+	default:
+		return s.sets.has(e.ref-nroles, p)
 	}
-	return s.sets.has(s.roles[src.ref].set, p)
 }
 
 // holds reports whether h holds p unconditionally in the tenant with Euler
 // number pos (-1 for a tenant-less request).
 func (s *Snapshot) holds(h *subjectHot, p, pos int32) bool {
-	if s.sets.has(h.global, p) {
-		return true
-	}
-	if pos < 0 {
-		return false
-	}
-	for _, e := range s.scopedPool[h.scoped.off : h.scoped.off+h.scoped.n] {
-		if e.lo <= pos && pos <= e.hi && s.sets.has(e.set, p) {
+	for _, e := range h.held {
+		if s.applies(e.tenant, pos) && s.gives(e, p) {
 			return true
 		}
 	}
 	return false
+}
+
+// uncond returns the unconditional sources of sub, whose hot record is h,
+// in policy order.
+func (s *Snapshot) uncond(sub *subject, h *subjectHot) []entry {
+	if sub.merged {
+		return s.sourcePool[sub.sources.off : sub.sources.off+sub.sources.n]
+	}
+	return h.held
+}
+
+// condSources returns the conditional sources of sub in policy order.
+func (s *Snapshot) condSources(sub *subject) []source {
+	return s.condPool[sub.conds.off : sub.conds.off+sub.conds.n]
 }
 
 // visible returns the sorted tenant indices of a visibility span.
