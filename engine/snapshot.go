@@ -207,11 +207,10 @@ type subtree struct{ in, out int32 }
 // conditions and Effective need.
 type subject struct {
 	ref gatehouse.SubjectRef
-	// merged reports that the subject's entries are permission sets merged
-	// from more than mergeAbove unconditional sources; sources spans those
-	// sources in Snapshot.sourcePool. Otherwise the entries are the
-	// sources themselves.
-	merged  bool
+	// sources spans, in Snapshot.sourcePool, the unconditional sources of
+	// a subject whose entries are permission sets merged from more than
+	// mergeAbove of them; for any other subject it is empty and the
+	// entries are the sources themselves.
 	sources span
 	// conds spans the conditional sources in Snapshot.condPool, in policy
 	// order.
@@ -373,7 +372,7 @@ func (s *Snapshot) holds(h *subjectHot, p, pos int32) bool {
 // uncond returns the unconditional sources of sub, whose hot record is h,
 // in policy order.
 func (s *Snapshot) uncond(sub *subject, h *subjectHot) []entry {
-	if sub.merged {
+	if sub.sources.n > 0 {
 		return s.sourcePool[sub.sources.off : sub.sources.off+sub.sources.n]
 	}
 	return h.held
