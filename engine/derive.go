@@ -12,8 +12,8 @@ import (
 // it (WithSubjects). Derived snapshots append to their base's pools (the
 // permission-set slab, visPool, records, sourcePool, condPool) in place,
 // past the end the base reads, which is safe only for the newest snapshot
-// of the lineage: tip. A snapshot derived from any other copies the pools it appends to.
-// WithSubjects is safe for concurrent use.
+// of the lineage: tip. A snapshot derived from any other copies the pools
+// it appends to. WithSubjects is safe for concurrent use.
 type lineage struct {
 	mu  sync.Mutex
 	tip *Snapshot
