@@ -629,7 +629,6 @@ func (c *compiler) subject(sub *subject, h *subjectHot, tenants []string, roles 
 	if len(c.uncond) <= mergeAbove {
 		c.held = append(c.held, c.uncond...)
 	} else {
-		sub.merged = true
 		sub.sources = span{off: int32(len(s.sourcePool)), n: int32(len(c.uncond))}
 		s.sourcePool = append(s.sourcePool, c.uncond...)
 		c.merge()

@@ -9,11 +9,13 @@
 // distinct bitset once, numbers the tenant forest depth-first so that "is T
 // in the subtree of S" is two comparisons, resolves each tenant's nearest
 // plan and each feature's lowest plan, and compiles every distinct CEL
-// condition once. A subject's record is small and fixed-size; its
-// unconditional role assignments and grants follow each other in one pool
-// (8 bytes each), which Check scans, so that a decision about one of a
-// million users reads a few cache lines. A subject with more than a
-// handful of them holds merged bitsets instead, one per scope.
+// condition once. What Check reads about a subject is one record in one
+// pool: flags, plan and visibility, the user's email, then its
+// unconditional role assignments and grants (8 bytes each), which Check
+// scans; an email table's slot points at the record, so that a decision
+// about one of a million users reads the slot and then a few adjacent
+// cache lines. A subject with more than a handful of sources holds merged
+// bitsets instead, one per scope.
 //
 // # Deciding
 //

@@ -11,12 +11,12 @@ import (
 // hashes and compares emails with ASCII letters folded to lower case, so a
 // lookup needs no lower-cased copy of the request's email. A slot holds a
 // 32-bit tag of the hash and the offset of the user's record in
-// Snapshot.records, which begins with the user's email: a cold lookup
-// touches the slot's cache line and then the record's, which Check reads
-// anyway, and nothing in between. The slots are paged like the records, so
-// that a derived snapshot (Derive) that moves a user's record copies
-// one page of slots. The table is sized at Compile and holds the compiled
-// users; the users derivations add are in the snapshot's overlay.
+// Snapshot.records, which holds the user's email: a cold lookup touches
+// the slot's cache line and then the record's, which Check reads anyway,
+// and nothing in between. The slots are paged like the records, so that a
+// derived snapshot (Derive) that moves a user's record copies one page of
+// slots. The table is sized at Compile and holds the compiled users; the
+// users derivations add are in the snapshot's overlay.
 type emailTable struct {
 	slots paged[emailSlot]
 	mask  uint64
@@ -158,8 +158,8 @@ func (s *Snapshot) hasEmail(off int32, email string) bool {
 	return s.recordHas(off, len(email), words)
 }
 
-// emailSlot finds the slot of the user with canonical email email, or the
-// empty slot where it belongs.
+// slot finds the slot of the user with canonical email email, or the empty
+// slot where it belongs.
 func (t *emailTable) slot(s *Snapshot, email string) (pos int32, found bool) {
 	h := foldHash(email)
 	tag := uint32(h >> 32)

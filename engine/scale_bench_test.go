@@ -98,16 +98,27 @@ func BenchmarkScale(b *testing.B) {
 			}{{"check/cold", c.reqs}, {"check/hot", c.reqs[:hotRequests]}} {
 				b.Run(c.name+"/"+mix.name, func(b *testing.B) {
 					b.ReportAllocs()
+					// On one OS thread, so that its CPU time is the loop's.
+					runtime.LockOSThread()
+					defer runtime.UnlockOSThread()
 					s, rs := c.snap, mix.reqs
 					i := 0
+					var cpu time.Duration
 					for b.Loop() {
+						if cpu == 0 {
+							cpu = threadCPU()
+						}
 						s.Check(&rs[i])
 						if i++; i == len(rs) {
 							i = 0
 						}
 					}
+					cpu = threadCPU() - cpu
 					// After the loop: b.Loop's first call resets the timer,
 					// which drops metrics reported before it.
+					if cpu > 0 {
+						b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+					}
 					b.ReportMetric(c.compile.Seconds(), "compile-s")
 					b.ReportMetric(float64(c.withPolicy.HeapInuse)/1e6, "heap-MB")
 					b.ReportMetric(float64(c.snapOnly.HeapInuse)/1e6, "snapshot-heap-MB")

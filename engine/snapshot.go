@@ -226,11 +226,10 @@ type subtree struct{ in, out int32 }
 // conditions and Effective need.
 type subject struct {
 	ref gatehouse.SubjectRef
-	// merged reports that the subject's entries are permission sets merged
-	// from more than mergeAbove unconditional sources; sources spans those
-	// sources in Snapshot.sourcePool. Otherwise the entries are the
-	// sources themselves.
-	merged  bool
+	// sources spans, in Snapshot.sourcePool, the unconditional sources of
+	// a subject whose entries are permission sets merged from more than
+	// mergeAbove of them; for any other subject it is empty and the
+	// entries are the sources themselves.
 	sources span
 	// conds spans the conditional sources in Snapshot.condPool, in policy
 	// order.
@@ -364,9 +363,25 @@ func (s *Snapshot) gives(e entry, p int32) bool {
 
 // holds reports whether h holds p unconditionally in the tenant with Euler
 // number pos (-1 for a tenant-less request).
+//
+// It asks whether an entry gives p before whether it applies in the
+// tenant: few entries give p, and the first question needs no more memory
+// than the role sets, which every check shares.
 func (s *Snapshot) holds(h *subjectHot, p, pos int32) bool {
+	nroles := int32(len(s.roleSets))
+	slab, words := s.sets.slab, s.sets.words
+	w, bit := int(p>>6), uint64(1)<<(uint(p)&63)
 	for _, e := range h.held {
-		if s.applies(e.tenant, pos) && s.gives(e, p) {
+		var gives bool
+		switch {
+		case e.ref < 0:
+			gives = ^e.ref == p
+		case e.ref < nroles:
+			gives = slab[int(s.roleSets[e.ref])*words+w]&bit != 0
+		default:
+			gives = slab[int(e.ref-nroles)*words+w]&bit != 0
+		}
+		if gives && s.applies(e.tenant, pos) {
 			return true
 		}
 	}
@@ -376,7 +391,7 @@ func (s *Snapshot) holds(h *subjectHot, p, pos int32) bool {
 // uncond returns the unconditional sources of sub, whose hot record is h,
 // in policy order.
 func (s *Snapshot) uncond(sub *subject, h *subjectHot) []entry {
-	if sub.merged {
+	if sub.sources.n > 0 {
 		return s.sourcePool[sub.sources.off : sub.sources.off+sub.sources.n]
 	}
 	return h.held
