@@ -51,6 +51,31 @@ func (ps positions) locate(path string) position {
 	}
 }
 
+// locator finds the position of a value by its path (see
+// positions.locate).
+type locator interface {
+	locate(path string) position
+}
+
+// lazyPositions are the positions of a document's values, found by
+// decoding it again the first time a problem is to be located, so that a
+// valid document costs no position map.
+type lazyPositions struct {
+	once sync.Once
+	file string
+	data []byte
+	pos  positions
+}
+
+func (l *lazyPositions) locate(path string) position {
+	l.once.Do(func() {
+		l.pos = positions{"": {1, 1}}
+		decodeInto(l.file, l.data, &gatehouse.Policy{}, l.pos)
+		l.data = nil
+	})
+	return l.pos.locate(path)
+}
+
 // locateAll fills in File, Line and Column of problems from their paths.
 func (ps positions) locateAll(file string, problems []Problem) {
 	for i := range problems {
@@ -62,13 +87,6 @@ func (ps positions) locateAll(file string, problems []Problem) {
 	}
 }
 
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
 // decodeDocument decodes data, YAML or JSON, into v (a pointer) and returns
 // the position of every value and the problems found, located in file. A
 // document that does not parse at all returns nil positions. A document
@@ -76,8 +94,29 @@ func joinPath(path, key string) string {
 // held to JSON's grammar; other documents are YAML. An empty document
 // decodes to v's zero value.
 func decodeDocument(file string, data []byte, v any) (positions, []Problem) {
+	pos := positions{"": {1, 1}}
+	res := decodeInto(file, data, v, pos)
+	if !res.ok {
+		return nil, res.problems
+	}
+	return pos, res.problems
+}
+
+// decoded is what decodeInto found.
+type decoded struct {
+	// ok is false when the document does not parse at all.
+	ok       bool
+	problems []Problem
+	// sections are the document's top-level keys, in order.
+	sections []string
+}
+
+// decodeInto is decodeDocument that records positions in pos only when it
+// is not nil: a large document's positions take several times its size,
+// and are needed only to locate a problem.
+func decodeInto(file string, data []byte, v any, pos positions) decoded {
 	if !utf8.Valid(data) {
-		return nil, []Problem{invalidUTF8(file, data)}
+		return decoded{problems: []Problem{invalidUTF8(file, data)}}
 	}
 	var root *yaml.Node
 	var problem *Problem
@@ -88,19 +127,20 @@ func decodeDocument(file string, data []byte, v any) (positions, []Problem) {
 		root, problem = yamlTree(file, data)
 	}
 	if problem != nil {
-		return nil, []Problem{*problem}
+		return decoded{problems: []Problem{*problem}}
 	}
 	d := &decoder{
 		file: file,
-		pos:  positions{"": {1, 1}},
+		pos:  pos,
 		// Aliases can make a small document expand enormously; a document
 		// without them has fewer values than bytes.
 		budget: 16*len(data) + 1024,
+		root:   root,
 	}
 	if root != nil {
-		d.decode(root, reflect.ValueOf(v).Elem(), "", 0)
+		d.decode(root, reflect.ValueOf(v).Elem(), 0)
 	}
-	return d.pos, d.problems
+	return decoded{ok: true, problems: d.problems, sections: d.sections}
 }
 
 func invalidUTF8(file string, data []byte) Problem {
@@ -171,11 +211,16 @@ func yamlProblem(file string, err error) Problem {
 // every value, so that JSON documents decode exactly like YAML ones. It
 // returns nil for an empty input.
 func jsonTree(file string, data []byte) (*yaml.Node, *Problem) {
-	b := &jsonBuilder{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
-	b.dec.UseNumber()
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil
 	}
+	if json.Valid(data) {
+		sc := &jsonScanner{data: data, line: 1, col: 1}
+		return sc.value(), nil
+	}
+	// An invalid document is walked token by token to find where and why.
+	b := &jsonBuilder{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
+	b.dec.UseNumber()
 	root, err := b.value()
 	if err == nil {
 		off := b.start()
@@ -188,6 +233,131 @@ func jsonTree(file string, data []byte) (*yaml.Node, *Problem) {
 		}
 	}
 	return nil, b.problem(file, err)
+}
+
+// jsonScanner builds the node tree of a document json.Valid accepted in
+// one pass over its bytes, counting lines and columns as it goes: several
+// times faster than walking encoding/json's tokens, which a document of a
+// hundred thousand users spent most of its parse in.
+type jsonScanner struct {
+	data []byte
+	// off is the next byte; line and col are its 1-based position, col
+	// counted in runes.
+	off, line, col int
+	// nodes is a block of nodes handed out one by one: one allocation per
+	// thousand values instead of one per value.
+	nodes []yaml.Node
+}
+
+func (s *jsonScanner) node(kind yaml.Kind, tag, value string, line, col int) *yaml.Node {
+	if len(s.nodes) == cap(s.nodes) {
+		s.nodes = make([]yaml.Node, 0, 1024)
+	}
+	s.nodes = append(s.nodes, yaml.Node{Kind: kind, Tag: tag, Value: value, Line: line, Column: col})
+	return &s.nodes[len(s.nodes)-1]
+}
+
+// space skips white space.
+func (s *jsonScanner) space() {
+	for s.off < len(s.data) {
+		switch s.data[s.off] {
+		case '\n':
+			s.line++
+			s.col = 1
+		case ' ', '\t', '\r':
+			s.col++
+		default:
+			return
+		}
+		s.off++
+	}
+}
+
+// skip passes n bytes that are one rune each.
+func (s *jsonScanner) skip(n int) {
+	s.off += n
+	s.col += n
+}
+
+func (s *jsonScanner) value() *yaml.Node {
+	s.space()
+	line, col := s.line, s.col
+	switch c := s.data[s.off]; c {
+	case '{', '[':
+		n := s.node(yaml.SequenceNode, tagSeq, "", line, col)
+		end := byte(']')
+		if c == '{' {
+			n.Kind, n.Tag, end = yaml.MappingNode, tagMap, '}'
+		}
+		s.skip(1)
+		for {
+			s.space()
+			if s.data[s.off] == end {
+				s.skip(1)
+				return n
+			}
+			if s.data[s.off] == ',' {
+				s.skip(1)
+				s.space()
+			}
+			if n.Kind == yaml.MappingNode {
+				n.Content = append(n.Content, s.value())
+				s.space()
+				s.skip(1) // the colon
+			}
+			n.Content = append(n.Content, s.value())
+		}
+	case '"':
+		return s.node(yaml.ScalarNode, tagStr, s.str(), line, col)
+	case 't':
+		s.skip(4)
+		return s.node(yaml.ScalarNode, tagBool, "true", line, col)
+	case 'f':
+		s.skip(5)
+		return s.node(yaml.ScalarNode, tagBool, "false", line, col)
+	case 'n':
+		s.skip(4)
+		return s.node(yaml.ScalarNode, tagNull, "null", line, col)
+	}
+	start, tag := s.off, tagInt
+	for ; s.off < len(s.data) && strings.IndexByte("+-.eE0123456789", s.data[s.off]) >= 0; s.off++ {
+		if c := s.data[s.off]; c == '.' || c == 'e' || c == 'E' {
+			tag = tagFloat
+		}
+	}
+	s.col += s.off - start
+	return s.node(yaml.ScalarNode, tag, string(s.data[start:s.off]), line, col)
+}
+
+// str reads the string at s.off, quotes included, and returns its value.
+func (s *jsonScanner) str() string {
+	start, escaped := s.off, false
+	i := start + 1
+	for {
+		c := s.data[i]
+		if c == '"' {
+			break
+		}
+		if c == '\\' {
+			escaped = true
+			i++
+		}
+		i++
+	}
+	raw := s.data[start : i+1]
+	for _, b := range raw {
+		if b&0xC0 != 0x80 {
+			s.col++
+		}
+	}
+	s.off = i + 1
+	if !escaped {
+		return string(raw[1 : len(raw)-1])
+	}
+	var v string
+	// Valid JSON: unquoting cannot fail.
+	_ = json.Unmarshal(raw, &v)
+	return v
 }
 
 type jsonBuilder struct {
@@ -315,14 +485,51 @@ const (
 )
 
 type decoder struct {
-	file     string
+	file string
+	// pos, when not nil, records the position of every value.
 	pos      positions
 	problems []Problem
 	// budget is the number of values left to decode.
 	budget int
+	// path is the path of the value being decoded ("users[2].roles"),
+	// built in place as the walk descends and cut back as it returns, so
+	// that a value's path costs a string only when it is recorded or has
+	// a problem.
+	path []byte
+	// root is the document's top-level value; sections are its keys.
+	root     *yaml.Node
+	sections []string
 }
 
-func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
+// at returns the path of the value being decoded.
+func (d *decoder) at() string { return string(d.path) }
+
+// key descends into the entry key of a mapping; it returns the length to
+// cut the path back to.
+func (d *decoder) key(key string) int {
+	n := len(d.path)
+	if n > 0 {
+		d.path = append(d.path, '.')
+	}
+	d.path = append(d.path, key...)
+	return n
+}
+
+// index descends into the i-th entry of a list; it returns the length to
+// cut the path back to.
+func (d *decoder) index(i int) int {
+	n := len(d.path)
+	d.path = append(d.path, '[')
+	d.path = strconv.AppendInt(d.path, int64(i), 10)
+	d.path = append(d.path, ']')
+	return n
+}
+
+func (d *decoder) fail(n *yaml.Node, format string, args ...any) {
+	d.failAt(n, d.at(), format, args...)
+}
+
+func (d *decoder) failAt(n *yaml.Node, path, format string, args ...any) {
 	d.problems = append(d.problems, Problem{File: d.file, Line: n.Line, Column: n.Column, Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
@@ -336,11 +543,11 @@ func (d *decoder) enter(n *yaml.Node, depth int) (*yaml.Node, bool) {
 	if d.budget == 0 {
 		// Reported for the whole document: what was not decoded must not
 		// be reported as missing.
-		d.fail(n, "", "document too large: too many values after expanding aliases")
+		d.failAt(n, "", "document too large: too many values after expanding aliases")
 		return nil, false
 	}
 	if depth > maxDepth {
-		d.fail(n, "", "too deeply nested (more than %d levels)", maxDepth)
+		d.failAt(n, "", "too deeply nested (more than %d levels)", maxDepth)
 		d.budget = 0
 		return nil, false
 	}
@@ -350,10 +557,13 @@ func (d *decoder) enter(n *yaml.Node, depth int) (*yaml.Node, bool) {
 	return n, true
 }
 
-// decode sets v from n. Null leaves v at its zero value.
-func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) {
-	if _, seen := d.pos[path]; !seen {
-		d.pos[path] = position{n.Line, n.Column}
+// decode sets v from n, the value at d.path. Null leaves v at its zero
+// value.
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, depth int) {
+	if d.pos != nil {
+		if _, seen := d.pos[string(d.path)]; !seen {
+			d.pos[d.at()] = position{n.Line, n.Column}
+		}
 	}
 	n, ok := d.enter(n, depth)
 	if !ok {
@@ -364,62 +574,64 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 		return
 	}
 	if v.Type() == decimalType {
-		d.decimal(n, v, path)
+		d.decimal(n, v)
 		return
 	}
 	switch v.Kind() {
 	case reflect.String:
-		d.str(n, v, path)
+		d.str(n, v)
 	case reflect.Int64:
-		d.integer(n, v, path)
+		d.integer(n, v)
 	case reflect.Pointer:
 		e := reflect.New(v.Type().Elem())
-		d.decode(n, e.Elem(), path, depth)
+		d.decode(n, e.Elem(), depth)
 		v.Set(e)
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != tagBool {
-			d.fail(n, path, "want true or false, got %s", describe(n))
+			d.fail(n, "want true or false, got %s", describe(n))
 			return
 		}
 		v.SetBool(strings.EqualFold(n.Value, "true"))
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.fail(n, path, "want a list, got %s", describe(n))
+			d.fail(n, "want a list, got %s", describe(n))
 			return
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, c := range n.Content {
-			d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", path, i), depth+1)
+			back := d.index(i)
+			d.decode(c, s.Index(i), depth+1)
+			d.path = d.path[:back]
 		}
 		v.Set(s)
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			d.fail(n, path, "want a mapping, got %s", describe(n))
+			d.fail(n, "want a mapping, got %s", describe(n))
 			return
 		}
 		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
-		d.pairs(n, path, func(key string, _, val *yaml.Node) {
+		d.pairs(n, func(key string, _, val *yaml.Node) {
 			e := reflect.New(v.Type().Elem()).Elem()
-			d.decode(val, e, joinPath(path, key), depth+1)
+			d.decode(val, e, depth+1)
 			m.SetMapIndex(reflect.ValueOf(key), e)
 		})
 		v.Set(m)
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			d.fail(n, path, "want a mapping, got %s", describe(n))
+			d.fail(n, "want a mapping, got %s", describe(n))
 			return
 		}
 		fields := fieldsOf(v.Type())
-		d.pairs(n, path, func(key string, k, val *yaml.Node) {
+		d.pairs(n, func(key string, k, val *yaml.Node) {
 			i, ok := fields.index[key]
 			if !ok {
-				d.fail(k, joinPath(path, key), "unknown key %q%s", key, suggest(key, fields.names))
+				d.fail(k, "unknown key %q%s", key, suggest(key, fields.names))
 				return
 			}
-			d.decode(val, v.Field(i), joinPath(path, key), depth+1)
+			d.decode(val, v.Field(i), depth+1)
 		})
 	case reflect.Interface:
-		if x := d.free(n, path, depth); x != nil {
+		if x := d.free(n, depth); x != nil {
 			v.Set(reflect.ValueOf(x))
 		}
 	default:
@@ -429,25 +641,25 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 
 // str sets a string. Numbers are refused rather than converted, as JSON
 // refuses them; the message says how to write the string.
-func (d *decoder) str(n *yaml.Node, v reflect.Value, path string) {
+func (d *decoder) str(n *yaml.Node, v reflect.Value) {
 	if n.Kind == yaml.ScalarNode {
 		switch n.ShortTag() {
 		case tagStr, tagTimestamp:
 			v.SetString(n.Value)
 			return
 		case tagInt, tagFloat:
-			d.fail(n, path, "want a string, got number %s (quote it: %q)", n.Value, n.Value)
+			d.fail(n, "want a string, got number %s (quote it: %q)", n.Value, n.Value)
 			return
 		}
 	}
-	d.fail(n, path, "want a string, got %s", describe(n))
+	d.fail(n, "want a string, got %s", describe(n))
 }
 
 // decimalType is written as a number or a string and kept as the text
 // written, so "49.90" stays exact; validation parses it.
 var decimalType = reflect.TypeFor[gatehouse.Decimal]()
 
-func (d *decoder) decimal(n *yaml.Node, v reflect.Value, path string) {
+func (d *decoder) decimal(n *yaml.Node, v reflect.Value) {
 	if n.Kind == yaml.ScalarNode {
 		switch n.ShortTag() {
 		case tagInt, tagFloat, tagStr:
@@ -455,27 +667,30 @@ func (d *decoder) decimal(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 	}
-	d.fail(n, path, "want a decimal number, got %s", describe(n))
+	d.fail(n, "want a decimal number, got %s", describe(n))
 }
 
 // integer sets an int64 from a YAML or JSON integer.
-func (d *decoder) integer(n *yaml.Node, v reflect.Value, path string) {
+func (d *decoder) integer(n *yaml.Node, v reflect.Value) {
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != tagInt {
-		d.fail(n, path, "want a whole number, got %s", describe(n))
+		d.fail(n, "want a whole number, got %s", describe(n))
 		return
 	}
 	i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
 	if err != nil {
-		d.fail(n, path, "number %s is not a 64-bit whole number", n.Value)
+		d.fail(n, "number %s is not a 64-bit whole number", n.Value)
 		return
 	}
 	v.SetInt(i)
 }
 
-// pairs calls fn for each entry of a mapping after rejecting non-scalar,
-// merge and duplicate keys.
-func (d *decoder) pairs(n *yaml.Node, path string, fn func(key string, k, v *yaml.Node)) {
-	first := make(map[string]int, len(n.Content)/2)
+// pairs calls fn for each entry of a mapping, with d.path at the entry,
+// after rejecting non-scalar, merge and duplicate keys.
+func (d *decoder) pairs(n *yaml.Node, fn func(key string, k, v *yaml.Node)) {
+	var first map[string]int
+	if len(n.Content) > 16 {
+		first = make(map[string]int, len(n.Content)/2)
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind == yaml.AliasNode && k.Alias != nil {
@@ -483,42 +698,69 @@ func (d *decoder) pairs(n *yaml.Node, path string, fn func(key string, k, v *yam
 		}
 		switch {
 		case k.Kind != yaml.ScalarNode:
-			d.fail(k, path, "want a string key, got %s", describe(k))
+			d.fail(k, "want a string key, got %s", describe(k))
 			continue
 		case k.ShortTag() == tagMerge:
-			d.fail(k, path, "merge keys (<<) are not supported")
+			d.fail(k, "merge keys (<<) are not supported")
 			continue
 		}
-		if line, dup := first[k.Value]; dup {
-			d.fail(k, joinPath(path, k.Value), "duplicate key %q (first at line %d)", k.Value, line)
-			continue
+		back := d.key(k.Value)
+		if line, dup := firstKey(n, i, k.Value, first); dup {
+			d.fail(k, "duplicate key %q (first at line %d)", k.Value, line)
+		} else {
+			if first != nil {
+				first[k.Value] = k.Line
+			}
+			if back == 0 && n == d.root {
+				d.sections = append(d.sections, k.Value)
+			}
+			fn(k.Value, k, v)
 		}
-		first[k.Value] = k.Line
-		fn(k.Value, k, v)
+		d.path = d.path[:back]
 	}
+}
+
+// firstKey reports the line of an earlier entry of mapping n with key, the
+// key of entry i: from first when the mapping is large enough to have one,
+// else by looking back over the few entries before i.
+func firstKey(n *yaml.Node, i int, key string, first map[string]int) (int, bool) {
+	if first != nil {
+		line, dup := first[key]
+		return line, dup
+	}
+	for j := 0; j < i; j += 2 {
+		k := n.Content[j]
+		if k.Kind == yaml.AliasNode && k.Alias != nil {
+			k = k.Alias
+		}
+		if k.Kind == yaml.ScalarNode && k.ShortTag() != tagMerge && k.Value == key {
+			return k.Line, true
+		}
+	}
+	return 0, false
 }
 
 // free converts a free-form value (attributes) to what encoding/json would
 // decode it to: map[string]any, []any, string, float64, bool or nil.
 // Positions inside it are not recorded: validation never looks inside.
-func (d *decoder) free(n *yaml.Node, path string, depth int) any {
+func (d *decoder) free(n *yaml.Node, depth int) any {
 	switch n.Kind {
 	case yaml.MappingNode:
 		m := make(map[string]any, len(n.Content)/2)
-		d.pairs(n, path, func(key string, _, val *yaml.Node) {
-			p := joinPath(path, key)
+		d.pairs(n, func(key string, _, val *yaml.Node) {
 			if c, ok := d.enter(val, depth+1); ok {
-				m[key] = d.free(c, p, depth+1)
+				m[key] = d.free(c, depth+1)
 			}
 		})
 		return m
 	case yaml.SequenceNode:
 		s := make([]any, 0, len(n.Content))
 		for i, c := range n.Content {
-			p := fmt.Sprintf("%s[%d]", path, i)
+			back := d.index(i)
 			if c, ok := d.enter(c, depth+1); ok {
-				s = append(s, d.free(c, p, depth+1))
+				s = append(s, d.free(c, depth+1))
 			}
+			d.path = d.path[:back]
 		}
 		return s
 	}
@@ -532,12 +774,12 @@ func (d *decoder) free(n *yaml.Node, path string, depth int) any {
 	case tagInt, tagFloat:
 		f, err := number(n)
 		if err != nil {
-			d.fail(n, path, "%v", err)
+			d.fail(n, "%v", err)
 			return nil
 		}
 		return f
 	}
-	d.fail(n, path, "unsupported value %s", describe(n))
+	d.fail(n, "unsupported value %s", describe(n))
 	return nil
 }
 

@@ -9,10 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/engine/enginetest"
 	"github.com/google/go-cmp/cmp"
+	"go.yaml.in/yaml/v3"
 )
 
 // problems returns Parse's problems as "line:col: path: message" lines.
@@ -327,4 +329,63 @@ func TestGeneratedDocumentPositions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tokenTree is the node tree the token walk builds, which invalid
+// documents still take: the scanner must build the same for valid ones.
+func tokenTree(data []byte) (*yaml.Node, error) {
+	b := &jsonBuilder{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
+	b.dec.UseNumber()
+	return b.value()
+}
+
+// sameTree reports where two node trees first differ, "" if nowhere.
+func sameTree(a, b *yaml.Node, path string) string {
+	if a.Kind != b.Kind || a.Tag != b.Tag || a.Value != b.Value || a.Line != b.Line || a.Column != b.Column || len(a.Content) != len(b.Content) {
+		return fmt.Sprintf("%s: scanner %d %s %q at %d:%d (%d children), tokens %d %s %q at %d:%d (%d children)", path,
+			a.Kind, a.Tag, a.Value, a.Line, a.Column, len(a.Content), b.Kind, b.Tag, b.Value, b.Line, b.Column, len(b.Content))
+	}
+	for i := range a.Content {
+		if d := sameTree(a.Content[i], b.Content[i], fmt.Sprintf("%s/%d", path, i)); d != "" {
+			return d
+		}
+	}
+	return ""
+}
+
+func checkScanner(t *testing.T, src []byte) {
+	t.Helper()
+	if !json.Valid(src) || len(bytes.TrimSpace(src)) == 0 || !utf8.Valid(src) {
+		return
+	}
+	want, err := tokenTree(src)
+	if err != nil {
+		t.Fatalf("token walk of valid %q: %v", src, err)
+	}
+	sc := &jsonScanner{data: src, line: 1, col: 1}
+	if d := sameTree(sc.value(), want, ""); d != "" {
+		t.Errorf("jsonScanner(%q) differs from the token walk at %s", src, d)
+	}
+}
+
+// The one-pass scanner builds the tree, positions included, that walking
+// encoding/json's tokens builds.
+func TestJSONScannerMatchesTokens(t *testing.T) {
+	indented := generatedDocument(t, 200, formatJSONIndented)
+	for _, src := range []string{
+		`{}`, `[]`, ` [ ] `, `"x"`, `12`, `-1.5e+3`, `true`, `null`,
+		"{\"a\":\"\\u00e4\\n\\\"q\\\"\",\n\r\n\t\"b\" : [1, 2.0, -3e2, true, false, null, {}, []],\"ä日本\":\"ü\"}",
+		`{"esc":"\ud83d\ude00 \ud800 tail","after":"x"}`,
+		"[\n  {\"k\": \"v\"},\n  {\"k\": [\n    \"w\"\n  ]}\n]\n",
+		string(indented),
+	} {
+		checkScanner(t, []byte(src))
+	}
+}
+
+func FuzzJSONScanner(f *testing.F) {
+	for _, s := range []string{`{"a":[1,"b\n",{"c":null}]}`, "[\n\"ä\", 1e5]", `"\u00e4"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) { checkScanner(t, src) })
 }

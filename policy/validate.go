@@ -141,7 +141,7 @@ func Validate(p *gatehouse.Policy) []Problem { return validate(p, nil, nil) }
 
 type validator struct {
 	absent   map[gatehouse.Kind]bool
-	pos      positions
+	pos      locator
 	problems []Problem
 	names    map[gatehouse.Kind]map[string]bool
 	features map[string]string // feature → plan
@@ -178,7 +178,7 @@ func (v *validator) addf(path, format string, args ...any) {
 // validate checks p; references into kinds marked absent are not checked
 // (a partial document is checked again after Merge). pos, when not nil,
 // locates the values of the document p was decoded from.
-func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions) []Problem {
+func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos locator) []Problem {
 	v := &validator{absent: absent, pos: pos, names: map[gatehouse.Kind]map[string]bool{}, features: map[string]string{}}
 	v.declareAll(p)
 
@@ -236,7 +236,7 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions
 	}
 	v.tenantCycles(p.Tenants)
 	for i, x := range p.Users {
-		path := fmt.Sprintf("users[%d]", i)
+		path := "users[" + strconv.Itoa(i) + "]"
 		if email := gatehouse.NormalizeEmail(x.Email); email != "" && badName("email", email) == "" {
 			if !looksLikeEmail(email) {
 				v.addf(path+".email", "%q is not an email address", email)
@@ -246,7 +246,9 @@ func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions
 				v.addf(path+".email", "email %q is not in canonical form; write %q", email, c)
 			}
 		}
-		v.ref(path+".plan", gatehouse.KindPlan, x.Plan, true)
+		if msg := v.refProblem(gatehouse.KindPlan, x.Plan, true); msg != "" {
+			v.addf(path+".plan", "%s", msg)
+		}
 		v.subject(path, x.Tenants, x.Roles, x.Grants)
 	}
 	v.aliases(p.Users)
@@ -423,31 +425,58 @@ func badID(field, id string) string {
 
 // ref checks that name refers to a declared object of kind.
 func (v *validator) ref(path string, kind gatehouse.Kind, name string, optional bool) {
+	if msg := v.refProblem(kind, name, optional); msg != "" {
+		v.addf(path, "%s", msg)
+	}
+}
+
+// refProblem says what is wrong with a reference to kind's name, "" if
+// nothing: large policies hold millions of references, so their paths are
+// built only for a problem.
+func (v *validator) refProblem(kind gatehouse.Kind, name string, optional bool) string {
 	switch {
 	case name == "" && optional:
 	case name == "":
-		v.addf(path, "%s is required", kind)
+		return fmt.Sprintf("%s is required", kind)
 	case v.absent[kind]:
 	case !v.names[kind][name]:
-		v.addf(path, "unknown %s %q", kind, name)
+		return fmt.Sprintf("unknown %s %q", kind, name)
 	}
+	return ""
 }
 
 func (v *validator) refs(path string, kind gatehouse.Kind, names []string) {
 	for i, n := range names {
-		v.ref(fmt.Sprintf("%s[%d]", path, i), kind, n, false)
+		if msg := v.refProblem(kind, n, false); msg != "" {
+			v.addf(path+"["+strconv.Itoa(i)+"]", "%s", msg)
+		}
 	}
 }
 
 func (v *validator) subject(path string, tenants []string, roles []gatehouse.Assignment, grants []gatehouse.Grant) {
-	v.refs(path+".tenants", gatehouse.KindTenant, tenants)
+	for i, t := range tenants {
+		if msg := v.refProblem(gatehouse.KindTenant, t, false); msg != "" {
+			v.addf(path+".tenants["+strconv.Itoa(i)+"]", "%s", msg)
+		}
+	}
+	at := func(list string, i int, field string) string {
+		return path + "." + list + "[" + strconv.Itoa(i) + "]." + field
+	}
 	for i, a := range roles {
-		v.ref(fmt.Sprintf("%s.roles[%d].role", path, i), gatehouse.KindRole, a.Role, false)
-		v.ref(fmt.Sprintf("%s.roles[%d].tenant", path, i), gatehouse.KindTenant, a.Tenant, true)
+		if msg := v.refProblem(gatehouse.KindRole, a.Role, false); msg != "" {
+			v.addf(at("roles", i, "role"), "%s", msg)
+		}
+		if msg := v.refProblem(gatehouse.KindTenant, a.Tenant, true); msg != "" {
+			v.addf(at("roles", i, "tenant"), "%s", msg)
+		}
 	}
 	for i, g := range grants {
-		v.ref(fmt.Sprintf("%s.grants[%d].permission", path, i), gatehouse.KindPermission, g.Permission, false)
-		v.ref(fmt.Sprintf("%s.grants[%d].tenant", path, i), gatehouse.KindTenant, g.Tenant, true)
+		if msg := v.refProblem(gatehouse.KindPermission, g.Permission, false); msg != "" {
+			v.addf(at("grants", i, "permission"), "%s", msg)
+		}
+		if msg := v.refProblem(gatehouse.KindTenant, g.Tenant, true); msg != "" {
+			v.addf(at("grants", i, "tenant"), "%s", msg)
+		}
 	}
 }
 
