@@ -211,13 +211,28 @@ func yamlProblem(file string, err error) Problem {
 // every value, so that JSON documents decode exactly like YAML ones. It
 // returns nil for an empty input.
 func jsonTree(file string, data []byte) (*yaml.Node, *Problem) {
+	return jsonTreeAt(file, data, 1)
+}
+
+// jsonTreeAt is jsonTree for data that starts at line start of file.
+func jsonTreeAt(file string, data []byte, start int) (*yaml.Node, *Problem) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil
 	}
 	if json.Valid(data) {
-		sc := &jsonScanner{data: data, line: 1, col: 1}
+		sc := &jsonScanner{data: data, line: start, col: 1}
 		return sc.value(), nil
 	}
+	root, problem := tokenTree(file, data)
+	if problem != nil && problem.Line > 0 {
+		problem.Line += start - 1
+	}
+	return root, problem
+}
+
+// tokenTree is jsonTree by encoding/json's tokens, for invalid documents:
+// its errors say where and why.
+func tokenTree(file string, data []byte) (*yaml.Node, *Problem) {
 	// An invalid document is walked token by token to find where and why.
 	b := &jsonBuilder{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
 	b.dec.UseNumber()

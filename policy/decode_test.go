@@ -331,9 +331,9 @@ func TestGeneratedDocumentPositions(t *testing.T) {
 	}
 }
 
-// tokenTree is the node tree the token walk builds, which invalid
+// tokenWalk is the node tree the token walk builds, which invalid
 // documents still take: the scanner must build the same for valid ones.
-func tokenTree(data []byte) (*yaml.Node, error) {
+func tokenWalk(data []byte) (*yaml.Node, error) {
 	b := &jsonBuilder{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
 	b.dec.UseNumber()
 	return b.value()
@@ -358,7 +358,7 @@ func checkScanner(t *testing.T, src []byte) {
 	if !json.Valid(src) || len(bytes.TrimSpace(src)) == 0 || !utf8.Valid(src) {
 		return
 	}
-	want, err := tokenTree(src)
+	want, err := tokenWalk(src)
 	if err != nil {
 		t.Fatalf("token walk of valid %q: %v", src, err)
 	}

@@ -5,6 +5,7 @@
 package policy
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"sort"
@@ -31,7 +32,7 @@ type Document struct {
 // Has reports whether the document contains kind's section, even if empty.
 func (d *Document) Has(kind gatehouse.Kind) bool { return d.sections[kind.Section()] }
 
-// Parse reads a YAML or JSON policy document named file, normalizes it
+// Parse reads a YAML, JSON or JSON-lines (see ParseLines) policy document named file, normalizes it
 // (see Normalize) and validates it. All problems are reported at once as an
 // *Error sorted by line. A document larger than DefaultMaxDocument is
 // refused; ParseMax sets another bound.
@@ -45,6 +46,9 @@ func Parse(file string, data []byte) (*Document, error) {
 func ParseMax(file string, data []byte, max int64) (*Document, error) {
 	if int64(len(data)) > max {
 		return nil, &Error{Problems: []Problem{{File: file, Message: fmt.Sprintf("document larger than %d bytes", max)}}}
+	}
+	if IsLines(file, data[:min(len(data), 512)]) {
+		return ParseLines(file, bytes.NewReader(data), max)
 	}
 	p := &gatehouse.Policy{}
 	res := decodeInto(file, data, p, nil)
