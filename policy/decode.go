@@ -120,9 +120,10 @@ func decodeInto(file string, data []byte, v any, pos positions) decoded {
 	}
 	var root *yaml.Node
 	var problem *Problem
+	strs := map[string]string{}
 	if trimmed := bytes.TrimLeft(data, " \t\r\n"); strings.HasSuffix(strings.ToLower(file), ".json") ||
 		len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
-		root, problem = jsonTree(file, data)
+		root, problem = jsonTreeAt(file, data, 1, strs)
 	} else {
 		root, problem = yamlTree(file, data)
 	}
@@ -136,6 +137,7 @@ func decodeInto(file string, data []byte, v any, pos positions) decoded {
 		// without them has fewer values than bytes.
 		budget: 16*len(data) + 1024,
 		root:   root,
+		strs:   strs,
 	}
 	if root != nil {
 		d.decode(root, reflect.ValueOf(v).Elem(), 0)
@@ -211,16 +213,18 @@ func yamlProblem(file string, err error) Problem {
 // every value, so that JSON documents decode exactly like YAML ones. It
 // returns nil for an empty input.
 func jsonTree(file string, data []byte) (*yaml.Node, *Problem) {
-	return jsonTreeAt(file, data, 1)
+	return jsonTreeAt(file, data, 1, nil)
 }
 
-// jsonTreeAt is jsonTree for data that starts at line start of file.
-func jsonTreeAt(file string, data []byte, start int) (*yaml.Node, *Problem) {
+// jsonTreeAt is jsonTree for data that starts at line start of file; the
+// strings of a valid document are interned in strs, if not nil (see
+// interned).
+func jsonTreeAt(file string, data []byte, start int, strs map[string]string) (*yaml.Node, *Problem) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil
 	}
 	if json.Valid(data) {
-		sc := &jsonScanner{data: data, line: start, col: 1}
+		sc := &jsonScanner{data: data, line: start, col: 1, strs: strs}
 		return sc.value(), nil
 	}
 	root, problem := tokenTree(file, data)
@@ -260,13 +264,36 @@ type jsonScanner struct {
 	// counted in runes.
 	off, line, col int
 	// nodes is a block of nodes handed out one by one: one allocation per
-	// thousand values instead of one per value.
+	// up to a thousand values instead of one per value.
 	nodes []yaml.Node
+	// strs, when not nil, interns the strings read (see interned).
+	strs map[string]string
+}
+
+// maxInterned bounds the strings a decoder interns: ids and names are
+// short, descriptions and conditions may not be.
+const maxInterned = 128
+
+// interned returns b as a string, the one in strs if strs holds it: the
+// keys and ids of a large document repeat in every object, and both the
+// allocation of each copy and the memory the policy keeps are saved.
+func interned(strs map[string]string, b []byte) string {
+	if strs == nil || len(b) > maxInterned {
+		return string(b)
+	}
+	if s, ok := strs[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	strs[s] = s
+	return s
 }
 
 func (s *jsonScanner) node(kind yaml.Kind, tag, value string, line, col int) *yaml.Node {
 	if len(s.nodes) == cap(s.nodes) {
-		s.nodes = make([]yaml.Node, 0, 1024)
+		// A value takes a few bytes at least: a short input (one line of
+		// a JSON-lines document) gets a block its size.
+		s.nodes = make([]yaml.Node, 0, min(1024, 4+(len(s.data)-s.off)/4))
 	}
 	s.nodes = append(s.nodes, yaml.Node{Kind: kind, Tag: tag, Value: value, Line: line, Column: col})
 	return &s.nodes[len(s.nodes)-1]
@@ -367,7 +394,7 @@ func (s *jsonScanner) str() string {
 	}
 	s.off = i + 1
 	if !escaped {
-		return string(raw[1 : len(raw)-1])
+		return interned(s.strs, raw[1:len(raw)-1])
 	}
 	var v string
 	// Valid JSON: unquoting cannot fail.
@@ -514,6 +541,20 @@ type decoder struct {
 	// root is the document's top-level value; sections are its keys.
 	root     *yaml.Node
 	sections []string
+	// strs, when not nil, interns the strings decoded (see interned).
+	strs map[string]string
+}
+
+// intern returns s, or the equal string d.strs holds (see interned).
+func (d *decoder) intern(s string) string {
+	if d.strs == nil || len(s) > maxInterned {
+		return s
+	}
+	if v, ok := d.strs[s]; ok {
+		return v
+	}
+	d.strs[s] = s
+	return s
 }
 
 // at returns the path of the value being decoded.
@@ -660,7 +701,7 @@ func (d *decoder) str(n *yaml.Node, v reflect.Value) {
 	if n.Kind == yaml.ScalarNode {
 		switch n.ShortTag() {
 		case tagStr, tagTimestamp:
-			v.SetString(n.Value)
+			v.SetString(d.intern(n.Value))
 			return
 		case tagInt, tagFloat:
 			d.fail(n, "want a string, got number %s (quote it: %q)", n.Value, n.Value)

@@ -61,7 +61,7 @@ func IsLines(file string, head []byte) bool {
 // by validating the whole document (an unknown reference, a duplicate) at
 // their object's line.
 func ParseLines(file string, r io.Reader, max int64) (*Document, error) {
-	lr := &linesReader{file: file, p: &gatehouse.Policy{}, at: &linePositions{objects: map[string][]int{}}, sections: map[string]bool{}}
+	lr := &linesReader{file: file, p: &gatehouse.Policy{}, at: &linePositions{objects: map[string][]int{}}, sections: map[string]bool{}, strs: map[string]string{}}
 	if err := lr.read(r, max); err != nil {
 		return nil, err
 	}
@@ -92,6 +92,8 @@ type linesReader struct {
 	problems, fatal []Problem
 	// settingsLine is the line of the settings object, 0 before one.
 	settingsLine int
+	// strs interns the strings of every line (see interned).
+	strs map[string]string
 }
 
 func (lr *linesReader) read(r io.Reader, max int64) error {
@@ -165,7 +167,7 @@ func (lr *linesReader) line(no int, data []byte) {
 		fail(no, p.Column, "", "%s", p.Message)
 		return
 	}
-	root, problem := jsonTreeAt(lr.file, data, no)
+	root, problem := jsonTreeAt(lr.file, data, no, lr.strs)
 	if problem != nil {
 		lr.problems = append(lr.problems, *problem)
 		return
@@ -211,7 +213,7 @@ func (lr *linesReader) line(no int, data []byte) {
 	}
 	lr.sections[section] = true
 	field := reflect.ValueOf(lr.p).Elem().Field(fieldsOf(reflect.TypeFor[gatehouse.Policy]()).index[section])
-	d := &decoder{file: lr.file, budget: 16*len(data) + 1024, root: &obj}
+	d := &decoder{file: lr.file, budget: 16*len(data) + 1024, root: &obj, strs: lr.strs}
 	if field.Kind() == reflect.Slice {
 		i := field.Len()
 		field.Set(reflect.Append(field, reflect.Zero(field.Type().Elem())))

@@ -3,6 +3,7 @@ package policy
 import (
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/google/go-cmp/cmp"
@@ -106,5 +107,24 @@ func TestParseLinesMax(t *testing.T) {
 	}
 	if _, err := ParseLines("p.jsonl", strings.NewReader(src[:33]), int64(len(src))); err != nil {
 		t.Errorf("ParseLines within the bound = %v", err)
+	}
+}
+
+// Parsed documents hold each repeated string once, in every form.
+func TestParseInterns(t *testing.T) {
+	docs := map[string]string{
+		"p.yaml":  "permissions: [{name: chat.view}]\nusers:\n  - {email: a@x.io, grants: [{permission: chat.view}]}\n  - {email: b@x.io, grants: [{permission: chat.view}]}\n",
+		"p.json":  `{"permissions": [{"name": "chat.view"}], "users": [{"email": "a@x.io", "grants": [{"permission": "chat.view"}]}, {"email": "b@x.io", "grants": [{"permission": "chat.view"}]}]}`,
+		"p.jsonl": `{"kind":"permission","name":"chat.view"}` + "\n" + `{"kind":"user","email":"a@x.io","grants":[{"permission":"chat.view"}]}` + "\n" + `{"kind":"user","email":"b@x.io","grants":[{"permission":"chat.view"}]}` + "\n",
+	}
+	for file, src := range docs {
+		d, err := Parse(file, []byte(src))
+		if err != nil {
+			t.Fatalf("Parse(%s) = %v", file, err)
+		}
+		a, b := d.Policy.Users[0].Grants[0].Permission, d.Policy.Users[1].Grants[0].Permission
+		if unsafe.StringData(a) != unsafe.StringData(b) || unsafe.StringData(a) != unsafe.StringData(d.Policy.Permissions[0].Name) {
+			t.Errorf("Parse(%s): the permission name is held more than once", file)
+		}
 	}
 }
