@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
 )
@@ -117,7 +120,7 @@ func commitPolicy(ctx context.Context, tx *sql.Tx, base int64, changes []gatehou
 // hundreds of thousands of objects, and preparing each statement again
 // cost more than running it.
 type objectWriter struct {
-	read, upsert, remove *sql.Stmt
+	read, insert, upsert, remove *sql.Stmt
 }
 
 func prepareObjectWriter(ctx context.Context, tx *sql.Tx) (*objectWriter, error) {
@@ -127,6 +130,7 @@ func prepareObjectWriter(ctx context.Context, tx *sql.Tx) (*objectWriter, error)
 		query string
 	}{
 		{&w.read, `SELECT body FROM policy_objects WHERE kind = ? AND id = ?`},
+		{&w.insert, `INSERT INTO policy_objects (kind, id, pos, body) VALUES (?, ?, ?, ?)`},
 		{&w.upsert, `INSERT INTO policy_objects (kind, id, pos, body) VALUES (?, ?, ?, ?)
 			ON CONFLICT (kind, id) DO UPDATE SET pos = excluded.pos, body = excluded.body`},
 		{&w.remove, `DELETE FROM policy_objects WHERE kind = ? AND id = ?`},
@@ -142,7 +146,7 @@ func prepareObjectWriter(ctx context.Context, tx *sql.Tx) (*objectWriter, error)
 }
 
 func (w *objectWriter) close() {
-	for _, s := range []*sql.Stmt{w.read, w.upsert, w.remove} {
+	for _, s := range []*sql.Stmt{w.read, w.insert, w.upsert, w.remove} {
 		if s != nil {
 			s.Close()
 		}
@@ -167,8 +171,18 @@ func applyChanges(ctx context.Context, tx *sql.Tx, changes []gatehouse.Change) e
 	return nil
 }
 
-// apply checks c.Before against the stored body and writes c.After.
+// apply checks c.Before against the stored body and writes c.After. A
+// create is a plain insert, which the primary key refuses if the object
+// exists: most objects of a large commit are new, and are not read first.
 func (w *objectWriter) apply(ctx context.Context, c gatehouse.Change) error {
+	if c.Before == nil {
+		_, err := w.insert.ExecContext(ctx, string(c.Kind), c.ID, c.Pos, string(c.After))
+		var se *msqlite.Error
+		if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
+			return gatehouse.Invalidf("create %s/%s: already exists", c.Kind, c.ID)
+		}
+		return err
+	}
 	var stored []byte
 	err := w.read.QueryRowContext(ctx, string(c.Kind), c.ID).Scan(&stored)
 	exists := err == nil
@@ -176,11 +190,9 @@ func (w *objectWriter) apply(ctx context.Context, c gatehouse.Change) error {
 		return err
 	}
 	switch {
-	case c.Before == nil && exists:
-		return gatehouse.Invalidf("create %s/%s: already exists", c.Kind, c.ID)
-	case c.Before != nil && !exists:
+	case !exists:
 		return gatehouse.Invalidf("%s %s/%s: does not exist", c.Op(), c.Kind, c.ID)
-	case c.Before != nil && !bytes.Equal(stored, c.Before):
+	case !bytes.Equal(stored, c.Before):
 		return gatehouse.Invalidf("%s %s/%s: before does not match the stored object", c.Op(), c.Kind, c.ID)
 	}
 	if c.After == nil {
