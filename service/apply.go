@@ -58,22 +58,35 @@ func (s *Service) planApply(ctx context.Context, doc *policy.Document) (planned,
 	if err := ownAttributes(after); err != nil {
 		return planned{}, err
 	}
-	changes, err := diffPolicies(before, after)
-	if err != nil {
-		return planned{}, err
-	}
-	if err := s.authorizeChanges(ctx, before, base, changes); err != nil {
-		return planned{}, err
-	}
 	sortByID(after)
-	if len(before.Superusers()) > 0 && len(after.Superusers()) == 0 {
-		return planned{}, fmt.Errorf("%w: promote another user first", gatehouse.ErrLastSuperuser)
+	// The snapshot is compiled while the changes are computed: both only
+	// read after, and on a large document each takes seconds.
+	type compiled struct {
+		snap *engine.Snapshot
+		err  error
 	}
-	snap, err := engine.Compile(after, base+1)
+	done := make(chan compiled, 1)
+	go func() {
+		snap, err := engine.Compile(after, base+1)
+		done <- compiled{snap, err}
+	}()
+	changes, err := diffPolicies(before, after)
+	if err == nil {
+		// Who may make the change is decided before anything else is
+		// said about it (see plan).
+		err = s.authorizeChanges(ctx, before, base, changes)
+	}
+	if err == nil && len(before.Superusers()) > 0 && len(after.Superusers()) == 0 {
+		err = fmt.Errorf("%w: promote another user first", gatehouse.ErrLastSuperuser)
+	}
+	c := <-done
 	if err != nil {
 		return planned{}, err
 	}
-	return planned{base: base, after: after, changes: changes, snap: snap}, nil
+	if c.err != nil {
+		return planned{}, c.err
+	}
+	return planned{base: base, after: after, changes: changes, snap: c.snap}, nil
 }
 
 // ownAttributes gives p its own copy of what policy.Merge shares with the
