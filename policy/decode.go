@@ -223,10 +223,11 @@ func jsonTreeAt(file string, data []byte, start int, strs map[string]string) (*y
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil
 	}
-	if json.Valid(data) {
-		sc := &jsonScanner{data: data, line: start, col: 1, strs: strs}
-		return sc.value(), nil
+	sc := &jsonScanner{data: data, line: start, col: 1, strs: strs}
+	if root, ok := sc.document(); ok {
+		return root, nil
 	}
+	// Not valid JSON: the token walk says where and why.
 	root, problem := tokenTree(file, data)
 	if problem != nil && problem.Line > 0 {
 		problem.Line += start - 1
@@ -254,10 +255,12 @@ func tokenTree(file string, data []byte) (*yaml.Node, *Problem) {
 	return nil, b.problem(file, err)
 }
 
-// jsonScanner builds the node tree of a document json.Valid accepted in
-// one pass over its bytes, counting lines and columns as it goes: several
-// times faster than walking encoding/json's tokens, which a document of a
-// hundred thousand users spent most of its parse in.
+// jsonScanner checks a JSON document and builds its node tree in one pass
+// over its bytes, counting lines and columns as it goes: several times
+// faster than walking encoding/json's tokens, which a document of a
+// hundred thousand users spent most of its parse in. It accepts exactly
+// what json.Valid accepts; an invalid document is walked by tokens
+// instead, for the message.
 type jsonScanner struct {
 	data []byte
 	// off is the next byte; line and col are its 1-based position, col
@@ -274,6 +277,13 @@ type jsonScanner struct {
 // short, descriptions and conditions may not be.
 const maxInterned = 128
 
+// maxInternedStrings bounds how many strings a decoder interns. The ids a
+// document repeats come early (in the permissions, roles and tenants
+// before the users) and stay; the unique emails after them would only
+// grow the map until every lookup misses the cache: at a million users
+// an unbounded map made lookups a third of the parse.
+const maxInternedStrings = 1 << 16
+
 // interned returns b as a string, the one in strs if strs holds it: the
 // keys and ids of a large document repeat in every object, and both the
 // allocation of each copy and the memory the policy keeps are saved.
@@ -285,7 +295,9 @@ func interned(strs map[string]string, b []byte) string {
 		return s
 	}
 	s := string(b)
-	strs[s] = s
+	if len(strs) < maxInternedStrings {
+		strs[s] = s
+	}
 	return s
 }
 
@@ -321,68 +333,175 @@ func (s *jsonScanner) skip(n int) {
 	s.col += n
 }
 
-func (s *jsonScanner) value() *yaml.Node {
+// maxJSONDepth is the nesting encoding/json accepts.
+const maxJSONDepth = 10000
+
+// document reads the whole input as one JSON value; ok is false if it is
+// not exactly one valid JSON value, as json.Valid would say.
+func (s *jsonScanner) document() (*yaml.Node, bool) {
+	n, ok := s.value(0)
+	if !ok {
+		return nil, false
+	}
 	s.space()
+	return n, s.off == len(s.data)
+}
+
+// more reports whether a byte is left, after white space.
+func (s *jsonScanner) more() bool {
+	s.space()
+	return s.off < len(s.data)
+}
+
+func (s *jsonScanner) value(depth int) (*yaml.Node, bool) {
+	if !s.more() {
+		return nil, false
+	}
 	line, col := s.line, s.col
 	switch c := s.data[s.off]; c {
 	case '{', '[':
+		if depth >= maxJSONDepth {
+			return nil, false
+		}
 		n := s.node(yaml.SequenceNode, tagSeq, "", line, col)
 		end := byte(']')
 		if c == '{' {
 			n.Kind, n.Tag, end = yaml.MappingNode, tagMap, '}'
 		}
 		s.skip(1)
+		if !s.more() {
+			return nil, false
+		}
+		if s.data[s.off] == end {
+			s.skip(1)
+			return n, true
+		}
 		for {
-			s.space()
-			if s.data[s.off] == end {
-				s.skip(1)
-				return n
-			}
-			if s.data[s.off] == ',' {
-				s.skip(1)
-				s.space()
-			}
 			if n.Kind == yaml.MappingNode {
-				n.Content = append(n.Content, s.value())
-				s.space()
-				s.skip(1) // the colon
+				if !s.more() || s.data[s.off] != '"' {
+					return nil, false
+				}
+				k, ok := s.value(depth + 1)
+				if !ok || !s.more() || s.data[s.off] != ':' {
+					return nil, false
+				}
+				s.skip(1)
+				n.Content = append(n.Content, k)
 			}
-			n.Content = append(n.Content, s.value())
+			v, ok := s.value(depth + 1)
+			if !ok || !s.more() {
+				return nil, false
+			}
+			n.Content = append(n.Content, v)
+			switch s.data[s.off] {
+			case ',':
+				s.skip(1)
+			case end:
+				s.skip(1)
+				return n, true
+			default:
+				return nil, false
+			}
 		}
 	case '"':
-		return s.node(yaml.ScalarNode, tagStr, s.str(), line, col)
+		v, ok := s.str()
+		return s.node(yaml.ScalarNode, tagStr, v, line, col), ok
 	case 't':
-		s.skip(4)
-		return s.node(yaml.ScalarNode, tagBool, "true", line, col)
+		return s.literal("true", tagBool, line, col)
 	case 'f':
-		s.skip(5)
-		return s.node(yaml.ScalarNode, tagBool, "false", line, col)
+		return s.literal("false", tagBool, line, col)
 	case 'n':
-		s.skip(4)
-		return s.node(yaml.ScalarNode, tagNull, "null", line, col)
+		return s.literal("null", tagNull, line, col)
 	}
+	return s.number(line, col)
+}
+
+func (s *jsonScanner) literal(word, tag string, line, col int) (*yaml.Node, bool) {
+	if !bytes.HasPrefix(s.data[s.off:], []byte(word)) {
+		return nil, false
+	}
+	s.skip(len(word))
+	return s.node(yaml.ScalarNode, tag, word, line, col), true
+}
+
+// number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.
+func (s *jsonScanner) number(line, col int) (*yaml.Node, bool) {
 	start, tag := s.off, tagInt
-	for ; s.off < len(s.data) && strings.IndexByte("+-.eE0123456789", s.data[s.off]) >= 0; s.off++ {
-		if c := s.data[s.off]; c == '.' || c == 'e' || c == 'E' {
-			tag = tagFloat
+	digits := func() int {
+		n := 0
+		for s.off < len(s.data) && s.data[s.off] >= '0' && s.data[s.off] <= '9' {
+			s.off++
+			n++
+		}
+		return n
+	}
+	if s.off < len(s.data) && s.data[s.off] == '-' {
+		s.off++
+	}
+	if s.off < len(s.data) && s.data[s.off] == '0' {
+		s.off++
+	} else if digits() == 0 {
+		return nil, false
+	}
+	if s.off < len(s.data) && s.data[s.off] == '.' {
+		s.off++
+		tag = tagFloat
+		if digits() == 0 {
+			return nil, false
+		}
+	}
+	if s.off < len(s.data) && (s.data[s.off] == 'e' || s.data[s.off] == 'E') {
+		s.off++
+		tag = tagFloat
+		if s.off < len(s.data) && (s.data[s.off] == '+' || s.data[s.off] == '-') {
+			s.off++
+		}
+		if digits() == 0 {
+			return nil, false
 		}
 	}
 	s.col += s.off - start
-	return s.node(yaml.ScalarNode, tag, string(s.data[start:s.off]), line, col)
+	return s.node(yaml.ScalarNode, tag, string(s.data[start:s.off]), line, col), true
 }
 
-// str reads the string at s.off, quotes included, and returns its value.
-func (s *jsonScanner) str() string {
+// str reads the string at s.off, quotes included, and returns its value;
+// ok is false if it is not a valid JSON string.
+func (s *jsonScanner) str() (string, bool) {
 	start, escaped := s.off, false
 	i := start + 1
 	for {
+		if i >= len(s.data) {
+			return "", false
+		}
 		c := s.data[i]
 		if c == '"' {
 			break
 		}
+		if c < 0x20 {
+			return "", false
+		}
 		if c == '\\' {
 			escaped = true
-			i++
+			if i+1 >= len(s.data) {
+				return "", false
+			}
+			switch s.data[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(s.data) {
+					return "", false
+				}
+				for _, h := range s.data[i+2 : i+6] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return "", false
+					}
+				}
+				i += 6
+			default:
+				return "", false
+			}
+			continue
 		}
 		i++
 	}
@@ -394,12 +513,12 @@ func (s *jsonScanner) str() string {
 	}
 	s.off = i + 1
 	if !escaped {
-		return interned(s.strs, raw[1:len(raw)-1])
+		return interned(s.strs, raw[1:len(raw)-1]), true
 	}
 	var v string
-	// Valid JSON: unquoting cannot fail.
+	// A valid JSON string: unquoting cannot fail.
 	_ = json.Unmarshal(raw, &v)
-	return v
+	return v, true
 }
 
 type jsonBuilder struct {
@@ -553,7 +672,9 @@ func (d *decoder) intern(s string) string {
 	if v, ok := d.strs[s]; ok {
 		return v
 	}
-	d.strs[s] = s
+	if len(d.strs) < maxInternedStrings {
+		d.strs[s] = s
+	}
 	return s
 }
 

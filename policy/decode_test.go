@@ -355,15 +355,19 @@ func sameTree(a, b *yaml.Node, path string) string {
 
 func checkScanner(t *testing.T, src []byte) {
 	t.Helper()
-	if !json.Valid(src) || len(bytes.TrimSpace(src)) == 0 || !utf8.Valid(src) {
+	sc := &jsonScanner{data: src, line: 1, col: 1}
+	got, ok := sc.document()
+	if valid := json.Valid(src); ok != valid {
+		t.Fatalf("jsonScanner(%q) ok = %v, json.Valid = %v", src, ok, valid)
+	}
+	if !ok || !utf8.Valid(src) {
 		return
 	}
 	want, err := tokenWalk(src)
 	if err != nil {
 		t.Fatalf("token walk of valid %q: %v", src, err)
 	}
-	sc := &jsonScanner{data: src, line: 1, col: 1}
-	if d := sameTree(sc.value(), want, ""); d != "" {
+	if d := sameTree(got, want, ""); d != "" {
 		t.Errorf("jsonScanner(%q) differs from the token walk at %s", src, d)
 	}
 }
@@ -376,6 +380,9 @@ func TestJSONScannerMatchesTokens(t *testing.T) {
 		`{}`, `[]`, ` [ ] `, `"x"`, `12`, `-1.5e+3`, `true`, `null`,
 		"{\"a\":\"\\u00e4\\n\\\"q\\\"\",\n\r\n\t\"b\" : [1, 2.0, -3e2, true, false, null, {}, []],\"ä日本\":\"ü\"}",
 		`{"esc":"\ud83d\ude00 \ud800 tail","after":"x"}`,
+		// Invalid: the scanner must refuse what json.Valid refuses.
+		`{"a":1,}`, `[1,]`, `{"a" 1}`, `{1:2}`, `01`, `-`, `1.`, `1e`, `.5`, `+1`, `tru`, `nul`, `"\x"`, `"\u12g4"`,
+		"\"tab\there\"", `[1 2]`, `{"a":1}{}`, `[`, `"`, `{"a":`, strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
 		"[\n  {\"k\": \"v\"},\n  {\"k\": [\n    \"w\"\n  ]}\n]\n",
 		string(indented),
 	} {
