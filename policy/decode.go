@@ -281,8 +281,9 @@ const maxInterned = 128
 // document repeats come early (in the permissions, roles and tenants
 // before the users) and stay; the unique emails after them would only
 // grow the map until every lookup misses the cache: at a million users
-// an unbounded map made lookups a third of the parse.
-const maxInternedStrings = 1 << 16
+// an unbounded map made lookups a third of the parse, and a map larger
+// than the caches makes every lookup a miss.
+const maxInternedStrings = 1 << 14
 
 // interned returns b as a string, the one in strs if strs holds it: the
 // keys and ids of a large document repeat in every object, and both the
