@@ -304,9 +304,10 @@ func interned(strs map[string]string, b []byte) string {
 
 func (s *jsonScanner) node(kind yaml.Kind, tag, value string, line, col int) *yaml.Node {
 	if len(s.nodes) == cap(s.nodes) {
-		// A value takes a few bytes at least: a short input (one line of
-		// a JSON-lines document) gets a block its size.
-		s.nodes = make([]yaml.Node, 0, min(1024, 4+(len(s.data)-s.off)/4))
+		// A value and its punctuation take some sixteen bytes in a
+		// policy: a short input (one line of a JSON-lines document) gets
+		// a block about its size, and a next one if that runs out.
+		s.nodes = make([]yaml.Node, 0, min(1024, 8+(len(s.data)-s.off)/16))
 	}
 	s.nodes = append(s.nodes, yaml.Node{Kind: kind, Tag: tag, Value: value, Line: line, Column: col})
 	return &s.nodes[len(s.nodes)-1]
