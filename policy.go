@@ -365,33 +365,37 @@ func PolicyFromObjects(objs []Object) (*Policy, error) {
 	sorted := append([]Object(nil), objs...)
 	SortObjects(sorted)
 	p := &Policy{}
+	// The ids objects repeat are kept once each (see interner).
+	in := interner{}
 	for _, o := range sorted {
 		var err error
 		switch o.Kind {
 		case KindSettings:
-			err = json.Unmarshal(o.Body, &p.Settings)
+			if err = json.Unmarshal(o.Body, &p.Settings); err == nil {
+				in.object(&p.Settings)
+			}
 		case KindPermission:
-			err = appendDecoded(o.Body, &p.Permissions)
+			err = appendDecoded(o.Body, &p.Permissions, in)
 		case KindBundle:
-			err = appendDecoded(o.Body, &p.Bundles)
+			err = appendDecoded(o.Body, &p.Bundles, in)
 		case KindCategory:
-			err = appendDecoded(o.Body, &p.Categories)
+			err = appendDecoded(o.Body, &p.Categories, in)
 		case KindRole:
-			err = appendDecoded(o.Body, &p.Roles)
+			err = appendDecoded(o.Body, &p.Roles, in)
 		case KindPlan:
-			err = appendDecoded(o.Body, &p.Plans)
+			err = appendDecoded(o.Body, &p.Plans, in)
 		case KindTenant:
-			err = appendDecoded(o.Body, &p.Tenants)
+			err = appendDecoded(o.Body, &p.Tenants, in)
 		case KindUser:
-			err = appendDecoded(o.Body, &p.Users)
+			err = appendDecoded(o.Body, &p.Users, in)
 		case KindAgent:
-			err = appendDecoded(o.Body, &p.Agents)
+			err = appendDecoded(o.Body, &p.Agents, in)
 		case KindTool:
-			err = appendDecoded(o.Body, &p.Tools)
+			err = appendDecoded(o.Body, &p.Tools, in)
 		case KindAction:
-			err = appendDecoded(o.Body, &p.Actions)
+			err = appendDecoded(o.Body, &p.Actions, in)
 		case KindResource:
-			err = appendDecoded(o.Body, &p.Resources)
+			err = appendDecoded(o.Body, &p.Resources, in)
 		default:
 			err = fmt.Errorf("unknown kind")
 		}
@@ -402,12 +406,13 @@ func PolicyFromObjects(objs []Object) (*Policy, error) {
 	return p, nil
 }
 
-func appendDecoded[T any](body []byte, dst *[]T) error {
+func appendDecoded[T any](body []byte, dst *[]T, in interner) error {
 	var v T
 	if err := json.Unmarshal(body, &v); err != nil {
 		return err
 	}
 	*dst = append(*dst, v)
+	in.object(&(*dst)[len(*dst)-1])
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -371,6 +372,10 @@ func (s *Server) superuser(promote bool) http.HandlerFunc {
 // YAML's subset, so one parser reads both.
 var yamlTypes = []string{"application/yaml", "application/x-yaml", "text/yaml", "application/json"}
 
+// linesTypes are the content types policy:apply reads as a JSON-lines
+// document (policy.ParseLines).
+var linesTypes = []string{"application/jsonl", "application/x-ndjson"}
+
 // handleApply syncs a policy document, like `gatehouse apply`.
 func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) {
 	if err := s.requireAdmin(r); err != nil {
@@ -378,7 +383,9 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
-	if !slices.Contains(yamlTypes, strings.TrimSpace(strings.ToLower(ct))) {
+	ct = strings.TrimSpace(strings.ToLower(ct))
+	lines := slices.Contains(linesTypes, ct)
+	if !lines && !slices.Contains(yamlTypes, ct) {
 		s.writeError(w, r, &Error{Code: CodeUnsupportedMediaType, Message: "error.policy_media_type", Err: fmt.Errorf("content type %q", ct)})
 		return
 	}
@@ -388,7 +395,12 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dryRun, _ := strconv.ParseBool(r.URL.Query().Get("dry_run"))
-	doc, err := policy.ParseMax("policy", body, s.cfg.MaxApplyBytes)
+	var doc *policy.Document
+	if lines {
+		doc, err = policy.ParseLines("policy", bytes.NewReader(body), s.cfg.MaxApplyBytes)
+	} else {
+		doc, err = policy.ParseMax("policy", body, s.cfg.MaxApplyBytes)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

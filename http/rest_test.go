@@ -226,6 +226,18 @@ func TestRESTPolicyApply(t *testing.T) {
 	if r := apply("", "text/plain", doc); r.status != http.StatusUnsupportedMediaType {
 		t.Errorf("text/plain: %d", r.status)
 	}
+	// JSON lines, recognized by the content type whatever key comes first.
+	lines := `{"name":"Only","bundles":["Access AI Chat"],"kind":"category"}` + "\n" + `{"kind":"category","name":"Lines"}` + "\n"
+	for _, ct := range []string{"application/jsonl", "application/x-ndjson"} {
+		r := apply("?dry_run=true", ct, lines)
+		if res := decodeLoose[writeResult](t, r); r.status != http.StatusOK || len(res.Changes) != 1 || res.Changes[0].ID != "Lines" {
+			t.Errorf("JSON lines as %s: %d %s, want one new category", ct, r.status, r.body)
+		}
+	}
+	r = apply("", "application/jsonl", `{"kind":"category","name":"Only"}`+"\n"+`{"kind":"category","name":"Bad","bundles":["No Such"]}`+"\n")
+	if e := decodeLoose[restError](t, r); r.status != http.StatusBadRequest || len(e.Error.Details) != 1 || !strings.Contains(e.Error.Details[0], "policy:2:") {
+		t.Errorf("invalid JSON lines: %d %s, want a 400 naming line 2", r.status, r.body)
+	}
 	if r := f.do(call{path: "/api/v1/policy:apply", token: f.token("user:olga@acme.example"), body: doc}); r.status != http.StatusForbidden {
 		t.Errorf("a tenant admin applies a whole policy: %d", r.status)
 	}
@@ -242,10 +254,15 @@ func TestRESTPolicyApplyLimit(t *testing.T) {
 	if r := f.do(call{path: "/api/v1/policy:apply", token: admin, body: doc, header: yamlType}); r.status != http.StatusOK {
 		t.Errorf("a document within MaxApplyBytes but above MaxBodyBytes: %d %s", r.status, r.body)
 	}
-	r := f.do(call{path: "/api/v1/policy:apply", token: admin, body: doc + "# one byte too many\n", header: yamlType})
-	e := decodeLoose[restError](t, r)
-	if r.status != http.StatusRequestEntityTooLarge || e.Error.Code != gatehttp.CodePayloadTooLarge || !strings.Contains(e.Error.Message, strconv.Itoa(len(doc))) {
-		t.Errorf("a document above MaxApplyBytes: %d %s, want 413 %s naming %d", r.status, r.body, gatehttp.CodePayloadTooLarge, len(doc))
+	for _, c := range []struct{ ct, body string }{
+		{"application/yaml", doc + "# one byte too many\n"},
+		{"application/jsonl", strings.Repeat(`{"kind":"category","name":"Only"}`+"\n", 2)},
+	} {
+		r := f.do(call{path: "/api/v1/policy:apply", token: admin, body: c.body, header: map[string]string{"Content-Type": c.ct}})
+		e := decodeLoose[restError](t, r)
+		if r.status != http.StatusRequestEntityTooLarge || e.Error.Code != gatehttp.CodePayloadTooLarge || !strings.Contains(e.Error.Message, strconv.Itoa(len(doc))) {
+			t.Errorf("a %s document above MaxApplyBytes: %d %s, want 413 %s naming %d", c.ct, r.status, r.body, gatehttp.CodePayloadTooLarge, len(doc))
+		}
 	}
 	if err := (func() gatehttp.Config { c := testConfig(t); c.MaxApplyBytes = 0; return c })().Validate(); !errors.Is(err, gatehouse.ErrInvalid) {
 		t.Errorf("Validate(MaxApplyBytes 0) = %v, want ErrInvalid", err)

@@ -51,6 +51,31 @@ func (ps positions) locate(path string) position {
 	}
 }
 
+// locator finds the position of a value by its path (see
+// positions.locate).
+type locator interface {
+	locate(path string) position
+}
+
+// lazyPositions are the positions of a document's values, found by
+// decoding it again the first time a problem is to be located, so that a
+// valid document costs no position map.
+type lazyPositions struct {
+	once sync.Once
+	file string
+	data []byte
+	pos  positions
+}
+
+func (l *lazyPositions) locate(path string) position {
+	l.once.Do(func() {
+		l.pos = positions{"": {1, 1}}
+		decodeInto(l.file, l.data, &gatehouse.Policy{}, l.pos)
+		l.data = nil
+	})
+	return l.pos.locate(path)
+}
+
 // locateAll fills in File, Line and Column of problems from their paths.
 func (ps positions) locateAll(file string, problems []Problem) {
 	for i := range problems {
@@ -62,13 +87,6 @@ func (ps positions) locateAll(file string, problems []Problem) {
 	}
 }
 
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
 // decodeDocument decodes data, YAML or JSON, into v (a pointer) and returns
 // the position of every value and the problems found, located in file. A
 // document that does not parse at all returns nil positions. A document
@@ -76,31 +94,55 @@ func joinPath(path, key string) string {
 // held to JSON's grammar; other documents are YAML. An empty document
 // decodes to v's zero value.
 func decodeDocument(file string, data []byte, v any) (positions, []Problem) {
+	pos := positions{"": {1, 1}}
+	res := decodeInto(file, data, v, pos)
+	if !res.ok {
+		return nil, res.problems
+	}
+	return pos, res.problems
+}
+
+// decoded is what decodeInto found.
+type decoded struct {
+	// ok is false when the document does not parse at all.
+	ok       bool
+	problems []Problem
+	// sections are the document's top-level keys, in order.
+	sections []string
+}
+
+// decodeInto is decodeDocument that records positions in pos only when it
+// is not nil: a large document's positions take several times its size,
+// and are needed only to locate a problem.
+func decodeInto(file string, data []byte, v any, pos positions) decoded {
 	if !utf8.Valid(data) {
-		return nil, []Problem{invalidUTF8(file, data)}
+		return decoded{problems: []Problem{invalidUTF8(file, data)}}
 	}
 	var root *yaml.Node
 	var problem *Problem
+	strs := map[string]string{}
 	if trimmed := bytes.TrimLeft(data, " \t\r\n"); strings.HasSuffix(strings.ToLower(file), ".json") ||
 		len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
-		root, problem = jsonTree(file, data)
+		root, problem = jsonTreeAt(file, data, 1, strs)
 	} else {
 		root, problem = yamlTree(file, data)
 	}
 	if problem != nil {
-		return nil, []Problem{*problem}
+		return decoded{problems: []Problem{*problem}}
 	}
 	d := &decoder{
 		file: file,
-		pos:  positions{"": {1, 1}},
+		pos:  pos,
 		// Aliases can make a small document expand enormously; a document
 		// without them has fewer values than bytes.
 		budget: 16*len(data) + 1024,
+		root:   root,
+		strs:   strs,
 	}
 	if root != nil {
-		d.decode(root, reflect.ValueOf(v).Elem(), "", 0)
+		d.decode(root, reflect.ValueOf(v).Elem(), 0)
 	}
-	return d.pos, d.problems
+	return decoded{ok: true, problems: d.problems, sections: d.sections}
 }
 
 func invalidUTF8(file string, data []byte) Problem {
@@ -171,11 +213,34 @@ func yamlProblem(file string, err error) Problem {
 // every value, so that JSON documents decode exactly like YAML ones. It
 // returns nil for an empty input.
 func jsonTree(file string, data []byte) (*yaml.Node, *Problem) {
-	b := &jsonBuilder{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
-	b.dec.UseNumber()
+	return jsonTreeAt(file, data, 1, nil)
+}
+
+// jsonTreeAt is jsonTree for data that starts at line start of file; the
+// strings of a valid document are interned in strs, if not nil (see
+// interned).
+func jsonTreeAt(file string, data []byte, start int, strs map[string]string) (*yaml.Node, *Problem) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil
 	}
+	sc := &jsonScanner{data: data, line: start, col: 1, strs: strs}
+	if root, ok := sc.document(); ok {
+		return root, nil
+	}
+	// Not valid JSON: the token walk says where and why.
+	root, problem := tokenTree(file, data)
+	if problem != nil && problem.Line > 0 {
+		problem.Line += start - 1
+	}
+	return root, problem
+}
+
+// tokenTree is jsonTree by encoding/json's tokens, for invalid documents:
+// its errors say where and why.
+func tokenTree(file string, data []byte) (*yaml.Node, *Problem) {
+	// An invalid document is walked token by token to find where and why.
+	b := &jsonBuilder{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
+	b.dec.UseNumber()
 	root, err := b.value()
 	if err == nil {
 		off := b.start()
@@ -188,6 +253,274 @@ func jsonTree(file string, data []byte) (*yaml.Node, *Problem) {
 		}
 	}
 	return nil, b.problem(file, err)
+}
+
+// jsonScanner checks a JSON document and builds its node tree in one pass
+// over its bytes, counting lines and columns as it goes: several times
+// faster than walking encoding/json's tokens, which a document of a
+// hundred thousand users spent most of its parse in. It accepts exactly
+// what json.Valid accepts; an invalid document is walked by tokens
+// instead, for the message.
+type jsonScanner struct {
+	data []byte
+	// off is the next byte; line and col are its 1-based position, col
+	// counted in runes.
+	off, line, col int
+	// nodes is a block of nodes handed out one by one: one allocation per
+	// up to a thousand values instead of one per value.
+	nodes []yaml.Node
+	// strs, when not nil, interns the strings read (see interned).
+	strs map[string]string
+}
+
+// maxInterned bounds the strings a decoder interns: ids and names are
+// short, descriptions and conditions may not be.
+const maxInterned = 128
+
+// maxInternedStrings bounds how many strings a decoder interns. The ids a
+// document repeats come early (in the permissions, roles and tenants
+// before the users) and stay; the unique emails after them would only
+// grow the map until every lookup misses the cache: at a million users
+// an unbounded map made lookups a third of the parse, and a map larger
+// than the caches makes every lookup a miss.
+const maxInternedStrings = 1 << 14
+
+// interned returns b as a string, the one in strs if strs holds it: the
+// keys and ids of a large document repeat in every object, and both the
+// allocation of each copy and the memory the policy keeps are saved.
+func interned(strs map[string]string, b []byte) string {
+	if strs == nil || len(b) > maxInterned {
+		return string(b)
+	}
+	if s, ok := strs[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(strs) < maxInternedStrings {
+		strs[s] = s
+	}
+	return s
+}
+
+func (s *jsonScanner) node(kind yaml.Kind, tag, value string, line, col int) *yaml.Node {
+	if len(s.nodes) == cap(s.nodes) {
+		// A value and its punctuation take some sixteen bytes in a
+		// policy: a short input (one line of a JSON-lines document) gets
+		// a block about its size, and a next one if that runs out.
+		s.nodes = make([]yaml.Node, 0, min(1024, 8+(len(s.data)-s.off)/16))
+	}
+	s.nodes = append(s.nodes, yaml.Node{Kind: kind, Tag: tag, Value: value, Line: line, Column: col})
+	return &s.nodes[len(s.nodes)-1]
+}
+
+// space skips white space.
+func (s *jsonScanner) space() {
+	for s.off < len(s.data) {
+		switch s.data[s.off] {
+		case '\n':
+			s.line++
+			s.col = 1
+		case ' ', '\t', '\r':
+			s.col++
+		default:
+			return
+		}
+		s.off++
+	}
+}
+
+// skip passes n bytes that are one rune each.
+func (s *jsonScanner) skip(n int) {
+	s.off += n
+	s.col += n
+}
+
+// maxJSONDepth is the nesting encoding/json accepts.
+const maxJSONDepth = 10000
+
+// document reads the whole input as one JSON value; ok is false if it is
+// not exactly one valid JSON value, as json.Valid would say.
+func (s *jsonScanner) document() (*yaml.Node, bool) {
+	n, ok := s.value(0)
+	if !ok {
+		return nil, false
+	}
+	s.space()
+	return n, s.off == len(s.data)
+}
+
+// more reports whether a byte is left, after white space.
+func (s *jsonScanner) more() bool {
+	s.space()
+	return s.off < len(s.data)
+}
+
+func (s *jsonScanner) value(depth int) (*yaml.Node, bool) {
+	if !s.more() {
+		return nil, false
+	}
+	line, col := s.line, s.col
+	switch c := s.data[s.off]; c {
+	case '{', '[':
+		if depth >= maxJSONDepth {
+			return nil, false
+		}
+		n := s.node(yaml.SequenceNode, tagSeq, "", line, col)
+		end := byte(']')
+		if c == '{' {
+			n.Kind, n.Tag, end = yaml.MappingNode, tagMap, '}'
+		}
+		s.skip(1)
+		if !s.more() {
+			return nil, false
+		}
+		if s.data[s.off] == end {
+			s.skip(1)
+			return n, true
+		}
+		for {
+			if n.Kind == yaml.MappingNode {
+				if !s.more() || s.data[s.off] != '"' {
+					return nil, false
+				}
+				k, ok := s.value(depth + 1)
+				if !ok || !s.more() || s.data[s.off] != ':' {
+					return nil, false
+				}
+				s.skip(1)
+				n.Content = append(n.Content, k)
+			}
+			v, ok := s.value(depth + 1)
+			if !ok || !s.more() {
+				return nil, false
+			}
+			n.Content = append(n.Content, v)
+			switch s.data[s.off] {
+			case ',':
+				s.skip(1)
+			case end:
+				s.skip(1)
+				return n, true
+			default:
+				return nil, false
+			}
+		}
+	case '"':
+		v, ok := s.str()
+		return s.node(yaml.ScalarNode, tagStr, v, line, col), ok
+	case 't':
+		return s.literal("true", tagBool, line, col)
+	case 'f':
+		return s.literal("false", tagBool, line, col)
+	case 'n':
+		return s.literal("null", tagNull, line, col)
+	}
+	return s.number(line, col)
+}
+
+func (s *jsonScanner) literal(word, tag string, line, col int) (*yaml.Node, bool) {
+	if !bytes.HasPrefix(s.data[s.off:], []byte(word)) {
+		return nil, false
+	}
+	s.skip(len(word))
+	return s.node(yaml.ScalarNode, tag, word, line, col), true
+}
+
+// number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.
+func (s *jsonScanner) number(line, col int) (*yaml.Node, bool) {
+	start, tag := s.off, tagInt
+	digits := func() int {
+		n := 0
+		for s.off < len(s.data) && s.data[s.off] >= '0' && s.data[s.off] <= '9' {
+			s.off++
+			n++
+		}
+		return n
+	}
+	if s.off < len(s.data) && s.data[s.off] == '-' {
+		s.off++
+	}
+	if s.off < len(s.data) && s.data[s.off] == '0' {
+		s.off++
+	} else if digits() == 0 {
+		return nil, false
+	}
+	if s.off < len(s.data) && s.data[s.off] == '.' {
+		s.off++
+		tag = tagFloat
+		if digits() == 0 {
+			return nil, false
+		}
+	}
+	if s.off < len(s.data) && (s.data[s.off] == 'e' || s.data[s.off] == 'E') {
+		s.off++
+		tag = tagFloat
+		if s.off < len(s.data) && (s.data[s.off] == '+' || s.data[s.off] == '-') {
+			s.off++
+		}
+		if digits() == 0 {
+			return nil, false
+		}
+	}
+	s.col += s.off - start
+	return s.node(yaml.ScalarNode, tag, string(s.data[start:s.off]), line, col), true
+}
+
+// str reads the string at s.off, quotes included, and returns its value;
+// ok is false if it is not a valid JSON string.
+func (s *jsonScanner) str() (string, bool) {
+	start, escaped := s.off, false
+	i := start + 1
+	for {
+		if i >= len(s.data) {
+			return "", false
+		}
+		c := s.data[i]
+		if c == '"' {
+			break
+		}
+		if c < 0x20 {
+			return "", false
+		}
+		if c == '\\' {
+			escaped = true
+			if i+1 >= len(s.data) {
+				return "", false
+			}
+			switch s.data[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(s.data) {
+					return "", false
+				}
+				for _, h := range s.data[i+2 : i+6] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return "", false
+					}
+				}
+				i += 6
+			default:
+				return "", false
+			}
+			continue
+		}
+		i++
+	}
+	raw := s.data[start : i+1]
+	for _, b := range raw {
+		if b&0xC0 != 0x80 {
+			s.col++
+		}
+	}
+	s.off = i + 1
+	if !escaped {
+		return interned(s.strs, raw[1:len(raw)-1]), true
+	}
+	var v string
+	// A valid JSON string: unquoting cannot fail.
+	_ = json.Unmarshal(raw, &v)
+	return v, true
 }
 
 type jsonBuilder struct {
@@ -315,14 +648,67 @@ const (
 )
 
 type decoder struct {
-	file     string
+	file string
+	// pos, when not nil, records the position of every value.
 	pos      positions
 	problems []Problem
 	// budget is the number of values left to decode.
 	budget int
+	// path is the path of the value being decoded ("users[2].roles"),
+	// built in place as the walk descends and cut back as it returns, so
+	// that a value's path costs a string only when it is recorded or has
+	// a problem.
+	path []byte
+	// root is the document's top-level value; sections are its keys.
+	root     *yaml.Node
+	sections []string
+	// strs, when not nil, interns the strings decoded (see interned).
+	strs map[string]string
 }
 
-func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
+// intern returns s, or the equal string d.strs holds (see interned).
+func (d *decoder) intern(s string) string {
+	if d.strs == nil || len(s) > maxInterned {
+		return s
+	}
+	if v, ok := d.strs[s]; ok {
+		return v
+	}
+	if len(d.strs) < maxInternedStrings {
+		d.strs[s] = s
+	}
+	return s
+}
+
+// at returns the path of the value being decoded.
+func (d *decoder) at() string { return string(d.path) }
+
+// key descends into the entry key of a mapping; it returns the length to
+// cut the path back to.
+func (d *decoder) key(key string) int {
+	n := len(d.path)
+	if n > 0 {
+		d.path = append(d.path, '.')
+	}
+	d.path = append(d.path, key...)
+	return n
+}
+
+// index descends into the i-th entry of a list; it returns the length to
+// cut the path back to.
+func (d *decoder) index(i int) int {
+	n := len(d.path)
+	d.path = append(d.path, '[')
+	d.path = strconv.AppendInt(d.path, int64(i), 10)
+	d.path = append(d.path, ']')
+	return n
+}
+
+func (d *decoder) fail(n *yaml.Node, format string, args ...any) {
+	d.failAt(n, d.at(), format, args...)
+}
+
+func (d *decoder) failAt(n *yaml.Node, path, format string, args ...any) {
 	d.problems = append(d.problems, Problem{File: d.file, Line: n.Line, Column: n.Column, Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
@@ -336,11 +722,11 @@ func (d *decoder) enter(n *yaml.Node, depth int) (*yaml.Node, bool) {
 	if d.budget == 0 {
 		// Reported for the whole document: what was not decoded must not
 		// be reported as missing.
-		d.fail(n, "", "document too large: too many values after expanding aliases")
+		d.failAt(n, "", "document too large: too many values after expanding aliases")
 		return nil, false
 	}
 	if depth > maxDepth {
-		d.fail(n, "", "too deeply nested (more than %d levels)", maxDepth)
+		d.failAt(n, "", "too deeply nested (more than %d levels)", maxDepth)
 		d.budget = 0
 		return nil, false
 	}
@@ -350,10 +736,13 @@ func (d *decoder) enter(n *yaml.Node, depth int) (*yaml.Node, bool) {
 	return n, true
 }
 
-// decode sets v from n. Null leaves v at its zero value.
-func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) {
-	if _, seen := d.pos[path]; !seen {
-		d.pos[path] = position{n.Line, n.Column}
+// decode sets v from n, the value at d.path. Null leaves v at its zero
+// value.
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, depth int) {
+	if d.pos != nil {
+		if _, seen := d.pos[string(d.path)]; !seen {
+			d.pos[d.at()] = position{n.Line, n.Column}
+		}
 	}
 	n, ok := d.enter(n, depth)
 	if !ok {
@@ -364,62 +753,64 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 		return
 	}
 	if v.Type() == decimalType {
-		d.decimal(n, v, path)
+		d.decimal(n, v)
 		return
 	}
 	switch v.Kind() {
 	case reflect.String:
-		d.str(n, v, path)
+		d.str(n, v)
 	case reflect.Int64:
-		d.integer(n, v, path)
+		d.integer(n, v)
 	case reflect.Pointer:
 		e := reflect.New(v.Type().Elem())
-		d.decode(n, e.Elem(), path, depth)
+		d.decode(n, e.Elem(), depth)
 		v.Set(e)
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != tagBool {
-			d.fail(n, path, "want true or false, got %s", describe(n))
+			d.fail(n, "want true or false, got %s", describe(n))
 			return
 		}
 		v.SetBool(strings.EqualFold(n.Value, "true"))
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.fail(n, path, "want a list, got %s", describe(n))
+			d.fail(n, "want a list, got %s", describe(n))
 			return
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, c := range n.Content {
-			d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", path, i), depth+1)
+			back := d.index(i)
+			d.decode(c, s.Index(i), depth+1)
+			d.path = d.path[:back]
 		}
 		v.Set(s)
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			d.fail(n, path, "want a mapping, got %s", describe(n))
+			d.fail(n, "want a mapping, got %s", describe(n))
 			return
 		}
 		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
-		d.pairs(n, path, func(key string, _, val *yaml.Node) {
+		d.pairs(n, func(key string, _, val *yaml.Node) {
 			e := reflect.New(v.Type().Elem()).Elem()
-			d.decode(val, e, joinPath(path, key), depth+1)
+			d.decode(val, e, depth+1)
 			m.SetMapIndex(reflect.ValueOf(key), e)
 		})
 		v.Set(m)
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			d.fail(n, path, "want a mapping, got %s", describe(n))
+			d.fail(n, "want a mapping, got %s", describe(n))
 			return
 		}
 		fields := fieldsOf(v.Type())
-		d.pairs(n, path, func(key string, k, val *yaml.Node) {
+		d.pairs(n, func(key string, k, val *yaml.Node) {
 			i, ok := fields.index[key]
 			if !ok {
-				d.fail(k, joinPath(path, key), "unknown key %q%s", key, suggest(key, fields.names))
+				d.fail(k, "unknown key %q%s", key, suggest(key, fields.names))
 				return
 			}
-			d.decode(val, v.Field(i), joinPath(path, key), depth+1)
+			d.decode(val, v.Field(i), depth+1)
 		})
 	case reflect.Interface:
-		if x := d.free(n, path, depth); x != nil {
+		if x := d.free(n, depth); x != nil {
 			v.Set(reflect.ValueOf(x))
 		}
 	default:
@@ -429,25 +820,25 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 
 // str sets a string. Numbers are refused rather than converted, as JSON
 // refuses them; the message says how to write the string.
-func (d *decoder) str(n *yaml.Node, v reflect.Value, path string) {
+func (d *decoder) str(n *yaml.Node, v reflect.Value) {
 	if n.Kind == yaml.ScalarNode {
 		switch n.ShortTag() {
 		case tagStr, tagTimestamp:
-			v.SetString(n.Value)
+			v.SetString(d.intern(n.Value))
 			return
 		case tagInt, tagFloat:
-			d.fail(n, path, "want a string, got number %s (quote it: %q)", n.Value, n.Value)
+			d.fail(n, "want a string, got number %s (quote it: %q)", n.Value, n.Value)
 			return
 		}
 	}
-	d.fail(n, path, "want a string, got %s", describe(n))
+	d.fail(n, "want a string, got %s", describe(n))
 }
 
 // decimalType is written as a number or a string and kept as the text
 // written, so "49.90" stays exact; validation parses it.
 var decimalType = reflect.TypeFor[gatehouse.Decimal]()
 
-func (d *decoder) decimal(n *yaml.Node, v reflect.Value, path string) {
+func (d *decoder) decimal(n *yaml.Node, v reflect.Value) {
 	if n.Kind == yaml.ScalarNode {
 		switch n.ShortTag() {
 		case tagInt, tagFloat, tagStr:
@@ -455,27 +846,30 @@ func (d *decoder) decimal(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 	}
-	d.fail(n, path, "want a decimal number, got %s", describe(n))
+	d.fail(n, "want a decimal number, got %s", describe(n))
 }
 
 // integer sets an int64 from a YAML or JSON integer.
-func (d *decoder) integer(n *yaml.Node, v reflect.Value, path string) {
+func (d *decoder) integer(n *yaml.Node, v reflect.Value) {
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != tagInt {
-		d.fail(n, path, "want a whole number, got %s", describe(n))
+		d.fail(n, "want a whole number, got %s", describe(n))
 		return
 	}
 	i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
 	if err != nil {
-		d.fail(n, path, "number %s is not a 64-bit whole number", n.Value)
+		d.fail(n, "number %s is not a 64-bit whole number", n.Value)
 		return
 	}
 	v.SetInt(i)
 }
 
-// pairs calls fn for each entry of a mapping after rejecting non-scalar,
-// merge and duplicate keys.
-func (d *decoder) pairs(n *yaml.Node, path string, fn func(key string, k, v *yaml.Node)) {
-	first := make(map[string]int, len(n.Content)/2)
+// pairs calls fn for each entry of a mapping, with d.path at the entry,
+// after rejecting non-scalar, merge and duplicate keys.
+func (d *decoder) pairs(n *yaml.Node, fn func(key string, k, v *yaml.Node)) {
+	var first map[string]int
+	if len(n.Content) > 16 {
+		first = make(map[string]int, len(n.Content)/2)
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind == yaml.AliasNode && k.Alias != nil {
@@ -483,42 +877,69 @@ func (d *decoder) pairs(n *yaml.Node, path string, fn func(key string, k, v *yam
 		}
 		switch {
 		case k.Kind != yaml.ScalarNode:
-			d.fail(k, path, "want a string key, got %s", describe(k))
+			d.fail(k, "want a string key, got %s", describe(k))
 			continue
 		case k.ShortTag() == tagMerge:
-			d.fail(k, path, "merge keys (<<) are not supported")
+			d.fail(k, "merge keys (<<) are not supported")
 			continue
 		}
-		if line, dup := first[k.Value]; dup {
-			d.fail(k, joinPath(path, k.Value), "duplicate key %q (first at line %d)", k.Value, line)
-			continue
+		back := d.key(k.Value)
+		if line, dup := firstKey(n, i, k.Value, first); dup {
+			d.fail(k, "duplicate key %q (first at line %d)", k.Value, line)
+		} else {
+			if first != nil {
+				first[k.Value] = k.Line
+			}
+			if back == 0 && n == d.root {
+				d.sections = append(d.sections, k.Value)
+			}
+			fn(k.Value, k, v)
 		}
-		first[k.Value] = k.Line
-		fn(k.Value, k, v)
+		d.path = d.path[:back]
 	}
+}
+
+// firstKey reports the line of an earlier entry of mapping n with key, the
+// key of entry i: from first when the mapping is large enough to have one,
+// else by looking back over the few entries before i.
+func firstKey(n *yaml.Node, i int, key string, first map[string]int) (int, bool) {
+	if first != nil {
+		line, dup := first[key]
+		return line, dup
+	}
+	for j := 0; j < i; j += 2 {
+		k := n.Content[j]
+		if k.Kind == yaml.AliasNode && k.Alias != nil {
+			k = k.Alias
+		}
+		if k.Kind == yaml.ScalarNode && k.ShortTag() != tagMerge && k.Value == key {
+			return k.Line, true
+		}
+	}
+	return 0, false
 }
 
 // free converts a free-form value (attributes) to what encoding/json would
 // decode it to: map[string]any, []any, string, float64, bool or nil.
 // Positions inside it are not recorded: validation never looks inside.
-func (d *decoder) free(n *yaml.Node, path string, depth int) any {
+func (d *decoder) free(n *yaml.Node, depth int) any {
 	switch n.Kind {
 	case yaml.MappingNode:
 		m := make(map[string]any, len(n.Content)/2)
-		d.pairs(n, path, func(key string, _, val *yaml.Node) {
-			p := joinPath(path, key)
+		d.pairs(n, func(key string, _, val *yaml.Node) {
 			if c, ok := d.enter(val, depth+1); ok {
-				m[key] = d.free(c, p, depth+1)
+				m[key] = d.free(c, depth+1)
 			}
 		})
 		return m
 	case yaml.SequenceNode:
 		s := make([]any, 0, len(n.Content))
 		for i, c := range n.Content {
-			p := fmt.Sprintf("%s[%d]", path, i)
+			back := d.index(i)
 			if c, ok := d.enter(c, depth+1); ok {
-				s = append(s, d.free(c, p, depth+1))
+				s = append(s, d.free(c, depth+1))
 			}
+			d.path = d.path[:back]
 		}
 		return s
 	}
@@ -532,12 +953,12 @@ func (d *decoder) free(n *yaml.Node, path string, depth int) any {
 	case tagInt, tagFloat:
 		f, err := number(n)
 		if err != nil {
-			d.fail(n, path, "%v", err)
+			d.fail(n, "%v", err)
 			return nil
 		}
 		return f
 	}
-	d.fail(n, path, "unsupported value %s", describe(n))
+	d.fail(n, "unsupported value %s", describe(n))
 	return nil
 }
 

@@ -5,14 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/engine/enginetest"
 	"github.com/google/go-cmp/cmp"
+	"go.yaml.in/yaml/v3"
 )
 
 // problems returns Parse's problems as "line:col: path: message" lines.
@@ -269,6 +272,9 @@ func BenchmarkParse(b *testing.B) {
 		for _, users := range []int{10_000, 100_000} {
 			b.Run(fmt.Sprintf("%s/users=%dk", format, users/1000), func(b *testing.B) {
 				data := generatedDocument(b, users, format)
+				// Generating leaves garbage whose collection would
+				// otherwise run, and count, during the parses.
+				runtime.GC()
 				file := "users.yaml"
 				if strings.HasPrefix(format, "json") {
 					file = "users.json"
@@ -327,4 +333,70 @@ func TestGeneratedDocumentPositions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tokenWalk is the node tree the token walk builds, which invalid
+// documents still take: the scanner must build the same for valid ones.
+func tokenWalk(data []byte) (*yaml.Node, error) {
+	b := &jsonBuilder{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
+	b.dec.UseNumber()
+	return b.value()
+}
+
+// sameTree reports where two node trees first differ, "" if nowhere.
+func sameTree(a, b *yaml.Node, path string) string {
+	if a.Kind != b.Kind || a.Tag != b.Tag || a.Value != b.Value || a.Line != b.Line || a.Column != b.Column || len(a.Content) != len(b.Content) {
+		return fmt.Sprintf("%s: scanner %d %s %q at %d:%d (%d children), tokens %d %s %q at %d:%d (%d children)", path,
+			a.Kind, a.Tag, a.Value, a.Line, a.Column, len(a.Content), b.Kind, b.Tag, b.Value, b.Line, b.Column, len(b.Content))
+	}
+	for i := range a.Content {
+		if d := sameTree(a.Content[i], b.Content[i], fmt.Sprintf("%s/%d", path, i)); d != "" {
+			return d
+		}
+	}
+	return ""
+}
+
+func checkScanner(t *testing.T, src []byte) {
+	t.Helper()
+	sc := &jsonScanner{data: src, line: 1, col: 1}
+	got, ok := sc.document()
+	if valid := json.Valid(src); ok != valid {
+		t.Fatalf("jsonScanner(%q) ok = %v, json.Valid = %v", src, ok, valid)
+	}
+	if !ok || !utf8.Valid(src) {
+		return
+	}
+	want, err := tokenWalk(src)
+	if err != nil {
+		t.Fatalf("token walk of valid %q: %v", src, err)
+	}
+	if d := sameTree(got, want, ""); d != "" {
+		t.Errorf("jsonScanner(%q) differs from the token walk at %s", src, d)
+	}
+}
+
+// The one-pass scanner builds the tree, positions included, that walking
+// encoding/json's tokens builds.
+func TestJSONScannerMatchesTokens(t *testing.T) {
+	indented := generatedDocument(t, 200, formatJSONIndented)
+	for _, src := range []string{
+		`{}`, `[]`, ` [ ] `, `"x"`, `12`, `-1.5e+3`, `true`, `null`,
+		"{\"a\":\"\\u00e4\\n\\\"q\\\"\",\n\r\n\t\"b\" : [1, 2.0, -3e2, true, false, null, {}, []],\"ä日本\":\"ü\"}",
+		`{"esc":"\ud83d\ude00 \ud800 tail","after":"x"}`,
+		// Invalid: the scanner must refuse what json.Valid refuses.
+		`{"a":1,}`, `[1,]`, `{"a" 1}`, `{1:2}`, `01`, `-`, `1.`, `1e`, `.5`, `+1`, `tru`, `nul`, `"\x"`, `"\u12g4"`,
+		"\"tab\there\"", `[1 2]`, `{"a":1}{}`, `[`, `"`, `{"a":`, strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+		"[\n  {\"k\": \"v\"},\n  {\"k\": [\n    \"w\"\n  ]}\n]\n",
+		string(indented),
+	} {
+		checkScanner(t, []byte(src))
+	}
+}
+
+func FuzzJSONScanner(f *testing.F) {
+	for _, s := range []string{`{"a":[1,"b\n",{"c":null}]}`, "[\n\"ä\", 1e5]", `"\u00e4"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) { checkScanner(t, src) })
 }

@@ -30,7 +30,8 @@ type fullDocument struct {
 	Resources   []gatehouse.ResourceEntry `json:"resources"`
 }
 
-// Marshal writes p as a complete document in format "yaml" or "json": every
+// Marshal writes p as a complete document in format "yaml", "json" or
+// "jsonl" (one object per line, see ParseLines): every
 // section is present, empty ones as [], so applying the export anywhere
 // reproduces p exactly. The output is deterministic — objects sorted by id
 // within a section, plans in tier order — and parses back to an equal policy.
@@ -44,10 +45,15 @@ func Marshal(p *gatehouse.Policy, format string) ([]byte, error) {
 
 // Encode writes Marshal's document to w one object at a time, so that
 // exporting a large policy holds one object's encoding in memory, not the
-// whole document's.
+// whole document's. Format "jsonl" writes the JSON-lines form (see
+// ParseLines) straight from p, without the canonical copy the other
+// formats are written from.
 func Encode(w io.Writer, p *gatehouse.Policy, format string) error {
+	if format == "jsonl" {
+		return encodeLines(w, p)
+	}
 	if format != "yaml" && format != "json" {
-		return gatehouse.Invalidf("unknown format %q, want yaml or json", format)
+		return gatehouse.Invalidf("unknown format %q, want yaml, json or jsonl", format)
 	}
 	objs, err := p.Objects()
 	if err != nil {

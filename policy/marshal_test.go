@@ -20,7 +20,7 @@ func TestMarshalSample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, format := range []string{"yaml", "json"} {
+	for _, format := range []string{"yaml", "json", "jsonl"} {
 		out, err := Marshal(doc.Policy, format)
 		if err != nil {
 			t.Fatalf("Marshal(sample, %s) = %v", format, err)
@@ -58,7 +58,7 @@ func shuffle[T any](r *rand.Rand, s []T) {
 
 // An empty policy exports as an empty document that parses back.
 func TestMarshalEmpty(t *testing.T) {
-	for _, format := range []string{"yaml", "json"} {
+	for _, format := range []string{"yaml", "json", "jsonl"} {
 		out, err := Marshal(&gatehouse.Policy{}, format)
 		if err != nil {
 			t.Fatalf("Marshal(empty, %s) = %v", format, err)
@@ -77,7 +77,7 @@ func TestMarshalIsComplete(t *testing.T) {
 		Users:       []gatehouse.UserEntry{{Email: "a@x.io"}},
 	}
 	exported := &gatehouse.Policy{Permissions: []gatehouse.Permission{{Name: "q"}}}
-	for _, format := range []string{"yaml", "json"} {
+	for _, format := range []string{"yaml", "json", "jsonl"} {
 		out, err := Marshal(exported, format)
 		if err != nil {
 			t.Fatal(err)

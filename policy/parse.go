@@ -5,6 +5,7 @@
 package policy
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"sort"
@@ -25,13 +26,13 @@ type Document struct {
 	File   string
 	// sections holds the top-level keys the document contains.
 	sections map[string]bool
-	pos      positions
+	pos      locator
 }
 
 // Has reports whether the document contains kind's section, even if empty.
 func (d *Document) Has(kind gatehouse.Kind) bool { return d.sections[kind.Section()] }
 
-// Parse reads a YAML or JSON policy document named file, normalizes it
+// Parse reads a YAML, JSON or JSON-lines (see ParseLines) policy document named file, normalizes it
 // (see Normalize) and validates it. All problems are reported at once as an
 // *Error sorted by line. A document larger than DefaultMaxDocument is
 // refused; ParseMax sets another bound.
@@ -39,21 +40,27 @@ func Parse(file string, data []byte) (*Document, error) {
 	return ParseMax(file, data, DefaultMaxDocument)
 }
 
-// ParseMax is Parse for documents of at most max bytes.
+// ParseMax is Parse for documents of at most max bytes. The document keeps
+// data to locate the problems found after a Merge (Locate): the caller must
+// not change it while it uses the document.
 func ParseMax(file string, data []byte, max int64) (*Document, error) {
 	if int64(len(data)) > max {
 		return nil, &Error{Problems: []Problem{{File: file, Message: fmt.Sprintf("document larger than %d bytes", max)}}}
 	}
-	p := &gatehouse.Policy{}
-	pos, problems := decodeDocument(file, data, p)
-	if pos == nil {
-		return nil, sortedError(problems)
+	if IsLines(file, data[:min(len(data), 512)]) {
+		return ParseLines(file, bytes.NewReader(data), max)
 	}
+	p := &gatehouse.Policy{}
+	res := decodeInto(file, data, p, nil)
+	if !res.ok {
+		return nil, sortedError(res.problems)
+	}
+	problems := res.problems
 	Normalize(p)
-	d := &Document{Policy: p, File: file, sections: map[string]bool{}, pos: pos}
-	for path := range pos {
-		if topLevel[path] {
-			d.sections[path] = true
+	d := &Document{Policy: p, File: file, sections: map[string]bool{}, pos: &lazyPositions{file: file, data: data}}
+	for _, key := range res.sections {
+		if topLevel[key] {
+			d.sections[key] = true
 		}
 	}
 	// References into sections the document omits are checked after Merge.
@@ -61,7 +68,7 @@ func ParseMax(file string, data []byte, max int64) (*Document, error) {
 	for _, kind := range gatehouse.Kinds {
 		absent[kind] = !d.Has(kind)
 	}
-	if more := shadow(validate(p, absent, pos), problems); len(more) > 0 || len(problems) > 0 {
+	if more := shadow(validate(p, absent, d.pos), problems); len(more) > 0 || len(problems) > 0 {
 		return nil, d.Locate(append(problems, more...))
 	}
 	return d, nil

@@ -142,7 +142,7 @@ func Validate(p *gatehouse.Policy) []Problem { return validate(p, nil, nil) }
 
 type validator struct {
 	absent   map[gatehouse.Kind]bool
-	pos      positions
+	pos      locator
 	problems []Problem
 	names    map[gatehouse.Kind]map[string]bool
 	features map[string]string // feature → plan
@@ -180,7 +180,7 @@ func (v *validator) addf(path, format string, args ...any) {
 // validate checks p; references into kinds marked absent are not checked
 // (a partial document is checked again after Merge). pos, when not nil,
 // locates the values of the document p was decoded from.
-func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos positions) []Problem {
+func validate(p *gatehouse.Policy, absent map[gatehouse.Kind]bool, pos locator) []Problem {
 	v := &validator{absent: absent, pos: pos, names: map[gatehouse.Kind]map[string]bool{}, features: map[string]string{}}
 	v.declareAll(p)
 
@@ -408,19 +408,31 @@ func badID(field, id string) string {
 
 // ref checks that name refers to a declared object of kind.
 func (v *validator) ref(path string, kind gatehouse.Kind, name string, optional bool) {
+	if msg := v.refProblem(kind, name, optional); msg != "" {
+		v.addf(path, "%s", msg)
+	}
+}
+
+// refProblem says what is wrong with a reference to kind's name, "" if
+// nothing: large policies hold millions of references, so their paths are
+// built only for a problem.
+func (v *validator) refProblem(kind gatehouse.Kind, name string, optional bool) string {
 	switch {
 	case name == "" && optional:
 	case name == "":
-		v.addf(path, "%s is required", kind)
+		return fmt.Sprintf("%s is required", kind)
 	case v.absent[kind]:
 	case !v.names[kind][name]:
-		v.addf(path, "unknown %s %q", kind, name)
+		return fmt.Sprintf("unknown %s %q", kind, name)
 	}
+	return ""
 }
 
 func (v *validator) refs(path string, kind gatehouse.Kind, names []string) {
 	for i, n := range names {
-		v.ref(fmt.Sprintf("%s[%d]", path, i), kind, n, false)
+		if msg := v.refProblem(kind, n, false); msg != "" {
+			v.addf(path+"["+strconv.Itoa(i)+"]", "%s", msg)
+		}
 	}
 }
 
@@ -439,7 +451,9 @@ func (v *validator) subjects(users []gatehouse.UserEntry, agents []gatehouse.Age
 				v.addf(path+".email", "email %q is not in canonical form; write %q", email, c)
 			}
 		}
-		v.ref(path+".plan", gatehouse.KindPlan, x.Plan, true)
+		if msg := v.refProblem(gatehouse.KindPlan, x.Plan, true); msg != "" {
+			v.addf(path+".plan", "%s", msg)
+		}
 		v.subject(path, x.Tenants, x.Roles, x.Grants)
 	}
 	v.aliases(users)
@@ -453,34 +467,29 @@ func (v *validator) subjects(users []gatehouse.UserEntry, agents []gatehouse.Age
 // only for a reference that has a problem: a policy holds millions.
 func (v *validator) subject(path string, tenants []string, roles []gatehouse.Assignment, grants []gatehouse.Grant) {
 	for i, t := range tenants {
-		if !v.knows(gatehouse.KindTenant, t, false) {
-			v.ref(fmt.Sprintf("%s.tenants[%d]", path, i), gatehouse.KindTenant, t, false)
+		if msg := v.refProblem(gatehouse.KindTenant, t, false); msg != "" {
+			v.addf(path+".tenants["+strconv.Itoa(i)+"]", "%s", msg)
 		}
 	}
+	at := func(list string, i int, field string) string {
+		return path + "." + list + "[" + strconv.Itoa(i) + "]." + field
+	}
 	for i, a := range roles {
-		if !v.knows(gatehouse.KindRole, a.Role, false) {
-			v.ref(fmt.Sprintf("%s.roles[%d].role", path, i), gatehouse.KindRole, a.Role, false)
+		if msg := v.refProblem(gatehouse.KindRole, a.Role, false); msg != "" {
+			v.addf(at("roles", i, "role"), "%s", msg)
 		}
-		if !v.knows(gatehouse.KindTenant, a.Tenant, true) {
-			v.ref(fmt.Sprintf("%s.roles[%d].tenant", path, i), gatehouse.KindTenant, a.Tenant, true)
+		if msg := v.refProblem(gatehouse.KindTenant, a.Tenant, true); msg != "" {
+			v.addf(at("roles", i, "tenant"), "%s", msg)
 		}
 	}
 	for i, g := range grants {
-		if !v.knows(gatehouse.KindPermission, g.Permission, false) {
-			v.ref(fmt.Sprintf("%s.grants[%d].permission", path, i), gatehouse.KindPermission, g.Permission, false)
+		if msg := v.refProblem(gatehouse.KindPermission, g.Permission, false); msg != "" {
+			v.addf(at("grants", i, "permission"), "%s", msg)
 		}
-		if !v.knows(gatehouse.KindTenant, g.Tenant, true) {
-			v.ref(fmt.Sprintf("%s.grants[%d].tenant", path, i), gatehouse.KindTenant, g.Tenant, true)
+		if msg := v.refProblem(gatehouse.KindTenant, g.Tenant, true); msg != "" {
+			v.addf(at("grants", i, "tenant"), "%s", msg)
 		}
 	}
-}
-
-// knows reports whether ref would find no problem with name.
-func (v *validator) knows(kind gatehouse.Kind, name string, optional bool) bool {
-	if name == "" {
-		return optional
-	}
-	return v.absent[kind] || v.names[kind][name]
 }
 
 // aliases reports malformed aliases and any id that would name two users:

@@ -78,6 +78,40 @@ func queueEvents(batch *pgx.Batch, meta metaValues, events []gatehouse.AuditEven
 	return nil
 }
 
+// copyEvents is queueEvents for many events: it seals them, writes them
+// with COPY at once, and queues the new head.
+func copyEvents(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, meta metaValues, events []gatehouse.AuditEvent) error {
+	head, err := meta.head()
+	if err != nil {
+		return err
+	}
+	for i := range events {
+		audit.Seal(head, &events[i])
+		head = gatehouse.AuditHead{Seq: events[i].Seq, Hash: events[i].Hash}
+	}
+	raw := func(r json.RawMessage) any {
+		if len(r) == 0 {
+			return nil
+		}
+		return []byte(r)
+	}
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{"audit_events"},
+		[]string{"seq", "time", "actor", "action", "target", "before", "after", "detail", "prev_hash", "hash"},
+		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
+			e := &events[i]
+			return []any{e.Seq, e.Time, e.Actor, e.Action, e.Target, raw(e.Before), raw(e.After), raw(e.Detail), e.PrevHash, e.Hash}, nil
+		}))
+	if isDuplicateEvent(err) {
+		return fmt.Errorf("audit events beyond the recorded head are already stored (%v): %w", err, gatehouse.ErrCorrupt)
+	}
+	if err != nil {
+		return err
+	}
+	batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, strconv.FormatInt(head.Seq, 10), keyHeadSeq)
+	batch.Queue(`UPDATE meta SET value = $1 WHERE key = $2`, head.Hash, keyHeadHash)
+	return nil
+}
+
 // rawText stores raw JSON as text, byte for byte, and absent JSON as NULL.
 func rawText(raw json.RawMessage) *string {
 	if len(raw) == 0 {

@@ -135,11 +135,20 @@ func (db *DB) queueCommit(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, meta
 		// Delivered to listeners when, and only if, the transaction commits.
 		batch.Queue(`SELECT pg_notify($1, $2)`, NotifyChannel, notifyPayload(version, db.schema))
 	}
+	if len(sealed) > copyThreshold {
+		return version, copyEvents(ctx, tx, batch, meta, sealed)
+	}
 	if err := queueEvents(batch, meta, sealed); err != nil {
 		return 0, err
 	}
 	return version, nil
 }
+
+// copyThreshold is the number of new objects or events above which a commit
+// writes them with COPY, streamed, instead of as arrays in one statement:
+// applying a million users as arrays made the client hold several copies
+// of every object at once (17 GB).
+const copyThreshold = 1000
 
 // notifyPayload announces version of the store in schema.
 func notifyPayload(version int64, schema string) string {
@@ -182,9 +191,11 @@ func queueChanges(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, changes []ga
 	var (
 		kind, id string
 		body     []byte
+		existed  = map[objectKey]bool{}
 	)
 	_, err = pgx.ForEachRow(rows, []any{&kind, &id, &body}, func() error {
-		current[objectKey{gatehouse.Kind(kind), id}] = body
+		k := objectKey{gatehouse.Kind(kind), id}
+		current[k], existed[k] = body, true
 		body = nil
 		return nil
 	})
@@ -209,11 +220,36 @@ func queueChanges(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, changes []ga
 		}
 	}
 	kinds, ids = kinds[:0], ids[:0]
-	var delKinds, delIDs []string
+	var (
+		delKinds, delIDs []string
+		creates          []objectKey
+	)
+	for _, k := range order {
+		if c := last[k]; c.After != nil && !existed[k] {
+			creates = append(creates, k)
+		}
+	}
+	copied := len(creates) > copyThreshold
+	if copied {
+		// Checked above not to exist, and the locked version keeps other
+		// writers out: a plain COPY.
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"policy_objects"}, []string{"kind", "id", "pos", "body"},
+			pgx.CopyFromSlice(len(creates), func(i int) ([]any, error) {
+				k := creates[i]
+				c := last[k]
+				return []any{string(k.kind), k.id, int64(c.Pos), []byte(c.After)}, nil
+			}))
+		if err != nil {
+			return err
+		}
+	}
 	for _, k := range order {
 		c := last[k]
 		if c.After == nil {
 			delKinds, delIDs = append(delKinds, string(k.kind)), append(delIDs, k.id)
+			continue
+		}
+		if copied && !existed[k] {
 			continue
 		}
 		kinds, ids = append(kinds, string(k.kind)), append(ids, k.id)

@@ -350,6 +350,12 @@ func (s *Service) tryUpdate(ctx context.Context, actor, action string, dryRun bo
 	if err != nil {
 		return Result{}, nil, err
 	}
+	return s.commitPlanned(ctx, actor, action, dryRun, pl)
+}
+
+// commitPlanned commits pl, unless it changes nothing or is a dry run,
+// with one audit event per change, and returns the snapshot to install.
+func (s *Service) commitPlanned(ctx context.Context, actor, action string, dryRun bool, pl planned) (Result, *engine.Snapshot, error) {
 	res := Result{Changes: pl.changes, Version: pl.base, DryRun: dryRun}
 	if len(pl.changes) == 0 || dryRun {
 		return res, nil, nil
@@ -408,34 +414,6 @@ func (s *Service) changeEvents(actor, action string, version int64, changes []ga
 		})
 	}
 	return events, nil
-}
-
-// Apply syncs a policy document into the store: sections present in the
-// document replace the stored ones exactly, absent sections stay as they are.
-// Applying the same document twice changes nothing the second time.
-func (s *Service) Apply(ctx context.Context, actor string, doc *policy.Document, dryRun bool) (Result, error) {
-	fn := func(p *gatehouse.Policy) error {
-		merged := policy.Merge(p, doc)
-		if err := s.keepBilledPlans(ctx, p, merged); err != nil {
-			return err
-		}
-		// Check here, not only in Update, so problems get the file's lines.
-		if problems := policy.Validate(merged); len(problems) > 0 {
-			policy.ExplainReplaced(p, doc, problems)
-			return doc.Locate(problems)
-		}
-		// Merged shares the document's memory, which the caller owns.
-		owned, err := clonePolicy(merged)
-		if err != nil {
-			return err
-		}
-		*p = *owned
-		return nil
-	}
-	if dryRun {
-		return s.DryRun(ctx, fn)
-	}
-	return s.Update(ctx, actor, "policy.apply", fn)
 }
 
 // keepBilledPlans gives the tenants and users of merged whose plan a

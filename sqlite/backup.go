@@ -117,10 +117,12 @@ func (db *DB) Restore(ctx context.Context, d gatehouse.Dump) error {
 		if err := checkEmpty(ctx, tx); err != nil {
 			return err
 		}
-		for _, o := range d.Objects {
-			if err := applyChange(ctx, tx, gatehouse.Change{Kind: o.Kind, ID: o.ID, Pos: o.Pos, After: o.Body}); err != nil {
-				return err
-			}
+		creates := make([]gatehouse.Change, len(d.Objects))
+		for i, o := range d.Objects {
+			creates[i] = gatehouse.Change{Kind: o.Kind, ID: o.ID, Pos: o.Pos, After: o.Body}
+		}
+		if err := applyChanges(ctx, tx, creates); err != nil {
+			return err
 		}
 		insert, err := prepareInsertEvent(ctx, tx)
 		if err != nil {

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
 )
@@ -100,10 +103,8 @@ func commitPolicy(ctx context.Context, tx *sql.Tx, base int64, changes []gatehou
 	if current != base {
 		return 0, fmt.Errorf("base version %d, stored version %d: %w", base, current, gatehouse.ErrConflict)
 	}
-	for _, c := range changes {
-		if err := applyChange(ctx, tx, c); err != nil {
-			return 0, err
-		}
+	if err := applyChanges(ctx, tx, changes); err != nil {
+		return 0, err
 	}
 	if err := appendEvents(ctx, tx, sealed); err != nil {
 		return 0, err
@@ -114,31 +115,91 @@ func commitPolicy(ctx context.Context, tx *sql.Tx, base int64, changes []gatehou
 	return base + 1, setMeta(ctx, tx, "policy_version", base+1)
 }
 
-// applyChange checks c.Before against the stored body and writes c.After.
-func applyChange(ctx context.Context, tx *sql.Tx, c gatehouse.Change) error {
+// objectWriter checks and writes policy objects through statements
+// prepared once per transaction: a commit of a whole document writes
+// hundreds of thousands of objects, and preparing each statement again
+// cost more than running it.
+type objectWriter struct {
+	read, insert, upsert, remove *sql.Stmt
+}
+
+func prepareObjectWriter(ctx context.Context, tx *sql.Tx) (*objectWriter, error) {
+	w := &objectWriter{}
+	for _, s := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&w.read, `SELECT body FROM policy_objects WHERE kind = ? AND id = ?`},
+		{&w.insert, `INSERT INTO policy_objects (kind, id, pos, body) VALUES (?, ?, ?, ?)`},
+		{&w.upsert, `INSERT INTO policy_objects (kind, id, pos, body) VALUES (?, ?, ?, ?)
+			ON CONFLICT (kind, id) DO UPDATE SET pos = excluded.pos, body = excluded.body`},
+		{&w.remove, `DELETE FROM policy_objects WHERE kind = ? AND id = ?`},
+	} {
+		stmt, err := tx.PrepareContext(ctx, s.query)
+		if err != nil {
+			w.close()
+			return nil, err
+		}
+		*s.dst = stmt
+	}
+	return w, nil
+}
+
+func (w *objectWriter) close() {
+	for _, s := range []*sql.Stmt{w.read, w.insert, w.upsert, w.remove} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// applyChanges applies changes in order (see objectWriter.apply).
+func applyChanges(ctx context.Context, tx *sql.Tx, changes []gatehouse.Change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	w, err := prepareObjectWriter(ctx, tx)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	for _, c := range changes {
+		if err := w.apply(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply checks c.Before against the stored body and writes c.After. A
+// create is a plain insert, which the primary key refuses if the object
+// exists: most objects of a large commit are new, and are not read first.
+func (w *objectWriter) apply(ctx context.Context, c gatehouse.Change) error {
+	if c.Before == nil {
+		_, err := w.insert.ExecContext(ctx, string(c.Kind), c.ID, c.Pos, string(c.After))
+		var se *msqlite.Error
+		if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
+			return gatehouse.Invalidf("create %s/%s: already exists", c.Kind, c.ID)
+		}
+		return err
+	}
 	var stored []byte
-	err := tx.QueryRowContext(ctx, `SELECT body FROM policy_objects WHERE kind = ? AND id = ?`,
-		string(c.Kind), c.ID).Scan(&stored)
+	err := w.read.QueryRowContext(ctx, string(c.Kind), c.ID).Scan(&stored)
 	exists := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
 	switch {
-	case c.Before == nil && exists:
-		return gatehouse.Invalidf("create %s/%s: already exists", c.Kind, c.ID)
-	case c.Before != nil && !exists:
+	case !exists:
 		return gatehouse.Invalidf("%s %s/%s: does not exist", c.Op(), c.Kind, c.ID)
-	case c.Before != nil && !bytes.Equal(stored, c.Before):
+	case !bytes.Equal(stored, c.Before):
 		return gatehouse.Invalidf("%s %s/%s: before does not match the stored object", c.Op(), c.Kind, c.ID)
 	}
 	if c.After == nil {
-		_, err = tx.ExecContext(ctx, `DELETE FROM policy_objects WHERE kind = ? AND id = ?`, string(c.Kind), c.ID)
+		_, err = w.remove.ExecContext(ctx, string(c.Kind), c.ID)
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `
-		INSERT INTO policy_objects (kind, id, pos, body) VALUES (?, ?, ?, ?)
-		ON CONFLICT (kind, id) DO UPDATE SET pos = excluded.pos, body = excluded.body`,
-		string(c.Kind), c.ID, c.Pos, string(c.After))
+	_, err = w.upsert.ExecContext(ctx, string(c.Kind), c.ID, c.Pos, string(c.After))
 	return err
 }
 

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ var policyTests = []test{
 	{"BeforeMismatch", testBeforeMismatch},
 	{"InvalidChange", testInvalidChange},
 	{"CommitEvents", testCommitEvents},
+	{"CommitMany", testCommitMany},
 	{"ConcurrentCommit", testConcurrentCommit},
 	{"ContextCanceled", testContextCanceled},
 }
@@ -390,6 +392,58 @@ func testCommitEvents(t *testing.T, s gatehouse.Store) {
 		t.Errorf("AuditHead() = %+v, %v; want seq 4", head, err)
 	}
 	verify(t, s, 4)
+}
+
+// A commit of thousands of objects and events — what applying a large
+// document writes, and what a store may write another way than a small
+// commit — stores exactly the same, and the chain verifies; a create of an
+// object that exists among them changes nothing.
+func testCommitMany(t *testing.T, s gatehouse.Store) {
+	const n = 2500
+	var changes []gatehouse.Change
+	var events []gatehouse.AuditEvent
+	for i := range n {
+		id := fmt.Sprintf("user-%04d@example.com", i)
+		body := json.RawMessage(fmt.Sprintf(`{"email":%q,"name":"Jürgen <%d> \"q\""}`, id, i))
+		changes = append(changes, gatehouse.Change{Kind: gatehouse.KindUser, ID: id, After: body})
+		e := event("cli:tester", "policy.apply", "user/"+id)
+		e.After = body
+		if i%2 == 0 {
+			e.Detail = json.RawMessage(`{"op":"create","version":1}`)
+		}
+		events = append(events, e)
+	}
+	commit(t, s, 0, changes, events)
+	objs, v, err := s.LoadPolicy(t.Context())
+	if err != nil || v != 1 || len(objs) != n {
+		t.Fatalf("LoadPolicy() = %d objects, version %d, %v; want %d at version 1", len(objs), v, err, n)
+	}
+	for i, o := range objs {
+		if o.ID != changes[i].ID || string(o.Body) != string(changes[i].After) {
+			t.Fatalf("object %d = %s %s, want %s %s", i, o.ID, o.Body, changes[i].ID, changes[i].After)
+		}
+	}
+	if diff := cmp.Diff(events, list(t, s, gatehouse.AuditFilter{Limit: n})); diff != "" {
+		t.Errorf("ListAudit() after a large commit (-filled in +stored):\n%s", diff)
+	}
+	verify(t, s, n)
+
+	before := snapshot(t, s)
+	again := append([]gatehouse.Change{}, changes[:n-1]...)
+	for i := range again {
+		again[i].ID = fmt.Sprintf("new-%04d@example.com", i)
+	}
+	again = append(again, changes[n-1])
+	evs := make([]gatehouse.AuditEvent, len(again))
+	for i := range evs {
+		evs[i] = event("cli:tester", "policy.apply", "user/"+again[i].ID)
+	}
+	if _, err := s.CommitPolicy(t.Context(), 1, again, evs); !errors.Is(err, gatehouse.ErrInvalid) {
+		t.Errorf("CommitPolicy(creating an existing object among %d) = %v, want ErrInvalid", len(again), err)
+	}
+	if diff := cmp.Diff(before, snapshot(t, s)); diff != "" {
+		t.Errorf("a refused large commit changed the store (-before +after):\n%s", diff)
+	}
 }
 
 func testConcurrentCommit(t *testing.T, s gatehouse.Store) {

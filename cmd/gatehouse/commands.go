@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -134,21 +135,22 @@ type command struct {
 
 var commands = []command{
 	{
-		name: "apply", usage: "-f FILE [--dry-run] [--json]", store: true, maxArgs: 0,
-		summary: "sync a policy document (YAML or JSON) into the store; sections the file omits stay as they are",
+		name: "apply", usage: "-f FILE [--format yaml|json|jsonl] [--dry-run] [--json]", store: true, maxArgs: 0,
+		summary: "sync a policy document (YAML, JSON or JSON lines) into the store; sections the file omits stay as they are",
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.file, "f", "", "policy file (- for stdin)")
+			fs.StringVar(&o.format, "format", "", "yaml, json or jsonl (default: jsonl for a .jsonl or .ndjson file or one whose first key is \"kind\", else yaml or json by content)")
 			fs.BoolVar(&o.dryRun, "dry-run", false, "print the changes without applying them")
 			fs.BoolVar(&o.jsonOut, "json", false, "print the changes as JSON")
 		},
 		run: runApply,
 	},
 	{
-		name: "export", readOnly: true, usage: "[-o FILE] [--format yaml|json]", store: true, maxArgs: 0,
+		name: "export", readOnly: true, usage: "[-o FILE] [--format yaml|json|jsonl]", store: true, maxArgs: 0,
 		summary: "write the stored policy as a document that apply accepts",
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.output, "o", "", "output file (default stdout)")
-			fs.StringVar(&o.format, "format", "yaml", "yaml or json")
+			fs.StringVar(&o.format, "format", "yaml", "yaml, json or jsonl (one object per line, for very large policies)")
 		},
 		run: runExport,
 	},
@@ -514,25 +516,61 @@ func runApply(ctx context.Context, m *Main) error {
 	if m.opts.file == "" {
 		return usage("required", "Flag", "-f FILE")
 	}
-	data, err := readInput(m, m.opts.file)
+	if !slices.Contains([]string{"", "yaml", "json", "jsonl"}, m.opts.format) {
+		return usage("format", "Format", m.opts.format)
+	}
+	doc, err := readDocument(ctx, m)
 	if err != nil {
 		return err
-	}
-	name := m.opts.file
-	if name == "-" {
-		name = "stdin"
-	}
-	// Stdin is bounded by readAll; a file is the operator's to size, so a
-	// policy too large for one request can still be applied from disk.
-	doc, err := policy.ParseMax(name, data, max(policy.DefaultMaxDocument, int64(len(data))))
-	if err != nil {
-		return m.explainParseError(ctx, err)
 	}
 	return m.printResult(m.svc.Apply(ctx, m.Config.Actor, doc, m.opts.dryRun))
 }
 
+// readDocument reads and parses the policy document of apply -f: a
+// JSON-lines document a line at a time, of any size; a YAML or JSON one
+// whole, of any size from a file and of at most maxInput bytes from stdin.
+func readDocument(ctx context.Context, m *Main) (*policy.Document, error) {
+	name, in := m.opts.file, m.Stdin
+	if name == "-" {
+		name = "stdin"
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, usage("file", "Detail", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	br := bufio.NewReaderSize(in, 64<<10)
+	head, _ := br.Peek(512)
+	var (
+		doc *policy.Document
+		err error
+	)
+	if m.opts.format == "jsonl" || m.opts.format == "" && policy.IsLines(name, head) {
+		doc, err = policy.ParseLines(name, br, -1)
+	} else {
+		var data []byte
+		if m.opts.file == "-" {
+			data, err = readAll(br)
+		} else {
+			data, err = io.ReadAll(br)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		// A file is the operator's to size, so a policy too large for one
+		// request can still be applied from disk.
+		doc, err = policy.ParseMax(name, data, max(policy.DefaultMaxDocument, int64(len(data))))
+	}
+	if err != nil {
+		return nil, m.explainParseError(ctx, err)
+	}
+	return doc, nil
+}
+
 func runExport(ctx context.Context, m *Main) error {
-	if m.opts.format != "yaml" && m.opts.format != "json" {
+	if m.opts.format != "yaml" && m.opts.format != "json" && m.opts.format != "jsonl" {
 		return usage("format", "Format", m.opts.format)
 	}
 	p, _, err := m.svc.Policy(ctx)
