@@ -206,6 +206,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(`{"users":[{"email":"a@b.c","tenants":[]}]}`))
 	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte(`{"kind":"permission","name":"p"}` + "\n" + `{"kind":"user","email":"a@b.c","grants":[{"permission":"p"}]}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := Parse("fuzz.yaml", data)
 		if err != nil {

@@ -49,8 +49,9 @@ func (s *Service) planApply(ctx context.Context, doc *policy.Document) (planned,
 	if err := s.keepBilledPlans(ctx, before, after); err != nil {
 		return planned{}, err
 	}
-	// Both parts are normalized: the document by Parse, the stored policy
-	// by the writes that made it.
+	// As plan does: a stored policy restored from a backup may predate a
+	// normalization.
+	policy.Normalize(after)
 	if problems := policy.Validate(after); len(problems) > 0 {
 		policy.ExplainReplaced(before, doc, problems)
 		return planned{}, doc.Locate(problems)
