@@ -70,10 +70,17 @@ func mix(h, w uint64) uint64 {
 // zeros past the end of s.
 func word(s string, i int) uint64 {
 	if i+8 <= len(s) {
-		return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		return fullWord(s[i : i+8])
 	}
 	return tailWord(s, i)
+}
+
+// fullWord is the eight bytes of b, little-endian, which the compiler
+// loads at once.
+func fullWord(b string) uint64 {
+	_ = b[7]
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
 }
 
 // tailWord is word for the last, short word of s.
@@ -127,8 +134,14 @@ func (s *Snapshot) lookupEmail(email string) (user, rec int32, ok bool) {
 // email is ASCII.
 func foldWords(email string, words []uint64) ([]uint64, bool) {
 	var high uint64
-	for i := 0; i < len(email); i += 8 {
-		w := word(email, i)
+	i := 0
+	for ; i+8 <= len(email); i += 8 {
+		w := fullWord(email[i : i+8])
+		high |= w
+		words = append(words, foldWord(w))
+	}
+	if i < len(email) {
+		w := tailWord(email, i)
 		high |= w
 		words = append(words, foldWord(w))
 	}
