@@ -307,3 +307,69 @@ func TestBatchCommitFails(t *testing.T) {
 	}
 	assertKeptEqualsStored(t, s, stored, v)
 }
+
+// A change function that panics in a batch breaks the batch off: every
+// write of it is refused with errWriteFailed, nothing is committed, no
+// panic reaches the callers, and the next write starts from the stored
+// policy.
+func TestBatchPanicRefusesTheBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := Open(ctx, memstore.New(), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := enginetest.DefaultConfig()
+	cfg.Users, cfg.Superusers, cfg.Agents, cfg.Tenants, cfg.Roles, cfg.Bundles, cfg.Permissions = 20, 2, 1, 5, 4, 4, 10
+	gen := enginetest.Generate(cfg)
+	if _, err := s.Update(ctx, "test", "policy.apply", func(p *gatehouse.Policy) error { *p = *enginetest.Generate(cfg); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Snapshot().Version()
+	s.mu.Lock()
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() {
+			email := gen.Users[5+i].Email
+			_, errs[i] = s.updateSubject(ctx, "t", "test.write", gatehouse.User(email), func(p *gatehouse.Policy) error {
+				if i == 1 {
+					panic("change function broke")
+				}
+				p.Users[0].Tenants = []string{gen.Tenants[1].ID}
+				return nil
+			})
+		})
+		// In order: the panic comes second.
+		for {
+			s.queueMu.Lock()
+			n := len(s.queue)
+			s.queueMu.Unlock()
+			if n == i+1 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	s.mu.Unlock()
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, errWriteFailed) {
+			t.Errorf("write %d: %v, want %v", i, err, errWriteFailed)
+		}
+	}
+	stored, v, err := s.load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != before {
+		t.Fatalf("store at version %d, want %d: nothing committed", v, before)
+	}
+	if _, err := s.SetUserTenants(ctx, "t", gen.Users[5].Email, []string{gen.Tenants[2].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if stored, v, err = s.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertKeptEqualsStored(t, s, stored, v)
+}

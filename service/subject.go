@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -53,6 +54,9 @@ func (s *Service) updateSubject(ctx context.Context, actor, action string, subje
 	return w.res, w.err
 }
 
+// errWriteFailed is the error of the writes of a batch that broke off.
+var errWriteFailed = errors.New("internal error: the change was not committed")
+
 // subjectWrite is one call of updateSubject waiting to be committed; res,
 // err and done are set under mu.
 type subjectWrite struct {
@@ -77,6 +81,20 @@ const maxBatch = 512
 // combine commits the queued writes in order, as few batches as the
 // writes allow. The caller holds mu.
 func (s *Service) combine(queue []*subjectWrite) {
+	// A panic of a change function or below must not leave the writes
+	// taken from the queue unanswered, nor the kept policy half changed:
+	// each is refused, and the next write loads the stored policy.
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.Logger.Error("a batch of changes broke off", "panic", r, "stack", string(debug.Stack()))
+			s.current = nil
+			for _, w := range queue {
+				if !w.done {
+					w.finish(Result{}, fmt.Errorf("%s: %w", w.action, errWriteFailed))
+				}
+			}
+		}
+	}()
 	for len(queue) > 0 {
 		n := s.commitBatch(queue[:min(len(queue), maxBatch)])
 		queue = slices.DeleteFunc(queue[n:], func(w *subjectWrite) bool { return w.done })
