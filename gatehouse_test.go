@@ -3,7 +3,9 @@ package gatehouse_test
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -114,6 +116,44 @@ func TestObjectsRoundTrip(t *testing.T) {
 	clone.Tenants[1].Attributes["tier"] = "lead"
 	if p.Tenants[1].Attributes["tier"] != "gold" {
 		t.Error("Clone shares attribute maps with the original")
+	}
+}
+
+// A PolicyBuilder given the objects in any order builds the policy it
+// builds from them in SortObjects' order: sections by id, plans by tier.
+func TestPolicyBuilderAnyOrder(t *testing.T) {
+	p := &gatehouse.Policy{
+		Permissions: []gatehouse.Permission{{Name: "a"}, {Name: "b"}, {Name: "c"}},
+		Plans:       []gatehouse.Plan{{Name: "free"}, {Name: "pro"}, {Name: "basic"}},
+		Tenants:     []gatehouse.Tenant{{ID: "t1"}, {ID: "t2", Parent: "t1"}},
+		Users:       []gatehouse.UserEntry{{Email: "a@x.io"}, {Email: "b@x.io"}, {Email: "c@x.io", Superuser: true}},
+	}
+	objs, err := p.Objects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sorted := gatehouse.NewPolicyBuilder()
+	for _, o := range objs {
+		if err := sorted.Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := sorted.Policy()
+	for seed := range uint64(20) {
+		shuffled := slices.Clone(objs)
+		rand.New(rand.NewPCG(seed, 1)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		b := gatehouse.NewPolicyBuilder()
+		for _, o := range shuffled {
+			if err := b.Add(o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if diff := cmp.Diff(want, b.Policy()); diff != "" {
+			t.Fatalf("seed %d: policy from shuffled objects (-sorted +shuffled):\n%s", seed, diff)
+		}
+	}
+	if got := []string{want.Plans[0].Name, want.Plans[1].Name, want.Plans[2].Name}; !slices.Equal(got, []string{"free", "pro", "basic"}) {
+		t.Errorf("plans %v, want tier order", got)
 	}
 }
 

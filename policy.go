@@ -1,9 +1,12 @@
 package gatehouse
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // Policy is the whole declarative state Gatehouse decides from: the RBAC
@@ -362,48 +365,145 @@ func objectLess(ak Kind, apos int, aid string, bk Kind, bpos int, bid string) bo
 // PolicyFromObjects rebuilds a policy from stored objects in any order. An
 // object of an unknown kind or with an undecodable body is ErrCorrupt.
 func PolicyFromObjects(objs []Object) (*Policy, error) {
-	sorted := append([]Object(nil), objs...)
-	SortObjects(sorted)
-	p := &Policy{}
-	// The ids objects repeat are kept once each (see interner).
-	in := interner{}
-	for _, o := range sorted {
-		var err error
-		switch o.Kind {
-		case KindSettings:
-			if err = json.Unmarshal(o.Body, &p.Settings); err == nil {
-				in.object(&p.Settings)
-			}
-		case KindPermission:
-			err = appendDecoded(o.Body, &p.Permissions, in)
-		case KindBundle:
-			err = appendDecoded(o.Body, &p.Bundles, in)
-		case KindCategory:
-			err = appendDecoded(o.Body, &p.Categories, in)
-		case KindRole:
-			err = appendDecoded(o.Body, &p.Roles, in)
-		case KindPlan:
-			err = appendDecoded(o.Body, &p.Plans, in)
-		case KindTenant:
-			err = appendDecoded(o.Body, &p.Tenants, in)
-		case KindUser:
-			err = appendDecoded(o.Body, &p.Users, in)
-		case KindAgent:
-			err = appendDecoded(o.Body, &p.Agents, in)
-		case KindTool:
-			err = appendDecoded(o.Body, &p.Tools, in)
-		case KindAction:
-			err = appendDecoded(o.Body, &p.Actions, in)
-		case KindResource:
-			err = appendDecoded(o.Body, &p.Resources, in)
-		default:
-			err = fmt.Errorf("unknown kind")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("decode %s %q: %v: %w", o.Kind, o.ID, err, ErrCorrupt)
+	b := NewPolicyBuilder()
+	for _, o := range objs {
+		if err := b.Add(o); err != nil {
+			return nil, err
 		}
 	}
-	return p, nil
+	return b.Policy(), nil
+}
+
+// A PolicyBuilder decodes a policy's objects one at a time, in any order,
+// into the policy PolicyFromObjects gives for all of them, so that a
+// loader need not hold every object's body at once (PolicyScanner). The ids
+// objects repeat are kept once each (see interner).
+type PolicyBuilder struct {
+	p  Policy
+	in interner
+	// keys are the place of each decoded entry, per kind, in the order
+	// added; sorted is false for a kind whose objects came out of order.
+	keys   map[Kind][]objectKey
+	sorted map[Kind]bool
+}
+
+type objectKey struct {
+	pos int
+	id  string
+}
+
+func (k objectKey) compare(o objectKey) int {
+	if k.pos != o.pos {
+		return cmp.Compare(k.pos, o.pos)
+	}
+	return strings.Compare(k.id, o.id)
+}
+
+// NewPolicyBuilder returns an empty builder.
+func NewPolicyBuilder() *PolicyBuilder {
+	return &PolicyBuilder{in: interner{}, keys: map[Kind][]objectKey{}, sorted: map[Kind]bool{}}
+}
+
+// Add decodes o into its section; a body that does not decode is
+// ErrCorrupt. Nothing keeps o.Body.
+func (b *PolicyBuilder) Add(o Object) error {
+	p, in := &b.p, b.in
+	var err error
+	switch o.Kind {
+	case KindSettings:
+		if err = json.Unmarshal(o.Body, &p.Settings); err == nil {
+			in.object(&p.Settings)
+		}
+	case KindPermission:
+		err = appendDecoded(o.Body, &p.Permissions, in)
+	case KindBundle:
+		err = appendDecoded(o.Body, &p.Bundles, in)
+	case KindCategory:
+		err = appendDecoded(o.Body, &p.Categories, in)
+	case KindRole:
+		err = appendDecoded(o.Body, &p.Roles, in)
+	case KindPlan:
+		err = appendDecoded(o.Body, &p.Plans, in)
+	case KindTenant:
+		err = appendDecoded(o.Body, &p.Tenants, in)
+	case KindUser:
+		err = appendDecoded(o.Body, &p.Users, in)
+	case KindAgent:
+		err = appendDecoded(o.Body, &p.Agents, in)
+	case KindTool:
+		err = appendDecoded(o.Body, &p.Tools, in)
+	case KindAction:
+		err = appendDecoded(o.Body, &p.Actions, in)
+	case KindResource:
+		err = appendDecoded(o.Body, &p.Resources, in)
+	default:
+		err = fmt.Errorf("unknown kind")
+	}
+	if err != nil {
+		return fmt.Errorf("decode %s %q: %v: %w", o.Kind, o.ID, err, ErrCorrupt)
+	}
+	if o.Kind == KindSettings {
+		return nil
+	}
+	key, keys := objectKey{o.Pos, o.ID}, b.keys[o.Kind]
+	if len(keys) == 0 {
+		b.sorted[o.Kind] = true
+	} else if keys[len(keys)-1].compare(key) > 0 {
+		b.sorted[o.Kind] = false
+	}
+	b.keys[o.Kind] = append(keys, key)
+	return nil
+}
+
+// Policy returns the policy of the objects added, each section in the
+// order SortObjects gives its objects. The builder must not be used after.
+func (b *PolicyBuilder) Policy() *Policy {
+	p := &b.p
+	for kind, sorted := range b.sorted {
+		if sorted {
+			continue
+		}
+		keys := b.keys[kind]
+		switch kind {
+		case KindPermission:
+			sortByKeys(p.Permissions, keys)
+		case KindBundle:
+			sortByKeys(p.Bundles, keys)
+		case KindCategory:
+			sortByKeys(p.Categories, keys)
+		case KindRole:
+			sortByKeys(p.Roles, keys)
+		case KindPlan:
+			sortByKeys(p.Plans, keys)
+		case KindTenant:
+			sortByKeys(p.Tenants, keys)
+		case KindUser:
+			sortByKeys(p.Users, keys)
+		case KindAgent:
+			sortByKeys(p.Agents, keys)
+		case KindTool:
+			sortByKeys(p.Tools, keys)
+		case KindAction:
+			sortByKeys(p.Actions, keys)
+		case KindResource:
+			sortByKeys(p.Resources, keys)
+		}
+	}
+	return p
+}
+
+// sortByKeys sorts s, whose entry i is at keys[i], by key, stably.
+func sortByKeys[T any](s []T, keys []objectKey) {
+	order := make([]int, len(s))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int { return keys[i].compare(keys[j]) })
+	sorted := make([]T, len(s))
+	for i, j := range order {
+		sorted[i] = s[j]
+	}
+	copy(s, sorted)
 }
 
 func appendDecoded[T any](body []byte, dst *[]T, in interner) error {

@@ -167,6 +167,17 @@ type PolicyStore interface {
 	CommitPolicy(ctx context.Context, base int64, changes []Change, events []AuditEvent) (int64, error)
 }
 
+// PolicyScanner is a PolicyStore that can hand its objects over one at a
+// time, so that a loader need not hold every body at once: a million-user
+// policy's bodies are most of a loading process's peak memory.
+type PolicyScanner interface {
+	// ScanPolicy calls fn with every stored object, in any order, from one
+	// consistent read, and returns the policy version of that read. fn
+	// must not keep the object's Body; an error from fn ends the scan and
+	// is returned.
+	ScanPolicy(ctx context.Context, fn func(Object) error) (int64, error)
+}
+
 // AuditLog is the append-only, hash-chained audit trail.
 type AuditLog interface {
 	// AppendAudit appends events in order in one transaction, assigning Seq,

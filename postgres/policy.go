@@ -35,6 +35,37 @@ func (db *DB) LoadPolicy(ctx context.Context) ([]gatehouse.Object, int64, error)
 	return objs, version, nil
 }
 
+// ScanPolicy calls fn with every stored object, ordered by kind, position
+// and id (bytewise), in one read transaction, and returns its policy
+// version.
+func (db *DB) ScanPolicy(ctx context.Context, fn func(gatehouse.Object) error) (int64, error) {
+	var version int64
+	err := db.readTx(ctx, "scan policy", func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT kind, id, pos, body FROM policy_objects ORDER BY kind COLLATE "C", pos, id COLLATE "C"`)
+		if err != nil {
+			return err
+		}
+		var o gatehouse.Object
+		if _, err := pgx.ForEachRow(rows, []any{&o.Kind, &o.ID, &o.Pos, &o.Body}, func() error {
+			err := fn(o)
+			o.Body = nil
+			return err
+		}); err != nil {
+			return err
+		}
+		meta, err := readMeta(ctx, tx, keyVersion)
+		if err != nil {
+			return err
+		}
+		version, err = meta.int(keyVersion)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return version, nil
+}
+
 // loadPolicy reads every object, sorted as gatehouse.SortObjects sorts
 // them, and the policy version inside tx.
 func loadPolicy(ctx context.Context, tx pgx.Tx) ([]gatehouse.Object, int64, error) {

@@ -184,6 +184,15 @@ func (s *Service) reload(ctx context.Context) (*gatehouse.Policy, int64, error) 
 }
 
 func (s *Service) load(ctx context.Context) (*gatehouse.Policy, int64, error) {
+	if sc, ok := s.store.(gatehouse.PolicyScanner); ok {
+		// Each body is decoded as it is read, not held until all are.
+		b := gatehouse.NewPolicyBuilder()
+		v, err := sc.ScanPolicy(ctx, b.Add)
+		if err != nil {
+			return nil, 0, fmt.Errorf("load policy: %w", err)
+		}
+		return b.Policy(), v, nil
+	}
 	objs, v, err := s.store.LoadPolicy(ctx)
 	if err != nil {
 		return nil, 0, fmt.Errorf("load policy: %w", err)

@@ -32,6 +32,40 @@ func (db *DB) LoadPolicy(ctx context.Context) ([]gatehouse.Object, int64, error)
 	return objs, version, nil
 }
 
+// ScanPolicy calls fn with every stored object, ordered by kind, position
+// and id, in one read transaction, and returns its policy version.
+func (db *DB) ScanPolicy(ctx context.Context, fn func(gatehouse.Object) error) (int64, error) {
+	var version int64
+	err := db.readTx(ctx, "scan policy", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT kind, id, pos, body FROM policy_objects ORDER BY kind, pos, id`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				o    gatehouse.Object
+				body []byte
+			)
+			if err := rows.Scan(&o.Kind, &o.ID, &o.Pos, &body); err != nil {
+				return err
+			}
+			o.Body = body
+			if err := fn(o); err != nil {
+				return err
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return readMeta(ctx, tx, "policy_version", &version)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return version, nil
+}
+
 // loadPolicy reads every object, sorted as gatehouse.SortObjects sorts
 // them, and the policy version inside tx.
 func loadPolicy(ctx context.Context, tx *sql.Tx) ([]gatehouse.Object, int64, error) {

@@ -119,6 +119,31 @@ func wantPolicy(t *testing.T, s gatehouse.Store, objs []gatehouse.Object, versio
 	if pv, err := s.PolicyVersion(t.Context()); err != nil || pv != version {
 		t.Errorf("PolicyVersion() = %d, %v; want %d", pv, err, version)
 	}
+	if sc, ok := s.(gatehouse.PolicyScanner); ok {
+		var scanned []gatehouse.Object
+		b := gatehouse.NewPolicyBuilder()
+		v, err := sc.ScanPolicy(t.Context(), func(o gatehouse.Object) error {
+			o.Body = append([]byte(nil), o.Body...)
+			scanned = append(scanned, o)
+			return b.Add(o)
+		})
+		if err != nil || v != version {
+			t.Fatalf("ScanPolicy() = %d, %v; want %d", v, err, version)
+		}
+		gatehouse.SortObjects(scanned)
+		if diff := cmp.Diff(want, scanned); diff != "" {
+			t.Errorf("ScanPolicy() objects (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(wantPolicy, b.Policy()); diff != "" {
+			t.Errorf("policy built from ScanPolicy (-want +got):\n%s", diff)
+		}
+		stop := errors.New("stop")
+		if len(want) > 0 {
+			if _, err := sc.ScanPolicy(t.Context(), func(gatehouse.Object) error { return stop }); !errors.Is(err, stop) {
+				t.Errorf("ScanPolicy with fn failing = %v, want its error", err)
+			}
+		}
+	}
 }
 
 func testEmpty(t *testing.T, s gatehouse.Store) {
