@@ -1,0 +1,264 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/memstore"
+	"github.com/gatehouse/gatehouse/policy"
+)
+
+const reviewPolicy = `
+settings: {default_tenants: [general], admin_permission: manage}
+permissions: [{name: chat.view}, {name: chat.write}, {name: manage}]
+roles:
+  - {name: user, permissions: [chat.view, chat.write]}
+  - {name: admin, permissions: [manage]}
+tenants:
+  - {id: general}
+  - {id: org}
+  - {id: store-a, parent: org}
+users:
+  - {email: root@example.com, superuser: true}
+  - {email: ann@example.com, roles: [{role: user}]}
+  - {email: bob@example.com, roles: [{role: user}]}
+  - {email: tad@example.com, tenants: [org, store-a], roles: [{role: admin, tenant: org}]}
+`
+
+func openReview(t *testing.T) *Service {
+	t.Helper()
+	st := memstore.New()
+	t.Cleanup(func() { st.Close() })
+	s, err := Open(context.Background(), st, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := policy.Parse("review.yaml", []byte(reviewPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(context.Background(), "test", doc, false); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// queued runs do in order, each queued behind s.mu before the next
+// starts, so that they are committed as one batch in this order, and
+// returns their errors.
+func queued(t *testing.T, s *Service, do ...func() error) []error {
+	t.Helper()
+	errs := make([]error, len(do))
+	done := make(chan struct{}, len(do))
+	s.mu.Lock()
+	for i, d := range do {
+		go func() { errs[i] = d(); done <- struct{}{} }()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			s.queueMu.Lock()
+			n := len(s.queue)
+			s.queueMu.Unlock()
+			if n == i+1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				s.mu.Unlock()
+				t.Fatalf("%d of %d writes queued", n, len(do))
+			}
+		}
+	}
+	s.mu.Unlock()
+	for range do {
+		<-done
+	}
+	return errs
+}
+
+func checkKept(t *testing.T, s *Service) {
+	t.Helper()
+	stored, v, err := s.load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertKeptEqualsStored(t, s, stored, v)
+}
+
+// A tenant admin whose admin role an earlier write of the same batch
+// removes is refused, as it would be after that write alone.
+func TestReviewBatchRevokedAdmin(t *testing.T) {
+	t.Parallel()
+	s := openReview(t)
+	ctx := context.Background()
+	tad := gatehouse.NewContext(ctx, gatehouse.Caller{Subject: gatehouse.User("tad@example.com"), Credential: gatehouse.CredentialToken})
+	errs := queued(t, s,
+		func() error {
+			_, err := s.Unbind(ctx, "test", gatehouse.User("tad@example.com"), "admin", "org")
+			return err
+		},
+		func() error {
+			_, err := s.Bind(tad, "test", gatehouse.User("ann@example.com"), gatehouse.Assignment{Role: "user", Tenant: "store-a"})
+			return err
+		},
+	)
+	if errs[0] != nil {
+		t.Fatalf("unbind: %v", errs[0])
+	}
+	if !errors.Is(errs[1], gatehouse.ErrForbidden) {
+		t.Errorf("bind by the revoked tenant admin = %v, want ErrForbidden", errs[1])
+	}
+	checkKept(t, s)
+}
+
+// A tenant admin's write, then the removal of its admin role, both
+// commit: in this order each is allowed.
+func TestReviewBatchAdminThenRevoked(t *testing.T) {
+	t.Parallel()
+	s := openReview(t)
+	ctx := context.Background()
+	tad := gatehouse.NewContext(ctx, gatehouse.Caller{Subject: gatehouse.User("tad@example.com"), Credential: gatehouse.CredentialToken})
+	errs := queued(t, s,
+		func() error {
+			_, err := s.Bind(tad, "test", gatehouse.User("ann@example.com"), gatehouse.Assignment{Role: "user", Tenant: "store-a"})
+			return err
+		},
+		func() error {
+			_, err := s.Unbind(ctx, "test", gatehouse.User("tad@example.com"), "admin", "org")
+			return err
+		},
+		func() error {
+			_, err := s.Bind(tad, "test", gatehouse.User("bob@example.com"), gatehouse.Assignment{Role: "user", Tenant: "store-a"})
+			return err
+		},
+	)
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("bind, unbind: %v, %v", errs[0], errs[1])
+	}
+	if !errors.Is(errs[2], gatehouse.ErrForbidden) {
+		t.Errorf("bind after the revocation = %v, want ErrForbidden", errs[2])
+	}
+	checkKept(t, s)
+}
+
+func putUser(s *Service, body string) func() error {
+	return func() error {
+		var u gatehouse.UserEntry
+		if err := json.Unmarshal([]byte(body), &u); err != nil {
+			return err
+		}
+		_, _, err := s.PutObject(context.Background(), "test", gatehouse.KindUser, u.Email, []byte(body))
+		return err
+	}
+}
+
+// Two users given aliases that differ only in case in one batch: aliases
+// are exact, so both commit, as the whole-policy path allows, and each
+// names its own user.
+func TestReviewBatchAliasCase(t *testing.T) {
+	t.Parallel()
+	s := openReview(t)
+	errs := queued(t, s,
+		putUser(s, `{"email": "ann@example.com", "aliases": ["A@x.com"], "roles": [{"role": "user"}]}`),
+		putUser(s, `{"email": "bob@example.com", "aliases": ["a@x.com"], "roles": [{"role": "user"}]}`),
+		putUser(s, `{"email": "A@x.com"}`),
+	)
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("aliases: %v, %v", errs[0], errs[1])
+	}
+	if errs[2] == nil {
+		t.Error("user created with an email another user's alias normalizes to: committed")
+	}
+	for alias, want := range map[string]string{"A@x.com": "ann@example.com", "a@x.com": "bob@example.com"} {
+		if got, _ := s.Snapshot().UserEmail(alias); got != want {
+			t.Errorf("alias %s names %q, want %s", alias, got, want)
+		}
+	}
+	checkKept(t, s)
+}
+
+// One write frees an alias, the next takes it: both commit, as in
+// sequence.
+func TestReviewBatchAliasMoves(t *testing.T) {
+	t.Parallel()
+	s := openReview(t)
+	if err := putUser(s, `{"email": "ann@example.com", "aliases": ["a@x.com"], "roles": [{"role": "user"}]}`)(); err != nil {
+		t.Fatal(err)
+	}
+	errs := queued(t, s,
+		putUser(s, `{"email": "ann@example.com", "roles": [{"role": "user"}]}`),
+		putUser(s, `{"email": "bob@example.com", "aliases": ["A@x.com"], "roles": [{"role": "user"}]}`),
+	)
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("write %d: %v", i, err)
+		}
+	}
+	checkKept(t, s)
+}
+
+// A user created and deleted in one batch, then a user created with the
+// email another write gives as an alias.
+func TestReviewBatchCreateDelete(t *testing.T) {
+	t.Parallel()
+	s := openReview(t)
+	errs := queued(t, s,
+		putUser(s, `{"email": "new@example.com", "roles": [{"role": "user"}]}`),
+		func() error {
+			_, err := s.DeleteObject(context.Background(), "test", gatehouse.KindUser, "new@example.com")
+			return err
+		},
+		putUser(s, `{"email": "ann@example.com", "aliases": ["Other@example.com"], "roles": [{"role": "user"}]}`),
+		putUser(s, `{"email": "other@example.com"}`),
+	)
+	for i, err := range errs[:3] {
+		if err != nil {
+			t.Errorf("write %d: %v", i, err)
+		}
+	}
+	if errs[3] == nil {
+		t.Errorf("user created with another's alias as email: committed")
+	}
+	stored, _, err := s.load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.User("new@example.com") != nil {
+		t.Error("deleted user still stored")
+	}
+	checkKept(t, s)
+}
+
+// A write whose context is cancelled while queued is not committed, and
+// the batch goes on without it.
+func TestReviewBatchCancelled(t *testing.T) {
+	t.Parallel()
+	s := openReview(t)
+	cctx, cancel := context.WithCancel(context.Background())
+	errs := queued(t, s,
+		func() error {
+			cancel()
+			_, err := s.Bind(cctx, "test", gatehouse.User("ann@example.com"), gatehouse.Assignment{Role: "admin", Tenant: "org"})
+			return err
+		},
+		func() error {
+			_, err := s.Bind(context.Background(), "test", gatehouse.User("bob@example.com"), gatehouse.Assignment{Role: "admin", Tenant: "org"})
+			return err
+		},
+	)
+	if !errors.Is(errs[0], context.Canceled) {
+		t.Errorf("cancelled write = %v, want context.Canceled", errs[0])
+	}
+	if errs[1] != nil {
+		t.Errorf("second write: %v", errs[1])
+	}
+	stored, _, err := s.load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.User("ann@example.com").Roles) != 1 {
+		t.Error("cancelled write committed")
+	}
+	checkKept(t, s)
+}
