@@ -262,3 +262,64 @@ func TestReviewBatchCancelled(t *testing.T) {
 	}
 	checkKept(t, s)
 }
+
+// A follower catches up on a batch of creates and deletes: its next
+// single-subject writes see the created users' aliases and the deleted
+// user gone, and its kept policy is the stored one.
+func TestReviewFollowerCatchUp(t *testing.T) {
+	t.Parallel()
+	st := memstore.New()
+	t.Cleanup(func() { st.Close() })
+	open := func() *Service {
+		s, err := Open(context.Background(), st, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	w := open()
+	doc, err := policy.Parse("review.yaml", []byte(reviewPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Apply(context.Background(), "test", doc, false); err != nil {
+		t.Fatal(err)
+	}
+	f := open()
+	errs := queued(t, w,
+		putUser(w, `{"email": "new1@example.com", "aliases": ["sub-1"]}`),
+		putUser(w, `{"email": "new2@example.com", "aliases": ["sub-2"]}`),
+		func() error {
+			_, err := w.DeleteObject(context.Background(), "test", gatehouse.KindUser, "ann@example.com")
+			return err
+		},
+		func() error {
+			_, err := w.DeleteObject(context.Background(), "test", gatehouse.KindUser, "new1@example.com")
+			return err
+		},
+	)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if _, err := f.Bind(context.Background(), "test", gatehouse.User("bob@example.com"), gatehouse.Assignment{Role: "admin", Tenant: "org"}); err != nil {
+		t.Fatal(err)
+	}
+	checkKept(t, f)
+	if err := putUser(f, `{"email": "carl@example.com", "aliases": ["sub-2"]}`)(); err == nil {
+		t.Error("follower gave a new user another user's alias")
+	}
+	if err := putUser(f, `{"email": "sub-2@x.com", "aliases": ["sub-1"]}`)(); err != nil {
+		t.Errorf("follower giving the deleted user's alias: %v", err)
+	}
+	if _, err := f.Bind(context.Background(), "test", gatehouse.User("ann@example.com"), gatehouse.Assignment{Role: "user"}); err != nil {
+		t.Logf("bind of the deleted user: %v", err)
+	}
+	checkKept(t, f)
+	// The writer, behind the follower's writes, catches up on its next.
+	if _, err := w.Bind(context.Background(), "test", gatehouse.User("bob@example.com"), gatehouse.Assignment{Role: "user", Tenant: "org"}); err != nil {
+		t.Fatal(err)
+	}
+	checkKept(t, w)
+}
