@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -322,4 +324,56 @@ func TestReviewFollowerCatchUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkKept(t, w)
+}
+
+// Imports race with single-subject writes: every bind of a user no
+// import touches is kept, every import's users hold what it set or a later
+// bind added, and the kept policy is the stored one.
+func TestReviewImportRace(t *testing.T) {
+	t.Parallel()
+	s := openReview(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 20 {
+		wg.Go(func() {
+			email := fmt.Sprintf("u%d@example.com", i)
+			if _, err := s.SetUserTenants(ctx, "test", email, []string{"org"}); err != nil {
+				errs <- err
+				return
+			}
+			if _, err := s.Bind(ctx, "test", gatehouse.User(email), gatehouse.Assignment{Role: "admin", Tenant: "org"}); err != nil {
+				errs <- err
+			}
+		})
+	}
+	for i := range 5 {
+		wg.Go(func() {
+			records := []UserRecord{{Email: fmt.Sprintf("i%d@example.com", i), Roles: []string{"user"}}, {Email: "bob@example.com", Roles: []string{"user"}}}
+			if _, err := s.ImportUsers(ctx, "test", "review", records, false); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	stored, _, err := s.load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		u := stored.User(fmt.Sprintf("u%d@example.com", i))
+		if u == nil || len(u.Roles) != 1 || len(u.Tenants) != 1 {
+			t.Errorf("user %d: %+v", i, u)
+		}
+	}
+	for i := range 5 {
+		if stored.User(fmt.Sprintf("i%d@example.com", i)) == nil {
+			t.Errorf("imported user %d missing", i)
+		}
+	}
+	checkKept(t, s)
 }
