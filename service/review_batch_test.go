@@ -377,3 +377,47 @@ func TestReviewImportRace(t *testing.T) {
 	}
 	checkKept(t, s)
 }
+
+// A tenant admin acting by an alias is refused once an earlier write of
+// its batch revokes its admin role; of two superusers deleted in one
+// batch, the second is refused.
+func TestReviewBatchAliasCallerAndSuperusers(t *testing.T) {
+	t.Parallel()
+	s := openReview(t)
+	ctx := context.Background()
+	if err := putUser(s, `{"email": "tad@example.com", "aliases": ["Sub-T"], "tenants": ["org", "store-a"], "roles": [{"role": "admin", "tenant": "org"}]}`)(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Promote(ctx, "test", "bob@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	tad := gatehouse.NewContext(ctx, gatehouse.Caller{Subject: gatehouse.User("Sub-T"), Credential: gatehouse.CredentialToken})
+	del := func(email string) func() error {
+		return func() error {
+			_, err := s.DeleteObject(ctx, "test", gatehouse.KindUser, email)
+			return err
+		}
+	}
+	errs := queued(t, s,
+		func() error {
+			_, err := s.Unbind(ctx, "test", gatehouse.User("tad@example.com"), "admin", "org")
+			return err
+		},
+		func() error {
+			_, err := s.Bind(tad, "test", gatehouse.User("ann@example.com"), gatehouse.Assignment{Role: "user", Tenant: "store-a"})
+			return err
+		},
+		del("root@example.com"),
+		del("bob@example.com"),
+	)
+	if errs[0] != nil || errs[2] != nil {
+		t.Fatalf("unbind, first delete: %v, %v", errs[0], errs[2])
+	}
+	if !errors.Is(errs[1], gatehouse.ErrForbidden) {
+		t.Errorf("bind by the revoked tenant admin named by its alias = %v, want ErrForbidden", errs[1])
+	}
+	if !errors.Is(errs[3], gatehouse.ErrLastSuperuser) {
+		t.Errorf("deleting the last superuser = %v, want ErrLastSuperuser", errs[3])
+	}
+	checkKept(t, s)
+}
