@@ -492,3 +492,24 @@ func TestReviewTwoWriters(t *testing.T) {
 	}
 	checkKept(t, b)
 }
+
+// A write refused after claiming an alias does not keep it from the next
+// write of its batch, nor from later writes.
+func TestReviewBatchRefusedAlias(t *testing.T) {
+	t.Parallel()
+	s := openReview(t)
+	errs := queued(t, s,
+		putUser(s, `{"email": "ann@example.com", "aliases": ["sub-x"], "roles": [{"role": "no such role"}]}`),
+		putUser(s, `{"email": "bob@example.com", "aliases": ["sub-x"], "roles": [{"role": "user"}]}`),
+	)
+	if !errors.Is(errs[0], gatehouse.ErrInvalid) {
+		t.Errorf("unknown role = %v, want ErrInvalid", errs[0])
+	}
+	if errs[1] != nil {
+		t.Errorf("alias the refused write named: %v", errs[1])
+	}
+	if got, _ := s.Snapshot().UserEmail("sub-x"); got != "bob@example.com" {
+		t.Errorf("sub-x names %q, want bob@example.com", got)
+	}
+	checkKept(t, s)
+}
