@@ -107,12 +107,22 @@ func randomSubjectChange(rng *rand.Rand, p *gatehouse.Policy) ([]gatehouse.UserE
 // effective permissions, as a Compile of the same policy does.
 // It runs twice: with the default layout, and with every subject's
 // sources merged into permission sets.
-func TestWithSubjectsMatchesCompile(t *testing.T) {
-	t.Run("default", testWithSubjectsMatchesCompile)
+func TestWithSubjectsMatchesCompile(t *testing.T) { inBothLayouts(t, testWithSubjectsMatchesCompile) }
+
+// inBothLayouts runs test with the default layout of subjects, and with
+// every subject's sources merged into permission sets.
+func inBothLayouts(t *testing.T, test func(t *testing.T)) {
+	t.Run("default", test)
 	t.Run("merged", func(t *testing.T) {
 		defer engine.SetMergeAbove(0)()
-		testWithSubjectsMatchesCompile(t)
+		test(t)
 	})
+}
+
+// kept is a policy and the snapshot derived or compiled for it.
+type kept struct {
+	p    *gatehouse.Policy
+	snap *engine.Snapshot
 }
 
 func testWithSubjectsMatchesCompile(t *testing.T) {
@@ -121,10 +131,6 @@ func testWithSubjectsMatchesCompile(t *testing.T) {
 	snap, err := engine.Compile(p, 1)
 	if err != nil {
 		t.Fatal(err)
-	}
-	type kept struct {
-		p    *gatehouse.Policy
-		snap *engine.Snapshot
 	}
 	history := []kept{{clonePolicy(t, p), snap}}
 	reqs := randomRequests(rng, 400)
@@ -587,13 +593,7 @@ func sameListings(t *testing.T, step int, want, got *engine.Snapshot, u *deriveU
 // policy does; a delta Compile refuses, Derive refuses too. It runs twice:
 // with the default layout, and with every subject's sources merged into
 // permission sets.
-func TestDeriveMatchesCompile(t *testing.T) {
-	t.Run("default", testDeriveMatchesCompile)
-	t.Run("merged", func(t *testing.T) {
-		defer engine.SetMergeAbove(0)()
-		testDeriveMatchesCompile(t)
-	})
-}
+func TestDeriveMatchesCompile(t *testing.T) { inBothLayouts(t, testDeriveMatchesCompile) }
 
 func testDeriveMatchesCompile(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 19))
@@ -602,10 +602,6 @@ func testDeriveMatchesCompile(t *testing.T) {
 	snap, err := engine.Compile(p, 1)
 	if err != nil {
 		t.Fatal(err)
-	}
-	type kept struct {
-		p    *gatehouse.Policy
-		snap *engine.Snapshot
 	}
 	history := []kept{{clonePolicy(t, p), snap}}
 	reqs := append(randomRequests(rng, 200), universeRequests(rng, u, 300)...)

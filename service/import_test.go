@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/engine"
 	"github.com/gatehouse/gatehouse/engine/enginetest"
 )
 
@@ -92,29 +91,7 @@ func TestImportPathEqualsWholePolicy(t *testing.T) {
 				own++
 			}
 		}
-		fresh, v, err := fast.load(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		twin, _, err := whole.load(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		freshObjs, _ := fresh.Objects()
-		twinObjs, _ := twin.Objects()
-		keptObjs, _ := fast.current.p.Objects()
-		if !reflect.DeepEqual(freshObjs, twinObjs) || !reflect.DeepEqual(keptObjs, freshObjs) || fast.current.v != v {
-			t.Fatalf("step %d: stored, twin and kept policies differ", step)
-		}
-		snap, err := engine.Compile(fresh, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, req := range enginetest.Requests(fresh, uint64(step), 64) {
-			if got, want := fast.Snapshot().Check(&req), snap.Check(&req); got != want {
-				t.Fatalf("step %d: Check(%+v) = %+v, fresh compile %+v", step, req, got, want)
-			}
-		}
+		assertTwins(t, fmt.Sprintf("step %d", step), fast, whole, stored, uint64(step))
 	}
 	t.Logf("%d imports committed (%d by the own path), %d refused", committed, own, refused)
 	if committed < 10 || refused < 5 || own < committed/2 {

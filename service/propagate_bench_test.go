@@ -32,14 +32,10 @@ func BenchmarkPropagateChange(b *testing.B) {
 				b.Cleanup(func() { s.Close() })
 				return s
 			}
-			cfg := enginetest.DefaultConfig()
-			cfg.Users = users
-			p := enginetest.Generate(cfg)
-			writer := benchService(b, open())
-			benchApply(b, writer, p)
+			writer, p := benchPolicy(b, open(), users)
 			follower := benchService(b, open())
 			// Past the superusers, who see every tenant.
-			email := p.Users[cfg.Superusers].Email
+			email := p.Users[enginetest.DefaultConfig().Superusers].Email
 			p = nil
 			followCtx, cancel := context.WithCancel(ctx)
 			done := make(chan error, 1)

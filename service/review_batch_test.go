@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/memstore"
@@ -47,45 +46,6 @@ func openReview(t *testing.T) *Service {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// queued runs do in order, each queued behind s.mu before the next
-// starts, so that they are committed as one batch in this order, and
-// returns their errors.
-func queued(t *testing.T, s *Service, do ...func() error) []error {
-	t.Helper()
-	errs := make([]error, len(do))
-	done := make(chan struct{}, len(do))
-	s.mu.Lock()
-	for i, d := range do {
-		go func() { errs[i] = d(); done <- struct{}{} }()
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-			s.queueMu.Lock()
-			n := len(s.queue)
-			s.queueMu.Unlock()
-			if n == i+1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				s.mu.Unlock()
-				t.Fatalf("%d of %d writes queued", n, len(do))
-			}
-		}
-	}
-	s.mu.Unlock()
-	for range do {
-		<-done
-	}
-	return errs
-}
-
-func checkKept(t *testing.T, s *Service) {
-	t.Helper()
-	stored, v, err := s.load(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	assertKeptEqualsStored(t, s, stored, v)
 }
 
 // A tenant admin whose admin role an earlier write of the same batch
@@ -337,12 +297,7 @@ func TestReviewImportRace(t *testing.T) {
 	errs := make(chan error, 64)
 	for i := range 20 {
 		wg.Go(func() {
-			email := fmt.Sprintf("u%d@example.com", i)
-			if _, err := s.SetUserTenants(ctx, "test", email, []string{"org"}); err != nil {
-				errs <- err
-				return
-			}
-			if _, err := s.Bind(ctx, "test", gatehouse.User(email), gatehouse.Assignment{Role: "admin", Tenant: "org"}); err != nil {
+			if err := createOrgAdmin(s, fmt.Sprintf("u%d@example.com", i)); err != nil {
 				errs <- err
 			}
 		})
@@ -454,12 +409,7 @@ func TestReviewTwoWriters(t *testing.T) {
 			s = b
 		}
 		wg.Go(func() {
-			email := fmt.Sprintf("w%d@example.com", i)
-			if _, err := s.SetUserTenants(ctx, "test", email, []string{"org"}); err != nil {
-				errs <- err
-				return
-			}
-			if _, err := s.Bind(ctx, "test", gatehouse.User(email), gatehouse.Assignment{Role: "admin", Tenant: "org"}); err != nil {
+			if err := createOrgAdmin(s, fmt.Sprintf("w%d@example.com", i)); err != nil {
 				errs <- err
 			}
 		})
@@ -512,4 +462,15 @@ func TestReviewBatchRefusedAlias(t *testing.T) {
 		t.Errorf("sub-x names %q, want bob@example.com", got)
 	}
 	checkKept(t, s)
+}
+
+// createOrgAdmin creates the user email seeing tenant org and assigns it
+// the admin role there: two single-subject writes.
+func createOrgAdmin(s *Service, email string) error {
+	ctx := context.Background()
+	if _, err := s.SetUserTenants(ctx, "test", email, []string{"org"}); err != nil {
+		return err
+	}
+	_, err := s.Bind(ctx, "test", gatehouse.User(email), gatehouse.Assignment{Role: "admin", Tenant: "org"})
+	return err
 }

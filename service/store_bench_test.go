@@ -62,6 +62,33 @@ func benchService(b *testing.B, s gatehouse.Store) *service.Service {
 	return svc
 }
 
+// benchSizes runs bench once per store of benchStores and size of
+// enginetest.BenchUsers, with svc a service on a fresh store holding the
+// engine benchmarks' generated policy p of that many users (benchPolicy).
+func benchSizes(b *testing.B, bench func(b *testing.B, store gatehouse.Store, svc *service.Service, p *gatehouse.Policy)) {
+	for _, st := range benchStores {
+		for _, users := range enginetest.BenchUsers() {
+			b.Run(st.name+"/users="+enginetest.SizeName(users), func(b *testing.B) {
+				store := st.open(b)
+				svc, p := benchPolicy(b, store, users)
+				bench(b, store, svc, p)
+			})
+		}
+	}
+}
+
+// benchPolicy opens a service on store and makes the engine benchmarks'
+// generated policy of users users the stored one through it.
+func benchPolicy(b *testing.B, store gatehouse.Store, users int) (*service.Service, *gatehouse.Policy) {
+	b.Helper()
+	cfg := enginetest.DefaultConfig()
+	cfg.Users = users
+	p := enginetest.Generate(cfg)
+	svc := benchService(b, store)
+	benchApply(b, svc, p)
+	return svc, p
+}
+
 // benchApply makes p the stored policy through the write path every change
 // takes.
 func benchApply(b *testing.B, svc *service.Service, p *gatehouse.Policy) service.Result {
@@ -147,72 +174,54 @@ func BenchmarkSnapshot(b *testing.B) {
 // side by side: a change should cost what it changes, not what the store
 // holds. p50-ms and p99-ms are over the iterations of one run.
 func BenchmarkChange(b *testing.B) {
-	for _, st := range benchStores {
-		for _, users := range enginetest.BenchUsers() {
-			b.Run(st.name+"/users="+enginetest.SizeName(users), func(b *testing.B) {
-				cfg := enginetest.DefaultConfig()
-				cfg.Users = users
-				p := enginetest.Generate(cfg)
-				svc := benchService(b, st.open(b))
-				benchApply(b, svc, p)
-				ctx := context.Background()
-				email := p.Users[0].Email
-				lists := [2][]string{{enginetest.OrgID(1)}, {enginetest.OrgID(2), enginetest.StoreID(2, 1)}}
-				var took []time.Duration
-				b.ReportAllocs()
-				for b.Loop() {
-					start := time.Now()
-					res, err := svc.SetUserTenants(ctx, "bench", email, lists[len(took)%2])
-					took = append(took, time.Since(start))
-					if err != nil {
-						b.Fatal(err)
-					}
-					if len(res.Changes) != 1 {
-						b.Fatalf("SetUserTenants: %d changes, want 1", len(res.Changes))
-					}
-				}
-				reportPercentiles(b, took, "")
-			})
+	benchSizes(b, func(b *testing.B, _ gatehouse.Store, svc *service.Service, p *gatehouse.Policy) {
+		ctx := context.Background()
+		email := p.Users[0].Email
+		lists := [2][]string{{enginetest.OrgID(1)}, {enginetest.OrgID(2), enginetest.StoreID(2, 1)}}
+		var took []time.Duration
+		b.ReportAllocs()
+		for b.Loop() {
+			start := time.Now()
+			res, err := svc.SetUserTenants(ctx, "bench", email, lists[len(took)%2])
+			took = append(took, time.Since(start))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(res.Changes) != 1 {
+				b.Fatalf("SetUserTenants: %d changes, want 1", len(res.Changes))
+			}
 		}
-	}
+		reportPercentiles(b, took, "")
+	})
 }
 
 // BenchmarkCreateDelete is BenchmarkChange for creating a user (PUT of a
 // new entry) and deleting it again, alternately: each iteration one
 // change, whose snapshot is derived, not compiled.
 func BenchmarkCreateDelete(b *testing.B) {
-	for _, st := range benchStores {
-		for _, users := range enginetest.BenchUsers() {
-			b.Run(st.name+"/users="+enginetest.SizeName(users), func(b *testing.B) {
-				cfg := enginetest.DefaultConfig()
-				cfg.Users = users
-				p := enginetest.Generate(cfg)
-				svc := benchService(b, st.open(b))
-				benchApply(b, svc, p)
-				ctx := context.Background()
-				body := fmt.Sprintf(`{"tenants": [%q], "roles": [{"role": %q}]}`, enginetest.OrgID(1), enginetest.RoleName(1))
-				var took []time.Duration
-				for b.Loop() {
-					email := fmt.Sprintf("bench%06d@example.com", len(took)/2)
-					start := time.Now()
-					var err error
-					if len(took)%2 == 0 {
-						var created bool
-						if _, created, err = svc.PutObject(ctx, "bench", gatehouse.KindUser, email, []byte(body)); err == nil && !created {
-							b.Fatalf("PUT %s did not create it", email)
-						}
-					} else {
-						_, err = svc.DeleteObject(ctx, "bench", gatehouse.KindUser, email)
-					}
-					took = append(took, time.Since(start))
-					if err != nil {
-						b.Fatal(err)
-					}
+	benchSizes(b, func(b *testing.B, _ gatehouse.Store, svc *service.Service, p *gatehouse.Policy) {
+		ctx := context.Background()
+		body := fmt.Sprintf(`{"tenants": [%q], "roles": [{"role": %q}]}`, enginetest.OrgID(1), enginetest.RoleName(1))
+		var took []time.Duration
+		for b.Loop() {
+			email := fmt.Sprintf("bench%06d@example.com", len(took)/2)
+			start := time.Now()
+			var err error
+			if len(took)%2 == 0 {
+				var created bool
+				if _, created, err = svc.PutObject(ctx, "bench", gatehouse.KindUser, email, []byte(body)); err == nil && !created {
+					b.Fatalf("PUT %s did not create it", email)
 				}
-				reportPercentiles(b, took, "")
-			})
+			} else {
+				_, err = svc.DeleteObject(ctx, "bench", gatehouse.KindUser, email)
+			}
+			took = append(took, time.Since(start))
+			if err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+		reportPercentiles(b, took, "")
+	})
 }
 
 // reportPercentiles reports the median and 99th percentile of took in ms,
@@ -231,73 +240,54 @@ func reportPercentiles(b *testing.B, took []time.Duration, prefix string) {
 // the Reload's; heap-MB is the live heap of the process holding both
 // instances (each keeps the policy and its snapshot) after a collection.
 func BenchmarkFollowChange(b *testing.B) {
-	for _, st := range benchStores {
-		for _, users := range enginetest.BenchUsers() {
-			b.Run(st.name+"/users="+enginetest.SizeName(users), func(b *testing.B) {
-				cfg := enginetest.DefaultConfig()
-				cfg.Users = users
-				p := enginetest.Generate(cfg)
-				s := st.open(b)
-				writer := benchService(b, s)
-				benchApply(b, writer, p)
-				follower := benchService(b, s)
-				email := p.Users[0].Email
-				p = nil
-				ctx := context.Background()
-				lists := [2][]string{{enginetest.OrgID(1)}, {enginetest.OrgID(2), enginetest.StoreID(2, 1)}}
-				var took []time.Duration
-				for b.Loop() {
-					if _, err := writer.SetUserTenants(ctx, "bench", email, lists[len(took)%2]); err != nil {
-						b.Fatal(err)
-					}
-					start := time.Now()
-					swapped, err := follower.Reload(ctx)
-					took = append(took, time.Since(start))
-					if err != nil || !swapped {
-						b.Fatalf("follower Reload = %v, %v; want a swap", swapped, err)
-					}
-				}
-				reportPercentiles(b, took, "follow-")
-				runtime.GC()
-				var m runtime.MemStats
-				runtime.ReadMemStats(&m)
-				b.ReportMetric(float64(m.HeapAlloc)/1e6, "heap-MB")
-				runtime.KeepAlive(writer)
-				runtime.KeepAlive(follower)
-			})
+	benchSizes(b, func(b *testing.B, s gatehouse.Store, writer *service.Service, p *gatehouse.Policy) {
+		follower := benchService(b, s)
+		email := p.Users[0].Email
+		p = nil
+		ctx := context.Background()
+		lists := [2][]string{{enginetest.OrgID(1)}, {enginetest.OrgID(2), enginetest.StoreID(2, 1)}}
+		var took []time.Duration
+		for b.Loop() {
+			if _, err := writer.SetUserTenants(ctx, "bench", email, lists[len(took)%2]); err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			swapped, err := follower.Reload(ctx)
+			took = append(took, time.Since(start))
+			if err != nil || !swapped {
+				b.Fatalf("follower Reload = %v, %v; want a swap", swapped, err)
+			}
 		}
-	}
+		reportPercentiles(b, took, "follow-")
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		b.ReportMetric(float64(m.HeapAlloc)/1e6, "heap-MB")
+		runtime.KeepAlive(writer)
+		runtime.KeepAlive(follower)
+	})
 }
 
 // BenchmarkRoleChange is a change of a role (PutObject, alternating
 // between two permission lists) in the same stores as BenchmarkChange: a
 // change of a shared table, which every user holding the role depends on.
 func BenchmarkRoleChange(b *testing.B) {
-	for _, st := range benchStores {
-		for _, users := range enginetest.BenchUsers() {
-			b.Run(st.name+"/users="+enginetest.SizeName(users), func(b *testing.B) {
-				cfg := enginetest.DefaultConfig()
-				cfg.Users = users
-				p := enginetest.Generate(cfg)
-				svc := benchService(b, st.open(b))
-				benchApply(b, svc, p)
-				ctx := context.Background()
-				role := p.Roles[0]
-				bodies := [2]string{
-					fmt.Sprintf(`{"name": %q, "permissions": [%q]}`, role.Name, enginetest.PermissionName(1)),
-					fmt.Sprintf(`{"name": %q, "permissions": [%q, %q]}`, role.Name, enginetest.PermissionName(1), enginetest.PermissionName(2)),
-				}
-				var took []time.Duration
-				for b.Loop() {
-					start := time.Now()
-					_, _, err := svc.PutObject(ctx, "bench", gatehouse.KindRole, role.Name, []byte(bodies[len(took)%2]))
-					took = append(took, time.Since(start))
-					if err != nil {
-						b.Fatal(err)
-					}
-				}
-				reportPercentiles(b, took, "")
-			})
+	benchSizes(b, func(b *testing.B, _ gatehouse.Store, svc *service.Service, p *gatehouse.Policy) {
+		ctx := context.Background()
+		role := p.Roles[0]
+		bodies := [2]string{
+			fmt.Sprintf(`{"name": %q, "permissions": [%q]}`, role.Name, enginetest.PermissionName(1)),
+			fmt.Sprintf(`{"name": %q, "permissions": [%q, %q]}`, role.Name, enginetest.PermissionName(1), enginetest.PermissionName(2)),
 		}
-	}
+		var took []time.Duration
+		for b.Loop() {
+			start := time.Now()
+			_, _, err := svc.PutObject(ctx, "bench", gatehouse.KindRole, role.Name, []byte(bodies[len(took)%2]))
+			took = append(took, time.Since(start))
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportPercentiles(b, took, "")
+	})
 }

@@ -182,31 +182,7 @@ func testSubjectPathEqualsWholePolicy(t *testing.T, fast, whole *Service) {
 				derived++
 			}
 		}
-		fresh, v, err := fast.load(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		twin, _, err := whole.load(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		freshObjs, _ := fresh.Objects()
-		twinObjs, _ := twin.Objects()
-		keptObjs, _ := fast.current.p.Objects()
-		if !reflect.DeepEqual(freshObjs, twinObjs) || !reflect.DeepEqual(keptObjs, freshObjs) || fast.current.v != v {
-			t.Fatalf("step %d (%s): stored, twin and kept policies differ", step, name)
-		}
-		snap, err := engine.Compile(fresh, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Requests about the subjects before the step too: one removed is
-		// unknown to both.
-		for _, req := range append(enginetest.Requests(fresh, uint64(step), 64), enginetest.Requests(stored, uint64(step), 32)...) {
-			if got, want := fast.Snapshot().Check(&req), snap.Check(&req); got != want {
-				t.Fatalf("step %d (%s): Check(%+v) = %+v, fresh compile %+v", step, name, req, got, want)
-			}
-		}
+		assertTwins(t, fmt.Sprintf("step %d (%s)", step, name), fast, whole, stored, uint64(step))
 	}
 	t.Logf("%d changes committed (%d by updateSubject's own path), %d refused", committed, derived, refused)
 	if committed < 50 || refused < 5 || derived < committed/2 {
@@ -315,6 +291,38 @@ func testConcurrentInstances(t *testing.T, open func() *Service) {
 			if got := s.Snapshot().Check(&req); got != want {
 				t.Fatalf("Check(%+v) = %+v, fresh compile %+v", req, got, want)
 			}
+		}
+	}
+}
+
+// assertTwins checks, after a step of a twin-store test, that fast's store,
+// whole's store and fast's kept policy hold one policy, and that fast
+// decides requests about it, and about before (the policy before the
+// step: a subject it removed is unknown to both), as a fresh compile.
+func assertTwins(t *testing.T, step string, fast, whole *Service, before *gatehouse.Policy, seed uint64) {
+	t.Helper()
+	ctx := context.Background()
+	fresh, v, err := fast.load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twin, _, err := whole.load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	freshObjs, _ := fresh.Objects()
+	twinObjs, _ := twin.Objects()
+	keptObjs, _ := fast.current.p.Objects()
+	if !reflect.DeepEqual(freshObjs, twinObjs) || !reflect.DeepEqual(keptObjs, freshObjs) || fast.current.v != v {
+		t.Fatalf("%s: stored, twin and kept policies differ", step)
+	}
+	snap, err := engine.Compile(fresh, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range append(enginetest.Requests(fresh, seed, 64), enginetest.Requests(before, seed, 32)...) {
+		if got, want := fast.Snapshot().Check(&req), snap.Check(&req); got != want {
+			t.Fatalf("%s: Check(%+v) = %+v, fresh compile %+v", step, req, got, want)
 		}
 	}
 }
