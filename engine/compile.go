@@ -422,7 +422,7 @@ func (c *compiler) users() error {
 	s.emails = newEmailTable(len(c.p.Users))
 	n := len(c.p.Users) + len(c.p.Agents)
 	c.subjects = make([]subject, 0, n)
-	c.recOff = make([]int32, 0, n)
+	c.recOff = hugeMake[int32](0, n)
 	// Records take recEmail units, the email's and one per source at
 	// most (merged sources take fewer).
 	units := recEmail * n
@@ -433,7 +433,7 @@ func (c *compiler) users() error {
 	for i := range c.p.Agents {
 		units += len(c.p.Agents[i].Roles) + len(c.p.Agents[i].Grants)
 	}
-	s.records = make([]entry, 0, units)
+	s.records = hugeMake[entry](0, units)
 	for _, u := range c.p.Users {
 		email := gatehouse.NormalizeEmail(u.Email)
 		if email == "" {
@@ -781,7 +781,7 @@ func (c *compiler) tenantList(owner string, ids []string) (span, error) {
 // capacity. Derived snapshots append to what is left.
 func trimmed[T any](pool []T) []T {
 	if cap(pool)-len(pool) > len(pool)/8 {
-		return slices.Clone(pool)
+		return append(hugeMake[T](0, len(pool)), pool...)
 	}
 	return pool
 }

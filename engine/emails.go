@@ -31,7 +31,7 @@ type emailSlot struct {
 
 func newEmailTable(users int) emailTable {
 	n := 1 << bits.Len(uint(2*max(users, 1)))
-	return emailTable{slots: pagedOf(make([]emailSlot, n)), mask: uint64(n - 1)}
+	return emailTable{slots: pagedOf(hugeMake[emailSlot](n, n)), mask: uint64(n - 1)}
 }
 
 // emailHashKey seeds the hash; it is fixed so that a compile is
