@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -178,5 +180,28 @@ func TestStreamYAMLChunks(t *testing.T) {
 		if want := at(typo, "emial: "+user, 1) + ":"; len(got) == 0 || !strings.HasPrefix(got[0], want) {
 			t.Errorf("problems = %q, want the first at %s", got, want)
 		}
+	}
+}
+
+// The repository's documents, valid and invalid, decode alike streamed
+// and whole.
+func TestStreamRepositoryDocuments(t *testing.T) {
+	var files []string
+	for _, pattern := range []string{"testdata/*.yaml", "testdata/*/*.yaml", "testdata/*/*.json", "../examples/*/policy.yaml"} {
+		m, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) == 0 {
+		t.Fatal("no documents found")
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(file, func(t *testing.T) { checkStream(t, file, string(data), streamed(file, data)) })
 	}
 }
