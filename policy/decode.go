@@ -118,27 +118,57 @@ func decodeInto(file string, data []byte, v any, pos positions) decoded {
 	if !utf8.Valid(data) {
 		return decoded{problems: []Problem{invalidUTF8(file, data)}}
 	}
+	strs := map[string]string{}
+	newDecoder := func() *decoder {
+		return &decoder{
+			file: file,
+			pos:  pos,
+			// Aliases can make a small document expand enormously; a
+			// document without them has fewer values than bytes.
+			budget: 16*len(data) + 1024,
+			strs:   strs,
+		}
+	}
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	isJSON := strings.HasSuffix(strings.ToLower(file), ".json") || len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[')
+	// The document is decoded as it is read (see rootStream) when it can
+	// be, else from its whole tree.
+	if streamable(v) {
+		d := newDecoder()
+		target := reflect.ValueOf(v).Elem()
+		begin := func(root *yaml.Node) *rootStream { return d.begin(root, target) }
+		var done bool
+		if isJSON {
+			done = len(trimmed) > 0 && trimmed[0] == '{' && (&jsonScanner{data: data, line: 1, col: 1, strs: strs}).stream(begin)
+		} else if entries, starts, ok := yamlPlan(data); ok {
+			done = streamYAML(data, entries, starts, begin)
+		}
+		if done {
+			return decoded{ok: true, problems: d.problems, sections: d.sections}
+		}
+		target.SetZero()
+		if pos != nil {
+			clear(pos)
+			pos[""] = position{1, 1}
+		}
+	}
+	return decodeWhole(file, data, v, isJSON, newDecoder())
+}
+
+// decodeWhole is decodeInto by the document's whole node tree, built
+// before decoding; d is the decoder to use.
+func decodeWhole(file string, data []byte, v any, isJSON bool, d *decoder) decoded {
 	var root *yaml.Node
 	var problem *Problem
-	strs := map[string]string{}
-	if trimmed := bytes.TrimLeft(data, " \t\r\n"); strings.HasSuffix(strings.ToLower(file), ".json") ||
-		len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
-		root, problem = jsonTreeAt(file, data, 1, strs)
+	if isJSON {
+		root, problem = jsonTreeAt(file, data, 1, d.strs)
 	} else {
 		root, problem = yamlTree(file, data)
 	}
 	if problem != nil {
 		return decoded{problems: []Problem{*problem}}
 	}
-	d := &decoder{
-		file: file,
-		pos:  pos,
-		// Aliases can make a small document expand enormously; a document
-		// without them has fewer values than bytes.
-		budget: 16*len(data) + 1024,
-		root:   root,
-		strs:   strs,
-	}
+	d.root = root
 	if root != nil {
 		d.decode(root, reflect.ValueOf(v).Elem(), 0)
 	}
