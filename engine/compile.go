@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/gatehouse/gatehouse"
 )
@@ -37,10 +38,10 @@ func Compile(p *gatehouse.Policy, version int64) (snap *Snapshot, err error) {
 	c.s.sets.seal()
 	c.s.recOff, c.s.subjects = pagedOf(c.recOff), pagedOf(c.subjects)
 	c.s.lineage = &lineage{tip: c.s}
-	c.s.records = trimmed(c.s.records)
-	c.s.sourcePool = trimmed(c.s.sourcePool)
-	c.s.condPool = trimmed(c.s.condPool)
-	c.s.visPool = trimmed(c.s.visPool)
+	c.s.records = trimmed(c.s.records, true)
+	c.s.sourcePool = trimmed(c.s.sourcePool, false)
+	c.s.condPool = trimmed(c.s.condPool, false)
+	c.s.visPool = trimmed(c.s.visPool, false)
 	return c.s, nil
 }
 
@@ -778,9 +779,11 @@ func (c *compiler) tenantList(owner string, ids []string) (span, error) {
 }
 
 // trimmed returns a pool that grew by appending without most of its spare
-// capacity. Derived snapshots append to what is left.
-func trimmed[T any](pool []T) []T {
-	if cap(pool)-len(pool) > len(pool)/8 {
+// capacity, and a large one on huge pages (hugeMake) unless it was made
+// there (advised). Derived snapshots append to what is left.
+func trimmed[T any](pool []T, advised bool) []T {
+	big := uintptr(len(pool))*unsafe.Sizeof(*new(T)) >= hugeMin
+	if cap(pool)-len(pool) > len(pool)/8 || big && !advised {
 		return append(hugeMake[T](0, len(pool)), pool...)
 	}
 	return pool
