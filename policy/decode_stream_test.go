@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/engine/enginetest"
@@ -34,11 +35,23 @@ func streamed(file string, src []byte) bool {
 // value's position; and that it streamed src when stream is true.
 func checkStream(t *testing.T, file, src string, stream bool) {
 	t.Helper()
+	sameAsWhole(t, file, src)
+	if s := streamed(file, []byte(src)); s != stream {
+		t.Errorf("%s: streamed = %v, want %v", file, s, stream)
+	}
+}
+
+// sameAsWhole checks that decodeInto decodes src exactly as decoding its
+// whole tree does.
+func sameAsWhole(t *testing.T, file, src string) {
+	t.Helper()
 	data := []byte(src)
 	got, want := &gatehouse.Policy{}, &gatehouse.Policy{}
 	gotPos, wantPos := positions{"": {1, 1}}, positions{"": {1, 1}}
 	gotRes := decodeInto(file, data, got, gotPos)
-	wantRes := decodeWhole(file, data, want, strings.HasSuffix(file, ".json"),
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	isJSON := strings.HasSuffix(file, ".json") || len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[')
+	wantRes := decodeWhole(file, data, want, isJSON,
 		&decoder{file: file, pos: wantPos, budget: 16*len(data) + 1024, strs: map[string]string{}})
 	if !wantRes.ok {
 		gotPos, wantPos = nil, nil
@@ -53,9 +66,38 @@ func checkStream(t *testing.T, file, src string, stream bool) {
 	if diff := cmp.Diff(wantPos, gotPos, opt); diff != "" {
 		t.Errorf("%s: decodeInto positions differ from the whole tree's (-tree +stream):\n%s", file, diff)
 	}
-	if s := streamed(file, data); s != stream {
-		t.Errorf("%s: streamed = %v, want %v", file, s, stream)
+}
+
+// FuzzStreamEqualsWhole: whatever the document, hostile or broken, decoding
+// it as it is read gives what decoding its whole tree gives. The seeds are
+// TestStreamShapes' documents in both forms.
+func FuzzStreamEqualsWhole(f *testing.F) {
+	for _, src := range []string{
+		"users:\n  - email: a@b.io\n  - email: c@d.io\n    tenants: 5\nusers:\n  - email: x@y.io\n",
+		"# a policy\n\nusers:   # the users\n- email: a@b.io\n  attributes: {x: &a [1, 2], y: *a}\n- email: b@b.io\n  name: |\n    two\n    lines\n",
+		"tenants: [{id: a}, {id: b}]\nsettings: {default_tenants: &d [a, b]}\nusers:\n  - {email: x@y.io, tenants: *d}\n",
+		"users:\n  - email: \"a@b.io\n  - x\"\n",
+		"<<: {users: []}\n",
+	} {
+		f.Add(false, src)
 	}
+	for _, src := range []string{
+		`{"users": [{"email": "a@b.io"}, {"email": "c@d.io", "tenants": 5}], "users": [{"email": "x@y.io"}]}`,
+		"{\n\"users\": [\n{\"email\": \"a@b.io\", \"email\": \"b@b.io\"}\n]\n}\n",
+		`{"users": [{"email": "a@b.io"},]}`,
+	} {
+		f.Add(true, src)
+	}
+	f.Fuzz(func(t *testing.T, isJSON bool, src string) {
+		if !utf8.ValidString(src) {
+			t.Skip("decodeInto refuses invalid UTF-8 before decoding either way")
+		}
+		file := "p.yaml"
+		if isJSON {
+			file = "p.json"
+		}
+		sameAsWhole(t, file, src)
+	})
 }
 
 // generatedForms is a small generated policy as minified and indented
