@@ -44,7 +44,7 @@ func (s *Service) planApply(ctx context.Context, doc *policy.Document) (planned,
 	if err != nil {
 		return planned{}, err
 	}
-	before, base := cur.p, cur.v
+	before, base := cur.policy(), cur.v
 	after := policy.Merge(before, doc)
 	if err := s.keepBilledPlans(ctx, before, after); err != nil {
 		return planned{}, err
@@ -75,7 +75,7 @@ func (s *Service) planApply(ctx context.Context, doc *policy.Document) (planned,
 	if err == nil {
 		// Who may make the change is decided before anything else is
 		// said about it (see plan).
-		err = s.authorizeChanges(ctx, before, base, changes)
+		err = s.authorizeChanges(ctx, cur, changes)
 	}
 	if err == nil && len(before.Superusers()) > 0 && len(after.Superusers()) == 0 {
 		err = fmt.Errorf("%w: promote another user first", gatehouse.ErrLastSuperuser)

@@ -29,18 +29,19 @@ import (
 // the system's (billing, bootstrap).
 
 // authorizeChanges returns nil if the caller of ctx, if any, may make
-// changes to before, the stored policy at version base.
-func (s *Service) authorizeChanges(ctx context.Context, before *gatehouse.Policy, base int64, changes []gatehouse.Change) error {
+// changes to before, the stored policy kept at its version. The caller
+// holds mu.
+func (s *Service) authorizeChanges(ctx context.Context, before *versioned, changes []gatehouse.Change) error {
 	caller, ok := gatehouse.CallerFromContext(ctx)
 	if !ok || len(changes) == 0 {
 		return nil
 	}
 	snap := s.Snapshot()
-	if snap.Version() != base {
+	if snap.Version() != before.v {
 		// Another instance wrote since this one's snapshot: decide on the
 		// policy being changed.
 		var err error
-		if snap, err = engine.Compile(before, base); err != nil {
+		if snap, err = engine.Compile(before.policy(), before.v); err != nil {
 			return fmt.Errorf("authorize change: %w", err)
 		}
 	}

@@ -212,7 +212,7 @@ func assertKeptEqualsStored(t *testing.T, s *Service, stored *gatehouse.Policy, 
 	if kept == nil || kept.v != v {
 		t.Fatalf("kept policy %+v, store at version %d", kept, v)
 	}
-	keptObjs, err := kept.p.Objects()
+	keptObjs, err := kept.policy().Objects()
 	if err != nil {
 		t.Fatal(err)
 	}

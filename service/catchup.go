@@ -125,30 +125,29 @@ scan:
 	}
 	// A subject created and removed again since the kept version is no
 	// change.
+	users := cur.userList()
 	d.RemoveUsers = slices.DeleteFunc(d.RemoveUsers, func(email string) bool {
-		_, found := findUser(cur.p, email)
+		_, _, found := users.find(email)
 		return !found
 	})
 	d.RemoveAgents = slices.DeleteFunc(d.RemoveAgents, func(id string) bool {
-		_, found := findAgent(cur.p, id)
+		_, found := findAgent(cur.kept, id)
 		return !found
 	})
 	next, ok, err := snap.Derive(version, d)
 	if err != nil || !ok {
 		return false, err
 	}
-	p := cur.p
+	p := cur.kept
 	for _, u := range d.Users {
-		at, found := findUser(p, u.Email)
-		p.Users = replaceAt(p.Users, at, found, []gatehouse.UserEntry{u})
+		users.put(u)
 	}
 	for _, a := range d.Agents {
 		at, found := findAgent(p, a.ID)
 		p.Agents = replaceAt(p.Agents, at, found, []gatehouse.Agent{a})
 	}
 	for _, email := range d.RemoveUsers {
-		at, _ := findUser(p, email)
-		p.Users = replaceAt(p.Users, at, true, nil)
+		users.remove(email)
 	}
 	for _, id := range d.RemoveAgents {
 		at, _ := findAgent(p, id)
@@ -159,13 +158,8 @@ scan:
 	return true, nil
 }
 
-// findUser returns the index of the user with email in p's sorted users,
+// findAgent returns the index of the agent with id in p's sorted agents,
 // or where it would be inserted.
-func findUser(p *gatehouse.Policy, email string) (int, bool) {
-	return slices.BinarySearchFunc(p.Users, email, func(x gatehouse.UserEntry, id string) int { return strings.Compare(x.Email, id) })
-}
-
-// findAgent is findUser for an agent id.
 func findAgent(p *gatehouse.Policy, id string) (int, bool) {
 	return slices.BinarySearchFunc(p.Agents, id, func(x gatehouse.Agent, id string) int { return strings.Compare(x.ID, id) })
 }

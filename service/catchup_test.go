@@ -64,7 +64,7 @@ func testCatchUp(t *testing.T, open func() *Service) {
 		default:
 			continue // missed the notification
 		}
-		kept := follower.current.p
+		kept := follower.current.kept
 		swapped, err := follower.Reload(ctx)
 		if err != nil {
 			t.Fatalf("step %d: Reload: %v", step, err)
@@ -73,14 +73,14 @@ func testCatchUp(t *testing.T, open func() *Service) {
 			continue
 		}
 		reloads++
-		if follower.current.p == kept {
+		if follower.current.kept == kept {
 			byChange++
 		}
 		fresh, v, err := follower.load(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		keptObjs, _ := follower.current.p.Objects()
+		keptObjs, _ := follower.current.policy().Objects()
 		freshObjs, _ := fresh.Objects()
 		if !reflect.DeepEqual(keptObjs, freshObjs) || follower.current.v != v || follower.Snapshot().Version() != v {
 			t.Fatalf("step %d: the follower keeps version %d (snapshot %d), not the stored policy of version %d", step, follower.current.v, follower.Snapshot().Version(), v)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"reflect"
 	"slices"
 	"strconv"
@@ -13,11 +14,16 @@ import (
 	"github.com/gatehouse/gatehouse/policy"
 )
 
-// versioned is a policy and the stored version it is. The service never
-// mutates one it keeps: writers change a clone (clonePolicy).
+// versioned is a policy and the stored version it is. Writers of the
+// whole policy change a clone (clonePolicy); a change of users or agents
+// alone changes the kept policy in place, under mu (see staged).
 type versioned struct {
-	p *gatehouse.Policy
-	v int64
+	// kept is the policy, but for its users while users holds them
+	// (kept.Users is then nil): policy returns it whole, userList its
+	// users as keptUsers. The caller holds mu for either.
+	kept  *gatehouse.Policy
+	users *keptUsers
+	v     int64
 	// valid is true when p passed validation, so a change of it needs to
 	// check only what it touches (validateChange).
 	valid bool
@@ -35,13 +41,45 @@ type versioned struct {
 	aliasSet map[string]bool
 }
 
+// policy returns the kept policy whole, its users one slice again.
+func (cur *versioned) policy() *gatehouse.Policy {
+	if cur.users != nil {
+		cur.kept.Users, cur.users = cur.users.flat(), nil
+	}
+	return cur.kept
+}
+
+// userList returns the kept policy's users as keptUsers, for changing
+// them in place; the first call after policy moves them there.
+func (cur *versioned) userList() *keptUsers {
+	if cur.users == nil {
+		cur.users, cur.kept.Users = newKeptUsers(cur.kept.Users, usersChunk), nil
+	}
+	return cur.users
+}
+
+// allUsers yields the kept policy's users in email order, in whichever
+// form they are; the entries must not be changed.
+func (cur *versioned) allUsers() iter.Seq[*gatehouse.UserEntry] {
+	if cur.users != nil {
+		return cur.users.all()
+	}
+	return func(yield func(*gatehouse.UserEntry) bool) {
+		for i := range cur.kept.Users {
+			if !yield(&cur.kept.Users[i]) {
+				return
+			}
+		}
+	}
+}
+
 // aliases returns cur.aliasSet, computing it on first use. The caller
 // holds mu.
 func (cur *versioned) aliases() map[string]bool {
 	if cur.aliasSet == nil {
 		cur.aliasSet = map[string]bool{}
-		for i := range cur.p.Users {
-			for _, a := range cur.p.Users[i].Aliases {
+		for u := range cur.allUsers() {
+			for _, a := range u.Aliases {
 				cur.aliasSet[a], cur.aliasSet[gatehouse.NormalizeEmail(a)] = true, true
 			}
 		}
@@ -53,7 +91,7 @@ func (cur *versioned) aliases() map[string]bool {
 // from its users and agents, computing it on first use. The caller holds mu.
 func (cur *versioned) declared() *policy.Declared {
 	if cur.decl == nil {
-		cur.decl = policy.Declare(cur.p)
+		cur.decl = policy.Declare(cur.kept)
 	}
 	return cur.decl
 }
@@ -92,14 +130,14 @@ func (s *Service) base(ctx context.Context) (*versioned, error) {
 // that the next change starts from; valid says whether it passed
 // validation, seq is as versioned.seq. The caller holds mu (or is Open).
 func (s *Service) keep(p *gatehouse.Policy, v int64, valid bool, seq int64) {
-	s.current = &versioned{p: p, v: v, valid: valid, seq: seq}
+	s.current = &versioned{kept: p, v: v, valid: valid, seq: seq}
 }
 
 // keepSubjects is keep for cur's policy changed in place in its users and
 // agents alone, at version v: what it declares besides them is still cur's,
 // and so are its aliases unless aliased says a change may have added one.
 func (s *Service) keepSubjects(cur *versioned, v int64, valid, aliased bool, seq int64) {
-	s.current = &versioned{p: cur.p, v: v, valid: valid, seq: seq, decl: cur.decl}
+	s.current = &versioned{kept: cur.kept, users: cur.users, v: v, valid: valid, seq: seq, decl: cur.decl}
 	if !aliased {
 		s.current.aliasSet = cur.aliasSet
 	}

@@ -174,7 +174,7 @@ func TestKeptPolicyEqualsFreshLoad(t *testing.T) {
 		if s.current.v != v || !s.current.valid {
 			t.Fatalf("step %d: kept version %d (validated %v), stored %d: the change did not keep its policy", step, s.current.v, s.current.valid, v)
 		}
-		keptObjs, err := s.current.p.Objects()
+		keptObjs, err := s.current.policy().Objects()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -108,23 +108,24 @@ func (s *Service) tryImport(ctx context.Context, actor string, records []UserRec
 	if !cur.valid || current.Version() != cur.v {
 		return Result{}, nil, false, nil
 	}
-	view := smallSections(cur.p)
-	view.Tenants = cur.p.Tenants
-	// at is where each user of the view is in the kept policy.
-	at := map[string]int{}
+	view := smallSections(cur.kept)
+	view.Tenants = cur.kept.Tenants
+	users := cur.userList()
+	// was holds the kept entry of each user of the view.
+	was := map[string]gatehouse.UserEntry{}
 	for _, r := range records {
 		email, err := mailaddr.Canonical(r.Email)
 		if err != nil {
 			continue
 		}
-		if i, found := findUser(cur.p, email); found {
-			if _, dup := at[email]; !dup {
-				at[email] = i
-				u, err := clonePolicyUsers(cur.p.Users[i : i+1])
+		if u, found := users.get(email); found {
+			if _, dup := was[email]; !dup {
+				was[email] = u
+				c, err := clonePolicyUsers([]gatehouse.UserEntry{u})
 				if err != nil {
 					return Result{}, nil, true, err
 				}
-				view.Users = append(view.Users, u[0])
+				view.Users = append(view.Users, c[0])
 			}
 		}
 	}
@@ -142,11 +143,11 @@ func (s *Service) tryImport(ctx context.Context, actor string, records []UserRec
 	for i := range view.Users {
 		u := &view.Users[i]
 		c := gatehouse.Change{Kind: gatehouse.KindUser, ID: u.Email}
-		if j, found := at[u.Email]; found {
-			if sameUser(&cur.p.Users[j], u) {
+		if before, found := was[u.Email]; found {
+			if sameUser(&before, u) {
 				continue
 			}
-			if c.Before, err = json.Marshal(&cur.p.Users[j]); err != nil {
+			if c.Before, err = json.Marshal(&before); err != nil {
 				return Result{}, nil, true, err
 			}
 		} else if _, taken := current.UserEmail(u.Email); taken || cur.aliases()[u.Email] || len(u.Aliases) > 0 {
@@ -164,7 +165,7 @@ func (s *Service) tryImport(ctx context.Context, actor string, records []UserRec
 	if len(changes) == 0 {
 		return Result{Version: base, DryRun: dryRun}, nil, true, nil
 	}
-	if err := s.authorizeChanges(ctx, cur.p, base, changes); err != nil {
+	if err := s.authorizeChanges(ctx, cur, changes); err != nil {
 		return Result{}, nil, true, err
 	}
 	if problems := validateChange(cur, view, changes); len(problems) > 0 {
@@ -189,10 +190,12 @@ func (s *Service) tryImport(ctx context.Context, actor string, records []UserRec
 		snap, err = s.compileStored(ctx)
 		return res, snap, true, err
 	}
-	cur.p.Users = mergeUsers(cur.p.Users, d.Users, at)
+	for _, u := range d.Users {
+		users.put(u)
+	}
 	snap, ok, err := current.Derive(v, d)
 	if err != nil || !ok {
-		snap, err = engine.Compile(cur.p, v)
+		snap, err = engine.Compile(cur.policy(), v)
 	}
 	if err != nil {
 		s.current = nil
@@ -200,33 +203,6 @@ func (s *Service) tryImport(ctx context.Context, actor string, records []UserRec
 	}
 	s.keepSubjects(cur, v, true, false, lastSeq(events))
 	return res, snap, true, nil
-}
-
-// mergeUsers returns users, sorted by email, with each of changed replacing
-// the entry at its index in at, or inserted in order if at has none: one
-// pass however many are inserted.
-func mergeUsers(users, changed []gatehouse.UserEntry, at map[string]int) []gatehouse.UserEntry {
-	var added []gatehouse.UserEntry
-	for _, u := range changed {
-		if i, found := at[u.Email]; found {
-			users[i] = u
-		} else {
-			added = append(added, u)
-		}
-	}
-	if len(added) == 0 {
-		return users
-	}
-	slices.SortFunc(added, func(a, b gatehouse.UserEntry) int { return strings.Compare(a.Email, b.Email) })
-	merged := make([]gatehouse.UserEntry, 0, len(users)+len(added))
-	for len(users) > 0 || len(added) > 0 {
-		if len(added) == 0 || len(users) > 0 && users[0].Email < added[0].Email {
-			merged, users = append(merged, users[0]), users[1:]
-		} else {
-			merged, added = append(merged, added[0]), added[1:]
-		}
-	}
-	return merged
 }
 
 // checkRecords reports the problems of records against p, each located at

@@ -69,7 +69,7 @@ func TestImportPathEqualsWholePolicy(t *testing.T) {
 			records = append(records, rec)
 		}
 		dry := r.IntN(6) == 0
-		kept := fast.current.p
+		kept := fast.current.kept
 		got, gotErr := fast.ImportUsers(ctx, "t", "users.csv", records, dry)
 		whole.mu.Lock()
 		whole.current = nil
@@ -87,7 +87,7 @@ func TestImportPathEqualsWholePolicy(t *testing.T) {
 		}
 		if len(got.Changes) > 0 && !dry {
 			committed++
-			if fast.current.p == kept {
+			if fast.current.kept == kept {
 				own++
 			}
 		}

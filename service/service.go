@@ -304,7 +304,7 @@ func (s *Service) plan(ctx context.Context, fn func(p *gatehouse.Policy) error) 
 	if err != nil {
 		return planned{}, err
 	}
-	before, base := cur.p, cur.v
+	before, base := cur.policy(), cur.v
 	after, err := clonePolicy(before)
 	if err != nil {
 		return planned{}, err
@@ -319,7 +319,7 @@ func (s *Service) plan(ctx context.Context, fn func(p *gatehouse.Policy) error) 
 	}
 	// Who may make the change is decided first: a caller gets no
 	// validation problems about what it may not change.
-	if err := s.authorizeChanges(ctx, before, base, changes); err != nil {
+	if err := s.authorizeChanges(ctx, cur, changes); err != nil {
 		return planned{}, err
 	}
 	if problems := validateChange(cur, after, changes); len(problems) > 0 {

@@ -196,7 +196,7 @@ func (s *Service) commitBatch(batch []*subjectWrite) int {
 			if err != nil {
 				s.cfg.Logger.Warn("deriving the snapshot of committed changes failed; compiling the policy", "version", v, "err", err)
 			}
-			snap, err = engine.Compile(cur.p, v)
+			snap, err = engine.Compile(cur.policy(), v)
 		}
 		if err == nil {
 			s.keepSubjects(cur, v, true, false, lastSeq(events))
@@ -287,7 +287,7 @@ func (s *Service) stage(cur *versioned, current *engine.Snapshot, w *subjectWrit
 		return nil, true, nil
 	}
 	changes := []gatehouse.Change{change}
-	if err := s.authorizeChanges(w.ctx, cur.p, cur.v, changes); err != nil {
+	if err := s.authorizeChanges(w.ctx, cur, changes); err != nil {
 		return fail(err)
 	}
 	if problems := sv.validate(changes); len(problems) > 0 {
@@ -316,20 +316,21 @@ type staged struct {
 	sv     subjectView
 	change gatehouse.Change
 	events []gatehouse.AuditEvent
-	// was is the entry the write replaced or removed.
-	wasUser  gatehouse.UserEntry
+	// wasAgent is the entry the write of an agent replaced or removed.
 	wasAgent gatehouse.Agent
 }
 
 // apply makes the kept policy hold the view's entry, or not hold the
 // subject if the view holds none.
 func (st *staged) apply() {
-	sv, p := st.sv, st.sv.cur.p
+	sv, p := st.sv, st.sv.cur.kept
 	if sv.kind == gatehouse.KindUser {
-		if sv.exists {
-			st.wasUser = p.Users[sv.at]
+		users := sv.cur.userList()
+		if len(sv.view.Users) == 1 {
+			users.put(sv.view.Users[0])
+		} else {
+			users.remove(sv.id)
 		}
-		p.Users = replaceAt(p.Users, sv.at, sv.exists, sv.view.Users)
 	} else {
 		if sv.exists {
 			st.wasAgent = p.Agents[sv.at]
@@ -340,14 +341,15 @@ func (st *staged) apply() {
 
 // undo puts back what apply replaced.
 func (st *staged) undo() {
-	sv, p := st.sv, st.sv.cur.p
+	sv, p := st.sv, st.sv.cur.kept
 	exists := len(sv.view.Users)+len(sv.view.Agents) == 1
 	if sv.kind == gatehouse.KindUser {
-		var was []gatehouse.UserEntry
+		users := sv.cur.userList()
 		if sv.exists {
-			was = []gatehouse.UserEntry{st.wasUser}
+			users.put(sv.wasUser)
+		} else {
+			users.remove(sv.id)
 		}
-		p.Users = replaceAt(p.Users, sv.at, exists, was)
 	} else {
 		var was []gatehouse.Agent
 		if sv.exists {
@@ -418,7 +420,7 @@ func (st *staged) ids() []string {
 	}
 	users := slices.Clone(sv.view.Users)
 	if sv.exists {
-		users = append(users, st.wasUser)
+		users = append(users, sv.wasUser)
 	}
 	ids := []string{subjectID(gatehouse.User(sv.id))}
 	for _, u := range users {
@@ -437,17 +439,19 @@ type subjectView struct {
 	kind gatehouse.Kind
 	// id is the subject's email, normalized, or its agent id.
 	id string
-	// at is the entry's index in its section of cur.p, or where it would
-	// be inserted; exists says which.
-	at     int
-	exists bool
-	view   *gatehouse.Policy
+	// exists says whether the kept policy holds the subject: for a user
+	// as wasUser, for an agent at index at of its agents (else at is
+	// where it would be inserted).
+	exists  bool
+	wasUser gatehouse.UserEntry
+	at      int
+	view    *gatehouse.Policy
 }
 
 // viewSubject returns the view of cur for subject, ok false for a subject
 // that is neither a user nor an agent.
 func viewSubject(cur *versioned, subject gatehouse.SubjectRef) (subjectView, bool, error) {
-	p := cur.p
+	p := cur.kept
 	view := smallSections(p)
 	view.Tenants = p.Tenants
 	sv := subjectView{cur: cur, view: view}
@@ -455,9 +459,8 @@ func viewSubject(cur *versioned, subject gatehouse.SubjectRef) (subjectView, boo
 	switch subject.Type {
 	case gatehouse.SubjectUser:
 		sv.kind, sv.id = gatehouse.KindUser, gatehouse.NormalizeEmail(subject.ID)
-		sv.at, sv.exists = slices.BinarySearchFunc(p.Users, sv.id, func(u gatehouse.UserEntry, id string) int { return strings.Compare(u.Email, id) })
-		if sv.exists {
-			view.Users, err = clonePolicyUsers(p.Users[sv.at : sv.at+1])
+		if sv.wasUser, sv.exists = cur.userList().get(sv.id); sv.exists {
+			view.Users, err = clonePolicyUsers([]gatehouse.UserEntry{sv.wasUser})
 		}
 	case gatehouse.SubjectAgent:
 		sv.kind, sv.id = gatehouse.KindAgent, subject.ID
@@ -499,14 +502,14 @@ func (sv subjectView) change() (c gatehouse.Change, changed, ok bool, err error)
 			return c, false, false, nil
 		}
 		if sv.exists {
-			before = &sv.cur.p.Users[sv.at]
+			before = &sv.wasUser
 		}
 		if len(sv.view.Users) == 1 {
 			a := &sv.view.Users[0]
 			if a.Email != sv.id {
 				return c, false, false, nil
 			}
-			if sv.exists && sameUser(&sv.cur.p.Users[sv.at], a) {
+			if sv.exists && sameUser(&sv.wasUser, a) {
 				return c, false, true, nil
 			}
 			after = a
@@ -516,7 +519,7 @@ func (sv subjectView) change() (c gatehouse.Change, changed, ok bool, err error)
 			return c, false, false, nil
 		}
 		if sv.exists {
-			before = &sv.cur.p.Agents[sv.at]
+			before = &sv.cur.kept.Agents[sv.at]
 		}
 		if len(sv.view.Agents) == 1 {
 			if sv.view.Agents[0].ID != sv.id {
@@ -557,7 +560,7 @@ func (sv subjectView) free(current *engine.Snapshot, taken func(id string) bool)
 	}
 	var was, added []string
 	if sv.exists {
-		was = sv.cur.p.Users[sv.at].Aliases
+		was = sv.wasUser.Aliases
 	}
 	for _, a := range sv.view.Users[0].Aliases {
 		if !slices.Contains(was, a) {
@@ -584,8 +587,12 @@ func (sv subjectView) free(current *engine.Snapshot, taken func(id string) bool)
 // whole policy.
 func (sv subjectView) validate(changes []gatehouse.Change) []policy.Problem {
 	problems := validateChange(sv.cur, sv.view, changes)
+	at := sv.at
+	if sv.kind == gatehouse.KindUser {
+		at = sv.cur.userList().index(sv.id)
+	}
 	for i := range problems {
-		problems[i].Path = reindex(reindex(problems[i].Path, "users[", []int{sv.at}), "agents[", []int{sv.at})
+		problems[i].Path = reindex(reindex(problems[i].Path, "users[", []int{at}), "agents[", []int{at})
 	}
 	return problems
 }
@@ -593,12 +600,12 @@ func (sv subjectView) validate(changes []gatehouse.Change) []policy.Problem {
 // keepsSuperuser refuses the change that demotes or removes the last
 // superuser.
 func (sv subjectView) keepsSuperuser() error {
-	if sv.kind != gatehouse.KindUser || !sv.exists || !sv.cur.p.Users[sv.at].Superuser ||
+	if sv.kind != gatehouse.KindUser || !sv.exists || !sv.wasUser.Superuser ||
 		(len(sv.view.Users) == 1 && sv.view.Users[0].Superuser) {
 		return nil
 	}
-	for i := range sv.cur.p.Users {
-		if i != sv.at && sv.cur.p.Users[i].Superuser {
+	for u := range sv.cur.allUsers() {
+		if u.Email != sv.id && u.Superuser {
 			return nil
 		}
 	}

@@ -159,7 +159,7 @@ func testSubjectPathEqualsWholePolicy(t *testing.T, fast, whole *Service) {
 			}
 		}
 		name, op := subjectOp(rand.New(rand.NewPCG(uint64(step), 3)), stored)
-		kept := fast.current.p
+		kept := fast.current.kept
 		got, gotErr := op(ctx, fast)
 		whole.mu.Lock()
 		whole.current = nil // the next change loads the store: not known valid
@@ -178,7 +178,7 @@ func testSubjectPathEqualsWholePolicy(t *testing.T, fast, whole *Service) {
 		if len(got.Changes) > 0 {
 			committed++
 			// updateSubject's own path changes the kept policy in place.
-			if fast.current.p == kept {
+			if fast.current.kept == kept {
 				derived++
 			}
 		}
@@ -312,7 +312,7 @@ func assertTwins(t *testing.T, step string, fast, whole *Service, before *gateho
 	}
 	freshObjs, _ := fresh.Objects()
 	twinObjs, _ := twin.Objects()
-	keptObjs, _ := fast.current.p.Objects()
+	keptObjs, _ := fast.current.policy().Objects()
 	if !reflect.DeepEqual(freshObjs, twinObjs) || !reflect.DeepEqual(keptObjs, freshObjs) || fast.current.v != v {
 		t.Fatalf("%s: stored, twin and kept policies differ", step)
 	}
