@@ -165,8 +165,9 @@ func testBatchedWrites(t *testing.T, s *Service) {
 }
 
 // queued runs do in order, each queued behind s.mu before the next
-// starts, so that they are committed as one batch in this order, and
-// returns their errors.
+// starts (in the queue of single-subject writes or of section writes), so
+// that they are committed in batches in this order, and returns their
+// errors.
 func queued(t *testing.T, s *Service, do ...func() error) []error {
 	t.Helper()
 	errs := make([]error, len(do))
@@ -176,7 +177,7 @@ func queued(t *testing.T, s *Service, do ...func() error) []error {
 		wg.Go(func() { errs[i] = d() })
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 			s.queueMu.Lock()
-			n := len(s.queue)
+			n := len(s.queue) + len(s.sectionQueue)
 			s.queueMu.Unlock()
 			if n == i+1 {
 				break

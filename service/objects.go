@@ -11,8 +11,9 @@ import (
 )
 
 // Operations on single policy objects — a role, a tenant, a user — for
-// the REST API. Each write is one validated, audited policy change through
-// Update, exactly like a `gatehouse apply` that touches one object.
+// the REST API. Each write is one validated, audited policy change, exactly
+// like a `gatehouse apply` that touches one object: a user's or agent's
+// through updateSubject, any other through updateSection.
 
 // Object returns the stored object of kind with id (a user's email is
 // normalized), or ErrNotFound.
@@ -66,14 +67,22 @@ func (s *Service) PutObject(ctx context.Context, actor string, kind gatehouse.Ki
 	if kind == gatehouse.KindUser || kind == gatehouse.KindAgent {
 		return s.putSubject(ctx, actor, obj)
 	}
-	res, err = s.Update(ctx, actor, string(kind)+".put", func(p *gatehouse.Policy) error {
+	res, err = s.updateSection(ctx, actor, string(kind)+".put", kind, s.putFn(ctx, obj, &created))
+	return res, created, err
+}
+
+// putFn returns the change function of PutObject for obj, of a section
+// other than users and agents, which sets *created to whether obj is new.
+func (s *Service) putFn(ctx context.Context, obj gatehouse.Object, created *bool) func(p *gatehouse.Policy) error {
+	kind := obj.Kind
+	return func(p *gatehouse.Policy) error {
 		objs, err := sectionObjects(p, kind)
 		if err != nil {
 			return err
 		}
 		i := slices.IndexFunc(objs, func(o gatehouse.Object) bool { return o.Kind == kind && o.ID == obj.ID })
-		created = i < 0
-		if created {
+		*created = i < 0
+		if *created {
 			if kind == gatehouse.KindPlan {
 				obj.Pos = len(objs) // after every plan: the highest tier
 			}
@@ -95,8 +104,7 @@ func (s *Service) PutObject(ctx context.Context, actor string, kind gatehouse.Ki
 			return nil
 		}
 		return s.keepBilledPlan(ctx, kind, obj.ID, oldPlan, planOf(p, kind, obj.ID))
-	})
-	return res, created, err
+	}
 }
 
 // putSubject is PutObject of a user or agent: a replacement costs what it
@@ -148,7 +156,13 @@ func (s *Service) DeleteObject(ctx context.Context, actor string, kind gatehouse
 	if kind == gatehouse.KindUser || kind == gatehouse.KindAgent {
 		return s.deleteSubject(ctx, actor, kind, id)
 	}
-	return s.Update(ctx, actor, string(kind)+".delete", func(p *gatehouse.Policy) error {
+	return s.updateSection(ctx, actor, string(kind)+".delete", kind, deleteFn(kind, id))
+}
+
+// deleteFn returns the change function of DeleteObject for the object of
+// kind, a section other than users and agents, with id.
+func deleteFn(kind gatehouse.Kind, id string) func(p *gatehouse.Policy) error {
+	return func(p *gatehouse.Policy) error {
 		objs, err := sectionObjects(p, kind)
 		if err != nil {
 			return err
@@ -158,7 +172,7 @@ func (s *Service) DeleteObject(ctx context.Context, actor string, kind gatehouse
 			return gatehouse.NotFoundf("%s %q", kind, id)
 		}
 		return replaceSection(p, kind, slices.Delete(objs, i, i+1))
-	})
+	}
 }
 
 // deleteSubject is DeleteObject for a user or an agent, which nothing else

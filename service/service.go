@@ -80,10 +80,12 @@ type Service struct {
 	// loaded or committed, which the next change starts from instead of
 	// loading the store (see base); guarded by mu.
 	current *versioned
-	// queue holds the single-subject writes waiting for mu (updateSubject);
+	// queue holds the single-subject writes waiting for mu (updateSubject),
+	// sectionQueue the writes of other single objects (updateSection);
 	// guarded by queueMu.
-	queueMu sync.Mutex
-	queue   []*subjectWrite
+	queueMu      sync.Mutex
+	queue        []*subjectWrite
+	sectionQueue []*subjectWrite
 }
 
 // Open loads and compiles the stored policy and bootstraps a superuser if

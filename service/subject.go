@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -49,7 +48,7 @@ func (s *Service) updateSubject(ctx context.Context, actor, action string, subje
 		batch := s.queue
 		s.queue = nil
 		s.queueMu.Unlock()
-		s.combine(batch)
+		s.drain(batch, s.commitBatch)
 	}
 	return w.res, w.err
 }
@@ -57,13 +56,16 @@ func (s *Service) updateSubject(ctx context.Context, actor, action string, subje
 // errWriteFailed is the error of the writes of a batch that broke off.
 var errWriteFailed = errors.New("internal error: the change was not committed")
 
-// subjectWrite is one call of updateSubject waiting to be committed; res,
-// err and done are set under mu.
+// subjectWrite is one call of updateSubject, or of updateSection,
+// waiting to be committed; res, err and done are set under mu.
 type subjectWrite struct {
 	ctx           context.Context
 	actor, action string
-	subject       gatehouse.SubjectRef
-	fn            func(p *gatehouse.Policy) error
+	// subject is an updateSubject's, section the kind of an
+	// updateSection's object.
+	subject gatehouse.SubjectRef
+	section gatehouse.Kind
+	fn      func(p *gatehouse.Policy) error
 	// conflicts counts the batch commits of this write another writer beat.
 	conflicts int
 	done      bool
@@ -77,29 +79,6 @@ func (w *subjectWrite) finish(res Result, err error) {
 
 // maxBatch bounds the changes one commit of combine holds.
 const maxBatch = 512
-
-// combine commits the queued writes in order, as few batches as the
-// writes allow. The caller holds mu.
-func (s *Service) combine(queue []*subjectWrite) {
-	// A panic of a change function or below must not leave the writes
-	// taken from the queue unanswered, nor the kept policy half changed:
-	// each is refused, and the next write loads the stored policy.
-	defer func() {
-		if r := recover(); r != nil {
-			s.cfg.Logger.Error("a batch of changes broke off", "panic", r, "stack", string(debug.Stack()))
-			s.current = nil
-			for _, w := range queue {
-				if !w.done {
-					w.finish(Result{}, fmt.Errorf("%s: %w", w.action, errWriteFailed))
-				}
-			}
-		}
-	}()
-	for len(queue) > 0 {
-		n := s.commitBatch(queue[:min(len(queue), maxBatch)])
-		queue = slices.DeleteFunc(queue[n:], func(w *subjectWrite) bool { return w.done })
-	}
-}
 
 // commitBatch commits a prefix of batch, whose writes are not done, as one
 // change of the stored policy and returns how many writes it went
@@ -185,7 +164,11 @@ func (s *Service) commitBatch(batch []*subjectWrite) int {
 			}
 			return n
 		}
-		s.lost(batch[0].ctx, done, err)
+		writes := make([]*subjectWrite, len(done))
+		for i, st := range done {
+			writes[i] = st.w
+		}
+		s.lost(batch[0].ctx, writes, err)
 		return 0
 	}
 	var snap *engine.Snapshot
@@ -221,15 +204,15 @@ func (s *Service) commitBatch(batch []*subjectWrite) int {
 // lost handles the writes of a batch another writer committed before:
 // each is tried again after a jittered wait, unless it has lost
 // MaxRetries times, which finishes it with err.
-func (s *Service) lost(ctx context.Context, done []*staged, err error) {
+func (s *Service) lost(ctx context.Context, writes []*subjectWrite, err error) {
 	most := 0
-	for _, st := range done {
-		if st.w.conflicts++; st.w.conflicts > s.cfg.MaxRetries {
-			st.w.finish(Result{}, fmt.Errorf("%s: %w", st.w.action, err))
+	for _, w := range writes {
+		if w.conflicts++; w.conflicts > s.cfg.MaxRetries {
+			w.finish(Result{}, fmt.Errorf("%s: %w", w.action, err))
 		}
-		most = max(most, st.w.conflicts)
+		most = max(most, w.conflicts)
 	}
-	s.cfg.Logger.Debug("policy changed concurrently, retrying", "writes", len(done), "attempt", most)
+	s.cfg.Logger.Debug("policy changed concurrently, retrying", "writes", len(writes), "attempt", most)
 	select {
 	case <-ctx.Done():
 	case <-time.After(time.Duration(1+rand.IntN(4*most)) * time.Millisecond):

@@ -1,0 +1,234 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/engine"
+	"github.com/gatehouse/gatehouse/policy"
+)
+
+// updateSection is Update for a write of one object of a section other
+// than users and agents — a role, bundle, permission, category, plan,
+// tenant, tool, action, resource or the settings — whose fn replaces
+// p's section of kind with a slice of its own and changes nothing in
+// place. Such a write compiles the whole snapshot, which at a million
+// users takes seconds, so concurrent ones are committed together: each
+// waits for the writers' lock, and whichever holds it runs every such
+// write queued by then on one shallow copy of the kept policy, each
+// normalized, diffed, authorized and validated on its own (a refused one
+// is finished with its error and leaves the copy as it was), then
+// commits them in one transaction — one version, one audit event per
+// change — and compiles once: a burst of a thousand role changes costs
+// a few compiles, not a thousand.
+func (s *Service) updateSection(ctx context.Context, actor, action string, kind gatehouse.Kind, fn func(p *gatehouse.Policy) error) (Result, error) {
+	w := &subjectWrite{ctx: ctx, actor: actor, action: action, section: kind, fn: fn}
+	s.queueMu.Lock()
+	s.sectionQueue = append(s.sectionQueue, w)
+	s.queueMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !w.done {
+		s.queueMu.Lock()
+		batch := s.sectionQueue
+		s.sectionQueue = nil
+		s.queueMu.Unlock()
+		s.drain(batch, s.commitSections)
+	}
+	return w.res, w.err
+}
+
+// drain commits the queued writes in order, in batches of at most
+// maxBatch that commit returns how many of it went through. A panic of
+// a change function or below must not leave the writes taken from the
+// queue unanswered, nor the kept policy half changed: each is refused,
+// and the next write loads the stored policy. The caller holds mu.
+func (s *Service) drain(queue []*subjectWrite, commit func(batch []*subjectWrite) int) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.Logger.Error("a batch of changes broke off", "panic", r, "stack", string(debug.Stack()))
+			s.current = nil
+			for _, w := range queue {
+				if !w.done {
+					w.finish(Result{}, fmt.Errorf("%s: %w", w.action, errWriteFailed))
+				}
+			}
+		}
+	}()
+	for len(queue) > 0 {
+		n := commit(queue[:min(len(queue), maxBatch)])
+		queue = slices.DeleteFunc(queue[n:], func(w *subjectWrite) bool { return w.done })
+	}
+}
+
+// sectionStaged is a write of a section batch, checked against the
+// batch's copy of the policy and applied to it.
+type sectionStaged struct {
+	w       *subjectWrite
+	changes []gatehouse.Change
+	events  []gatehouse.AuditEvent
+}
+
+// commitSections commits a prefix of batch, whose writes are not done,
+// as one change of the stored policy and returns how many writes it went
+// through, as commitBatch does for single-subject writes. A write joins
+// the batch when it changes no object a write before it changed and the
+// writes before it cannot change whether its caller may make it: the
+// first write, or one of the operator, the system or a superuser, whom
+// no change of these sections makes less than a global administrator
+// (tenant administrators and holders of the admin permission are
+// authorized on the snapshot, which the writes before theirs would
+// change). The first write that does not join ends the batch. The
+// caller holds mu.
+func (s *Service) commitSections(batch []*subjectWrite) int {
+	first := batch[0]
+	cur, err := s.base(first.ctx)
+	if err != nil {
+		first.finish(Result{}, err)
+		return 1
+	}
+	current := s.Snapshot()
+	if !cur.valid || current.Version() != cur.v {
+		return s.alone(first)
+	}
+	base := cur.v
+	before := cur.policy()
+	// The writes replace sections of after, never change one in place:
+	// before stays the kept policy until the batch commits.
+	after := *before
+	var (
+		done    []*sectionStaged
+		touched = map[string]bool{} // kind/id of every object changed so far
+		n       int
+	)
+	for ; n < len(batch); n++ {
+		w := batch[n]
+		if err := w.ctx.Err(); err != nil {
+			w.finish(Result{}, err)
+			continue
+		}
+		if n > 0 && !alwaysGlobal(current, w.ctx) {
+			break
+		}
+		prev := after
+		changes, err := s.stageSection(cur, &prev, &after, w)
+		if err != nil {
+			after = prev
+			w.finish(Result{}, err)
+			continue
+		}
+		if slices.ContainsFunc(changes, func(c gatehouse.Change) bool { return touched[string(c.Kind)+"/"+c.ID] }) {
+			after = prev
+			break
+		}
+		if len(changes) == 0 {
+			w.finish(Result{Version: base}, nil)
+			continue
+		}
+		events, err := s.changeEvents(w.actor, w.action, base+1, changes)
+		if err != nil {
+			after = prev
+			w.finish(Result{}, err)
+			continue
+		}
+		for _, c := range changes {
+			touched[string(c.Kind)+"/"+c.ID] = true
+		}
+		done = append(done, &sectionStaged{w: w, changes: changes, events: events})
+	}
+	if len(done) == 0 {
+		return n
+	}
+	// Compiled before the commit, as plan does: a policy the engine
+	// refuses is not committed. Which write made it so is found by
+	// committing the first staged one alone (plan compiles it), and the
+	// rest in batches again; the writes before it are done.
+	snap, err := engine.Compile(&after, base+1)
+	if err != nil {
+		s.cfg.Logger.Debug("compiling a batch of changes failed; committing the first alone", "writes", len(done), "err", err)
+		return s.alone(done[0].w)
+	}
+	var (
+		changes []gatehouse.Change
+		events  []gatehouse.AuditEvent
+		writes  []*subjectWrite
+	)
+	for _, st := range done {
+		changes = append(changes, st.changes...)
+		events = append(events, st.events...)
+		writes = append(writes, st.w)
+	}
+	// A commit under way finishes whoever of the batch stops waiting.
+	ctx := context.WithoutCancel(first.ctx)
+	v, err := s.store.CommitPolicy(ctx, base, changes, events)
+	if err != nil {
+		if !errors.Is(err, gatehouse.ErrConflict) {
+			for _, w := range writes {
+				w.finish(Result{}, fmt.Errorf("%s: %w", w.action, err))
+			}
+			return n
+		}
+		s.lost(first.ctx, writes, err)
+		return 0
+	}
+	if v == base+1 {
+		s.keep(&after, v, true, lastSeq(events))
+	} else {
+		snap, err = s.compileStored(ctx)
+	}
+	if err == nil {
+		s.swap(snap)
+	} else {
+		s.current = nil
+		err = fmt.Errorf("%s: committed version %d but %w", first.action, v, err)
+	}
+	for _, st := range done {
+		st.w.finish(Result{Changes: st.changes, Version: v}, err)
+	}
+	return n
+}
+
+// stageSection runs w on after, a copy of prev, and returns its changes,
+// normalized, authorized and validated; after is left as the write made
+// it. The caller restores after from prev on an error.
+func (s *Service) stageSection(cur *versioned, prev, after *gatehouse.Policy, w *subjectWrite) ([]gatehouse.Change, error) {
+	if err := w.fn(after); err != nil {
+		return nil, err
+	}
+	// Only the section the write replaced is new; normalizing the rest
+	// would write to the kept policy.
+	var section gatehouse.Policy
+	copySection(&section, after, w.section)
+	policy.Normalize(&section)
+	copySection(after, &section, w.section)
+	var was gatehouse.Policy
+	copySection(&was, prev, w.section)
+	changes, err := diffPolicies(&was, &section)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorizeChanges(w.ctx, cur, changes); err != nil {
+		return nil, err
+	}
+	if problems := validateChange(cur, after, changes); len(problems) > 0 {
+		return nil, &policy.Error{Problems: problems}
+	}
+	sortByID(&section)
+	copySection(after, &section, w.section)
+	return changes, nil
+}
+
+// alwaysGlobal reports whether the caller of ctx is a global administrator
+// whatever a write of a section other than users and agents changes: none
+// (the system), the operator, or a superuser.
+func alwaysGlobal(snap *engine.Snapshot, ctx context.Context) bool {
+	c, ok := gatehouse.CallerFromContext(ctx)
+	if !ok || c.Credential == gatehouse.CredentialOperator {
+		return true
+	}
+	return c.Subject.Type == gatehouse.SubjectUser && snap.IsSuperuser(c.Subject.ID)
+}
