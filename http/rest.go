@@ -405,7 +405,7 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := s.svc.Apply(r.Context(), s.actor(r), doc, dryRun)
+	res, err := s.svc.ApplyTaking(r.Context(), s.actor(r), doc, dryRun)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

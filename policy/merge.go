@@ -16,6 +16,22 @@ import (
 // policy. The result shares no memory with current or d, so normalizing or
 // importing into it changes neither.
 func Merge(current *gatehouse.Policy, d *Document) *gatehouse.Policy {
+	return deepCopy(merged(current, d))
+}
+
+// MergeTaking is Merge for a caller that hands d's policy over: the result
+// holds d's sections as they are and copies only those taken from current,
+// so that merging a large document does not copy it a second time.
+// Whatever changes the result (normalizing, sorting) changes d's policy,
+// which the caller must not use for anything else.
+func MergeTaking(current *gatehouse.Policy, d *Document) *gatehouse.Policy {
+	omitted := &Document{Policy: &gatehouse.Policy{}, sections: d.sections}
+	return merged(deepCopy(merged(current, omitted)), d)
+}
+
+// merged is d's policy with every section d omits taken from current; it
+// shares the memory of both.
+func merged(current *gatehouse.Policy, d *Document) *gatehouse.Policy {
 	if current == nil {
 		current = &gatehouse.Policy{}
 	}
@@ -60,7 +76,7 @@ func Merge(current *gatehouse.Policy, d *Document) *gatehouse.Policy {
 	if keep(gatehouse.KindResource) {
 		out.Resources = current.Resources
 	}
-	return deepCopy(out)
+	return out
 }
 
 // deepCopy copies every list and map of p; attribute values, which nothing

@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -57,5 +58,43 @@ users: [{email: ann@example.com, tenants: [acme], roles: [{role: viewer}]}]
 		if strings.Contains(p.Message, "replaces") {
 			t.Errorf("problem %q blames a roles: section tenants.yaml does not hold", p.Message)
 		}
+	}
+}
+
+// MergeTaking merges as Merge does, but holds the document's sections
+// themselves and copies only the stored ones it takes.
+func TestMergeTaking(t *testing.T) {
+	stored, err := policy.Parse("stored.yaml", []byte(`
+permissions: [{name: chat.view}]
+roles: [{name: viewer, permissions: [chat.view]}]
+tenants: [{id: acme}]
+users: [{email: ann@example.com, tenants: [acme], roles: [{role: viewer}]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := policy.Merge(nil, stored)
+	doc, err := policy.Parse("users.yaml", []byte("users: [{email: bob@example.com, tenants: [acme], roles: [{role: viewer}]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := policy.Merge(current, doc).Objects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := policy.MergeTaking(current, doc)
+	got, err := took.Objects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("MergeTaking = %+v, Merge = %+v", got, want)
+	}
+	if &took.Users[0] != &doc.Policy.Users[0] {
+		t.Error("MergeTaking copied the document's users")
+	}
+	took.Roles[0].Permissions[0] = "changed"
+	if current.Roles[0].Permissions[0] != "chat.view" {
+		t.Error("changing the merged roles changed the stored ones: MergeTaking must copy what it takes from current")
 	}
 }

@@ -13,15 +13,37 @@ import (
 
 // Apply syncs a policy document into the store: sections present in the
 // document replace the stored ones exactly, absent sections stay as they are.
-// Applying the same document twice changes nothing the second time.
+// Applying the same document twice changes nothing the second time. The
+// policy it commits shares no memory with doc (see ApplyTaking).
 func (s *Service) Apply(ctx context.Context, actor string, doc *policy.Document, dryRun bool) (Result, error) {
+	return s.apply(ctx, actor, doc, dryRun, false)
+}
+
+// ApplyTaking is Apply for a caller that hands doc over, as the CLI and
+// the HTTP API do with the document they parsed: the policy it commits,
+// which the service keeps and later changes in place, holds the
+// document's own lists rather than a copy of them, so that applying a
+// million users holds them once. Once ApplyTaking has committed a change,
+// doc holds no policy and applying it again is ErrInvalid; a dry run, an
+// error or an unchanged policy leaves doc to the caller, normalized, and
+// sorted by id if it got that far.
+func (s *Service) ApplyTaking(ctx context.Context, actor string, doc *policy.Document, dryRun bool) (Result, error) {
+	return s.apply(ctx, actor, doc, dryRun, true)
+}
+
+func (s *Service) apply(ctx context.Context, actor string, doc *policy.Document, dryRun, take bool) (Result, error) {
+	if doc.Policy == nil {
+		return Result{}, gatehouse.Invalidf("the document holds no policy: it was applied already; parse it again")
+	}
 	action := "policy.apply"
 	if dryRun {
 		actor, action = "", ""
 	}
 	var res Result
+	attempt := 0
 	err := s.write(ctx, action, func() (*engine.Snapshot, error) {
-		pl, err := s.planApply(ctx, doc)
+		pl, err := s.planApply(ctx, doc, take, attempt == 0)
+		attempt++
 		if err != nil {
 			return nil, err
 		}
@@ -32,20 +54,30 @@ func (s *Service) Apply(ctx context.Context, actor string, doc *policy.Document,
 	if err != nil {
 		return Result{}, err
 	}
+	if take && !dryRun && len(res.Changes) > 0 {
+		doc.Policy = nil
+	}
 	return res, nil
 }
 
 // planApply is plan for a whole document: the new policy is the stored one
-// merged with doc (policy.Merge, a copy that leaves both alone), so the
-// stored policy is not copied first, and it is validated once, as a whole,
-// with the problems at the document's lines. The caller holds mu.
-func (s *Service) planApply(ctx context.Context, doc *policy.Document) (planned, error) {
+// merged with doc (policy.Merge, a copy that leaves both alone, or, when
+// take is set, policy.MergeTaking: the document's sections themselves and
+// copies of the stored ones), so the stored policy is not copied first, and
+// it is validated once, as a whole, with the problems at the document's
+// lines — on the first attempt: when take is set, an attempt after another
+// writer's commit merges the document as the first one sorted it, whose
+// paths no longer name the document's lines. The caller holds mu.
+func (s *Service) planApply(ctx context.Context, doc *policy.Document, take, first bool) (planned, error) {
 	cur, err := s.base(ctx)
 	if err != nil {
 		return planned{}, err
 	}
 	before, base := cur.policy(), cur.v
 	after := policy.Merge(before, doc)
+	if take {
+		after = policy.MergeTaking(before, doc)
+	}
 	if err := s.keepBilledPlans(ctx, before, after); err != nil {
 		return planned{}, err
 	}
@@ -54,10 +86,16 @@ func (s *Service) planApply(ctx context.Context, doc *policy.Document) (planned,
 	policy.Normalize(after)
 	if problems := policy.Validate(after); len(problems) > 0 {
 		policy.ExplainReplaced(before, doc, problems)
+		if take && !first {
+			return planned{}, &policy.Error{Problems: problems}
+		}
 		return planned{}, doc.Locate(problems)
 	}
-	if err := ownAttributes(after); err != nil {
-		return planned{}, err
+	// A document handed over is the caller's no longer.
+	if !take {
+		if err := ownAttributes(after); err != nil {
+			return planned{}, err
+		}
 	}
 	sortByID(after)
 	// The snapshot is compiled while the changes are computed: both only

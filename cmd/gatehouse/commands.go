@@ -523,7 +523,7 @@ func runApply(ctx context.Context, m *Main) error {
 	if err != nil {
 		return err
 	}
-	return m.printResult(m.svc.Apply(ctx, m.Config.Actor, doc, m.opts.dryRun))
+	return m.printResult(m.svc.ApplyTaking(ctx, m.Config.Actor, doc, m.opts.dryRun))
 }
 
 // readDocument reads and parses the policy document of apply -f: a
