@@ -32,26 +32,23 @@ func lastSeq(events []gatehouse.AuditEvent) int64 {
 // version (audit.ChangeDetail) and its body as stored (After). It reads the
 // events after the kept policy's seq, checks that every version up to
 // version is there, in order, and that each body hashes to the ObjectHash
-// its event records, then replaces the changed users and agents in the kept
-// policy and derives the snapshot from the current one
-// (engine.Snapshot.Derive), users and agents changed, created or removed.
-// It reports false, having changed nothing, when catching up does not
-// apply and the caller must reload: no kept policy at the snapshot's
-// version, more than maxCatchUp changes, a version without change events
-// (a restore), an object of another kind, or a derivation the engine
-// declines.
+// its event records, then replaces the changed objects in the kept policy.
+// When only users and agents changed, the snapshot is derived from the
+// current one (engine.Snapshot.Derive); when a role, tenant or other shared
+// object changed too, the kept policy gets new sections of those kinds and
+// the snapshot is compiled (catchUpSections) — what a reload does, but
+// without loading every object again. It reports false, having changed
+// nothing, when catching up does not apply and the caller must reload: no
+// kept policy at the snapshot's version, more than maxCatchUp changes, a
+// version without change events (a restore), a body or position the
+// object hash does not bind, or a derivation the engine declines.
 // The caller holds mu.
 func (s *Service) catchUp(ctx context.Context, version int64) (bool, error) {
 	cur, snap := s.current, s.Snapshot()
 	if cur == nil || snap == nil || cur.v != snap.Version() || cur.v >= version {
 		return false, nil
 	}
-	type change struct {
-		kind gatehouse.Kind
-		id   string
-		body json.RawMessage
-	}
-	last := map[string]change{}
+	last := map[string]caughtChange{}
 	var order []string
 	seen, seq, n := cur.v, cur.seq, 0
 scan:
@@ -71,11 +68,14 @@ scan:
 			if d.Version != seen && d.Version != seen+1 {
 				return false, nil
 			}
-			if n++; n > maxCatchUp || (kind != gatehouse.KindUser && kind != gatehouse.KindAgent) {
+			if n++; n > maxCatchUp {
 				return false, nil
 			}
-			if d.Op != gatehouse.OpDelete && d.ObjectHash != audit.ObjectHash(gatehouse.Object{Kind: kind, ID: id, Body: e.After}) {
-				return false, nil
+			pos := 0
+			if d.Op != gatehouse.OpDelete {
+				if pos, ok = objectPos(kind, id, e.After, d.ObjectHash); !ok {
+					return false, nil
+				}
 			}
 			seen, seq = d.Version, e.Seq
 			if _, dup := last[e.Target]; !dup {
@@ -85,7 +85,7 @@ scan:
 			if d.Op == gatehouse.OpDelete {
 				body = nil
 			}
-			last[e.Target] = change{kind: kind, id: id, body: body}
+			last[e.Target] = caughtChange{kind: kind, id: id, pos: pos, body: body}
 		}
 		if len(page) < catchUpPage {
 			break
@@ -96,9 +96,12 @@ scan:
 		return false, nil
 	}
 	var d engine.SubjectDelta
+	sections := map[gatehouse.Kind][]caughtChange{}
 	for _, target := range order {
 		c := last[target]
 		switch {
+		case c.kind != gatehouse.KindUser && c.kind != gatehouse.KindAgent:
+			sections[c.kind] = append(sections[c.kind], c)
 		case c.kind == gatehouse.KindUser && c.body == nil:
 			d.RemoveUsers = append(d.RemoveUsers, c.id)
 		case c.kind == gatehouse.KindAgent && c.body == nil:
@@ -134,11 +137,74 @@ scan:
 		_, found := findAgent(cur.kept, id)
 		return !found
 	})
+	if len(sections) > 0 {
+		return s.catchUpSections(cur, version, seq, d, sections)
+	}
 	next, ok, err := snap.Derive(version, d)
 	if err != nil || !ok {
 		return false, err
 	}
-	p := cur.kept
+	applySubjects(cur.kept, users, d)
+	s.keepSubjects(cur, version, cur.valid, true, seq)
+	s.swap(next)
+	return true, nil
+}
+
+// caughtChange is the last change of one object that catchUp read: its
+// position as the object hash binds it, and its body, nil if deleted.
+type caughtChange struct {
+	kind gatehouse.Kind
+	id   string
+	pos  int
+	body json.RawMessage
+}
+
+// catchUpSections is catchUp's end when objects other than users and
+// agents changed: the kept policy's sections of their kinds are replaced
+// by new ones holding the changed objects, the users and agents are
+// changed in place, and the snapshot is compiled whole — at a million
+// users a compile of a second or two where a reload would load every
+// object first. A compile the engine refuses leaves no kept policy, so
+// that the caller's reload, or the next write, loads the store.
+func (s *Service) catchUpSections(cur *versioned, version, seq int64, d engine.SubjectDelta, sections map[gatehouse.Kind][]caughtChange) (bool, error) {
+	next := *cur.kept
+	for kind, changes := range sections {
+		objs, err := sectionObjects(&next, kind)
+		if err != nil {
+			return false, err
+		}
+		for _, c := range changes {
+			i := slices.IndexFunc(objs, func(o gatehouse.Object) bool { return o.ID == c.id })
+			o := gatehouse.Object{Kind: kind, ID: c.id, Pos: c.pos, Body: c.body}
+			switch {
+			case c.body == nil && i >= 0:
+				objs = slices.Delete(objs, i, i+1)
+			case c.body == nil:
+				// Created and removed again since the kept version.
+			case i >= 0:
+				objs[i] = o
+			default:
+				objs = append(objs, o)
+			}
+		}
+		if err := replaceSection(&next, kind, objs); err != nil {
+			return false, err
+		}
+	}
+	kept := &versioned{kept: &next, users: cur.users, v: version, valid: cur.valid, seq: seq}
+	applySubjects(&next, kept.userList(), d)
+	snap, err := engine.Compile(kept.policy(), version)
+	if err != nil {
+		s.current = nil
+		return false, err
+	}
+	s.current = kept
+	s.swap(snap)
+	return true, nil
+}
+
+// applySubjects makes the changes of d in the users and the agents of p.
+func applySubjects(p *gatehouse.Policy, users *keptUsers, d engine.SubjectDelta) {
 	for _, u := range d.Users {
 		users.put(u)
 	}
@@ -153,9 +219,26 @@ scan:
 		at, _ := findAgent(p, id)
 		p.Agents = replaceAt(p.Agents, at, true, nil)
 	}
-	s.keepSubjects(cur, version, cur.valid, true, seq)
-	s.swap(next)
-	return true, nil
+}
+
+// maxPos bounds the positions objectPos tries: the tiers of plans.
+const maxPos = 1024
+
+// objectPos returns the position of the object of kind with id and body
+// that hash, its audit.ObjectHash, binds: 0 for every kind but plans,
+// whose position is their tier, which a change event does not record
+// otherwise. ok is false when no position matches.
+func objectPos(kind gatehouse.Kind, id string, body json.RawMessage, hash string) (pos int, ok bool) {
+	last := 0
+	if kind == gatehouse.KindPlan {
+		last = maxPos
+	}
+	for pos := range last + 1 {
+		if audit.ObjectHash(gatehouse.Object{Kind: kind, ID: id, Pos: pos, Body: body}) == hash {
+			return pos, true
+		}
+	}
+	return 0, false
 }
 
 // findAgent returns the index of the agent with id in p's sorted agents,

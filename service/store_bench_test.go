@@ -268,6 +268,44 @@ func BenchmarkFollowChange(b *testing.B) {
 	})
 }
 
+// BenchmarkFollowRoleChange is BenchmarkRoleChange seen from a second
+// instance: after each role change on the writer, the follower's Reload
+// catches up by change (the role's new section, then a compile), which
+// follow-p50-ms and follow-p99-ms report; open-ms is what the follower
+// would pay instead, loading and compiling the whole policy (one Open of
+// a third instance, timed once in the same run).
+func BenchmarkFollowRoleChange(b *testing.B) {
+	benchSizes(b, func(b *testing.B, s gatehouse.Store, writer *service.Service, p *gatehouse.Policy) {
+		follower := benchService(b, s)
+		ctx := context.Background()
+		role := p.Roles[0]
+		p = nil
+		bodies := [2]string{
+			fmt.Sprintf(`{"name": %q, "permissions": [%q]}`, role.Name, enginetest.PermissionName(1)),
+			fmt.Sprintf(`{"name": %q, "permissions": [%q, %q]}`, role.Name, enginetest.PermissionName(1), enginetest.PermissionName(2)),
+		}
+		var took []time.Duration
+		for b.Loop() {
+			if _, _, err := writer.PutObject(ctx, "bench", gatehouse.KindRole, role.Name, []byte(bodies[len(took)%2])); err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			swapped, err := follower.Reload(ctx)
+			took = append(took, time.Since(start))
+			if err != nil || !swapped {
+				b.Fatalf("follower Reload = %v, %v; want a swap", swapped, err)
+			}
+		}
+		reportPercentiles(b, took, "follow-")
+		b.StopTimer()
+		start := time.Now()
+		benchService(b, s)
+		b.ReportMetric(float64(time.Since(start).Milliseconds()), "open-ms")
+		runtime.KeepAlive(writer)
+		runtime.KeepAlive(follower)
+	})
+}
+
 // BenchmarkRoleChange is a change of a role (PutObject, alternating
 // between two permission lists) in the same stores as BenchmarkChange: a
 // change of a shared table, which every user holding the role depends on.
