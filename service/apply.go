@@ -39,10 +39,13 @@ func (s *Service) apply(ctx context.Context, actor string, doc *policy.Document,
 	if dryRun {
 		actor, action = "", ""
 	}
-	var res Result
+	var (
+		res  Result
+		kept []keptPlan // the billed plans an attempt set back in doc
+	)
 	attempt := 0
 	err := s.write(ctx, action, func() (*engine.Snapshot, error) {
-		pl, err := s.planApply(ctx, doc, take, attempt == 0)
+		pl, err := s.planApply(ctx, doc, take, attempt == 0, &kept)
 		attempt++
 		if err != nil {
 			return nil, err
@@ -68,7 +71,7 @@ func (s *Service) apply(ctx context.Context, actor string, doc *policy.Document,
 // lines — on the first attempt: when take is set, an attempt after another
 // writer's commit merges the document as the first one sorted it, whose
 // paths no longer name the document's lines. The caller holds mu.
-func (s *Service) planApply(ctx context.Context, doc *policy.Document, take, first bool) (planned, error) {
+func (s *Service) planApply(ctx context.Context, doc *policy.Document, take, first bool, kept *[]keptPlan) (planned, error) {
 	cur, err := s.base(ctx)
 	if err != nil {
 		return planned{}, err
@@ -76,9 +79,14 @@ func (s *Service) planApply(ctx context.Context, doc *policy.Document, take, fir
 	before, base := cur.policy(), cur.v
 	after := policy.Merge(before, doc)
 	if take {
+		// An earlier attempt set billed plans back in the document
+		// itself; billing may have moved since.
 		after = policy.MergeTaking(before, doc)
+		restorePlans(after, kept)
+	} else {
+		kept = nil
 	}
-	if err := s.keepBilledPlans(ctx, before, after); err != nil {
+	if err := s.keepBilledPlans(ctx, before, after, kept); err != nil {
 		return planned{}, err
 	}
 	// As plan does: a stored policy restored from a backup may predate a

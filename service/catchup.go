@@ -138,7 +138,7 @@ scan:
 		return !found
 	})
 	if len(sections) > 0 {
-		return s.catchUpSections(cur, version, seq, d, sections)
+		return s.catchUpSections(cur, snap, version, seq, d, sections)
 	}
 	next, ok, err := snap.Derive(version, d)
 	if err != nil || !ok {
@@ -166,7 +166,7 @@ type caughtChange struct {
 // users a compile of a second or two where a reload would load every
 // object first. A compile the engine refuses leaves no kept policy, so
 // that the caller's reload, or the next write, loads the store.
-func (s *Service) catchUpSections(cur *versioned, version, seq int64, d engine.SubjectDelta, sections map[gatehouse.Kind][]caughtChange) (bool, error) {
+func (s *Service) catchUpSections(cur *versioned, from *engine.Snapshot, version, seq int64, d engine.SubjectDelta, sections map[gatehouse.Kind][]caughtChange) (bool, error) {
 	next := *cur.kept
 	for kind, changes := range sections {
 		objs, err := sectionObjects(&next, kind)
@@ -193,7 +193,15 @@ func (s *Service) catchUpSections(cur *versioned, version, seq int64, d engine.S
 	}
 	kept := &versioned{kept: &next, users: cur.users, v: version, valid: cur.valid, seq: seq}
 	applySubjects(&next, kept.userList(), d)
-	snap, err := engine.Compile(kept.policy(), version)
+	var (
+		snap *engine.Snapshot
+		err  error
+	)
+	if roles, bundles, ok := caughtRoles(sections); ok && len(d.Users)+len(d.Agents)+len(d.RemoveUsers)+len(d.RemoveAgents) == 0 {
+		snap, err = s.deriveRoles(from, kept.policy(), version, roles, bundles)
+	} else {
+		snap, err = engine.Compile(kept.policy(), version)
+	}
 	if err != nil {
 		s.current = nil
 		return false, err
@@ -201,6 +209,20 @@ func (s *Service) catchUpSections(cur *versioned, version, seq int64, d engine.S
 	s.current = kept
 	s.swap(snap)
 	return true, nil
+}
+
+// caughtRoles returns the roles and bundles of sections and whether that
+// is all they change, none deleted (see roleChanges).
+func caughtRoles(sections map[gatehouse.Kind][]caughtChange) (roles []gatehouse.Role, bundles []gatehouse.Bundle, ok bool) {
+	var changes []gatehouse.Change
+	for kind, cs := range sections {
+		for _, c := range cs {
+			// Before only marks the change as one of an existing
+			// object; DeriveRoles declines a name it does not hold.
+			changes = append(changes, gatehouse.Change{Kind: kind, ID: c.id, Before: c.body, After: c.body})
+		}
+	}
+	return roleChanges(changes)
 }
 
 // applySubjects makes the changes of d in the users and the agents of p.

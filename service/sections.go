@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -82,8 +83,9 @@ type sectionStaged struct {
 // no change of these sections makes less than a global administrator
 // (tenant administrators and holders of the admin permission are
 // authorized on the snapshot, which the writes before theirs would
-// change). The first write that does not join ends the batch. The
-// caller holds mu.
+// change). The first write that does not join ends the batch, and so does
+// one refused or changing nothing after a staged one (it is decided in
+// the next batch). The caller holds mu.
 func (s *Service) commitSections(batch []*subjectWrite) int {
 	first := batch[0]
 	cur, err := s.base(first.ctx)
@@ -116,6 +118,14 @@ func (s *Service) commitSections(batch []*subjectWrite) int {
 		}
 		prev := after
 		changes, err := s.stageSection(cur, &prev, &after, w)
+		// A write refused, or changing nothing, on the policy the writes
+		// staged before it left is decided in the next batch, on what was
+		// committed: those writes may yet not commit (another instance's
+		// commit makes the batch start again).
+		if (err != nil || len(changes) == 0) && len(done) > 0 {
+			after = prev
+			break
+		}
 		if err != nil {
 			after = prev
 			w.finish(Result{}, err)
@@ -143,15 +153,6 @@ func (s *Service) commitSections(batch []*subjectWrite) int {
 	if len(done) == 0 {
 		return n
 	}
-	// Compiled before the commit, as plan does: a policy the engine
-	// refuses is not committed. Which write made it so is found by
-	// committing the first staged one alone (plan compiles it), and the
-	// rest in batches again; the writes before it are done.
-	snap, err := engine.Compile(&after, base+1)
-	if err != nil {
-		s.cfg.Logger.Debug("compiling a batch of changes failed; committing the first alone", "writes", len(done), "err", err)
-		return s.alone(done[0].w)
-	}
 	var (
 		changes []gatehouse.Change
 		events  []gatehouse.AuditEvent
@@ -161,6 +162,21 @@ func (s *Service) commitSections(batch []*subjectWrite) int {
 		changes = append(changes, st.changes...)
 		events = append(events, st.events...)
 		writes = append(writes, st.w)
+	}
+	// Compiled before the commit, as plan does: a policy the engine
+	// refuses is not committed. Which write made it so is found by
+	// committing the first staged one alone (plan compiles it), and the
+	// rest in batches again; the writes before it are done. Changes of
+	// existing roles and bundles alone are derived after the commit
+	// instead (deriveRoles), from names and permissions validated above.
+	roles, bundles, derivable := roleChanges(changes)
+	var snap *engine.Snapshot
+	if !derivable {
+		var err error
+		if snap, err = engine.Compile(&after, base+1); err != nil {
+			s.cfg.Logger.Debug("compiling a batch of changes failed; committing the first alone", "writes", len(done), "err", err)
+			return s.alone(done[0].w)
+		}
 	}
 	// A commit under way finishes whoever of the batch stops waiting.
 	ctx := context.WithoutCancel(first.ctx)
@@ -177,6 +193,9 @@ func (s *Service) commitSections(batch []*subjectWrite) int {
 	}
 	if v == base+1 {
 		s.keep(&after, v, true, lastSeq(events))
+		if derivable {
+			snap, err = s.deriveRoles(current, &after, v, roles, bundles)
+		}
 	} else {
 		snap, err = s.compileStored(ctx)
 	}
@@ -231,4 +250,46 @@ func alwaysGlobal(snap *engine.Snapshot, ctx context.Context) bool {
 		return true
 	}
 	return c.Subject.Type == gatehouse.SubjectUser && snap.IsSuperuser(c.Subject.ID)
+}
+
+// roleChanges returns the roles and bundles that changes replace, and
+// whether that is all they do: every change one of an existing role or
+// bundle, which engine.Snapshot.DeriveRoles derives.
+func roleChanges(changes []gatehouse.Change) (roles []gatehouse.Role, bundles []gatehouse.Bundle, ok bool) {
+	for _, c := range changes {
+		if c.Before == nil || c.After == nil {
+			return nil, nil, false
+		}
+		switch c.Kind {
+		case gatehouse.KindRole:
+			var r gatehouse.Role
+			if json.Unmarshal(c.After, &r) != nil || r.Name != c.ID {
+				return nil, nil, false
+			}
+			roles = append(roles, r)
+		case gatehouse.KindBundle:
+			var b gatehouse.Bundle
+			if json.Unmarshal(c.After, &b) != nil || b.Name != c.ID {
+				return nil, nil, false
+			}
+			bundles = append(bundles, b)
+		default:
+			return nil, nil, false
+		}
+	}
+	return roles, bundles, len(changes) > 0
+}
+
+// deriveRoles returns the snapshot of p, version v, which from's policy
+// changed in roles and bundles alone: derived from from, or compiled when
+// the engine declines.
+func (s *Service) deriveRoles(from *engine.Snapshot, p *gatehouse.Policy, v int64, roles []gatehouse.Role, bundles []gatehouse.Bundle) (*engine.Snapshot, error) {
+	snap, ok, err := from.DeriveRoles(v, roles, bundles)
+	if err != nil {
+		s.cfg.Logger.Warn("deriving the snapshot of changed roles failed; compiling the policy", "version", v, "err", err)
+	}
+	if err != nil || !ok {
+		return engine.Compile(p, v)
+	}
+	return snap, nil
 }

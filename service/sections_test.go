@@ -63,10 +63,11 @@ func applyReview(t *testing.T, s *Service) {
 // writers' lock commit in as few versions as they allow, each with its
 // own result, and end where the same writes, one by one on a clone of the
 // whole policy, end: a refused write (an unknown permission, a role still
-// held, a missing bundle) leaves the others committed; a second write of
-// an object already in the batch, and a tenant admin's write, start a new
-// one; a role may use a permission created earlier in its batch — on
-// every store, audited, the chain verifying.
+// held, a missing bundle) leaves the others committed, and is decided at
+// the start of the next batch when writes were staged before it; a second
+// write of an object already in the batch, and a tenant admin's write,
+// start a new one; a role may use a permission created earlier in its
+// batch — on every store, audited, the chain verifying.
 func TestBatchedSectionWrites(t *testing.T) {
 	t.Parallel()
 	stores := map[string]func(t *testing.T) *Service{
@@ -144,20 +145,27 @@ func testBatchedSectionWrites(t *testing.T, s *Service) {
 		}
 	}
 	version := func(i int) int64 { return results[i].Version }
-	// The first batch ends at the second write of r0, the second at the
-	// tenant admin's, who is alone in the third; its refused role write
-	// and the last tenant make the fourth.
-	if v := version(0); v != start+1 || version(1) != v || version(4) != v {
-		t.Errorf("versions %d, %d, %d of the first batch's writes, want %d", version(0), version(1), version(4), start+1)
+	// A refused write after a staged one ends its batch and is decided
+	// alone at the start of the next; so do the second write of r0 and the
+	// tenant admin's writes.
+	for _, b := range []struct {
+		writes  []int
+		version int64
+	}{
+		{[]int{0, 1}, start + 1},
+		{[]int{4, 5}, start + 2},
+		{[]int{7, 8}, start + 3},
+		{[]int{9}, start + 4},
+		{[]int{11}, start + 5},
+	} {
+		for _, i := range b.writes {
+			if version(i) != b.version {
+				t.Errorf("%s: version %d, want %d", writes[i].name, version(i), b.version)
+			}
+		}
 	}
-	if v := version(5); v != start+2 || version(7) != v || version(8) != v {
-		t.Errorf("versions %d, %d, %d of the second batch's writes, want %d", version(5), version(7), version(8), start+2)
-	}
-	if version(9) != start+3 || version(11) != start+4 {
-		t.Errorf("versions %d, %d of the tenant admin's write and the one after it, want %d, %d", version(9), version(11), start+3, start+4)
-	}
-	if end := s.Snapshot().Version(); end != start+4 {
-		t.Errorf("%d committed writes ended at version %d, want %d", committed, end, start+4)
+	if end := s.Snapshot().Version(); end != start+5 {
+		t.Errorf("%d committed writes ended at version %d, want %d", committed, end, start+5)
 	}
 
 	stored, v, err := s.load(ctx)
@@ -295,4 +303,30 @@ func objectLines(objs []gatehouse.Object) []string {
 		lines[i] = fmt.Sprintf("%s/%s %s", o.Kind, o.ID, o.Body)
 	}
 	return lines
+}
+
+// A change of an existing role takes effect at once for its holders, and
+// the snapshot, derived rather than compiled, decides as a fresh compile
+// of the stored policy does.
+func TestRoleChangeDecidesAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openReview(t)
+	write := gatehouse.Request{Subject: gatehouse.User("ann@example.com"), Permission: "chat.write", Tenant: "general"}
+	if d := s.Snapshot().Check(&write); d.Reason != gatehouse.ReasonGranted {
+		t.Fatalf("before: %s", d.Reason)
+	}
+	for i, body := range []string{`{"permissions": ["chat.view"]}`, `{"permissions": ["chat.view", "chat.write"]}`, `{"permissions": []}`} {
+		if _, _, err := s.PutObject(ctx, "test", gatehouse.KindRole, "user", []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		want := gatehouse.ReasonGranted
+		if i != 1 {
+			want = gatehouse.ReasonPermissionMissing
+		}
+		if d := s.Snapshot().Check(&write); d.Reason != want {
+			t.Errorf("after role user = %s: %s, want %s", body, d.Reason, want)
+		}
+		checkKept(t, s)
+	}
 }

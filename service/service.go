@@ -432,8 +432,19 @@ func (s *Service) changeEvents(actor, action string, version int64, changes []ga
 // applied document says: billing owns those plans (webhooks set them, and
 // `plan set` overrides them), so that applying a document written before a
 // customer upgraded never downgrades it. Only subjects whose plan the
-// document would change are looked up.
-func (s *Service) keepBilledPlans(ctx context.Context, stored, merged *gatehouse.Policy) error {
+// document would change are looked up. Each plan it sets back is recorded
+// in kept, if not nil, with the plan merged asked for (restorePlans).
+func (s *Service) keepBilledPlans(ctx context.Context, stored, merged *gatehouse.Policy, kept *[]keptPlan) error {
+	keep := func(kind gatehouse.Kind, id, old string, plan *string) error {
+		asked := *plan
+		if err := s.keepBilledPlan(ctx, kind, id, old, plan); err != nil {
+			return err
+		}
+		if kept != nil && *plan != asked {
+			*kept = append(*kept, keptPlan{kind: kind, id: id, asked: asked})
+		}
+		return nil
+	}
 	tenants := make(map[string]string, len(stored.Tenants))
 	for _, t := range stored.Tenants {
 		tenants[t.ID] = t.Plan
@@ -441,7 +452,7 @@ func (s *Service) keepBilledPlans(ctx context.Context, stored, merged *gatehouse
 	for i := range merged.Tenants {
 		t := &merged.Tenants[i]
 		if old, ok := tenants[t.ID]; ok {
-			if err := s.keepBilledPlan(ctx, gatehouse.KindTenant, t.ID, old, &t.Plan); err != nil {
+			if err := keep(gatehouse.KindTenant, t.ID, old, &t.Plan); err != nil {
 				return err
 			}
 		}
@@ -453,12 +464,31 @@ func (s *Service) keepBilledPlans(ctx context.Context, stored, merged *gatehouse
 	for i := range merged.Users {
 		u := &merged.Users[i]
 		if old, ok := users[u.Email]; ok {
-			if err := s.keepBilledPlan(ctx, gatehouse.KindUser, u.Email, old, &u.Plan); err != nil {
+			if err := keep(gatehouse.KindUser, u.Email, old, &u.Plan); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// keptPlan is a plan keepBilledPlans set back: the tenant's or user's and
+// the one the document asked for.
+type keptPlan struct {
+	kind      gatehouse.Kind
+	id, asked string
+}
+
+// restorePlans gives the tenants and users of p the plans kept records
+// the document asked for, undoing keepBilledPlans on a document that an
+// earlier attempt merged in place (ApplyTaking), and empties kept.
+func restorePlans(p *gatehouse.Policy, kept *[]keptPlan) {
+	for _, k := range *kept {
+		if plan := planOf(p, k.kind, k.id); plan != nil {
+			*plan = k.asked
+		}
+	}
+	*kept = (*kept)[:0]
 }
 
 // keepBilledPlan sets *plan, the plan a change gives tenant or user id, back

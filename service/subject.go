@@ -122,7 +122,7 @@ func (s *Service) commitBatch(batch []*subjectWrite) int {
 		if ids[caller] || callers[subjectID(w.subject)] {
 			break
 		}
-		st, own, err := s.stage(cur, current, w, func(id string) bool { return ids[id] })
+		st, own, err := s.stage(cur, current, w, func(id string) bool { return ids[id] }, len(done) == 0)
 		if !own {
 			break
 		}
@@ -238,10 +238,17 @@ func (s *Service) alone(w *subjectWrite) int {
 // if w changes its subject, applies it in place and returns it staged. own
 // is false, having changed nothing, when w is not for the own path (see
 // subjectView.change) or one of the ids it gives its subject is taken(),
-// by a write before it in the batch; otherwise w is finished unless
-// staged.
-func (s *Service) stage(cur *versioned, current *engine.Snapshot, w *subjectWrite, taken func(id string) bool) (st *staged, own bool, err error) {
+// by a write before it in the batch; and also, unless alone says no write
+// is staged before it, when w would be refused or change nothing — on the
+// kept policy as the writes staged before it left it, which may yet not
+// commit (another instance's commit makes the batch start again), so w is
+// decided in the next batch, on what was committed. Otherwise w is
+// finished unless staged.
+func (s *Service) stage(cur *versioned, current *engine.Snapshot, w *subjectWrite, taken func(id string) bool, alone bool) (st *staged, own bool, err error) {
 	fail := func(err error) (*staged, bool, error) {
+		if !alone {
+			return nil, false, nil
+		}
 		w.finish(Result{}, err)
 		return nil, true, err
 	}
@@ -266,6 +273,9 @@ func (s *Service) stage(cur *versioned, current *engine.Snapshot, w *subjectWrit
 		return nil, false, nil
 	}
 	if !changed {
+		if !alone {
+			return nil, false, nil
+		}
 		w.finish(Result{Version: cur.v}, nil)
 		return nil, true, nil
 	}
