@@ -192,14 +192,15 @@ func (s *Service) catchUpSections(cur *versioned, from *engine.Snapshot, version
 		}
 	}
 	kept := &versioned{kept: &next, users: cur.users, v: version, valid: cur.valid, seq: seq}
-	applySubjects(&next, kept.userList(), d)
 	var (
 		snap *engine.Snapshot
 		err  error
 	)
+	// Users kept in chunks stay so unless a compile needs them whole.
 	if roles, bundles, ok := caughtRoles(sections); ok && len(d.Users)+len(d.Agents)+len(d.RemoveUsers)+len(d.RemoveAgents) == 0 {
-		snap, err = s.deriveRoles(from, kept.policy(), version, roles, bundles)
+		snap, err = s.deriveRoles(from, kept.policy, version, roles, bundles)
 	} else {
+		applySubjects(&next, kept.userList(), d)
 		snap, err = engine.Compile(kept.policy(), version)
 	}
 	if err != nil {

@@ -98,10 +98,23 @@ func (s *Service) commitSections(batch []*subjectWrite) int {
 		return s.alone(first)
 	}
 	base := cur.v
-	before := cur.policy()
 	// The writes replace sections of after, never change one in place:
-	// before stays the kept policy until the batch commits.
-	after := *before
+	// cur stays the kept policy until the batch commits. Users kept in
+	// chunks stay so; whole gives a validation or a compile that reads
+	// them a copy of after holding them as one slice.
+	after := *cur.kept
+	var flat []gatehouse.UserEntry
+	whole := func(p *gatehouse.Policy) *gatehouse.Policy {
+		if cur.users == nil {
+			return p
+		}
+		if flat == nil {
+			flat = cur.users.flat()
+		}
+		q := *p
+		q.Users = flat
+		return &q
+	}
 	var (
 		done    []*sectionStaged
 		touched = map[string]bool{} // kind/id of every object changed so far
@@ -117,7 +130,7 @@ func (s *Service) commitSections(batch []*subjectWrite) int {
 			break
 		}
 		prev := after
-		changes, err := s.stageSection(cur, &prev, &after, w)
+		changes, err := s.stageSection(cur, &prev, &after, w, whole)
 		// A write refused, or changing nothing, on the policy the writes
 		// staged before it left is decided in the next batch, on what was
 		// committed: those writes may yet not commit (another instance's
@@ -173,7 +186,7 @@ func (s *Service) commitSections(batch []*subjectWrite) int {
 	var snap *engine.Snapshot
 	if !derivable {
 		var err error
-		if snap, err = engine.Compile(&after, base+1); err != nil {
+		if snap, err = engine.Compile(whole(&after), base+1); err != nil {
 			s.cfg.Logger.Debug("compiling a batch of changes failed; committing the first alone", "writes", len(done), "err", err)
 			return s.alone(done[0].w)
 		}
@@ -192,9 +205,9 @@ func (s *Service) commitSections(batch []*subjectWrite) int {
 		return 0
 	}
 	if v == base+1 {
-		s.keep(&after, v, true, lastSeq(events))
+		s.current = &versioned{kept: &after, users: cur.users, v: v, valid: true, seq: lastSeq(events)}
 		if derivable {
-			snap, err = s.deriveRoles(current, &after, v, roles, bundles)
+			snap, err = s.deriveRoles(current, func() *gatehouse.Policy { return whole(&after) }, v, roles, bundles)
 		}
 	} else {
 		snap, err = s.compileStored(ctx)
@@ -212,9 +225,10 @@ func (s *Service) commitSections(batch []*subjectWrite) int {
 }
 
 // stageSection runs w on after, a copy of prev, and returns its changes,
-// normalized, authorized and validated; after is left as the write made
-// it. The caller restores after from prev on an error.
-func (s *Service) stageSection(cur *versioned, prev, after *gatehouse.Policy, w *subjectWrite) ([]gatehouse.Change, error) {
+// normalized, authorized and validated (on whole(after) when the check
+// reads the users); after is left as the write made it. The caller
+// restores after from prev on an error.
+func (s *Service) stageSection(cur *versioned, prev, after *gatehouse.Policy, w *subjectWrite, whole func(*gatehouse.Policy) *gatehouse.Policy) ([]gatehouse.Change, error) {
 	if err := w.fn(after); err != nil {
 		return nil, err
 	}
@@ -233,7 +247,11 @@ func (s *Service) stageSection(cur *versioned, prev, after *gatehouse.Policy, w 
 	if err := s.authorizeChanges(w.ctx, cur, changes); err != nil {
 		return nil, err
 	}
-	if problems := validateChange(cur, after, changes); len(problems) > 0 {
+	checked := after
+	if !keepsSubjectRefs(changes) {
+		checked = whole(after)
+	}
+	if problems := validateChange(cur, checked, changes); len(problems) > 0 {
 		return nil, &policy.Error{Problems: problems}
 	}
 	sortByID(&section)
@@ -280,16 +298,16 @@ func roleChanges(changes []gatehouse.Change) (roles []gatehouse.Role, bundles []
 	return roles, bundles, len(changes) > 0
 }
 
-// deriveRoles returns the snapshot of p, version v, which from's policy
-// changed in roles and bundles alone: derived from from, or compiled when
-// the engine declines.
-func (s *Service) deriveRoles(from *engine.Snapshot, p *gatehouse.Policy, v int64, roles []gatehouse.Role, bundles []gatehouse.Bundle) (*engine.Snapshot, error) {
+// deriveRoles returns the snapshot of version v of the policy p returns,
+// which is from's changed in roles and bundles alone: derived from from,
+// or compiled when the engine declines.
+func (s *Service) deriveRoles(from *engine.Snapshot, p func() *gatehouse.Policy, v int64, roles []gatehouse.Role, bundles []gatehouse.Bundle) (*engine.Snapshot, error) {
 	snap, ok, err := from.DeriveRoles(v, roles, bundles)
 	if err != nil {
 		s.cfg.Logger.Warn("deriving the snapshot of changed roles failed; compiling the policy", "version", v, "err", err)
 	}
 	if err != nil || !ok {
-		return engine.Compile(p, v)
+		return engine.Compile(p(), v)
 	}
 	return snap, nil
 }

@@ -113,12 +113,24 @@ func testBatchedSectionWrites(t *testing.T, s *Service) {
 		{"role by a tenant admin", sectionWrite{tad, gatehouse.KindRole, "r3", `{"permissions": ["chat.view"]}`}, gatehouse.ErrForbidden},
 		{"tenant store-d", sectionWrite{ctx, gatehouse.KindTenant, "store-d", `{"parent": "store-c"}`}, nil},
 	}
-	applyReview(t, s)
 	ref, err := Open(ctx, memstore.New(), Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	applyReview(t, ref)
+	// A user's change first, which keeps the users in chunks: the
+	// refused delete of a role still held must see them.
+	for _, svc := range []*Service{s, ref} {
+		applyReview(t, svc)
+		if _, err := svc.SetUserTenants(ctx, "test", "bob@example.com", []string{"org"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.Lock()
+	chunked := s.current.users != nil
+	s.mu.Unlock()
+	if !chunked {
+		t.Fatal("the kept users are not in chunks after a user's change")
+	}
 	start := s.Snapshot().Version()
 
 	results := make([]Result, len(writes))
