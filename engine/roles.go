@@ -9,17 +9,19 @@ import (
 )
 
 // DeriveRoles returns the snapshot at version that Compile would give for
-// the policy s was compiled from with roles and bundles replaced by those
-// of the same names, without compiling the rest: a role's permission set
-// is a table every record refers to by the role's index, so a change of
-// what a role or a bundle gives rebuilds the sets of the roles it touches
-// and the records of the subjects whose sources are merged into sets (see
-// mergeAbove) holding one of them, and shares every other record with s,
-// which does not change. ok is false, and the caller must Compile, when a
-// role or bundle is new (it would move the indices merged records use), or
-// when the lineage derived too many records since its Compile. A role or
-// bundle named twice, or naming an unknown permission or bundle, is an
-// error wrapping gatehouse.ErrInvalid.
+// the policy s was compiled from with roles and bundles upserted — each
+// replaces the one of its name, or is added after the others — without
+// compiling the rest: a role's permission set is a table every record
+// refers to by the role's index, so a change of what a role or a bundle
+// gives rebuilds the sets of the roles it touches and the records of the
+// subjects whose sources are merged into sets (see mergeAbove) holding one
+// of them, and shares every other record with s, which does not change.
+// ok is false, and the caller must Compile, when a role is new and a
+// subject's sources are merged (a merged record names its sets after the
+// roles' indices, which a new role would move), or when the lineage
+// derived too many records since its Compile. A role or bundle named
+// twice, with an invalid name, or naming an unknown permission or bundle,
+// is an error wrapping gatehouse.ErrInvalid.
 func (s *Snapshot) DeriveRoles(version int64, roles []gatehouse.Role, bundles []gatehouse.Bundle) (snap *Snapshot, ok bool, err error) {
 	if s == nil || s.lineage == nil {
 		return nil, false, nil
@@ -29,15 +31,18 @@ func (s *Snapshot) DeriveRoles(version int64, roles []gatehouse.Role, bundles []
 			snap, ok, err = nil, false, fmt.Errorf("compile policy version %d: internal error: %v", version, r)
 		}
 	}()
-	bundleAt, ok, err := indexOf(bundles, "bundle", func(b *gatehouse.Bundle) string { return b.Name }, s.bundles, func(b *bundleInfo) string { return b.name })
-	if !ok || err != nil {
+	bundleAt, newBundles, err := indexOf(bundles, "bundle", func(b *gatehouse.Bundle) string { return b.Name }, s.bundles, func(b *bundleInfo) string { return b.name })
+	if err != nil {
 		return nil, false, err
 	}
-	roleAt, ok, err := indexOf(roles, "role", func(r *gatehouse.Role) string { return r.Name }, s.roles, func(r *roleInfo) string { return r.name })
-	if !ok || err != nil {
+	roleAt, newRoles, err := indexOf(roles, "role", func(r *gatehouse.Role) string { return r.Name }, s.roles, func(r *roleInfo) string { return r.name })
+	if err != nil {
 		return nil, false, err
 	}
-	// The roles whose sets change: those replaced, and those holding a
+	if newRoles > 0 && s.anyMerged() {
+		return nil, false, nil
+	}
+	// The roles whose sets change: those upserted, and those holding a
 	// replaced bundle.
 	changed := make(map[int32]bool, len(roles))
 	for _, at := range roleAt {
@@ -60,9 +65,12 @@ func (s *Snapshot) DeriveRoles(version int64, roles []gatehouse.Role, bundles []
 	c := &compiler{s: s.derivedCopy(version), deriving: true}
 	c.bits = make([]uint64, s.sets.words)
 	ns := c.s
-	ns.bundles = slices.Clone(s.bundles)
+	ns.bundles = append(slices.Clone(s.bundles), make([]bundleInfo, newBundles)...)
 	for i, at := range bundleAt {
 		b := &bundles[i]
+		if err := checkName("bundle", b.Name); err != nil {
+			return nil, false, fmt.Errorf("compile policy version %d: %w", version, err)
+		}
 		perms, err := c.permList(fmt.Sprintf("bundle %q", b.Name), b.Permissions)
 		if err != nil {
 			return nil, false, fmt.Errorf("compile policy version %d: %w", version, err)
@@ -73,9 +81,13 @@ func (s *Snapshot) DeriveRoles(version int64, roles []gatehouse.Role, bundles []
 	for i, b := range ns.bundles {
 		bundleIdx[b.name] = int32(i)
 	}
-	ns.roles, ns.roleSets = slices.Clone(s.roles), slices.Clone(s.roleSets)
+	ns.roles = append(slices.Clone(s.roles), make([]roleInfo, newRoles)...)
+	ns.roleSets = append(slices.Clone(s.roleSets), make([]int32, newRoles)...)
 	for i, at := range roleAt {
 		r := &roles[i]
+		if err := checkName("role", r.Name); err != nil {
+			return nil, false, fmt.Errorf("compile policy version %d: %w", version, err)
+		}
 		owner := fmt.Sprintf("role %q", r.Name)
 		perms, err := c.permList(owner, r.Permissions)
 		if err != nil {
@@ -148,9 +160,21 @@ func (s *Snapshot) mergedHolding(roles map[int32]bool) []int32 {
 	return out
 }
 
-// indexOf returns the index in have of each of changes, matched by name;
-// ok is false when one is not there. A name given twice is an error.
-func indexOf[C, H any](changes []C, kind string, name func(*C) string, have []H, haveName func(*H) string) (at []int32, ok bool, err error) {
+// anyMerged reports whether a subject of s, removed or not, holds its
+// sources merged into sets.
+func (s *Snapshot) anyMerged() bool {
+	for at := range s.subjects.len() {
+		if s.subjects.at(at).sources.n > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// indexOf returns the index in have of each of changes, matched by name,
+// numbering those have lacks after it in their order, and how many those
+// are. A name given twice is an error.
+func indexOf[C, H any](changes []C, kind string, name func(*C) string, have []H, haveName func(*H) string) (at []int32, added int, err error) {
 	idx := make(map[string]int32, len(have))
 	for i := range have {
 		idx[haveName(&have[i])] = int32(i)
@@ -159,14 +183,15 @@ func indexOf[C, H any](changes []C, kind string, name func(*C) string, have []H,
 	for i := range changes {
 		n := name(&changes[i])
 		if seen[n] {
-			return nil, false, gatehouse.Invalidf("%s %q is named twice in the change", kind, n)
+			return nil, 0, gatehouse.Invalidf("%s %q is named twice in the change", kind, n)
 		}
 		seen[n] = true
 		i, found := idx[n]
 		if !found {
-			return nil, false, nil
+			i = int32(len(have) + added)
+			added++
 		}
 		at = append(at, i)
 	}
-	return at, true, nil
+	return at, added, nil
 }

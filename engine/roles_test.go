@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -11,8 +12,8 @@ import (
 )
 
 // randomRoleChange replaces, in p, one role or one bundle (now and then
-// both) with one of the same name giving other permissions and bundles, and
-// returns the replaced entries as DeriveRoles takes them.
+// both) with one of the same name giving other permissions and bundles, or
+// adds one, and returns the upserted entries as DeriveRoles takes them.
 func randomRoleChange(rng *rand.Rand, p *gatehouse.Policy) ([]gatehouse.Role, []gatehouse.Bundle) {
 	perms := func() []string {
 		var out []string
@@ -25,22 +26,38 @@ func randomRoleChange(rng *rand.Rand, p *gatehouse.Policy) ([]gatehouse.Role, []
 	}
 	var roles []gatehouse.Role
 	var bundles []gatehouse.Bundle
+	// Now and then a new bundle, and a new role.
+	if rng.IntN(8) == 0 {
+		b := gatehouse.Bundle{Name: fmt.Sprintf("bundle %d", len(p.Bundles)), Permissions: perms()}
+		p.Bundles = append(p.Bundles, b)
+		bundles = append(bundles, b)
+	}
 	if rng.IntN(3) > 0 {
-		i := rng.IntN(len(p.Roles))
-		r := gatehouse.Role{Name: p.Roles[i].Name, Permissions: perms()}
+		i := rng.IntN(len(p.Roles) + 1)
+		name := fmt.Sprintf("role %d", i)
+		if i < len(p.Roles) && rng.IntN(6) > 0 {
+			name = p.Roles[i].Name
+		}
+		r := gatehouse.Role{Name: name, Permissions: perms()}
 		for _, b := range p.Bundles {
 			if rng.IntN(3) == 0 {
 				r.Bundles = append(r.Bundles, b.Name)
 			}
 		}
-		p.Roles[i] = r
+		if at := slices.IndexFunc(p.Roles, func(x gatehouse.Role) bool { return x.Name == name }); at >= 0 {
+			p.Roles[at] = r
+		} else {
+			p.Roles = append(p.Roles, r)
+		}
 		roles = append(roles, r)
 	}
-	if len(roles) == 0 || rng.IntN(3) == 0 {
+	if len(roles)+len(bundles) == 0 || rng.IntN(3) == 0 {
 		i := rng.IntN(len(p.Bundles))
-		b := gatehouse.Bundle{Name: p.Bundles[i].Name, Permissions: perms()}
-		p.Bundles[i] = b
-		bundles = append(bundles, b)
+		if !slices.ContainsFunc(bundles, func(x gatehouse.Bundle) bool { return x.Name == p.Bundles[i].Name }) {
+			b := gatehouse.Bundle{Name: p.Bundles[i].Name, Permissions: perms()}
+			p.Bundles[i] = b
+			bundles = append(bundles, b)
+		}
 	}
 	return roles, bundles
 }
@@ -102,10 +119,11 @@ func testDeriveRolesMatchesCompile(t *testing.T) {
 	}
 }
 
-// DeriveRoles leaves a new role or bundle to Compile and refuses a name
-// given twice or an unknown permission or bundle, in each case leaving
-// the snapshot it derives from deciding as before; a derived snapshot's
-// Check allocates nothing.
+// DeriveRoles refuses a name given twice or invalid, or an unknown
+// permission or bundle, and leaves a new role to Compile when subjects
+// hold merged sets, in each case leaving the snapshot it derives from
+// deciding as before; a new role or bundle is derived otherwise, and a
+// derived snapshot's Check allocates nothing.
 func TestDeriveRolesDeclines(t *testing.T) {
 	p := testPolicy()
 	s, err := engine.Compile(p, 1)
@@ -117,23 +135,39 @@ func TestDeriveRolesDeclines(t *testing.T) {
 		name    string
 		roles   []gatehouse.Role
 		bundles []gatehouse.Bundle
-		invalid bool
+	}{
+		{name: "role twice", roles: []gatehouse.Role{{Name: role}, {Name: role}}},
+		{name: "new role without a name", roles: []gatehouse.Role{{Name: ""}}},
+		{name: "unknown permission", roles: []gatehouse.Role{{Name: role, Permissions: []string{"no.such"}}}},
+		{name: "unknown bundle", roles: []gatehouse.Role{{Name: role, Bundles: []string{"no.such"}}}},
+		{name: "bundle with an unknown permission", bundles: []gatehouse.Bundle{{Name: p.Bundles[0].Name, Permissions: []string{"no.such"}}}},
+	} {
+		if _, ok, err := s.DeriveRoles(2, tc.roles, tc.bundles); !errors.Is(err, gatehouse.ErrInvalid) {
+			t.Errorf("%s: DeriveRoles = %v, %v; want ErrInvalid", tc.name, ok, err)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		roles   []gatehouse.Role
+		bundles []gatehouse.Bundle
 	}{
 		{name: "new role", roles: []gatehouse.Role{{Name: "Brand New", Permissions: []string{"chat.view"}}}},
 		{name: "new bundle", bundles: []gatehouse.Bundle{{Name: "Brand New", Permissions: []string{"chat.view"}}}},
-		{name: "role twice", roles: []gatehouse.Role{{Name: role}, {Name: role}}, invalid: true},
-		{name: "unknown permission", roles: []gatehouse.Role{{Name: role, Permissions: []string{"no.such"}}}, invalid: true},
-		{name: "unknown bundle", roles: []gatehouse.Role{{Name: role, Bundles: []string{"no.such"}}}, invalid: true},
-		{name: "bundle with an unknown permission", bundles: []gatehouse.Bundle{{Name: p.Bundles[0].Name, Permissions: []string{"no.such"}}}, invalid: true},
 	} {
-		got, ok, err := s.DeriveRoles(2, tc.roles, tc.bundles)
-		switch {
-		case tc.invalid && !errors.Is(err, gatehouse.ErrInvalid):
-			t.Errorf("%s: DeriveRoles = %v, %v; want ErrInvalid", tc.name, ok, err)
-		case !tc.invalid && (ok || err != nil || got != nil):
-			t.Errorf("%s: DeriveRoles = %v, %v, %v; want it left to Compile", tc.name, got, ok, err)
+		if _, ok, err := s.DeriveRoles(2, tc.roles, tc.bundles); !ok || err != nil {
+			t.Errorf("%s: DeriveRoles = %v, %v; want it derived", tc.name, ok, err)
 		}
 	}
+	t.Run("merged", func(t *testing.T) {
+		defer engine.SetMergeAbove(0)()
+		merged, err := engine.Compile(testPolicy(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok, err := merged.DeriveRoles(2, []gatehouse.Role{{Name: "Brand New"}}, nil); ok || err != nil || got != nil {
+			t.Errorf("new role with merged subjects: DeriveRoles = %v, %v, %v; want it left to Compile", got, ok, err)
+		}
+	})
 	fresh, err := engine.Compile(testPolicy(), 1)
 	if err != nil {
 		t.Fatal(err)

@@ -218,9 +218,7 @@ func caughtRoles(sections map[gatehouse.Kind][]caughtChange) (roles []gatehouse.
 	var changes []gatehouse.Change
 	for kind, cs := range sections {
 		for _, c := range cs {
-			// Before only marks the change as one of an existing
-			// object; DeriveRoles declines a name it does not hold.
-			changes = append(changes, gatehouse.Change{Kind: kind, ID: c.id, Before: c.body, After: c.body})
+			changes = append(changes, gatehouse.Change{Kind: kind, ID: c.id, After: c.body})
 		}
 	}
 	return roleChanges(changes)

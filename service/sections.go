@@ -179,9 +179,10 @@ func (s *Service) commitSections(batch []*subjectWrite) int {
 	// Compiled before the commit, as plan does: a policy the engine
 	// refuses is not committed. Which write made it so is found by
 	// committing the first staged one alone (plan compiles it), and the
-	// rest in batches again; the writes before it are done. Changes of
-	// existing roles and bundles alone are derived after the commit
-	// instead (deriveRoles), from names and permissions validated above.
+	// rest in batches again; the writes before it are done. Roles and
+	// bundles created or changed, and nothing else, are derived after
+	// the commit instead (deriveRoles), from names and permissions
+	// validated above.
 	roles, bundles, derivable := roleChanges(changes)
 	var snap *engine.Snapshot
 	if !derivable {
@@ -270,12 +271,12 @@ func alwaysGlobal(snap *engine.Snapshot, ctx context.Context) bool {
 	return c.Subject.Type == gatehouse.SubjectUser && snap.IsSuperuser(c.Subject.ID)
 }
 
-// roleChanges returns the roles and bundles that changes replace, and
-// whether that is all they do: every change one of an existing role or
-// bundle, which engine.Snapshot.DeriveRoles derives.
+// roleChanges returns the roles and bundles that changes create or
+// replace, and whether that is all they do, which
+// engine.Snapshot.DeriveRoles derives; a deletion is compiled.
 func roleChanges(changes []gatehouse.Change) (roles []gatehouse.Role, bundles []gatehouse.Bundle, ok bool) {
 	for _, c := range changes {
-		if c.Before == nil || c.After == nil {
+		if c.After == nil {
 			return nil, nil, false
 		}
 		switch c.Kind {
