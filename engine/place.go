@@ -55,23 +55,32 @@ func placeOf(h uint64, d uint8, places uint64) uint64 {
 	return uint64(uint32(mix(h, (uint64(d)+1)*pivotKey))) * places >> 32
 }
 
-// recordLen is the number of units of the record at off.
-func (s *Snapshot) recordLen(off int32) int32 { return recordLenIn(s.records, off) }
+// recordLen is the number of units of the record at off in records.
+func recordLen(records []entry, off int32) int32 {
+	r := records[off:]
+	return recEmail + (r[recFlags].ref>>recLenShift+7)/8 + r[recSubject].tenant
+}
 
 // place lays out the records of the compiled snapshot's users by a
 // perfect hash of their emails (userPlaces) and points c.recOff and the
 // email table at where they went. The first users subjects are the users.
+// It reads the records as they lie, in subject order.
 func (c *compiler) place(users int) {
 	s := c.s
-	stride := placeStride(s, c.recOff[:users])
+	old := s.records
+	lens := make([]int32, len(c.recOff))
+	for i, off := range c.recOff {
+		lens[i] = recordLen(old, off)
+	}
+	stride := placeStride(lens[:users])
 	// Offsets are int32: the places and the records after them must fit.
 	places := uint64(users) + uint64(users)/placeSlack + 1
-	if !placeUsers || stride == 0 || places*uint64(stride)+uint64(len(s.records)) >= 1<<31 {
+	if !placeUsers || stride == 0 || places*uint64(stride)+uint64(len(old)) >= 1<<31 {
 		return
 	}
 	var fit []int32
-	for i, off := range c.recOff[:users] {
-		if s.recordLen(off) <= stride {
+	for i, n := range lens[:users] {
+		if n <= stride {
 			fit = append(fit, int32(i))
 		}
 	}
@@ -80,29 +89,28 @@ func (c *compiler) place(users int) {
 		places: uint64(len(fit) + len(fit)/placeSlack + 1),
 		stride: stride,
 	}
-	at := u.assign(c, fit)
-	old := s.records
+	// where is each subject's place, -1 for none.
+	where := make([]int32, len(c.recOff))
+	for i := range where {
+		where[i] = -1
+	}
 	rest := len(old)
-	for _, i := range at {
+	for p, i := range u.assign(c, fit) {
 		if i >= 0 {
-			rest -= int(s.recordLen(c.recOff[i]))
+			where[i] = int32(p)
+			rest -= int(lens[i])
 		}
 	}
 	region := int(u.places) * int(stride)
 	s.records = hugeMake[entry](region, region+rest+cap(old)-len(old))
-	moved := make([]bool, len(c.recOff))
-	for p, i := range at {
-		if i >= 0 {
-			off := c.recOff[i]
-			copy(s.records[p*int(stride):], old[off:off+recordLenIn(old, off)])
-			c.recOff[i] = int32(p) * stride
-			moved[i] = true
-		}
-	}
 	for i, off := range c.recOff {
-		if !moved[i] {
+		rec := old[off : off+lens[i]]
+		if p := where[i]; p >= 0 {
+			c.recOff[i] = p * stride
+			copy(s.records[c.recOff[i]:], rec)
+		} else {
 			c.recOff[i] = int32(len(s.records))
-			s.records = append(s.records, old[off:off+recordLenIn(old, off)]...)
+			s.records = append(s.records, rec...)
 		}
 	}
 	for pg := range s.emails.slots.pages {
@@ -116,30 +124,24 @@ func (c *compiler) place(users int) {
 	s.places = u
 }
 
-// recordLenIn is Snapshot.recordLen for a pool of records.
-func recordLenIn(records []entry, off int32) int32 {
-	r := records[off:]
-	return recEmail + (r[recFlags].ref>>recLenShift+7)/8 + r[recSubject].tenant
-}
-
 // placeStride is the units per place: the fewest whole cache lines (eight
 // units) that hold the records of nine in ten users, at most maxStride;
 // 0, placing none, when fewer than half of the users' records are that
 // short.
-func placeStride(s *Snapshot, offs []int32) int32 {
-	if len(offs) == 0 {
+func placeStride(lens []int32) int32 {
+	if len(lens) == 0 {
 		return 0
 	}
 	// count[l] is the number of records of l cache lines; longer ones
 	// than maxStride count as one more.
 	var count [maxStride/8 + 2]int
-	for _, off := range offs {
-		count[min((s.recordLen(off)+7)/8, maxStride/8+1)]++
+	for _, n := range lens {
+		count[min((n+7)/8, maxStride/8+1)]++
 	}
 	short := 0
 	for lines := 1; lines <= maxStride/8; lines++ {
 		short += count[lines]
-		if short*10 >= len(offs)*9 || lines == maxStride/8 && short*2 >= len(offs) {
+		if short*10 >= len(lens)*9 || lines == maxStride/8 && short*2 >= len(lens) {
 			return int32(lines * 8)
 		}
 	}
