@@ -121,11 +121,9 @@ func (s *Snapshot) lookupEmail(email string) (user, rec int32, ok bool) {
 	}
 	h := hashEmailWords(len(email), words)
 	if u := &s.places; u.stride > 0 && len(email) > 0 {
-		// A derived snapshot may have moved the user's record elsewhere.
-		if off := u.offset(h); s.recordHas(off, len(email), words) {
-			if i := s.records[off+recSubject].ref; s.derived == 0 || *s.recOff.at(i) == off {
-				return i, off, true
-			}
+		off, moved := u.lookup(h)
+		if !moved && s.recordHas(off, len(email), words) {
+			return s.records[off+recSubject].ref, off, true
 		}
 	}
 	t := &s.emails

@@ -12,7 +12,7 @@ import "slices"
 // them, and the email table finds every user as before. Derive writes a
 // changed user's record after them too and leaves the old one in its
 // place, unchanged for the snapshots that share it: a derived snapshot
-// takes a placed record only where recOff still leads to it.
+// takes a placed record only where it has not marked it moved.
 //
 // The hash is hash-and-displace: the email's hash picks a bucket of about
 // placeBucket users, and the bucket's pivot, chosen at Compile, where in
@@ -24,6 +24,11 @@ type userPlaces struct {
 	// users.
 	places uint64
 	stride int32
+	// moved has a bit for each place, set where a derivation gave the
+	// user there a record elsewhere and left the old one in place. Check
+	// reads it beside the record, as its address too follows from the
+	// hash, where recOff would be one more read after it.
+	moved paged[uint64]
 }
 
 // Sizes of the perfect hash: users per bucket, and places per user in
@@ -41,12 +46,25 @@ const (
 // to compare the two layouts.
 var placeUsers = true
 
-// offset is the offset in Snapshot.records of the place of the user whose
-// email hashes to h. The record there is that user's only if the email is
-// a placed user's: the caller compares the email.
-func (u *userPlaces) offset(h uint64) int32 {
+// lookup returns the offset in Snapshot.records of the record at the
+// place of the user whose email hashes to h, and whether a derivation
+// moved that user's record away (userPlaces.moved). The record there is
+// that user's only if the email is a placed user's: the caller compares
+// the email.
+func (u *userPlaces) lookup(h uint64) (off int32, moved bool) {
 	b := (h >> 32) * uint64(len(u.pivots)) >> 32
-	return int32(placeOf(h, u.pivots[b], u.places)) * u.stride
+	p := int32(placeOf(h, u.pivots[b], u.places))
+	return p * u.stride, *u.moved.at(p >> 6)&(1<<(p&63)) != 0
+}
+
+// move marks the place of the record at off moved, if it is a place;
+// owned is as for paged.put.
+func (u *userPlaces) move(off int32, owned map[int32]bool) {
+	if u.stride == 0 || off >= int32(u.places)*u.stride {
+		return
+	}
+	p := off / u.stride
+	u.moved.put(p>>6, *u.moved.at(p >> 6)|1<<(p&63), owned)
 }
 
 // placeOf is the place among places of the email hashing to h when its
@@ -121,6 +139,7 @@ func (c *compiler) place(users int) {
 			}
 		}
 	}
+	u.moved = pagedOf(make([]uint64, (u.places+63)/64))
 	s.places = u
 }
 

@@ -26,8 +26,8 @@ func TestUserPlaces(t *testing.T) {
 		off := *s.recOff.at(i)
 		if off < int32(u.places)*u.stride {
 			placed++
-			if want := u.offset(foldHash(s.subjects.at(i).ref.ID)); off != want {
-				t.Fatalf("user %d placed at %d, want %d", i, off, want)
+			if want, moved := u.lookup(foldHash(s.subjects.at(i).ref.ID)); off != want || moved {
+				t.Fatalf("user %d placed at %d, want %d (moved %v)", i, off, want, moved)
 			}
 		}
 		pos, found := s.emails.slot(s, s.subjects.at(i).ref.ID)
