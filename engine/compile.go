@@ -36,6 +36,7 @@ func Compile(p *gatehouse.Policy, version int64) (snap *Snapshot, err error) {
 		}
 	}
 	c.s.sets.seal()
+	c.place(len(c.p.Users))
 	c.s.recOff, c.s.subjects = pagedOf(c.recOff), pagedOf(c.subjects)
 	c.s.lineage = &lineage{tip: c.s}
 	c.s.records = trimmed(c.s.records, true)

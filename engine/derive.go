@@ -88,8 +88,9 @@ func (s *Snapshot) Derive(version int64, d SubjectDelta) (snap *Snapshot, ok boo
 		c.planIdx[p] = int32(i)
 	}
 	ns := c.s
-	// The pages of recOff, subjects and email slots this derivation copied.
-	owned := [3]map[int32]bool{{}, {}, {}}
+	// The pages of recOff, subjects, email slots and moved places this
+	// derivation copied.
+	owned := [4]map[int32]bool{{}, {}, {}, {}}
 	ids := s.editIDs(&d, pl)
 	for _, at := range append(pl.removeUserAt, pl.removeAgentAt...) {
 		h, email := s.hotAt(at), ""
@@ -156,13 +157,15 @@ func (s *Snapshot) Derive(version int64, d SubjectDelta) (snap *Snapshot, ok boo
 // subject when at is the next index: the new subjects of a delta come in
 // the order planDelta numbered them. A user the email table holds has its
 // slot follow the record; the overlay finds the users derivations added.
-func (c *compiler) setRecord(at int32, h *subjectHot, email string, owned *[3]map[int32]bool) {
+// The place of a placed record is marked moved (userPlaces).
+func (c *compiler) setRecord(at int32, h *subjectHot, email string, owned *[4]map[int32]bool) {
 	s := c.s
 	off := c.putRecord(at, h, email)
 	if at == s.recOff.len() {
 		s.recOff.push(off, owned[0])
 		return
 	}
+	s.places.move(*s.recOff.at(at), owned[3])
 	s.recOff.put(at, off, owned[0])
 	if email == "" {
 		return
@@ -509,6 +512,7 @@ func (s *Snapshot) derivedCopy(version int64) *Snapshot {
 	ns.version = version
 	ns.recOff, ns.subjects = s.recOff.cloneList(), s.subjects.cloneList()
 	ns.emails.slots = s.emails.slots.cloneList()
+	ns.places.moved = s.places.moved.cloneList()
 	sets := *s.sets
 	ns.sets = &sets
 	// Claimed for this derivation alone: a concurrent one from s copies.

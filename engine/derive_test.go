@@ -105,16 +105,20 @@ func randomSubjectChange(rng *rand.Rand, p *gatehouse.Policy) ([]gatehouse.UserE
 // of subject changes, from the newest snapshot or now and then from an
 // older one, decides every sampled request, and reports every subject's
 // effective permissions, as a Compile of the same policy does.
-// It runs twice: with the default layout, and with every subject's
-// sources merged into permission sets.
-func TestWithSubjectsMatchesCompile(t *testing.T) { inBothLayouts(t, testWithSubjectsMatchesCompile) }
+// It runs in every layout (inLayouts).
+func TestWithSubjectsMatchesCompile(t *testing.T) { inLayouts(t, testWithSubjectsMatchesCompile) }
 
-// inBothLayouts runs test with the default layout of subjects, and with
-// every subject's sources merged into permission sets.
-func inBothLayouts(t *testing.T, test func(t *testing.T)) {
+// inLayouts runs test with the default layout of subjects, with every
+// subject's sources merged into permission sets, and with no user's record
+// placed by the hash of its email.
+func inLayouts(t *testing.T, test func(t *testing.T)) {
 	t.Run("default", test)
 	t.Run("merged", func(t *testing.T) {
 		defer engine.SetMergeAbove(0)()
+		test(t)
+	})
+	t.Run("unplaced", func(t *testing.T) {
+		defer engine.SetPlaceUsers(false)()
 		test(t)
 	})
 }
@@ -366,6 +370,41 @@ func TestMergedSubjectsDecideAlike(t *testing.T) {
 	}
 }
 
+// TestPlacedUsersDecideAlike: users' records placed by the hash of their
+// emails and laid out one after another decide, explain and report alike,
+// on the fixture, on a policy with aliases, and on generated policies whose
+// users have few sources, many (merged) or a spread of them, some users'
+// records then longer than a place.
+func TestPlacedUsersDecideAlike(t *testing.T) {
+	short, many, mixed := enginetest.DefaultConfig(), enginetest.DefaultConfig(), enginetest.DefaultConfig()
+	short.Users, short.Tenants, short.Grants = 500, 40, 0
+	many.Users, many.Tenants, many.Permissions, many.Grants = 200, 40, 200, 24
+	mixed.Users, mixed.Tenants, mixed.MaxAssignments, mixed.Grants = 2000, 100, 11, 0
+	policies := map[string]*gatehouse.Policy{
+		"fixture": testPolicy(), "aliases": aliasPolicy(),
+		"short": enginetest.Generate(short), "many": enginetest.Generate(many), "mixed": enginetest.Generate(mixed),
+	}
+	for name, p := range policies {
+		t.Run(name, func(t *testing.T) {
+			want, err := engine.Compile(p, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			restore := engine.SetPlaceUsers(false)
+			got, err := engine.Compile(p, 1)
+			restore()
+			if err != nil {
+				t.Fatal(err)
+			}
+			reqs := randomRequests(rand.New(rand.NewPCG(3, 9)), 400)
+			for _, r := range enginetest.Requests(p, 5, 2000) {
+				reqs = append(reqs, &r)
+			}
+			sameDecisions(t, 0, p, want, got, reqs)
+		})
+	}
+}
+
 // aliasPolicy is testPolicy with aliases: ursula is also "ursula.u" and
 // "U1@example.com".
 func aliasPolicy() *gatehouse.Policy {
@@ -593,7 +632,7 @@ func sameListings(t *testing.T, step int, want, got *engine.Snapshot, u *deriveU
 // policy does; a delta Compile refuses, Derive refuses too. It runs twice:
 // with the default layout, and with every subject's sources merged into
 // permission sets.
-func TestDeriveMatchesCompile(t *testing.T) { inBothLayouts(t, testDeriveMatchesCompile) }
+func TestDeriveMatchesCompile(t *testing.T) { inLayouts(t, testDeriveMatchesCompile) }
 
 func testDeriveMatchesCompile(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 19))

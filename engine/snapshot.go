@@ -56,8 +56,9 @@ type Snapshot struct {
 	// (subject.conds).
 	sourcePool []entry
 	condPool   []source
-	// emails finds users by email.
+	// emails finds users by email; places finds most of them at once.
 	emails   emailTable
+	places   userPlaces
 	agentIdx map[string]int32
 	// aliasIdx finds users by their other ids, compared exactly.
 	aliasIdx map[string]int32
@@ -148,7 +149,7 @@ type toolInfo struct {
 
 // A subject's record in Snapshot.records is what Check reads about it,
 // in consecutive 8-byte units, so that a cold check reads one run of
-// memory after the email table's slot:
+// memory, where userPlaces puts it (or after the email table's slot):
 //
 //	recFlags    ref: recSuperuser, recHasConds | state<<recStateShift | email length<<recLenShift; tenant: the user's own plan, or -1
 //	recVisible  the visible span (subjectHot.visible)
