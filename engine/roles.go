@@ -119,7 +119,7 @@ func (s *Snapshot) DeriveRoles(version int64, roles []gatehouse.Role, bundles []
 	}
 	// The merged sets of the subjects holding a changed role, merged again
 	// from their sources.
-	owned := [3]map[int32]bool{{}, {}, {}}
+	owned := [4]map[int32]bool{{}, {}, {}, {}}
 	for _, at := range remerge {
 		h, sub := s.hotAt(at), s.subjects.at(at)
 		h.state = s.stateAt(at)
