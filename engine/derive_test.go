@@ -377,9 +377,9 @@ func TestMergedSubjectsDecideAlike(t *testing.T) {
 // records then longer than a place.
 func TestPlacedUsersDecideAlike(t *testing.T) {
 	short, many, mixed := enginetest.DefaultConfig(), enginetest.DefaultConfig(), enginetest.DefaultConfig()
-	short.Users, short.Tenants, short.Grants = 500, 40, 0
-	many.Users, many.Tenants, many.Permissions, many.Grants = 200, 40, 200, 24
-	mixed.Users, mixed.Tenants, mixed.MaxAssignments, mixed.Grants = 2000, 100, 11, 0
+	short.Users, short.Tenants, short.Grants = 300, 20, 0
+	many.Users, many.Tenants, many.Permissions, many.Grants = 150, 20, 200, 24
+	mixed.Users, mixed.Tenants, mixed.MaxAssignments, mixed.Grants = 500, 25, 11, 0
 	policies := map[string]*gatehouse.Policy{
 		"fixture": testPolicy(), "aliases": aliasPolicy(),
 		"short": enginetest.Generate(short), "many": enginetest.Generate(many), "mixed": enginetest.Generate(mixed),
