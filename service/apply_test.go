@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/memstore"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -90,19 +88,6 @@ func TestApplyTaking(t *testing.T) {
 	}
 }
 
-// interposed is a store that runs first once, before its first
-// CommitPolicy goes on: another writer committing in between.
-type interposed struct {
-	gatehouse.Store
-	once  sync.Once
-	first func()
-}
-
-func (s *interposed) CommitPolicy(ctx context.Context, base int64, changes []gatehouse.Change, events []gatehouse.AuditEvent) (int64, error) {
-	s.once.Do(s.first)
-	return s.Store.CommitPolicy(ctx, base, changes, events)
-}
-
 // A document ApplyTaking took loses its commit to another writer: it is
 // merged again with what that writer committed, and a problem only the
 // other commit made is refused with its path, without the document's
@@ -126,27 +111,18 @@ func TestApplyTakingRetried(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			mem := memstore.New()
-			other, err := Open(ctx, mem, Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			applyReview(t, other)
+			mem, other := openReviewStore(t)
 			if _, _, err := other.PutObject(ctx, "test", gatehouse.KindRole, "spare", []byte(`{"permissions": ["chat.view"]}`)); err != nil {
 				t.Fatal(err)
 			}
-			store := &interposed{Store: mem}
-			store.first = func() {
+			s, armed := openInterposed(t, mem, func() {
 				if err := tc.other(other); err != nil {
 					t.Errorf("the other writer: %v", err)
 				}
-			}
-			s, err := Open(ctx, store, Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			})
+			armed.armed.Store(true)
 			doc := parseDoc(t, takenUsers+"  - {email: dee@example.com, roles: [{role: spare}]}\n  - {email: al@example.com}\n")
-			_, err = s.ApplyTaking(ctx, "test", doc, false)
+			_, err := s.ApplyTaking(ctx, "test", doc, false)
 			stored, _, lerr := s.load(ctx)
 			if lerr != nil {
 				t.Fatal(lerr)

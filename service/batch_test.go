@@ -28,6 +28,12 @@ import (
 // whole-policy path — on every store.
 func TestBatchedWrites(t *testing.T) {
 	t.Parallel()
+	onEveryStore(t, testBatchedWrites)
+}
+
+// onEveryStore runs test in parallel on a service over a fresh memstore,
+// SQLite and PostgreSQL store each.
+func onEveryStore(t *testing.T, test func(t *testing.T, s *Service)) {
 	stores := map[string]func(t *testing.T) *Service{
 		"memstore": func(t *testing.T) *Service {
 			s, err := Open(context.Background(), memstore.New(), Config{})
@@ -44,7 +50,7 @@ func TestBatchedWrites(t *testing.T) {
 	for name, open := range stores {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			testBatchedWrites(t, open(t))
+			test(t, open(t))
 		})
 	}
 }

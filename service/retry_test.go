@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,30 +14,46 @@ import (
 	"github.com/gatehouse/gatehouse/memstore"
 )
 
-// armedStore is interposed once armed is set.
-type armedStore struct {
-	*interposed
+// interposed is a store that, once armed, runs first once before its next
+// CommitPolicy goes on: another writer committing in between.
+type interposed struct {
+	gatehouse.Store
 	armed atomic.Bool
+	once  sync.Once
+	first func()
 }
 
-func (s *armedStore) CommitPolicy(ctx context.Context, base int64, changes []gatehouse.Change, events []gatehouse.AuditEvent) (int64, error) {
+func (s *interposed) CommitPolicy(ctx context.Context, base int64, changes []gatehouse.Change, events []gatehouse.AuditEvent) (int64, error) {
 	if s.armed.Load() {
-		return s.interposed.CommitPolicy(ctx, base, changes, events)
+		s.once.Do(s.first)
 	}
-	return s.interposed.Store.CommitPolicy(ctx, base, changes, events)
+	return s.Store.CommitPolicy(ctx, base, changes, events)
 }
 
-// openInterposed returns a service on mem whose first commit after its
-// first write lets other's write, between, run first — a batch that loses
-// its commit to another instance.
-func openInterposed(t *testing.T, mem gatehouse.Store, between func()) (*Service, *armedStore) {
+// openInterposed returns a service on mem whose first commit once armed
+// lets between, another instance's write, run first — a batch or an apply
+// that loses its commit to another instance.
+func openInterposed(t *testing.T, mem gatehouse.Store, between func()) (*Service, *interposed) {
 	t.Helper()
-	armed := &armedStore{interposed: &interposed{Store: mem, first: between}}
-	s, err := Open(context.Background(), armed, Config{})
+	store := &interposed{Store: mem, first: between}
+	s, err := Open(context.Background(), store, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, armed
+	return s, store
+}
+
+// openReviewStore returns a memstore holding reviewPolicy and the service
+// that wrote it: the other instance of a race.
+func openReviewStore(t *testing.T) (gatehouse.Store, *Service) {
+	t.Helper()
+	mem := memstore.New()
+	s, err := Open(context.Background(), mem, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyReview(t, s)
+	return mem, s
 }
 
 // Writes queued in one batch are decided in queue order even when the
@@ -49,12 +66,7 @@ func TestBatchRetryDecidesInOrder(t *testing.T) {
 	ctx := context.Background()
 	t.Run("sections", func(t *testing.T) {
 		t.Parallel()
-		mem := memstore.New()
-		other, err := Open(ctx, mem, Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		applyReview(t, other)
+		mem, other := openReviewStore(t)
 		if _, _, err := other.PutObject(ctx, "test", gatehouse.KindPermission, "spare.perm", []byte(`{}`)); err != nil {
 			t.Fatal(err)
 		}
@@ -90,12 +102,7 @@ func TestBatchRetryDecidesInOrder(t *testing.T) {
 	})
 	t.Run("superusers", func(t *testing.T) {
 		t.Parallel()
-		mem := memstore.New()
-		other, err := Open(ctx, mem, Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		applyReview(t, other)
+		mem, other := openReviewStore(t)
 		if _, err := other.Promote(ctx, "test", "ann@example.com"); err != nil {
 			t.Fatal(err)
 		}

@@ -27,20 +27,7 @@ import (
 // change — and compiles once: a burst of a thousand role changes costs
 // a few compiles, not a thousand.
 func (s *Service) updateSection(ctx context.Context, actor, action string, kind gatehouse.Kind, fn func(p *gatehouse.Policy) error) (Result, error) {
-	w := &subjectWrite{ctx: ctx, actor: actor, action: action, section: kind, fn: fn}
-	s.queueMu.Lock()
-	s.sectionQueue = append(s.sectionQueue, w)
-	s.queueMu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !w.done {
-		s.queueMu.Lock()
-		batch := s.sectionQueue
-		s.sectionQueue = nil
-		s.queueMu.Unlock()
-		s.drain(batch, s.commitSections)
-	}
-	return w.res, w.err
+	return s.await(&subjectWrite{ctx: ctx, actor: actor, action: action, section: kind, fn: fn}, &s.sectionQueue, s.commitSections)
 }
 
 // drain commits the queued writes in order, in batches of at most

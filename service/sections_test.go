@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/memstore"
 	"github.com/gatehouse/gatehouse/policy"
-	"github.com/gatehouse/gatehouse/postgres/pgtest"
 )
 
 // sectionWrite is a PutObject (body set) or DeleteObject of an object of
@@ -70,25 +68,7 @@ func applyReview(t *testing.T, s *Service) {
 // batch — on every store, audited, the chain verifying.
 func TestBatchedSectionWrites(t *testing.T) {
 	t.Parallel()
-	stores := map[string]func(t *testing.T) *Service{
-		"memstore": func(t *testing.T) *Service {
-			s, err := Open(context.Background(), memstore.New(), Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		},
-		"sqlite": func(t *testing.T) *Service { return openSQLite(t, filepath.Join(t.TempDir(), "g.db")) },
-		"postgres": func(t *testing.T) *Service {
-			return openPostgres(t, pgtest.NewSchema(t, pgtest.DSN(t)))
-		},
-	}
-	for name, open := range stores {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			testBatchedSectionWrites(t, open(t))
-		})
-	}
+	onEveryStore(t, testBatchedSectionWrites)
 }
 
 func testBatchedSectionWrites(t *testing.T, s *Service) {

@@ -280,10 +280,7 @@ func BenchmarkFollowRoleChange(b *testing.B) {
 		ctx := context.Background()
 		role := p.Roles[0]
 		p = nil
-		bodies := [2]string{
-			fmt.Sprintf(`{"name": %q, "permissions": [%q]}`, role.Name, enginetest.PermissionName(1)),
-			fmt.Sprintf(`{"name": %q, "permissions": [%q, %q]}`, role.Name, enginetest.PermissionName(1), enginetest.PermissionName(2)),
-		}
+		bodies := roleBodies(role.Name)
 		var took []time.Duration
 		for b.Loop() {
 			if _, _, err := writer.PutObject(ctx, "bench", gatehouse.KindRole, role.Name, []byte(bodies[len(took)%2])); err != nil {
@@ -313,10 +310,7 @@ func BenchmarkRoleChange(b *testing.B) {
 	benchSizes(b, func(b *testing.B, _ gatehouse.Store, svc *service.Service, p *gatehouse.Policy) {
 		ctx := context.Background()
 		role := p.Roles[0]
-		bodies := [2]string{
-			fmt.Sprintf(`{"name": %q, "permissions": [%q]}`, role.Name, enginetest.PermissionName(1)),
-			fmt.Sprintf(`{"name": %q, "permissions": [%q, %q]}`, role.Name, enginetest.PermissionName(1), enginetest.PermissionName(2)),
-		}
+		bodies := roleBodies(role.Name)
 		var took []time.Duration
 		for b.Loop() {
 			start := time.Now()
@@ -346,8 +340,8 @@ func BenchmarkRoleBurst(b *testing.B) {
 			if i < len(p.Roles) {
 				names[i] = p.Roles[i].Name
 			}
-			bodies[0][i] = fmt.Sprintf(`{"name": %q, "permissions": [%q]}`, names[i], enginetest.PermissionName(1))
-			bodies[1][i] = fmt.Sprintf(`{"name": %q, "permissions": [%q, %q]}`, names[i], enginetest.PermissionName(1), enginetest.PermissionName(2))
+			b := roleBodies(names[i])
+			bodies[0][i], bodies[1][i] = b[0], b[1]
 		}
 		var versions, bursts int64
 		for b.Loop() {
@@ -367,4 +361,13 @@ func BenchmarkRoleBurst(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(bursts*burst), "ms/change")
 		b.ReportMetric(float64(versions)/float64(bursts), "versions/burst")
 	})
+}
+
+// roleBodies are the two bodies of role name the role benchmarks put in
+// turn: one permission, then two.
+func roleBodies(name string) [2]string {
+	return [2]string{
+		fmt.Sprintf(`{"name": %q, "permissions": [%q]}`, name, enginetest.PermissionName(1)),
+		fmt.Sprintf(`{"name": %q, "permissions": [%q, %q]}`, name, enginetest.PermissionName(1), enginetest.PermissionName(2)),
+	}
 }

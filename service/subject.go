@@ -37,18 +37,24 @@ import (
 // condition the snapshot never compiled — the change is Update's, which
 // runs fn again on a copy of the whole policy.
 func (s *Service) updateSubject(ctx context.Context, actor, action string, subject gatehouse.SubjectRef, fn func(p *gatehouse.Policy) error) (Result, error) {
-	w := &subjectWrite{ctx: ctx, actor: actor, action: action, subject: subject, fn: fn}
+	return s.await(&subjectWrite{ctx: ctx, actor: actor, action: action, subject: subject, fn: fn}, &s.queue, s.commitBatch)
+}
+
+// await queues w on queue, waits for the writers' lock and, unless the
+// writer before it committed w, commits with commit every write queued by
+// then (drain); it returns w's result.
+func (s *Service) await(w *subjectWrite, queue *[]*subjectWrite, commit func(batch []*subjectWrite) int) (Result, error) {
 	s.queueMu.Lock()
-	s.queue = append(s.queue, w)
+	*queue = append(*queue, w)
 	s.queueMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !w.done {
 		s.queueMu.Lock()
-		batch := s.queue
-		s.queue = nil
+		batch := *queue
+		*queue = nil
 		s.queueMu.Unlock()
-		s.drain(batch, s.commitBatch)
+		s.drain(batch, commit)
 	}
 	return w.res, w.err
 }
